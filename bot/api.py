@@ -1,0 +1,329 @@
+"""Client for the asynchronous image API: typed answers, typed errors, result extraction.
+
+Every HTTP request to the image API lives here. Errors are values the runner can act on; their
+messages never contain the API key (the key only ever travels in a request header).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+RUNNING_STATUSES = frozenset({"pending", "ready", "assigned", "processing"})
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "timeout"})
+ASPECT_RATIOS = ("1:1", "2:3", "3:2", "9:16", "16:9")
+MAX_PROMPT_CHARS = 5000
+MAX_REFERENCE_IMAGES = 5
+MAX_IMAGES_PER_RESULT = 10
+
+
+class ApiError(Exception):
+    """Base of every error the client raises; `reason` is safe to show a user."""
+
+    retryable = False
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BadKeyError(ApiError):
+    """401/403: the key is wrong or the account unfunded; the operator must act."""
+
+
+class RefusedError(ApiError):
+    """400: the API refused the request; `reason` is its sanitized message."""
+
+
+class RateLimitedError(ApiError):
+    """429: come back after `retry_after` seconds (None when the API did not say)."""
+
+    retryable = True
+
+    def __init__(self, reason: str, retry_after: float | None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class TransientError(ApiError):
+    """5xx, timeout or connection trouble. `reached_server` is False only when the request
+    certainly never arrived (connection refused, 503), which is what makes a submit safe to retry."""
+
+    retryable = True
+
+    def __init__(self, reason: str, *, reached_server: bool) -> None:
+        super().__init__(reason)
+        self.reached_server = reached_server
+
+
+class TaskNotFoundError(ApiError):
+    """404 on a poll: the API does not know the task (any more)."""
+
+
+class MalformedAnswerError(ApiError):
+    """The API answered 200 with something that is not the documented shape."""
+
+    retryable = True
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    task_id: str
+    status: str
+    result: Any
+    error_message: str | None
+    error_code: int | None
+    trace_id: str | None
+    created_at: str | None
+    finished_at: str | None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def is_running(self) -> bool:
+        return not self.is_final
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2060-\u206f]")
+_SPACES = re.compile(r"\s+")
+
+
+def sanitize(text: object, secrets: Sequence[str] = (), limit: int = 300) -> str:
+    """Make an API-provided string safe to show: one line, no control characters, bounded,
+    no secret in it, and no `@` that could look like a mention."""
+    value = "" if text is None else str(text)
+    for secret in secrets:
+        if secret:
+            value = value.replace(secret, "[redacted]")
+    value = _CONTROL.sub(" ", value)
+    value = _SPACES.sub(" ", value).strip()
+    value = value.replace("@", "@\u200b").replace("`", "'")
+    if len(value) > limit:
+        value = value[: limit - 1].rstrip() + "…"
+    return value
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    # A hostile or broken header must not park a job for a day.
+    return None if math.isnan(seconds) else min(max(seconds, 0.0), 300.0)
+
+
+class ImageApi:
+    """One instance per process, sharing the process's single aiohttp session."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: str,
+        model: str,
+        *,
+        timeout: float = 30.0,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._key = api_key
+        self._model = model
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
+
+    async def submit(self, prompt: str, aspect_ratio: str | None, images: Sequence[str] = ()) -> str:
+        """Start a task and return its id. See `TransientError.reached_server` before retrying."""
+        body: dict[str, Any] = {"prompt": prompt, "model": self._model}
+        if aspect_ratio:
+            body["aspectRatio"] = aspect_ratio
+        if images:
+            body["images"] = list(images)
+        data = await self._request("POST", "/xai/images", json_body=body, submitting=True)
+        task_id = data.get("taskId") if isinstance(data, dict) else None
+        if not isinstance(task_id, str) or not task_id.strip():
+            # The API took the request but gave no usable id: it may be running and billed.
+            raise MalformedAnswerError("the image service accepted the request but returned no task id")
+        log.info("submitted task %s", task_id)
+        return task_id
+
+    async def poll(self, task_id: str) -> TaskStatus:
+        data = await self._request("GET", "/xai/tasks", params={"taskId": task_id})
+        if not isinstance(data, dict):
+            raise MalformedAnswerError("the image service sent a status that is not an object")
+        status = data.get("status")
+        if not isinstance(status, str) or status.lower() not in RUNNING_STATUSES | FINAL_STATUSES:
+            raise MalformedAnswerError(
+                f"the image service sent an unknown status {sanitize(status, limit=40)!r}"
+            )
+        code = data.get("errorCode")
+        answer = TaskStatus(
+            task_id=str(data.get("taskId") or task_id),
+            status=status.lower(),
+            result=data.get("result"),
+            error_message=sanitize(data["errorMessage"], [self._key]) if data.get("errorMessage") else None,
+            error_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+            trace_id=str(data["traceId"]) if data.get("traceId") else None,
+            created_at=str(data["createdAt"]) if data.get("createdAt") else None,
+            finished_at=str(data["finishedAt"]) if data.get("finishedAt") else None,
+        )
+        log.debug("task %s is %s (trace %s)", task_id, answer.status, answer.trace_id)
+        return answer
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        submitting: bool = False,
+    ) -> Any:
+        url = self._base + path
+        try:
+            async with self._session.request(
+                method, url, json=json_body, params=params, headers=self._headers(), timeout=self._timeout
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                trace = response.headers.get("X-Trace-Id") or response.headers.get("traceId")
+        except aiohttp.ClientConnectorError:
+            raise TransientError("the image service could not be reached", reached_server=False) from None
+        except TimeoutError:
+            raise TransientError("the image service did not answer in time", reached_server=True) from None
+        except aiohttp.ClientError as exc:
+            raise TransientError(
+                f"the connection to the image service failed ({type(exc).__name__})", reached_server=True
+            ) from None
+
+        payload = _decode_json(raw)
+        if status == 200:
+            return payload
+        message = sanitize(_error_text(payload) or raw[:200].decode("utf-8", "replace"), [self._key])
+        log.log(
+            logging.ERROR if status in (401, 403) else logging.WARNING,
+            "image API %s %s answered %s%s: %s",
+            method,
+            path,
+            status,
+            f" (trace {trace})" if trace else "",
+            message or "no message",
+        )
+        if status in (401, 403):
+            raise BadKeyError("the image service refused our API key")
+        if status in {400, 422}:
+            raise RefusedError(message or "the image service refused the request")
+        if status == 404 and not submitting:
+            raise TaskNotFoundError("the image service no longer knows this task")
+        if status == 429:
+            raise RateLimitedError("the image service is busy (rate limited)", retry_after)
+        if status == 503:
+            # The gateway sheds load before processing: the request did not start a task.
+            raise TransientError("the image service is temporarily unavailable", reached_server=False)
+        if status >= 500:
+            raise TransientError(f"the image service had an error (HTTP {status})", reached_server=True)
+        raise MalformedAnswerError(f"the image service answered HTTP {status}")
+
+
+def _decode_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _error_text(payload: Any) -> str | None:
+    if isinstance(payload, dict):
+        for key in ("message", "errorMessage", "error", "detail", "msg"):
+            value = payload.get(key)
+            if isinstance(value, str) and value.strip():
+                return value
+            if isinstance(value, dict):
+                nested = _error_text(value)
+                if nested:
+                    return nested
+    return None
+
+
+@dataclass(frozen=True)
+class ResultImage:
+    """One image found in a task result: a URL to download, or inline base64 data."""
+
+    url: str | None = None
+    b64: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """What the job row stores: the URL, or a data URI for inline images."""
+        if self.url is not None:
+            return self.url
+        return f"data:image/png;base64,{self.b64}"
+
+
+_B64_KEYS = ("b64_json", "b64", "base64", "image_base64")
+_MAX_DEPTH = 5
+
+
+def extract_images(result: Any) -> list[ResultImage]:
+    """Find every image in an undocumented `result`, in order, without duplicates.
+
+    Handles lists of URL strings under any key, objects with `url`, OpenAI-style `data[]`, base64
+    `b64_json`, data URIs, and nesting a few levels deep.
+    """
+    found: list[ResultImage] = []
+    seen: set[str] = set()
+    for image in _walk(result, 0):
+        key = image.ref
+        if key not in seen:
+            seen.add(key)
+            found.append(image)
+        if len(found) >= MAX_IMAGES_PER_RESULT:
+            break
+    return found
+
+
+def _walk(node: Any, depth: int) -> Iterator[ResultImage]:
+    if depth > _MAX_DEPTH:
+        return
+    if isinstance(node, str):
+        image = _from_string(node)
+        if image is not None:
+            yield image
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item, depth + 1)
+    elif isinstance(node, dict):
+        for key in _B64_KEYS:
+            value = node.get(key)
+            if isinstance(value, str) and len(value) > 32:
+                yield ResultImage(b64=value.split(",", 1)[1] if value.startswith("data:") else value)
+        for value in node.values():
+            yield from _walk(value, depth + 1)
+
+
+def _from_string(value: str) -> ResultImage | None:
+    text = value.strip()
+    if text.startswith(("https://", "http://")) and " " not in text:
+        return ResultImage(url=text)
+    if text.startswith("data:image/") and ";base64," in text:
+        return ResultImage(b64=text.split(",", 1)[1])
+    return None

@@ -1,0 +1,237 @@
+"""Settings from the environment (and a `.env` file), validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+DEFAULT_BASE_URL = "https://api.mountsea.ai"
+DEFAULT_MODEL = "grok-imagine-image"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A missing or malformed setting; its text is the one line shown to the operator."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord_token: Secret | None
+    api_key: Secret
+    base_url: str = DEFAULT_BASE_URL
+    model: str = DEFAULT_MODEL
+    database_path: Path = Path("data/bot.db")
+    dev_guild_id: int | None = None
+    log_level: str = "INFO"
+    # Tuning knobs: every one is documented in .env.example and the README.
+    poll_min_interval: float = 1.0
+    poll_max_interval: float = 15.0
+    job_time_limit: float = 600.0
+    poll_concurrency: int = 16
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    max_result_bytes: int = 50 * 1024 * 1024
+    request_timeout: float = 30.0
+    status_update_interval: float = 3.0
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so log filters can redact them wherever they appear."""
+        values = [self.api_key.reveal()]
+        if self.discord_token:
+            values.append(self.discord_token.reveal())
+        return [v for v in values if v]
+
+
+_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{20,}$")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse KEY=VALUE lines; comments, blank lines, `export` and quotes are allowed."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return values
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the .env file ({exc.strerror})") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _ENV_LINE.match(line)
+        if match is None:
+            raise ConfigError(str(path), f"line {number} is not KEY=VALUE")
+        key, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values
+
+
+def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], default: T, problem: str) -> T:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return convert(raw)
+    except ValueError:
+        raise ConfigError(name, f"{problem} (got {raw[:40]!r})") from None
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(raw)
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _snowflake(raw: str) -> int:
+    if not raw.isdigit() or not 15 <= len(raw) <= 21:
+        raise ValueError(raw)
+    return int(raw)
+
+
+def _base_url(raw: str) -> str:
+    if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", raw):
+        raise ValueError(raw)
+    return raw.rstrip("/")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = Path(".env"),
+    *,
+    require_token: bool = True,
+    require_api_key: bool = True,
+) -> Settings:
+    """Merge `.env` under the real environment and validate every value once."""
+    env: dict[str, str] = {}
+    if env_file is not None:
+        env.update(read_env_file(env_file))
+    env.update(os.environ if environ is None else environ)
+
+    token_raw = env.get("DISCORD_TOKEN", "").strip()
+    token: Secret | None = None
+    if require_token and not token_raw:
+        raise ConfigError(
+            "DISCORD_TOKEN",
+            "is not set; create a bot at https://discord.com/developers/applications "
+            "(your app → Bot → Reset Token) and put the token in the environment or .env",
+        )
+    if token_raw:
+        if token_raw.lower().startswith("bot "):
+            token_raw = token_raw[4:].strip()
+        if not _TOKEN_SHAPE.match(token_raw):
+            raise ConfigError(
+                "DISCORD_TOKEN",
+                "does not look like a bot token (three dot-separated parts); copy it again from "
+                "the Developer Portal (your app → Bot → Reset Token)",
+            )
+        token = Secret(token_raw)
+
+    key_raw = env.get("MOUNTSEA_API_KEY", "").strip()
+    if require_api_key and not key_raw:
+        raise ConfigError(
+            "MOUNTSEA_API_KEY",
+            "is not set; put your Mountsea API key in the environment or .env "
+            "(or run `python -m bot sandbox` and use its key to try the bot offline)",
+        )
+    if any(ch.isspace() for ch in key_raw):
+        raise ConfigError("MOUNTSEA_API_KEY", "contains whitespace; paste the key alone")
+
+    log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in LOG_LEVELS:
+        raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)} (got {log_level[:20]!r})")
+
+    model = env.get("MOUNTSEA_MODEL", "").strip() or DEFAULT_MODEL
+    database = env.get("DATABASE_PATH", "").strip() or "data/bot.db"
+
+    settings = Settings(
+        discord_token=token,
+        api_key=Secret(key_raw),
+        base_url=_parse(env, "MOUNTSEA_BASE_URL", _base_url, DEFAULT_BASE_URL, "must be an http(s) URL"),
+        model=model,
+        database_path=Path(database),
+        dev_guild_id=_parse(env, "DEV_GUILD_ID", _snowflake, None, "must be a server id (a long number)"),
+        log_level=log_level,
+        poll_min_interval=_parse(
+            env, "POLL_MIN_INTERVAL", _positive_float, 1.0, "must be a positive number of seconds"
+        ),
+        poll_max_interval=_parse(
+            env, "POLL_MAX_INTERVAL", _positive_float, 15.0, "must be a positive number of seconds"
+        ),
+        job_time_limit=_parse(
+            env, "JOB_TIME_LIMIT", _positive_float, 600.0, "must be a positive number of seconds"
+        ),
+        poll_concurrency=_parse(
+            env, "POLL_CONCURRENCY", _positive_int, 16, "must be a positive whole number"
+        ),
+        max_attachment_bytes=_parse(
+            env,
+            "MAX_ATTACHMENT_MB",
+            lambda raw: int(_positive_float(raw) * 1024 * 1024),
+            10 * 1024 * 1024,
+            "must be a positive number of megabytes",
+        ),
+        max_result_bytes=_parse(
+            env,
+            "MAX_RESULT_MB",
+            lambda raw: int(_positive_float(raw) * 1024 * 1024),
+            50 * 1024 * 1024,
+            "must be a positive number of megabytes",
+        ),
+        request_timeout=_parse(
+            env, "REQUEST_TIMEOUT", _positive_float, 30.0, "must be a positive number of seconds"
+        ),
+        status_update_interval=_parse(
+            env, "STATUS_UPDATE_INTERVAL", _positive_float, 3.0, "must be a positive number of seconds"
+        ),
+    )
+    if settings.poll_min_interval > settings.poll_max_interval:
+        raise ConfigError("POLL_MIN_INTERVAL", "must not be larger than POLL_MAX_INTERVAL")
+    return settings

@@ -1,0 +1,157 @@
+"""Where the core meets discord.py: turns job progress and outcomes into Discord messages."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot import messages
+from bot.delivery import ImageFile, fit_to_limit
+from bot.jobs import DeliveryReceipt
+from bot.models import Job, Stage
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+NO_PINGS = discord.AllowedMentions.none()
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+
+
+class DiscordSink:
+    """Delivers through the interaction while its token lasts, and the channel otherwise.
+
+    The finished image goes to the channel as a new message (so the member sees it arrive where
+    the conversation is), and the status message becomes a pointer to it. If the bot may not post
+    in the channel, the image goes into the interaction's own message instead; if that token has
+    expired too, into a DM.
+    """
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    def _webhook(self, job: Job) -> discord.Webhook:
+        assert job.application_id is not None and job.interaction_token is not None
+        return discord.Webhook.partial(job.application_id, job.interaction_token, client=self.bot)
+
+    def _token_ok(self, job: Job) -> bool:
+        return job.message_id is not None and job.token_usable(self.bot.clock.time())
+
+    async def _edit_status(
+        self, job: Job, content: str, files: list[discord.File] | None = None
+    ) -> int | None:
+        assert job.message_id is not None
+        message = await self._webhook(job).edit_message(
+            job.message_id, content=content, attachments=files or [], allowed_mentions=NO_PINGS
+        )
+        return message.id
+
+    async def progress(self, job: Job, stage: Stage, elapsed: float, typical: float | None) -> None:
+        if not self._token_ok(job):
+            return  # after 15 minutes the status message can no longer be edited; the result still comes
+        await self._edit_status(job, messages.status_text(job, stage, elapsed, typical))
+
+    def _upload_limit(self, job: Job) -> int:
+        guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
+        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+
+    async def _prepare(
+        self, job: Job, images: list[ImageFile]
+    ) -> tuple[list[discord.File], list[tuple[str, str]]]:
+        limit = self._upload_limit(job)
+        files: list[discord.File] = []
+        links: list[tuple[str, str]] = []
+        for index, image in enumerate(images, start=1):
+            if image.data is None:
+                if image.url:
+                    links.append((image.url, image.error or "download failed"))
+                continue
+            # Pillow work is CPU-bound: keep it off the event loop.
+            fitted = await asyncio.to_thread(fit_to_limit, image.data, image.content_type, limit)
+            if fitted is None:
+                if image.url:
+                    links.append((image.url, "too large to upload here"))
+                continue
+            extension = "jpg" if fitted.content_type == "image/jpeg" else image.extension
+            name = f"imagine-{job.id}-{index}.{extension}"
+            files.append(discord.File(io.BytesIO(fitted.data), filename=name))
+        return files, links
+
+    async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt:
+        await self.bot.wait_until_ready()
+        files, links = await self._prepare(job, images)
+        content = messages.done_text(job, elapsed, len(files) or len(images))
+        if links:
+            content += "\n" + messages.links_note(links)
+        if not files and not links:
+            return await self.fail(job, "The image could not be downloaded from the image service.")
+        try:
+            posted = await self._post_in_channel(job, content, files)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.warning("job %s: cannot post in channel %s (%s)", job.id, job.channel_id, exc.status)
+            for file in files:
+                file.reset()
+            return await self._deliver_elsewhere(job, content, files)
+        if self._token_ok(job):
+            try:
+                await self._edit_status(job, messages.done_pointer(elapsed, posted.jump_url))
+            except discord.HTTPException as exc:
+                log.info("job %s: could not update the status message (%s)", job.id, exc.status)
+        return DeliveryReceipt("channel", posted.id)
+
+    async def _post_in_channel(self, job: Job, content: str, files: list[discord.File]) -> discord.Message:
+        """Post in the job's channel; raises discord.Forbidden/NotFound when that is not possible."""
+        channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
+        if job.message_id is None:
+            return await channel.send(content, files=files, allowed_mentions=NO_PINGS)
+        # A reply to the status message: the member sees at once which request this answers.
+        reference = discord.MessageReference(
+            message_id=job.message_id, channel_id=channel.id, guild_id=job.guild_id, fail_if_not_exists=False
+        )
+        return await channel.send(content, files=files, allowed_mentions=NO_PINGS, reference=reference)
+
+    async def _deliver_elsewhere(self, job: Job, content: str, files: list[discord.File]) -> DeliveryReceipt:
+        """The channel refused us: use the interaction's own message, else a DM."""
+        if self._token_ok(job):
+            try:
+                message_id = await self._edit_status(job, content, files)
+            except discord.HTTPException as exc:
+                log.warning("job %s: the interaction refused the result too (%s)", job.id, exc.status)
+                for file in files:
+                    file.reset()
+            else:
+                return DeliveryReceipt("interaction", message_id)
+        return await self._direct_message(job, content, files)
+
+    async def _direct_message(self, job: Job, content: str, files: list[discord.File]) -> DeliveryReceipt:
+        if job.user_id is None:
+            return DeliveryReceipt("undeliverable")
+        try:
+            user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+            note = "I could not post in the channel where you asked, so here it is.\n"
+            sent = await user.send(note + content, files=files, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            log.warning("job %s: could not DM the requester either (%s)", job.id, exc.status)
+            return DeliveryReceipt("undeliverable")
+        return DeliveryReceipt("dm", sent.id)
+
+    async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
+        await self.bot.wait_until_ready()
+        content = messages.failure_text(job, reason)
+        if self._token_ok(job):
+            try:
+                message_id = await self._edit_status(job, content)
+            except discord.HTTPException as exc:
+                log.info("job %s: could not edit the status message (%s)", job.id, exc.status)
+            else:
+                return DeliveryReceipt("interaction", message_id)
+        try:
+            posted = await self._post_in_channel(job, content, [])
+        except (discord.Forbidden, discord.NotFound):
+            return await self._direct_message(job, content, [])
+        return DeliveryReceipt("channel", posted.id)

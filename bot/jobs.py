@@ -1,0 +1,412 @@
+"""The job runner: persist, submit, follow every running task in one poll loop, hand outcomes to a sink.
+
+No Discord here: the bot, the terminal command and the benchmark each plug in their own sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+
+from bot.api import (
+    BadKeyError,
+    ImageApi,
+    MalformedAnswerError,
+    RateLimitedError,
+    RefusedError,
+    TaskNotFoundError,
+    TaskStatus,
+    TransientError,
+    extract_images,
+)
+from bot.clock import Clock, SystemClock
+from bot.delivery import DownloadError, ImageFile, download_image
+from bot.models import ImageRequest, Job, JobStatus, Origin, Stage
+from bot.schedule import PollSchedule, typical_duration
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+# What the requester reads when a job ends without an image. Never a raw payload or a traceback.
+MSG_UNAVAILABLE = "The image service is unavailable right now. The bot's operator has been told."
+MSG_UNREACHABLE = "The image service could not be reached, so nothing was started. Please try again shortly."
+MSG_BUSY = "The image service is too busy right now, so nothing was started. Please try again in a minute."
+MSG_UNKNOWN = (
+    "The image service did not confirm that it received this request, so the bot cannot follow it. "
+    "It was not retried, so that you are not charged twice. Please try again."
+)
+MSG_INTERRUPTED = (
+    "The bot restarted while sending this request, and cannot tell whether the image service received "
+    "it. It was not sent again, so that you are not charged twice. Please try again."
+)
+MSG_NO_IMAGE = "The image service finished but returned no image."
+MSG_LOST = "The image service no longer knows this request."
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """How the outcome reached the requester (`channel`, `interaction`, `dm`, `file`, ...)."""
+
+    delivery: str
+    message_id: int | None = None
+
+
+class JobSink(Protocol):
+    async def progress(self, job: Job, stage: Stage, elapsed: float, typical: float | None) -> None: ...
+
+    async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt: ...
+
+    async def fail(self, job: Job, reason: str) -> DeliveryReceipt: ...
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    time_limit: float = 600.0
+    concurrency: int = 16
+    max_result_bytes: int = 50 * 1024 * 1024
+    status_update_interval: float = 3.0
+    submit_attempts: int = 3
+    submit_backoff: float = 2.0
+    idle_wait: float = 30.0
+    lease: float = 120.0
+    shutdown_grace: float = 5.0
+    download_attempts: int = 3
+    history_size: int = 50
+
+
+def _end_reason(status: TaskStatus) -> str:
+    detail = f": {status.error_message}" if status.error_message else ""
+    if status.status == "cancelled":
+        return f"The image service cancelled this request{detail}."
+    if status.status == "timeout":
+        return f"The image service timed out on this request{detail}."
+    return f"The image service could not make this image{detail or '.'}"
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: Store,
+        api: ImageApi,
+        session: aiohttp.ClientSession,
+        sink: JobSink,
+        config: RunnerConfig | None = None,
+        *,
+        schedule: PollSchedule | None = None,
+        source: str = "discord",
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.api = api
+        self.session = session
+        self.sink = sink
+        self.config = config or RunnerConfig()
+        self.schedule = schedule or PollSchedule()
+        self.source = source
+        self.clock: Clock = clock or SystemClock()
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._submits: set[asyncio.Task[Any]] = set()
+        self._workers: set[asyncio.Task[Any]] = set()
+        self._polling = 0
+        self._delivering: set[int] = set()
+        self._last_progress: dict[int, float] = {}
+        self._history: dict[bool, list[float]] = {}
+        self._closing = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume what a previous process left, then start the poll loop."""
+        history_text = await self.store.recent_durations(False, self.config.history_size)
+        history_refs = await self.store.recent_durations(True, self.config.history_size)
+        self._history = {False: history_text, True: history_refs}
+        await self._resume()
+        self._loop_task = asyncio.create_task(self._poll_loop(), name="job-poll-loop")
+
+    async def stop(self) -> None:
+        self._closing = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+        # A submit cut off now would leave its outcome unknown: give in-flight ones a moment.
+        if self._submits:
+            await asyncio.wait(set(self._submits), timeout=self.config.shutdown_grace)
+        pending = [t for t in (*self._submits, *self._workers) if not t.done()]
+        if self._loop_task is not None:
+            pending.append(self._loop_task)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], group: set[asyncio.Task[Any]]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        group.add(task)
+        task.add_done_callback(group.discard)
+        return task
+
+    # -- intake ----------------------------------------------------------------------------------
+
+    async def enqueue(self, request: ImageRequest, origin: Origin) -> Job:
+        """Write the job, then submit it in the background. The row exists before any HTTP call."""
+        job = await self.store.create_job(request, origin, self.clock.time())
+        log.info("job %s queued (guild %s, user %s)", job.id, job.guild_id, job.user_id)
+        self._spawn(self._submit(job), self._submits)
+        return job
+
+    def typical_duration(self, has_refs: bool) -> float | None:
+        return typical_duration(self._history.get(has_refs, []))
+
+    async def _submit(self, job: Job) -> None:
+        await self._progress(job, Stage.QUEUED, force=True)
+        await self.store.mark_submitting(job.id)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                task_id = await self.api.submit(job.prompt, job.aspect_ratio, job.reference_urls)
+            except RateLimitedError as exc:
+                if attempt >= self.config.submit_attempts:
+                    await self._end(job, JobStatus.FAILED, MSG_BUSY)
+                    return
+                await self._wait_before_resubmit(job, exc.retry_after or self.config.submit_backoff * attempt)
+                continue
+            except TransientError as exc:
+                if exc.reached_server:
+                    log.warning("job %s: submit outcome unknown (%s); not retrying", job.id, exc.reason)
+                    await self._end(job, JobStatus.UNKNOWN, MSG_UNKNOWN)
+                    return
+                if attempt >= self.config.submit_attempts:
+                    await self._end(job, JobStatus.FAILED, MSG_UNREACHABLE)
+                    return
+                await self._wait_before_resubmit(job, self.config.submit_backoff * attempt)
+                continue
+            except MalformedAnswerError as exc:
+                log.warning("job %s: %s", job.id, exc.reason)
+                await self._end(job, JobStatus.UNKNOWN, MSG_UNKNOWN)
+                return
+            except BadKeyError:
+                log.error(
+                    "job %s: the image API refused the key; check MOUNTSEA_API_KEY and the balance", job.id
+                )
+                await self._end(job, JobStatus.FAILED, MSG_UNAVAILABLE)
+                return
+            except RefusedError as exc:
+                await self._end(
+                    job, JobStatus.FAILED, f"The image service refused this request: {exc.reason}"
+                )
+                return
+            break
+        now = self.clock.time()
+        delay = self.schedule.next_delay(0.0, self._history.get(job.has_references, []))
+        await self.store.mark_running(job.id, task_id, now, now + delay)
+        job.status, job.task_id, job.submitted_at = JobStatus.RUNNING, task_id, now
+        self.wake()
+        await self._progress(job, Stage.SUBMITTED, force=True)
+
+    async def _wait_before_resubmit(self, job: Job, seconds: float) -> None:
+        # Back to QUEUED while waiting: the request certainly did not reach the API, so a restart
+        # during this wait may submit it again safely.
+        await self.store.set_status(job.id, JobStatus.QUEUED)
+        await asyncio.sleep(self.clock.real_seconds(seconds))
+        await self.store.mark_submitting(job.id)
+
+    # -- the poll loop -----------------------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        while not self._closing:
+            self._wake.clear()
+            now = self.clock.time()
+            free = self.config.concurrency - self._polling
+            try:
+                if free > 0:
+                    for job in await self.store.claim_due_jobs(self.source, now, free, self.config.lease):
+                        self._polling += 1
+                        self._spawn(self._poll_one(job), self._workers)
+                next_at = await self.store.next_poll_time(self.source)
+            except Exception:
+                log.exception("poll loop: database error; retrying")
+                next_at = now + 5.0
+            wait = self.config.idle_wait if next_at is None else max(0.0, next_at - now)
+            if self._polling >= self.config.concurrency:
+                wait = self.config.idle_wait  # a finishing poll wakes the loop
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.clock.real_seconds(wait))
+
+    async def _poll_one(self, job: Job) -> None:
+        try:
+            await self._poll(job)
+        except Exception:
+            # One job's bug must not kill the loop; the lease brings it back later.
+            log.exception("job %s: unexpected error while polling", job.id)
+        finally:
+            self._polling -= 1
+            self.wake()
+
+    async def _poll(self, job: Job) -> None:
+        assert job.task_id is not None and job.submitted_at is not None
+        now = self.clock.time()
+        age = now - job.submitted_at
+        if age > self.config.time_limit:
+            minutes = self.config.time_limit / 60
+            await self._end(
+                job,
+                JobStatus.TIMED_OUT,
+                f"The image took longer than {minutes:g} minutes, so the bot stopped waiting for it.",
+            )
+            return
+        history = self._history.get(job.has_references, [])
+        try:
+            status = await self.api.poll(job.task_id)
+        except RateLimitedError as exc:
+            await self._retry_poll(job, exc.retry_after)
+            return
+        except (TransientError, MalformedAnswerError, BadKeyError) as exc:
+            if isinstance(exc, BadKeyError):
+                log.error("job %s: the image API refused the key while polling", job.id)
+            await self._retry_poll(job, None)
+            return
+        except TaskNotFoundError:
+            if job.poll_errors >= 2:
+                await self._end(job, JobStatus.FAILED, MSG_LOST)
+            else:
+                await self._retry_poll(job, None)
+            return
+
+        now = self.clock.time()
+        if status.is_running:
+            delay = self.schedule.next_delay(now - job.submitted_at, history)
+            await self.store.record_poll(
+                job.id,
+                api_status=status.status,
+                trace_id=status.trace_id,
+                next_poll_at=now + delay,
+                poll_errors=0,
+            )
+            job.poll_count += 1
+            await self._progress(job, Stage.RENDERING)
+            return
+        log.info("job %s: task %s ended %s (trace %s)", job.id, job.task_id, status.status, status.trace_id)
+        if status.status != "completed":
+            await self._end(job, JobStatus.FAILED, _end_reason(status), trace_id=status.trace_id)
+            return
+        images = extract_images(status.result)
+        if not images:
+            await self._end(job, JobStatus.FAILED, MSG_NO_IMAGE, trace_id=status.trace_id)
+            return
+        refs = [image.ref for image in images]
+        await self.store.mark_completed(job.id, refs, now, status.trace_id)
+        self._learn(job.has_references, now - job.submitted_at)
+        job.status, job.result_urls, job.finished_at = JobStatus.COMPLETED, refs, now
+        await self._deliver(job)
+
+    async def _retry_poll(self, job: Job, retry_after: float | None) -> None:
+        errors = job.poll_errors + 1
+        backoff = min(self.schedule.max_interval * 4, self.schedule.min_interval * 2**errors)
+        delay = max(retry_after or 0.0, backoff)
+        await self.store.record_poll(
+            job.id, api_status=None, trace_id=None, next_poll_at=self.clock.time() + delay, poll_errors=errors
+        )
+
+    def _learn(self, has_refs: bool, duration: float) -> None:
+        history = self._history.setdefault(has_refs, [])
+        history.insert(0, duration)
+        del history[self.config.history_size :]
+
+    # -- outcomes ----------------------------------------------------------------------------------
+
+    async def _progress(self, job: Job, stage: Stage, *, force: bool = False) -> None:
+        now = self.clock.time()
+        last = self._last_progress.get(job.id)
+        if not force and last is not None and now - last < self.config.status_update_interval:
+            return
+        self._last_progress[job.id] = now
+        try:
+            await self.sink.progress(
+                job, stage, now - job.created_at, self.typical_duration(job.has_references)
+            )
+        except Exception:
+            log.exception("job %s: progress update failed", job.id)
+
+    async def _deliver(self, job: Job) -> None:
+        if job.id in self._delivering:
+            return
+        self._delivering.add(job.id)
+        try:
+            images = [await self._download(job, ref) for ref in job.result_urls]
+            elapsed = (job.finished_at or self.clock.time()) - job.created_at
+            receipt = await self._tell(job, lambda: self.sink.deliver(job, images, elapsed))
+            await self.store.mark_delivered(
+                job.id, delivery=receipt.delivery, result_message_id=receipt.message_id, now=self.clock.time()
+            )
+            log.info("job %s delivered via %s", job.id, receipt.delivery)
+        finally:
+            self._delivering.discard(job.id)
+            self._last_progress.pop(job.id, None)
+
+    async def _download(self, job: Job, ref: str) -> ImageFile:
+        last_error = "unknown error"
+        for attempt in range(1, self.config.download_attempts + 1):
+            try:
+                return await download_image(self.session, ref, max_bytes=self.config.max_result_bytes)
+            except DownloadError as exc:
+                last_error = str(exc)
+                log.warning("job %s: download attempt %s failed: %s", job.id, attempt, exc)
+                if attempt < self.config.download_attempts:
+                    await asyncio.sleep(self.clock.real_seconds(attempt))
+        url = None if ref.startswith("data:") else ref
+        return ImageFile(url=url, data=None, error=last_error)
+
+    async def _end(self, job: Job, status: JobStatus, reason: str, *, trace_id: str | None = None) -> None:
+        await self.store.mark_ended(job.id, status, reason, self.clock.time())
+        job.status, job.error = status, reason
+        log.info("job %s ended %s: %s", job.id, status.value, reason)
+        await self._tell_failure(job)
+
+    async def _tell_failure(self, job: Job) -> None:
+        reason = job.error or "The image could not be made."
+        receipt = await self._tell(job, lambda: self.sink.fail(job, reason))
+        await self.store.mark_delivered(
+            job.id, delivery=receipt.delivery, result_message_id=None, now=self.clock.time()
+        )
+        self._last_progress.pop(job.id, None)
+
+    async def _tell(self, job: Job, send: Any) -> DeliveryReceipt:
+        """Run a sink call, retrying a few times: a sink that keeps failing must not wedge the job."""
+        for attempt in range(1, 4):
+            try:
+                receipt: DeliveryReceipt = await send()
+            except Exception:
+                log.exception("job %s: telling the requester failed (attempt %s)", job.id, attempt)
+                if attempt < 3:
+                    await asyncio.sleep(self.clock.real_seconds(2.0 * attempt))
+            else:
+                return receipt
+        return DeliveryReceipt("undeliverable")
+
+    # -- restart -----------------------------------------------------------------------------------
+
+    async def _resume(self) -> None:
+        now = self.clock.time()
+        await self.store.reset_leases(self.source, now)
+        for job in await self.store.jobs_to_resume(self.source):
+            if job.status is JobStatus.QUEUED:
+                log.info("job %s: resubmitting a request that never left", job.id)
+                self._spawn(self._submit(job), self._submits)
+            elif job.status is JobStatus.SUBMITTING:
+                log.warning("job %s: submit was cut off by a restart; not resubmitting", job.id)
+                self._spawn(self._end(job, JobStatus.UNKNOWN, MSG_INTERRUPTED), self._workers)
+            elif job.status is JobStatus.COMPLETED:
+                log.info("job %s: delivering a finished image after a restart", job.id)
+                self._spawn(self._deliver(job), self._workers)
+            else:
+                self._spawn(self._tell_failure(job), self._workers)

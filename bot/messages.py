@@ -1,0 +1,106 @@
+"""Every text a member reads about a job. Pure functions: no Discord objects, easy to test."""
+
+from __future__ import annotations
+
+import re
+
+from bot.models import Job, Stage
+
+PROMPT_PREVIEW_CHARS = 300
+_MARKDOWN = re.compile(r"([\\*_~|`>#\[\]()])")
+
+
+def human_bytes(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / (1024 * 1024):.1f} MB".replace(".0 MB", " MB")
+
+
+def safe_name(filename: str) -> str:
+    """A filename fit to show inside backticks."""
+    cleaned = "".join(ch for ch in filename if ch.isprintable() and ch not in "`\n\r")
+    return (cleaned[:80] + "…") if len(cleaned) > 80 else (cleaned or "attachment")
+
+
+def quote_prompt(prompt: str, limit: int = PROMPT_PREVIEW_CHARS) -> str:
+    """The prompt as a block quote: markdown escaped, mentions defused, cut at a word boundary."""
+    text = " ".join(prompt.split())
+    if len(text) > limit:
+        cut = text[:limit].rsplit(" ", 1)[0]
+        text = (cut if len(cut) > limit // 2 else text[:limit]).rstrip() + " …"
+    text = _MARKDOWN.sub(r"\\\1", text)
+    # A zero-width space after @ keeps "@everyone" and "<@id>" from ever rendering as mentions.
+    text = text.replace("@", "@\u200b")
+    return "> " + text
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+def details_line(job: Job) -> str:
+    parts = [f"Aspect ratio: {job.aspect_ratio or 'default'}"]
+    refs = len(job.reference_urls)
+    if refs:
+        parts.append(f"{refs} reference image{'s' if refs != 1 else ''}")
+    return " · ".join(parts)
+
+
+def size_note(job: Job) -> str | None:
+    if job.reference_urls and job.aspect_ratio:
+        return "ℹ️ With reference images the output size follows the references, not the aspect ratio."
+    return None
+
+
+def status_text(job: Job, stage: Stage, elapsed: float, typical: float | None) -> str:
+    who = f"<@{job.user_id}>" if job.user_id else "you"
+    if stage is Stage.QUEUED:
+        head = f"⏳ **Queued** — sending the request for {who} to the image service…"
+    elif stage is Stage.SUBMITTED:
+        head = f"📨 **Submitted** — the image service has the request for {who}. Waiting for it to start…"
+    elif stage is Stage.RENDERING:
+        eta = f" (usually about {duration(typical)})" if typical else ""
+        head = f"🎨 **Rendering** for {who} — {duration(elapsed)} so far{eta}…"
+    else:
+        head = f"📦 **Almost there** — uploading the image for {who}…"
+    lines = [head, quote_prompt(job.prompt, 150), details_line(job)]
+    note = size_note(job)
+    if note:
+        lines.append(note)
+    return "\n".join(lines)
+
+
+def done_text(job: Job, elapsed: float, count: int) -> str:
+    who = f"<@{job.user_id}>" if job.user_id else "you"
+    noun = "image" if count == 1 else f"{count} images"
+    lines = [
+        f"🖼️ Here is your {noun}, {who} — made in {duration(elapsed)}.",
+        quote_prompt(job.prompt),
+        details_line(job),
+    ]
+    note = size_note(job)
+    if note:
+        lines.append(note)
+    return "\n".join(lines)
+
+
+def done_pointer(elapsed: float, jump_url: str) -> str:
+    return f"✅ **Done** in {duration(elapsed)} — your image is here: {jump_url}"
+
+
+def failure_text(job: Job, reason: str) -> str:
+    who = f"<@{job.user_id}>" if job.user_id else "you"
+    return "\n".join([f"❌ Sorry {who}, no image this time. {reason}", quote_prompt(job.prompt, 150)])
+
+
+def links_note(failed: list[tuple[str, str]]) -> str:
+    """For images that could not be uploaded: the link, with why."""
+    lines = ["Some images could not be uploaded here, so here are their links (they may expire):"]
+    lines += [f"• <{url}> ({why})" for url, why in failed]
+    return "\n".join(lines)

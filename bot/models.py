@@ -1,0 +1,139 @@
+"""Plain data that travels between the Discord side, the runner and the store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"  # written, not yet sent: safe to submit after a restart
+    SUBMITTING = "submitting"  # the submit is in flight: after a crash its outcome is unknown
+    RUNNING = "running"  # the API gave a task id; the poll loop follows it
+    COMPLETED = "completed"  # images known, not yet delivered
+    DELIVERED = "delivered"
+    FAILED = "failed"  # the API refused, failed, cancelled or returned no image
+    TIMED_OUT = "timed_out"  # our own time limit ran out
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"  # the submit may or may not have started a task: never resubmitted
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_JOB_STATUSES
+
+
+FINAL_JOB_STATUSES = frozenset(
+    {JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED, JobStatus.UNKNOWN}
+)
+
+
+class Stage(StrEnum):
+    """What the requester is told while a job runs."""
+
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    RENDERING = "rendering"
+    DELIVERING = "delivering"
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """A validated request, free of any Discord type."""
+
+    prompt: str
+    aspect_ratio: str | None = None
+    reference_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from and where its outcome goes back to."""
+
+    source: str = "discord"  # discord | cli | bench: a runner only resumes its own
+    guild_id: int | None = None
+    channel_id: int | None = None
+    user_id: int | None = None
+    interaction_id: int | None = None
+    application_id: int | None = None
+    interaction_token: str | None = None
+    token_expires_at: float | None = None
+    message_id: int | None = None
+
+
+@dataclass
+class Job:
+    id: int
+    source: str
+    status: JobStatus
+    prompt: str
+    aspect_ratio: str | None
+    reference_urls: list[str]
+    guild_id: int | None
+    channel_id: int | None
+    user_id: int | None
+    interaction_id: int | None
+    application_id: int | None
+    interaction_token: str | None
+    token_expires_at: float | None
+    message_id: int | None
+    task_id: str | None
+    trace_id: str | None
+    api_status: str | None
+    created_at: float
+    submitted_at: float | None
+    finished_at: float | None
+    delivered_at: float | None
+    poll_count: int
+    poll_errors: int
+    next_poll_at: float | None
+    error: str | None
+    result_urls: list[str] = field(default_factory=list)
+    delivery: str | None = None
+    result_message_id: int | None = None
+
+    @property
+    def has_references(self) -> bool:
+        return bool(self.reference_urls)
+
+    @property
+    def kind(self) -> str:
+        """Jobs of one kind take alike long; the poll schedule learns per kind."""
+        return "edit" if self.reference_urls else "text"
+
+    def token_usable(self, now: float, margin: float = 30.0) -> bool:
+        return bool(self.interaction_token) and (self.token_expires_at or 0) - margin > now
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        return cls(
+            id=row["id"],
+            source=row["source"],
+            status=JobStatus(row["status"]),
+            prompt=row["prompt"],
+            aspect_ratio=row["aspect_ratio"],
+            reference_urls=json.loads(row["reference_urls"] or "[]"),
+            guild_id=row["guild_id"],
+            channel_id=row["channel_id"],
+            user_id=row["user_id"],
+            interaction_id=row["interaction_id"],
+            application_id=row["application_id"],
+            interaction_token=row["interaction_token"],
+            token_expires_at=row["token_expires_at"],
+            message_id=row["message_id"],
+            task_id=row["task_id"],
+            trace_id=row["trace_id"],
+            api_status=row["api_status"],
+            created_at=row["created_at"],
+            submitted_at=row["submitted_at"],
+            finished_at=row["finished_at"],
+            delivered_at=row["delivered_at"],
+            poll_count=row["poll_count"] or 0,
+            poll_errors=row["poll_errors"] or 0,
+            next_poll_at=row["next_poll_at"],
+            error=row["error"],
+            result_urls=json.loads(row["result_urls"] or "[]"),
+            delivery=row["delivery"],
+            result_message_id=row["result_message_id"],
+        )

@@ -1,0 +1,107 @@
+"""/imagine: validate the input, acknowledge at once, hand the request to the job runner."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.api import MAX_PROMPT_CHARS
+from bot.discord_sink import NO_PINGS
+from bot.models import Origin
+from bot.validation import AttachmentInfo, InputRefused, validate_request
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+# Interaction tokens live 15 minutes; the sink keeps a safety margin of its own.
+TOKEN_LIFETIME = timedelta(minutes=15)
+
+ASPECT_CHOICES = [
+    app_commands.Choice(name="Square 1:1", value="1:1"),
+    app_commands.Choice(name="Portrait 2:3", value="2:3"),
+    app_commands.Choice(name="Landscape 3:2", value="3:2"),
+    app_commands.Choice(name="Tall 9:16", value="9:16"),
+    app_commands.Choice(name="Wide 16:9", value="16:9"),
+]
+
+
+def _attachment_info(attachment: discord.Attachment) -> AttachmentInfo:
+    # The URL is passed on exactly as Discord gives it: its signed query string is what lets the
+    # image service download it.
+    return AttachmentInfo(
+        filename=attachment.filename,
+        content_type=attachment.content_type,
+        size=attachment.size,
+        url=attachment.url,
+    )
+
+
+class Imagine(commands.Cog):
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(
+        name="imagine", description="Make an image from a prompt (and optional reference images)"
+    )
+    @app_commands.guild_only()
+    @app_commands.describe(
+        prompt="What the image should show",
+        aspect_ratio="Shape of the image (ignored when reference images decide the size)",
+        image1="A reference image to edit or draw from",
+        image2="Another reference image",
+        image3="Another reference image",
+        image4="Another reference image",
+        image5="Another reference image",
+    )
+    @app_commands.choices(aspect_ratio=ASPECT_CHOICES)
+    async def imagine(  # noqa: PLR0917 - Discord passes options as arguments
+        self,
+        interaction: discord.Interaction[ImagineBot],
+        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        aspect_ratio: app_commands.Choice[str] | None = None,
+        image1: discord.Attachment | None = None,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+    ) -> None:
+        attachments = [a for a in (image1, image2, image3, image4, image5) if a is not None]
+        try:
+            request = validate_request(
+                prompt,
+                aspect_ratio.value if aspect_ratio else None,
+                [_attachment_info(a) for a in attachments],
+                max_attachment_bytes=self.bot.settings.max_attachment_bytes,
+            )
+        except InputRefused as refusal:
+            await interaction.response.send_message(str(refusal), ephemeral=True, allowed_mentions=NO_PINGS)
+            return
+
+        # Acknowledge first: Discord allows 3 seconds, and the member sees "thinking…" at once.
+        callback = await interaction.response.defer(thinking=True)
+        message_id = callback.message_id if callback is not None else None
+        if message_id is None:
+            message_id = (await interaction.original_response()).id
+        origin = Origin(
+            source="discord",
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            user_id=interaction.user.id,
+            interaction_id=interaction.id,
+            application_id=interaction.application_id,
+            interaction_token=interaction.token,
+            token_expires_at=interaction.created_at.timestamp() + TOKEN_LIFETIME.total_seconds(),
+            message_id=message_id,
+        )
+        await self.bot.runner.enqueue(request, origin)
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Imagine(bot))

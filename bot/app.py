@@ -98,7 +98,7 @@ class ImagineBot(commands.Bot):
             self.session,
             DiscordSink(self),
             self.runner_config(),
-            schedule=PollSchedule(min_interval=s.poll_min_interval, max_interval=s.poll_max_interval),
+            schedule=PollSchedule(s.poll_min_interval, s.poll_max_interval, s.poll_first_delay),
             clock=self.clock,
         )
         for extension in EXTENSIONS:

@@ -121,7 +121,7 @@ async def run_imagine(
                 status_update_interval=0,
             ),
             schedule=PollSchedule(
-                min_interval=settings.poll_min_interval, max_interval=settings.poll_max_interval
+                settings.poll_min_interval, settings.poll_max_interval, settings.poll_first_delay
             ),
             # Its own source: this run must not pick up jobs of the bot or of another terminal.
             source=f"cli:{secrets.token_hex(4)}",

@@ -62,6 +62,7 @@ class Settings:
     # Tuning knobs: every one is documented in .env.example and the README.
     poll_min_interval: float = 1.0
     poll_max_interval: float = 15.0
+    poll_first_delay: float = 3.0
     job_time_limit: float = 600.0
     poll_concurrency: int = 16
     max_attachment_bytes: int = 10 * 1024 * 1024
@@ -204,6 +205,9 @@ def load_settings(
         ),
         poll_max_interval=_parse(
             env, "POLL_MAX_INTERVAL", _positive_float, 15.0, "must be a positive number of seconds"
+        ),
+        poll_first_delay=_parse(
+            env, "POLL_FIRST_DELAY", _positive_float, 3.0, "must be a positive number of seconds"
         ),
         job_time_limit=_parse(
             env, "JOB_TIME_LIMIT", _positive_float, 600.0, "must be a positive number of seconds"

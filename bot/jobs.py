@@ -134,9 +134,11 @@ class JobRunner:
         self._closing = True
         if self._loop_task is not None:
             self._loop_task.cancel()
-        # A submit cut off now would leave its outcome unknown: give in-flight ones a moment.
-        if self._submits:
-            await asyncio.wait(set(self._submits), timeout=self.config.shutdown_grace)
+        # A submit cut off now would leave its outcome unknown, and a delivery cut off between the
+        # upload and its row update would be repeated after a restart: give in-flight work a moment.
+        in_flight = self._submits | self._workers
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=self.config.shutdown_grace)
         pending = [t for t in (*self._submits, *self._workers) if not t.done()]
         if self._loop_task is not None:
             pending.append(self._loop_task)

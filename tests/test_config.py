@@ -1,0 +1,94 @@
+"""Configuration: validated once, one clear line and exit code 2 on any problem."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, Secret, load_settings
+
+TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789AB"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_bot(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "MOUNTSEA_", "DATABASE_"))}
+    clean["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={**clean, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({}, "DISCORD_TOKEN"),
+        ({"DISCORD_TOKEN": "nonsense"}, "DISCORD_TOKEN"),
+        ({"DISCORD_TOKEN": TOKEN}, "MOUNTSEA_API_KEY"),
+        ({"DISCORD_TOKEN": TOKEN, "MOUNTSEA_API_KEY": "k", "DEV_GUILD_ID": "abc"}, "DEV_GUILD_ID"),
+        (
+            {"DISCORD_TOKEN": TOKEN, "MOUNTSEA_API_KEY": "k", "MOUNTSEA_BASE_URL": "ftp://x"},
+            "MOUNTSEA_BASE_URL",
+        ),
+        ({"DISCORD_TOKEN": TOKEN, "MOUNTSEA_API_KEY": "k", "JOB_TIME_LIMIT": "-5"}, "JOB_TIME_LIMIT"),
+    ],
+)
+def test_bad_config_exits_2_with_one_line(tmp_path: Path, env: dict[str, str], variable: str) -> None:
+    result = run_bot(env, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert "Traceback" not in result.stderr
+    assert TOKEN not in result.stderr
+
+
+def test_missing_token_says_how_to_get_one(tmp_path: Path) -> None:
+    result = run_bot({}, tmp_path)
+    assert "Developer Portal" in result.stderr or "developers/applications" in result.stderr
+
+
+def test_env_file_is_honoured_and_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"# comment\nDISCORD_TOKEN={TOKEN}\nexport MOUNTSEA_API_KEY='from-file'\nLOG_LEVEL=debug\n"
+        "DATABASE_PATH=/tmp/x.db  # trailing comment\n"
+    )
+    settings = load_settings({"MOUNTSEA_API_KEY": "from-env"}, env_file)
+    assert settings.api_key.reveal() == "from-env"
+    assert settings.discord_token is not None and settings.discord_token.reveal() == TOKEN
+    assert settings.log_level == "DEBUG"
+    assert str(settings.database_path) == "/tmp/x.db"
+
+
+def test_defaults() -> None:
+    settings = load_settings({"DISCORD_TOKEN": TOKEN, "MOUNTSEA_API_KEY": "k"}, None)
+    assert settings.base_url == "https://api.mountsea.ai"
+    assert settings.model == "grok-imagine-image"
+    assert str(settings.database_path) == "data/bot.db"
+    assert settings.dev_guild_id is None
+    assert settings.max_attachment_bytes == 10 * 1024 * 1024
+    assert settings.job_time_limit == 600
+
+
+def test_secrets_never_show_in_reprs() -> None:
+    settings = load_settings({"DISCORD_TOKEN": TOKEN, "MOUNTSEA_API_KEY": "sk-secret-value"}, None)
+    assert "sk-secret-value" not in repr(settings) and TOKEN not in repr(settings)
+    assert repr(Secret("abc")) == "Secret('********')"
+
+
+def test_bad_env_file_line_is_reported(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("MOUNTSEA_API_KEY=k\nthis line is not a setting\n")
+    with pytest.raises(ConfigError, match="line 2"):
+        load_settings({}, env_file, require_token=False)

@@ -1,0 +1,66 @@
+"""The store: schema migrations in place, WAL mode, and the database as the truth."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.models import ImageRequest, JobStatus, Origin
+from bot.store import MIGRATIONS, Store
+
+
+def make_v1_database(path: Path) -> None:
+    """A database exactly as the first released schema left it, with a row in it."""
+    import sqlite_utils
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    db = sqlite_utils.Database(conn)
+    MIGRATIONS[0](db)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO jobs (source, status, prompt, created_at, reference_urls, result_urls)"
+        " VALUES ('discord', 'delivered', 'an old job', 1.0, '[]', '[\"https://x/1.png\"]')"
+    )
+    conn.close()
+
+
+async def test_upgrades_an_old_database_without_losing_rows(db_path: Path) -> None:
+    make_v1_database(db_path)
+    store = await Store.open(db_path)
+    try:
+        assert await store.schema_version() == len(MIGRATIONS)
+        old = await store.get_job(1)
+        assert old is not None and old.prompt == "an old job" and old.status is JobStatus.DELIVERED
+        await store.set_meta("k", "v")
+        assert await store.get_meta("k") == "v"
+    finally:
+        await store.close()
+
+
+async def test_refuses_a_database_from_a_newer_bot(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        await Store.open(db_path)
+
+
+async def test_wal_mode_and_claiming(db_path: Path) -> None:
+    store = await Store.open(db_path)
+    try:
+        job = await store.create_job(ImageRequest("p", "1:1", ("https://r/1.png",)), Origin(source="s"), 10.0)
+        await store.mark_running(job.id, "task", 11.0, 12.0)
+        assert await store.claim_due_jobs("s", 11.5, 10, 60) == []
+        [claimed] = await store.claim_due_jobs("s", 12.0, 10, 60)
+        assert claimed.id == job.id and claimed.reference_urls == ["https://r/1.png"]
+        # Leased: a second pass at the same moment gets nothing.
+        assert await store.claim_due_jobs("s", 12.0, 10, 60) == []
+        assert await store.claim_due_jobs("other", 100.0, 10, 60) == []
+        await store.reset_leases("s", 13.0)
+        assert await store.next_poll_time("s") == 13.0
+    finally:
+        await store.close()
+    mode = sqlite3.connect(db_path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"

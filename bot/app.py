@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import secrets
+from typing import Any
 
 import aiohttp
 import discord
@@ -61,7 +62,12 @@ class ImagineBot(commands.Bot):
     runner: JobRunner
 
     def __init__(
-        self, settings: Settings, *, clock: Clock | None = None, runner_config: RunnerConfig | None = None
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        runner_config: RunnerConfig | None = None,
+        **client_options: Any,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channels and the upload limit of each guild; nothing privileged
@@ -71,6 +77,7 @@ class ImagineBot(commands.Bot):
             allowed_mentions=NO_PINGS,
             tree_cls=FriendlyTree,
             help_command=None,
+            **client_options,
         )
         self.settings = settings
         self.clock: Clock = clock or SystemClock()

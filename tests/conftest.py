@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import Sandbox, SandboxConfig
+from tests.bot_harness import World
+from tests.fake_discord import running_fake
 
 
 @pytest.fixture
@@ -23,3 +25,9 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "bot.db"
+
+
+@pytest.fixture
+async def world(sandbox: Sandbox, db_path: Path) -> AsyncIterator[World]:
+    async with running_fake() as fake:
+        yield World(fake, sandbox, db_path)

@@ -1,0 +1,78 @@
+"""Run the real bot class against the fake Discord and the sandbox API, on a temporary database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bot.app import ImagineBot
+from bot.config import Secret, Settings
+from bot.jobs import RunnerConfig
+from bot.models import Job
+from bot.sandbox import Sandbox
+from tests.fake_discord import FakeDiscord, RecordedRequest, run_client
+
+EPHEMERAL = 64
+FAST_RUNNER = RunnerConfig(
+    time_limit=30.0,
+    status_update_interval=0.0,
+    submit_backoff=0.05,
+    shutdown_grace=0.3,
+    idle_wait=0.5,
+)
+
+
+@dataclass
+class World:
+    fake: FakeDiscord
+    sandbox: Sandbox
+    db_path: Path
+
+    def settings(self, **overrides: Any) -> Settings:
+        base = Settings(
+            discord_token=Secret(self.fake.token),
+            api_key=Secret("sandbox-key"),
+            base_url=self.sandbox.base_url or "",
+            database_path=self.db_path,
+            dev_guild_id=self.fake.guild_id,
+            poll_min_interval=0.05,
+            poll_max_interval=0.5,
+            poll_first_delay=0.1,
+            request_timeout=5.0,
+        )
+        return replace(base, **overrides)
+
+    @contextlib.asynccontextmanager
+    async def bot(
+        self, runner_config: RunnerConfig = FAST_RUNNER, **overrides: Any
+    ) -> AsyncIterator[ImagineBot]:
+        bot = ImagineBot(self.settings(**overrides), runner_config=runner_config, guild_ready_timeout=0.05)
+        async with run_client(self.fake, bot):
+            await bot.wait_until_ready()
+            yield bot
+
+    def submits(self) -> list[Any]:
+        return [r for r in self.sandbox.requests if r.method == "POST" and r.path == "/xai/images"]
+
+    def bot_posts(self, channel_id: int | None = None) -> list[RecordedRequest]:
+        """Messages the bot created in a channel through the bot token (not the interaction)."""
+        channel = channel_id or self.fake.channel_id
+        return [
+            r for r in self.fake.requests if r.method == "POST" and r.path == f"/channels/{channel}/messages"
+        ]
+
+
+async def wait_for_job(
+    bot: ImagineBot, predicate: Callable[[Job], bool], job_id: int = 1, timeout: float = 10.0
+) -> Job:
+    """Poll the bot's own store until the job row satisfies `predicate` (the database is the truth)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            job = await bot.store.get_job(job_id)
+            if job is not None and predicate(job):
+                return job
+            await asyncio.sleep(0.02)

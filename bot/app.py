@@ -33,7 +33,7 @@ class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
         self, interaction: discord.Interaction[ImagineBot], error: app_commands.AppCommandError
     ) -> None:
         if isinstance(error, app_commands.NoPrivateMessage):
-            text = "This command works in a server channel, not in DMs: quotas and images belong to a server."
+            text = "This command works in a server channel, not in DMs."
         elif isinstance(error, app_commands.CheckFailure):
             text = str(error) or "You cannot use this command here."
         elif isinstance(error, app_commands.TransformerError):

@@ -160,6 +160,10 @@ class JobRunner:
     async def enqueue(self, request: ImageRequest, origin: Origin) -> Job:
         """Write the job, then submit it in the background. The row exists before any HTTP call."""
         job = await self.store.create_job(request, origin, self.clock.time())
+        if self._closing:
+            # Shutting down: the row stays QUEUED and the next start submits it.
+            log.info("job %s queued during shutdown; it will be submitted after the restart", job.id)
+            return job
         log.info("job %s queued (guild %s, user %s)", job.id, job.guild_id, job.user_id)
         self._spawn(self._submit(job), self._submits)
         return job

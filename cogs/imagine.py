@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 # Interaction tokens live 15 minutes; the sink keeps a safety margin of its own.
 TOKEN_LIFETIME = timedelta(minutes=15)
 
+GUILD_ONLY = "This command works in a server channel, not in DMs: quotas and images belong to a server."
+
 ASPECT_CHOICES = [
     app_commands.Choice(name="Square 1:1", value="1:1"),
     app_commands.Choice(name="Portrait 2:3", value="2:3"),
@@ -72,6 +74,10 @@ class Imagine(commands.Cog):
         image4: discord.Attachment | None = None,
         image5: discord.Attachment | None = None,
     ) -> None:
+        if interaction.guild_id is None:
+            # Discord hides guild-only commands in DMs, but a stale client may still send one.
+            await interaction.response.send_message(GUILD_ONLY, ephemeral=True, allowed_mentions=NO_PINGS)
+            return
         attachments = [a for a in (image1, image2, image3, image4, image5) if a is not None]
         try:
             request = validate_request(

@@ -1,0 +1,51 @@
+"""A restart loses nothing: jobs resume from the database and are delivered exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.jobs import MSG_INTERRUPTED
+from bot.models import JobStatus
+from tests.bot_harness import World, wait_for_job
+
+
+async def test_job_running_at_shutdown_is_delivered_once_by_the_next_bot(world: World) -> None:
+    fake = world.fake
+    world.sandbox.config.duration = 1.0
+    async with world.bot() as first:
+        interaction = await fake.invoke_slash(
+            "imagine", {"prompt": "across a restart", "aspect_ratio": "3:2"}
+        )
+        await wait_for_job(first, lambda j: j.status is JobStatus.RUNNING)
+    assert world.bot_posts() == []
+
+    async with world.bot() as second:
+        job = await wait_for_job(second, lambda j: j.status is JobStatus.DELIVERED)
+        await asyncio.sleep(0.4)  # time enough for a duplicate to appear, if there were one
+    [post] = world.bot_posts()
+    assert post.files[0].data == world.sandbox.image_bytes(next(iter(world.sandbox.tasks)))
+    assert int(post.json["message_reference"]["message_id"]) == interaction.original_message_id
+    assert world.sandbox.task_count == 1 and len(world.submits()) == 1
+    assert job.result_message_id is not None
+
+    async with world.bot():
+        await asyncio.sleep(0.3)
+    assert len(world.bot_posts()) == 1
+
+
+async def test_submit_cut_off_by_shutdown_is_not_sent_again(world: World) -> None:
+    fake = world.fake
+    world.sandbox.config.submit_delay = 5.0
+    async with world.bot() as first:
+        interaction = await fake.invoke_slash("imagine", {"prompt": "in flight"})
+        await wait_for_job(first, lambda j: j.status is JobStatus.SUBMITTING)
+        while not world.sandbox.tasks:
+            await asyncio.sleep(0.02)
+    world.sandbox.config.submit_delay = 0.0
+
+    async with world.bot() as second:
+        job = await wait_for_job(second, lambda j: j.delivered_at is not None)
+    assert job.status is JobStatus.UNKNOWN
+    assert len(world.submits()) == 1
+    final = fake.messages[interaction.original_message_id or 0]["content"]
+    assert MSG_INTERRUPTED.split(",")[0] in final

@@ -1,136 +1,18 @@
-"""The bot's SQLite database: schema, migrations and every SQL statement.
-
-The rest of the bot speaks to it in intents (`create_job`, `claim_due_jobs`, ...), so nothing outside
-this module assumes SQLite. All work runs on one dedicated thread that owns the only connection:
-the event loop never blocks on the disk, and there is exactly one writer.
-"""
+"""Job rows: everything needed to finish a job after a restart."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
-import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
-
-import sqlite_utils
+from typing import Any
 
 from bot.models import ImageRequest, Job, JobStatus, Origin
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-Migration = Callable[[sqlite_utils.Database], None]
-
-
-def _v1_jobs(db: sqlite_utils.Database) -> None:
-    db["jobs"].create(  # type: ignore[union-attr]
-        {
-            "id": int,
-            "source": str,
-            "status": str,
-            "prompt": str,
-            "aspect_ratio": str,
-            "reference_urls": str,
-            "has_refs": int,
-            "guild_id": int,
-            "channel_id": int,
-            "user_id": int,
-            "interaction_id": int,
-            "application_id": int,
-            "interaction_token": str,
-            "token_expires_at": float,
-            "message_id": int,
-            "task_id": str,
-            "trace_id": str,
-            "api_status": str,
-            "created_at": float,
-            "submitted_at": float,
-            "finished_at": float,
-            "delivered_at": float,
-            "poll_count": int,
-            "poll_errors": int,
-            "next_poll_at": float,
-            "error": str,
-            "result_urls": str,
-            "delivery": str,
-            "result_message_id": int,
-        },
-        pk="id",
-        not_null={"source", "status", "prompt", "created_at"},
-        defaults={"poll_count": 0, "poll_errors": 0, "has_refs": 0},
-    )
-    jobs = db["jobs"]
-    jobs.create_index(["source", "status", "next_poll_at"], index_name="jobs_due")  # type: ignore[union-attr]
-    jobs.create_index(["has_refs", "finished_at"], index_name="jobs_durations")  # type: ignore[union-attr]
-    jobs.create_index(["guild_id", "user_id", "created_at"], index_name="jobs_user")  # type: ignore[union-attr]
-    jobs.create_index(["task_id"], index_name="jobs_task")  # type: ignore[union-attr]
-
-
-def _v2_meta(db: sqlite_utils.Database) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key")  # type: ignore[union-attr]
-
-
-# Applied in order; a database at version N gets MIGRATIONS[N:]. Never edit a released entry:
-# append a new one, so an existing database upgrades in place without losing rows.
-MIGRATIONS: list[Migration] = [_v1_jobs, _v2_meta]
+from bot.store.base import StoreBase
 
 _RESUMABLE = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.COMPLETED)
 _DONE_OK = (JobStatus.COMPLETED, JobStatus.DELIVERED)
 
 
-class Store:
-    """Async facade over one SQLite connection owned by one worker thread."""
-
-    def __init__(self, db: sqlite_utils.Database, executor: ThreadPoolExecutor) -> None:
-        self._db = db
-        self._executor = executor
-        self._closed = False
-
-    # -- lifecycle -------------------------------------------------------------------------------
-
-    @classmethod
-    async def open(cls, path: Path | str) -> Store:
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        loop = asyncio.get_running_loop()
-        try:
-            db = await loop.run_in_executor(executor, _connect, Path(path))
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return cls(db, executor)
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await self._run(self._db.close)
-        self._executor.shutdown(wait=True)
-
-    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-    async def schema_version(self) -> int:
-        return await self._run(_user_version, self._db)
-
-    async def get_meta(self, key: str) -> str | None:
-        return await self._run(self._get_meta, key)
-
-    def _get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        return None if row is None else str(row[0])
-
-    async def set_meta(self, key: str, value: str) -> None:
-        await self._run(self._set_meta, key, value)
-
-    def _set_meta(self, key: str, value: str) -> None:
-        with self._db.conn:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
-
+class JobQueries(StoreBase):
     # -- jobs: writes ------------------------------------------------------------------------------
 
     async def create_job(self, request: ImageRequest, origin: Origin, now: float) -> Job:
@@ -339,36 +221,3 @@ class Store:
             [1 if has_refs else 0, *(s.value for s in _DONE_OK), limit],
         ).fetchall()
         return [float(r[0]) for r in rows if r[0] is not None and r[0] >= 0]
-
-
-def _connect(path: Path) -> sqlite_utils.Database:
-    if str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
-    # The connection is created here and only ever used on this same worker thread.
-    conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 10000")
-    db = sqlite_utils.Database(conn)
-    migrate(db)
-    return db
-
-
-def _user_version(db: sqlite_utils.Database) -> int:
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-
-def migrate(db: sqlite_utils.Database) -> None:
-    """Bring the schema to the newest version, one migration per transaction."""
-    current = _user_version(db)
-    if current > len(MIGRATIONS):
-        raise RuntimeError(
-            f"the database is at schema version {current}, newer than this bot knows ({len(MIGRATIONS)}); "
-            "run a newer version of the bot"
-        )
-    for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
-        with db.conn:
-            db.execute("BEGIN IMMEDIATE")
-            step(db)
-            db.execute(f"PRAGMA user_version = {version}")

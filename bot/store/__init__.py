@@ -1,0 +1,19 @@
+"""The bot's SQLite database: schema, migrations and every SQL statement of the bot.
+
+The rest of the bot speaks to it in intents (`create_job`, `claim_due_jobs`, `admit`, ...), so nothing
+outside this package assumes SQLite. All work runs on one dedicated thread that owns the only
+connection: the event loop never blocks on the disk, and there is exactly one writer.
+"""
+
+from __future__ import annotations
+
+from bot.store.base import migrate
+from bot.store.jobs import JobQueries
+from bot.store.schema import MIGRATIONS
+
+
+class Store(JobQueries):
+    """Every intent the bot has for its database."""
+
+
+__all__ = ["MIGRATIONS", "Store", "migrate"]

@@ -1,0 +1,101 @@
+"""The connection, its single worker thread, and schema migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import ParamSpec, Self, TypeVar
+
+import sqlite_utils
+
+from bot.store.schema import MIGRATIONS
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class StoreBase:
+    """Async facade over one SQLite connection owned by one worker thread."""
+
+    def __init__(self, db: sqlite_utils.Database, executor: ThreadPoolExecutor) -> None:
+        self._db = db
+        self._executor = executor
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Self:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        loop = asyncio.get_running_loop()
+        try:
+            db = await loop.run_in_executor(executor, _connect, Path(path))
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(db, executor)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._run(self._db.close)
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def schema_version(self) -> int:
+        return await self._run(_user_version, self._db)
+
+    async def get_meta(self, key: str) -> str | None:
+        return await self._run(self._get_meta, key)
+
+    def _get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._run(self._set_meta, key, value)
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with self._db.conn:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+
+def _connect(path: Path) -> sqlite_utils.Database:
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    # The connection is created here and only ever used on this same worker thread.
+    conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 10000")
+    db = sqlite_utils.Database(conn)
+    migrate(db)
+    return db
+
+
+def _user_version(db: sqlite_utils.Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Bring the schema to the newest version, one migration per transaction."""
+    current = _user_version(db)
+    if current > len(MIGRATIONS):
+        raise RuntimeError(
+            f"the database is at schema version {current}, newer than this bot knows ({len(MIGRATIONS)}); "
+            "run a newer version of the bot"
+        )
+    for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+        with db.conn:
+            db.execute("BEGIN IMMEDIATE")
+            step(db)
+            db.execute(f"PRAGMA user_version = {version}")

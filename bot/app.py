@@ -60,6 +60,7 @@ class ImagineBot(commands.Bot):
     store: Store
     api: ImageApi
     runner: JobRunner
+    sink: DiscordSink
 
     def __init__(
         self,
@@ -99,11 +100,12 @@ class ImagineBot(commands.Bot):
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=s.request_timeout * 2))
         self.store = await Store.open(s.database_path)
         self.api = ImageApi(self.session, s.base_url, s.api_key.reveal(), s.model, timeout=s.request_timeout)
+        self.sink = DiscordSink(self)
         self.runner = JobRunner(
             self.store,
             self.api,
             self.session,
-            DiscordSink(self),
+            self.sink,
             self.runner_config(),
             schedule=PollSchedule(s.poll_min_interval, s.poll_max_interval, s.poll_first_delay),
             clock=self.clock,

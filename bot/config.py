@@ -69,6 +69,7 @@ class Settings:
     max_result_bytes: int = 50 * 1024 * 1024
     request_timeout: float = 30.0
     status_update_interval: float = 3.0
+    default_daily_quota: int = 10
 
     def secrets(self) -> list[str]:
         """Every secret value, so log filters can redact them wherever they appear."""
@@ -127,6 +128,13 @@ def _positive_float(raw: str) -> float:
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
         raise ValueError(raw)
     return value
 
@@ -231,6 +239,9 @@ def load_settings(
         ),
         request_timeout=_parse(
             env, "REQUEST_TIMEOUT", _positive_float, 30.0, "must be a positive number of seconds"
+        ),
+        default_daily_quota=_parse(
+            env, "DEFAULT_DAILY_QUOTA", _non_negative_int, 10, "must be a whole number, 0 or more"
         ),
         status_update_interval=_parse(
             env, "STATUS_UPDATE_INTERVAL", _positive_float, 3.0, "must be a positive number of seconds"

@@ -102,6 +102,7 @@ class DiscordSink:
                 await self._edit_status(job, messages.done_pointer(elapsed, posted.jump_url))
             except discord.HTTPException as exc:
                 log.info("job %s: could not update the status message (%s)", job.id, exc.status)
+        await self._modlog_finished(job, posted.jump_url)
         return DeliveryReceipt("channel", posted.id)
 
     async def _post_in_channel(self, job: Job, content: str, files: list[discord.File]) -> discord.Message:
@@ -139,6 +140,26 @@ class DiscordSink:
             log.warning("job %s: could not DM the requester either (%s)", job.id, exc.status)
             return DeliveryReceipt("undeliverable")
         return DeliveryReceipt("dm", sent.id)
+
+    async def modlog(self, guild_id: int | None, text: str) -> None:
+        """Post a short entry in the guild's mod-log channel, if it has one. Never raises."""
+        if guild_id is None:
+            return
+        try:
+            policy = await self.bot.store.guild_policy(guild_id)
+            if policy.modlog_channel_id is None:
+                return
+            channel = self.bot.get_partial_messageable(policy.modlog_channel_id, guild_id=guild_id)
+            await channel.send(text[:2000], allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            log.warning("guild %s: cannot post in the mod-log channel (%s)", guild_id, exc.status)
+
+    async def _modlog_finished(self, job: Job, jump_url: str) -> None:
+        if job.guild_id is None:
+            return
+        policy = await self.bot.store.guild_policy(job.guild_id)
+        if policy.modlog_finished:
+            await self.modlog(job.guild_id, messages.modlog_finished(job, jump_url))
 
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
         await self.bot.wait_until_ready()

@@ -28,6 +28,7 @@ from bot.api import (
 from bot.clock import Clock, SystemClock
 from bot.delivery import DownloadError, ImageFile, download_image
 from bot.models import ImageRequest, Job, JobStatus, Origin, Stage
+from bot.quotas import Decision, Member
 from bot.schedule import PollSchedule, typical_duration
 from bot.store import Store
 
@@ -167,6 +168,29 @@ class JobRunner:
         log.info("job %s queued (guild %s, user %s)", job.id, job.guild_id, job.user_id)
         self._spawn(self._submit(job), self._submits)
         return job
+
+    async def admit(
+        self, request: ImageRequest, origin: Origin, member: Member, default_quota: int
+    ) -> tuple[Decision, Job | None]:
+        """Check bans, prompt rules and quotas and reserve a use, in one transaction. An admitted job is
+        written QUEUED but not sent: `launch` sends it once the requester has been acknowledged."""
+        return await self.store.admit(member, request, origin, self.clock.time(), default_quota)
+
+    async def launch(self, job: Job, message_id: int | None) -> None:
+        if message_id is not None:
+            await self.store.set_message_id(job.id, message_id)
+            job.message_id = message_id
+        if self._closing:
+            log.info("job %s admitted during shutdown; it will be submitted after the restart", job.id)
+            return
+        self._spawn(self._submit(job), self._submits)
+
+    async def abandon(self, job: Job, reason: str) -> None:
+        """An admitted job that could not be acknowledged: refunded, and nobody left to tell."""
+        await self.store.mark_ended(job.id, JobStatus.FAILED, reason, self.clock.time())
+        await self.store.mark_delivered(
+            job.id, delivery="none", result_message_id=None, now=self.clock.time()
+        )
 
     def typical_duration(self, has_refs: bool) -> float | None:
         return typical_duration(self._history.get(has_refs, []))

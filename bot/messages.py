@@ -99,6 +99,16 @@ def failure_text(job: Job, reason: str) -> str:
     return "\n".join([f"❌ Sorry {who}, no image this time. {reason}", quote_prompt(job.prompt, 150)])
 
 
+def modlog_refusal(user_id: int, channel_id: int | None, reason: str, prompt: str, detail: str | None) -> str:
+    where = f" in <#{channel_id}>" if channel_id else ""
+    rule = f" (rule {detail})" if detail and reason == "blocked_prompt" else ""
+    return f"🚫 Refused **{reason}**{rule}: <@{user_id}>{where}\n{quote_prompt(prompt, 200)}"
+
+
+def modlog_finished(job: Job, jump_url: str) -> str:
+    return f"🖼️ <@{job.user_id}> made an image: {jump_url}\n{quote_prompt(job.prompt, 200)}"
+
+
 def links_note(failed: list[tuple[str, str]]) -> str:
     """For images that could not be uploaded: the link, with why."""
     lines = ["Some images could not be uploaded here, so here are their links (they may expire):"]

@@ -92,6 +92,7 @@ class Job:
     result_urls: list[str] = field(default_factory=list)
     delivery: str | None = None
     result_message_id: int | None = None
+    usage_id: int | None = None
 
     @property
     def has_references(self) -> bool:
@@ -136,4 +137,5 @@ class Job:
             result_urls=json.loads(row["result_urls"] or "[]"),
             delivery=row["delivery"],
             result_message_id=row["result_message_id"],
+            usage_id=row.get("usage_id"),
         )

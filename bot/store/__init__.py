@@ -8,12 +8,22 @@ connection: the event loop never blocks on the disk, and there is exactly one wr
 from __future__ import annotations
 
 from bot.store.base import migrate
-from bot.store.jobs import JobQueries
 from bot.store.schema import MIGRATIONS
+from bot.store.settings import AdminEntry, BanEntry, SettingsQueries
+from bot.store.usage import EXPORT_COLUMNS, Stats, UsageSummary
 
 
-class Store(JobQueries):
+class Store(SettingsQueries):
     """Every intent the bot has for its database."""
 
 
-__all__ = ["MIGRATIONS", "Store", "migrate"]
+__all__ = [
+    "EXPORT_COLUMNS",
+    "MIGRATIONS",
+    "AdminEntry",
+    "BanEntry",
+    "Stats",
+    "Store",
+    "UsageSummary",
+    "migrate",
+]

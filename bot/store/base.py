@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ParamSpec, Self, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar
 
 import sqlite_utils
 
@@ -49,6 +49,15 @@ class StoreBase:
     async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """Insert one row inside the caller's transaction and return its id."""
+        cursor = self._db.execute(
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+            list(row.values()),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     async def schema_version(self) -> int:
         return await self._run(_user_version, self._db)

@@ -16,7 +16,17 @@ class JobQueries(StoreBase):
     # -- jobs: writes ------------------------------------------------------------------------------
 
     async def create_job(self, request: ImageRequest, origin: Origin, now: float) -> Job:
-        row = {
+        """A job outside any quota (terminal, benchmark): written QUEUED before anything is sent."""
+        return await self._run(self._create_job, request, origin, now)
+
+    def _create_job(self, request: ImageRequest, origin: Origin, now: float) -> Job:
+        with self._db.conn:
+            job_id = self._insert("jobs", self._job_row(request, origin, now))
+        return self._get(job_id)
+
+    @staticmethod
+    def _job_row(request: ImageRequest, origin: Origin, now: float) -> dict[str, Any]:
+        return {
             "source": origin.source,
             "status": JobStatus.QUEUED.value,
             "prompt": request.prompt,
@@ -35,16 +45,6 @@ class JobQueries(StoreBase):
             "poll_count": 0,
             "poll_errors": 0,
         }
-        return await self._run(self._insert_job, row)
-
-    def _insert_job(self, row: dict[str, Any]) -> Job:
-        with self._db.conn:
-            cursor = self._db.execute(
-                f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-                list(row.values()),
-            )
-        assert cursor.lastrowid is not None
-        return self._get(cursor.lastrowid)
 
     async def set_message_id(self, job_id: int, message_id: int) -> None:
         await self._update(job_id, message_id=message_id)
@@ -67,14 +67,19 @@ class JobQueries(StoreBase):
         await self._update(job_id, status=JobStatus.SUBMITTING.value)
 
     async def mark_running(self, job_id: int, task_id: str, submitted_at: float, next_poll_at: float) -> None:
-        await self._update(
-            job_id,
-            status=JobStatus.RUNNING.value,
-            task_id=task_id,
-            submitted_at=submitted_at,
-            next_poll_at=next_poll_at,
-            api_status="pending",
-        )
+        await self._run(self._mark_running, job_id, task_id, submitted_at, next_poll_at)
+
+    def _mark_running(self, job_id: int, task_id: str, submitted_at: float, next_poll_at: float) -> None:
+        with self._db.conn:
+            self._db.execute(
+                "UPDATE jobs SET status = ?, task_id = ?, submitted_at = ?, next_poll_at = ?,"
+                " api_status = 'pending' WHERE id = ?",
+                [JobStatus.RUNNING.value, task_id, submitted_at, next_poll_at, job_id],
+            )
+            self._db.execute(
+                "UPDATE usage SET task_id = ? WHERE id = (SELECT usage_id FROM jobs WHERE id = ?)",
+                [task_id, job_id],
+            )
 
     async def record_poll(
         self,
@@ -110,12 +115,54 @@ class JobQueries(StoreBase):
                 " WHERE id = ?",
                 [JobStatus.COMPLETED.value, json.dumps(urls), finished_at, trace_id, job_id],
             )
+            self._db.execute(
+                "UPDATE usage SET outcome = 'completed', duration = ? - created_at"
+                " WHERE id = (SELECT usage_id FROM jobs WHERE id = ?)",
+                [finished_at, job_id],
+            )
 
-    async def mark_ended(self, job_id: int, status: JobStatus, error: str, finished_at: float) -> None:
-        """A job ended without images (failed, timed out, cancelled, outcome unknown)."""
-        await self._update(
-            job_id, status=status.value, error=error, finished_at=finished_at, next_poll_at=None
-        )
+    async def mark_ended(
+        self, job_id: int, status: JobStatus, error: str, finished_at: float, *, refund: bool = True
+    ) -> None:
+        """A job ended without images (failed, timed out, cancelled, outcome unknown). Its use is
+        refunded (and a one-off credit given back) unless `refund` is False."""
+        await self._run(self._mark_ended, job_id, status, error, finished_at, refund)
+
+    def _mark_ended(
+        self, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool
+    ) -> None:
+        outcome = {JobStatus.TIMED_OUT: "timed_out", JobStatus.CANCELLED: "cancelled"}.get(status, "failed")
+        with self._db.conn:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ?, next_poll_at = NULL WHERE id = ?",
+                [status.value, error, finished_at, job_id],
+            )
+            row = self._db.execute(
+                "SELECT u.id, u.guild_id, u.user_id, u.counted, u.used_credit FROM usage u"
+                " JOIN jobs j ON j.usage_id = u.id WHERE j.id = ?",
+                [job_id],
+            ).fetchone()
+            if row is None:
+                return
+            usage_id, guild_id, user_id, counted, used_credit = row
+            give_back = refund and counted
+            self._db.execute(
+                "UPDATE usage SET outcome = ?, duration = ? - created_at, counted = ?, used_credit = ?"
+                " WHERE id = ?",
+                [
+                    outcome,
+                    finished_at,
+                    0 if give_back else counted,
+                    0 if give_back else used_credit,
+                    usage_id,
+                ],
+            )
+            if give_back and used_credit:
+                self._db.execute(
+                    "UPDATE user_quotas SET credits = credits + 1 WHERE guild_id = ? AND user_id = ?",
+                    [guild_id, user_id],
+                )
 
     async def mark_delivered(
         self, job_id: int, *, delivery: str, result_message_id: int | None, now: float

@@ -58,5 +58,89 @@ def _v2_meta(db: sqlite_utils.Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")  # type: ignore[union-attr]
 
 
+def _v3_usage_and_moderation(db: sqlite_utils.Database) -> None:
+    """Usage log, per-guild policy, role and user limits, bans, prompt rules, and the admin log."""
+    db["usage"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "guild_id": int,
+            "channel_id": int,
+            "user_id": int,
+            "created_at": float,
+            "prompt": str,
+            "aspect_ratio": str,
+            "ref_count": int,
+            "outcome": str,  # refused | submitted | completed | failed | timed_out | cancelled
+            "reason": str,  # why refused: quota, cooldown, banned, blocked_prompt, bad_input, ...
+            "detail": str,  # e.g. the prompt rule that matched
+            "counted": int,  # 1 while it counts against the member's quota
+            "used_credit": int,
+            "job_id": int,
+            "task_id": str,
+            "duration": float,
+        },
+        pk="id",
+        not_null={"guild_id", "user_id", "created_at", "outcome"},
+        defaults={"counted": 0, "used_credit": 0, "ref_count": 0},
+    )
+    usage = db["usage"]
+    usage.create_index(["guild_id", "user_id", "created_at"], index_name="usage_user_time")  # type: ignore[union-attr]
+    usage.create_index(["guild_id", "created_at"], index_name="usage_guild_time")  # type: ignore[union-attr]
+    usage.create_index(["created_at"], index_name="usage_time")  # type: ignore[union-attr]
+    db.execute("CREATE INDEX usage_running ON usage (guild_id, user_id) WHERE outcome = 'submitted'")
+    db["guild_settings"].create(  # type: ignore[union-attr]
+        {
+            "guild_id": int,
+            "default_quota": int,
+            "timezone": str,
+            "cooldown_seconds": int,
+            "max_running": int,
+            "daily_cap": int,
+            "exempt_managers": int,
+            "modlog_channel_id": int,
+            "modlog_finished": int,
+        },
+        pk="guild_id",
+    )
+    db["role_quotas"].create(  # type: ignore[union-attr]
+        {"guild_id": int, "role_id": int, "daily_limit": int}, pk=("guild_id", "role_id")
+    )
+    db["user_quotas"].create(  # type: ignore[union-attr]
+        {"guild_id": int, "user_id": int, "daily_limit": int, "unlimited": int, "credits": int},
+        pk=("guild_id", "user_id"),
+        defaults={"unlimited": 0, "credits": 0},
+    )
+    db["bans"].create(  # type: ignore[union-attr]
+        {
+            "guild_id": int,
+            "user_id": int,
+            "reason": str,
+            "banned_by": int,
+            "created_at": float,
+            "expires_at": float,
+        },
+        pk=("guild_id", "user_id"),
+    )
+    db["prompt_rules"].create(  # type: ignore[union-attr]
+        {"id": int, "guild_id": int, "kind": str, "pattern": str, "added_by": int, "created_at": float},
+        pk="id",
+    )
+    db["prompt_rules"].create_index(["guild_id"], index_name="prompt_rules_guild")  # type: ignore[union-attr]
+    db["admin_log"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "guild_id": int,
+            "actor_id": int,
+            "action": str,
+            "target": str,
+            "details": str,
+            "created_at": float,
+        },
+        pk="id",
+    )
+    db["admin_log"].create_index(["guild_id", "created_at"], index_name="admin_log_guild")  # type: ignore[union-attr]
+    db["jobs"].add_column("usage_id", int)  # type: ignore[union-attr]
+
+
 # Applied in order; a database at version N gets MIGRATIONS[N:].
-MIGRATIONS: list[Migration] = [_v1_jobs, _v2_meta]
+MIGRATIONS: list[Migration] = [_v1_jobs, _v2_meta, _v3_usage_and_moderation]

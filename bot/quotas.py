@@ -1,0 +1,217 @@
+"""The quota policy: who may start a job now, and why not. Pure functions over a snapshot that the
+store reads inside the same transaction that records the decision, so check and reservation are one."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.moderation import PromptRule, RuleMatch, find_match
+
+DEFAULT_MAX_RUNNING = 2
+
+# Refusal reasons as stored in the usage log.
+BANNED = "banned"
+BLOCKED_PROMPT = "blocked_prompt"
+DISABLED = "disabled"
+CONCURRENCY = "concurrency"
+COOLDOWN = "cooldown"
+QUOTA = "quota"
+GUILD_CAP = "guild_cap"
+BAD_INPUT = "bad_input"
+
+
+@dataclass(frozen=True)
+class Member:
+    """Who is asking, as the policy needs it (built from a Discord member by the cog)."""
+
+    guild_id: int
+    user_id: int
+    role_ids: tuple[int, ...] = ()
+    is_owner: bool = False
+    can_manage_guild: bool = False
+
+
+@dataclass(frozen=True)
+class GuildPolicy:
+    guild_id: int
+    default_quota: int | None = None  # None: the bot-wide DEFAULT_DAILY_QUOTA
+    timezone: str = "UTC"
+    cooldown_seconds: int = 0
+    max_running: int = DEFAULT_MAX_RUNNING
+    daily_cap: int | None = None  # all members together; None: no cap
+    exempt_managers: bool = False
+    modlog_channel_id: int | None = None
+    modlog_finished: bool = False
+
+
+@dataclass(frozen=True)
+class UserOverride:
+    daily_limit: int | None = None
+    unlimited: bool = False
+    credits: int = 0
+
+
+@dataclass(frozen=True)
+class Ban:
+    reason: str | None
+    expires_at: float | None  # None: until lifted
+    banned_by: int | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the decision depends on, read in one transaction."""
+
+    member: Member
+    policy: GuildPolicy
+    global_default: int
+    role_limits: dict[int, int] = field(default_factory=dict)  # only the member's roles
+    override: UserOverride = UserOverride()
+    ban: Ban | None = None
+    rules: tuple[PromptRule, ...] = ()
+    used_today: int = 0
+    guild_used_today: int = 0
+    running: int = 0
+    last_request_at: float | None = None
+    now: float = 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str | None = None  # one of the refusal reasons above
+    message: str = ""  # what the member reads when refused
+    uses_credit: bool = False
+    limit: int | None = None  # None: unlimited
+    matched_rule: RuleMatch | None = None
+    retry_at: float | None = None
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def valid_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def day_bounds(now: float, timezone: str) -> tuple[float, float]:
+    """Start of the guild's current day and the moment the next one begins, as epoch seconds."""
+    tz = zone(timezone)
+    local = datetime.fromtimestamp(now, tz)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    # Adding a day to the wall-clock date, then localising, keeps DST days 23 or 25 hours long.
+    following = datetime.combine(start.date() + timedelta(days=1), start.timetz().replace(tzinfo=None), tz)
+    return start.timestamp(), following.timestamp()
+
+
+def month_start(now: float, timezone: str) -> float:
+    local = datetime.fromtimestamp(now, zone(timezone))
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def discord_time(epoch: float, style: str = "R") -> str:
+    """Discord timestamp markup: each reader sees it in their own time zone."""
+    return f"<t:{math.ceil(epoch)}:{style}>"
+
+
+def is_exempt(snapshot: Snapshot) -> bool:
+    member = snapshot.member
+    return snapshot.policy.exempt_managers and (member.is_owner or member.can_manage_guild)
+
+
+def effective_limit(snapshot: Snapshot) -> int | None:
+    """The member's daily limit: personal override, else the most generous of their roles, else the
+    guild default, else the bot default. None means unlimited; 0 means the feature is off."""
+    override = snapshot.override
+    if override.unlimited or is_exempt(snapshot):
+        return None
+    if override.daily_limit is not None:
+        return override.daily_limit
+    if snapshot.role_limits:
+        return max(snapshot.role_limits.values())
+    if snapshot.policy.default_quota is not None:
+        return snapshot.policy.default_quota
+    return snapshot.global_default
+
+
+def decide(snapshot: Snapshot, prompt: str) -> Decision:
+    now = snapshot.now
+    _, reset = day_bounds(now, snapshot.policy.timezone)
+    resets = f"Your quota resets {discord_time(reset)} ({discord_time(reset, 't')})."
+
+    ban = snapshot.ban
+    if ban is not None and (ban.expires_at is None or ban.expires_at > now):
+        until = f" until {discord_time(ban.expires_at, 'f')}" if ban.expires_at else ""
+        why = f" Reason: {ban.reason}" if ban.reason else ""
+        return Decision(False, BANNED, f"You cannot use the image bot in this server{until}.{why}")
+
+    match = find_match(prompt, snapshot.rules)
+    if match is not None:
+        return Decision(
+            False,
+            BLOCKED_PROMPT,
+            "This prompt is not allowed in this server. Please rephrase it.",
+            matched_rule=match,
+        )
+
+    limit = effective_limit(snapshot)
+    exempt = is_exempt(snapshot)
+    if limit == 0 and snapshot.override.credits <= 0:
+        return Decision(False, DISABLED, "Image generation is not enabled for you in this server.", limit=0)
+
+    if not exempt and snapshot.running >= snapshot.policy.max_running:
+        return Decision(
+            False,
+            CONCURRENCY,
+            f"You already have {snapshot.running} image{'s' if snapshot.running != 1 else ''} in progress "
+            f"(the limit is {snapshot.policy.max_running}). Please wait for one to finish.",
+            limit=limit,
+        )
+
+    cooldown = snapshot.policy.cooldown_seconds
+    if not exempt and cooldown > 0 and snapshot.last_request_at is not None:
+        ready = snapshot.last_request_at + cooldown
+        if ready > now:
+            return Decision(
+                False,
+                COOLDOWN,
+                f"Please wait a little: you can ask again {discord_time(ready)}. {resets}",
+                limit=limit,
+                retry_at=ready,
+            )
+
+    uses_credit = False
+    if limit is not None and snapshot.used_today >= limit:
+        if snapshot.override.credits > 0:
+            uses_credit = True
+        else:
+            return Decision(
+                False,
+                QUOTA,
+                f"You have used all {limit} of today's images. {resets}",
+                limit=limit,
+                retry_at=reset,
+            )
+
+    cap = snapshot.policy.daily_cap
+    if not exempt and cap is not None and snapshot.guild_used_today >= cap:
+        return Decision(
+            False,
+            GUILD_CAP,
+            f"This server has used all {cap} of today's images. The count resets "
+            f"{discord_time(reset)} ({discord_time(reset, 't')}).",
+            limit=limit,
+            retry_at=reset,
+        )
+    return Decision(True, limit=limit, uses_credit=uses_credit)

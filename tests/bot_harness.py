@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bot.app import ImagineBot
+from bot.clock import Clock
 from bot.config import Secret, Settings
 from bot.jobs import RunnerConfig
 from bot.models import Job
@@ -17,6 +19,21 @@ from bot.sandbox import Sandbox
 from tests.fake_discord import FakeDiscord, RecordedRequest, run_client
 
 EPHEMERAL = 64
+
+
+class ShiftedClock:
+    """Real time plus an offset a test can move forward, e.g. past midnight, without sleeping."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def real_seconds(self, seconds: float) -> float:
+        return seconds
+
+
 FAST_RUNNER = RunnerConfig(
     time_limit=30.0,
     status_update_interval=0.0,
@@ -48,9 +65,11 @@ class World:
 
     @contextlib.asynccontextmanager
     async def bot(
-        self, runner_config: RunnerConfig = FAST_RUNNER, **overrides: Any
+        self, runner_config: RunnerConfig = FAST_RUNNER, clock: Clock | None = None, **overrides: Any
     ) -> AsyncIterator[ImagineBot]:
-        bot = ImagineBot(self.settings(**overrides), runner_config=runner_config, guild_ready_timeout=0.05)
+        bot = ImagineBot(
+            self.settings(**overrides), runner_config=runner_config, clock=clock, guild_ready_timeout=0.05
+        )
         async with run_client(self.fake, bot):
             await bot.wait_until_ready()
             yield bot

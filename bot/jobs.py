@@ -56,6 +56,7 @@ class DeliveryReceipt:
 
     delivery: str
     message_id: int | None = None
+    channel_id: int | None = None
 
 
 class JobSink(Protocol):
@@ -192,6 +193,19 @@ class JobRunner:
             job.id, delivery="none", result_message_id=None, now=self.clock.time()
         )
 
+    async def cancel(self, job: Job, by_user: int, *, refund: bool) -> bool:
+        """Stop following a job. The API has no cancel route, so the task may still run (and be
+        billed) upstream; the job just ends here. False if it had already finished or ended."""
+        reason = "Cancelled by the requester." if by_user == job.user_id else "Cancelled by a moderator."
+        now = self.clock.time()
+        if not await self.store.mark_ended(job.id, JobStatus.CANCELLED, reason, now, refund=refund):
+            return False
+        await self.store.mark_cancelled_by(job.id, by_user)
+        job.status, job.error, job.cancelled_by = JobStatus.CANCELLED, reason, by_user
+        self._last_progress.pop(job.id, None)
+        log.info("job %s cancelled by %s (refund %s)", job.id, by_user, refund)
+        return True
+
     def typical_duration(self, has_refs: bool) -> float | None:
         return typical_duration(self._history.get(has_refs, []))
 
@@ -237,7 +251,9 @@ class JobRunner:
             break
         now = self.clock.time()
         delay = self.schedule.next_delay(0.0, self._history.get(job.has_references, []))
-        await self.store.mark_running(job.id, task_id, now, now + delay)
+        if not await self.store.mark_running(job.id, task_id, now, now + delay):
+            log.info("job %s was cancelled while its submit was in flight (task %s)", job.id, task_id)
+            return
         job.status, job.task_id, job.submitted_at = JobStatus.RUNNING, task_id, now
         self.wake()
         await self._progress(job, Stage.SUBMITTED, force=True)
@@ -315,7 +331,7 @@ class JobRunner:
         now = self.clock.time()
         if status.is_running:
             delay = self.schedule.next_delay(now - job.submitted_at, history)
-            await self.store.record_poll(
+            still_running = await self.store.record_poll(
                 job.id,
                 api_status=status.status,
                 trace_id=status.trace_id,
@@ -323,7 +339,8 @@ class JobRunner:
                 poll_errors=0,
             )
             job.poll_count += 1
-            await self._progress(job, Stage.RENDERING)
+            if still_running:
+                await self._progress(job, Stage.RENDERING)
             return
         log.info("job %s: task %s ended %s (trace %s)", job.id, job.task_id, status.status, status.trace_id)
         if status.status != "completed":
@@ -334,7 +351,9 @@ class JobRunner:
             await self._end(job, JobStatus.FAILED, MSG_NO_IMAGE, trace_id=status.trace_id)
             return
         refs = [image.ref for image in images]
-        await self.store.mark_completed(job.id, refs, now, status.trace_id)
+        if not await self.store.mark_completed(job.id, refs, now, status.trace_id):
+            log.info("job %s finished upstream after it was cancelled; not delivering", job.id)
+            return
         self._learn(job.has_references, now - job.submitted_at)
         job.status, job.result_urls, job.finished_at = JobStatus.COMPLETED, refs, now
         await self._deliver(job)
@@ -376,7 +395,11 @@ class JobRunner:
             elapsed = (job.finished_at or self.clock.time()) - job.created_at
             receipt = await self._tell(job, lambda: self.sink.deliver(job, images, elapsed))
             await self.store.mark_delivered(
-                job.id, delivery=receipt.delivery, result_message_id=receipt.message_id, now=self.clock.time()
+                job.id,
+                delivery=receipt.delivery,
+                result_message_id=receipt.message_id,
+                result_channel_id=receipt.channel_id,
+                now=self.clock.time(),
             )
             log.info("job %s delivered via %s", job.id, receipt.delivery)
         finally:
@@ -397,7 +420,8 @@ class JobRunner:
         return ImageFile(url=url, data=None, error=last_error)
 
     async def _end(self, job: Job, status: JobStatus, reason: str, *, trace_id: str | None = None) -> None:
-        await self.store.mark_ended(job.id, status, reason, self.clock.time())
+        if not await self.store.mark_ended(job.id, status, reason, self.clock.time()):
+            return  # it had already ended (e.g. cancelled): whoever ended it told the requester
         job.status, job.error = status, reason
         log.info("job %s ended %s: %s", job.id, status.value, reason)
         await self._tell_failure(job)

@@ -93,6 +93,9 @@ class Job:
     delivery: str | None = None
     result_message_id: int | None = None
     usage_id: int | None = None
+    result_channel_id: int | None = None
+    result_deleted_at: float | None = None
+    cancelled_by: int | None = None
 
     @property
     def has_references(self) -> bool:
@@ -138,4 +141,7 @@ class Job:
             delivery=row["delivery"],
             result_message_id=row["result_message_id"],
             usage_id=row.get("usage_id"),
+            result_channel_id=row.get("result_channel_id"),
+            result_deleted_at=row.get("result_deleted_at"),
+            cancelled_by=row.get("cancelled_by"),
         )

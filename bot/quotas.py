@@ -45,6 +45,7 @@ class GuildPolicy:
     exempt_managers: bool = False
     modlog_channel_id: int | None = None
     modlog_finished: bool = False
+    refund_cancelled: bool = False  # a cancelled job counts unless the guild says otherwise
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from bot.store.base import StoreBase
 
 _RESUMABLE = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.COMPLETED)
 _DONE_OK = (JobStatus.COMPLETED, JobStatus.DELIVERED)
+_UNFINISHED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
 
 
 class JobQueries(StoreBase):
@@ -66,20 +67,34 @@ class JobQueries(StoreBase):
     async def mark_submitting(self, job_id: int) -> None:
         await self._update(job_id, status=JobStatus.SUBMITTING.value)
 
-    async def mark_running(self, job_id: int, task_id: str, submitted_at: float, next_poll_at: float) -> None:
-        await self._run(self._mark_running, job_id, task_id, submitted_at, next_poll_at)
+    async def mark_running(self, job_id: int, task_id: str, submitted_at: float, next_poll_at: float) -> bool:
+        """The API took the request. False if the job was cancelled meanwhile."""
+        return await self._run(self._mark_running, job_id, task_id, submitted_at, next_poll_at)
 
-    def _mark_running(self, job_id: int, task_id: str, submitted_at: float, next_poll_at: float) -> None:
+    def _mark_running(self, job_id: int, task_id: str, submitted_at: float, next_poll_at: float) -> bool:
         with self._db.conn:
-            self._db.execute(
+            cursor = self._db.execute(
                 "UPDATE jobs SET status = ?, task_id = ?, submitted_at = ?, next_poll_at = ?,"
-                " api_status = 'pending' WHERE id = ?",
-                [JobStatus.RUNNING.value, task_id, submitted_at, next_poll_at, job_id],
+                " api_status = 'pending' WHERE id = ? AND status IN (?, ?)",
+                [
+                    JobStatus.RUNNING.value,
+                    task_id,
+                    submitted_at,
+                    next_poll_at,
+                    job_id,
+                    JobStatus.SUBMITTING.value,
+                    JobStatus.QUEUED.value,
+                ],
+            )
+            # The task id is worth keeping even for a cancelled job: the provider may bill it.
+            self._db.execute(
+                "UPDATE jobs SET task_id = ? WHERE id = ? AND task_id IS NULL", [task_id, job_id]
             )
             self._db.execute(
                 "UPDATE usage SET task_id = ? WHERE id = (SELECT usage_id FROM jobs WHERE id = ?)",
                 [task_id, job_id],
             )
+        return cursor.rowcount > 0
 
     async def record_poll(
         self,
@@ -89,62 +104,80 @@ class JobQueries(StoreBase):
         trace_id: str | None,
         next_poll_at: float,
         poll_errors: int,
-    ) -> None:
-        await self._run(self._record_poll, job_id, api_status, trace_id, next_poll_at, poll_errors)
+    ) -> bool:
+        """False if the job is no longer running (cancelled meanwhile)."""
+        return await self._run(self._record_poll, job_id, api_status, trace_id, next_poll_at, poll_errors)
 
     def _record_poll(
         self, job_id: int, api_status: str | None, trace_id: str | None, next_poll_at: float, poll_errors: int
-    ) -> None:
+    ) -> bool:
         with self._db.conn:
-            self._db.execute(
+            cursor = self._db.execute(
                 "UPDATE jobs SET poll_count = poll_count + 1, next_poll_at = ?, poll_errors = ?,"
-                " api_status = COALESCE(?, api_status), trace_id = COALESCE(?, trace_id) WHERE id = ?",
-                [next_poll_at, poll_errors, api_status, trace_id, job_id],
+                " api_status = COALESCE(?, api_status), trace_id = COALESCE(?, trace_id)"
+                " WHERE id = ? AND status = ?",
+                [next_poll_at, poll_errors, api_status, trace_id, job_id, JobStatus.RUNNING.value],
             )
+        return cursor.rowcount > 0
 
     async def mark_completed(
         self, job_id: int, result_urls: list[str], finished_at: float, trace_id: str | None
-    ) -> None:
-        await self._run(self._mark_completed, job_id, result_urls, finished_at, trace_id)
+    ) -> bool:
+        """The task finished with images. False if the job was cancelled meanwhile."""
+        return await self._run(self._mark_completed, job_id, result_urls, finished_at, trace_id)
 
-    def _mark_completed(self, job_id: int, urls: list[str], finished_at: float, trace_id: str | None) -> None:
+    def _mark_completed(self, job_id: int, urls: list[str], finished_at: float, trace_id: str | None) -> bool:
         with self._db.conn:
-            self._db.execute(
+            cursor = self._db.execute(
                 "UPDATE jobs SET status = ?, result_urls = ?, finished_at = ?, next_poll_at = NULL,"
                 " poll_count = poll_count + 1, api_status = 'completed', trace_id = COALESCE(?, trace_id)"
-                " WHERE id = ?",
-                [JobStatus.COMPLETED.value, json.dumps(urls), finished_at, trace_id, job_id],
+                " WHERE id = ? AND status = ?",
+                [
+                    JobStatus.COMPLETED.value,
+                    json.dumps(urls),
+                    finished_at,
+                    trace_id,
+                    job_id,
+                    JobStatus.RUNNING.value,
+                ],
             )
+            if cursor.rowcount == 0:
+                return False
             self._db.execute(
                 "UPDATE usage SET outcome = 'completed', duration = ? - created_at"
                 " WHERE id = (SELECT usage_id FROM jobs WHERE id = ?)",
                 [finished_at, job_id],
             )
+        return True
 
     async def mark_ended(
         self, job_id: int, status: JobStatus, error: str, finished_at: float, *, refund: bool = True
-    ) -> None:
+    ) -> bool:
         """A job ended without images (failed, timed out, cancelled, outcome unknown). Its use is
-        refunded (and a one-off credit given back) unless `refund` is False."""
-        await self._run(self._mark_ended, job_id, status, error, finished_at, refund)
+        refunded (and a one-off credit given back) unless `refund` is False. False if the job had
+        already ended or finished: the first ending wins."""
+        return await self._run(self._mark_ended, job_id, status, error, finished_at, refund)
 
     def _mark_ended(
         self, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool
-    ) -> None:
+    ) -> bool:
         outcome = {JobStatus.TIMED_OUT: "timed_out", JobStatus.CANCELLED: "cancelled"}.get(status, "failed")
         with self._db.conn:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "UPDATE jobs SET status = ?, error = ?, finished_at = ?, next_poll_at = NULL WHERE id = ?",
-                [status.value, error, finished_at, job_id],
+            cursor = self._db.execute(
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ?, next_poll_at = NULL"
+                " WHERE id = ? AND status IN (?, ?, ?)",
+                [status.value, error, finished_at, job_id, *(s.value for s in _UNFINISHED)],
             )
+            if cursor.rowcount == 0:
+                return False
             row = self._db.execute(
                 "SELECT u.id, u.guild_id, u.user_id, u.counted, u.used_credit FROM usage u"
                 " JOIN jobs j ON j.usage_id = u.id WHERE j.id = ?",
                 [job_id],
             ).fetchone()
             if row is None:
-                return
+                return True
             usage_id, guild_id, user_id, counted, used_credit = row
             give_back = refund and counted
             self._db.execute(
@@ -163,21 +196,77 @@ class JobQueries(StoreBase):
                     "UPDATE user_quotas SET credits = credits + 1 WHERE guild_id = ? AND user_id = ?",
                     [guild_id, user_id],
                 )
+        return True
 
     async def mark_delivered(
-        self, job_id: int, *, delivery: str, result_message_id: int | None, now: float
+        self,
+        job_id: int,
+        *,
+        delivery: str,
+        result_message_id: int | None,
+        now: float,
+        result_channel_id: int | None = None,
     ) -> None:
         """The outcome reached the requester. The interaction token is dropped: it is no longer needed."""
-        await self._run(self._mark_delivered, job_id, delivery, result_message_id, now)
+        await self._run(self._mark_delivered, job_id, delivery, result_message_id, result_channel_id, now)
 
-    def _mark_delivered(self, job_id: int, delivery: str, message_id: int | None, now: float) -> None:
+    def _mark_delivered(
+        self, job_id: int, delivery: str, message_id: int | None, channel_id: int | None, now: float
+    ) -> None:
         with self._db.conn:
             self._db.execute(
                 "UPDATE jobs SET status = CASE WHEN status = ? THEN ? ELSE status END,"
                 " delivered_at = ?, delivery = ?, result_message_id = COALESCE(?, result_message_id),"
-                " interaction_token = NULL WHERE id = ?",
-                [JobStatus.COMPLETED.value, JobStatus.DELIVERED.value, now, delivery, message_id, job_id],
+                " result_channel_id = COALESCE(?, result_channel_id), interaction_token = NULL WHERE id = ?",
+                [
+                    JobStatus.COMPLETED.value,
+                    JobStatus.DELIVERED.value,
+                    now,
+                    delivery,
+                    message_id,
+                    channel_id,
+                    job_id,
+                ],
             )
+
+    async def mark_cancelled_by(self, job_id: int, user_id: int) -> None:
+        await self._update(job_id, cancelled_by=user_id)
+
+    async def mark_result_deleted(self, job_id: int, now: float) -> None:
+        """The bot's image message was deleted; the job and usage rows stay."""
+        await self._update(job_id, result_deleted_at=now)
+
+    async def unfinished_jobs(self, guild_id: int, user_id: int | None, limit: int = 25) -> list[Job]:
+        """Jobs still on their way, oldest first: one member's, or the whole guild's."""
+        return await self._run(self._unfinished, guild_id, user_id, limit)
+
+    def _unfinished(self, guild_id: int, user_id: int | None, limit: int) -> list[Job]:
+        states = [s.value for s in (*_UNFINISHED, JobStatus.COMPLETED)]
+        marks = ", ".join("?" for _ in states)
+        who, params = ("AND user_id = ?", [user_id]) if user_id is not None else ("", [])
+        rows = self._db.query(
+            f"SELECT * FROM jobs WHERE guild_id = ? {who} AND status IN ({marks}) ORDER BY id LIMIT ?",
+            [guild_id, *params, *states, limit],
+        )
+        return [Job.from_row(row) for row in rows]
+
+    async def delivered_history(
+        self, guild_id: int, user_id: int, offset: int, limit: int
+    ) -> tuple[list[Job], int]:
+        """A page of a member's delivered images, newest first, and how many there are in all."""
+        return await self._run(self._history, guild_id, user_id, offset, limit)
+
+    def _history(self, guild_id: int, user_id: int, offset: int, limit: int) -> tuple[list[Job], int]:
+        where = "guild_id = ? AND user_id = ? AND status = 'delivered' AND result_message_id IS NOT NULL"
+        total = self._db.execute(
+            f"SELECT COUNT(*) FROM jobs INDEXED BY jobs_history WHERE {where}", [guild_id, user_id]
+        ).fetchone()[0]
+        rows = self._db.query(
+            f"SELECT * FROM jobs INDEXED BY jobs_history WHERE {where}"
+            " ORDER BY delivered_at DESC LIMIT ? OFFSET ?",
+            [guild_id, user_id, limit, offset],
+        )
+        return [Job.from_row(row) for row in rows], int(total)
 
     async def _update(self, job_id: int, **values: Any) -> None:
         await self._run(self._update_sync, job_id, values)

@@ -142,5 +142,17 @@ def _v3_usage_and_moderation(db: sqlite_utils.Database) -> None:
     db["jobs"].add_column("usage_id", int)  # type: ignore[union-attr]
 
 
+def _v4_living_messages(db: sqlite_utils.Database) -> None:
+    """Where a delivered image lives (for Edit, Post again and /history), and the cancel refund rule."""
+    jobs = db["jobs"]
+    jobs.add_column("result_channel_id", int)  # type: ignore[union-attr]
+    jobs.add_column("result_deleted_at", float)  # type: ignore[union-attr]
+    jobs.add_column("cancelled_by", int)  # type: ignore[union-attr]
+    db["guild_settings"].add_column("refund_cancelled", int)  # type: ignore[union-attr]
+    db.execute(
+        "CREATE INDEX jobs_history ON jobs (guild_id, user_id, delivered_at) WHERE status = 'delivered'"
+    )
+
+
 # Applied in order; a database at version N gets MIGRATIONS[N:].
-MIGRATIONS: list[Migration] = [_v1_jobs, _v2_meta, _v3_usage_and_moderation]
+MIGRATIONS: list[Migration] = [_v1_jobs, _v2_meta, _v3_usage_and_moderation, _v4_living_messages]

@@ -30,6 +30,7 @@ POLICY_COLUMNS = (
     "exempt_managers",
     "modlog_channel_id",
     "modlog_finished",
+    "refund_cancelled",
 )
 
 
@@ -103,6 +104,7 @@ class UsageQueries(JobQueries):
             exempt_managers=bool(values["exempt_managers"]),
             modlog_channel_id=values["modlog_channel_id"],
             modlog_finished=bool(values["modlog_finished"]),
+            refund_cancelled=bool(values["refund_cancelled"]),
         )
 
     async def guild_policy(self, guild_id: int) -> GuildPolicy:

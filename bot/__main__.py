@@ -1,4 +1,6 @@
-"""Command line: `python -m bot [run|imagine|sandbox]`. Exit codes: 0 ok, 1 failed, 2 bad configuration."""
+"""Command line: `python -m bot [run|imagine|sandbox|stats]`.
+
+Exit codes: 0 ok, 1 failed, 2 bad configuration."""
 
 from __future__ import annotations
 
@@ -6,18 +8,22 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import discord
 
-from bot import sandbox
+from bot import reports, sandbox
 from bot.api import ASPECT_RATIOS
 from bot.app import ImagineBot
 from bot.cli import run_imagine
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
+from bot.quotas import day_bounds
+from bot.store import Store
 
 log = logging.getLogger("bot")
 
@@ -38,7 +44,62 @@ def build_parser() -> argparse.ArgumentParser:
     imagine.add_argument("--out", type=Path, default=Path("out.png"), help="where to write the image")
 
     sandbox.build_arg_parser(sub.add_parser("sandbox", help="run the offline stand-in for the image API"))
+
+    stats = sub.add_parser("stats", help="print the usage report (as /imagine-admin stats does)")
+    stats.add_argument("--guild", type=_snowflake_arg, metavar="ID", help="one server (default: all servers)")
+    stats.add_argument(
+        "--days", type=_days_arg, metavar="N", help="report today and the last N days (default: 7 and 30)"
+    )
     return parser
+
+
+def _snowflake_arg(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= len(raw) <= 21:
+        raise argparse.ArgumentTypeError(f"a server id is a number (got {raw[:30]!r})")
+    return int(raw)
+
+
+def _days_arg(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 3650:
+        raise argparse.ArgumentTypeError(f"a number of days from 1 to 3650 (got {raw[:30]!r})")
+    return int(raw)
+
+
+async def run_stats(settings: Settings, guild_id: int | None, days: int | None) -> int:
+    """`python -m bot stats`: the moderators' report, on the terminal. Needs no Discord token."""
+    path = settings.database_path
+    if not path.exists():
+        print(
+            f"no database at {path} (the bot creates it on its first start); set DATABASE_PATH",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        store = await Store.open(path)
+    except (RuntimeError, sqlite3.Error) as error:  # newer schema than this bot, or not a database
+        print(f"cannot read the database at {path}: {error}", file=sys.stderr)
+        return 1
+    try:
+        timezone = (await store.guild_policy(guild_id)).timezone if guild_id is not None else "UTC"
+        now = time.time()
+        day_start, _ = day_bounds(now, timezone)
+        windows = [
+            reports.Window(label, await store.stats(guild_id, since))
+            for label, since in reports.report_windows(now, day_start, (days,) if days else (7, 30))
+        ]
+    finally:
+        await store.close()
+    where = f"server {guild_id}" if guild_id is not None else "all servers"
+    print(
+        reports.stats_text(
+            windows,
+            title=f"Image bot report for {where}",
+            timezone=timezone,
+            mention=reports.plain_user,
+            markdown=False,
+        )
+    )
+    return 0
 
 
 async def _run_bot(settings: Settings) -> int:
@@ -70,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     try:
-        settings = load_settings(require_token=command == "run")
+        # The report only reads the database: it needs neither the token nor the API key.
+        settings = load_settings(require_token=command == "run", require_api_key=command != "stats")
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
@@ -79,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "imagine":
             return asyncio.run(run_imagine(settings, args.prompt, args.aspect, args.ref, args.out))
+        if command == "stats":
+            return asyncio.run(run_stats(settings, args.guild, args.days))
         return asyncio.run(_run_bot(settings))
     except KeyboardInterrupt:
         return 130

@@ -16,14 +16,16 @@ from discord.ext import commands
 from bot.api import ImageApi
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.discord_sink import NO_PINGS, DiscordSink
+from bot.discord_sink import DiscordSink
 from bot.jobs import JobRunner, RunnerConfig
 from bot.schedule import PollSchedule
 from bot.store import Store
+from cogs.common import NO_PINGS
+from cogs.components import DYNAMIC_ITEMS
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine",)
+EXTENSIONS = ("cogs.imagine", "cogs.usage", "cogs.admin", "cogs.queue")
 
 
 class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
@@ -110,6 +112,8 @@ class ImagineBot(commands.Bot):
             schedule=PollSchedule(s.poll_min_interval, s.poll_max_interval, s.poll_first_delay),
             clock=self.clock,
         )
+        # Buttons are matched by their custom_id template: they keep working after a restart.
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()

@@ -13,14 +13,16 @@ from bot import messages
 from bot.delivery import ImageFile, fit_to_limit
 from bot.jobs import DeliveryReceipt
 from bot.models import Job, Stage
+from cogs.common import NO_PINGS
+from cogs.components import result_view, status_view
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
 
 log = logging.getLogger(__name__)
 
-NO_PINGS = discord.AllowedMentions.none()
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+MODLOG_THROTTLE = 60.0
 
 
 class DiscordSink:
@@ -34,6 +36,7 @@ class DiscordSink:
 
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
+        self._modlog_last: dict[tuple[object, ...], float] = {}
 
     def _webhook(self, job: Job) -> discord.Webhook:
         assert job.application_id is not None and job.interaction_token is not None
@@ -43,18 +46,34 @@ class DiscordSink:
         return job.message_id is not None and job.token_usable(self.bot.clock.time())
 
     async def _edit_status(
-        self, job: Job, content: str, files: list[discord.File] | None = None
+        self,
+        job: Job,
+        content: str,
+        files: list[discord.File] | None = None,
+        view: discord.ui.View | None = None,
     ) -> int | None:
+        """Edit the interaction's message; without a view its buttons are removed."""
         assert job.message_id is not None
         message = await self._webhook(job).edit_message(
-            job.message_id, content=content, attachments=files or [], allowed_mentions=NO_PINGS
+            job.message_id, content=content, attachments=files or [], view=view, allowed_mentions=NO_PINGS
         )
         return message.id
 
     async def progress(self, job: Job, stage: Stage, elapsed: float, typical: float | None) -> None:
         if not self._token_ok(job):
             return  # after 15 minutes the status message can no longer be edited; the result still comes
-        await self._edit_status(job, messages.status_text(job, stage, elapsed, typical))
+        await self._edit_status(
+            job, messages.status_text(job, stage, elapsed, typical), view=status_view(job.id)
+        )
+
+    async def show_cancelled(self, job: Job, text: str) -> None:
+        """A job cancelled from elsewhere (e.g. /queue): its status message says so and loses its button."""
+        if not self._token_ok(job):
+            return
+        try:
+            await self._edit_status(job, text)
+        except discord.HTTPException as exc:
+            log.info("job %s: could not mark the status message cancelled (%s)", job.id, exc.status)
 
     def _upload_limit(self, job: Job) -> int:
         guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
@@ -103,30 +122,33 @@ class DiscordSink:
             except discord.HTTPException as exc:
                 log.info("job %s: could not update the status message (%s)", job.id, exc.status)
         await self._modlog_finished(job, posted.jump_url)
-        return DeliveryReceipt("channel", posted.id)
+        return DeliveryReceipt("channel", posted.id, posted.channel.id)
 
     async def _post_in_channel(self, job: Job, content: str, files: list[discord.File]) -> discord.Message:
         """Post in the job's channel; raises discord.Forbidden/NotFound when that is not possible."""
         channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
+        view = result_view(job.id) if files else discord.utils.MISSING
         if job.message_id is None:
-            return await channel.send(content, files=files, allowed_mentions=NO_PINGS)
+            return await channel.send(content, files=files, allowed_mentions=NO_PINGS, view=view)
         # A reply to the status message: the member sees at once which request this answers.
         reference = discord.MessageReference(
             message_id=job.message_id, channel_id=channel.id, guild_id=job.guild_id, fail_if_not_exists=False
         )
-        return await channel.send(content, files=files, allowed_mentions=NO_PINGS, reference=reference)
+        return await channel.send(
+            content, files=files, allowed_mentions=NO_PINGS, reference=reference, view=view
+        )
 
     async def _deliver_elsewhere(self, job: Job, content: str, files: list[discord.File]) -> DeliveryReceipt:
         """The channel refused us: use the interaction's own message, else a DM."""
         if self._token_ok(job):
             try:
-                message_id = await self._edit_status(job, content, files)
+                message_id = await self._edit_status(job, content, files, view=result_view(job.id))
             except discord.HTTPException as exc:
                 log.warning("job %s: the interaction refused the result too (%s)", job.id, exc.status)
                 for file in files:
                     file.reset()
             else:
-                return DeliveryReceipt("interaction", message_id)
+                return DeliveryReceipt("interaction", message_id, job.channel_id)
         return await self._direct_message(job, content, files)
 
     async def _direct_message(self, job: Job, content: str, files: list[discord.File]) -> DeliveryReceipt:
@@ -139,12 +161,25 @@ class DiscordSink:
         except discord.HTTPException as exc:
             log.warning("job %s: could not DM the requester either (%s)", job.id, exc.status)
             return DeliveryReceipt("undeliverable")
-        return DeliveryReceipt("dm", sent.id)
+        return DeliveryReceipt("dm", sent.id, sent.channel.id)
 
-    async def modlog(self, guild_id: int | None, text: str) -> None:
-        """Post a short entry in the guild's mod-log channel, if it has one. Never raises."""
+    async def modlog(
+        self, guild_id: int | None, text: str, *, throttle: tuple[object, ...] | None = None
+    ) -> None:
+        """Post a short entry in the guild's mod-log channel, if it has one. Never raises.
+
+        With `throttle`, entries with the same key come at most once a minute: a member hammering
+        /imagine while refused must not flood the channel (every refusal is in the usage log anyway)."""
         if guild_id is None:
             return
+        if throttle is not None:
+            now = self.bot.clock.time()
+            key = (guild_id, *throttle)
+            if now - self._modlog_last.get(key, float("-inf")) < MODLOG_THROTTLE:
+                return
+            self._modlog_last[key] = now
+            if len(self._modlog_last) > 10_000:
+                self._modlog_last.clear()
         try:
             policy = await self.bot.store.guild_policy(guild_id)
             if policy.modlog_channel_id is None:

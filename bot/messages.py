@@ -60,12 +60,15 @@ def size_note(job: Job) -> str | None:
 
 def status_text(job: Job, stage: Stage, elapsed: float, typical: float | None) -> str:
     who = f"<@{job.user_id}>" if job.user_id else "you"
+    # An ETA only from real history: `typical` is None until enough jobs of this kind finished.
+    eta = f" (usually about {duration(typical)})" if typical else ""
     if stage is Stage.QUEUED:
         head = f"⏳ **Queued** — sending the request for {who} to the image service…"
     elif stage is Stage.SUBMITTED:
-        head = f"📨 **Submitted** — the image service has the request for {who}. Waiting for it to start…"
+        head = (
+            f"📨 **Submitted** — the image service has the request for {who}{eta}. Waiting for it to start…"
+        )
     elif stage is Stage.RENDERING:
-        eta = f" (usually about {duration(typical)})" if typical else ""
         head = f"🎨 **Rendering** for {who} — {duration(elapsed)} so far{eta}…"
     else:
         head = f"📦 **Almost there** — uploading the image for {who}…"
@@ -101,12 +104,60 @@ def failure_text(job: Job, reason: str) -> str:
 
 def modlog_refusal(user_id: int, channel_id: int | None, reason: str, prompt: str, detail: str | None) -> str:
     where = f" in <#{channel_id}>" if channel_id else ""
-    rule = f" (rule {detail})" if detail and reason == "blocked_prompt" else ""
+    # A rule's text may hold markdown (a regex full of * and _): show it as inline code.
+    rule = f" (rule `{detail.replace('`', chr(39))[:200]}`)" if detail and reason == "blocked_prompt" else ""
     return f"🚫 Refused **{reason}**{rule}: <@{user_id}>{where}\n{quote_prompt(prompt, 200)}"
 
 
 def modlog_finished(job: Job, jump_url: str) -> str:
     return f"🖼️ <@{job.user_id}> made an image: {jump_url}\n{quote_prompt(job.prompt, 200)}"
+
+
+def cancelled_text(job: Job, by_user: int, elapsed: float, *, refunded: bool) -> str:
+    who = "the requester" if by_user == job.user_id else f"<@{by_user}>"
+    charge = (
+        "It does not count against the quota." if refunded else "It still counts against the daily quota."
+    )
+    return "\n".join(
+        [
+            f"🛑 **Cancelled** by {who} after {duration(elapsed)}. The bot stopped following it; the image "
+            f"service may still finish it, but it will not be posted. {charge}",
+            quote_prompt(job.prompt, 150),
+        ]
+    )
+
+
+def reposted_text(job: Job, by_user: int) -> str:
+    who = "" if by_user == job.user_id else f", posted again by <@{by_user}>"
+    return "\n".join([f"🖼️ Image #{job.id} by <@{job.user_id}>{who}.", quote_prompt(job.prompt, 200)])
+
+
+def queue_line(job: Job, elapsed: float, typical: float | None) -> str:
+    state = {
+        "queued": "⏳ queued",
+        "submitting": "📨 sending",
+        "running": "🎨 rendering",
+        "completed": "📦 uploading",
+    }.get(job.status.value, job.status.value)
+    eta = f" · usually about {duration(typical)}" if typical else ""
+    who = f" · <@{job.user_id}>" if job.user_id else ""
+    return f"`#{job.id}` {state} · {duration(elapsed)}{eta}{who}\n{quote_prompt(job.prompt, 80)}"
+
+
+def history_text(jobs: list[Job], member_id: int, page: int, pages: int, total: int) -> str:
+    if not jobs:
+        return f"No images yet for <@{member_id}> in this server."
+    lines = [f"🖼️ Images of <@{member_id}> — page {page + 1} of {pages} ({total} in all)"]
+    for job in jobs:
+        when = f"<t:{int(job.delivered_at or job.created_at)}:f>"
+        link = ""
+        if job.result_message_id and job.result_deleted_at is None and job.guild_id:
+            channel = job.result_channel_id or job.channel_id
+            link = f" — https://discord.com/channels/{job.guild_id}/{channel}/{job.result_message_id}"
+        elif job.result_deleted_at is not None:
+            link = " — (message deleted)"
+        lines.append(f"`#{job.id}` {when}{link}\n{quote_prompt(job.prompt, 100)}")
+    return "\n".join(lines)
 
 
 def links_note(failed: list[tuple[str, str]]) -> str:

@@ -1,0 +1,316 @@
+"""What /usage and the moderator reports say, and the usage export as CSV. Pure functions over the
+store's plain values: no Discord objects, no database, so every text is easy to test."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import available_timezones
+
+from bot.moderation import PromptRule
+from bot.quotas import discord_time, zone
+from bot.store import EXPORT_COLUMNS, BanEntry, Stats, UsageSummary
+
+DISCORD_LIMIT = 2000
+EXPORT_MAX_ROWS = 100_000
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A spreadsheet runs a cell that starts with one of these as a formula: a prompt must never do that.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_TEXT_COLUMNS = {"prompt", "detail", "reason", "aspect_ratio", "task_id"}
+
+Mention = Callable[[int], str]
+
+
+class ReportError(ValueError):
+    """Input to a report that cannot be used; the text says why, for the moderator."""
+
+
+def user_mention(user_id: int) -> str:
+    return f"<@{user_id}>"
+
+
+def plain_user(user_id: int) -> str:
+    return f"user {user_id}"
+
+
+def code(text: str) -> str:
+    """Text shown as inline code, whatever it contains."""
+    cleaned = " ".join(text.replace("`", "ˋ").split())
+    return f"`{cleaned}`" if cleaned else "`(empty)`"
+
+
+def clip(text: str, limit: int = DISCORD_LIMIT) -> str:
+    """Cut a message to Discord's limit at a line boundary, saying that it was cut."""
+    if len(text) <= limit:
+        return text
+    marker = "\n… (more not shown)"
+    head = text[: limit - len(marker)]
+    if "\n" in head:
+        head = head.rsplit("\n", 1)[0]
+    return head + marker
+
+
+def limit_text(limit: int | None) -> str:
+    """A daily limit as a moderator reads it."""
+    if limit is None:
+        return "unlimited"
+    if limit == 0:
+        return "off (0)"
+    return f"{limit} a day"
+
+
+def optional_limit(limit: int | None, *, none: str = "none") -> str:
+    return none if limit is None else limit_text(limit)
+
+
+# -- /usage -------------------------------------------------------------------------------------------
+
+
+def usage_text(summary: UsageSummary, *, subject: str | None = None) -> str:
+    """What /usage shows: `subject` None means the reader themself, else a mention of the member."""
+    own = subject is None
+    title = "**Your image use in this server**" if own else f"**Image use of {subject}**"
+    lines = [title]
+    used, limit = summary.used_today, summary.limit
+    if limit is None:
+        today = f"Today: **{used}** (no daily limit)"
+    elif limit == 0:
+        off = "off for you" if own else "off for them"
+        today = f"Today: **{used}** · image generation is {off} (limit 0)"
+    else:
+        today = f"Today: **{used}** of {limit} ({max(limit - used, 0)} left)"
+    lines.append(f"{today} · this month: **{summary.used_month}**")
+    if summary.credits:
+        noun = "credit" if summary.credits == 1 else "credits"
+        lines.append(f"One-off {noun}: **{summary.credits}** (used once the daily limit is reached)")
+    if summary.running:
+        noun = "image" if summary.running == 1 else "images"
+        lines.append(f"Running now: **{summary.running}** {noun}")
+    lines.append(
+        f"The daily count resets {discord_time(summary.resets_at)} ({discord_time(summary.resets_at, 'f')})."
+    )
+    if summary.banned:
+        who = "You cannot" if own else "They cannot"
+        until = (
+            f"until {discord_time(summary.banned_until, 'f')} ({discord_time(summary.banned_until)})"
+            if summary.banned_until is not None
+            else "until a moderator lifts the ban"
+        )
+        lines.append(f"⛔ {who} use the image bot in this server {until}.")
+    return "\n".join(lines)
+
+
+# -- moderator lists ------------------------------------------------------------------------------------
+
+
+def bans_text(bans: Sequence[BanEntry], mention: Mention = user_mention) -> str:
+    if not bans:
+        return "Nobody is banned from the image bot in this server."
+    lines = [f"**Bans in force ({len(bans)})**"]
+    for ban in bans:
+        until = f"until {discord_time(ban.expires_at, 'f')}" if ban.expires_at is not None else "until lifted"
+        by = f" · by {mention(ban.banned_by)}" if ban.banned_by else ""
+        reason = f" · {code(ban.reason)}" if ban.reason else ""
+        lines.append(f"• {mention(ban.user_id)} {until}{reason}{by}")
+    return clip("\n".join(lines))
+
+
+def rule_text(rule: PromptRule) -> str:
+    return f"#{rule.id} {rule.kind} {code(rule.pattern)}"
+
+
+def rules_text(rules: Sequence[PromptRule]) -> str:
+    if not rules:
+        return "This server has no prompt rules. Add one with `/imagine-admin blocklist add`."
+    lines = [f"**Prompt rules ({len(rules)})**", *(f"• {rule_text(rule)}" for rule in rules)]
+    return clip("\n".join(lines))
+
+
+# -- stats ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    label: str
+    stats: Stats
+
+
+def report_windows(now: float, day_start: float, days: Sequence[int] = (7, 30)) -> list[tuple[str, float]]:
+    """The report's windows: today (in the guild's time zone) and the last N days."""
+    windows = [("Today", day_start)]
+    windows += [(f"Last {n} day{'s' if n != 1 else ''}", now - n * 86_400) for n in days]
+    return windows
+
+
+def _percent(rate: float) -> str:
+    return f"{rate * 100:.1f}%".replace(".0%", "%")
+
+
+def stats_text(
+    windows: Sequence[Window],
+    *,
+    title: str,
+    timezone: str = "UTC",
+    mention: Mention = user_mention,
+    markdown: bool = True,
+) -> str:
+    """The moderator report: per window, generations, failures, refusals by reason, top users."""
+
+    def bold(text: str) -> str:
+        return f"**{text}**" if markdown else text
+
+    lines = [bold(title)]
+    for window in windows:
+        s = window.stats
+        label = f"{window.label} (since 00:00 {timezone})" if window.label == "Today" else window.label
+        lines.append("")
+        lines.append(bold(label))
+        other = s.generations - s.completed - s.failed
+        parts = [f"{s.completed} completed", f"{s.failed} failed or timed out"]
+        if other:
+            parts.append(f"{other} running or cancelled")
+        lines.append(
+            f"Generations: {s.generations} ({', '.join(parts)}) · failure rate {_percent(s.failure_rate)}"
+        )
+        refused = sum(s.refusals.values())
+        if refused:
+            ranked = sorted(s.refusals.items(), key=lambda item: (-item[1], item[0]))
+            reasons = ", ".join(f"{reason} {count}" for reason, count in ranked)
+            lines.append(f"Refused: {refused} ({reasons})")
+        else:
+            lines.append("Refused: 0")
+        if s.top_users:
+            lines.append(
+                "Top users: " + " · ".join(f"{mention(user)} {count}" for user, count in s.top_users)
+            )
+    return "\n".join(lines)
+
+
+# -- export --------------------------------------------------------------------------------------------
+
+
+def parse_day(text: str, what: str) -> date:
+    cleaned = text.strip()
+    if not _DATE.match(cleaned):
+        raise ReportError(f"the {what} date must look like 2025-01-31 (got {code(cleaned[:20])})")
+    try:
+        return date.fromisoformat(cleaned)
+    except ValueError:
+        raise ReportError(f"{code(cleaned)} is not a real date") from None
+
+
+def export_bounds(start: str, end: str, timezone: str) -> tuple[float, float]:
+    """Epoch bounds [start, end) of the inclusive local dates `start`..`end` in the guild's zone."""
+    first, last = parse_day(start, "start"), parse_day(end, "end")
+    if last < first:
+        raise ReportError(f"the end date {last.isoformat()} is before the start date {first.isoformat()}")
+    tz = zone(timezone)
+    try:
+        after = last + timedelta(days=1)
+        begin = datetime.combine(first, datetime.min.time(), tz).timestamp()
+        finish = datetime.combine(after, datetime.min.time(), tz).timestamp()
+    except (OverflowError, ValueError):
+        raise ReportError("those dates are out of range") from None
+    return begin, finish
+
+
+def iso_utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _cell(column: str, value: Any) -> Any:
+    if value is None:
+        return ""
+    if column == "created_at":
+        return iso_utc(float(value))
+    if column in _TEXT_COLUMNS and isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+class UsageCsv:
+    """Usage rows as CSV (columns EXPORT_COLUMNS, created_at in ISO-8601 UTC), kept under a byte
+    budget such as the upload limit of the guild."""
+
+    def __init__(self, max_bytes: int, max_rows: int = EXPORT_MAX_ROWS) -> None:
+        self.max_bytes = max_bytes
+        self.max_rows = max_rows
+        self.rows = 0
+        self.full = False
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+        self._writer.writerow(EXPORT_COLUMNS)
+        self.size = len(self._buffer.getvalue().encode())
+
+    def add(self, row: Sequence[Any]) -> bool:
+        """Append one row; False (and `full`) once the row or byte budget would be exceeded."""
+        if self.full or self.rows >= self.max_rows:
+            self.full = True
+            return False
+        line = io.StringIO()
+        csv.writer(line, lineterminator="\r\n").writerow(
+            [_cell(column, value) for column, value in zip(EXPORT_COLUMNS, row, strict=True)]
+        )
+        text = line.getvalue()
+        size = len(text.encode())
+        if self.size + size > self.max_bytes:
+            self.full = True
+            return False
+        self._buffer.write(text)
+        self.size += size
+        self.rows += 1
+        return True
+
+    def extend(self, rows: Iterable[Sequence[Any]]) -> bool:
+        return all(self.add(row) for row in rows)
+
+    def data(self) -> bytes:
+        return self._buffer.getvalue().encode()
+
+
+def export_filename(guild_id: int, start: str, end: str) -> str:
+    return f"usage-{guild_id}-{start.strip()}-to-{end.strip()}.csv"
+
+
+def export_text(rows: int, start: str, end: str, timezone: str, *, capped: bool, cap_reason: str) -> str:
+    span = f"{start.strip()} to {end.strip()} ({timezone})"
+    if rows == 0:
+        return f"No usage rows from {span}."
+    text = f"{rows} usage row{'s' if rows != 1 else ''} from {span}, oldest first; times are UTC."
+    if capped:
+        text += f" ⚠️ The export stopped at {rows} rows ({cap_reason}); export a shorter range for the rest."
+    return text
+
+
+# -- time zones ----------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _zones() -> tuple[str, ...]:
+    return tuple(sorted(name for name in available_timezones() if "/" in name or name == "UTC"))
+
+
+def match_timezones(current: str, limit: int = 25) -> list[str]:
+    """Autocomplete for time zones: names starting with what was typed first, then containing it."""
+    typed = current.strip().lower().replace(" ", "_")
+    if not typed:
+        popular = ["UTC", "Europe/London", "Europe/Paris", "Europe/Berlin", "America/New_York",
+                   "America/Chicago", "America/Los_Angeles", "America/Sao_Paulo", "Asia/Tokyo",
+                   "Asia/Kolkata", "Asia/Shanghai", "Australia/Sydney"]  # fmt: skip
+        return [name for name in popular if name in _zones()][:limit]
+    ranked: list[tuple[int, str]] = []
+    for name in _zones():
+        lowered = name.lower()
+        if lowered.startswith(typed):
+            ranked.append((0, name))
+        elif lowered.rsplit("/", 1)[-1].startswith(typed):
+            ranked.append((1, name))  # the city part: "paris" finds Europe/Paris
+        elif typed in lowered:
+            ranked.append((2, name))
+    return [name for _, name in sorted(ranked)][:limit]

@@ -1,0 +1,411 @@
+"""Buttons and the edit dialog on the bot's messages. Each button's custom_id carries the job id
+(`imagine:<action>:<job>`), and the job row holds the rest, so every button keeps working after a
+restart with nothing in memory."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord.http import Route
+
+from bot import messages
+from bot.api import ASPECT_RATIOS
+from bot.delivery import DownloadError, download_image
+from bot.models import ImageRequest, Job, JobStatus
+from bot.validation import InputRefused, validate_request
+from cogs.common import GUILD_ONLY, NO_PINGS, is_moderator
+from cogs.requesting import start_request
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+Interaction = discord.Interaction["ImagineBot"]
+MODAL_PROMPT_MAX = 4000  # Discord's cap for a text input
+NOT_FOUND = "That request no longer exists (it may have been removed from the bot's records)."
+NOT_YOURS = "This is not your request: only the member who asked, or a moderator, can do that."
+
+
+async def _say(interaction: Interaction, text: str) -> None:
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
+    else:
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+async def _load(interaction: Interaction, job_id: int) -> Job | None:
+    job = await interaction.client.store.get_job(job_id)
+    if job is None or job.guild_id != interaction.guild_id:
+        await _say(interaction, NOT_FOUND)
+        return None
+    return job
+
+
+def _owner_or_moderator(interaction: Interaction, job: Job) -> bool:
+    return interaction.user.id == job.user_id or is_moderator(interaction.permissions)
+
+
+# -- fresh links --------------------------------------------------------------------------------------
+
+
+def _is_discord_attachment(url: str) -> bool:
+    # Discord signs attachment links with ex/is/hm query parameters; they expire after a while.
+    return "ex=" in url and "hm=" in url and "attachments/" in url
+
+
+async def refresh_urls(bot: ImagineBot, urls: list[str]) -> list[str]:
+    """Signed Discord attachment links expire: ask Discord for fresh ones. Others are kept."""
+    stale = [u for u in urls if _is_discord_attachment(u)]
+    if not stale:
+        return urls
+    try:
+        answer = await bot.http.request(
+            Route("POST", "/attachments/refresh-urls"), json={"attachment_urls": stale}
+        )
+    except discord.HTTPException as exc:
+        log.warning("could not refresh %s attachment links (%s)", len(stale), exc.status)
+        return urls
+    fresh = {item["original"]: item["refreshed"] for item in answer.get("refreshed_urls", [])}
+    return [fresh.get(u, u) for u in urls]
+
+
+async def finished_image(bot: ImagineBot, job: Job) -> discord.Attachment | None:
+    """The delivered image as it is now on Discord: fetching its message gives a freshly signed link."""
+    if job.result_message_id is None or job.result_deleted_at is not None:
+        return None
+    channel = bot.get_partial_messageable(job.result_channel_id or job.channel_id or 0, guild_id=job.guild_id)
+    try:
+        message = await channel.fetch_message(job.result_message_id)
+    except discord.HTTPException as exc:
+        log.info("job %s: cannot fetch its image message (%s)", job.id, exc.status)
+        return None
+    images = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
+    return images[0] if images else None
+
+
+# -- buttons on a running job's status message ------------------------------------------------------
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:cancel:(?P<job>\d+)"):
+    def __init__(self, job_id: int, label: str = "Cancel") -> None:
+        self.job_id = job_id
+        super().__init__(
+            discord.ui.Button(
+                label=label, style=discord.ButtonStyle.secondary, custom_id=f"imagine:cancel:{job_id}"
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> CancelButton:
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
+        job = await _load(interaction, self.job_id)
+        if job is None:
+            return
+        if not _owner_or_moderator(interaction, job):
+            await _say(interaction, NOT_YOURS)
+            return
+        bot = interaction.client
+        policy = await bot.store.guild_policy(job.guild_id or 0)
+        by_moderator = interaction.user.id != job.user_id
+        # Nothing was sent yet, or a moderator stopped it: no charge. Otherwise the provider may
+        # still bill the task, so it counts unless the guild refunds cancellations.
+        refund = job.status is JobStatus.QUEUED or by_moderator or policy.refund_cancelled
+        if not await bot.runner.cancel(job, interaction.user.id, refund=refund):
+            await _say(interaction, "Too late to cancel: this request has already finished.")
+            return
+        elapsed = bot.clock.time() - job.created_at
+        text = messages.cancelled_text(job, interaction.user.id, elapsed, refunded=refund)
+        on_status_message = interaction.message is not None and interaction.message.id == job.message_id
+        if on_status_message:
+            await interaction.response.edit_message(content=text, view=None, allowed_mentions=NO_PINGS)
+        else:
+            await _say(interaction, f"Cancelled request #{job.id}.")
+            await bot.sink.show_cancelled(job, text)
+        await bot.store.mark_delivered(
+            job.id, delivery="cancelled", result_message_id=None, now=bot.clock.time()
+        )
+
+
+def status_view(job_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    return view
+
+
+# -- buttons under a finished image -----------------------------------------------------------------
+
+
+class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:reroll:(?P<job>\d+)"):
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(
+            discord.ui.Button(
+                label="Reroll",
+                emoji="🔁",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"imagine:reroll:{job_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RerollButton:
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
+        if interaction.guild_id is None:
+            await _say(interaction, GUILD_ONLY)
+            return
+        job = await _load(interaction, self.job_id)
+        if job is None:
+            return
+        references = await refresh_urls(interaction.client, job.reference_urls)
+        await start_request(interaction, ImageRequest(job.prompt, job.aspect_ratio, tuple(references)))
+
+
+class EditButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:edit:(?P<job>\d+)"):
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(
+            discord.ui.Button(
+                label="Edit",
+                emoji="✏️",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"imagine:edit:{job_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> EditButton:
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
+        if interaction.guild_id is None:
+            await _say(interaction, GUILD_ONLY)
+            return
+        job = await _load(interaction, self.job_id)
+        if job is None:
+            return
+        await interaction.response.send_modal(EditModal(job))
+
+
+class EditModal(discord.ui.Modal, title="Edit this image"):
+    """The prompt, prefilled; the finished image becomes the reference of the new job."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(timeout=600, custom_id=f"imagine:editmodal:{job.id}")
+        self.job_id = job.id
+        self.prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+            label="Prompt",
+            style=discord.TextStyle.paragraph,
+            default=job.prompt[:MODAL_PROMPT_MAX],
+            max_length=MODAL_PROMPT_MAX,
+        )
+        self.aspect: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+            label="Aspect ratio (1:1, 2:3, 3:2, 9:16, 16:9)",
+            default=job.aspect_ratio or "",
+            required=False,
+            max_length=5,
+        )
+        self.add_item(self.prompt)
+        self.add_item(self.aspect)
+
+    async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
+        bot = interaction.client
+        job = await _load(interaction, self.job_id)
+        if job is None:
+            return
+        ratio = self.aspect.value.strip() or None
+        if ratio is not None and ratio not in ASPECT_RATIOS:
+            await _say(
+                interaction, f"The aspect ratio must be one of {', '.join(ASPECT_RATIOS)}, or left blank."
+            )
+            return
+        image = await finished_image(bot, job)
+        if image is None:
+            await _say(
+                interaction, "The original image is no longer available on Discord, so it cannot be edited."
+            )
+            return
+        try:
+            request = validate_request(
+                self.prompt.value, ratio, [], max_attachment_bytes=bot.settings.max_attachment_bytes
+            )
+        except InputRefused as refusal:
+            await _say(interaction, str(refusal))
+            return
+        await start_request(interaction, ImageRequest(request.prompt, ratio, (image.url,)))
+
+
+class DeleteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:delete:(?P<job>\d+)"):
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(
+            discord.ui.Button(
+                label="Delete",
+                emoji="🗑️",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"imagine:delete:{job_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> DeleteButton:
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
+        job = await _load(interaction, self.job_id)
+        if job is None:
+            return
+        if not _owner_or_moderator(interaction, job):
+            await _say(interaction, NOT_YOURS)
+            return
+        if interaction.message is None:
+            await _say(interaction, "That message is already gone.")
+            return
+        await interaction.response.defer(ephemeral=True, thinking=False)
+        try:
+            await interaction.message.delete()
+        except discord.HTTPException as exc:
+            log.warning(
+                "job %s: could not delete message %s (%s)", job.id, interaction.message.id, exc.status
+            )
+            await _say(interaction, "The message could not be deleted. Please try again.")
+            return
+        if interaction.message.id == job.result_message_id:
+            await interaction.client.store.mark_result_deleted(job.id, interaction.client.clock.time())
+
+
+def result_view(job_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(RerollButton(job_id))
+    view.add_item(EditButton(job_id))
+    view.add_item(DeleteButton(job_id))
+    return view
+
+
+# -- /history's buttons ------------------------------------------------------------------------------
+
+
+class PostAgainButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:repost:(?P<job>\d+)"
+):
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(
+            discord.ui.Button(
+                label=f"Post #{job_id} again",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"imagine:repost:{job_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> PostAgainButton:
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
+        bot = interaction.client
+        job = await _load(interaction, self.job_id)
+        if job is None:
+            return
+        await interaction.response.defer(thinking=True)
+        image = await finished_image(bot, job)
+        if image is None:
+            await interaction.followup.send(
+                "That image is no longer on Discord (its message was deleted), so it cannot be posted again.",
+                ephemeral=True,
+            )
+            return
+        try:
+            # The fetched message gave a freshly signed link; the bytes are uploaded again, not linked.
+            fetched = await download_image(bot.session, image.url, max_bytes=bot.settings.max_result_bytes)
+        except DownloadError as exc:
+            await interaction.followup.send(f"The image could not be fetched again ({exc}).", ephemeral=True)
+            return
+        assert fetched.data is not None
+        file = discord.File(io.BytesIO(fetched.data), filename=image.filename)
+        await interaction.followup.send(
+            messages.reposted_text(job, interaction.user.id),
+            file=file,
+            view=result_view(job.id),
+            allowed_mentions=NO_PINGS,
+        )
+
+
+class HistoryPageButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"imagine:history:(?P<member>\d+):(?P<page>\d+):(?P<label>prev|next)",
+):
+    def __init__(self, member_id: int, page: int, label: str) -> None:
+        self.member_id = member_id
+        self.page = page
+        text = "◀ Newer" if label == "prev" else "Older ▶"
+        super().__init__(
+            discord.ui.Button(
+                label=text,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"imagine:history:{member_id}:{page}:{label}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> HistoryPageButton:
+        return cls(int(match["member"]), int(match["page"]), match["label"])
+
+    async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
+        if interaction.user.id != self.member_id and not is_moderator(interaction.permissions):
+            await _say(interaction, "Only moderators can page through another member's history.")
+            return
+        content, view = await history_page(
+            interaction.client, interaction.guild_id or 0, self.member_id, self.page
+        )
+        await interaction.response.edit_message(content=content, view=view, allowed_mentions=NO_PINGS)
+
+
+HISTORY_PAGE_SIZE = 5
+
+
+async def history_page(
+    bot: ImagineBot, guild_id: int, member_id: int, page: int
+) -> tuple[str, discord.ui.View]:
+    jobs, total = await bot.store.delivered_history(
+        guild_id, member_id, page * HISTORY_PAGE_SIZE, HISTORY_PAGE_SIZE
+    )
+    pages = max(1, -(-total // HISTORY_PAGE_SIZE))
+    view = discord.ui.View(timeout=None)
+    for job in jobs:
+        view.add_item(PostAgainButton(job.id))
+    if page > 0:
+        view.add_item(HistoryPageButton(member_id, page - 1, "prev"))
+    if page + 1 < pages:
+        view.add_item(HistoryPageButton(member_id, page + 1, "next"))
+    return messages.history_text(jobs, member_id, page, pages, total), view
+
+
+DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
+    CancelButton,
+    RerollButton,
+    EditButton,
+    DeleteButton,
+    PostAgainButton,
+    HistoryPageButton,
+)

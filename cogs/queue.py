@@ -1,0 +1,81 @@
+"""/queue and /history: where my requests are, and my earlier images."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import messages
+from cogs.common import GUILD_ONLY, NO_PINGS, is_moderator
+from cogs.components import CancelButton, history_page
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+MAX_LISTED = 20  # a message holds at most 25 buttons; keep room and a readable length
+
+
+class Queue(commands.Cog):
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="queue", description="See your images in progress (and cancel them)")
+    @app_commands.guild_only()
+    @app_commands.rename(everyone="all")
+    @app_commands.describe(everyone="Moderators: show every request in progress in this server")
+    async def queue(self, interaction: discord.Interaction[ImagineBot], everyone: bool = False) -> None:
+        if interaction.guild_id is None:
+            await interaction.response.send_message(GUILD_ONLY, ephemeral=True)
+            return
+        if everyone and not is_moderator(interaction.permissions):
+            await interaction.response.send_message(
+                "Only moderators (Manage Messages) can see everyone's requests.", ephemeral=True
+            )
+            return
+        user_id = None if everyone else interaction.user.id
+        jobs = await self.bot.store.unfinished_jobs(interaction.guild_id, user_id, MAX_LISTED + 1)
+        if not jobs:
+            text = "Nothing is in progress in this server." if everyone else "You have nothing in progress."
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        now = self.bot.clock.time()
+        lines = [
+            messages.queue_line(
+                job, now - job.created_at, self.bot.runner.typical_duration(job.has_references)
+            )
+            for job in jobs[:MAX_LISTED]
+        ]
+        if len(jobs) > MAX_LISTED:
+            lines.append(f"…and more; the oldest {MAX_LISTED} are shown.")
+        view = discord.ui.View(timeout=None)
+        for job in jobs[:MAX_LISTED]:
+            view.add_item(CancelButton(job.id, label=f"Cancel #{job.id}"))
+        header = "⏱️ In progress in this server:" if everyone else "⏱️ Your requests in progress:"
+        await interaction.response.send_message(
+            "\n".join([header, *lines])[:2000], view=view, ephemeral=True, allowed_mentions=NO_PINGS
+        )
+
+    @app_commands.command(name="history", description="Your earlier images, with links and Post again")
+    @app_commands.guild_only()
+    @app_commands.describe(member="Moderators: whose images to show")
+    async def history(
+        self, interaction: discord.Interaction[ImagineBot], member: discord.Member | None = None
+    ) -> None:
+        if interaction.guild_id is None:
+            await interaction.response.send_message(GUILD_ONLY, ephemeral=True)
+            return
+        target = member or interaction.user
+        if target.id != interaction.user.id and not is_moderator(interaction.permissions):
+            await interaction.response.send_message(
+                "Only moderators (Manage Messages) can see another member's images.", ephemeral=True
+            )
+            return
+        content, view = await history_page(self.bot, interaction.guild_id, target.id, 0)
+        await interaction.response.send_message(content, view=view, ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Queue(bot))

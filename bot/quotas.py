@@ -176,7 +176,8 @@ def decide(snapshot: Snapshot, prompt: str) -> Decision:
             False,
             CONCURRENCY,
             f"You already have {snapshot.running} image{'s' if snapshot.running != 1 else ''} in progress "
-            f"(the limit is {snapshot.policy.max_running}). Please wait for one to finish.",
+            f"(the limit is {snapshot.policy.max_running}). Please wait for one to finish; "
+            "see them with /queue.",
             limit=limit,
         )
 

@@ -68,7 +68,8 @@ async def test_edit_uses_the_finished_image_as_reference(world: World) -> None:
     fake = world.fake
     async with world.bot() as bot:
         message = await deliver_one(world, bot, 1, aspect_ratio="1:1")
-        original_url = message["attachments"][0]["url"]
+    original_url = message["attachments"][0]["url"]
+    async with world.bot() as bot:  # after a restart
         click = await fake.invoke_component("imagine:edit:1", int(message["id"]))
         modal = (await fake.wait_for_callback(click)).json
         assert modal["type"] == MODAL

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import discord
 from discord.http import Route
@@ -91,20 +91,35 @@ async def finished_image(bot: ImagineBot, job: Job) -> discord.Attachment | None
 # -- buttons on a running job's status message ------------------------------------------------------
 
 
-class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:cancel:(?P<job>\d+)"):
-    def __init__(self, job_id: int, label: str = "Cancel") -> None:
+class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:job:(?P<job>\d+)"):
+    """A button about one job: `imagine:<action>:<job id>`. Subclasses set the action and its look."""
+
+    action: ClassVar[str] = "job"
+    label: ClassVar[str] = ""
+    emoji: ClassVar[str | None] = None
+    style: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
+
+    def __init__(self, job_id: int, label: str | None = None) -> None:
         self.job_id = job_id
         super().__init__(
             discord.ui.Button(
-                label=label, style=discord.ButtonStyle.secondary, custom_id=f"imagine:cancel:{job_id}"
+                label=label or self.label,
+                emoji=self.emoji,
+                style=self.style,
+                custom_id=f"imagine:{self.action}:{job_id}",
             )
         )
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> CancelButton:
+    ) -> Self:
         return cls(int(match["job"]))
+
+
+class CancelButton(JobButton, template=r"imagine:cancel:(?P<job>\d+)"):
+    action = "cancel"
+    label = "Cancel"
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         job = await _load(interaction, self.job_id)
@@ -144,23 +159,11 @@ def status_view(job_id: int) -> discord.ui.View:
 # -- buttons under a finished image -----------------------------------------------------------------
 
 
-class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:reroll:(?P<job>\d+)"):
-    def __init__(self, job_id: int) -> None:
-        self.job_id = job_id
-        super().__init__(
-            discord.ui.Button(
-                label="Reroll",
-                emoji="🔁",
-                style=discord.ButtonStyle.primary,
-                custom_id=f"imagine:reroll:{job_id}",
-            )
-        )
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> RerollButton:
-        return cls(int(match["job"]))
+class RerollButton(JobButton, template=r"imagine:reroll:(?P<job>\d+)"):
+    action = "reroll"
+    label = "Reroll"
+    emoji = "🔁"
+    style = discord.ButtonStyle.primary
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         if interaction.guild_id is None:
@@ -173,23 +176,10 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"im
         await start_request(interaction, ImageRequest(job.prompt, job.aspect_ratio, tuple(references)))
 
 
-class EditButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:edit:(?P<job>\d+)"):
-    def __init__(self, job_id: int) -> None:
-        self.job_id = job_id
-        super().__init__(
-            discord.ui.Button(
-                label="Edit",
-                emoji="✏️",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"imagine:edit:{job_id}",
-            )
-        )
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> EditButton:
-        return cls(int(match["job"]))
+class EditButton(JobButton, template=r"imagine:edit:(?P<job>\d+)"):
+    action = "edit"
+    label = "Edit"
+    emoji = "✏️"
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         if interaction.guild_id is None:
@@ -249,23 +239,11 @@ class EditModal(discord.ui.Modal, title="Edit this image"):
         await start_request(interaction, ImageRequest(request.prompt, ratio, (image.url,)))
 
 
-class DeleteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:delete:(?P<job>\d+)"):
-    def __init__(self, job_id: int) -> None:
-        self.job_id = job_id
-        super().__init__(
-            discord.ui.Button(
-                label="Delete",
-                emoji="🗑️",
-                style=discord.ButtonStyle.danger,
-                custom_id=f"imagine:delete:{job_id}",
-            )
-        )
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> DeleteButton:
-        return cls(int(match["job"]))
+class DeleteButton(JobButton, template=r"imagine:delete:(?P<job>\d+)"):
+    action = "delete"
+    label = "Delete"
+    emoji = "🗑️"
+    style = discord.ButtonStyle.danger
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         job = await _load(interaction, self.job_id)
@@ -301,24 +279,11 @@ def result_view(job_id: int) -> discord.ui.View:
 # -- /history's buttons ------------------------------------------------------------------------------
 
 
-class PostAgainButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:repost:(?P<job>\d+)"
-):
-    def __init__(self, job_id: int) -> None:
-        self.job_id = job_id
-        super().__init__(
-            discord.ui.Button(
-                label=f"Post #{job_id} again",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"imagine:repost:{job_id}",
-            )
-        )
+class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
+    action = "repost"
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> PostAgainButton:
-        return cls(int(match["job"]))
+    def __init__(self, job_id: int, label: str | None = None) -> None:
+        super().__init__(job_id, label or f"Post #{job_id} again")
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         bot = interaction.client

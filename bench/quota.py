@@ -1,0 +1,107 @@
+"""Quota check + reservation + usage write for one request, on a database with a million usage rows.
+
+The database is built once per run in a temporary folder: 1,000,000 usage rows across 10,000 members of
+one server over the last 30 days (the shape of a big community), plus role limits and prompt rules so
+every part of the check does real work. Then requests from random members are admitted one at a time
+through the store's async interface, exactly as /imagine does, and each is timed end to end (the hop to
+the writer thread included)."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.stats import percentile
+from bot.models import ImageRequest, Origin
+from bot.quotas import Member
+from bot.store import Store
+
+GUILD = 4242
+ADMIN = 1
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class QuotaResult:
+    rows: int
+    users: int
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    build_seconds: float
+
+
+def _fill(path: Path, rows: int, users: int, now: float, seed: int) -> None:
+    """Generate the rows inside SQLite (a recursive CTE) with the usage indexes dropped and rebuilt
+    afterwards from their own definitions: the same schema, built in seconds instead of minutes."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous = OFF")
+    indexes = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage' AND sql IS NOT NULL"
+    ).fetchall()
+    conn.execute("BEGIN")
+    for name, _ in indexes:
+        conn.execute(f"DROP INDEX {name}")
+    # SQLite's random() cannot be seeded; the seed only varies the member numbering, which is enough
+    # for a figure that depends on row counts and index shapes, not on exact values.
+    conn.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)"
+        " INSERT INTO usage (guild_id, channel_id, user_id, created_at, prompt, aspect_ratio, ref_count,"
+        " outcome, reason, counted)"
+        " SELECT ?, 77, 1000 + ((i * 7919 + ?) % ?), ? - (abs(random()) % ?) / 1000.0,"
+        " 'a prompt of ordinary length, like members write', '1:1', 0,"
+        " CASE i % 5 WHEN 3 THEN 'failed' WHEN 4 THEN 'refused' ELSE 'completed' END,"
+        " CASE i % 5 WHEN 4 THEN 'quota' END, CASE WHEN i % 5 < 3 THEN 1 ELSE 0 END FROM n",
+        [rows, GUILD, seed, users, now, int(30 * DAY * 1000)],
+    )
+    for _, sql in indexes:
+        conn.execute(sql)
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    conn.close()
+
+
+async def run_quota(
+    rows: int = 1_000_000, users: int = 10_000, samples: int = 500, seed: int = 7
+) -> QuotaResult:
+    rng = random.Random(seed)
+    now = time.time()
+    with tempfile.TemporaryDirectory(prefix="imagine-bench-quota-") as folder:
+        path = Path(folder) / "bench.db"
+        started = time.perf_counter()
+        store = await Store.open(path)  # creates the schema
+        await store.update_policy(GUILD, ADMIN, now, default_quota=50, max_running=1000, cooldown_seconds=0)
+        for role in range(10):
+            await store.set_role_quota(GUILD, 500 + role, 20 + role, ADMIN, now)
+        for word in ("gore", "nsfw", "blood"):
+            await store.add_rule(GUILD, "word", word, ADMIN, now)
+        await store.add_rule(GUILD, "regex", r"b[l1]ood\s*bath", ADMIN, now)
+        await store.close()
+        _fill(path, rows, users, now, seed)
+        build = time.perf_counter() - started
+
+        store = await Store.open(path)
+        timings: list[float] = []
+        try:
+            request = ImageRequest("a lighthouse at dusk, oil painting", "16:9")
+            for _ in range(samples):
+                user = 1000 + rng.randrange(users)
+                member = Member(GUILD, user, role_ids=(500 + rng.randrange(10), 999))
+                origin = Origin(source="bench", guild_id=GUILD, channel_id=77, user_id=user)
+                begin = time.perf_counter()
+                await store.admit(member, request, origin, time.time(), 10)
+                timings.append((time.perf_counter() - begin) * 1000.0)
+        finally:
+            await store.close()
+    return QuotaResult(
+        rows=rows,
+        users=users,
+        samples=samples,
+        p50_ms=percentile(timings, 50),
+        p99_ms=percentile(timings, 99),
+        build_seconds=build,
+    )

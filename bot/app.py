@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -18,7 +19,6 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.discord_sink import DiscordSink
 from bot.jobs import JobRunner, RunnerConfig
-from bot.schedule import PollSchedule
 from bot.store import Store
 from cogs.common import NO_PINGS
 from cogs.components import DYNAMIC_ITEMS
@@ -109,7 +109,7 @@ class ImagineBot(commands.Bot):
             self.session,
             self.sink,
             self.runner_config(),
-            schedule=PollSchedule(s.poll_min_interval, s.poll_max_interval, s.poll_first_delay),
+            schedule=s.poll_schedule(),
             clock=self.clock,
         )
         # Buttons are matched by their custom_id template: they keep working after a restart.
@@ -118,6 +118,9 @@ class ImagineBot(commands.Bot):
             await self.load_extension(extension)
         await self.sync_commands()
         await self.runner.start()
+        # Everything built so far lives as long as the process: keep the collector from walking it
+        # again and again (full collections were the largest pauses in the acknowledgement benchmark).
+        gc.freeze()
 
     async def sync_commands(self) -> None:
         """Sync to the dev guild on every start (instant), globally only when the commands changed."""

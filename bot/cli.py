@@ -17,7 +17,6 @@ from bot.config import Settings
 from bot.delivery import ImageFile
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import Job, Origin, Stage
-from bot.schedule import PollSchedule
 from bot.store import Store
 from bot.validation import InputRefused, validate_request
 
@@ -120,9 +119,7 @@ async def run_imagine(
                 max_result_bytes=settings.max_result_bytes,
                 status_update_interval=0,
             ),
-            schedule=PollSchedule(
-                settings.poll_min_interval, settings.poll_max_interval, settings.poll_first_delay
-            ),
+            schedule=settings.poll_schedule(),
             # Its own source: this run must not pick up jobs of the bot or of another terminal.
             source=f"cli:{secrets.token_hex(4)}",
             clock=clock,

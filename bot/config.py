@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from bot.schedule import PollSchedule
+
 DEFAULT_BASE_URL = "https://api.mountsea.ai"
 DEFAULT_MODEL = "grok-imagine-image"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -63,6 +65,7 @@ class Settings:
     poll_min_interval: float = 1.0
     poll_max_interval: float = 15.0
     poll_first_delay: float = 3.0
+    poll_budget: float = 7.5
     job_time_limit: float = 600.0
     poll_concurrency: int = 16
     max_attachment_bytes: int = 10 * 1024 * 1024
@@ -70,6 +73,14 @@ class Settings:
     request_timeout: float = 30.0
     status_update_interval: float = 3.0
     default_daily_quota: int = 10
+
+    def poll_schedule(self) -> PollSchedule:
+        return PollSchedule(
+            min_interval=self.poll_min_interval,
+            max_interval=self.poll_max_interval,
+            first_poll=self.poll_first_delay,
+            poll_budget=self.poll_budget,
+        )
 
     def secrets(self) -> list[str]:
         """Every secret value, so log filters can redact them wherever they appear."""
@@ -121,6 +132,13 @@ def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], defau
 def _positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0 or value == float("inf"):
+        raise ValueError(raw)
+    return value
+
+
+def _at_least_one(raw: str) -> float:
+    value = _positive_float(raw)
+    if value < 1:
         raise ValueError(raw)
     return value
 
@@ -216,6 +234,9 @@ def load_settings(
         ),
         poll_first_delay=_parse(
             env, "POLL_FIRST_DELAY", _positive_float, 3.0, "must be a positive number of seconds"
+        ),
+        poll_budget=_parse(
+            env, "POLL_BUDGET", _at_least_one, 7.5, "must be a number of polls per job, 1 or more"
         ),
         job_time_limit=_parse(
             env, "JOB_TIME_LIMIT", _positive_float, 600.0, "must be a positive number of seconds"

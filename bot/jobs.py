@@ -79,7 +79,8 @@ class RunnerConfig:
     lease: float = 120.0
     shutdown_grace: float = 5.0
     download_attempts: int = 3
-    history_size: int = 50
+    history_size: int = 200  # what the poll schedule learns from
+    eta_window: int = 50  # the ETA members see: the median of the latest jobs of the kind
 
 
 def _end_reason(status: TaskStatus) -> str:
@@ -207,7 +208,7 @@ class JobRunner:
         return True
 
     def typical_duration(self, has_refs: bool) -> float | None:
-        return typical_duration(self._history.get(has_refs, []))
+        return typical_duration(self._history.get(has_refs, [])[: self.config.eta_window])
 
     async def _submit(self, job: Job) -> None:
         await self._progress(job, Stage.QUEUED, force=True)

@@ -1,0 +1,129 @@
+"""`python -m bench [--quick | --smoke] [--out PATH]`: run every scenario, print a table, write JSON.
+
+Scenarios run one after another, never together, so none steals CPU from another's measurement. A
+scenario that fails is reported and its figures are null; the exit code is then 1. A missed target
+is a finding, not a failure: the exit code stays 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from bench.profiles import FULL, QUICK, SMOKE, Profile
+from bench.report import REQUIRED_KEYS, table, write_results
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
+
+Scenario = Callable[[Profile], Awaitable[dict[str, float | None]]]
+
+
+async def _ack(profile: Profile) -> dict[str, float | None]:
+    from bench.ack import run_ack
+
+    return (await run_ack(profile)).figures()
+
+
+async def _overhead(profile: Profile) -> dict[str, float | None]:
+    from bench.overhead import run_overhead
+
+    return (await run_overhead(profile)).figures()
+
+
+async def _loop(profile: Profile) -> dict[str, float | None]:
+    from bench.loop_lag import run_loop_lag
+
+    return (await run_loop_lag(profile)).figures()
+
+
+async def _quotas(profile: Profile) -> dict[str, float | None]:
+    from bench.quota import run_quota
+
+    result = await run_quota(
+        rows=profile.quota_rows, users=profile.quota_users, samples=profile.quota_samples, seed=profile.seed
+    )
+    return result.figures()
+
+
+SCENARIOS: dict[str, Scenario] = {"ack": _ack, "overhead": _overhead, "loop": _loop, "quotas": _quotas}
+
+
+# The required figures each scenario produces, so a failed scenario's nulls are not "pending".
+SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
+    "ack": ("ack_p99_ms",),
+    "overhead": ("overhead_p95_s", "polls_per_job", "fixed5_overhead_p95_s", "fixed5_polls_per_job"),
+    "loop": ("loop_lag_p99_ms_1000", "rss_mb_1000"),
+    "quotas": ("quota_check_p99_ms_1m",),
+}
+
+
+def _failed_keys(errors: dict[str, str]) -> set[str]:
+    return {key for name in errors for key in SCENARIO_KEYS[name]}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer jobs, within a minute on two cores")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds: proves every scenario runs")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results file (JSON)")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(SCENARIOS), help="run only this scenario (repeatable)"
+    )
+    return parser.parse_args(argv)
+
+
+async def run(profile: Profile, only: Sequence[str] | None) -> tuple[dict[str, float | None], dict[str, str]]:
+    figures: dict[str, float | None] = {}
+    errors: dict[str, str] = {}
+    for name, scenario in SCENARIOS.items():
+        if only and name not in only:
+            continue
+        started = time.monotonic()
+        print(f"[bench] {name} ...", flush=True)
+        try:
+            figures |= await scenario(profile)
+        except Exception as exc:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        print(f"[bench] {name} done in {time.monotonic() - started:.1f} s", flush=True)
+    return figures, errors
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    profile = SMOKE if args.smoke else QUICK if args.quick else FULL
+    # The runner logs every job at INFO; a benchmark wants only what went wrong.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # discord.py warns that voice libraries are missing; the bot has no voice features.
+    logging.getLogger("discord.client").setLevel(logging.ERROR)
+    started = time.monotonic()
+    figures, errors = asyncio.run(run(profile, args.only))
+    elapsed = time.monotonic() - started
+    # A required figure that no scenario produced and no scenario failed on is work still to do.
+    missing = {key for key in REQUIRED_KEYS if figures.get(key) is None}
+    pending = set() if args.only else missing - _failed_keys(errors)
+    print()
+    print(f"imagine-bot benchmarks: {profile.name} run, {elapsed:.1f} s")
+    print(table(figures, pending))
+    if pending:
+        print(f"\npending: {', '.join(sorted(pending))}")
+    for name, error in errors.items():
+        print(f"\nscenario {name} FAILED: {error}")
+    meta = {
+        "mode": profile.name,
+        "elapsed_s": round(elapsed, 2),
+        "errors": errors,
+        "pending": sorted(pending),
+    }
+    write_results(args.out, figures, meta)
+    print(f"\nwrote {args.out}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

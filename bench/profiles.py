@@ -1,0 +1,75 @@
+"""How big each run is. `full` is what `make bench` runs; `quick` must finish within a minute on two
+cores; `smoke` only proves that every scenario still runs (the test suite uses it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # /imagine acknowledgements: `ack_rounds` bursts of `ack_burst` simultaneous invocations.
+    ack_burst: int
+    ack_rounds: int
+    # Completion overhead: one Poisson stream into both runners; its first `warmup_seconds` warm up.
+    time_factor: float
+    """Virtual seconds per real second for the duration mix (ScaledClock)."""
+    warmup_seconds: float
+    """Virtual seconds of arrivals before measuring. The stream is steady only once the longest job
+    (90 s) has had time to finish and the runner's 50-job history has been refreshed after that."""
+    measured_jobs: int
+    arrival_rate: float
+    """Jobs per virtual second, per runner: 2/s keeps about 60 jobs in flight in each."""
+    # Event-loop lag with many jobs in flight, in real time in a separate process.
+    loop_jobs: int
+    loop_seconds: float
+    # Quota check + reservation against a usage table of `quota_rows` rows.
+    quota_rows: int
+    quota_users: int
+    quota_samples: int
+    seed: int = 20240601
+
+
+FULL = Profile(
+    "full",
+    ack_burst=50,
+    ack_rounds=3,
+    time_factor=10.0,
+    warmup_seconds=150.0,
+    measured_jobs=200,
+    arrival_rate=2.0,
+    loop_jobs=1000,
+    loop_seconds=15.0,
+    quota_rows=1_000_000,
+    quota_users=10_000,
+    quota_samples=1000,
+)
+QUICK = Profile(
+    "quick",
+    ack_burst=50,
+    ack_rounds=1,
+    time_factor=15.0,
+    warmup_seconds=150.0,
+    measured_jobs=100,
+    arrival_rate=2.0,
+    loop_jobs=1000,
+    loop_seconds=8.0,
+    quota_rows=1_000_000,
+    quota_users=10_000,
+    quota_samples=500,
+)
+SMOKE = Profile(
+    "smoke",
+    ack_burst=5,
+    ack_rounds=1,
+    time_factor=60.0,
+    warmup_seconds=20.0,
+    measured_jobs=10,
+    arrival_rate=2.0,
+    loop_jobs=50,
+    loop_seconds=1.5,
+    quota_rows=20_000,
+    quota_users=500,
+    quota_samples=50,
+)

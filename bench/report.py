@@ -1,0 +1,100 @@
+"""The table printed at the end of a run, and the results file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+Figures = Mapping[str, float | None]
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    label: str
+    unit: str
+    digits: int
+    target: float | None = None
+    """Upper bound the figure should stay within; None for figures shown for comparison only."""
+
+
+# Every key here is written to the results file, as null when it could not be measured.
+ROWS: tuple[Row, ...] = (
+    Row("ack_p99_ms", "/imagine ack p99, 50 simultaneous", "ms", 1, 100),
+    Row("overhead_p95_s", "completion overhead p95, adaptive", "s", 2, 1.0),
+    Row("polls_per_job", "polls per job, adaptive", "", 2, 8),
+    Row("fixed5_overhead_p95_s", "completion overhead p95, fixed 5 s", "s", 2),
+    Row("fixed5_polls_per_job", "polls per job, fixed 5 s", "", 2),
+    Row("loop_lag_p99_ms_1000", "event-loop lag p99, jobs in flight", "ms", 1, 20),
+    Row("rss_mb_1000", "peak RSS, jobs in flight", "MB", 1, 150),
+    Row("quota_check_p99_ms_1m", "quota check p99, 1M usage rows", "ms", 2, 5),
+)
+REQUIRED_KEYS = tuple(row.key for row in ROWS)
+
+# Context printed under the table: (key, label, unit, digits).
+DETAILS: tuple[tuple[str, str, str, int], ...] = (
+    ("ack_p50_ms", "ack p50", "ms", 1),
+    ("ack_samples", "ack samples", "", 0),
+    ("overhead_p50_s", "overhead p50, adaptive", "s", 2),
+    ("fixed5_overhead_p50_s", "overhead p50, fixed 5 s", "s", 2),
+    ("overhead_delivery_p95_ms", "of which real work after the poll, p95", "ms", 1),
+    ("overhead_runner_view_p95_s", "overhead p95 from the runner's clock", "s", 2),
+    ("overhead_jobs", "measured jobs per runner", "", 0),
+    ("warmup_jobs", "warm-up jobs (empty history at start)", "", 0),
+    ("warmup_overhead_p95_s", "warm-up overhead p95, adaptive", "s", 2),
+    ("warmup_polls_per_job", "warm-up polls per job, adaptive", "", 2),
+    ("overhead_time_factor", "time factor", "x", 0),
+    ("overhead_loop_lag_p99_ms", "loop lag p99 during the overhead run", "ms", 1),
+    ("loop_jobs_in_flight", "jobs in flight (load scenario)", "", 0),
+    ("loop_intake_s", "intake of those jobs", "s", 2),
+    ("loop_intake_lag_p99_ms", "loop lag p99 during intake", "ms", 1),
+    ("loop_lag_max_ms", "loop lag max", "ms", 1),
+    ("loop_polls_per_s", "polls per second", "/s", 0),
+    ("loop_deliveries_per_s", "deliveries per second", "/s", 1),
+    ("quota_check_p50_ms", "quota check p50", "ms", 2),
+    ("quota_rows", "usage rows", "", 0),
+    ("quota_samples", "quota checks timed", "", 0),
+    ("quota_build_s", "building the usage table", "s", 1),
+)
+
+
+def _fmt(value: float | None, unit: str, digits: int) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f} {unit}".rstrip()
+
+
+def verdict(row: Row, value: float | None, pending: bool) -> str:
+    if pending:
+        return "pending"
+    if value is None:
+        return "not measured"
+    if row.target is None:
+        return "yardstick"
+    return "ok" if value <= row.target else "MISSED"
+
+
+def table(figures: Figures, pending: set[str]) -> str:
+    lines = [f"{'figure':<40} {'value':>12} {'target':>9}  verdict", "-" * 72]
+    for row in ROWS:
+        value = figures.get(row.key)
+        target = "" if row.target is None else f"<= {row.target:g}"
+        lines.append(
+            f"{row.label:<40} {_fmt(value, row.unit, row.digits):>12} {target:>9}  "
+            f"{verdict(row, value, row.key in pending)}"
+        )
+    details = [(label, _fmt(figures.get(k), unit, d)) for k, label, unit, d in DETAILS if k in figures]
+    if details:
+        lines += ["", "details:"]
+        lines += [f"  {label:<44} {text:>12}" for label, text in details]
+    return "\n".join(lines)
+
+
+def write_results(path: Path, figures: Figures, meta: Mapping[str, object]) -> None:
+    data: dict[str, object] = {key: figures.get(key) for key in REQUIRED_KEYS}
+    data |= {k: v for k, v in figures.items() if k not in data}
+    data["meta"] = dict(meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

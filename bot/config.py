@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -129,32 +130,25 @@ def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], defau
         raise ConfigError(name, f"{problem} (got {raw[:40]!r})") from None
 
 
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0 or value == float("inf"):
-        raise ValueError(raw)
-    return value
+N = TypeVar("N", int, float)
 
 
-def _at_least_one(raw: str) -> float:
-    value = _positive_float(raw)
-    if value < 1:
-        raise ValueError(raw)
-    return value
+def _at_least(convert: Callable[[str], N], low: N, *, above: bool = False) -> Callable[[str], N]:
+    """A parser for finite numbers of at least `low` (or above it): raises ValueError otherwise."""
+
+    def parse(raw: str) -> N:
+        value = convert(raw)
+        if not math.isfinite(value) or value < low or (above and value == low):
+            raise ValueError(raw)
+        return value
+
+    return parse
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError(raw)
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError(raw)
-    return value
+_positive_float = _at_least(float, 0.0, above=True)
+_at_least_one = _at_least(float, 1.0)
+_positive_int = _at_least(int, 1)
+_non_negative_int = _at_least(int, 0)
 
 
 def _snowflake(raw: str) -> int:

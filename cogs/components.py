@@ -46,8 +46,15 @@ async def _load(interaction: Interaction, job_id: int) -> Job | None:
     return job
 
 
-def _owner_or_moderator(interaction: Interaction, job: Job) -> bool:
-    return interaction.user.id == job.user_id or is_moderator(interaction.permissions)
+async def _load_own(interaction: Interaction, job_id: int) -> Job | None:
+    """The job, if the clicker asked for it or is a moderator; otherwise they are told why not."""
+    job = await _load(interaction, job_id)
+    if job is None:
+        return None
+    if interaction.user.id != job.user_id and not is_moderator(interaction.permissions):
+        await _say(interaction, NOT_YOURS)
+        return None
+    return job
 
 
 # -- fresh links --------------------------------------------------------------------------------------
@@ -122,11 +129,8 @@ class CancelButton(JobButton, template=r"imagine:cancel:(?P<job>\d+)"):
     label = "Cancel"
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
-        job = await _load(interaction, self.job_id)
+        job = await _load_own(interaction, self.job_id)
         if job is None:
-            return
-        if not _owner_or_moderator(interaction, job):
-            await _say(interaction, NOT_YOURS)
             return
         bot = interaction.client
         policy = await bot.store.guild_policy(job.guild_id or 0)
@@ -246,11 +250,8 @@ class DeleteButton(JobButton, template=r"imagine:delete:(?P<job>\d+)"):
     style = discord.ButtonStyle.danger
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
-        job = await _load(interaction, self.job_id)
+        job = await _load_own(interaction, self.job_id)
         if job is None:
-            return
-        if not _owner_or_moderator(interaction, job):
-            await _say(interaction, NOT_YOURS)
             return
         if interaction.message is None:
             await _say(interaction, "That message is already gone.")

@@ -17,6 +17,7 @@ from bot.jobs import RunnerConfig
 from bot.models import Job
 from bot.sandbox import Sandbox
 from tests.fake_discord import FakeDiscord, RecordedRequest, run_client
+from tests.helpers import FAST_RUNNER
 
 EPHEMERAL = 64
 
@@ -32,15 +33,6 @@ class ShiftedClock:
 
     def real_seconds(self, seconds: float) -> float:
         return seconds
-
-
-FAST_RUNNER = RunnerConfig(
-    time_limit=30.0,
-    status_update_interval=0.0,
-    submit_backoff=0.05,
-    shutdown_grace=0.3,
-    idle_wait=0.5,
-)
 
 
 @dataclass

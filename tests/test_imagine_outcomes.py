@@ -8,7 +8,8 @@ from dataclasses import replace
 from PIL import Image
 
 from bot.models import JobStatus
-from tests.bot_harness import FAST_RUNNER, World, wait_for_job
+from tests.bot_harness import World, wait_for_job
+from tests.helpers import FAST_RUNNER
 
 
 def status_edits(world: World, token: str) -> list[str]:

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 from bot.models import JobStatus
 from bot.quotas import Member, day_bounds
-from tests.bot_harness import EPHEMERAL, FAST_RUNNER, ShiftedClock, World, wait_for_job
+from tests.bot_harness import EPHEMERAL, ShiftedClock, World, wait_for_job
+from tests.helpers import FAST_RUNNER
 
 DEFERRED = 5
 

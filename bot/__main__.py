@@ -150,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A database path that cannot be created, a port in use: say which, without a traceback.
         print(f"error: {error.strerror or error} ({getattr(error, 'filename', '') or ''})", file=sys.stderr)
         return 1
+    except (sqlite3.Error, RuntimeError) as error:
+        # A database that is not SQLite, is locked, or was made by a newer bot.
+        print(f"database error ({settings.database_path}): {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -128,14 +128,17 @@ class DiscordSink:
         """Post in the job's channel; raises discord.Forbidden/NotFound when that is not possible."""
         channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
         view = result_view(job.id) if files else discord.utils.MISSING
+        # The nonce makes a repeated post (a restart between posting and recording it) return the
+        # message already posted instead of a second copy.
+        nonce = f"imagine-{job.id}"
         if job.message_id is None:
-            return await channel.send(content, files=files, allowed_mentions=NO_PINGS, view=view)
+            return await channel.send(content, files=files, allowed_mentions=NO_PINGS, view=view, nonce=nonce)
         # A reply to the status message: the member sees at once which request this answers.
         reference = discord.MessageReference(
             message_id=job.message_id, channel_id=channel.id, guild_id=job.guild_id, fail_if_not_exists=False
         )
         return await channel.send(
-            content, files=files, allowed_mentions=NO_PINGS, reference=reference, view=view
+            content, files=files, allowed_mentions=NO_PINGS, reference=reference, view=view, nonce=nonce
         )
 
     async def _deliver_elsewhere(self, job: Job, content: str, files: list[discord.File]) -> DeliveryReceipt:

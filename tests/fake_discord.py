@@ -1260,6 +1260,14 @@ class FakeDiscord:
 
     async def _post_message(self, request: web.Request) -> web.Response:
         channel, rec = self._channel(request), request[REC]
+        body = rec.json or {}
+        if body.get("enforce_nonce") and body.get("nonce") is not None:
+            # Discord returns the earlier message instead of creating a second one with the same nonce
+            # from the same author in the last few minutes.
+            for earlier in self.messages.values():
+                same_place = earlier["channel_id"] == channel["id"] and earlier.get("nonce") == body["nonce"]
+                if same_place and earlier["author"]["id"] == str(self.bot_user_id):
+                    return self._json(earlier)
         message = self._new_message(
             int(channel["id"]), rec.json or {}, rec.files, limit=self._upload_limit(channel)
         )

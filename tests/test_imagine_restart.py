@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 from bot.jobs import MSG_INTERRUPTED
 from bot.models import JobStatus
@@ -49,3 +50,25 @@ async def test_submit_cut_off_by_shutdown_is_not_sent_again(world: World) -> Non
     assert len(world.submits()) == 1
     final = fake.messages[interaction.original_message_id or 0]["content"]
     assert MSG_INTERRUPTED.split(",")[0] in final
+
+
+async def test_a_crash_between_posting_and_recording_does_not_post_twice(world: World) -> None:
+    fake = world.fake
+    async with world.bot() as first:
+        await fake.invoke_slash("imagine", {"prompt": "posted once"})
+        job = await wait_for_job(first, lambda j: j.status is JobStatus.DELIVERED)
+    # As if the process died after Discord took the post but before the row said so.
+    conn = sqlite3.connect(world.db_path)
+    with conn:
+        conn.execute(
+            "UPDATE jobs SET status = 'completed', delivered_at = NULL, delivery = NULL,"
+            " result_message_id = NULL WHERE id = ?",
+            [job.id],
+        )
+    conn.close()
+    async with world.bot() as second:
+        again = await wait_for_job(second, lambda j: j.status is JobStatus.DELIVERED)
+    assert len(world.bot_posts()) == 2  # the bot did try again...
+    posted = [m for m in fake.messages.values() if "posted once" in m["content"] and m.get("attachments")]
+    assert len(posted) == 1  # ...and Discord's nonce check returned the first message
+    assert again.result_message_id == job.result_message_id

@@ -62,9 +62,13 @@ class DiscordSink:
     async def progress(self, job: Job, stage: Stage, elapsed: float, typical: float | None) -> None:
         if not self._token_ok(job):
             return  # after 15 minutes the status message can no longer be edited; the result still comes
-        await self._edit_status(
-            job, messages.status_text(job, stage, elapsed, typical), view=status_view(job.id)
-        )
+        try:
+            await self._edit_status(
+                job, messages.status_text(job, stage, elapsed, typical), view=status_view(job.id)
+            )
+        except (discord.NotFound, discord.Forbidden) as exc:
+            # The status message was deleted, or the token revoked: the result is still delivered.
+            log.info("job %s: status message not editable (%s)", job.id, exc.status)
 
     async def show_cancelled(self, job: Job, text: str) -> None:
         """A job cancelled from elsewhere (e.g. /queue): its status message says so and loses its button."""

@@ -92,5 +92,9 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
         return
     message_id = callback.message_id if callback is not None else None
     if message_id is None:
-        message_id = (await interaction.original_response()).id
+        try:
+            message_id = (await interaction.original_response()).id
+        except discord.HTTPException as exc:
+            # Without the status message's id the job still runs; its result is posted in the channel.
+            log.warning("job %s: could not look up the status message (%s)", job.id, exc.status)
     await bot.runner.launch(job, message_id)

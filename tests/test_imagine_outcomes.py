@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 
+import pytest
 from PIL import Image
 
 from bot.models import JobStatus
@@ -141,3 +142,18 @@ async def test_no_message_of_the_bot_can_ping(world: World) -> None:
     for request in sent:
         assert request.json.get("allowed_mentions", {}).get("parse") == [], request.path
         assert "@everyone" not in request.json["content"]
+
+
+async def test_status_message_deleted_midway_still_delivers(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = world.fake
+    world.sandbox.config.duration = 0.8
+    async with world.bot() as bot:
+        interaction = await fake.invoke_slash("imagine", {"prompt": "mind the gap"})
+        await wait_for_job(bot, lambda j: j.status is JobStatus.RUNNING)
+        del fake.messages[interaction.original_message_id or 0]  # a moderator removed it
+        job = await wait_for_job(bot, lambda j: j.delivered_at is not None)
+    assert job.status is JobStatus.DELIVERED and job.delivery == "channel"
+    assert len(world.bot_posts()) == 1
+    assert not [r for r in caplog.records if r.levelname == "ERROR" and r.name.startswith("bot")]

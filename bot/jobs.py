@@ -212,7 +212,9 @@ class JobRunner:
 
     async def _submit(self, job: Job) -> None:
         await self._progress(job, Stage.QUEUED, force=True)
-        await self.store.mark_submitting(job.id)
+        if not await self.store.mark_submitting(job.id):
+            log.info("job %s was cancelled before it was sent", job.id)
+            return
         attempt = 0
         while True:
             attempt += 1
@@ -222,7 +224,10 @@ class JobRunner:
                 if attempt >= self.config.submit_attempts:
                     await self._end(job, JobStatus.FAILED, MSG_BUSY)
                     return
-                await self._wait_before_resubmit(job, exc.retry_after or self.config.submit_backoff * attempt)
+                if not await self._wait_before_resubmit(
+                    job, exc.retry_after or self.config.submit_backoff * attempt
+                ):
+                    return
                 continue
             except TransientError as exc:
                 if exc.reached_server:
@@ -232,7 +237,8 @@ class JobRunner:
                 if attempt >= self.config.submit_attempts:
                     await self._end(job, JobStatus.FAILED, MSG_UNREACHABLE)
                     return
-                await self._wait_before_resubmit(job, self.config.submit_backoff * attempt)
+                if not await self._wait_before_resubmit(job, self.config.submit_backoff * attempt):
+                    return
                 continue
             except MalformedAnswerError as exc:
                 log.warning("job %s: %s", job.id, exc.reason)
@@ -259,12 +265,13 @@ class JobRunner:
         self.wake()
         await self._progress(job, Stage.SUBMITTED, force=True)
 
-    async def _wait_before_resubmit(self, job: Job, seconds: float) -> None:
-        # Back to QUEUED while waiting: the request certainly did not reach the API, so a restart
-        # during this wait may submit it again safely.
-        await self.store.set_status(job.id, JobStatus.QUEUED)
+    async def _wait_before_resubmit(self, job: Job, seconds: float) -> bool:
+        """Back to QUEUED while waiting: the request certainly did not reach the API, so a restart
+        during this wait may submit it again safely. False if the job was cancelled meanwhile."""
+        if not await self.store.mark_requeued(job.id):
+            return False
         await asyncio.sleep(self.clock.real_seconds(seconds))
-        await self.store.mark_submitting(job.id)
+        return await self.store.mark_submitting(job.id)
 
     # -- the poll loop -----------------------------------------------------------------------------
 

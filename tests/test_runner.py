@@ -229,3 +229,19 @@ async def test_inline_base64_result_survives_restart_before_delivery(sandbox: Sa
     async with running_runner(db_path, sandbox.base_url or "", again):
         [outcome] = await again.wait_for(1)
     assert outcome.images is not None and outcome.images[0].data == data
+
+
+async def test_a_job_cancelled_while_waiting_to_resubmit_is_never_sent(
+    sandbox: Sandbox, db_path: Path
+) -> None:
+    sandbox.rate_limit_next(1, retry_after=1)
+    sink = RecordingSink()
+    async with running_runner(db_path, sandbox.base_url or "", sink) as runner:
+        job = await runner.enqueue(ImageRequest("never mind"), ORIGIN)
+        while (await job_row(db_path, job.id))["status"] is not JobStatus.QUEUED or not sandbox.requests:
+            await asyncio.sleep(0.02)  # the 429 came back; the job waits to be sent again
+        assert await runner.cancel(job, by_user=3, refund=True)
+        await asyncio.sleep(1.3)  # past the Retry-After
+    assert sandbox.task_count == 0
+    assert len([r for r in sandbox.requests if r.method == "POST"]) == 1
+    assert (await job_row(db_path, job.id))["status"] is JobStatus.CANCELLED

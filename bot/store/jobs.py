@@ -50,8 +50,20 @@ class JobQueries(StoreBase):
     async def set_message_id(self, job_id: int, message_id: int) -> None:
         await self._update(job_id, message_id=message_id)
 
-    async def set_status(self, job_id: int, status: JobStatus) -> None:
-        await self._update(job_id, status=status.value)
+    async def _move(self, job_id: int, source: JobStatus, target: JobStatus) -> bool:
+        """Change the status only if it still is `source`: a cancel in between wins."""
+        return await self._run(self._move_sync, job_id, source, target)
+
+    def _move_sync(self, job_id: int, source: JobStatus, target: JobStatus) -> bool:
+        with self._db.conn:
+            cursor = self._db.execute(
+                "UPDATE jobs SET status = ? WHERE id = ? AND status = ?", [target.value, job_id, source.value]
+            )
+        return cursor.rowcount > 0
+
+    async def mark_requeued(self, job_id: int) -> bool:
+        """A submit that certainly did not reach the API waits to be retried. False if cancelled."""
+        return await self._move(job_id, JobStatus.SUBMITTING, JobStatus.QUEUED)
 
     async def reset_leases(self, source: str, now: float) -> None:
         """After a restart, poll every running job at once: leases of a dead process mean nothing."""
@@ -64,8 +76,9 @@ class JobQueries(StoreBase):
                 [now, source, JobStatus.RUNNING.value, now],
             )
 
-    async def mark_submitting(self, job_id: int) -> None:
-        await self._update(job_id, status=JobStatus.SUBMITTING.value)
+    async def mark_submitting(self, job_id: int) -> bool:
+        """The submit is about to be sent. False if the job was cancelled before that."""
+        return await self._move(job_id, JobStatus.QUEUED, JobStatus.SUBMITTING)
 
     async def mark_running(self, job_id: int, task_id: str, submitted_at: float, next_poll_at: float) -> bool:
         """The API took the request. False if the job was cancelled meanwhile."""

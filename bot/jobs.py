@@ -29,7 +29,7 @@ from bot.clock import Clock, SystemClock
 from bot.delivery import DownloadError, ImageFile, download_image
 from bot.models import ImageRequest, Job, JobStatus, Origin, Stage
 from bot.quotas import Decision, Member
-from bot.schedule import PollSchedule, typical_duration
+from bot.schedule import Cohort, PollSchedule, typical_duration
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,10 @@ class JobRunner:
         self._delivering: set[int] = set()
         self._last_progress: dict[int, float] = {}
         self._history: dict[bool, list[float]] = {}
+        # What the poll schedule plans from: per kind, the latest submitted jobs (finished or still
+        # running), and its sample of durations, refreshed at most once a second of the clock.
+        self._cohorts: dict[bool, Cohort] = {}
+        self._planning: dict[bool, tuple[float, list[float]]] = {}
         self._closing = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -130,6 +134,8 @@ class JobRunner:
         history_text = await self.store.recent_durations(False, self.config.history_size)
         history_refs = await self.store.recent_durations(True, self.config.history_size)
         self._history = {False: history_text, True: history_refs}
+        size = self.config.history_size
+        self._cohorts = {False: Cohort(size, history_text), True: Cohort(size, history_refs)}
         await self._resume()
         self._loop_task = asyncio.create_task(self._poll_loop(), name="job-poll-loop")
 
@@ -202,6 +208,7 @@ class JobRunner:
         if not await self.store.mark_ended(job.id, JobStatus.CANCELLED, reason, now, refund=refund):
             return False
         await self.store.mark_cancelled_by(job.id, by_user)
+        self._cohort(job).dropped(job.id)
         job.status, job.error, job.cancelled_by = JobStatus.CANCELLED, reason, by_user
         self._last_progress.pop(job.id, None)
         log.info("job %s cancelled by %s (refund %s)", job.id, by_user, refund)
@@ -257,11 +264,12 @@ class JobRunner:
                 return
             break
         now = self.clock.time()
-        delay = self.schedule.next_delay(0.0, self._history.get(job.has_references, []))
+        delay = self.schedule.next_delay(0.0, self._planning_history(job.has_references))
         if not await self.store.mark_running(job.id, task_id, now, now + delay):
             log.info("job %s was cancelled while its submit was in flight (task %s)", job.id, task_id)
             return
         job.status, job.task_id, job.submitted_at = JobStatus.RUNNING, task_id, now
+        self._cohort(job).started(job.id, now)
         self.wake()
         await self._progress(job, Stage.SUBMITTED, force=True)
 
@@ -318,7 +326,8 @@ class JobRunner:
                 f"The image took longer than {minutes:g} minutes, so the bot stopped waiting for it.",
             )
             return
-        history = self._history.get(job.has_references, [])
+        self._cohort(job).started(job.id, job.submitted_at)
+        history = self._planning_history(job.has_references)
         try:
             status = await self.api.poll(job.task_id)
         except RateLimitedError as exc:
@@ -349,6 +358,8 @@ class JobRunner:
             job.poll_count += 1
             if still_running:
                 await self._progress(job, Stage.RENDERING)
+            else:
+                self._cohort(job).dropped(job.id)  # cancelled while this poll was out
             return
         log.info("job %s: task %s ended %s (trace %s)", job.id, job.task_id, status.status, status.trace_id)
         if status.status != "completed":
@@ -361,8 +372,9 @@ class JobRunner:
         refs = [image.ref for image in images]
         if not await self.store.mark_completed(job.id, refs, now, status.trace_id):
             log.info("job %s finished upstream after it was cancelled; not delivering", job.id)
+            self._cohort(job).dropped(job.id)
             return
-        self._learn(job.has_references, now - job.submitted_at)
+        self._learn(job, now - job.submitted_at)
         job.status, job.result_urls, job.finished_at = JobStatus.COMPLETED, refs, now
         await self._deliver(job)
 
@@ -370,14 +382,30 @@ class JobRunner:
         errors = job.poll_errors + 1
         backoff = min(self.schedule.max_interval * 4, self.schedule.min_interval * 2**errors)
         delay = max(retry_after or 0.0, backoff)
-        await self.store.record_poll(
+        if not await self.store.record_poll(
             job.id, api_status=None, trace_id=None, next_poll_at=self.clock.time() + delay, poll_errors=errors
-        )
+        ):
+            self._cohort(job).dropped(job.id)
 
-    def _learn(self, has_refs: bool, duration: float) -> None:
-        history = self._history.setdefault(has_refs, [])
+    def _cohort(self, job: Job) -> Cohort:
+        return self._cohorts.setdefault(job.has_references, Cohort(self.config.history_size))
+
+    def _learn(self, job: Job, duration: float) -> None:
+        history = self._history.setdefault(job.has_references, [])
         history.insert(0, duration)
         del history[self.config.history_size :]
+        self._cohort(job).finished(job.id, duration)
+        self._planning.pop(job.has_references, None)
+
+    def _planning_history(self, has_refs: bool) -> list[float]:
+        now = self.clock.time()
+        cached = self._planning.get(has_refs)
+        if cached is not None and now - cached[0] < 1.0:
+            return cached[1]
+        cohort = self._cohorts.setdefault(has_refs, Cohort(self.config.history_size))
+        sample = cohort.sample(now)
+        self._planning[has_refs] = (now, sample)
+        return sample
 
     # -- outcomes ----------------------------------------------------------------------------------
 
@@ -428,6 +456,7 @@ class JobRunner:
         return ImageFile(url=url, data=None, error=last_error)
 
     async def _end(self, job: Job, status: JobStatus, reason: str, *, trace_id: str | None = None) -> None:
+        self._cohort(job).dropped(job.id)
         if not await self.store.mark_ended(job.id, status, reason, self.clock.time()):
             return  # it had already ended (e.g. cancelled): whoever ended it told the requester
         job.status, job.error = status, reason

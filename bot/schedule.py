@@ -23,6 +23,7 @@ Every delay is kept within [min_interval, max_interval]; with min == max the sch
 from __future__ import annotations
 
 import bisect
+import collections
 import functools
 import statistics
 from collections.abc import Sequence
@@ -125,6 +126,79 @@ def _fit(history: tuple[float, ...], min_gap: float, max_gap: float, budget: flo
         gap = high
     durations, first = estimate(gap)
     return PollPlan(first_poll=first, gap=gap, longest=durations[-1])
+
+
+def with_running(finished: Sequence[float], running: Sequence[float], size: int) -> list[float]:
+    """Recent durations, with the tasks still running taken into account (Kaplan-Meier).
+
+    The history holds the latest *finished* tasks, so right after a cold start or a burst it holds
+    only the quick ones, and a plan fitted to it alone polls the slow ones far too often. A running
+    task is a duration known only to exceed its age; the Kaplan-Meier estimate weighs both kinds. The
+    result is a sample of the kind the schedule fits: quantiles of the estimate, with the mass beyond
+    every finished task at the oldest running age (a lower bound that the next refit moves on).
+    """
+    if not running or not finished:
+        return list(finished)
+    marks = sorted([(d, True) for d in finished] + [(a, False) for a in running])
+    at_risk = len(marks)
+    survival = 1.0
+    steps: list[tuple[float, float]] = []  # (duration, share of tasks finished by then)
+    for moment, done in marks:
+        if done:
+            survival *= 1.0 - 1.0 / at_risk
+            steps.append((moment, 1.0 - survival))
+        at_risk -= 1
+    tail = marks[-1][0]  # the oldest running age when a running task outlasts every finished one
+    count = min(size, len(marks))
+    sample: list[float] = []
+    step = 0
+    for i in range(count):
+        share = (i + 0.5) / count
+        while step < len(steps) and steps[step][1] < share:
+            step += 1
+        sample.append(steps[step][0] if step < len(steps) else tail)
+    return sample
+
+
+class Cohort:
+    """The latest submitted tasks of one kind: finished ones with their duration, running ones with
+    their start. Kaplan-Meier needs such a cohort: the latest *finished* tasks mixed with whatever
+    runs now would over-weigh long tasks, which are the ones most often found running."""
+
+    def __init__(self, size: int, finished: Sequence[float] = ()) -> None:
+        self.size = size
+        self._order: collections.deque[int] = collections.deque()
+        self._started: dict[int, float] = {}
+        self._durations: dict[int, float] = {}
+        # Durations from the database (oldest first here) stand for the cohort before this process.
+        for n, duration in enumerate(reversed(finished)):
+            self._admit(-(n + 1))
+            self._durations[-(n + 1)] = duration
+
+    def _admit(self, key: int) -> None:
+        self._order.append(key)
+        while len(self._order) > self.size:
+            old = self._order.popleft()
+            self._started.pop(old, None)
+            self._durations.pop(old, None)
+
+    def started(self, key: int, at: float) -> None:
+        if key not in self._started and key not in self._durations:
+            self._admit(key)
+            self._started[key] = at
+
+    def finished(self, key: int, duration: float) -> None:
+        if self._started.pop(key, None) is not None:
+            self._durations[key] = duration
+
+    def dropped(self, key: int) -> None:
+        """A task that failed or was cancelled says nothing about how long images take."""
+        if self._started.pop(key, None) is not None:
+            self._order.remove(key)
+
+    def sample(self, now: float) -> list[float]:
+        running = [now - since for since in self._started.values()]
+        return with_running(list(self._durations.values()), running, self.size)
 
 
 def typical_duration(history: Sequence[float]) -> float | None:

@@ -20,7 +20,7 @@ from bot.config import Settings
 from bot.discord_sink import DiscordSink
 from bot.jobs import JobRunner, RunnerConfig
 from bot.store import Store
-from cogs.common import NO_PINGS
+from cogs.common import NO_PINGS, say_privately
 from cogs.components import DYNAMIC_ITEMS
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,7 @@ class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
                 f"tell a moderator (ref `{reference}`)."
             )
         try:
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
-            else:
-                await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+            await say_privately(interaction, text)
         except discord.HTTPException:
             log.warning("could not tell the member about an error", exc_info=True)
 

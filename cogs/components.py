@@ -17,7 +17,7 @@ from bot.api import ASPECT_RATIOS
 from bot.delivery import DownloadError, download_image
 from bot.models import ImageRequest, Job, JobStatus
 from bot.validation import InputRefused, validate_request
-from cogs.common import GUILD_ONLY, NO_PINGS, is_moderator
+from cogs.common import GUILD_ONLY, NO_PINGS, is_moderator, say_privately
 from cogs.requesting import start_request
 
 if TYPE_CHECKING:
@@ -31,17 +31,10 @@ NOT_FOUND = "That request no longer exists (it may have been removed from the bo
 NOT_YOURS = "This is not your request: only the member who asked, or a moderator, can do that."
 
 
-async def _say(interaction: Interaction, text: str) -> None:
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
-    else:
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
-
-
 async def _load(interaction: Interaction, job_id: int) -> Job | None:
     job = await interaction.client.store.get_job(job_id)
     if job is None or job.guild_id != interaction.guild_id:
-        await _say(interaction, NOT_FOUND)
+        await say_privately(interaction, NOT_FOUND)
         return None
     return job
 
@@ -52,7 +45,7 @@ async def _load_own(interaction: Interaction, job_id: int) -> Job | None:
     if job is None:
         return None
     if interaction.user.id != job.user_id and not is_moderator(interaction.permissions):
-        await _say(interaction, NOT_YOURS)
+        await say_privately(interaction, NOT_YOURS)
         return None
     return job
 
@@ -139,7 +132,7 @@ class CancelButton(JobButton, template=r"imagine:cancel:(?P<job>\d+)"):
         # still bill the task, so it counts unless the guild refunds cancellations.
         refund = job.status is JobStatus.QUEUED or by_moderator or policy.refund_cancelled
         if not await bot.runner.cancel(job, interaction.user.id, refund=refund):
-            await _say(interaction, "Too late to cancel: this request has already finished.")
+            await say_privately(interaction, "Too late to cancel: this request has already finished.")
             return
         elapsed = bot.clock.time() - job.created_at
         text = messages.cancelled_text(job, interaction.user.id, elapsed, refunded=refund)
@@ -147,7 +140,7 @@ class CancelButton(JobButton, template=r"imagine:cancel:(?P<job>\d+)"):
         if on_status_message:
             await interaction.response.edit_message(content=text, view=None, allowed_mentions=NO_PINGS)
         else:
-            await _say(interaction, f"Cancelled request #{job.id}.")
+            await say_privately(interaction, f"Cancelled request #{job.id}.")
             await bot.sink.show_cancelled(job, text)
         await bot.store.mark_delivered(
             job.id, delivery="cancelled", result_message_id=None, now=bot.clock.time()
@@ -171,7 +164,7 @@ class RerollButton(JobButton, template=r"imagine:reroll:(?P<job>\d+)"):
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         if interaction.guild_id is None:
-            await _say(interaction, GUILD_ONLY)
+            await say_privately(interaction, GUILD_ONLY)
             return
         job = await _load(interaction, self.job_id)
         if job is None:
@@ -187,7 +180,7 @@ class EditButton(JobButton, template=r"imagine:edit:(?P<job>\d+)"):
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         if interaction.guild_id is None:
-            await _say(interaction, GUILD_ONLY)
+            await say_privately(interaction, GUILD_ONLY)
             return
         job = await _load(interaction, self.job_id)
         if job is None:
@@ -223,13 +216,13 @@ class EditModal(discord.ui.Modal, title="Edit this image"):
             return
         ratio = self.aspect.value.strip() or None
         if ratio is not None and ratio not in ASPECT_RATIOS:
-            await _say(
+            await say_privately(
                 interaction, f"The aspect ratio must be one of {', '.join(ASPECT_RATIOS)}, or left blank."
             )
             return
         image = await finished_image(bot, job)
         if image is None:
-            await _say(
+            await say_privately(
                 interaction, "The original image is no longer available on Discord, so it cannot be edited."
             )
             return
@@ -238,7 +231,7 @@ class EditModal(discord.ui.Modal, title="Edit this image"):
                 self.prompt.value, ratio, [], max_attachment_bytes=bot.settings.max_attachment_bytes
             )
         except InputRefused as refusal:
-            await _say(interaction, str(refusal))
+            await say_privately(interaction, str(refusal))
             return
         await start_request(interaction, ImageRequest(request.prompt, ratio, (image.url,)))
 
@@ -254,7 +247,7 @@ class DeleteButton(JobButton, template=r"imagine:delete:(?P<job>\d+)"):
         if job is None:
             return
         if interaction.message is None:
-            await _say(interaction, "That message is already gone.")
+            await say_privately(interaction, "That message is already gone.")
             return
         await interaction.response.defer(ephemeral=True, thinking=False)
         try:
@@ -263,7 +256,7 @@ class DeleteButton(JobButton, template=r"imagine:delete:(?P<job>\d+)"):
             log.warning(
                 "job %s: could not delete message %s (%s)", job.id, interaction.message.id, exc.status
             )
-            await _say(interaction, "The message could not be deleted. Please try again.")
+            await say_privately(interaction, "The message could not be deleted. Please try again.")
             return
         if interaction.message.id == job.result_message_id:
             await interaction.client.store.mark_result_deleted(job.id, interaction.client.clock.time())
@@ -339,7 +332,7 @@ class HistoryPageButton(
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         if interaction.user.id != self.member_id and not is_moderator(interaction.permissions):
-            await _say(interaction, "Only moderators can page through another member's history.")
+            await say_privately(interaction, "Only moderators can page through another member's history.")
             return
         content, view = await history_page(
             interaction.client, interaction.guild_id or 0, self.member_id, self.page

@@ -12,7 +12,7 @@ import discord
 from bot import messages
 from bot.models import ImageRequest, Origin
 from bot.quotas import Member
-from cogs.common import NO_PINGS
+from cogs.common import say_privately
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -60,10 +60,7 @@ async def refuse(
     detail: str | None = None,
 ) -> None:
     """A private refusal, plus a mod-log entry; nothing public appears."""
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
-    else:
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+    await say_privately(interaction, text)
     entry = messages.modlog_refusal(interaction.user.id, interaction.channel_id, reason, prompt, detail)
     await interaction.client.sink.modlog(interaction.guild_id, entry, throttle=(interaction.user.id, reason))
 

@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from bot import reports
 from bot.quotas import Member
-from cogs.common import GUILD_ONLY, NO_PINGS
+from cogs.common import GUILD_ONLY, say_privately
 from cogs.requesting import member_of
 
 if TYPE_CHECKING:
@@ -55,11 +55,7 @@ def member_view(interaction: discord.Interaction[ImagineBot], user: discord.Memb
 
 async def reply(interaction: discord.Interaction[ImagineBot], text: str) -> None:
     """Every answer of these commands: private, and never pinging anyone."""
-    text = reports.clip(text)
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
-    else:
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+    await say_privately(interaction, reports.clip(text))
 
 
 class Usage(commands.Cog):

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ParamSpec, Self, TypeVar
@@ -89,6 +89,14 @@ class StoreBase:
     async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction that holds the write lock from its first statement (BEGIN IMMEDIATE), so
+        what it reads cannot change before it writes, even with another process on the database."""
+        with self._db.conn:  # commits on leaving, rolls back on an exception
+            self._db.execute("BEGIN IMMEDIATE")
+            yield
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         """Insert one row inside the caller's transaction and return its id."""

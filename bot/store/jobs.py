@@ -175,8 +175,7 @@ class JobQueries(StoreBase):
         self, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool
     ) -> bool:
         outcome = {JobStatus.TIMED_OUT: "timed_out", JobStatus.CANCELLED: "cancelled"}.get(status, "failed")
-        with self._db.conn:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             cursor = self._db.execute(
                 "UPDATE jobs SET status = ?, error = ?, finished_at = ?, next_poll_at = NULL"
                 " WHERE id = ? AND status IN (?, ?, ?)",

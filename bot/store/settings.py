@@ -62,8 +62,7 @@ class SettingsQueries(UsageQueries):
         await self._run(self._update_policy, guild_id, actor_id, now, changes)
 
     def _update_policy(self, guild_id: int, actor_id: int, now: float, changes: dict[str, Any]) -> None:
-        with self._db.conn:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             self._db.execute("INSERT OR IGNORE INTO guild_settings (guild_id) VALUES (?)", [guild_id])
             assignments = ", ".join(f"{column} = ?" for column in changes)
             self._db.execute(
@@ -80,8 +79,7 @@ class SettingsQueries(UsageQueries):
     def _set_role_quota(
         self, guild_id: int, role_id: int, limit: int | None, actor_id: int, now: float
     ) -> None:
-        with self._db.conn:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             if limit is None:
                 self._db.execute(
                     "DELETE FROM role_quotas WHERE guild_id = ? AND role_id = ?", [guild_id, role_id]
@@ -109,8 +107,7 @@ class SettingsQueries(UsageQueries):
     def _set_user_quota(
         self, guild_id: int, user_id: int, limit: int | None, unlimited: bool, actor_id: int, now: float
     ) -> None:
-        with self._db.conn:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             self._db.execute(
                 "INSERT INTO user_quotas (guild_id, user_id, daily_limit, unlimited, credits)"
                 " VALUES (?, ?, ?, ?, 0)"
@@ -128,8 +125,7 @@ class SettingsQueries(UsageQueries):
         return await self._run(self._grant_credits, guild_id, user_id, credits, actor_id, now)
 
     def _grant_credits(self, guild_id: int, user_id: int, credits: int, actor_id: int, now: float) -> int:
-        with self._db.conn:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             self._db.execute(
                 "INSERT INTO user_quotas (guild_id, user_id, credits) VALUES (?, ?, MAX(?, 0))"
                 " ON CONFLICT (guild_id, user_id) DO UPDATE SET credits = MAX(credits + ?, 0)",
@@ -146,8 +142,7 @@ class SettingsQueries(UsageQueries):
         return await self._run(self._reset_today, guild_id, user_id, actor_id, now)
 
     def _reset_today(self, guild_id: int, user_id: int, actor_id: int, now: float) -> int:
-        with self._db.conn:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             start, _ = day_bounds(now, self._policy(guild_id).timezone)
             cursor = self._db.execute(
                 "UPDATE usage SET counted = 0 WHERE guild_id = ? AND user_id = ? AND created_at >= ?"
@@ -180,8 +175,7 @@ class SettingsQueries(UsageQueries):
         actor_id: int,
         now: float,
     ) -> None:
-        with self._db.conn:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO bans (guild_id, user_id, reason, banned_by, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -194,8 +188,7 @@ class SettingsQueries(UsageQueries):
         return await self._run(self._unban, guild_id, user_id, actor_id, now)
 
     def _unban(self, guild_id: int, user_id: int, actor_id: int, now: float) -> bool:
-        with self._db.conn:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             cursor = self._db.execute(
                 "DELETE FROM bans WHERE guild_id = ? AND user_id = ?", [guild_id, user_id]
             )
@@ -221,8 +214,7 @@ class SettingsQueries(UsageQueries):
         return await self._run(self._add_rule, guild_id, kind, pattern, actor_id, now)
 
     def _add_rule(self, guild_id: int, kind: str, pattern: str, actor_id: int, now: float) -> PromptRule:
-        with self._db.conn:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             rule_id = self._insert(
                 "prompt_rules",
                 {
@@ -242,8 +234,7 @@ class SettingsQueries(UsageQueries):
         return await self._run(self._remove_rule, guild_id, rule_id, actor_id, now)
 
     def _remove_rule(self, guild_id: int, rule_id: int, actor_id: int, now: float) -> PromptRule | None:
-        with self._db.conn:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             row = self._db.execute(
                 "SELECT id, kind, pattern FROM prompt_rules WHERE guild_id = ? AND id = ?",
                 [guild_id, rule_id],

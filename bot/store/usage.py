@@ -188,9 +188,7 @@ class UsageQueries(JobQueries):
     def _admit(
         self, member: Member, request: ImageRequest, origin: Origin, now: float, global_default: int
     ) -> tuple[Decision, Job | None]:
-        conn = self._db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             decision = decide(self._snapshot(member, now, global_default), request.prompt)
             usage = {
                 "guild_id": member.guild_id,
@@ -206,22 +204,18 @@ class UsageQueries(JobQueries):
                 usage_id = self._insert("usage", {**usage, "outcome": "submitted", "counted": 1,
                                                   "used_credit": int(decision.uses_credit)})  # fmt: skip
                 if decision.uses_credit:
-                    conn.execute(
+                    self._db.execute(
                         "UPDATE user_quotas SET credits = credits - 1 WHERE guild_id = ? AND user_id = ?",
                         [member.guild_id, member.user_id],
                     )
                 job_id = self._insert("jobs", {**self._job_row(request, origin, now), "usage_id": usage_id})
-                conn.execute("UPDATE usage SET job_id = ? WHERE id = ?", [job_id, usage_id])
+                self._db.execute("UPDATE usage SET job_id = ? WHERE id = ?", [job_id, usage_id])
                 job = self._get(job_id)
             else:
                 detail = decision.matched_rule.describe() if decision.matched_rule else None
                 self._insert(
                     "usage", {**usage, "outcome": "refused", "reason": decision.reason, "detail": detail}
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return decision, job
 
     async def log_refusal(

@@ -16,7 +16,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery import ImageFile
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
-from bot.models import Job, Origin, Stage
+from bot.models import ImageRequest, Job, Origin, Stage
 from bot.store import Store
 from bot.validation import InputRefused, validate_request
 
@@ -97,7 +97,7 @@ async def run_imagine(
     if bad:
         print(f"--ref must be an http(s) URL: {bad[0]}", file=stream)
         return 2
-    request = type(request)(request.prompt, request.aspect_ratio, tuple(refs))
+    request = ImageRequest(request.prompt, request.aspect_ratio, tuple(refs))
 
     sink = FileSink(out, stream)
     async with aiohttp.ClientSession() as session:

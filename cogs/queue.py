@@ -55,7 +55,7 @@ class Queue(commands.Cog):
             view.add_item(CancelButton(job.id, label=f"Cancel #{job.id}"))
         header = "⏱️ In progress in this server:" if everyone else "⏱️ Your requests in progress:"
         await interaction.response.send_message(
-            "\n".join([header, *lines])[:2000], view=view, ephemeral=True, allowed_mentions=NO_PINGS
+            messages.clip("\n".join([header, *lines])), view=view, ephemeral=True, allowed_mentions=NO_PINGS
         )
 
     @app_commands.command(name="history", description="Your earlier images, with links and Post again")

@@ -13,8 +13,8 @@ ELLIPSIS = "…"
 ZWSP = "\u200b"
 
 # Characters that start Discord markdown anywhere in a line: formatting (* _ ~ | `), block quotes (>),
-# headings (#), masked links ([text](url)) and the backslash itself.
-_MARKDOWN = re.compile(r"([\\*_~|`>#\[\]()])")
+# headings (#), masked links ([text](url): escaping the brackets is enough) and the backslash itself.
+_MARKDOWN = re.compile(r"([\\*_~|`>#\[\]])")
 # What only means something at the start of a line: lists ("- ", "+ ", "1. ") and subtext ("-# ").
 _LINE_START = re.compile(r"^(\s*)(?:([-+])|(\d+)\.)")
 # "<" opens mentions, channels, roles, slash commands, custom emoji and timestamps (<t:…>); "@" opens

@@ -1,4 +1,5 @@
-"""Offline stand-in for the Mountsea image API (Grok's ``grok-imagine-image``), see /work/shared/API.md.
+"""Offline stand-in for the Mountsea image API (Grok's ``grok-imagine-image``); the contract it
+follows is ``docs/API.md`` in this repository.
 
 It serves the same routes, fields, validation and statuses as the real gateway so that operators can
 try the bot without spending credits, tests can drive every failure mode, and a benchmark can run
@@ -33,8 +34,11 @@ from functools import lru_cache
 from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 from PIL import Image, ImageDraw, ImageFont
+
+from bot.delivery import sniff_type
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +59,9 @@ ASPECT_RATIO_SIZES: Final[dict[str, tuple[int, int]]] = {
     "3:2": (768, 512),
     "2:3": (512, 768),
 }
-# The real API sizes edits after the reference images, which the sandbox never downloads.
+# The real API sizes edits after the reference images; the sandbox checks them but draws one size.
 REFERENCE_IMAGE_SIZE: Final = (512, 512)
+REFERENCE_REDIRECTS: Final = 3
 # Big noise images are this many times the normal size: 1:1 gives 2048x2048, about 12 MB as PNG.
 BIG_IMAGE_SCALE: Final = 4
 
@@ -114,6 +119,12 @@ class SandboxConfig:
     result_shape: ResultShape = "urls"
     images_per_task: int = 1
     big_images: bool = False
+    check_references: bool = True
+    """Download every reference image before accepting a submit, as the real service must, and refuse
+    (400) one that cannot be fetched, is not a PNG, JPEG, WebP or GIF, or is over ``max_reference_bytes``."""
+    max_reference_bytes: int = 20 * 1024 * 1024
+    reference_timeout: float = 10.0
+    """Seconds for fetching one reference image, connection and body together."""
     submit_delay: float = 0.0
     """Seconds the submit handler waits after creating the task and before answering."""
     public_base_url: str | None = None
@@ -135,6 +146,8 @@ class SandboxConfig:
             raise ValueError(f"result_shape must be one of {', '.join(RESULT_SHAPES)}")
         if self.images_per_task < 1:
             raise ValueError("images_per_task must be at least 1")
+        if self.max_reference_bytes < 1 or self.reference_timeout <= 0:
+            raise ValueError("max_reference_bytes and reference_timeout must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +277,10 @@ def _is_http_url(value: object) -> bool:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"code": status, "message": message}, status=status, headers=headers)
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 1024 / 1024:g} MB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KB"
 
 
 def _iso(moment: datetime) -> str:
@@ -418,6 +435,7 @@ class Sandbox:
         self._forced_rate_limits: deque[int] = deque()
         self._images = _ByteBudgetLRU(self.config.image_cache_bytes)
         self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None  # for reference images, made on first use
         self.app = web.Application()
         self.app.router.add_post("/xai/images", self._handle_submit)
         self.app.router.add_get("/xai/tasks", self._handle_poll)
@@ -446,6 +464,9 @@ class Sandbox:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
 
     # ----- test controls -----
 
@@ -563,12 +584,46 @@ class Sandbox:
             submission = _validate_submission(body)
         except _ValidationError as exc:
             return _error(400, str(exc))
+        if self.config.check_references and submission.reference_images:
+            problems = await asyncio.gather(
+                *(self._check_reference(n, url) for n, url in enumerate(submission.reference_images))
+            )
+            refused = next((problem for problem in problems if problem is not None), None)
+            if refused is not None:
+                return _error(400, refused)
         task = self._create_task(submission)
         if self.config.submit_delay:
             # The task exists before the delay, as on a real gateway: a client that gives up
             # waiting has still started (and been billed for) a task.
             await asyncio.sleep(self.config.submit_delay)
         return web.json_response({"taskId": task.task_id})
+
+    async def _check_reference(self, index: int, url: str) -> str | None:
+        """Fetch one reference image with a time and size bound; the refusal message, or None if it is
+        a usable image. The service has to read the image to use it, so this is what it would say."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        limit = self.config.max_reference_bytes
+        name = f"images[{index}]"
+        timeout = aiohttp.ClientTimeout(total=self.config.reference_timeout)
+        try:
+            async with self._http.get(url, timeout=timeout, max_redirects=REFERENCE_REDIRECTS) as response:
+                if response.status != 200:
+                    return f"{name}: the reference image could not be downloaded (HTTP {response.status})"
+                if response.content_length is not None and response.content_length > limit:
+                    return f"{name}: the reference image is larger than {_size_text(limit)}"
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > limit:
+                        return f"{name}: the reference image is larger than {_size_text(limit)}"
+        except TimeoutError:
+            return f"{name}: the reference image could not be downloaded (no answer in time)"
+        except aiohttp.ClientError as exc:
+            return f"{name}: the reference image could not be downloaded ({type(exc).__name__})"
+        if sniff_type(bytes(data[:16])) is None:
+            return f"{name}: the reference is not an image (PNG, JPEG, WebP or GIF)"
+        return None
 
     async def _handle_poll(self, request: web.Request) -> web.Response:
         await self._record(request)
@@ -743,6 +798,12 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     parser.add_argument("--result-shape", choices=RESULT_SHAPES, default=defaults.result_shape)
     parser.add_argument("--images-per-task", type=int, default=defaults.images_per_task)
     parser.add_argument("--big-images", action="store_true")
+    parser.add_argument(
+        "--no-reference-check",
+        dest="check_references",
+        action="store_false",
+        help="accept reference image URLs without downloading them",
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--public-base-url", help="base of result URLs when behind a proxy")
     return parser
@@ -758,6 +819,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         result_shape=args.result_shape,
         images_per_task=args.images_per_task,
         big_images=args.big_images,
+        check_references=args.check_references,
         seed=args.seed,
         public_base_url=args.public_base_url,
     )

@@ -38,7 +38,7 @@ import aiohttp
 from aiohttp import web
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.delivery import sniff_type
+from bot.references import reference_problem
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,6 @@ ASPECT_RATIO_SIZES: Final[dict[str, tuple[int, int]]] = {
 }
 # The real API sizes edits after the reference images; the sandbox checks them but draws one size.
 REFERENCE_IMAGE_SIZE: Final = (512, 512)
-REFERENCE_REDIRECTS: Final = 3
 # Big noise images are this many times the normal size: 1:1 gives 2048x2048, about 12 MB as PNG.
 BIG_IMAGE_SCALE: Final = 4
 
@@ -277,10 +276,6 @@ def _is_http_url(value: object) -> bool:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"code": status, "message": message}, status=status, headers=headers)
-
-
-def _size_text(size: int) -> str:
-    return f"{size / 1024 / 1024:g} MB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KB"
 
 
 def _iso(moment: datetime) -> str:
@@ -599,31 +594,17 @@ class Sandbox:
         return web.json_response({"taskId": task.task_id})
 
     async def _check_reference(self, index: int, url: str) -> str | None:
-        """Fetch one reference image with a time and size bound; the refusal message, or None if it is
-        a usable image. The service has to read the image to use it, so this is what it would say."""
+        """The refusal message for one unusable reference image, or None. The service has to read the
+        image to use it, so this is what it would say."""
         if self._http is None:
             self._http = aiohttp.ClientSession()
-        limit = self.config.max_reference_bytes
-        name = f"images[{index}]"
-        timeout = aiohttp.ClientTimeout(total=self.config.reference_timeout)
-        try:
-            async with self._http.get(url, timeout=timeout, max_redirects=REFERENCE_REDIRECTS) as response:
-                if response.status != 200:
-                    return f"{name}: the reference image could not be downloaded (HTTP {response.status})"
-                if response.content_length is not None and response.content_length > limit:
-                    return f"{name}: the reference image is larger than {_size_text(limit)}"
-                data = bytearray()
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    data += chunk
-                    if len(data) > limit:
-                        return f"{name}: the reference image is larger than {_size_text(limit)}"
-        except TimeoutError:
-            return f"{name}: the reference image could not be downloaded (no answer in time)"
-        except aiohttp.ClientError as exc:
-            return f"{name}: the reference image could not be downloaded ({type(exc).__name__})"
-        if sniff_type(bytes(data[:16])) is None:
-            return f"{name}: the reference is not an image (PNG, JPEG, WebP or GIF)"
-        return None
+        problem = await reference_problem(
+            self._http,
+            url,
+            max_bytes=self.config.max_reference_bytes,
+            timeout=self.config.reference_timeout,
+        )
+        return None if problem is None else f"images[{index}]: the reference image {problem}"
 
     async def _handle_poll(self, request: web.Request) -> web.Response:
         await self._record(request)

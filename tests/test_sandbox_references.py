@@ -22,7 +22,7 @@ async def test_bad_references_are_refused_with_a_clear_message(world: World) -> 
     huge = fake.make_attachment("huge.png", "image/png", data=PNG_MAGIC + bytes(60_000))
     cases = [
         (expired, "could not be downloaded (HTTP 404)"),
-        (text, "is not an image"),
+        (text, "is not a PNG, JPEG, WebP or GIF image"),
         (huge, "larger than"),
     ]
     async with world.bot() as bot:

@@ -121,7 +121,7 @@ class DiscordSink:
         if not files and not links:
             return await self.fail(job, "The image could not be downloaded from the image service.")
         try:
-            posted = await self._post_in_channel(job, content, files)
+            posted = await self._post_with_short_text_if_refused(job, content, files, elapsed)
         except (discord.Forbidden, discord.NotFound) as exc:
             log.warning("job %s: cannot post in channel %s (%s)", job.id, job.channel_id, exc.status)
             for file in files:
@@ -134,6 +134,23 @@ class DiscordSink:
                 log.info("job %s: could not update the status message (%s)", job.id, exc.status)
         await self._modlog_finished(job, posted.jump_url)
         return DeliveryReceipt("channel", posted.id, posted.channel.id)
+
+    async def _post_with_short_text_if_refused(
+        self, job: Job, content: str, files: list[discord.File], elapsed: float
+    ) -> discord.Message:
+        """Post the result; if Discord refuses the message itself (400: a form error in the text),
+        post the images again with only the short headline, so that they are never lost."""
+        try:
+            return await self._post_in_channel(job, content, files)
+        except discord.HTTPException as exc:
+            if exc.status != 400:
+                raise
+            log.warning(
+                "job %s: Discord refused the result message (%s); posting a shorter one", job.id, exc.code
+            )
+            for file in files:
+                file.reset()
+            return await self._post_in_channel(job, messages.done_text(job, elapsed, len(files)), files)
 
     async def _post_in_channel(self, job: Job, content: str, files: list[discord.File]) -> discord.Message:
         """Post in the job's channel; raises discord.Forbidden/NotFound when that is not possible."""

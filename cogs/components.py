@@ -338,13 +338,18 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
             await interaction.followup.send(
                 "That image is no longer on Discord (its message was deleted), so it cannot be posted again.",
                 ephemeral=True,
+                allowed_mentions=NO_PINGS,
             )
             return
         try:
             # The fetched message gave a freshly signed link; the bytes are uploaded again, not linked.
             fetched = await download_image(bot.session, image.url, max_bytes=bot.settings.max_result_bytes)
         except DownloadError as exc:
-            await interaction.followup.send(f"The image could not be fetched again ({exc}).", ephemeral=True)
+            await interaction.followup.send(
+                f"The image could not be fetched again ({messages.inert(str(exc))}).",
+                ephemeral=True,
+                allowed_mentions=NO_PINGS,
+            )
             return
         assert fetched.data is not None
         file = discord.File(io.BytesIO(fetched.data), filename=image.filename)

@@ -126,3 +126,17 @@ async def test_long_links_of_failed_images_are_clipped_and_the_image_still_poste
     assert f"<{dead[0]}>" in content  # the link that fits is shown whole
     assert "3 more that could not be shown here" in content
     assert live_markup(content.split("\n", 1)[1].replace("> second", "")) == []
+
+
+async def test_a_result_message_discord_refuses_is_posted_again_with_a_short_text(world: World) -> None:
+    fake = world.fake
+    body = {"message": "Invalid Form Body", "code": 50035}
+    fake.fail_route("POST", rf"/channels/{fake.channel_id}/messages", 400, body, times=1)
+    async with world.bot() as bot:
+        await fake.invoke_slash("imagine", {"prompt": "refused once"})
+        job = await wait_for_job(bot, lambda j: j.delivered_at is not None)
+    assert job.status is JobStatus.DELIVERED and job.delivery == "channel"
+    refused, posted = world.bot_posts()
+    assert refused.status == 400 and posted.status == 200
+    assert posted.files[0].data == world.sandbox.image_bytes(next(iter(world.sandbox.tasks)))
+    assert "Here is your image" in posted.json["content"]

@@ -34,6 +34,12 @@ async def reference_problem(
                     return too_large
     except TimeoutError:
         return "could not be downloaded (no answer in time)"
+    except aiohttp.ClientConnectorError:
+        return "could not be downloaded (its host could not be reached)"
+    except aiohttp.TooManyRedirects:
+        return f"could not be downloaded (more than {MAX_REDIRECTS} redirects)"
+    except aiohttp.InvalidURL:
+        return "is not a valid link"
     except aiohttp.ClientError as exc:
         return f"could not be downloaded ({type(exc).__name__})"
     if sniff_type(bytes(data[:16])) is None:

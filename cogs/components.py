@@ -410,7 +410,7 @@ async def history_page(
         view.add_item(HistoryPageButton(member_id, page - 1, "prev"))
     if page + 1 < pages:
         view.add_item(HistoryPageButton(member_id, page + 1, "next"))
-    return messages.history_text(jobs, member_id, page, pages, total), view
+    return messages.clip(messages.history_text(jobs, member_id, page, pages, total)), view
 
 
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+MAX_FILES = 10  # Discord's limit of attachments per message
 MODLOG_THROTTLE = 60.0
 
 
@@ -55,7 +56,11 @@ class DiscordSink:
         """Edit the interaction's message; without a view its buttons are removed."""
         assert job.message_id is not None
         message = await self._webhook(job).edit_message(
-            job.message_id, content=content, attachments=files or [], view=view, allowed_mentions=NO_PINGS
+            job.message_id,
+            content=messages.clip(content),
+            attachments=files or [],
+            view=view,
+            allowed_mentions=NO_PINGS,
         )
         return message.id
 
@@ -90,6 +95,10 @@ class DiscordSink:
         files: list[discord.File] = []
         links: list[tuple[str, str]] = []
         for index, image in enumerate(images, start=1):
+            if len(files) >= MAX_FILES:
+                if image.url:
+                    links.append((image.url, "more images than one message can hold"))
+                continue
             if image.data is None:
                 if image.url:
                     links.append((image.url, image.error or "download failed"))
@@ -108,13 +117,11 @@ class DiscordSink:
     async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt:
         await self.bot.wait_until_ready()
         files, links = await self._prepare(job, images)
-        content = messages.done_text(job, elapsed, len(files) or len(images))
-        if links:
-            content += "\n" + messages.links_note(links)
+        content = messages.result_text(job, elapsed, len(files) or len(images), links)
         if not files and not links:
             return await self.fail(job, "The image could not be downloaded from the image service.")
         try:
-            posted = await self._post_in_channel(job, content, files)
+            posted = await self._post_with_short_text_if_refused(job, content, files, elapsed)
         except (discord.Forbidden, discord.NotFound) as exc:
             log.warning("job %s: cannot post in channel %s (%s)", job.id, job.channel_id, exc.status)
             for file in files:
@@ -128,6 +135,23 @@ class DiscordSink:
         await self._modlog_finished(job, posted.jump_url)
         return DeliveryReceipt("channel", posted.id, posted.channel.id)
 
+    async def _post_with_short_text_if_refused(
+        self, job: Job, content: str, files: list[discord.File], elapsed: float
+    ) -> discord.Message:
+        """Post the result; if Discord refuses the message itself (400: a form error in the text),
+        post the images again with only the short headline, so that they are never lost."""
+        try:
+            return await self._post_in_channel(job, content, files)
+        except discord.HTTPException as exc:
+            if exc.status != 400:
+                raise
+            log.warning(
+                "job %s: Discord refused the result message (%s); posting a shorter one", job.id, exc.code
+            )
+            for file in files:
+                file.reset()
+            return await self._post_in_channel(job, messages.done_text(job, elapsed, len(files)), files)
+
     async def _post_in_channel(self, job: Job, content: str, files: list[discord.File]) -> discord.Message:
         """Post in the job's channel; raises discord.Forbidden/NotFound when that is not possible."""
         channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
@@ -135,6 +159,7 @@ class DiscordSink:
         # The nonce makes a repeated post (a restart between posting and recording it) return the
         # message already posted instead of a second copy.
         nonce = f"imagine-{job.id}"
+        content = messages.clip(content)
         if job.message_id is None:
             return await channel.send(content, files=files, allowed_mentions=NO_PINGS, view=view, nonce=nonce)
         # A reply to the status message: the member sees at once which request this answers.
@@ -164,7 +189,7 @@ class DiscordSink:
         try:
             user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
             note = "I could not post in the channel where you asked, so here it is.\n"
-            sent = await user.send(note + content, files=files, allowed_mentions=NO_PINGS)
+            sent = await user.send(messages.clip(note + content), files=files, allowed_mentions=NO_PINGS)
         except discord.HTTPException as exc:
             log.warning("job %s: could not DM the requester either (%s)", job.id, exc.status)
             return DeliveryReceipt("undeliverable")
@@ -192,7 +217,7 @@ class DiscordSink:
             if policy.modlog_channel_id is None:
                 return
             channel = self.bot.get_partial_messageable(policy.modlog_channel_id, guild_id=guild_id)
-            await channel.send(text[:2000], allowed_mentions=NO_PINGS)
+            await channel.send(messages.clip(text), allowed_mentions=NO_PINGS)
         except discord.HTTPException as exc:
             log.warning("guild %s: cannot post in the mod-log channel (%s)", guild_id, exc.status)
 

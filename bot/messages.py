@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from bot.models import Job, Stage
 
 PROMPT_PREVIEW_CHARS = 300
-_MARKDOWN = re.compile(r"([\\*_~|`>#\[\]()])")
+MESSAGE_LIMIT = 2000  # Discord refuses longer content with 400 / 50035 (and the whole message with it)
+ELLIPSIS = "…"
+ZWSP = "\u200b"
+
+# Characters that start Discord markdown anywhere in a line: formatting (* _ ~ | `), block quotes (>),
+# headings (#), masked links ([text](url): escaping the brackets is enough) and the backslash itself.
+_MARKDOWN = re.compile(r"([\\*_~|`>#\[\]])")
+# What only means something at the start of a line: lists ("- ", "+ ", "1. ") and subtext ("-# ").
+_LINE_START = re.compile(r"^(\s*)(?:([-+])|(\d+)\.)")
+# "<" opens mentions, channels, roles, slash commands, custom emoji and timestamps (<t:…>); "@" opens
+# @everyone/@here. A zero-width space after either keeps the text from ever being parsed as markup.
+_MARKUP_OPENERS = re.compile(f"([<@])(?!{ZWSP})")
+# Anything Discord would turn into a clickable link (and an embed): a scheme followed by "://".
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s<>]+")
+# What may stay as it is inside a shown link; the rest is percent-encoded (as a browser would send it).
+_URL_SAFE = "-._~:/?#[]@!$&'()*+,;=%"
 
 
 def human_bytes(size: int) -> str:
@@ -30,10 +46,61 @@ def quote_prompt(prompt: str, limit: int = PROMPT_PREVIEW_CHARS) -> str:
     if len(text) > limit:
         cut = text[:limit].rsplit(" ", 1)[0]
         text = (cut if len(cut) > limit // 2 else text[:limit]).rstrip() + " …"
+    return "> " + inert(text)
+
+
+def plain_link(url: str) -> str:
+    """A URL shown as a plain link: in <...>, so Discord makes no embed, and percent-encoded where a
+    character could end the link early or be read as markup (">", spaces, backticks, non-ASCII)."""
+    return f"<{quote(url, safe=_URL_SAFE)}>"
+
+
+def _split_url(match: str) -> tuple[str, str]:
+    """A URL found in running text, without the punctuation that ends the sentence around it."""
+    url = match.rstrip(".,;:!?'\"")
+    while url.endswith(")") and url.count(")") > url.count("("):
+        url = url[:-1]
+    return url, match[len(url) :]
+
+
+def _escape(text: str) -> str:
     text = _MARKDOWN.sub(r"\\\1", text)
-    # A zero-width space after @ keeps "@everyone" and "<@id>" from ever rendering as mentions.
-    text = text.replace("@", "@\u200b")
-    return "> " + text
+    return _MARKUP_OPENERS.sub(f"\\1{ZWSP}", text)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    # Discord hides a backslash only before punctuation: "\-" shows "-", "1\." shows "1.".
+    return match[1] + ("\\" + match[2] if match[2] else match[3] + "\\.")
+
+
+def inert(text: str) -> str:
+    """Text from elsewhere (the image API, a prompt) made safe to show in a Discord message: on one
+    line, every markdown character escaped (no masked links, headings, lists, quotes or formatting),
+    mentions, custom emoji and timestamps defused, and URLs shown only as plain <...> links."""
+    flat = " ".join(text.split())
+    parts: list[str] = []
+    position = 0
+    for found in _URL.finditer(flat):
+        url, rest = _split_url(found.group())
+        parts.append(_escape(flat[position : found.start()]))
+        parts.append(plain_link(url) + _escape(rest))
+        position = found.end()
+    parts.append(_escape(flat[position:]))
+    return _LINE_START.sub(_escape_line_start, "".join(parts), count=1)
+
+
+def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Cut a message to Discord's limit without leaving half a link, mention or escape behind."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(ELLIPSIS)]
+    opened = cut.rfind("<")
+    if opened != -1 and cut.find(">", opened) == -1:
+        cut = cut[:opened]  # half a <link> or <@mention> would render as raw markup or a bare link
+    line_end = cut.rfind("\n")
+    if line_end > len(cut) // 2:
+        cut = cut[:line_end]  # prefer ending on a whole line
+    return cut.rstrip().rstrip("\\") + ELLIPSIS
 
 
 def duration(seconds: float) -> str:
@@ -93,13 +160,24 @@ def done_text(job: Job, elapsed: float, count: int) -> str:
     return "\n".join(lines)
 
 
+def result_text(job: Job, elapsed: float, count: int, links: list[tuple[str, str]]) -> str:
+    """The finished image's message: what it is, and the links of images that could not be
+    uploaded, within Discord's limit so that the images themselves are always posted."""
+    text = done_text(job, elapsed, count)
+    if links:
+        text += "\n" + links_note(links, MESSAGE_LIMIT - len(text) - 1)
+    return clip(text)
+
+
 def done_pointer(elapsed: float, jump_url: str) -> str:
     return f"✅ **Done** in {duration(elapsed)} — your image is here: {jump_url}"
 
 
 def failure_text(job: Job, reason: str) -> str:
+    """`reason` may carry the image API's own words: they are shown as inert text."""
     who = f"<@{job.user_id}>" if job.user_id else "you"
-    return "\n".join([f"❌ Sorry {who}, no image this time. {reason}", quote_prompt(job.prompt, 150)])
+    head = f"❌ Sorry {who}, no image this time. {inert(reason)}"
+    return clip("\n".join([clip(head, MESSAGE_LIMIT - 200), quote_prompt(job.prompt, 150)]))
 
 
 def modlog_refusal(user_id: int, channel_id: int | None, reason: str, prompt: str, detail: str | None) -> str:
@@ -160,8 +238,25 @@ def history_text(jobs: list[Job], member_id: int, page: int, pages: int, total: 
     return "\n".join(lines)
 
 
-def links_note(failed: list[tuple[str, str]]) -> str:
-    """For images that could not be uploaded: the link, with why."""
-    lines = ["Some images could not be uploaded here, so here are their links (they may expire):"]
-    lines += [f"• <{url}> ({why})" for url, why in failed]
+def links_note(failed: list[tuple[str, str]], budget: int = MESSAGE_LIMIT) -> str:
+    """For images that could not be uploaded: the link, with why, as many as fit in `budget`
+    characters. A link is never cut (half a URL is a broken one): those that do not fit are counted."""
+    head = "Some images could not be uploaded here, so here are their links (they may expire):"
+    lines = [head]
+    used = len(head)
+    for shown, (url, why) in enumerate(failed):
+        line = f"• {plain_link(url)} ({inert(why)})"
+        left = len(failed) - shown - 1
+        # Keep room for the closing count line in case a later link does not fit.
+        reserve = 80 if left else 0
+        if used + 1 + len(line) + reserve > budget:
+            missing = len(failed) - shown
+            lines.append(
+                f"…and {missing} more that could not be shown here (their links are too long)."
+                if shown
+                else f"{missing} of them could not be shown here (their links are too long)."
+            )
+            break
+        lines.append(line)
+        used += 1 + len(line)
     return "\n".join(lines)

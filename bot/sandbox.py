@@ -1,4 +1,5 @@
-"""Offline stand-in for the Mountsea image API (Grok's ``grok-imagine-image``), see /work/shared/API.md.
+"""Offline stand-in for the Mountsea image API (Grok's ``grok-imagine-image``); the contract it
+follows is ``docs/API.md`` in this repository.
 
 It serves the same routes, fields, validation and statuses as the real gateway so that operators can
 try the bot without spending credits, tests can drive every failure mode, and a benchmark can run
@@ -33,8 +34,11 @@ from functools import lru_cache
 from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 from PIL import Image, ImageDraw, ImageFont
+
+from bot.references import reference_problem
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ ASPECT_RATIO_SIZES: Final[dict[str, tuple[int, int]]] = {
     "3:2": (768, 512),
     "2:3": (512, 768),
 }
-# The real API sizes edits after the reference images, which the sandbox never downloads.
+# The real API sizes edits after the reference images; the sandbox checks them but draws one size.
 REFERENCE_IMAGE_SIZE: Final = (512, 512)
 # Big noise images are this many times the normal size: 1:1 gives 2048x2048, about 12 MB as PNG.
 BIG_IMAGE_SCALE: Final = 4
@@ -114,6 +118,12 @@ class SandboxConfig:
     result_shape: ResultShape = "urls"
     images_per_task: int = 1
     big_images: bool = False
+    check_references: bool = True
+    """Download every reference image before accepting a submit, as the real service must, and refuse
+    (400) one that cannot be fetched, is not a PNG, JPEG, WebP or GIF, or is over ``max_reference_bytes``."""
+    max_reference_bytes: int = 20 * 1024 * 1024
+    reference_timeout: float = 10.0
+    """Seconds for fetching one reference image, connection and body together."""
     submit_delay: float = 0.0
     """Seconds the submit handler waits after creating the task and before answering."""
     public_base_url: str | None = None
@@ -135,6 +145,8 @@ class SandboxConfig:
             raise ValueError(f"result_shape must be one of {', '.join(RESULT_SHAPES)}")
         if self.images_per_task < 1:
             raise ValueError("images_per_task must be at least 1")
+        if self.max_reference_bytes < 1 or self.reference_timeout <= 0:
+            raise ValueError("max_reference_bytes and reference_timeout must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +430,7 @@ class Sandbox:
         self._forced_rate_limits: deque[int] = deque()
         self._images = _ByteBudgetLRU(self.config.image_cache_bytes)
         self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None  # for reference images, made on first use
         self.app = web.Application()
         self.app.router.add_post("/xai/images", self._handle_submit)
         self.app.router.add_get("/xai/tasks", self._handle_poll)
@@ -446,6 +459,9 @@ class Sandbox:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
 
     # ----- test controls -----
 
@@ -563,12 +579,32 @@ class Sandbox:
             submission = _validate_submission(body)
         except _ValidationError as exc:
             return _error(400, str(exc))
+        if self.config.check_references and submission.reference_images:
+            problems = await asyncio.gather(
+                *(self._check_reference(n, url) for n, url in enumerate(submission.reference_images))
+            )
+            refused = next((problem for problem in problems if problem is not None), None)
+            if refused is not None:
+                return _error(400, refused)
         task = self._create_task(submission)
         if self.config.submit_delay:
             # The task exists before the delay, as on a real gateway: a client that gives up
             # waiting has still started (and been billed for) a task.
             await asyncio.sleep(self.config.submit_delay)
         return web.json_response({"taskId": task.task_id})
+
+    async def _check_reference(self, index: int, url: str) -> str | None:
+        """The refusal message for one unusable reference image, or None. The service has to read the
+        image to use it, so this is what it would say."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        problem = await reference_problem(
+            self._http,
+            url,
+            max_bytes=self.config.max_reference_bytes,
+            timeout=self.config.reference_timeout,
+        )
+        return None if problem is None else f"images[{index}]: the reference image {problem}"
 
     async def _handle_poll(self, request: web.Request) -> web.Response:
         await self._record(request)
@@ -743,6 +779,12 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     parser.add_argument("--result-shape", choices=RESULT_SHAPES, default=defaults.result_shape)
     parser.add_argument("--images-per-task", type=int, default=defaults.images_per_task)
     parser.add_argument("--big-images", action="store_true")
+    parser.add_argument(
+        "--no-reference-check",
+        dest="check_references",
+        action="store_false",
+        help="accept reference image URLs without downloading them",
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--public-base-url", help="base of result URLs when behind a proxy")
     return parser
@@ -758,6 +800,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         result_shape=args.result_shape,
         images_per_task=args.images_per_task,
         big_images=args.big_images,
+        check_references=args.check_references,
         seed=args.seed,
         public_base_url=args.public_base_url,
     )

@@ -6,6 +6,8 @@ from typing import Any
 
 import discord
 
+from bot import messages
+
 # Every message the bot sends uses this: prompt text can never ping anyone.
 NO_PINGS = discord.AllowedMentions.none()
 
@@ -14,6 +16,7 @@ GUILD_ONLY = "This command works in a server channel, not in DMs: quotas and ima
 
 async def say_privately(interaction: discord.Interaction[Any], text: str) -> None:
     """A private answer that pings nobody, whether or not the interaction was answered already."""
+    text = messages.clip(text)  # a reply over Discord's limit would be refused whole
     if interaction.response.is_done():
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
     else:

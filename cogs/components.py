@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import re
+import weakref
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import discord
@@ -14,6 +16,7 @@ from discord.http import Route
 
 from bot import messages
 from bot.api import ASPECT_RATIOS
+from bot.clock import Clock
 from bot.delivery import DownloadError, download_image
 from bot.models import ImageRequest, Job, JobStatus
 from bot.validation import InputRefused, validate_request
@@ -185,14 +188,18 @@ class EditButton(JobButton, template=r"imagine:edit:(?P<job>\d+)"):
         job = await _load(interaction, self.job_id)
         if job is None:
             return
-        await interaction.response.send_modal(EditModal(job))
+        await interaction.response.send_modal(EditModal(job, interaction))
 
 
 class EditModal(discord.ui.Modal, title="Edit this image"):
     """The prompt, prefilled; the finished image becomes the reference of the new job."""
 
-    def __init__(self, job: Job) -> None:
-        super().__init__(timeout=600, custom_id=f"imagine:editmodal:{job.id}")
+    def __init__(self, job: Job, opened_by: Interaction) -> None:
+        # discord.py finds an open dialog by its custom_id alone: one id per job would let a second
+        # member's dialog replace the first one's, and the first edit would be dropped. The member and
+        # the click that opened it make each dialog's id its own.
+        custom_id = f"imagine:editmodal:{job.id}:{opened_by.user.id}:{opened_by.id}"
+        super().__init__(timeout=600, custom_id=custom_id)
         self.job_id = job.id
         self.prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
             label="Prompt",
@@ -273,6 +280,40 @@ def result_view(job_id: int) -> discord.ui.View:
 # -- /history's buttons ------------------------------------------------------------------------------
 
 
+REPOST_INTERVAL = 10.0  # seconds between two "Post again" of one member: reposts are public messages
+
+
+class RateLimiter:
+    """One use per `interval` seconds per key, on the bot's clock. In memory: a restart forgets it,
+    which costs at most one extra post."""
+
+    def __init__(self, clock: Clock, interval: float) -> None:
+        self.clock = clock
+        self.interval = interval
+        self._last: dict[tuple[int | None, int], float] = {}
+
+    def wait_needed(self, key: tuple[int | None, int]) -> float:
+        """0 and the use is counted, or the seconds left before the key may act again."""
+        now = self.clock.time()
+        left = self._last.get(key, float("-inf")) + self.interval - now
+        if left > 0:
+            return left
+        if len(self._last) > 10_000:
+            self._last = {k: t for k, t in self._last.items() if t + self.interval > now}
+        self._last[key] = now
+        return 0.0
+
+
+_repost_limiters: weakref.WeakKeyDictionary[ImagineBot, RateLimiter] = weakref.WeakKeyDictionary()
+
+
+def _repost_limiter(bot: ImagineBot) -> RateLimiter:
+    limiter = _repost_limiters.get(bot)
+    if limiter is None:
+        limiter = _repost_limiters[bot] = RateLimiter(bot.clock, REPOST_INTERVAL)
+    return limiter
+
+
 class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
     action = "repost"
 
@@ -284,19 +325,31 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
         job = await _load(interaction, self.job_id)
         if job is None:
             return
+        wait = _repost_limiter(bot).wait_needed((interaction.guild_id, interaction.user.id))
+        if wait > 0:
+            await say_privately(
+                interaction,
+                f"You just posted an image again. Please wait {math.ceil(wait)} s before the next one.",
+            )
+            return
         await interaction.response.defer(thinking=True)
         image = await finished_image(bot, job)
         if image is None:
             await interaction.followup.send(
                 "That image is no longer on Discord (its message was deleted), so it cannot be posted again.",
                 ephemeral=True,
+                allowed_mentions=NO_PINGS,
             )
             return
         try:
             # The fetched message gave a freshly signed link; the bytes are uploaded again, not linked.
             fetched = await download_image(bot.session, image.url, max_bytes=bot.settings.max_result_bytes)
         except DownloadError as exc:
-            await interaction.followup.send(f"The image could not be fetched again ({exc}).", ephemeral=True)
+            await interaction.followup.send(
+                f"The image could not be fetched again ({messages.inert(str(exc))}).",
+                ephemeral=True,
+                allowed_mentions=NO_PINGS,
+            )
             return
         assert fetched.data is not None
         file = discord.File(io.BytesIO(fetched.data), filename=image.filename)
@@ -357,7 +410,7 @@ async def history_page(
         view.add_item(HistoryPageButton(member_id, page - 1, "prev"))
     if page + 1 < pages:
         view.add_item(HistoryPageButton(member_id, page + 1, "next"))
-    return messages.history_text(jobs, member_id, page, pages, total), view
+    return messages.clip(messages.history_text(jobs, member_id, page, pages, total)), view
 
 
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (

@@ -28,18 +28,20 @@ class Queue(commands.Cog):
     @app_commands.describe(everyone="Moderators: show every request in progress in this server")
     async def queue(self, interaction: discord.Interaction[ImagineBot], everyone: bool = False) -> None:
         if interaction.guild_id is None:
-            await interaction.response.send_message(GUILD_ONLY, ephemeral=True)
+            await interaction.response.send_message(GUILD_ONLY, ephemeral=True, allowed_mentions=NO_PINGS)
             return
         if everyone and not is_moderator(interaction.permissions):
             await interaction.response.send_message(
-                "Only moderators (Manage Messages) can see everyone's requests.", ephemeral=True
+                "Only moderators (Manage Messages) can see everyone's requests.",
+                ephemeral=True,
+                allowed_mentions=NO_PINGS,
             )
             return
         user_id = None if everyone else interaction.user.id
         jobs = await self.bot.store.unfinished_jobs(interaction.guild_id, user_id, MAX_LISTED + 1)
         if not jobs:
             text = "Nothing is in progress in this server." if everyone else "You have nothing in progress."
-            await interaction.response.send_message(text, ephemeral=True)
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
             return
         now = self.bot.clock.time()
         lines = [
@@ -55,7 +57,7 @@ class Queue(commands.Cog):
             view.add_item(CancelButton(job.id, label=f"Cancel #{job.id}"))
         header = "⏱️ In progress in this server:" if everyone else "⏱️ Your requests in progress:"
         await interaction.response.send_message(
-            "\n".join([header, *lines])[:2000], view=view, ephemeral=True, allowed_mentions=NO_PINGS
+            messages.clip("\n".join([header, *lines])), view=view, ephemeral=True, allowed_mentions=NO_PINGS
         )
 
     @app_commands.command(name="history", description="Your earlier images, with links and Post again")
@@ -65,12 +67,14 @@ class Queue(commands.Cog):
         self, interaction: discord.Interaction[ImagineBot], member: discord.Member | None = None
     ) -> None:
         if interaction.guild_id is None:
-            await interaction.response.send_message(GUILD_ONLY, ephemeral=True)
+            await interaction.response.send_message(GUILD_ONLY, ephemeral=True, allowed_mentions=NO_PINGS)
             return
         target = member or interaction.user
         if target.id != interaction.user.id and not is_moderator(interaction.permissions):
             await interaction.response.send_message(
-                "Only moderators (Manage Messages) can see another member's images.", ephemeral=True
+                "Only moderators (Manage Messages) can see another member's images.",
+                ephemeral=True,
+                allowed_mentions=NO_PINGS,
             )
             return
         content, view = await history_page(self.bot, interaction.guild_id, target.id, 0)

@@ -139,8 +139,40 @@ class ApiError(Exception):
         return json_response(body, status=self.status)
 
 
-def _form_error(key: str, code: str) -> ApiError:
-    return ApiError(400, 50035, "Invalid Form Body", {key: {"_errors": [{"code": code, "message": code}]}})
+def _form_error(key: str, code: str, message: str | None = None) -> ApiError:
+    error = {"code": code, "message": message or code}
+    return ApiError(400, 50035, "Invalid Form Body", {key: {"_errors": [error]}})
+
+
+def _too_long(key: str, limit: int) -> ApiError:
+    return _form_error(key, "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+
+
+# Discord's limits on one message (https://discord.com/developers/docs/resources/message#create-message).
+MAX_CONTENT = 2000
+MAX_EMBEDS = 10
+MAX_FILES = 10
+EMBED_LIMITS = {"title": 256, "description": 4096}
+MAX_EMBED_TOTAL = 6000  # title, description, fields, footer and author of all embeds together
+
+
+def _check_embeds(embeds: list[dict[str, Any]]) -> None:
+    if len(embeds) > MAX_EMBEDS:
+        raise _too_long("embeds", MAX_EMBEDS)
+    total = 0
+    for index, embed in enumerate(embeds):
+        for key, limit in EMBED_LIMITS.items():
+            if len(str(embed.get(key) or "")) > limit:
+                raise _too_long(f"embeds.{index}.{key}", limit)
+        fields = embed.get("fields") or []
+        if len(fields) > 25:
+            raise _too_long(f"embeds.{index}.fields", 25)
+        total += len(str(embed.get("title") or "")) + len(str(embed.get("description") or ""))
+        total += sum(len(str(f.get("name", ""))) + len(str(f.get("value", ""))) for f in fields)
+        total += len(str((embed.get("footer") or {}).get("text", "")))
+        total += len(str((embed.get("author") or {}).get("name", "")))
+    if total > MAX_EMBED_TOTAL:
+        raise _form_error("embeds", "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
 
 
 def _now_iso() -> str:
@@ -1166,10 +1198,11 @@ class FakeDiscord:
     ) -> None:
         """Apply a create/edit body (and uploads) to a stored message, validating like Discord does."""
         content = body.get("content")
-        if content is not None and len(str(content)) > 2000:
-            raise _form_error("content", "BASE_TYPE_MAX_LENGTH")
-        if len(body.get("embeds") or []) > 10:
-            raise _form_error("embeds", "BASE_TYPE_MAX_LENGTH")
+        if content is not None and len(str(content)) > MAX_CONTENT:
+            raise _too_long("content", MAX_CONTENT)
+        _check_embeds(body.get("embeds") or [])
+        if len(files) > MAX_FILES or len(body.get("attachments") or []) > MAX_FILES:
+            raise _too_long("attachments", MAX_FILES)
         if any(len(f.data) > limit for f in files):
             raise ApiError(413, 40005, "Request entity too large")
         if "content" in body:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,11 @@ FAST_RUNNER = RunnerConfig(
     shutdown_grace=0.2,
     idle_wait=0.5,
 )
+
+
+def as_shown(content: str) -> str:
+    """Message text as a member reads it: Discord hides a backslash that escapes punctuation."""
+    return re.sub(r"\\([^0-9A-Za-z\s])", r"\1", content)
 
 
 @dataclass

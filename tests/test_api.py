@@ -118,6 +118,7 @@ async def test_connection_refused_certainly_did_not_reach_the_server() -> None:
 
 async def test_reference_images_are_sent_exactly(sandbox: Sandbox) -> None:
     refs = ["https://cdn.discordapp.com/attachments/1/2/a.png?ex=65&is=64&hm=abc123&", URL2]
+    sandbox.config.check_references = False  # the links are only carried, never fetched
     async with aiohttp.ClientSession() as session:
         api = ImageApi(session, sandbox.base_url or "", "sandbox-key", "grok-imagine-image")
         await api.submit("edit this", "1:1", refs)

@@ -92,6 +92,10 @@ async def test_expired_token_delivers_with_a_channel_message(world: World) -> No
     async with world.bot() as bot:
         interaction = await fake.invoke_slash("imagine", {"prompt": "patience"})
         await wait_for_job(bot, lambda j: j.status is JobStatus.RUNNING)
+        # The job turns RUNNING just before its "Submitted" edit goes out: let that edit land first.
+        await fake.wait_for_request(
+            lambda r: r.method == "PATCH" and "Submitted" in str((r.json or {}).get("content"))
+        )
         await bot.store._update(1, token_expires_at=0.0)
         edits_before = len(status_edits(world, interaction.token))
         job = await wait_for_job(bot, lambda j: j.delivered_at is not None)

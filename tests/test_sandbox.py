@@ -46,6 +46,8 @@ async def make_sandbox(clock: FakeClock) -> AsyncIterator[MakeSandbox]:
 
     async def make(**overrides: Any) -> tuple[Sandbox, str]:
         overrides.setdefault("clock", clock)
+        # These tests carry made-up reference links; fetching them is tested in test_sandbox_references.
+        overrides.setdefault("check_references", False)
         sandbox = Sandbox(SandboxConfig(**overrides))
         base_url = await sandbox.start()
         started.append(sandbox)

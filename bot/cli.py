@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-import aiohttp
-
 from bot import messages
 from bot.api import MAX_REFERENCE_IMAGES, ImageApi
 from bot.clock import Clock
@@ -17,6 +15,7 @@ from bot.config import Settings
 from bot.delivery import ImageFile
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import ImageRequest, Job, Origin, Stage
+from bot.safe_fetch import open_session
 from bot.store import Store
 from bot.validation import InputRefused, validate_request
 
@@ -48,7 +47,7 @@ class FileSink:
     async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt:
         for index, image in enumerate(images):
             if image.data is None:
-                self._say(f"could not download {image.url}: {image.error}")
+                self._say(f"could not download {image.url or 'an image'}: {image.error}")
                 continue
             target = self._target(index, image)
             await asyncio.to_thread(_write, target, image.data)
@@ -100,7 +99,7 @@ async def run_imagine(
     request = ImageRequest(request.prompt, request.aspect_ratio, tuple(refs))
 
     sink = FileSink(out, stream)
-    async with aiohttp.ClientSession() as session:
+    async with open_session(settings.fetch_policy()) as session:
         store = await Store.open(settings.database_path)
         api = ImageApi(
             session,
@@ -108,6 +107,7 @@ async def run_imagine(
             settings.api_key.reveal(),
             settings.model,
             timeout=settings.request_timeout,
+            max_answer_bytes=settings.max_answer_bytes,
         )
         runner = JobRunner(
             store,
@@ -118,6 +118,8 @@ async def run_imagine(
                 time_limit=settings.job_time_limit,
                 max_result_bytes=settings.max_result_bytes,
                 status_update_interval=0,
+                delivery_deadline=settings.delivery_timeout,
+                max_result_pixels=settings.max_result_pixels,
             ),
             schedule=settings.poll_schedule(),
             # Its own source: this run must not pick up jobs of the bot or of another terminal.

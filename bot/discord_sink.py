@@ -112,7 +112,10 @@ class DiscordSink:
         if links:
             content += "\n" + messages.links_note(links)
         if not files and not links:
-            return await self.fail(job, "The image could not be downloaded from the image service.")
+            # Each image's error is member-safe text (details of the host went to the log only).
+            why = next((image.error for image in images if image.error), None)
+            detail = f": {why}" if why else " from the image service"
+            return await self.fail(job, f"The image could not be downloaded{detail}.")
         try:
             posted = await self._post_in_channel(job, content, files)
         except (discord.Forbidden, discord.NotFound) as exc:

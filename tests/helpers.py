@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
-
 from bot.api import ImageApi
 from bot.delivery import ImageFile
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import Job, Stage
+from bot.safe_fetch import FetchPolicy, open_session
 from bot.schedule import PollSchedule
 from bot.store import Store
 
@@ -73,8 +72,9 @@ async def running_runner(
     config: RunnerConfig = FAST_RUNNER,
     schedule: PollSchedule = FAST_SCHEDULE,
     before_start: Callable[[Store], object] | None = None,
+    result_hosts: tuple[str, ...] = (),
 ) -> AsyncIterator[JobRunner]:
-    async with aiohttp.ClientSession() as session:
+    async with open_session(FetchPolicy.build(base_url, result_hosts)) as session:
         store = await Store.open(db_path)
         api = ImageApi(session, base_url, api_key, "grok-imagine-image", timeout=5.0)
         runner = JobRunner(store, api, session, sink, config, schedule=schedule, source="test")

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
+_NOT_PUBLIC = "the link is not on a public address, so the bot did not fetch it"
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
@@ -197,13 +198,13 @@ def check_url(url: URL, policy: FetchPolicy) -> None:
             ip = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             raise FetchError(
-                "the link points somewhere the bot does not fetch from",
+                _NOT_PUBLIC,
                 f"odd numeric host in {_for_log(url)}",
                 blocked=True,
             ) from None
         if not is_public_address(ip):
             raise FetchError(
-                "the link points somewhere the bot does not fetch from",
+                _NOT_PUBLIC,
                 f"non-public address in {_for_log(url)}",
                 blocked=True,
             )
@@ -280,7 +281,7 @@ async def fetch_public(
             exc.__cause__, BlockedAddressError
         ):
             raise FetchError(
-                "the link points somewhere the bot does not fetch from",
+                _NOT_PUBLIC,
                 f"{_for_log(current)} resolves only to non-public addresses",
                 blocked=True,
             ) from None

@@ -29,6 +29,9 @@ class Profile:
     quota_users: int
     quota_samples: int
     seed: int = 20240601
+    # Memory: one result PNG of this many pixels a side, one status answer of this many MB.
+    memory_png_side: int = 13_000
+    memory_answer_mb: int = 400
 
 
 FULL = Profile(
@@ -72,4 +75,6 @@ SMOKE = Profile(
     quota_rows=20_000,
     quota_users=500,
     quota_samples=50,
+    memory_png_side=3_000,
+    memory_answer_mb=40,
 )

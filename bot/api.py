@@ -263,18 +263,16 @@ _ERROR_BODY_BYTES = 64 * 1024  # of an error answer, only its message is used
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
-    """At most `cap` bytes of the body, and whether that was all of it."""
+    """The body if it is at most `cap` bytes, and True; else only its start (for a log line), and False."""
     declared = response.content_length
     if declared is not None and declared > cap:
         return await response.content.read(min(cap, _ERROR_BODY_BYTES)), False
-    chunks: list[bytes] = []
-    total = 0
+    body = bytearray()
     async for chunk in response.content.iter_chunked(64 * 1024):
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > cap:
-            return b"".join(chunks)[:cap], False
-    return b"".join(chunks), True
+        body += chunk
+        if len(body) > cap:
+            return bytes(body[: min(cap, _ERROR_BODY_BYTES)]), False
+    return bytes(body), True
 
 
 def _decode_json(raw: bytes) -> Any:

@@ -80,7 +80,7 @@ class Settings:
     result_hosts: tuple[str, ...] = ()
     delivery_concurrency: int = 8
     delivery_timeout: float = 120.0
-    max_result_pixels: int = 25_000_000
+    max_result_pixels: int = 16_000_000
     max_answer_bytes: int = 20 * 1024 * 1024
 
     def fetch_policy(self) -> FetchPolicy:
@@ -304,7 +304,7 @@ def load_settings(
             env,
             "MAX_RESULT_MEGAPIXELS",
             _megapixels,
-            25_000_000,
+            16_000_000,
             f"must be a positive number of megapixels, at most {PIXEL_CEILING // 1_000_000}",
         ),
         max_answer_bytes=_parse(

@@ -7,6 +7,7 @@ import binascii
 import io
 import logging
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -38,6 +39,9 @@ DownloadError = FetchError
 # limit (MAX_RESULT_MEGAPIXELS, at most this) is checked from the header before any decode.
 PIXEL_CEILING = 100_000_000
 Image.MAX_IMAGE_PIXELS = PIXEL_CEILING
+# Decoding takes memory in proportion to the pixels (about 100 MB at 16 MP with the re-encoding):
+# however many deliveries run, at most this many images are decoded at once in the process.
+_DECODING = threading.BoundedSemaphore(2)
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,8 @@ def limit_pixels(image: ImageFile, max_pixels: int) -> ImageFile:
                 if size[0] * size[1] <= max_pixels:
                     return image
                 if opened.format == "JPEG":
-                    reduced = _reduced_jpeg(opened, max_pixels)
+                    with _DECODING:
+                        reduced = _reduced_jpeg(opened, max_pixels)
                     if reduced is not None:
                         log.info("reduced a %sx%s JPEG to %sx%s", *size, *reduced.size)
                         return ImageFile(url=image.url, data=reduced.data, content_type="image/jpeg")
@@ -175,13 +180,20 @@ def fit_to_limit(
     """
     if len(data) <= limit:
         return FittedImage(data, content_type, reencoded=False)
+    with _DECODING:
+        return _reencode_to_fit(data, limit, max_pixels)
+
+
+def _reencode_to_fit(data: bytes, limit: int, max_pixels: int) -> FittedImage | None:
     try:
-        with Image.open(io.BytesIO(data)) as opened:
-            if opened.size[0] * opened.size[1] > max_pixels:
-                # Results were checked by `limit_pixels`; this guards every other caller.
-                log.warning("not decoding a %sx%s image to re-encode it", *opened.size)
-                return None
-            image = opened.convert("RGB")
+        opened = Image.open(io.BytesIO(data))
+        if opened.size[0] * opened.size[1] > max_pixels:
+            # Results were checked by `limit_pixels`; this guards every other caller.
+            log.warning("not decoding a %sx%s image to re-encode it", *opened.size)
+            return None
+        opened.load()
+        # An RGB image is used as it is: a converted copy would double the peak memory.
+        image = opened if opened.mode == "RGB" else opened.convert("RGB")
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         log.warning("cannot re-encode an oversized image: %s", exc)
         return None
@@ -197,7 +209,9 @@ def fit_to_limit(
         )
         for quality in (90, 80, 70):
             buffer = io.BytesIO()
-            candidate.save(buffer, format="JPEG", quality=quality, optimize=True, progressive=True)
+            # Baseline, default tables: progressive or optimized coding would make libjpeg keep every
+            # coefficient of the image in memory (about 6 bytes a pixel) for a few percent of size.
+            candidate.save(buffer, format="JPEG", quality=quality)
             if buffer.tell() <= limit:
                 return FittedImage(buffer.getvalue(), "image/jpeg", reencoded=True, size=candidate.size)
         scale *= 0.75

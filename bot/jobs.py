@@ -83,7 +83,7 @@ class RunnerConfig:
     download_timeout: float = 60.0  # one attempt at one image
     delivery_concurrency: int = 8  # deliveries (downloads and upload) at once, apart from the polls
     delivery_deadline: float = 120.0  # all of one job's downloads together
-    max_result_pixels: int = 25_000_000
+    max_result_pixels: int = 16_000_000
     history_size: int = 200  # what the poll schedule learns from
     eta_window: int = 50  # the ETA members see: the median of the latest jobs of the kind
 

@@ -26,7 +26,6 @@ from bot.sandbox import Sandbox, SandboxConfig
 
 REPO = Path(__file__).resolve().parent.parent
 NOISE_EVERY = 45  # one row of noise in this many: about 11 MB for 13000 x 13000
-AT_LIMIT_SIDE = 4_000  # 16 megapixels, the default MAX_RESULT_MEGAPIXELS: the largest image decoded
 
 
 def write_png(path: Path, side: int, noise_every: int = NOISE_EVERY) -> int:
@@ -133,8 +132,7 @@ async def run_memory(profile: Profile) -> MemoryResult:
         folder = Path(tmp)
         size = await asyncio.to_thread(write_png, folder / "big.png", profile.memory_png_side)
         # Noisier, so that it is over the 10 MiB upload limit and the sink re-encodes it.
-        side = min(AT_LIMIT_SIDE, profile.memory_png_side)
-        await asyncio.to_thread(write_png, folder / "limit.png", side, 3)
+        await asyncio.to_thread(write_png, folder / "limit.png", profile.memory_limit_side, 3)
         runner, host = await _serve(folder, profile.memory_answer_mb)
         sandbox = Sandbox(SandboxConfig(duration=0.0))
         base_url = await sandbox.start()

@@ -27,6 +27,7 @@ from bot.delivery import ImageFile, fit_to_limit
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import ImageRequest, Job, Origin, Stage
 from bot.safe_fetch import FetchPolicy, open_session
+from bot.schedule import PollSchedule
 from bot.store import Store
 
 UPLOAD_LIMIT = 10 * 1024 * 1024  # a server without boosts
@@ -69,7 +70,9 @@ async def deliver_image(base_url: str, image_host: str) -> dict[str, object]:
         async with open_session(FetchPolicy.build(base_url, [image_host])) as session:
             store = await Store.open(Path(tmp) / "mem.db")
             api = ImageApi(session, base_url, "sandbox-key", "grok-imagine-image", timeout=30.0)
-            runner = JobRunner(store, api, session, sink, RunnerConfig(), source=SOURCE)
+            # The first poll at once: what is measured is the delivery, not the wait for the poll.
+            schedule = PollSchedule(min_interval=0.1, first_poll=0.1)
+            runner = JobRunner(store, api, session, sink, RunnerConfig(), schedule=schedule, source=SOURCE)
             started = time.monotonic()
             try:
                 await runner.start()

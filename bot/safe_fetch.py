@@ -229,7 +229,10 @@ async def fetch_public(
     """GET `url` from a public (or allowed) address, following at most `max_redirects` redirects, each
     checked; the body is read up to `max_bytes`. Raises `FetchError`."""
     policy = _policy_of(session)
-    current = URL(url)
+    try:
+        current = URL(url)
+    except ValueError:
+        raise FetchError("the link is not usable", "a link that is not a URL", blocked=True) from None
     try:
         async with asyncio.timeout(timeout):
             for _hop in range(max_redirects + 1):
@@ -288,8 +291,11 @@ async def fetch_public(
         raise FetchError(
             "the image host could not be reached", f"{type(exc).__name__} for {_for_log(current)}"
         ) from None
-    except aiohttp.InvalidURL:
-        raise FetchError("the link is not usable", f"invalid URL {_for_log(current)}", blocked=True) from None
+    except (aiohttp.InvalidURL, ValueError):
+        # A link, or a redirect's Location, that is not a usable URL.
+        raise FetchError(
+            "the link is not usable", f"invalid URL after {_for_log(current)}", blocked=True
+        ) from None
     except aiohttp.ClientError as exc:
         raise FetchError(
             "the download was cut off", f"{type(exc).__name__} for {_for_log(current)}"

@@ -147,6 +147,8 @@ async def test_internal_links_and_redirects_are_never_fetched(
         *inside,
         *(public.url(f"/redirect?to={target}") for target in inside),
         public.url(f"/redirect?to={public.url('/redirect?to=' + internal.url('/secret.png'))}"),
+        public.url("/redirect?to=file:///etc/passwd"),
+        "http://user:pw@" + public.origin + "/img.png",
     ]
     async with open_session(FetchPolicy.build("http://127.0.0.1:1", [public.origin])) as session:
         for link in links:

@@ -51,6 +51,9 @@ async def test_internal_results_are_neither_fetched_nor_named(world: World) -> N
             await world.fake.invoke_slash("imagine", {"prompt": "look inside"})
             job = await wait_for_job(bot, lambda j: j.delivered_at is not None, timeout=20)
     assert internal.hits == internal2.hits == internal6.hits == []
+    # A refused redirect or a loop is not tried again: one request, or the loop's four, not three times that.
+    assert public.hits.count("/loop") == 4
+    assert sum(hit.startswith("/redirect") for hit in public.hits) == 1
     assert job.status is JobStatus.DELIVERED
     [post] = world.bot_posts()
     assert len(post.files) == 1  # the one public image

@@ -22,8 +22,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import aiohttp
-
 from bench.lag import LagProbe
 from bench.mix import adaptive_schedule_args, draw
 from bench.sink import TimingSink
@@ -31,6 +29,7 @@ from bench.stats import percentile
 from bot.api import ImageApi, TaskStatus
 from bot.jobs import JobRunner, RunnerConfig
 from bot.models import ImageRequest, Origin
+from bot.safe_fetch import FetchPolicy, open_session
 from bot.schedule import PollSchedule
 from bot.store import Store
 
@@ -85,7 +84,7 @@ async def run(base_url: str, jobs: int, seconds: float, seed: int) -> dict[str, 
     config = RunnerConfig()
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        async with open_session(FetchPolicy.build(base_url)) as session:
             store = await Store.open(Path(tmp) / "load.db")
             await seed_history(store, [draw(rng) for _ in range(config.history_size)])
             api = CountingApi(session, base_url, "sandbox-key", "grok-imagine-image", timeout=30.0)

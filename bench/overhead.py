@@ -30,8 +30,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
 from bench.lag import probing
 from bench.mix import PairedSandbox, adaptive_schedule_args, draw
 from bench.profiles import Profile
@@ -41,6 +39,7 @@ from bot.api import ImageApi
 from bot.clock import ScaledClock
 from bot.jobs import JobRunner, RunnerConfig
 from bot.models import ImageRequest, Origin
+from bot.safe_fetch import FetchPolicy, open_session
 from bot.sandbox import SandboxConfig
 from bot.schedule import PollSchedule
 from bot.store import Store
@@ -65,7 +64,7 @@ class Lane:
 async def lane(
     name: str, schedule: PollSchedule, db_path: Path, base_url: str, clock: ScaledClock
 ) -> AsyncIterator[Lane]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with open_session(FetchPolicy.build(base_url)) as session:
         store = await Store.open(db_path)
         api = ImageApi(session, base_url, "sandbox-key", "grok-imagine-image", timeout=30.0)
         sink = TimingSink()

@@ -29,6 +29,11 @@ class Profile:
     quota_users: int
     quota_samples: int
     seed: int = 20240601
+    # Memory: one result PNG of this many pixels a side (over the pixel limit), one at the limit (16 MP,
+    # the default MAX_RESULT_MEGAPIXELS), and one status answer of this many MB.
+    memory_png_side: int = 13_000
+    memory_limit_side: int = 4_000
+    memory_answer_mb: int = 400
 
 
 FULL = Profile(
@@ -72,4 +77,7 @@ SMOKE = Profile(
     quota_rows=20_000,
     quota_users=500,
     quota_samples=50,
+    memory_png_side=4_500,
+    memory_limit_side=1_500,
+    memory_answer_mb=40,
 )

@@ -30,6 +30,9 @@ ROWS: tuple[Row, ...] = (
     Row("loop_lag_p99_ms_1000", "event-loop lag p99, jobs in flight", "ms", 1, 20),
     Row("rss_mb_1000", "peak RSS, jobs in flight", "MB", 1, 150),
     Row("quota_check_p99_ms_1m", "quota check p99, 1M usage rows", "ms", 2, 5),
+    Row("rss_mb_huge_png", "peak RSS, delivering a 13000² PNG", "MB", 1, 300),
+    Row("rss_mb_huge_answer", "peak RSS, polling a 400 MB answer", "MB", 1, 300),
+    Row("rss_mb_limit_png", "peak RSS, re-encoding a 16 MP PNG", "MB", 1, 300),
 )
 REQUIRED_KEYS = tuple(row.key for row in ROWS)
 
@@ -57,6 +60,9 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("quota_rows", "usage rows", "", 0),
     ("quota_samples", "quota checks timed", "", 0),
     ("quota_build_s", "building the usage table", "s", 1),
+    ("huge_png_side", "huge PNG: pixels a side", "", 0),
+    ("huge_png_mb", "huge PNG: file size", "MB", 1),
+    ("huge_answer_mb", "huge answer: size sent", "MB", 0),
 )
 
 

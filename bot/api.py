@@ -136,8 +136,10 @@ class ImageApi:
         model: str,
         *,
         timeout: float = 30.0,
+        max_answer_bytes: int = 20 * 1024 * 1024,
     ) -> None:
         self._session = session
+        self._max_answer = max_answer_bytes
         self._base = base_url.rstrip("/")
         self._key = api_key
         self._model = model
@@ -202,8 +204,11 @@ class ImageApi:
             async with self._session.request(
                 method, url, json=json_body, params=params, headers=self._headers(), timeout=self._timeout
             ) as response:
-                raw = await response.read()
                 status = response.status
+                # An answer is read only up to a cap: a huge (or endless) body must not fill memory.
+                raw, complete = await _read_capped(
+                    response, self._max_answer if status == 200 else _ERROR_BODY_BYTES
+                )
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 trace = response.headers.get("X-Trace-Id") or response.headers.get("traceId")
         except aiohttp.ClientConnectorError:
@@ -215,7 +220,17 @@ class ImageApi:
                 f"the connection to the image service failed ({type(exc).__name__})", reached_server=True
             ) from None
 
-        payload = _decode_json(raw)
+        if status == 200 and not complete:
+            log.warning(
+                "image API %s %s answered with more than %s bytes%s; treating it as malformed "
+                "(raise MAX_ANSWER_MB if the service really sends such answers)",
+                method,
+                path,
+                self._max_answer,
+                f" (trace {trace})" if trace else "",
+            )
+            raise MalformedAnswerError("the image service sent an answer larger than the bot accepts")
+        payload = _decode_json(raw) if complete else None
         if status == 200:
             return payload
         message = sanitize(_error_text(payload) or raw[:200].decode("utf-8", "replace"), [self._key])
@@ -242,6 +257,22 @@ class ImageApi:
         if status >= 500:
             raise TransientError(f"the image service had an error (HTTP {status})", reached_server=True)
         raise MalformedAnswerError(f"the image service answered HTTP {status}")
+
+
+_ERROR_BODY_BYTES = 64 * 1024  # of an error answer, only its message is used
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
+    """The body if it is at most `cap` bytes, and True; else only its start (for a log line), and False."""
+    declared = response.content_length
+    if declared is not None and declared > cap:
+        return await response.content.read(min(cap, _ERROR_BODY_BYTES)), False
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > cap:
+            return bytes(body[: min(cap, _ERROR_BODY_BYTES)]), False
+    return bytes(body), True
 
 
 def _decode_json(raw: bytes) -> Any:

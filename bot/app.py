@@ -19,6 +19,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.discord_sink import DiscordSink
 from bot.jobs import JobRunner, RunnerConfig
+from bot.safe_fetch import open_session
 from bot.store import Store
 from cogs.common import NO_PINGS, say_privately
 from cogs.components import DYNAMIC_ITEMS
@@ -92,13 +93,24 @@ class ImagineBot(commands.Bot):
             concurrency=s.poll_concurrency,
             max_result_bytes=s.max_result_bytes,
             status_update_interval=s.status_update_interval,
+            delivery_concurrency=s.delivery_concurrency,
+            delivery_deadline=s.delivery_timeout,
+            max_result_pixels=s.max_result_pixels,
         )
 
     async def setup_hook(self) -> None:
         s = self.settings
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=s.request_timeout * 2))
+        # Its connector resolves names to public addresses only (bot/safe_fetch.py), except the API's.
+        self.session = open_session(s.fetch_policy(), total_timeout=s.request_timeout * 2)
         self.store = await Store.open(s.database_path)
-        self.api = ImageApi(self.session, s.base_url, s.api_key.reveal(), s.model, timeout=s.request_timeout)
+        self.api = ImageApi(
+            self.session,
+            s.base_url,
+            s.api_key.reveal(),
+            s.model,
+            timeout=s.request_timeout,
+            max_answer_bytes=s.max_answer_bytes,
+        )
         self.sink = DiscordSink(self)
         self.runner = JobRunner(
             self.store,

@@ -25,6 +25,7 @@ from bot.delivery import ImageFile
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import ImageRequest, Job, Origin, Stage
 from bot.references import reference_problem
+from bot.safe_fetch import open_session
 from bot.store import Store
 from bot.validation import InputRefused, validate_request
 
@@ -190,7 +191,7 @@ async def run_imagine(
     request = ImageRequest(request.prompt, request.aspect_ratio, tuple(refs))
 
     sink = FileSink(out, stream)
-    async with aiohttp.ClientSession() as session:
+    async with open_session(settings.fetch_policy()) as session:
         if refs:
             problems = await references_problems(session, refs, settings.max_attachment_bytes)
             if problems:
@@ -203,6 +204,7 @@ async def run_imagine(
             settings.api_key.reveal(),
             settings.model,
             timeout=settings.request_timeout,
+            max_answer_bytes=settings.max_answer_bytes,
         )
         runner = JobRunner(
             store,
@@ -213,6 +215,8 @@ async def run_imagine(
                 time_limit=settings.job_time_limit,
                 max_result_bytes=settings.max_result_bytes,
                 status_update_interval=0,
+                delivery_deadline=settings.delivery_timeout,
+                max_result_pixels=settings.max_result_pixels,
             ),
             schedule=settings.poll_schedule(),
             # Its own source: this run must not pick up jobs of the bot or of another terminal.

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from bot.delivery import PIXEL_CEILING
+from bot.safe_fetch import FetchPolicy, parse_host_entry
 from bot.schedule import PollSchedule
 
 DEFAULT_BASE_URL = "https://api.mountsea.ai"
@@ -74,6 +76,16 @@ class Settings:
     request_timeout: float = 30.0
     status_update_interval: float = 3.0
     default_daily_quota: int = 10
+    # What the bot fetches and how much memory that may take (README: "What the bot fetches").
+    result_hosts: tuple[str, ...] = ()
+    delivery_concurrency: int = 8
+    delivery_timeout: float = 120.0
+    max_result_pixels: int = 16_000_000
+    max_answer_bytes: int = 20 * 1024 * 1024
+
+    def fetch_policy(self) -> FetchPolicy:
+        """The image API's origin and RESULT_HOSTS may be fetched from; everything else must be public."""
+        return FetchPolicy.build(self.base_url, self.result_hosts)
 
     def poll_schedule(self) -> PollSchedule:
         return PollSchedule(
@@ -161,6 +173,20 @@ def _base_url(raw: str) -> str:
     if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", raw):
         raise ValueError(raw)
     return raw.rstrip("/")
+
+
+def _host_list(raw: str) -> tuple[str, ...]:
+    entries = tuple(entry.strip() for entry in raw.split(",") if entry.strip())
+    for entry in entries:
+        parse_host_entry(entry)  # raises ValueError on a malformed entry
+    return entries
+
+
+def _megapixels(raw: str) -> int:
+    pixels = int(_positive_float(raw) * 1_000_000)
+    if pixels > PIXEL_CEILING:
+        raise ValueError(raw)
+    return pixels
 
 
 def load_settings(
@@ -260,6 +286,33 @@ def load_settings(
         ),
         status_update_interval=_parse(
             env, "STATUS_UPDATE_INTERVAL", _positive_float, 3.0, "must be a positive number of seconds"
+        ),
+        result_hosts=_parse(
+            env,
+            "RESULT_HOSTS",
+            _host_list,
+            (),
+            "must be host names or addresses, optionally with :port, separated by commas",
+        ),
+        delivery_concurrency=_parse(
+            env, "DELIVERY_CONCURRENCY", _positive_int, 8, "must be a positive whole number"
+        ),
+        delivery_timeout=_parse(
+            env, "DELIVERY_TIMEOUT", _positive_float, 120.0, "must be a positive number of seconds"
+        ),
+        max_result_pixels=_parse(
+            env,
+            "MAX_RESULT_MEGAPIXELS",
+            _megapixels,
+            16_000_000,
+            f"must be a positive number of megapixels, at most {PIXEL_CEILING // 1_000_000}",
+        ),
+        max_answer_bytes=_parse(
+            env,
+            "MAX_ANSWER_MB",
+            lambda raw: int(_positive_float(raw) * 1024 * 1024),
+            20 * 1024 * 1024,
+            "must be a positive number of megabytes",
         ),
     )
     if settings.poll_min_interval > settings.poll_max_interval:

@@ -119,7 +119,10 @@ class DiscordSink:
         files, links = await self._prepare(job, images)
         content = messages.result_text(job, elapsed, len(files) or len(images), links)
         if not files and not links:
-            return await self.fail(job, "The image could not be downloaded from the image service.")
+            # Each image's error is member-safe text (details of the host went to the log only).
+            why = next((image.error for image in images if image.error), None)
+            detail = f": {why}" if why else " from the image service"
+            return await self.fail(job, f"The image could not be downloaded{detail}.")
         try:
             posted = await self._post_with_short_text_if_refused(job, content, files, elapsed)
         except (discord.Forbidden, discord.NotFound) as exc:

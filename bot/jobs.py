@@ -26,7 +26,8 @@ from bot.api import (
     extract_images,
 )
 from bot.clock import Clock, SystemClock
-from bot.delivery import DownloadError, ImageFile, download_image
+from bot.delivery import DownloadError, ImageFile, download_image, limit_pixels
+from bot.delivery_pool import DeliveryPool
 from bot.models import ImageRequest, Job, JobStatus, Origin, Stage
 from bot.quotas import Decision, Member
 from bot.schedule import Cohort, PollSchedule, typical_duration
@@ -79,6 +80,10 @@ class RunnerConfig:
     lease: float = 120.0
     shutdown_grace: float = 5.0
     download_attempts: int = 3
+    download_timeout: float = 60.0  # one attempt at one image
+    delivery_concurrency: int = 8  # deliveries (downloads and upload) at once, apart from the polls
+    delivery_deadline: float = 120.0  # all of one job's downloads together
+    max_result_pixels: int = 16_000_000
     history_size: int = 200  # what the poll schedule learns from
     eta_window: int = 50  # the ETA members see: the median of the latest jobs of the kind
 
@@ -119,6 +124,7 @@ class JobRunner:
         self._workers: set[asyncio.Task[Any]] = set()
         self._polling = 0
         self._delivering: set[int] = set()
+        self.deliveries = DeliveryPool(self.config.delivery_concurrency, self.config.delivery_deadline)
         self._last_progress: dict[int, float] = {}
         self._history: dict[bool, list[float]] = {}
         # What the poll schedule plans from: per kind, the latest submitted jobs (finished or still
@@ -423,11 +429,17 @@ class JobRunner:
             log.exception("job %s: progress update failed", job.id)
 
     async def _deliver(self, job: Job) -> None:
+        """Hand the job to the delivery pool and return: the poll slot is free again at once."""
         if job.id in self._delivering:
             return
         self._delivering.add(job.id)
+        self._spawn(self.deliveries.run(lambda: self._deliver_now(job)), self._workers)
+
+    async def _deliver_now(self, job: Job) -> None:
         try:
-            images = [await self._download(job, ref) for ref in job.result_urls]
+            images = await self.deliveries.fetch_all(
+                job.id, job.result_urls, lambda ref: self._download(job, ref)
+            )
             elapsed = (job.finished_at or self.clock.time()) - job.created_at
             receipt = await self._tell(job, lambda: self.sink.deliver(job, images, elapsed))
             await self.store.mark_delivered(
@@ -443,16 +455,30 @@ class JobRunner:
             self._last_progress.pop(job.id, None)
 
     async def _download(self, job: Job, ref: str) -> ImageFile:
-        last_error = "unknown error"
+        """One image, with retries for what may pass; its pixels checked before anything decodes it.
+        What the member may read is in `ImageFile.error`; the details (host, status) only in the log."""
+        last_error = "the image could not be downloaded"
+        url = None if ref.startswith("data:") else ref
         for attempt in range(1, self.config.download_attempts + 1):
             try:
-                return await download_image(self.session, ref, max_bytes=self.config.max_result_bytes)
+                image = await download_image(
+                    self.session,
+                    ref,
+                    max_bytes=self.config.max_result_bytes,
+                    timeout=self.config.download_timeout,
+                )
             except DownloadError as exc:
                 last_error = str(exc)
-                log.warning("job %s: download attempt %s failed: %s", job.id, attempt, exc)
+                log.warning("job %s: download attempt %s failed: %s", job.id, attempt, exc.detail)
+                if exc.blocked:
+                    # A link the bot refuses to fetch is never shown to the member either.
+                    return ImageFile(url=None, data=None, error=last_error)
+                if exc.permanent:
+                    break
                 if attempt < self.config.download_attempts:
                     await asyncio.sleep(self.clock.real_seconds(attempt))
-        url = None if ref.startswith("data:") else ref
+            else:
+                return await asyncio.to_thread(limit_pixels, image, self.config.max_result_pixels)
         return ImageFile(url=url, data=None, error=last_error)
 
     async def _end(self, job: Job, status: JobStatus, reason: str, *, trace_id: str | None = None) -> None:

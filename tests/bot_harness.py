@@ -52,6 +52,8 @@ class World:
             poll_max_interval=0.5,
             poll_first_delay=0.1,
             request_timeout=5.0,
+            # The fake Discord's CDN plays Discord's public CDN (reposts fetch images from it).
+            result_hosts=(f"127.0.0.1:{self.fake.port}",),
         )
         return replace(base, **overrides)
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
+from aiohttp import web
+from PIL import Image
 
 from bot.api import ImageApi
 from bot.delivery import ImageFile
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import Job, Stage
+from bot.safe_fetch import FetchPolicy, open_session
 from bot.schedule import PollSchedule
 from bot.store import Store
 
@@ -79,8 +82,9 @@ async def running_runner(
     config: RunnerConfig = FAST_RUNNER,
     schedule: PollSchedule = FAST_SCHEDULE,
     before_start: Callable[[Store], object] | None = None,
+    result_hosts: tuple[str, ...] = (),
 ) -> AsyncIterator[JobRunner]:
-    async with aiohttp.ClientSession() as session:
+    async with open_session(FetchPolicy.build(base_url, result_hosts)) as session:
         store = await Store.open(db_path)
         api = ImageApi(session, base_url, api_key, "grok-imagine-image", timeout=5.0)
         runner = JobRunner(store, api, session, sink, config, schedule=schedule, source="test")
@@ -90,3 +94,78 @@ async def running_runner(
         finally:
             await runner.stop()
             await store.close()
+
+
+def png_bytes(size: tuple[int, int] = (64, 48), color: str = "teal") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class ImageHost:
+    """A small image host on one loopback address, recording every request it gets.
+
+    Tests use it both as a "public" host (allowed through RESULT_HOSTS, since tests only have loopback)
+    and as an "internal" one (any other loopback address or port), which must never see a request.
+    Routes: `/img.png`, `/file/<name>` (bytes put in `files`), `/redirect?to=<url>`, `/loop` (redirects
+    to itself), `/trickle` (a PNG header, then a byte a second)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.hits: list[str] = []
+        self.files: dict[str, bytes] = {}
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def origin(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def url(self, path: str) -> str:
+        return f"http://{self.origin}{path}"
+
+    async def __aenter__(self) -> ImageHost:
+        app = web.Application()
+        app.router.add_get("/img.png", self._image)
+        app.router.add_get("/file/{name}", self._file)
+        app.router.add_get("/redirect", self._redirect)
+        app.router.add_get("/loop", self._loop)
+        app.router.add_get("/trickle", self._trickle)
+        app.router.add_get("/{tail:.*}", self._image)  # whatever an attacker names, it answers
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _image(self, request: web.Request) -> web.Response:
+        self.hits.append(request.path_qs)
+        return web.Response(body=png_bytes(color="red"), content_type="image/png")
+
+    async def _file(self, request: web.Request) -> web.Response:
+        self.hits.append(request.path_qs)
+        name = request.match_info["name"]
+        return web.Response(body=self.files[name], content_type="application/octet-stream")
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        self.hits.append(request.path_qs)
+        raise web.HTTPFound(request.query["to"])
+
+    async def _loop(self, request: web.Request) -> web.Response:
+        self.hits.append(request.path_qs)
+        raise web.HTTPFound("/loop")
+
+    async def _trickle(self, request: web.Request) -> web.StreamResponse:
+        self.hits.append(request.path_qs)
+        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        await response.prepare(request)
+        for byte in png_bytes():
+            await response.write(bytes([byte]))
+            await asyncio.sleep(1.0)
+        return response

@@ -92,3 +92,40 @@ def test_bad_env_file_line_is_reported(tmp_path: Path) -> None:
     env_file.write_text("MOUNTSEA_API_KEY=k\nthis line is not a setting\n")
     with pytest.raises(ConfigError, match="line 2"):
         load_settings({}, env_file, require_token=False)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RESULT_HOSTS", "cdn.example.com, http://other.example"),
+        ("RESULT_HOSTS", "cdn.example.com:99999"),
+        ("MAX_RESULT_MEGAPIXELS", "500"),
+        ("MAX_RESULT_MEGAPIXELS", "0"),
+        ("MAX_ANSWER_MB", "-1"),
+        ("DELIVERY_CONCURRENCY", "0"),
+        ("DELIVERY_TIMEOUT", "soon"),
+    ],
+)
+def test_fetch_settings_are_validated(variable: str, value: str) -> None:
+    env = {"DISCORD_TOKEN": TOKEN, "MOUNTSEA_API_KEY": "k", variable: value}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env, env_file=None)
+    assert refused.value.variable == variable
+
+
+def test_result_hosts_and_the_api_origin_make_the_fetch_policy() -> None:
+    env = {
+        "DISCORD_TOKEN": TOKEN,
+        "MOUNTSEA_API_KEY": "k",
+        "MOUNTSEA_BASE_URL": "http://127.0.0.1:8090",
+        "RESULT_HOSTS": " cdn.example.com , [::1]:9000,",
+        "MAX_RESULT_MEGAPIXELS": "8.5",
+        "MAX_ANSWER_MB": "2",
+    }
+    settings = load_settings(env, env_file=None)
+    assert settings.result_hosts == ("cdn.example.com", "[::1]:9000")
+    assert settings.max_result_pixels == 8_500_000 and settings.max_answer_bytes == 2 * 1024 * 1024
+    policy = settings.fetch_policy()
+    assert policy.allows("127.0.0.1", 8090) and policy.allows("cdn.example.com", 443)
+    assert policy.allows("::1", 9000) and not policy.allows("::1", 9001)
+    assert not policy.allows("127.0.0.1", 8091)

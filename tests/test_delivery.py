@@ -10,6 +10,7 @@ from aiohttp import web
 from PIL import Image
 
 from bot.delivery import DownloadError, download_image, fit_to_limit, sniff_type
+from bot.safe_fetch import FetchPolicy, open_session
 from bot.sandbox import Sandbox, SandboxConfig
 
 
@@ -85,10 +86,13 @@ async def odd_server() -> object:
 
 
 async def test_downloads_refuse_non_images_oversize_and_errors(odd_server: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        with pytest.raises(DownloadError, match="not an image"):
+    # The odd server plays a public image host; what the member may read never names a status or a type.
+    async with open_session(FetchPolicy.build(None, [odd_server.removeprefix("http://")])) as session:
+        with pytest.raises(DownloadError, match="did not lead to an image") as refused:
             await download_image(session, f"{odd_server}/html", max_bytes=10_000)
+        assert "image/png" not in str(refused.value) and "text/html" not in str(refused.value)
         with pytest.raises(DownloadError, match="larger"):
             await download_image(session, f"{odd_server}/huge", max_bytes=100_000)
-        with pytest.raises(DownloadError, match="404"):
+        with pytest.raises(DownloadError, match="did not send it") as gone:
             await download_image(session, f"{odd_server}/gone", max_bytes=100_000)
+        assert "404" not in str(gone.value) and "404" in gone.value.detail

@@ -43,7 +43,7 @@ CASES: dict[str, tuple[State, tuple[Any, ...], tuple[Any, ...]]] = {
             one(c, "SELECT COUNT(*) FROM jobs"),
             credits(c),
             one(c, "SELECT COUNT(*) FROM usage WHERE job_id IS NOT NULL"),
-        ),  # fmt: skip
+        ),
         (0, 0, 1, 0),
         (1, 1, 0, 1),
     ),
@@ -62,7 +62,7 @@ CASES: dict[str, tuple[State, tuple[Any, ...], tuple[Any, ...]]] = {
             one(c, "SELECT status FROM jobs"),
             one(c, "SELECT outcome, counted, used_credit FROM usage"),
             credits(c),
-        ),  # fmt: skip
+        ),
         ("running", ("submitted", 1, 1), 0),
         ("failed", ("failed", 0, 0), 1),
     ),
@@ -116,7 +116,7 @@ def make_v4_database(path: Path, job_status: str, **usage: Any) -> None:
             "usage_id": 1,
             "reference_urls": "[]",
             "task_id": "t-1",
-        }  # fmt: skip
+        }
     )
     conn.close()
 

@@ -92,6 +92,9 @@ class ImagineBot(commands.Bot):
             concurrency=s.poll_concurrency,
             max_result_bytes=s.max_result_bytes,
             status_update_interval=s.status_update_interval,
+            # A member whose outcome could not be posted (Discord down, channel and DMs closed) gets
+            # a few more tries over the next 20 minutes before the job is marked undeliverable.
+            redeliver_delays=(60.0, 300.0, 900.0),
         )
 
     async def setup_hook(self) -> None:

@@ -50,6 +50,9 @@ class RecordingSink:
         self.changed.set()
         return DeliveryReceipt("test")
 
+    async def find_delivery(self, job: Job) -> DeliveryReceipt | None:
+        return None  # nothing to look up: an earlier process's output is not visible from here
+
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
         self.outcomes.append(Outcome(job, reason=reason))
         self.changed.set()

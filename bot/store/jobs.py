@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from bot.models import ImageRequest, Job, JobStatus, Origin
-from bot.store.base import StoreBase
+from bot.store.base import StoreBase, Tx
 
 _RESUMABLE = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.COMPLETED)
 _DONE_OK = (JobStatus.COMPLETED, JobStatus.DELIVERED)
@@ -174,40 +174,44 @@ class JobQueries(StoreBase):
     def _mark_ended(
         self, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool
     ) -> bool:
-        outcome = {JobStatus.TIMED_OUT: "timed_out", JobStatus.CANCELLED: "cancelled"}.get(status, "failed")
         with self._write() as tx:
-            cursor = tx.execute(
-                "UPDATE jobs SET status = ?, error = ?, finished_at = ?, next_poll_at = NULL"
-                " WHERE id = ? AND status IN (?, ?, ?)",
-                [status.value, error, finished_at, job_id, *(s.value for s in _UNFINISHED)],
-            )
-            if cursor.rowcount == 0:
-                return False
-            row = tx.execute(
-                "SELECT u.id, u.guild_id, u.user_id, u.counted, u.used_credit FROM usage u"
-                " JOIN jobs j ON j.usage_id = u.id WHERE j.id = ?",
-                [job_id],
-            ).fetchone()
-            if row is None:
-                return True
-            usage_id, guild_id, user_id, counted, used_credit = row
-            give_back = refund and counted
+            return self._end_in(tx, job_id, status, error, finished_at, refund)
+
+    @staticmethod
+    def _end_in(tx: Tx, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool) -> bool:
+        outcome = {JobStatus.TIMED_OUT: "timed_out", JobStatus.CANCELLED: "cancelled"}.get(status, "failed")
+        cursor = tx.execute(
+            "UPDATE jobs SET status = ?, error = ?, finished_at = ?, next_poll_at = NULL"
+            " WHERE id = ? AND status IN (?, ?, ?)",
+            [status.value, error, finished_at, job_id, *(s.value for s in _UNFINISHED)],
+        )
+        if cursor.rowcount == 0:
+            return False
+        row = tx.execute(
+            "SELECT u.id, u.guild_id, u.user_id, u.counted, u.used_credit FROM usage u"
+            " JOIN jobs j ON j.usage_id = u.id WHERE j.id = ?",
+            [job_id],
+        ).fetchone()
+        if row is None:
+            return True
+        usage_id, guild_id, user_id, counted, used_credit = row
+        give_back = refund and counted
+        tx.execute(
+            "UPDATE usage SET outcome = ?, duration = ? - created_at, counted = ?, used_credit = ?"
+            " WHERE id = ?",
+            [
+                outcome,
+                finished_at,
+                0 if give_back else counted,
+                0 if give_back else used_credit,
+                usage_id,
+            ],
+        )
+        if give_back and used_credit:
             tx.execute(
-                "UPDATE usage SET outcome = ?, duration = ? - created_at, counted = ?, used_credit = ?"
-                " WHERE id = ?",
-                [
-                    outcome,
-                    finished_at,
-                    0 if give_back else counted,
-                    0 if give_back else used_credit,
-                    usage_id,
-                ],
+                "UPDATE user_quotas SET credits = credits + 1 WHERE guild_id = ? AND user_id = ?",
+                [guild_id, user_id],
             )
-            if give_back and used_credit:
-                tx.execute(
-                    "UPDATE user_quotas SET credits = credits + 1 WHERE guild_id = ? AND user_id = ?",
-                    [guild_id, user_id],
-                )
         return True
 
     async def mark_delivered(
@@ -241,24 +245,38 @@ class JobQueries(StoreBase):
                 ],
             )
 
-    async def mark_undeliverable(self, job_id: int, *, give_up: bool, now: float) -> int:
-        """Telling the requester failed again; returns how many times it has failed. With `give_up`
-        the job is closed as `undeliverable` (never retried, its token dropped); otherwise it keeps its
-        status for a later attempt."""
-        return await self._run(self._mark_undeliverable, job_id, give_up, now)
+    async def mark_undeliverable(self, job_id: int, *, retries: int, now: float) -> int:
+        """Telling the requester failed again; returns how many times it has now failed. The job keeps
+        its status for a later attempt while that count is within `retries`; past it, it is closed
+        as `undeliverable` (never tried again, its token dropped)."""
+        return await self._run(self._mark_undeliverable, job_id, retries, now)
 
-    def _mark_undeliverable(self, job_id: int, give_up: bool, now: float) -> int:
+    def _mark_undeliverable(self, job_id: int, retries: int, now: float) -> int:
         with self._write() as tx:
             row = tx.execute(
                 "UPDATE jobs SET delivery = 'undeliverable', delivery_attempts ="
                 " COALESCE(delivery_attempts, 0) + 1 WHERE id = ? RETURNING delivery_attempts",
                 [job_id],
             ).fetchone()
-            if give_up:
+            attempts = 0 if row is None else int(row[0])
+            if attempts > retries:
                 tx.execute(
                     "UPDATE jobs SET delivered_at = ?, interaction_token = NULL WHERE id = ?", [now, job_id]
                 )
-        return 0 if row is None else int(row[0])
+        return attempts
+
+    async def abandon(self, job_id: int, reason: str, now: float) -> None:
+        """An admitted job that could not even be acknowledged: ended as failed (so refunded) and
+        closed, with nobody left to tell, in one transaction."""
+        await self._run(self._abandon, job_id, reason, now)
+
+    def _abandon(self, job_id: int, reason: str, now: float) -> None:
+        with self._write() as tx:
+            self._end_in(tx, job_id, JobStatus.FAILED, reason, now, True)
+            tx.execute(
+                "UPDATE jobs SET delivered_at = ?, delivery = 'none', interaction_token = NULL WHERE id = ?",
+                [now, job_id],
+            )
 
     async def mark_cancelled_by(self, job_id: int, user_id: int) -> None:
         await self._update(job_id, cancelled_by=user_id)

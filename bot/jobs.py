@@ -94,6 +94,7 @@ class RunnerConfig:
     record_backoff_max: float = 5.0
     record_attempts: int = 8
     tell_attempts: int = 3
+    tell_backoff: float = 2.0  # seconds before the second sink attempt; doubled for the third
     tell_timeout: float = 120.0  # one sink call; a hung one counts as failed
     # When telling the requester failed every way, try again after these many seconds (the bot sets
     # some; the terminal and the benchmark give up at once), then mark the job undeliverable.
@@ -586,7 +587,7 @@ class JobRunner:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 log.debug("job %s: telling the requester failed (attempt %s)", job.id, attempt, exc_info=True)
                 if attempt < attempts:
-                    await asyncio.sleep(self.clock.real_seconds(2.0 * attempt))
+                    await asyncio.sleep(self.clock.real_seconds(self.config.tell_backoff * attempt))
         log.warning("job %s: telling the requester failed %s times (%s)", job.id, attempts, error[:300])
         return DeliveryReceipt(UNDELIVERABLE)
 

@@ -50,7 +50,20 @@ async def _quotas(profile: Profile) -> dict[str, float | None]:
     return result.figures()
 
 
-SCENARIOS: dict[str, Scenario] = {"ack": _ack, "overhead": _overhead, "loop": _loop, "quotas": _quotas}
+async def _history(profile: Profile) -> dict[str, float | None]:
+    from bench.history import run_history
+
+    result = await run_history(rows=profile.history_rows, samples=profile.history_samples, seed=profile.seed)
+    return result.figures()
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "ack": _ack,
+    "overhead": _overhead,
+    "loop": _loop,
+    "quotas": _quotas,
+    "history": _history,
+}
 
 
 # The required figures each scenario produces, so a failed scenario's nulls are not "pending".
@@ -59,6 +72,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "overhead": ("overhead_p95_s", "polls_per_job", "fixed5_overhead_p95_s", "fixed5_polls_per_job"),
     "loop": ("loop_lag_p99_ms_1000", "rss_mb_1000"),
     "quotas": ("quota_check_p99_ms_1m",),
+    "history": ("history_page_p99_ms_300k",),
 }
 
 

@@ -28,6 +28,9 @@ class Profile:
     quota_rows: int
     quota_users: int
     quota_samples: int
+    # /history pages of one member with `history_rows` posted images.
+    history_rows: int = 300_000
+    history_samples: int = 600
     seed: int = 20240601
 
 
@@ -72,4 +75,6 @@ SMOKE = Profile(
     quota_rows=20_000,
     quota_users=500,
     quota_samples=50,
+    history_rows=5_000,
+    history_samples=30,
 )

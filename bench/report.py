@@ -30,6 +30,7 @@ ROWS: tuple[Row, ...] = (
     Row("loop_lag_p99_ms_1000", "event-loop lag p99, jobs in flight", "ms", 1, 20),
     Row("rss_mb_1000", "peak RSS, jobs in flight", "MB", 1, 150),
     Row("quota_check_p99_ms_1m", "quota check p99, 1M usage rows", "ms", 2, 5),
+    Row("history_page_p99_ms_300k", "/history page p99, 300k images", "ms", 2, 10),
 )
 REQUIRED_KEYS = tuple(row.key for row in ROWS)
 
@@ -57,6 +58,10 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("quota_rows", "usage rows", "", 0),
     ("quota_samples", "quota checks timed", "", 0),
     ("quota_build_s", "building the usage table", "s", 1),
+    ("history_page_p50_ms", "/history page p50", "ms", 2),
+    ("history_rows", "posted images of the member", "", 0),
+    ("history_samples", "/history pages timed", "", 0),
+    ("history_build_s", "building the jobs table", "s", 1),
 )
 
 

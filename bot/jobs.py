@@ -240,7 +240,7 @@ class JobRunner:
 
     async def _submit(self, job: Job) -> None:
         await self._progress(job, Stage.QUEUED, force=True)
-        if not await self.store.mark_submitting(job.id):
+        if not await self._persist(job, "mark it as being sent", lambda: self.store.mark_submitting(job.id)):
             log.info("job %s was cancelled before it was sent", job.id)
             return
         attempt = 0
@@ -513,7 +513,8 @@ class JobRunner:
 
     async def _end(self, job: Job, status: JobStatus, reason: str, *, trace_id: str | None = None) -> None:
         self._cohort(job).dropped(job.id)
-        if not await self.store.mark_ended(job.id, status, reason, self.clock.time()):
+        ended = lambda: self.store.mark_ended(job.id, status, reason, self.clock.time())  # noqa: E731
+        if not await self._persist(job, "record its end", ended):
             return  # it had already ended (e.g. cancelled): whoever ended it told the requester
         job.status, job.error = status, reason
         log.info("job %s ended %s: %s", job.id, status.value, reason)

@@ -162,6 +162,11 @@ async def test_a_sink_that_keeps_failing_ends_and_the_job_is_marked_undeliverabl
     async with running_runner(db_path, sandbox.base_url or "", sink, config=config):
         await asyncio.sleep(0.3)
     assert sink.calls == 2 * config.tell_attempts and job.id == 1
+    store = await Store.open(db_path)
+    try:
+        assert await store.unfinished_jobs(1, 3) == []  # not shown in /queue as still on its way
+    finally:
+        await store.close()
 
 
 async def test_an_outcome_that_could_not_be_told_is_told_on_a_later_try(

@@ -294,7 +294,8 @@ class JobQueries(StoreBase):
         marks = ", ".join("?" for _ in states)
         who, params = ("AND user_id = ?", [user_id]) if user_id is not None else ("", [])
         rows = self._db.query(
-            f"SELECT * FROM jobs WHERE guild_id = ? {who} AND status IN ({marks}) ORDER BY id LIMIT ?",
+            f"SELECT * FROM jobs WHERE guild_id = ? {who} AND status IN ({marks}) AND delivered_at IS NULL"
+            " ORDER BY id LIMIT ?",
             [guild_id, *params, *states, limit],
         )
         return [Job.from_row(row) for row in rows]

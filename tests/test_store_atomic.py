@@ -181,6 +181,10 @@ async def test_writing_outside_the_write_path_fails(db_path: Path) -> None:
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             await store._run(lambda: store._db["meta"].insert({"key": "k", "value": "v"}))  # type: ignore[union-attr]
 
+        # The helper itself refuses to run anywhere but on the writer thread.
+        with pytest.raises(RuntimeError, match="writer thread"):
+            store._write()
+
         # A handle kept beyond its transaction is dead.
         def keep_handle() -> Any:
             with store._write() as tx:

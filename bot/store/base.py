@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +29,7 @@ R = TypeVar("R")
 
 CHECKPOINT_INTERVAL = 1.0
 BUSY_TIMEOUT = 10.0
+WRITER_THREAD = "sqlite-writer"
 # A backstop only: normally the checkpointer keeps the log far below this many pages.
 AUTOCHECKPOINT_PAGES = 16_384
 
@@ -56,7 +58,7 @@ class StoreBase:
     @classmethod
     async def open(cls, path: Path | str, *, busy_timeout: float = BUSY_TIMEOUT) -> Self:
         """Open (creating and migrating) the database; a damaged file raises StoreCorruptError."""
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=WRITER_THREAD)
         loop = asyncio.get_running_loop()
         try:
             db = await loop.run_in_executor(executor, _connect, Path(path), busy_timeout)
@@ -106,7 +108,10 @@ class StoreBase:
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     def _write(self) -> contextlib.AbstractContextManager[Tx]:
-        """The store's only way to write: one transaction, committed whole or not at all."""
+        """The store's only way to write: one transaction, committed whole or not at all, on the
+        writer thread (the only thread that may use the connection)."""
+        if not threading.current_thread().name.startswith(WRITER_THREAD):
+            raise RuntimeError("store writes run on the store's writer thread (through _run)")
         return write_transaction(self._db.conn)
 
     async def schema_version(self) -> int:

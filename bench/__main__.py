@@ -56,12 +56,20 @@ async def _memory(profile: Profile) -> dict[str, float | None]:
     return (await run_memory(profile)).figures()
 
 
+async def _history(profile: Profile) -> dict[str, float | None]:
+    from bench.history import run_history
+
+    result = await run_history(rows=profile.history_rows, samples=profile.history_samples, seed=profile.seed)
+    return result.figures()
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ack": _ack,
     "overhead": _overhead,
     "loop": _loop,
     "quotas": _quotas,
     "memory": _memory,
+    "history": _history,
 }
 
 
@@ -72,6 +80,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "loop": ("loop_lag_p99_ms_1000", "rss_mb_1000"),
     "quotas": ("quota_check_p99_ms_1m",),
     "memory": ("rss_mb_huge_png", "rss_mb_huge_answer", "rss_mb_limit_png"),
+    "history": ("history_page_p99_ms_300k",),
 }
 
 

@@ -28,6 +28,9 @@ class Profile:
     quota_rows: int
     quota_users: int
     quota_samples: int
+    # /history pages of one member with `history_rows` posted images.
+    history_rows: int = 300_000
+    history_samples: int = 600
     seed: int = 20240601
     # Memory: one result PNG of this many pixels a side (over the pixel limit), one at the limit (16 MP,
     # the default MAX_RESULT_MEGAPIXELS), and one status answer of this many MB.
@@ -80,4 +83,6 @@ SMOKE = Profile(
     memory_png_side=4_500,
     memory_limit_side=1_500,
     memory_answer_mb=40,
+    history_rows=5_000,
+    history_samples=30,
 )

@@ -33,6 +33,7 @@ ROWS: tuple[Row, ...] = (
     Row("rss_mb_huge_png", "peak RSS, delivering a 13000² PNG", "MB", 1, 300),
     Row("rss_mb_huge_answer", "peak RSS, polling a 400 MB answer", "MB", 1, 300),
     Row("rss_mb_limit_png", "peak RSS, re-encoding a 16 MP PNG", "MB", 1, 300),
+    Row("history_page_p99_ms_300k", "/history page p99, 300k images", "ms", 2, 10),
 )
 REQUIRED_KEYS = tuple(row.key for row in ROWS)
 
@@ -63,6 +64,10 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("huge_png_side", "huge PNG: pixels a side", "", 0),
     ("huge_png_mb", "huge PNG: file size", "MB", 1),
     ("huge_answer_mb", "huge answer: size sent", "MB", 0),
+    ("history_page_p50_ms", "/history page p50", "ms", 2),
+    ("history_rows", "posted images of the member", "", 0),
+    ("history_samples", "/history pages timed", "", 0),
+    ("history_build_s", "building the jobs table", "s", 1),
 )
 
 

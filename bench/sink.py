@@ -44,6 +44,9 @@ class TimingSink:
         self._record(Arrival(job.id, job.task_id, job.prompt, now, ok, job.poll_count, job.finished_at))
         return DeliveryReceipt("bench")
 
+    async def find_delivery(self, job: Job) -> DeliveryReceipt | None:
+        return None  # nothing to look up: an earlier process's output is not visible from here
+
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
         now = time.monotonic()
         self._record(Arrival(job.id, job.task_id, job.prompt, now, False, job.poll_count, job.finished_at))

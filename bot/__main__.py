@@ -103,6 +103,9 @@ async def run_stats(settings: Settings, guild_id: int | None, days: int | None) 
 
 
 async def _run_bot(settings: Settings) -> int:
+    # Before anything talks to Discord: a damaged database stops the bot with one clear line (raised as
+    # StoreCorruptError, reported by main), not half-way through the start-up.
+    await (await Store.open(settings.database_path)).close()
     bot = ImagineBot(settings)
     assert settings.discord_token is not None
     try:

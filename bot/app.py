@@ -96,6 +96,9 @@ class ImagineBot(commands.Bot):
             delivery_concurrency=s.delivery_concurrency,
             delivery_deadline=s.delivery_timeout,
             max_result_pixels=s.max_result_pixels,
+            # A member whose outcome could not be posted (Discord down, channel and DMs closed) gets
+            # a few more tries over the next 20 minutes before the job is marked undeliverable.
+            redeliver_delays=(60.0, 300.0, 900.0),
         )
 
     async def setup_hook(self) -> None:

@@ -106,6 +106,9 @@ class FileSink:
             return
         self.written.append(target)
 
+    async def find_delivery(self, job: Job) -> DeliveryReceipt | None:
+        return None  # nothing to look up: an earlier process's output is not visible from here
+
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
         self.error = reason
         self._say(f"failed: {reason}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
 import logging
 from typing import TYPE_CHECKING
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_FILES = 10  # Discord's limit of attachments per message
+# How many of the channel's messages after the status message are searched for an earlier image post.
+RECONCILE_SCAN = 200
 MODLOG_THROTTLE = 60.0
 
 
@@ -154,6 +157,36 @@ class DiscordSink:
             for file in files:
                 file.reset()
             return await self._post_in_channel(job, messages.done_text(job, elapsed, len(files)), files)
+
+    async def find_delivery(self, job: Job) -> DeliveryReceipt | None:
+        """After a restart: the image post an earlier process made for this job, if Discord has it.
+
+        The post is the bot's reply to the status message, carrying the job's files (`imagine-<id>-N`),
+        among the channel's messages after the status message (or after the job began). If the channel
+        was closed to the bot, the files went into the status message itself. A DM is not searched."""
+        await self.bot.wait_until_ready()
+        if job.channel_id is None or self.bot.user is None:
+            return None
+        marker = f"imagine-{job.id}-"
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        start = job.message_id or discord.utils.time_snowflake(
+            datetime.datetime.fromtimestamp(job.created_at, datetime.UTC)
+        )
+        try:
+            async for message in channel.history(limit=RECONCILE_SCAN, after=discord.Object(start)):
+                if message.author.id != self.bot.user.id:
+                    continue
+                ours = any(a.filename.startswith(marker) for a in message.attachments)
+                replies = message.reference is not None and message.reference.message_id == job.message_id
+                if ours or (replies and job.message_id is not None):
+                    return DeliveryReceipt("channel", message.id, message.channel.id)
+            if job.message_id is not None:
+                status = await channel.fetch_message(job.message_id)
+                if any(a.filename.startswith(marker) for a in status.attachments):
+                    return DeliveryReceipt("interaction", status.id, job.channel_id)
+        except (discord.NotFound, discord.Forbidden) as exc:
+            log.info("job %s: cannot look for an earlier post (%s)", job.id, exc.status)
+        return None
 
     async def _post_in_channel(self, job: Job, content: str, files: list[discord.File]) -> discord.Message:
         """Post in the job's channel; raises discord.Forbidden/NotFound when that is not possible."""

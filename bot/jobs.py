@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
@@ -31,9 +31,13 @@ from bot.delivery_pool import DeliveryPool
 from bot.models import ImageRequest, Job, JobStatus, Origin, Stage
 from bot.quotas import Decision, Member
 from bot.schedule import Cohort, PollSchedule, typical_duration
-from bot.store import Store
+from bot.store import Store, StoreError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The delivery state of a job whose outcome could not be told (every way the sink knows failed).
+UNDELIVERABLE = "undeliverable"
 
 # What the requester reads when a job ends without an image. Never a raw payload or a traceback.
 MSG_UNAVAILABLE = "The image service is unavailable right now. The bot's operator has been told."
@@ -67,6 +71,11 @@ class JobSink(Protocol):
 
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt: ...
 
+    async def find_delivery(self, job: Job) -> DeliveryReceipt | None:
+        """The job's image post, if an earlier process already made it (None: not found, or the sink
+        cannot tell). Asked after a restart before posting a finished job again."""
+        ...
+
 
 @dataclass(frozen=True)
 class RunnerConfig:
@@ -84,6 +93,17 @@ class RunnerConfig:
     delivery_concurrency: int = 8  # deliveries (downloads and upload) at once, apart from the polls
     delivery_deadline: float = 120.0  # all of one job's downloads together
     max_result_pixels: int = 16_000_000
+    # Database writes after a submit are retried while the database is busy or full: the task id until
+    # it is recorded, a delivery `record_attempts` times (real seconds, doubling up to the maximum).
+    record_backoff: float = 0.05
+    record_backoff_max: float = 5.0
+    record_attempts: int = 8
+    tell_attempts: int = 3
+    tell_backoff: float = 2.0  # seconds before the second sink attempt; doubled for the third
+    tell_timeout: float = 120.0  # one sink call; a hung one counts as failed
+    # When telling the requester failed every way, try again after these many seconds (the bot sets
+    # some; the terminal and the benchmark give up at once), then mark the job undeliverable.
+    redeliver_delays: tuple[float, ...] = ()
     history_size: int = 200  # what the poll schedule learns from
     eta_window: int = 50  # the ETA members see: the median of the latest jobs of the kind
 
@@ -132,6 +152,7 @@ class JobRunner:
         self._cohorts: dict[bool, Cohort] = {}
         self._planning: dict[bool, tuple[float, list[float]]] = {}
         self._closing = False
+        self._retries: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -147,6 +168,8 @@ class JobRunner:
 
     async def stop(self) -> None:
         self._closing = True
+        for retry in self._retries:  # later delivery attempts; the next start resumes those jobs
+            retry.cancel()
         if self._loop_task is not None:
             self._loop_task.cancel()
         # A submit cut off now would leave its outcome unknown, and a delivery cut off between the
@@ -168,6 +191,7 @@ class JobRunner:
         task = asyncio.create_task(coro)
         group.add(task)
         task.add_done_callback(group.discard)
+        task.add_done_callback(_reap)
         return task
 
     # -- intake ----------------------------------------------------------------------------------
@@ -201,10 +225,7 @@ class JobRunner:
 
     async def abandon(self, job: Job, reason: str) -> None:
         """An admitted job that could not be acknowledged: refunded, and nobody left to tell."""
-        await self.store.mark_ended(job.id, JobStatus.FAILED, reason, self.clock.time())
-        await self.store.mark_delivered(
-            job.id, delivery="none", result_message_id=None, now=self.clock.time()
-        )
+        await self._persist(job, "abandon it", lambda: self.store.abandon(job.id, reason, self.clock.time()))
 
     async def cancel(self, job: Job, by_user: int, *, refund: bool) -> bool:
         """Stop following a job. The API has no cancel route, so the task may still run (and be
@@ -225,7 +246,7 @@ class JobRunner:
 
     async def _submit(self, job: Job) -> None:
         await self._progress(job, Stage.QUEUED, force=True)
-        if not await self.store.mark_submitting(job.id):
+        if not await self._persist(job, "mark it as being sent", lambda: self.store.mark_submitting(job.id)):
             log.info("job %s was cancelled before it was sent", job.id)
             return
         attempt = 0
@@ -269,15 +290,57 @@ class JobRunner:
                 )
                 return
             break
-        now = self.clock.time()
-        delay = self.schedule.next_delay(0.0, self._planning_history(job.has_references))
-        if not await self.store.mark_running(job.id, task_id, now, now + delay):
+        await self._record_submitted(job, task_id, self.clock.time())
+
+    async def _record_submitted(self, job: Job, task_id: str, submitted_at: float) -> None:
+        """The API took the request: record its task id, retrying for as long as the database refuses
+        (busy, full). Until then the job lives only in this coroutine, which keeps it: the member's slot
+        stays taken, and the task is followed as soon as the row says RUNNING."""
+        job.task_id = task_id
+
+        async def write() -> bool:
+            now = self.clock.time()
+            delay = self.schedule.next_delay(now - submitted_at, self._planning_history(job.has_references))
+            return await self.store.mark_running(job.id, task_id, submitted_at, now + delay)
+
+        try:
+            recorded = await self._persist(job, f"record its task id {task_id}", write)
+        except asyncio.CancelledError:
+            # Shutting down before the database took it: the row says SUBMITTING without a task id, so
+            # the next start tells the member the outcome is unknown. Say which task it was.
+            log.error("job %s: shut down before task %s could be recorded", job.id, task_id)
+            raise
+        if not recorded:
             log.info("job %s was cancelled while its submit was in flight (task %s)", job.id, task_id)
             return
-        job.status, job.task_id, job.submitted_at = JobStatus.RUNNING, task_id, now
-        self._cohort(job).started(job.id, now)
+        job.status, job.submitted_at = JobStatus.RUNNING, submitted_at
+        self._cohort(job).started(job.id, submitted_at)
         self.wake()
         await self._progress(job, Stage.SUBMITTED, force=True)
+
+    async def _persist(
+        self, job: Job, what: str, write: Callable[[], Awaitable[T]], *, attempts: int | None = None
+    ) -> T | None:
+        """Run one store write, retrying with backoff while the database fails (busy, full). Without
+        `attempts` it retries until the write succeeds; with it, None means it never did."""
+        backoff = self.config.record_backoff
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = await write()
+            except StoreError as exc:
+                if attempts is not None and attempt >= attempts:
+                    log.error("job %s: could not %s after %s attempts (%s)", job.id, what, attempt, exc)
+                    return None
+                if attempt == 1:
+                    log.warning("job %s: could not %s (%s); retrying", job.id, what, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.record_backoff_max)
+            else:
+                if attempt > 1:
+                    log.info("job %s: could %s after %s attempts", job.id, what, attempt)
+                return result
 
     async def _wait_before_resubmit(self, job: Job, seconds: float) -> bool:
         """Back to QUEUED while waiting: the request certainly did not reach the API, so a restart
@@ -442,14 +505,7 @@ class JobRunner:
             )
             elapsed = (job.finished_at or self.clock.time()) - job.created_at
             receipt = await self._tell(job, lambda: self.sink.deliver(job, images, elapsed))
-            await self.store.mark_delivered(
-                job.id,
-                delivery=receipt.delivery,
-                result_message_id=receipt.message_id,
-                result_channel_id=receipt.channel_id,
-                now=self.clock.time(),
-            )
-            log.info("job %s delivered via %s", job.id, receipt.delivery)
+            await self._record_delivery(job, receipt)
         finally:
             self._delivering.discard(job.id)
             self._last_progress.pop(job.id, None)
@@ -483,7 +539,8 @@ class JobRunner:
 
     async def _end(self, job: Job, status: JobStatus, reason: str, *, trace_id: str | None = None) -> None:
         self._cohort(job).dropped(job.id)
-        if not await self.store.mark_ended(job.id, status, reason, self.clock.time()):
+        ended = lambda: self.store.mark_ended(job.id, status, reason, self.clock.time())  # noqa: E731
+        if not await self._persist(job, "record its end", ended):
             return  # it had already ended (e.g. cancelled): whoever ended it told the requester
         job.status, job.error = status, reason
         log.info("job %s ended %s: %s", job.id, status.value, reason)
@@ -492,23 +549,74 @@ class JobRunner:
     async def _tell_failure(self, job: Job) -> None:
         reason = job.error or "The image could not be made."
         receipt = await self._tell(job, lambda: self.sink.fail(job, reason))
-        await self.store.mark_delivered(
-            job.id, delivery=receipt.delivery, result_message_id=None, now=self.clock.time()
-        )
+        await self._record_delivery(job, DeliveryReceipt(receipt.delivery, None, receipt.channel_id))
         self._last_progress.pop(job.id, None)
 
-    async def _tell(self, job: Job, send: Any) -> DeliveryReceipt:
-        """Run a sink call, retrying a few times: a sink that keeps failing must not wedge the job."""
-        for attempt in range(1, 4):
+    async def _record_delivery(self, job: Job, receipt: DeliveryReceipt) -> None:
+        """Record how the outcome reached the requester, retrying while the database fails. If it never
+        takes it, the job stays as it was and the next start looks for the post before posting again."""
+        if receipt.delivery == UNDELIVERABLE:
+            await self._undeliverable(job)
+            return
+
+        async def write() -> bool:
+            await self.store.mark_delivered(
+                job.id,
+                delivery=receipt.delivery,
+                result_message_id=receipt.message_id,
+                result_channel_id=receipt.channel_id,
+                now=self.clock.time(),
+            )
+            return True
+
+        if await self._persist(job, "record its delivery", write, attempts=self.config.record_attempts):
+            job.delivered_at = self.clock.time()
+            log.info("job %s delivered via %s", job.id, receipt.delivery)
+
+    async def _undeliverable(self, job: Job) -> None:
+        """Every way of telling the requester failed: try again later (a bounded number of times),
+        then give up. One log line each time, never a traceback."""
+        later = self.config.redeliver_delays
+        failures = await self._persist(
+            job,
+            "record that it could not be delivered",
+            lambda: self.store.mark_undeliverable(job.id, retries=len(later), now=self.clock.time()),
+            attempts=self.config.record_attempts,
+        )
+        if failures is None:
+            return
+        if failures > len(later):
+            log.warning(
+                "job %s: its outcome could not be delivered; gave up after %s tries", job.id, failures
+            )
+            return
+        delay = later[failures - 1]
+        log.warning("job %s: its outcome could not be delivered; trying again in %g s", job.id, delay)
+        self._spawn(self._tell_later(job, delay), self._retries)
+
+    async def _tell_later(self, job: Job, delay: float) -> None:
+        await asyncio.sleep(self.clock.real_seconds(delay))
+        if job.status is JobStatus.COMPLETED:
+            await self._deliver(job)
+        else:
+            await self._tell_failure(job)
+
+    async def _tell(self, job: Job, send: Callable[[], Awaitable[DeliveryReceipt]]) -> DeliveryReceipt:
+        """Run a sink call, retrying a few times: a sink that keeps failing (or hangs) must not wedge the
+        job. The failures are logged in one line at the end; tracebacks only at DEBUG."""
+        attempts = self.config.tell_attempts
+        error = "unknown error"
+        for attempt in range(1, attempts + 1):
             try:
-                receipt: DeliveryReceipt = await send()
-            except Exception:
-                log.exception("job %s: telling the requester failed (attempt %s)", job.id, attempt)
-                if attempt < 3:
-                    await asyncio.sleep(self.clock.real_seconds(2.0 * attempt))
-            else:
-                return receipt
-        return DeliveryReceipt("undeliverable")
+                async with asyncio.timeout(self.config.tell_timeout):
+                    return await send()
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                log.debug("job %s: telling the requester failed (attempt %s)", job.id, attempt, exc_info=True)
+                if attempt < attempts:
+                    await asyncio.sleep(self.clock.real_seconds(self.config.tell_backoff * attempt))
+        log.warning("job %s: telling the requester failed %s times (%s)", job.id, attempts, error[:300])
+        return DeliveryReceipt(UNDELIVERABLE)
 
     # -- restart -----------------------------------------------------------------------------------
 
@@ -519,11 +627,41 @@ class JobRunner:
             if job.status is JobStatus.QUEUED:
                 log.info("job %s: resubmitting a request that never left", job.id)
                 self._spawn(self._submit(job), self._submits)
+            elif job.status is JobStatus.SUBMITTING and job.task_id is not None:
+                # The API answered with a task id before the restart: follow that task, never resend.
+                log.info("job %s: resuming task %s that was sent before a restart", job.id, job.task_id)
+                submitted = job.submitted_at if job.submitted_at is not None else job.created_at
+                self._spawn(self._record_submitted(job, job.task_id, submitted), self._submits)
             elif job.status is JobStatus.SUBMITTING:
                 log.warning("job %s: submit was cut off by a restart; not resubmitting", job.id)
                 self._spawn(self._end(job, JobStatus.UNKNOWN, MSG_INTERRUPTED), self._workers)
             elif job.status is JobStatus.COMPLETED:
-                log.info("job %s: delivering a finished image after a restart", job.id)
-                self._spawn(self._deliver(job), self._workers)
+                self._spawn(self._deliver_after_restart(job), self._workers)
             else:
                 self._spawn(self._tell_failure(job), self._workers)
+
+    async def _deliver_after_restart(self, job: Job) -> None:
+        """A finished job the last process may have posted already (it died, or the database refused
+        the record): look for that post first, and record it instead of posting a second copy."""
+        try:
+            found = await self.sink.find_delivery(job)
+        except Exception as exc:  # noqa: BLE001 - one line; posting again is the safe fallback
+            log.warning("job %s: could not look for an earlier post (%s); delivering", job.id, exc)
+            found = None
+        if found is not None:
+            log.info(
+                "job %s: its image was already posted (message %s); recording it", job.id, found.message_id
+            )
+            await self._record_delivery(job, found)
+            return
+        log.info("job %s: delivering a finished image after a restart", job.id)
+        await self._deliver(job)
+
+
+def _reap(task: asyncio.Task[Any]) -> None:
+    """Every background task's end is looked at: none may die with an exception nobody retrieves."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("background task %s failed: %s", task.get_name(), error, exc_info=error)

@@ -222,10 +222,16 @@ def queue_line(job: Job, elapsed: float, typical: float | None) -> str:
     return f"`#{job.id}` {state} · {duration(elapsed)}{eta}{who}\n{quote_prompt(job.prompt, 80)}"
 
 
-def history_text(jobs: list[Job], member_id: int, page: int, pages: int, total: int) -> str:
+def history_text(
+    jobs: list[Job], member_id: int, page: int, pages: int, total: int, *, capped: bool = False
+) -> str:
     if not jobs:
         return f"No images yet for <@{member_id}> in this server."
-    lines = [f"🖼️ Images of <@{member_id}> — page {page + 1} of {pages} ({total} in all)"]
+    if capped:  # counting further would cost more than the page itself
+        header = f"page {page + 1} (more than {total:,} in all)"
+    else:
+        header = f"page {page + 1} of {pages} ({total} in all)"
+    lines = [f"🖼️ Images of <@{member_id}> — {header}"]
     for job in jobs:
         when = f"<t:{int(job.delivered_at or job.created_at)}:f>"
         link = ""

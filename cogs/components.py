@@ -19,6 +19,7 @@ from bot.api import ASPECT_RATIOS
 from bot.clock import Clock
 from bot.delivery import DownloadError, download_image
 from bot.models import ImageRequest, Job, JobStatus
+from bot.store.jobs import HISTORY_COUNT_CAP
 from bot.validation import InputRefused, validate_request
 from cogs.common import GUILD_ONLY, NO_PINGS, is_moderator, say_privately
 from cogs.requesting import start_request
@@ -363,17 +364,23 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
 
 class HistoryPageButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"imagine:history:(?P<member>\d+):(?P<page>\d+):(?P<label>prev|next)",
+    template=r"imagine:history:(?P<member>\d+):(?P<page>\d+):(?P<label>prev|next)(?::(?P<cursor>\d+))?",
 ):
-    def __init__(self, member_id: int, page: int, label: str) -> None:
+    """`page` is the page it leads to (for the label); `cursor` the job id the page starts beyond. A
+    button from before keyset paging has no cursor and leads to the newest page."""
+
+    def __init__(self, member_id: int, page: int, label: str, cursor: int | None = None) -> None:
         self.member_id = member_id
         self.page = page
+        self.label = label
+        self.cursor = cursor
+        suffix = f":{cursor}" if cursor is not None else ""
         text = "◀ Newer" if label == "prev" else "Older ▶"
         super().__init__(
             discord.ui.Button(
                 label=text,
                 style=discord.ButtonStyle.secondary,
-                custom_id=f"imagine:history:{member_id}:{page}:{label}",
+                custom_id=f"imagine:history:{member_id}:{page}:{label}{suffix}",
             )
         )
 
@@ -381,14 +388,26 @@ class HistoryPageButton(
     async def from_custom_id(
         cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> HistoryPageButton:
-        return cls(int(match["member"]), int(match["page"]), match["label"])
+        cursor = int(match["cursor"]) if match["cursor"] else None
+        return cls(int(match["member"]), int(match["page"]), match["label"], cursor)
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         if interaction.user.id != self.member_id and not is_moderator(interaction.permissions):
             await say_privately(interaction, "Only moderators can page through another member's history.")
             return
+        if self.cursor is None:
+            page, older_than, newer_than = 0, None, None
+        else:
+            page = self.page
+            older_than = self.cursor if self.label == "next" else None
+            newer_than = self.cursor if self.label == "prev" else None
         content, view = await history_page(
-            interaction.client, interaction.guild_id or 0, self.member_id, self.page
+            interaction.client,
+            interaction.guild_id or 0,
+            self.member_id,
+            page,
+            older_than=older_than,
+            newer_than=newer_than,
         )
         await interaction.response.edit_message(content=content, view=view, allowed_mentions=NO_PINGS)
 
@@ -397,20 +416,33 @@ HISTORY_PAGE_SIZE = 5
 
 
 async def history_page(
-    bot: ImagineBot, guild_id: int, member_id: int, page: int
+    bot: ImagineBot,
+    guild_id: int,
+    member_id: int,
+    page: int,
+    *,
+    older_than: int | None = None,
+    newer_than: int | None = None,
 ) -> tuple[str, discord.ui.View]:
+    """One page of a member's images. Pages are keyset-paged by job id (the buttons carry the id the
+    next page starts beyond), so page 5,000 costs what page 1 does."""
     jobs, total = await bot.store.delivered_history(
-        guild_id, member_id, page * HISTORY_PAGE_SIZE, HISTORY_PAGE_SIZE
+        guild_id, member_id, HISTORY_PAGE_SIZE, older_than=older_than, newer_than=newer_than
     )
-    pages = max(1, -(-total // HISTORY_PAGE_SIZE))
+    if newer_than is not None and len(jobs) < HISTORY_PAGE_SIZE:
+        # Newer images were deleted meanwhile: this is the newest page now.
+        page = 0
+        jobs, total = await bot.store.delivered_history(guild_id, member_id, HISTORY_PAGE_SIZE)
+    pages = max(page + 1, -(-total // HISTORY_PAGE_SIZE))
     view = discord.ui.View(timeout=None)
     for job in jobs:
         view.add_item(PostAgainButton(job.id))
-    if page > 0:
-        view.add_item(HistoryPageButton(member_id, page - 1, "prev"))
-    if page + 1 < pages:
-        view.add_item(HistoryPageButton(member_id, page + 1, "next"))
-    return messages.clip(messages.history_text(jobs, member_id, page, pages, total)), view
+    if page > 0 and jobs:
+        view.add_item(HistoryPageButton(member_id, page - 1, "prev", jobs[0].id))
+    if page + 1 < pages and jobs:
+        view.add_item(HistoryPageButton(member_id, page + 1, "next", jobs[-1].id))
+    capped = total >= HISTORY_COUNT_CAP
+    return messages.clip(messages.history_text(jobs, member_id, page, pages, total, capped=capped)), view
 
 
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (

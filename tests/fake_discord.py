@@ -996,6 +996,7 @@ class FakeDiscord:
         r.add_route("*", a + wh + r"/messages/{message_id:(?:\d+|@original)}", self._webhook_message)
         r.add_get(channel, self._get_channel)
         r.add_post(channel + "/messages", self._post_message)
+        r.add_get(channel + "/messages", self._channel_history)
         r.add_post(channel + "/typing", self._typing)
         r.add_route("*", channel + r"/messages/{message_id:\d+}", self._channel_message)
         r.add_get(a + r"/guilds/{guild_id:\d+}/members/{user_id:\d+}", self._get_member)
@@ -1163,6 +1164,16 @@ class FakeDiscord:
         }
         if "nonce" in body:
             message["nonce"] = body["nonce"]
+        reference = body.get("message_reference")
+        if reference and reference.get("message_id"):  # a reply: Discord fills in the channel (and guild)
+            replied_in = str(reference.get("channel_id") or channel_id)
+            message["message_reference"] = {
+                "type": 0,
+                "message_id": str(reference["message_id"]),
+                "channel_id": replied_in,
+            }
+            if reference.get("guild_id"):
+                message["message_reference"]["guild_id"] = str(reference["guild_id"])
         if interaction is not None:  # interaction responses are webhook messages by the application
             metadata: dict[str, Any] = {
                 "id": str(interaction.id),
@@ -1306,6 +1317,29 @@ class FakeDiscord:
         )
         await self._announce("MESSAGE_CREATE", message)
         return self._json(message)
+
+    async def _channel_history(self, request: web.Request) -> web.Response:
+        """GET /channels/{id}/messages: newest first, at most `limit` (1-100, default 50), the ones
+        just before `before` or just after `after` (Discord's order and windows)."""
+        channel, query = self._channel(request), request.query
+        limit = int(query.get("limit", "50"))
+        if not 1 <= limit <= 100:
+            raise _form_error("limit", "NUMBER_TYPE_MAX")
+        listed = sorted(
+            (
+                m
+                for m in self.messages.values()
+                if m["channel_id"] == channel["id"] and not m["flags"] & EPHEMERAL
+            ),
+            key=lambda m: int(m["id"]),
+        )
+        if "after" in query:
+            listed = [m for m in listed if int(m["id"]) > int(query["after"])][:limit]
+        else:
+            if "before" in query:
+                listed = [m for m in listed if int(m["id"]) < int(query["before"])]
+            listed = listed[-limit:]
+        return self._json([self._resign(m) for m in reversed(listed)])
 
     async def _channel_message(self, request: web.Request) -> web.Response:
         channel, message = self._channel(request), self.messages.get(int(request.match_info["message_id"]))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
+import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +61,9 @@ class RecordingSink:
         self.changed.set()
         return DeliveryReceipt("test")
 
+    async def find_delivery(self, job: Job) -> DeliveryReceipt | None:
+        return None  # nothing to look up: an earlier process's output is not visible from here
+
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
         self.outcomes.append(Outcome(job, reason=reason))
         self.changed.set()
@@ -83,9 +88,10 @@ async def running_runner(
     schedule: PollSchedule = FAST_SCHEDULE,
     before_start: Callable[[Store], object] | None = None,
     result_hosts: tuple[str, ...] = (),
+    busy_timeout: float = 10.0,
 ) -> AsyncIterator[JobRunner]:
     async with open_session(FetchPolicy.build(base_url, result_hosts)) as session:
-        store = await Store.open(db_path)
+        store = await Store.open(db_path, busy_timeout=busy_timeout)
         api = ImageApi(session, base_url, api_key, "grok-imagine-image", timeout=5.0)
         runner = JobRunner(store, api, session, sink, config, schedule=schedule, source="test")
         try:
@@ -169,3 +175,54 @@ class ImageHost:
             await response.write(bytes([byte]))
             await asyncio.sleep(1.0)
         return response
+
+
+@dataclass
+class FailingSink(RecordingSink):
+    """A sink whose every call fails the first `failures` times, as a terminal whose output folder is
+    gone or a Discord that answers 500 does (then it works again)."""
+
+    failures: int = 1_000_000
+    calls: int = 0
+
+    async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt:
+        self._maybe_fail()
+        return await super().deliver(job, images, elapsed)
+
+    async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
+        self._maybe_fail()
+        return await super().fail(job, reason)
+
+    def _maybe_fail(self) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise OSError(28, "No space left on device")
+
+
+class UnhandledErrors(logging.Handler):
+    """What would otherwise vanish: asyncio's "Task exception was never retrieved" (and any other
+    context its loop reports) and the runner's "background task failed" lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "never retrieved" in text or "background task" in text:
+            self.found.append(text)
+
+
+@contextlib.contextmanager
+def unhandled_errors() -> Iterator[UnhandledErrors]:
+    loop = asyncio.get_running_loop()
+    handler = UnhandledErrors()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: handler.found.append(str(context.get("message"))))
+    logging.getLogger().addHandler(handler)
+    try:
+        yield handler
+    finally:
+        gc.collect()  # a task that died unretrieved is reported when it is collected
+        loop.set_exception_handler(previous)
+        logging.getLogger().removeHandler(handler)

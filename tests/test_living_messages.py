@@ -197,7 +197,6 @@ async def test_history_pages_and_post_again_after_the_link_expired(world: World)
         page_two = (await fake.wait_for_callback(older)).json
         assert page_two["type"] == UPDATE_MESSAGE and "page 2 of 2" in page_two["data"]["content"]
         assert "picture 1" in page_two["data"]["content"]
-
         original = posted[0]
         fake.expire_url(original["attachments"][0]["url"])
         again = await fake.invoke_component("imagine:repost:1", history_message)
@@ -205,6 +204,20 @@ async def test_history_pages_and_post_again_after_the_link_expired(world: World)
         repost = await fake.wait_for_request(
             lambda r: r.method == "POST" and f"/{again.token}" in r.path and bool(r.files)
         )
+        # Pages are keyset-paged: the buttons carry the job id the next page starts beyond.
+        assert ids[5] == f"imagine:history:{fake.user_id}:1:next:3"
+        [newer_id] = [i for i in custom_ids(page_two["data"]) if i.startswith("imagine:history:")]
+        assert newer_id == f"imagine:history:{fake.user_id}:0:prev:2"
+        newer = (await fake.wait_for_callback(await fake.invoke_component(newer_id, history_message))).json
+        assert "page 1 of 2" in newer["data"]["content"] and "picture 7" in newer["data"]["content"]
+        # A button from before keyset paging (no cursor) still answers, with the newest page. Such a
+        # message was posted by the older version: its stored button has the old id.
+        legacy = f"imagine:history:{fake.user_id}:1:next"
+        button = {"type": 2, "style": 2, "label": "Older ▶", "custom_id": legacy}
+        fake.messages[history_message]["components"] = [{"type": 1, "components": [button]}]
+        old_button = (await fake.wait_for_callback(await fake.invoke_component(legacy, history_message))).json
+        assert "page 1 of 2" in old_button["data"]["content"] and "picture 7" in old_button["data"]["content"]
+
     assert repost.files[0].data == fake.attachment_bytes(original["attachments"][0])
     assert custom_ids(repost.json)[:1] == ["imagine:reroll:1"]
 

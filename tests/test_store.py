@@ -64,3 +64,26 @@ async def test_wal_mode_and_claiming(db_path: Path) -> None:
         await store.close()
     mode = sqlite3.connect(db_path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+async def test_history_is_keyset_paged_by_job_id(db_path: Path) -> None:
+    store = await Store.open(db_path)
+    try:
+        origin = Origin(source="discord", guild_id=1, channel_id=2, user_id=3)
+        for n in range(12):
+            job = await store.create_job(ImageRequest(f"p{n}"), origin, float(n))
+            await store.mark_running(job.id, f"t{n}", n + 0.5, n + 1.0)
+            await store.mark_completed(job.id, ["https://x/1.png"], n + 0.8, None)
+            # Every third image went to a DM without a message to link: not listed.
+            message = None if n % 3 == 2 else 100 + n
+            await store.mark_delivered(job.id, delivery="channel", result_message_id=message, now=n + 0.9)
+        listed = [j for j in range(12, 0, -1) if (j - 1) % 3 != 2]
+        first, total = await store.delivered_history(1, 3, 5)
+        assert [j.id for j in first] == listed[:5] and total == len(listed)
+        second, _ = await store.delivered_history(1, 3, 5, older_than=first[-1].id)
+        assert [j.id for j in second] == listed[5:]
+        back, _ = await store.delivered_history(1, 3, 5, newer_than=second[0].id)
+        assert [j.id for j in back] == listed[:5]
+        assert (await store.delivered_history(1, 4, 5)) == ([], 0)
+    finally:
+        await store.close()

@@ -7,7 +7,9 @@ connection: the event loop never blocks on the disk, and there is exactly one wr
 
 from __future__ import annotations
 
-from bot.store.base import migrate
+from sqlite3 import Error as StoreError  # any database failure: busy, full, damaged, ...
+
+from bot.store.base import StoreCorruptError, migrate
 from bot.store.schema import MIGRATIONS
 from bot.store.settings import AdminEntry, BanEntry, SettingsQueries
 from bot.store.usage import EXPORT_COLUMNS, Stats, UsageSummary
@@ -24,6 +26,8 @@ __all__ = [
     "BanEntry",
     "Stats",
     "Store",
+    "StoreCorruptError",
+    "StoreError",
     "UsageSummary",
     "migrate",
 ]

@@ -1,4 +1,8 @@
-"""The connection, its single worker thread, and schema migrations."""
+"""The connection, its single worker thread, the one write path, and schema migrations.
+
+Every write goes through `write_transaction`: BEGIN IMMEDIATE, the statements, COMMIT, and ROLLBACK on
+any error. Outside it the connection is read-only (`PRAGMA query_only`), so a write that bypasses the
+helper fails at once instead of slipping out in autocommit mode, half a change at a time."""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import contextlib
 import functools
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ParamSpec, Self, TypeVar
@@ -23,6 +28,8 @@ R = TypeVar("R")
 
 
 CHECKPOINT_INTERVAL = 1.0
+BUSY_TIMEOUT = 10.0
+WRITER_THREAD = "sqlite-writer"
 # A backstop only: normally the checkpointer keeps the log far below this many pages.
 AUTOCHECKPOINT_PAGES = 16_384
 
@@ -49,11 +56,12 @@ class StoreBase:
     # -- lifecycle -------------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path | str) -> Self:
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+    async def open(cls, path: Path | str, *, busy_timeout: float = BUSY_TIMEOUT) -> Self:
+        """Open (creating and migrating) the database; a damaged file raises StoreCorruptError."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=WRITER_THREAD)
         loop = asyncio.get_running_loop()
         try:
-            db = await loop.run_in_executor(executor, _connect, Path(path))
+            db = await loop.run_in_executor(executor, _connect, Path(path), busy_timeout)
         except BaseException:
             executor.shutdown(wait=False)
             raise
@@ -72,8 +80,17 @@ class StoreBase:
             if conn is not None:
                 await asyncio.get_running_loop().run_in_executor(self._checkpointer, conn.close)
             self._checkpointer.shutdown(wait=True)
-        await self._run(self._db.close)
+        await self._run(self._close_connection)
         self._executor.shutdown(wait=True)
+
+    def _close_connection(self) -> None:
+        # A full checkpoint that empties the write-ahead log, so old page versions (with interaction
+        # tokens since dropped) do not outlive the process in the -wal file.
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("final checkpoint failed: %s", exc)
+        self._db.close()
 
     async def _checkpoint_loop(self, path: Path) -> None:
         assert self._checkpointer is not None
@@ -90,22 +107,12 @@ class StoreBase:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """A write transaction that holds the write lock from its first statement (BEGIN IMMEDIATE), so
-        what it reads cannot change before it writes, even with another process on the database."""
-        with self._db.conn:  # commits on leaving, rolls back on an exception
-            self._db.execute("BEGIN IMMEDIATE")
-            yield
-
-    def _insert(self, table: str, row: dict[str, Any]) -> int:
-        """Insert one row inside the caller's transaction and return its id."""
-        cursor = self._db.execute(
-            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-            list(row.values()),
-        )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+    def _write(self) -> contextlib.AbstractContextManager[Tx]:
+        """The store's only way to write: one transaction, committed whole or not at all, on the
+        writer thread (the only thread that may use the connection)."""
+        if not threading.current_thread().name.startswith(WRITER_THREAD):
+            raise RuntimeError("store writes run on the store's writer thread (through _run)")
+        return write_transaction(self._db.conn)
 
     async def schema_version(self) -> int:
         return await self._run(_user_version, self._db)
@@ -121,23 +128,120 @@ class StoreBase:
         await self._run(self._set_meta, key, value)
 
     def _set_meta(self, key: str, value: str) -> None:
-        with self._db.conn:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+        with self._write() as tx:
+            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
 
 
-def _connect(path: Path) -> sqlite_utils.Database:
+class StoreCorruptError(RuntimeError):
+    """The database file is damaged; the text says so in one line, fit for the operator."""
+
+
+class Tx:
+    """The only writable handle on the database. It exists only inside `write_transaction` and refuses
+    to run anything once that transaction has ended."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn: sqlite3.Connection | None = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        if self._conn is None:
+            raise RuntimeError("this write transaction has already ended")
+        cursor = self._conn.execute(sql, params)
+        if after_statement is not None:
+            after_statement()
+        return cursor
+
+    def insert(self, table: str, row: dict[str, Any]) -> int:
+        """Insert one row and return its id."""
+        cursor = self.execute(
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+            list(row.values()),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def update(self, table: str, row_id: int, values: dict[str, Any]) -> int:
+        """Update columns of one row by id; returns how many rows changed (0 or 1)."""
+        if not values:
+            return 0
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        cursor = self.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", [*values.values(), row_id])
+        return cursor.rowcount
+
+    def _end(self) -> None:
+        self._conn = None
+
+
+# Called after every statement of a write transaction. Only the crash tests set it (to `os._exit` in a
+# child process), to prove that a process dying between two statements leaves all or nothing behind.
+after_statement: Callable[[], None] | None = None
+
+
+@contextlib.contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[Tx]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error, with the connection writable only meanwhile.
+
+    IMMEDIATE takes the write lock before the first read, so what the transaction reads cannot change
+    before it writes, even with another process on the file."""
+    if conn.in_transaction:
+        raise RuntimeError("write transactions do not nest")
+    conn.execute("PRAGMA query_only = OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        tx = Tx(conn)
+        try:
+            yield tx
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error as exc:  # the original error matters more; SQLite rolls back anyway
+                    log.warning("rollback failed: %s", exc)
+            raise
+        finally:
+            tx._end()
+    finally:
+        conn.execute("PRAGMA query_only = ON")
+
+
+def _connect(path: Path, busy_timeout: float) -> sqlite_utils.Database:
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
-    # The connection is created here and only ever used on this same worker thread.
-    conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
-    db = sqlite_utils.Database(conn)
-    migrate(db)
+    # The connection is created here and only ever used on this same worker thread. Autocommit mode
+    # (isolation_level=None): transactions are opened explicitly by `write_transaction`, never implicitly.
+    conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Deleted content (interaction tokens above all) is overwritten with zeros, not left in free space.
+        conn.execute("PRAGMA secure_delete = ON")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
+        _check_integrity(conn, path)
+        conn.execute("PRAGMA query_only = ON")
+        db = sqlite_utils.Database(conn)
+        migrate(db)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise
+        raise StoreCorruptError(
+            f"the database file {path} is damaged or not a database ({exc}); restore it from a backup"
+        ) from None
+    except BaseException:
+        conn.close()
+        raise
     return db
+
+
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(3)").fetchall()]
+    if problems != ["ok"]:
+        raise StoreCorruptError(
+            f"the database file {path} is damaged ({problems[0]}); restore it from a backup"
+        )
 
 
 def _checkpoint_connection(path: Path) -> sqlite3.Connection:
@@ -165,7 +269,7 @@ def migrate(db: sqlite_utils.Database) -> None:
             "run a newer version of the bot"
         )
     for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
-        with db.conn:
-            db.execute("BEGIN IMMEDIATE")
+        # The steps use sqlite-utils' schema helpers on the same connection, inside the transaction.
+        with write_transaction(db.conn) as tx:
             step(db)
-            db.execute(f"PRAGMA user_version = {version}")
+            tx.execute(f"PRAGMA user_version = {version}")

@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 from bot.models import ImageRequest, Job, JobStatus, Origin
-from bot.store.base import StoreBase
+from bot.store.base import StoreBase, Tx
 
 _RESUMABLE = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.COMPLETED)
 _DONE_OK = (JobStatus.COMPLETED, JobStatus.DELIVERED)
 _UNFINISHED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
+# /history counts a member's images up to this many; beyond it, the count says "more than".
+HISTORY_COUNT_CAP = 10_000
 
 
 class JobQueries(StoreBase):
@@ -21,8 +23,8 @@ class JobQueries(StoreBase):
         return await self._run(self._create_job, request, origin, now)
 
     def _create_job(self, request: ImageRequest, origin: Origin, now: float) -> Job:
-        with self._db.conn:
-            job_id = self._insert("jobs", self._job_row(request, origin, now))
+        with self._write() as tx:
+            job_id = tx.insert("jobs", self._job_row(request, origin, now))
         return self._get(job_id)
 
     @staticmethod
@@ -55,8 +57,8 @@ class JobQueries(StoreBase):
         return await self._run(self._move_sync, job_id, source, target)
 
     def _move_sync(self, job_id: int, source: JobStatus, target: JobStatus) -> bool:
-        with self._db.conn:
-            cursor = self._db.execute(
+        with self._write() as tx:
+            cursor = tx.execute(
                 "UPDATE jobs SET status = ? WHERE id = ? AND status = ?", [target.value, job_id, source.value]
             )
         return cursor.rowcount > 0
@@ -70,8 +72,8 @@ class JobQueries(StoreBase):
         await self._run(self._reset_leases, source, now)
 
     def _reset_leases(self, source: str, now: float) -> None:
-        with self._db.conn:
-            self._db.execute(
+        with self._write() as tx:
+            tx.execute(
                 "UPDATE jobs SET next_poll_at = ? WHERE source = ? AND status = ? AND next_poll_at > ?",
                 [now, source, JobStatus.RUNNING.value, now],
             )
@@ -85,8 +87,8 @@ class JobQueries(StoreBase):
         return await self._run(self._mark_running, job_id, task_id, submitted_at, next_poll_at)
 
     def _mark_running(self, job_id: int, task_id: str, submitted_at: float, next_poll_at: float) -> bool:
-        with self._db.conn:
-            cursor = self._db.execute(
+        with self._write() as tx:
+            cursor = tx.execute(
                 "UPDATE jobs SET status = ?, task_id = ?, submitted_at = ?, next_poll_at = ?,"
                 " api_status = 'pending' WHERE id = ? AND status IN (?, ?)",
                 [
@@ -100,10 +102,8 @@ class JobQueries(StoreBase):
                 ],
             )
             # The task id is worth keeping even for a cancelled job: the provider may bill it.
-            self._db.execute(
-                "UPDATE jobs SET task_id = ? WHERE id = ? AND task_id IS NULL", [task_id, job_id]
-            )
-            self._db.execute(
+            tx.execute("UPDATE jobs SET task_id = ? WHERE id = ? AND task_id IS NULL", [task_id, job_id])
+            tx.execute(
                 "UPDATE usage SET task_id = ? WHERE id = (SELECT usage_id FROM jobs WHERE id = ?)",
                 [task_id, job_id],
             )
@@ -124,8 +124,8 @@ class JobQueries(StoreBase):
     def _record_poll(
         self, job_id: int, api_status: str | None, trace_id: str | None, next_poll_at: float, poll_errors: int
     ) -> bool:
-        with self._db.conn:
-            cursor = self._db.execute(
+        with self._write() as tx:
+            cursor = tx.execute(
                 "UPDATE jobs SET poll_count = poll_count + 1, next_poll_at = ?, poll_errors = ?,"
                 " api_status = COALESCE(?, api_status), trace_id = COALESCE(?, trace_id)"
                 " WHERE id = ? AND status = ?",
@@ -140,8 +140,8 @@ class JobQueries(StoreBase):
         return await self._run(self._mark_completed, job_id, result_urls, finished_at, trace_id)
 
     def _mark_completed(self, job_id: int, urls: list[str], finished_at: float, trace_id: str | None) -> bool:
-        with self._db.conn:
-            cursor = self._db.execute(
+        with self._write() as tx:
+            cursor = tx.execute(
                 "UPDATE jobs SET status = ?, result_urls = ?, finished_at = ?, next_poll_at = NULL,"
                 " poll_count = poll_count + 1, api_status = 'completed', trace_id = COALESCE(?, trace_id)"
                 " WHERE id = ? AND status = ?",
@@ -156,7 +156,7 @@ class JobQueries(StoreBase):
             )
             if cursor.rowcount == 0:
                 return False
-            self._db.execute(
+            tx.execute(
                 "UPDATE usage SET outcome = 'completed', duration = ? - created_at"
                 " WHERE id = (SELECT usage_id FROM jobs WHERE id = ?)",
                 [finished_at, job_id],
@@ -174,40 +174,44 @@ class JobQueries(StoreBase):
     def _mark_ended(
         self, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool
     ) -> bool:
+        with self._write() as tx:
+            return self._end_in(tx, job_id, status, error, finished_at, refund)
+
+    @staticmethod
+    def _end_in(tx: Tx, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool) -> bool:
         outcome = {JobStatus.TIMED_OUT: "timed_out", JobStatus.CANCELLED: "cancelled"}.get(status, "failed")
-        with self._transaction():
-            cursor = self._db.execute(
-                "UPDATE jobs SET status = ?, error = ?, finished_at = ?, next_poll_at = NULL"
-                " WHERE id = ? AND status IN (?, ?, ?)",
-                [status.value, error, finished_at, job_id, *(s.value for s in _UNFINISHED)],
+        cursor = tx.execute(
+            "UPDATE jobs SET status = ?, error = ?, finished_at = ?, next_poll_at = NULL"
+            " WHERE id = ? AND status IN (?, ?, ?)",
+            [status.value, error, finished_at, job_id, *(s.value for s in _UNFINISHED)],
+        )
+        if cursor.rowcount == 0:
+            return False
+        row = tx.execute(
+            "SELECT u.id, u.guild_id, u.user_id, u.counted, u.used_credit FROM usage u"
+            " JOIN jobs j ON j.usage_id = u.id WHERE j.id = ?",
+            [job_id],
+        ).fetchone()
+        if row is None:
+            return True
+        usage_id, guild_id, user_id, counted, used_credit = row
+        give_back = refund and counted
+        tx.execute(
+            "UPDATE usage SET outcome = ?, duration = ? - created_at, counted = ?, used_credit = ?"
+            " WHERE id = ?",
+            [
+                outcome,
+                finished_at,
+                0 if give_back else counted,
+                0 if give_back else used_credit,
+                usage_id,
+            ],
+        )
+        if give_back and used_credit:
+            tx.execute(
+                "UPDATE user_quotas SET credits = credits + 1 WHERE guild_id = ? AND user_id = ?",
+                [guild_id, user_id],
             )
-            if cursor.rowcount == 0:
-                return False
-            row = self._db.execute(
-                "SELECT u.id, u.guild_id, u.user_id, u.counted, u.used_credit FROM usage u"
-                " JOIN jobs j ON j.usage_id = u.id WHERE j.id = ?",
-                [job_id],
-            ).fetchone()
-            if row is None:
-                return True
-            usage_id, guild_id, user_id, counted, used_credit = row
-            give_back = refund and counted
-            self._db.execute(
-                "UPDATE usage SET outcome = ?, duration = ? - created_at, counted = ?, used_credit = ?"
-                " WHERE id = ?",
-                [
-                    outcome,
-                    finished_at,
-                    0 if give_back else counted,
-                    0 if give_back else used_credit,
-                    usage_id,
-                ],
-            )
-            if give_back and used_credit:
-                self._db.execute(
-                    "UPDATE user_quotas SET credits = credits + 1 WHERE guild_id = ? AND user_id = ?",
-                    [guild_id, user_id],
-                )
         return True
 
     async def mark_delivered(
@@ -225,8 +229,8 @@ class JobQueries(StoreBase):
     def _mark_delivered(
         self, job_id: int, delivery: str, message_id: int | None, channel_id: int | None, now: float
     ) -> None:
-        with self._db.conn:
-            self._db.execute(
+        with self._write() as tx:
+            tx.execute(
                 "UPDATE jobs SET status = CASE WHEN status = ? THEN ? ELSE status END,"
                 " delivered_at = ?, delivery = ?, result_message_id = COALESCE(?, result_message_id),"
                 " result_channel_id = COALESCE(?, result_channel_id), interaction_token = NULL WHERE id = ?",
@@ -239,6 +243,39 @@ class JobQueries(StoreBase):
                     channel_id,
                     job_id,
                 ],
+            )
+
+    async def mark_undeliverable(self, job_id: int, *, retries: int, now: float) -> int:
+        """Telling the requester failed again; returns how many times it has now failed. The job keeps
+        its status for a later attempt while that count is within `retries`; past it, it is closed
+        as `undeliverable` (never tried again, its token dropped)."""
+        return await self._run(self._mark_undeliverable, job_id, retries, now)
+
+    def _mark_undeliverable(self, job_id: int, retries: int, now: float) -> int:
+        with self._write() as tx:
+            row = tx.execute(
+                "UPDATE jobs SET delivery = 'undeliverable', delivery_attempts ="
+                " COALESCE(delivery_attempts, 0) + 1 WHERE id = ? RETURNING delivery_attempts",
+                [job_id],
+            ).fetchone()
+            attempts = 0 if row is None else int(row[0])
+            if attempts > retries:
+                tx.execute(
+                    "UPDATE jobs SET delivered_at = ?, interaction_token = NULL WHERE id = ?", [now, job_id]
+                )
+        return attempts
+
+    async def abandon(self, job_id: int, reason: str, now: float) -> None:
+        """An admitted job that could not even be acknowledged: ended as failed (so refunded) and
+        closed, with nobody left to tell, in one transaction."""
+        await self._run(self._abandon, job_id, reason, now)
+
+    def _abandon(self, job_id: int, reason: str, now: float) -> None:
+        with self._write() as tx:
+            self._end_in(tx, job_id, JobStatus.FAILED, reason, now, True)
+            tx.execute(
+                "UPDATE jobs SET delivered_at = ?, delivery = 'none', interaction_token = NULL WHERE id = ?",
+                [now, job_id],
             )
 
     async def mark_cancelled_by(self, job_id: int, user_id: int) -> None:
@@ -257,35 +294,58 @@ class JobQueries(StoreBase):
         marks = ", ".join("?" for _ in states)
         who, params = ("AND user_id = ?", [user_id]) if user_id is not None else ("", [])
         rows = self._db.query(
-            f"SELECT * FROM jobs WHERE guild_id = ? {who} AND status IN ({marks}) ORDER BY id LIMIT ?",
+            f"SELECT * FROM jobs WHERE guild_id = ? {who} AND status IN ({marks}) AND delivered_at IS NULL"
+            " ORDER BY id LIMIT ?",
             [guild_id, *params, *states, limit],
         )
         return [Job.from_row(row) for row in rows]
 
     async def delivered_history(
-        self, guild_id: int, user_id: int, offset: int, limit: int
+        self,
+        guild_id: int,
+        user_id: int,
+        limit: int,
+        *,
+        older_than: int | None = None,
+        newer_than: int | None = None,
     ) -> tuple[list[Job], int]:
-        """A page of a member's delivered images, newest first, and how many there are in all."""
-        return await self._run(self._history, guild_id, user_id, offset, limit)
+        """A page of a member's posted images, newest first, and how many there are in all (counted up
+        to HISTORY_COUNT_CAP). Keyset-paged by job id: the page just older than job `older_than`, or
+        just newer than job `newer_than`, or the newest page."""
+        return await self._run(self._history, guild_id, user_id, limit, older_than, newer_than)
 
-    def _history(self, guild_id: int, user_id: int, offset: int, limit: int) -> tuple[list[Job], int]:
+    def _history(
+        self, guild_id: int, user_id: int, limit: int, older_than: int | None, newer_than: int | None
+    ) -> tuple[list[Job], int]:
+        # The WHERE matches the partial index jobs_history_posts, so both queries stay on the index.
         where = "guild_id = ? AND user_id = ? AND status = 'delivered' AND result_message_id IS NOT NULL"
         total = self._db.execute(
-            f"SELECT COUNT(*) FROM jobs INDEXED BY jobs_history WHERE {where}", [guild_id, user_id]
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_history_posts WHERE {where} LIMIT ?)",
+            [guild_id, user_id, HISTORY_COUNT_CAP],
         ).fetchone()[0]
-        rows = self._db.query(
-            f"SELECT * FROM jobs INDEXED BY jobs_history WHERE {where}"
-            " ORDER BY delivered_at DESC LIMIT ? OFFSET ?",
-            [guild_id, user_id, limit, offset],
-        )
-        return [Job.from_row(row) for row in rows], int(total)
+        if newer_than is not None:
+            page, params = "AND id > ? ORDER BY id ASC LIMIT ?", [newer_than, limit]
+        elif older_than is not None:
+            page, params = "AND id < ? ORDER BY id DESC LIMIT ?", [older_than, limit]
+        else:
+            page, params = "ORDER BY id DESC LIMIT ?", [limit]
+        rows = [
+            Job.from_row(row)
+            for row in self._db.query(
+                f"SELECT * FROM jobs INDEXED BY jobs_history_posts WHERE {where} {page}",
+                [guild_id, user_id, *params],
+            )
+        ]
+        if newer_than is not None:
+            rows.reverse()
+        return rows, int(total)
 
     async def _update(self, job_id: int, **values: Any) -> None:
         await self._run(self._update_sync, job_id, values)
 
     def _update_sync(self, job_id: int, values: dict[str, Any]) -> None:
-        with self._db.conn:
-            self._db["jobs"].update(job_id, values)  # type: ignore[union-attr]
+        with self._write() as tx:
+            tx.update("jobs", job_id, values)
 
     # -- jobs: reads -------------------------------------------------------------------------------
 
@@ -306,8 +366,8 @@ class JobQueries(StoreBase):
         return await self._run(self._claim, source, now, limit, lease)
 
     def _claim(self, source: str, now: float, limit: int, lease: float) -> list[Job]:
-        with self._db.conn:
-            cursor = self._db.execute(
+        with self._write() as tx:
+            cursor = tx.execute(
                 "UPDATE jobs SET next_poll_at = ? WHERE id IN ("
                 " SELECT id FROM jobs WHERE source = ? AND status = ? AND next_poll_at <= ?"
                 " ORDER BY next_poll_at LIMIT ?) RETURNING *",

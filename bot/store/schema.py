@@ -154,5 +154,74 @@ def _v4_living_messages(db: sqlite_utils.Database) -> None:
     )
 
 
+# What a finished job's usage row should say. Jobs still queued, submitting or running keep 'submitted'.
+_FINISHED_OUTCOMES = {
+    "completed": "completed",
+    "delivered": "completed",
+    "failed": "failed",
+    "unknown": "failed",
+    "timed_out": "timed_out",
+    "cancelled": "cancelled",
+}
+
+
+def _v5_repair_and_delivery(db: sqlite_utils.Database) -> None:
+    """Repair what earlier versions could leave half-written, and make room for delivery retries.
+
+    Earlier versions wrote a job's end and its usage row in separate commits, so a crash in between
+    left the usage row 'submitted' for a finished job: it held a running slot for good and never got
+    its refund. Each such row now gets the job's outcome, with the refund rules of a normal ending:
+    failed, timed out and unknown are given back (with their credit); a cancel is given back if
+    nothing had been sent, a moderator cancelled, or the server refunds cancellations; completed counts.
+    """
+    rows = db.execute(
+        "SELECT u.id, u.guild_id, u.user_id, u.counted, u.used_credit, j.status, j.finished_at,"
+        " j.task_id, j.cancelled_by, COALESCE(g.refund_cancelled, 0)"
+        " FROM usage u LEFT JOIN jobs j ON j.id = u.job_id"
+        " LEFT JOIN guild_settings g ON g.guild_id = u.guild_id WHERE u.outcome = 'submitted'"
+    ).fetchall()
+    for row in rows:
+        usage_id, guild_id, user_id, counted, used_credit, status, finished_at, task_id, by, refund_all = row
+        if status is None:
+            outcome = "failed"  # the job row is gone: nothing can be running
+        elif status in _FINISHED_OUTCOMES:
+            outcome = _FINISHED_OUTCOMES[status]
+        else:
+            continue
+        if outcome == "completed":
+            refund = False
+        elif outcome == "cancelled":
+            refund = task_id is None or (by is not None and by != user_id) or bool(refund_all)
+        else:
+            refund = True
+        give_back = refund and bool(counted)
+        db.execute(
+            "UPDATE usage SET outcome = ?, duration = COALESCE(? - created_at, duration), counted = ?,"
+            " used_credit = ? WHERE id = ?",
+            [outcome, finished_at, 0 if give_back else counted, 0 if give_back else used_credit, usage_id],
+        )
+        if give_back and used_credit:
+            db.execute(
+                "UPDATE user_quotas SET credits = credits + 1 WHERE guild_id = ? AND user_id = ?",
+                [guild_id, user_id],
+            )
+    # How often telling the requester failed: a job whose outcome could not be told is retried a few
+    # times, then given up.
+    db["jobs"].add_column("delivery_attempts", int)  # type: ignore[union-attr]
+    # /history pages by job id on an index that holds exactly the listed rows: no OFFSET scan, and the
+    # count never touches the table.
+    db.execute("DROP INDEX IF EXISTS jobs_history")
+    db.execute(
+        "CREATE INDEX jobs_history_posts ON jobs (guild_id, user_id, id)"
+        " WHERE status = 'delivered' AND result_message_id IS NOT NULL"
+    )
+
+
 # Applied in order; a database at version N gets MIGRATIONS[N:].
-MIGRATIONS: list[Migration] = [_v1_jobs, _v2_meta, _v3_usage_and_moderation, _v4_living_messages]
+MIGRATIONS: list[Migration] = [
+    _v1_jobs,
+    _v2_meta,
+    _v3_usage_and_moderation,
+    _v4_living_messages,
+    _v5_repair_and_delivery,
+]

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.moderation import PromptRule
 from bot.quotas import day_bounds
+from bot.store.base import Tx
 from bot.store.usage import POLICY_COLUMNS, UsageQueries
 
 
@@ -33,8 +34,9 @@ class BanEntry:
 
 
 class SettingsQueries(UsageQueries):
+    @staticmethod
     def _log_admin(
-        self,
+        tx: Tx,
         guild_id: int,
         actor_id: int,
         action: str,
@@ -42,7 +44,7 @@ class SettingsQueries(UsageQueries):
         details: dict[str, Any],
         now: float,
     ) -> None:
-        self._insert(
+        tx.insert(
             "admin_log",
             {
                 "guild_id": guild_id,
@@ -62,13 +64,13 @@ class SettingsQueries(UsageQueries):
         await self._run(self._update_policy, guild_id, actor_id, now, changes)
 
     def _update_policy(self, guild_id: int, actor_id: int, now: float, changes: dict[str, Any]) -> None:
-        with self._transaction():
-            self._db.execute("INSERT OR IGNORE INTO guild_settings (guild_id) VALUES (?)", [guild_id])
+        with self._write() as tx:
+            tx.execute("INSERT OR IGNORE INTO guild_settings (guild_id) VALUES (?)", [guild_id])
             assignments = ", ".join(f"{column} = ?" for column in changes)
-            self._db.execute(
+            tx.execute(
                 f"UPDATE guild_settings SET {assignments} WHERE guild_id = ?", [*changes.values(), guild_id]
             )
-            self._log_admin(guild_id, actor_id, "policy", None, changes, now)
+            self._log_admin(tx, guild_id, actor_id, "policy", None, changes, now)
 
     async def set_role_quota(
         self, guild_id: int, role_id: int, limit: int | None, actor_id: int, now: float
@@ -79,17 +81,15 @@ class SettingsQueries(UsageQueries):
     def _set_role_quota(
         self, guild_id: int, role_id: int, limit: int | None, actor_id: int, now: float
     ) -> None:
-        with self._transaction():
+        with self._write() as tx:
             if limit is None:
-                self._db.execute(
-                    "DELETE FROM role_quotas WHERE guild_id = ? AND role_id = ?", [guild_id, role_id]
-                )
+                tx.execute("DELETE FROM role_quotas WHERE guild_id = ? AND role_id = ?", [guild_id, role_id])
             else:
-                self._db.execute(
+                tx.execute(
                     "INSERT OR REPLACE INTO role_quotas (guild_id, role_id, daily_limit) VALUES (?, ?, ?)",
                     [guild_id, role_id, limit],
                 )
-            self._log_admin(guild_id, actor_id, "quota_role", f"role:{role_id}", {"limit": limit}, now)
+            self._log_admin(tx, guild_id, actor_id, "quota_role", f"role:{role_id}", {"limit": limit}, now)
 
     async def role_quotas(self, guild_id: int) -> dict[int, int]:
         return await self._run(self._role_quotas, guild_id)
@@ -107,8 +107,8 @@ class SettingsQueries(UsageQueries):
     def _set_user_quota(
         self, guild_id: int, user_id: int, limit: int | None, unlimited: bool, actor_id: int, now: float
     ) -> None:
-        with self._transaction():
-            self._db.execute(
+        with self._write() as tx:
+            tx.execute(
                 "INSERT INTO user_quotas (guild_id, user_id, daily_limit, unlimited, credits)"
                 " VALUES (?, ?, ?, ?, 0)"
                 " ON CONFLICT (guild_id, user_id) DO UPDATE SET daily_limit = excluded.daily_limit,"
@@ -116,7 +116,7 @@ class SettingsQueries(UsageQueries):
                 [guild_id, user_id, limit, int(unlimited)],
             )
             details = {"limit": limit, "unlimited": unlimited}
-            self._log_admin(guild_id, actor_id, "quota_user", f"user:{user_id}", details, now)
+            self._log_admin(tx, guild_id, actor_id, "quota_user", f"user:{user_id}", details, now)
 
     async def grant_credits(
         self, guild_id: int, user_id: int, credits: int, actor_id: int, now: float
@@ -125,16 +125,18 @@ class SettingsQueries(UsageQueries):
         return await self._run(self._grant_credits, guild_id, user_id, credits, actor_id, now)
 
     def _grant_credits(self, guild_id: int, user_id: int, credits: int, actor_id: int, now: float) -> int:
-        with self._transaction():
-            self._db.execute(
+        with self._write() as tx:
+            tx.execute(
                 "INSERT INTO user_quotas (guild_id, user_id, credits) VALUES (?, ?, MAX(?, 0))"
                 " ON CONFLICT (guild_id, user_id) DO UPDATE SET credits = MAX(credits + ?, 0)",
                 [guild_id, user_id, credits, credits],
             )
-            balance = self._db.execute(
+            balance = tx.execute(
                 "SELECT credits FROM user_quotas WHERE guild_id = ? AND user_id = ?", [guild_id, user_id]
             ).fetchone()[0]
-            self._log_admin(guild_id, actor_id, "quota_grant", f"user:{user_id}", {"credits": credits}, now)
+            self._log_admin(
+                tx, guild_id, actor_id, "quota_grant", f"user:{user_id}", {"credits": credits}, now
+            )
         return int(balance)
 
     async def reset_today(self, guild_id: int, user_id: int, actor_id: int, now: float) -> int:
@@ -142,15 +144,15 @@ class SettingsQueries(UsageQueries):
         return await self._run(self._reset_today, guild_id, user_id, actor_id, now)
 
     def _reset_today(self, guild_id: int, user_id: int, actor_id: int, now: float) -> int:
-        with self._transaction():
+        with self._write() as tx:
             start, _ = day_bounds(now, self._policy(guild_id).timezone)
-            cursor = self._db.execute(
+            cursor = tx.execute(
                 "UPDATE usage SET counted = 0 WHERE guild_id = ? AND user_id = ? AND created_at >= ?"
                 " AND counted = 1 AND outcome != 'submitted'",
                 [guild_id, user_id, start],
             )
             self._log_admin(
-                guild_id, actor_id, "quota_reset", f"user:{user_id}", {"uses": cursor.rowcount}, now
+                tx, guild_id, actor_id, "quota_reset", f"user:{user_id}", {"uses": cursor.rowcount}, now
             )
         return int(cursor.rowcount)
 
@@ -175,25 +177,23 @@ class SettingsQueries(UsageQueries):
         actor_id: int,
         now: float,
     ) -> None:
-        with self._transaction():
-            self._db.execute(
+        with self._write() as tx:
+            tx.execute(
                 "INSERT OR REPLACE INTO bans (guild_id, user_id, reason, banned_by, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [guild_id, user_id, reason, actor_id, now, expires_at],
             )
             details = {"reason": reason, "expires_at": expires_at}
-            self._log_admin(guild_id, actor_id, "ban", f"user:{user_id}", details, now)
+            self._log_admin(tx, guild_id, actor_id, "ban", f"user:{user_id}", details, now)
 
     async def unban(self, guild_id: int, user_id: int, actor_id: int, now: float) -> bool:
         return await self._run(self._unban, guild_id, user_id, actor_id, now)
 
     def _unban(self, guild_id: int, user_id: int, actor_id: int, now: float) -> bool:
-        with self._transaction():
-            cursor = self._db.execute(
-                "DELETE FROM bans WHERE guild_id = ? AND user_id = ?", [guild_id, user_id]
-            )
+        with self._write() as tx:
+            cursor = tx.execute("DELETE FROM bans WHERE guild_id = ? AND user_id = ?", [guild_id, user_id])
             self._log_admin(
-                guild_id, actor_id, "unban", f"user:{user_id}", {"was_banned": cursor.rowcount > 0}, now
+                tx, guild_id, actor_id, "unban", f"user:{user_id}", {"was_banned": cursor.rowcount > 0}, now
             )
         return cursor.rowcount > 0
 
@@ -214,8 +214,8 @@ class SettingsQueries(UsageQueries):
         return await self._run(self._add_rule, guild_id, kind, pattern, actor_id, now)
 
     def _add_rule(self, guild_id: int, kind: str, pattern: str, actor_id: int, now: float) -> PromptRule:
-        with self._transaction():
-            rule_id = self._insert(
+        with self._write() as tx:
+            rule_id = tx.insert(
                 "prompt_rules",
                 {
                     "guild_id": guild_id,
@@ -226,7 +226,7 @@ class SettingsQueries(UsageQueries):
                 },
             )
             self._log_admin(
-                guild_id, actor_id, "rule_add", f"rule:{rule_id}", {"kind": kind, "pattern": pattern}, now
+                tx, guild_id, actor_id, "rule_add", f"rule:{rule_id}", {"kind": kind, "pattern": pattern}, now
             )
         return PromptRule(rule_id, kind, pattern)
 
@@ -234,15 +234,17 @@ class SettingsQueries(UsageQueries):
         return await self._run(self._remove_rule, guild_id, rule_id, actor_id, now)
 
     def _remove_rule(self, guild_id: int, rule_id: int, actor_id: int, now: float) -> PromptRule | None:
-        with self._transaction():
-            row = self._db.execute(
+        with self._write() as tx:
+            row = tx.execute(
                 "SELECT id, kind, pattern FROM prompt_rules WHERE guild_id = ? AND id = ?",
                 [guild_id, rule_id],
             ).fetchone()
             if row is None:
                 return None
-            self._db.execute("DELETE FROM prompt_rules WHERE id = ?", [rule_id])
-            self._log_admin(guild_id, actor_id, "rule_remove", f"rule:{rule_id}", {"pattern": row[2]}, now)
+            tx.execute("DELETE FROM prompt_rules WHERE id = ?", [rule_id])
+            self._log_admin(
+                tx, guild_id, actor_id, "rule_remove", f"rule:{rule_id}", {"pattern": row[2]}, now
+            )
         return PromptRule(int(row[0]), str(row[1]), str(row[2]))
 
     async def rules(self, guild_id: int) -> list[PromptRule]:

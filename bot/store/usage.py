@@ -188,7 +188,7 @@ class UsageQueries(JobQueries):
     def _admit(
         self, member: Member, request: ImageRequest, origin: Origin, now: float, global_default: int
     ) -> tuple[Decision, Job | None]:
-        with self._transaction():
+        with self._write() as tx:
             decision = decide(self._snapshot(member, now, global_default), request.prompt)
             usage = {
                 "guild_id": member.guild_id,
@@ -201,19 +201,19 @@ class UsageQueries(JobQueries):
             }
             job: Job | None = None
             if decision.allowed:
-                usage_id = self._insert("usage", {**usage, "outcome": "submitted", "counted": 1,
+                usage_id = tx.insert("usage", {**usage, "outcome": "submitted", "counted": 1,
                                                   "used_credit": int(decision.uses_credit)})  # fmt: skip
                 if decision.uses_credit:
-                    self._db.execute(
+                    tx.execute(
                         "UPDATE user_quotas SET credits = credits - 1 WHERE guild_id = ? AND user_id = ?",
                         [member.guild_id, member.user_id],
                     )
-                job_id = self._insert("jobs", {**self._job_row(request, origin, now), "usage_id": usage_id})
-                self._db.execute("UPDATE usage SET job_id = ? WHERE id = ?", [job_id, usage_id])
+                job_id = tx.insert("jobs", {**self._job_row(request, origin, now), "usage_id": usage_id})
+                tx.execute("UPDATE usage SET job_id = ? WHERE id = ?", [job_id, usage_id])
                 job = self._get(job_id)
             else:
                 detail = decision.matched_rule.describe() if decision.matched_rule else None
-                self._insert(
+                tx.insert(
                     "usage", {**usage, "outcome": "refused", "reason": decision.reason, "detail": detail}
                 )
         return decision, job
@@ -247,8 +247,8 @@ class UsageQueries(JobQueries):
         await self._run(self._insert_committed, "usage", row)
 
     def _insert_committed(self, table: str, row: dict[str, Any]) -> int:
-        with self._db.conn:
-            return self._insert(table, row)
+        with self._write() as tx:
+            return tx.insert(table, row)
 
     # -- what members and moderators read -------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -285,6 +286,7 @@ class JobRunner:
 
     async def _poll_loop(self) -> None:
         while not self._closing:
+            self.loop_ran_at = time.monotonic()  # read by /healthz
             self._wake.clear()
             now = self.clock.time()
             free = self.config.concurrency - self._polling

@@ -5,7 +5,6 @@ override that in its integration settings, so every invocation is checked here a
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 from typing import TYPE_CHECKING
@@ -18,7 +17,6 @@ from bot import messages, reports
 from bot.durations import DurationError, describe_seconds, parse_duration
 from bot.moderation import MAX_PATTERN_CHARS, RuleError, check_rule
 from bot.quotas import day_bounds, discord_time, valid_timezone
-from bot.store import EXPORT_COLUMNS
 from cogs.common import NO_PINGS
 from cogs.usage import member_view, reply
 
@@ -550,24 +548,7 @@ class Admin(
     async def _export_rows(
         self, guild_id: int, begin: float, finish: float, table: reports.UsageCsv
     ) -> reports.UsageCsv:
-        """Page through the range oldest first (rows sharing the page's last instant are skipped when
-        the next page starts at that instant), formatting off the event loop."""
-        id_at, time_at = EXPORT_COLUMNS.index("id"), EXPORT_COLUMNS.index("created_at")
-        cursor, chunk = begin, EXPORT_CHUNK
-        seen: set[int] = set()
-        while not table.full:
-            rows = await self.bot.store.export_usage(guild_id, cursor, finish, chunk)
-            fresh = [row for row in rows if row[id_at] not in seen]
-            if not await asyncio.to_thread(table.extend, fresh) or len(rows) < chunk:
-                break
-            last = rows[-1][time_at]
-            at_last = {row[id_at] for row in rows if row[time_at] == last}
-            if last == cursor:
-                seen |= at_last  # a whole page at one instant: read a bigger page from the same place
-                chunk *= 2
-            else:
-                cursor, seen = last, at_last
-        return table
+        return await reports.fill_export(self.bot.store, guild_id, begin, finish, table, EXPORT_CHUNK)
 
 
 async def setup(bot: ImagineBot) -> None:

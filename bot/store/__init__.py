@@ -8,12 +8,13 @@ connection: the event loop never blocks on the disk, and there is exactly one wr
 from __future__ import annotations
 
 from bot.store.base import migrate
+from bot.store.ops import OpsQueries
 from bot.store.schema import MIGRATIONS
 from bot.store.settings import AdminEntry, BanEntry, SettingsQueries
 from bot.store.usage import EXPORT_COLUMNS, Stats, UsageSummary
 
 
-class Store(SettingsQueries):
+class Store(OpsQueries, SettingsQueries):
     """Every intent the bot has for its database."""
 
 

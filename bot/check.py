@@ -21,16 +21,9 @@ from bot.api import ApiError, BadKeyError, ImageApi, TaskNotFoundError
 from bot.app import EXTENSIONS, ImagineBot, point_discord_at
 from bot.config import Settings
 from bot.preflight import PreflightError, discord_gateway_url
+from cogs.admin import missing_permissions
 
 READY_TIMEOUT = 30.0
-# What the bot needs in a channel where members use it (the README's invite link asks for these).
-NEEDED = {
-    "view_channel": "View Channel",
-    "send_messages": "Send Messages",
-    "embed_links": "Embed Links",
-    "attach_files": "Attach Files",
-    "read_message_history": "Read Message History",
-}
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -55,10 +48,6 @@ class Report:
 
     def note(self, text: str) -> None:
         self.lines.append(f"         {text}")
-
-
-def missing_permissions(permissions: discord.Permissions) -> list[str]:
-    return [label for name, label in NEEDED.items() if not getattr(permissions, name)]
 
 
 class _CheckingBot(ImagineBot):

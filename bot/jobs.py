@@ -28,6 +28,7 @@ from bot.api import (
 )
 from bot.clock import Clock, SystemClock
 from bot.delivery import DownloadError, ImageFile, download_image
+from bot.logs import bind_job
 from bot.models import ImageRequest, Job, JobStatus, Origin, Stage
 from bot.quotas import Decision, Member
 from bot.schedule import Cohort, PollSchedule, typical_duration
@@ -219,6 +220,7 @@ class JobRunner:
         return typical_duration(self._history.get(has_refs, [])[: self.config.eta_window])
 
     async def _submit(self, job: Job) -> None:
+        bind_job(job)  # log lines of this task carry the job's ids
         await self._progress(job, Stage.QUEUED, force=True)
         if not await self.store.mark_submitting(job.id):
             log.info("job %s was cancelled before it was sent", job.id)
@@ -317,6 +319,7 @@ class JobRunner:
             self.wake()
 
     async def _poll(self, job: Job) -> None:
+        bind_job(job)
         assert job.task_id is not None and job.submitted_at is not None
         now = self.clock.time()
         age = now - job.submitted_at
@@ -425,6 +428,7 @@ class JobRunner:
             log.exception("job %s: progress update failed", job.id)
 
     async def _deliver(self, job: Job) -> None:
+        bind_job(job)
         if job.id in self._delivering:
             return
         self._delivering.add(job.id)

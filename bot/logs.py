@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 REDACTED = "[redacted]"
 
@@ -46,6 +46,20 @@ def log_context(**values: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+class _HasIds(Protocol):
+    id: int
+    task_id: str | None
+    guild_id: int | None
+
+
+def bind_job(job: _HasIds) -> None:
+    """Tag the rest of the current task's log records with a job's ids. Each job's submit, poll and
+    delivery runs in a task of its own (with a copy of the context), so the tag ends with the task."""
+    _context.set(
+        {**(_context.get() or {}), "job_id": job.id, "task_id": job.task_id, "guild_id": job.guild_id}
+    )
 
 
 def escape_controls(text: str) -> str:
@@ -97,7 +111,7 @@ def context_of(record: logging.LogRecord) -> dict[str, Any]:
         match = pattern.search(message)
         if match:
             found[name] = match.group(1)
-    found.update(_context.get() or {})
+    found.update({k: v for k, v in (_context.get() or {}).items() if v is not None})
     for name in CONTEXT_FIELDS:
         value = getattr(record, name, None)
         if value is not None:
@@ -125,6 +139,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def _not_about_voice(record: logging.LogRecord) -> bool:
+    # The bot never joins a voice channel: discord.py's warnings about missing voice libraries are noise.
+    return "voice will NOT be supported" not in str(record.msg)
+
+
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -138,5 +157,6 @@ def setup_logging(level: str, secrets: Sequence[str] = (), log_format: str = "te
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    handler.addFilter(_not_about_voice)
     # discord.py's gateway chatter is noise at INFO; warnings still come through.
     logging.getLogger("discord.gateway").setLevel(max(logging.getLevelName(level), logging.WARNING))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -25,9 +26,9 @@ async def check_database(path: Path) -> None:
     try:
         store = await Store.open(path)
     except OSError as error:
-        raise PreflightError(
-            f"database {path}: cannot create or open it ({error.strerror or error})"
-        ) from None
+        where = f" at {error.filename}" if error.filename and str(error.filename) != str(path) else ""
+        cause = f"{error.strerror or error}{where}"
+        raise PreflightError(f"database {path}: cannot create or open it ({cause})") from None
     except sqlite3.Error as error:
         raise PreflightError(f"database {path}: not usable ({error})") from None
     except RuntimeError as error:  # a schema from a newer bot
@@ -38,6 +39,9 @@ async def check_database(path: Path) -> None:
 def describe_connection_error(error: BaseException) -> str:
     if isinstance(error, aiohttp.ClientConnectorDNSError | aiohttp.ClientConnectorError):
         cause = getattr(error, "os_error", None)
+        number = getattr(cause, "errno", None)
+        if isinstance(number, int) and number > 0:  # asyncio words ECONNREFUSED as "Connect call failed"
+            return os.strerror(number)
         return str(getattr(cause, "strerror", None) or cause or error)
     if isinstance(error, TimeoutError):
         return "no answer within 10 s"

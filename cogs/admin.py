@@ -1,4 +1,4 @@
-"""/imagine-admin: quotas, cooldown, time zone, bans, prompt rules, mod-log, stats and export.
+"""/imagine-admin: quotas, cooldown, time zone, bans, prompt rules, mod-log, settings, stats and export.
 
 Discord hides the group from members without Manage Server (`default_permissions`), but a server can
 override that in its integration settings, so every invocation is checked here again."""
@@ -40,6 +40,21 @@ RULE_KINDS = [
 
 Interaction = discord.Interaction["ImagineBot"]
 Target = discord.Member | discord.User
+
+
+# What the bot needs where members use it, and in the mod-log channel.
+CHANNEL_NEEDS = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "embed_links": "Embed Links",
+    "attach_files": "Attach Files",
+    "read_message_history": "Read Message History",
+}
+MODLOG_NEEDS = {"view_channel": "View Channel", "send_messages": "Send Messages"}
+
+
+def missing_permissions(permissions: discord.Permissions, needs: dict[str, str] = CHANNEL_NEEDS) -> list[str]:
+    return [label for name, label in needs.items() if not getattr(permissions, name)]
 
 
 def plural(count: int, noun: str) -> str:
@@ -488,6 +503,72 @@ class Admin(
                     "give me View Channel and Send Messages there."
                 )
         await reply(interaction, text)
+
+    # -- settings ----------------------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="settings", description="This server's current settings, and what I may not do"
+    )
+    async def settings(self, interaction: Interaction) -> None:
+        guild_id = self.gid(interaction)
+        store = self.bot.store
+        policy = await store.guild_policy(guild_id)
+        roles = await store.role_quotas(guild_id)
+        overview = await store.quota_overview(guild_id)
+        rules = await store.rules(guild_id)
+        bans = await store.bans(guild_id, self.now())
+        role_text = (
+            ", ".join(f"<@&{role}> {reports.limit_text(limit)}" for role, limit in sorted(roles.items()))
+            if roles
+            else "none"
+        )
+        lines = [
+            "⚙️ **Image bot settings for this server**",
+            f"Daily limit (default): {self._default_text(policy.default_quota)}",
+            f"Role limits: {role_text}",
+            f"Member limits: {plural(overview.personal_limits, 'member')} with a limit of their own, "
+            f"{overview.unlimited} unlimited",
+            f"Credits in use: {plural(overview.credits, 'credit')} held by "
+            f"{plural(overview.credit_holders, 'member')}",
+            "Cooldown: " + (describe_seconds(policy.cooldown_seconds) if policy.cooldown_seconds else "none"),
+            f"Images at once per member: {policy.max_running}",
+            f"Time zone (days and reports): {policy.timezone}",
+            f"Server cap: {reports.optional_limit(policy.daily_cap, none='none')}",
+            "Owner and Manage Server members: "
+            + ("exempt from limits" if policy.exempt_managers else "count like everyone"),
+            "Cancelled images: " + ("refunded" if policy.refund_cancelled else "count toward the limit"),
+            "Mod-log: "
+            + (
+                f"<#{policy.modlog_channel_id}>"
+                + (" (refusals and finished images)" if policy.modlog_finished else "")
+                if policy.modlog_channel_id
+                else "off"
+            ),
+            f"Prompt rules: {len(rules)}; bans in force: {len(bans)}",
+        ]
+        lines += self._permission_warnings(interaction, policy.modlog_channel_id)
+        await reply(interaction, "\n".join(lines))
+
+    def _permission_warnings(self, interaction: Interaction, modlog_id: int | None) -> list[str]:
+        """What the bot lacks here (Discord's own answer for this channel) and in the mod-log channel."""
+        warnings: list[str] = []
+        here = missing_permissions(interaction.app_permissions)
+        if here:
+            warnings.append(f"⚠️ In this channel I lack: {', '.join(here)}.")
+        guild = interaction.guild
+        if modlog_id and guild is not None:
+            channel = guild.get_channel(modlog_id)
+            if channel is None:
+                warnings.append("⚠️ The mod-log channel no longer exists or I cannot see it.")
+            else:
+                lacking = missing_permissions(channel.permissions_for(guild.me), MODLOG_NEEDS)
+                if lacking:
+                    warnings.append(f"⚠️ In the mod-log channel I lack: {', '.join(lacking)}.")
+        if not warnings:
+            warnings.append(
+                "✅ I have every permission I need here" + (" and in the mod-log." if modlog_id else ".")
+            )
+        return warnings
 
     # -- reports -----------------------------------------------------------------------------------------
 

@@ -427,6 +427,18 @@ class FakeDiscord:
             perms |= int(guild.roles[role_id]["permissions"])
         return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
 
+    def deny_in_channel(self, channel_id: int, role_id: int, permissions: int) -> None:
+        """A channel permission overwrite denying `permissions` to a role (send before clients connect)."""
+        overwrite = {"id": str(role_id), "type": 0, "allow": "0", "deny": str(permissions)}
+        self.channels[channel_id]["permission_overwrites"].append(overwrite)
+
+    def bot_role_id(self, guild_id: int) -> int:
+        return self.guilds[guild_id].members[self.bot_user_id].roles[0]
+
+    def connected_clients(self) -> int:
+        """Gateway connections still open (a client that closed cleanly has none)."""
+        return sum(1 for s in self._sessions if not s.ws.closed)
+
     def dm_channel(self, user_id: int) -> int:
         """The bot's DM channel with a user, created on first use."""
         for cid, channel in self.channels.items():
@@ -999,8 +1011,8 @@ class FakeDiscord:
 
     def _check_auth(self, rec: RecordedRequest) -> None:
         # Interaction callbacks and webhooks are authorised by their token in the path, not by the bot token.
-        if not rec.api or rec.path.startswith(("/webhooks/", "/interactions/")):
-            return
+        if not rec.api or rec.path.startswith(("/webhooks/", "/interactions/")) or rec.path == "/gateway":
+            return  # GET /gateway needs no token on Discord either
         if rec.headers.get(hdrs.AUTHORIZATION) != f"Bot {self.token}":
             raise ApiError(401, 0, "401: Unauthorized")
 

@@ -119,7 +119,7 @@ async def test_sigterm_stops_cleanly_and_keeps_running_jobs(slow_sandbox: Sandbo
     db = tmp_path / "bot.db"
     async with running_fake(token=TOKEN) as fake, bot_process(fake, slow_sandbox, db) as bot:
         await wait_healthy(bot)
-        status, body = await get(bot.metrics_url + "/healthz")
+        _, body = await get(bot.metrics_url + "/healthz")
         assert json.loads(body) == {"status": "ok"}
 
         interaction = await fake.invoke_slash("imagine", {"prompt": "a lighthouse at dusk"})

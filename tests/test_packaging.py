@@ -38,7 +38,7 @@ def test_lock_satisfies_every_runtime_dependency() -> None:
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{name} is in pyproject.toml but not in requirements.lock: run `make lock`"
         assert requirement.specifier.contains(pins[name][0], prereleases=True), (
-            f"requirements.lock pins {name}=={pins[name][0]}, outside {requirement.specifier}: run `make lock`"
+            f"requirements.lock pins {name}=={pins[name][0]}, outside {requirement.specifier}; `make lock`"
         )
     assert all(hashes > 0 for _, hashes in pins.values())
 

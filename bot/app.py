@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.imagine", "cogs.usage", "cogs.admin", "cogs.queue")
 STOPPING_TEXT = "The image bot is restarting. Please try again in a minute."
 DATABASE_PING_TIMEOUT = 3.0
+REFUSAL_SETTLE = 2.0
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:
@@ -145,7 +146,7 @@ class ImagineBot(commands.Bot):
             trace_configs=[metrics.api_trace_config(s.base_url)],
         )
         self.store = await Store.open(s.database_path)
-        self.started_at = self.clock.time()
+        self._refusals_counted_to = self.clock.time()
         if s.metrics_port is not None:
             self.ops_server = OpsServer(
                 s.metrics_host, s.metrics_port, self.health_problems, self.refresh_metrics
@@ -227,9 +228,14 @@ class ImagineBot(commands.Bot):
         runner = self.runner
         busy = len(getattr(runner, "_submits", ())) + len(getattr(runner, "_workers", ()))
         metrics.jobs_in_flight.set(busy)
-        metrics.set_jobs_by_state(await self.store.jobs_by_status(), [status.value for status in JobStatus])
-        stats = await self.store.stats(None, self.started_at)
-        metrics.set_refusals(stats.refusals)
+        states = [status.value for status in JobStatus if not status.is_final]
+        metrics.set_jobs_by_state(await self.store.unfinished_jobs_by_status(runner.source), states)
+        # Refusals logged since the previous scrape, counted once each; the newest seconds wait for the
+        # next scrape so a row committed just after this read is not skipped.
+        until = self.clock.time() - REFUSAL_SETTLE
+        if until > self._refusals_counted_to:
+            metrics.add_refusals(await self.store.refusals_between(self._refusals_counted_to, until))
+            self._refusals_counted_to = until
 
     async def close(self) -> None:
         """Stop in the order that loses nothing: refuse new work, let writes and in-flight deliveries

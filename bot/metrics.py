@@ -17,12 +17,26 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from yarl import URL
 
+# No `*_created` series next to every counter and histogram: nothing here needs them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 registry = CollectorRegistry(auto_describe=True)
 
-jobs_by_state = Gauge("imagine_jobs", "Jobs in the database by state", ["state"], registry=registry)
+jobs_by_state = Gauge(
+    "imagine_jobs",
+    "Jobs of this bot not yet finished, by state (from the database)",
+    ["state"],
+    registry=registry,
+)
 jobs_in_flight = Gauge(
     "imagine_jobs_in_flight",
     "Submits, polls and deliveries this process is running right now",
@@ -53,9 +67,9 @@ delivery_delay = Histogram(
     buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160),
     registry=registry,
 )
-refusals = Gauge(
-    "imagine_refusals_since_start",
-    "Requests refused since this process started, by reason (from the usage log)",
+refusals = Counter(
+    "imagine_refusals",
+    "Requests refused since this process started, by reason (read from the usage log at scrape time)",
     ["reason"],
     registry=registry,
 )
@@ -85,9 +99,9 @@ def set_jobs_by_state(counts: dict[str, int], states: Iterable[str]) -> None:
         jobs_by_state.labels(state).set(counts.get(state, 0))
 
 
-def set_refusals(counts: dict[str, int]) -> None:
+def add_refusals(counts: dict[str, int]) -> None:
     for reason, count in counts.items():
-        refusals.labels(reason).set(count)
+        refusals.labels(reason).inc(count)
 
 
 def set_gateway_latencies(latencies: Iterable[tuple[int, float]]) -> None:

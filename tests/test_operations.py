@@ -259,3 +259,56 @@ async def test_healthz_names_what_is_wrong(sandbox: Sandbox, tmp_path: Path) -> 
             async with asyncio.timeout(10):
                 while "gateway" not in json.loads((await get(url))[1]).get("problems", {}):
                     await asyncio.sleep(0.05)
+
+
+async def test_while_stopping_new_requests_are_turned_away_politely(sandbox: Sandbox, tmp_path: Path) -> None:
+    from tests.bot_harness import World
+
+    async with running_fake() as fake:
+        world = World(fake, sandbox, tmp_path / "bot.db")
+        async with world.bot() as bot:
+            bot.stopping = True  # what close() sets first, before it waits for in-flight work
+            interaction = await fake.invoke_slash("imagine", {"prompt": "a lighthouse"})
+            callback = await fake.wait_for_callback(interaction)
+            assert (
+                callback.json["data"]["content"]
+                == "The image bot is restarting. Please try again in a minute."
+            )
+            assert callback.json["data"]["flags"] & 64  # private
+            assert callback.json["data"]["allowed_mentions"] == {"parse": []}
+            assert await bot.store.get_job(1) is None
+    assert not world.submits()
+
+
+def sample(text: str, name: str) -> float:
+    """One sample's value from Prometheus text (0 when absent)."""
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_metrics_count_refusals_and_time_deliveries(sandbox: Sandbox, tmp_path: Path) -> None:
+    from tests.bot_harness import ShiftedClock, World, wait_for_job
+
+    clock = ShiftedClock()
+    async with running_fake() as fake:
+        world = World(fake, sandbox, tmp_path / "bot.db")
+        async with world.bot(metrics_port=0, clock=clock) as bot:
+            assert bot.ops_server is not None
+            url = f"http://127.0.0.1:{bot.ops_server.port}/metrics"
+            before = (await get(url))[1]
+            await bot.store.update_policy(fake.guild_id, fake.moderator_id, clock.time(), default_quota=0)
+            refused = await fake.invoke_slash("imagine", {"prompt": "over the limit"})
+            await fake.wait_for_callback(refused)
+            await bot.store.update_policy(fake.guild_id, fake.moderator_id, clock.time(), default_quota=5)
+            made = await fake.invoke_slash("imagine", {"prompt": "a harbour"})
+            await fake.wait_for_callback(made)
+            await wait_for_job(bot, lambda job: job.delivered_at is not None)
+            clock.offset += 5  # past the settling time of the newest refusals
+            after = (await get(url))[1]
+    off = 'imagine_refusals_total{reason="disabled"}'  # a daily limit of 0
+    assert sample(after, off) - sample(before, off) == 1
+    delay = "imagine_delivery_delay_seconds_count"
+    assert sample(after, delay) - sample(before, delay) == 1
+    polls = 'imagine_api_request_seconds_count{endpoint="poll"}'
+    assert sample(after, polls) > sample(before, polls)
+    assert sample(after, 'imagine_jobs{state="running"}') == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.models import JobStatus
 from bot.store.base import StoreBase
 
 
@@ -15,12 +16,31 @@ class OpsQueries(StoreBase):
     def _ping(self) -> None:
         self._db.execute("SELECT 1").fetchone()
 
-    async def jobs_by_status(self) -> dict[str, int]:
-        return await self._run(self._jobs_by_status)
+    async def unfinished_jobs_by_status(self, source: str) -> dict[str, int]:
+        """Jobs of one source not yet final, by state: an index range, not a scan of the whole history
+        (a GROUP BY over 300,000 jobs held the writer thread for 150 ms)."""
+        return await self._run(self._unfinished_by_status, source)
 
-    def _jobs_by_status(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+    def _unfinished_by_status(self, source: str) -> dict[str, int]:
+        states = [status.value for status in JobStatus if not status.is_final]
+        rows = self._db.execute(
+            f"SELECT status, COUNT(*) FROM jobs INDEXED BY jobs_due WHERE source = ?"
+            f" AND status IN ({', '.join('?' for _ in states)}) GROUP BY status",
+            [source, *states],
+        ).fetchall()
         return {str(status): int(count) for status, count in rows}
+
+    async def refusals_between(self, since: float, until: float) -> dict[str, int]:
+        """Refused requests logged in [since, until), by reason (on the usage table's time index)."""
+        return await self._run(self._refusals_between, since, until)
+
+    def _refusals_between(self, since: float, until: float) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT reason, COUNT(*) FROM usage INDEXED BY usage_time"
+            " WHERE created_at >= ? AND created_at < ? AND outcome = 'refused' GROUP BY reason",
+            [since, until],
+        ).fetchall()
+        return {str(reason or "other"): int(count) for reason, count in rows}
 
     async def quota_overview(self, guild_id: int) -> QuotaOverview:
         return await self._run(self._quota_overview, guild_id)

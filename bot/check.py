@@ -1,14 +1,13 @@
 """`python -m bot check`: what works and what does not, with the configured token and key.
 
-It logs in as the bot (a short gateway session: the channel permissions come from the same events the
-bot sees), asks the image API about a task that does not exist (authenticated, free), compares the
-commands Discord has with the bot's, and prints the invite link with the permissions the bot needs.
+It logs in as the bot over REST only (no gateway session, so a running bot keeps every interaction),
+works out the bot's permissions in each text channel from the roles and overwrites, asks the image API
+about a task that does not exist (authenticated, free), compares the commands Discord has with the
+bot's, and prints the invite link with the permissions the bot needs.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import secrets
 import sys
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from bot.config import Settings
 from bot.preflight import PreflightError, discord_gateway_url
 from cogs.admin import missing_permissions
 
-READY_TIMEOUT = 30.0
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -96,29 +94,74 @@ async def _check_commands(bot: ImagineBot, app_id: int, report: Report) -> None:
     report.problem(f"commands on {where} differ from this bot's ({'; '.join(parts)}); start the bot to sync")
 
 
-def _check_guilds(bot: ImagineBot, report: Report) -> None:
-    if not bot.guilds:
+TEXT_CHANNEL_TYPES = (0, 5)  # text and announcement channels: where members use the bot
+
+
+def channel_permissions(
+    guild_id: int,
+    bot_id: int,
+    member_roles: list[int],
+    roles: dict[int, int],
+    overwrites: list[dict[str, Any]],
+) -> discord.Permissions:
+    """Discord's permission algorithm: roles, then @everyone, role and member overwrites of the channel."""
+    base = discord.Permissions(roles.get(guild_id, 0))
+    for role_id in member_roles:
+        base.value |= roles.get(role_id, 0)
+    if base.administrator:
+        return discord.Permissions.all()
+    by_id = {int(o["id"]): o for o in overwrites}
+    everyone = by_id.get(guild_id)
+    if everyone is not None:
+        base.handle_overwrite(int(everyone["allow"]), int(everyone["deny"]))
+    allow = deny = 0
+    for role_id in member_roles:
+        overwrite = by_id.get(role_id)
+        if overwrite is not None and int(overwrite.get("type", 0)) == 0:
+            allow, deny = allow | int(overwrite["allow"]), deny | int(overwrite["deny"])
+    base.handle_overwrite(allow, deny)
+    mine = by_id.get(bot_id)
+    if mine is not None and int(mine.get("type", 0)) == 1:
+        base.handle_overwrite(int(mine["allow"]), int(mine["deny"]))
+    return base
+
+
+async def _check_guilds(bot: ImagineBot, report: Report) -> None:
+    """Over REST only: no gateway session, so a running bot's interactions are never touched."""
+    assert bot.user is not None
+    guilds = await bot.http.get_guilds(200, with_counts=False)
+    if not guilds:
         report.problem("servers: the bot is in no server yet; invite it with the link below")
         return
-    for guild in bot.guilds:
-        me = guild.me
+    for guild in guilds:
+        guild_id = int(guild["id"])
+        try:
+            roles = {int(r["id"]): int(r["permissions"]) for r in await bot.http.get_roles(guild_id)}
+            member = await bot.http.get_member(guild_id, bot.user.id)
+            channels = await bot.http.get_all_guild_channels(guild_id)
+        except discord.HTTPException as error:
+            report.problem(f"server {guild['name']} ({guild_id}): cannot read its channels ({error.status})")
+            continue
+        member_roles = [int(r) for r in member["roles"]]
         lacking: list[str] = []
-        hidden = 0
-        for channel in guild.text_channels:
-            permissions = channel.permissions_for(me)
-            if not permissions.view_channel:
-                hidden += 1  # a channel hidden from the bot on purpose is not a problem
+        visible = 0
+        for channel in sorted(channels, key=lambda c: int(c.get("position", 0))):
+            if channel.get("type") not in TEXT_CHANNEL_TYPES:
                 continue
-            missing = missing_permissions(permissions)
+            overwrites = list(channel.get("permission_overwrites", []))
+            allowed = channel_permissions(guild_id, bot.user.id, member_roles, roles, overwrites)
+            if not allowed.view_channel:
+                continue  # a channel hidden from the bot on purpose is not a problem
+            visible += 1
+            missing = missing_permissions(allowed)
             if missing:
-                lacking.append(f"#{channel.name} ({channel.id}): {', '.join(missing)}")
+                lacking.append(f"#{channel.get('name')} ({channel['id']}): {', '.join(missing)}")
         if lacking:
-            report.problem(f"server {guild.name} ({guild.id}): the bot lacks permissions in")
+            report.problem(f"server {guild['name']} ({guild_id}): the bot lacks permissions in")
             for line in lacking:
                 report.note(f"  {line}")
         else:
-            visible = len(guild.text_channels) - hidden
-            report.ok(f"server {guild.name} ({guild.id}): every permission in {visible} visible channels")
+            report.ok(f"server {guild['name']} ({guild_id}): every permission in {visible} visible channels")
 
 
 async def _check_key(settings: Settings, report: Report) -> None:
@@ -159,7 +202,7 @@ async def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
     if settings.discord_api_base:
         point_discord_at(api_base, gateway)
 
-    bot = _CheckingBot(settings, guild_ready_timeout=0.5)
+    bot = _CheckingBot(settings)
     app_id: int | None = None
     async with bot:
         try:
@@ -172,22 +215,7 @@ async def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
         app_id = app.id
         report.ok(f"DISCORD_TOKEN: logged in as {bot.user} (application id {app_id})")
         await _check_commands(bot, app_id, report)
-        connection = asyncio.create_task(bot.connect(reconnect=False))
-        try:
-            async with asyncio.timeout(READY_TIMEOUT):
-                waiter = asyncio.create_task(bot.wait_until_ready())
-                await asyncio.wait({waiter, connection}, return_when=asyncio.FIRST_COMPLETED)
-            if waiter.done():
-                _check_guilds(bot, report)
-            else:
-                waiter.cancel()
-                report.problem("gateway: the connection to Discord closed before the servers arrived")
-        except TimeoutError:
-            report.problem(f"gateway: no servers from Discord within {READY_TIMEOUT:g} s")
-        finally:
-            await bot.close()
-            with contextlib.suppress(Exception):
-                await connection
+        await _check_guilds(bot, report)
     return _finish(report, app_id, out)
 
 

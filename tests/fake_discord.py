@@ -979,6 +979,9 @@ class FakeDiscord:
         r.add_post(channel + "/typing", self._typing)
         r.add_route("*", channel + r"/messages/{message_id:\d+}", self._channel_message)
         r.add_get(a + r"/guilds/{guild_id:\d+}/members/{user_id:\d+}", self._get_member)
+        r.add_get(a + "/users/@me/guilds", self._my_guilds)
+        r.add_get(a + r"/guilds/{guild_id:\d+}/channels", self._guild_channels)
+        r.add_get(a + r"/guilds/{guild_id:\d+}/roles", self._guild_roles)
         r.add_post(a + "/attachments/refresh-urls", self._refresh_urls)
         cdn = r"/{kind:(?:ephemeral-)?attachments}/{channel_id:\d+}/{attachment_id:\d+}/{filename}"
         r.add_get(cdn, self._cdn)
@@ -1077,6 +1080,39 @@ class FakeDiscord:
         if uid not in guild.members:
             raise ApiError(404, 10007, "Unknown Member")
         return self._json(self._member_payload(guild.id, uid))
+
+    def _guild(self, request: web.Request) -> FakeGuild:
+        guild = self.guilds.get(int(request.match_info["guild_id"]))
+        if guild is None or self.bot_user_id not in guild.members:
+            raise ApiError(404, 10004, "Unknown Guild")
+        return guild
+
+    async def _my_guilds(self, request: web.Request) -> web.Response:
+        """The bot's servers as partial guilds (GET /users/@me/guilds), oldest id first."""
+        mine = [g for g in self.guilds.values() if self.bot_user_id in g.members]
+        return self._json(
+            [
+                {
+                    "id": str(g.id),
+                    "name": g.name,
+                    "icon": None,
+                    "banner": None,
+                    "owner": g.owner_id == self.bot_user_id,
+                    "permissions": str(self.member_permissions(g.id, self.bot_user_id)),
+                    "features": [],
+                    "approximate_member_count": len(g.members),
+                    "approximate_presence_count": 0,
+                }
+                for g in sorted(mine, key=lambda g: g.id)
+            ]
+        )
+
+    async def _guild_channels(self, request: web.Request) -> web.Response:
+        guild = self._guild(request)
+        return self._json([self.channels[cid] for cid in guild.channel_ids])
+
+    async def _guild_roles(self, request: web.Request) -> web.Response:
+        return self._json(list(self._guild(request).roles.values()))
 
     async def _application(self, request: web.Request) -> web.Response:
         bot = self.users[self.bot_user_id]

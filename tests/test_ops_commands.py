@@ -27,6 +27,7 @@ from tests.test_admin_commands import admin
 ROOT = Path(__file__).resolve().parents[1]
 ATTACH_FILES = 1 << 15
 SEND_MESSAGES = 1 << 11
+VIEW_CHANNEL = 1 << 10
 
 
 def run(
@@ -65,6 +66,8 @@ async def test_check_lists_what_is_wrong(world: World) -> None:
     fake = world.fake
     art = fake.add_channel(fake.guild_id, "art")
     fake.deny_in_channel(art, fake.bot_role_id(fake.guild_id), ATTACH_FILES)
+    staff = fake.add_channel(fake.guild_id, "staff")
+    fake.deny_in_channel(staff, fake.guild_id, VIEW_CHANNEL)  # hidden from @everyone: on purpose
     out = io.StringIO()
     code = await run_check(world.settings(api_key=Secret("not-the-key")), out)
     text = out.getvalue()
@@ -72,7 +75,8 @@ async def test_check_lists_what_is_wrong(world: World) -> None:
     assert "PROBLEM  MOUNTSEA_API_KEY:" in text and "refused the key" in text
     assert "PROBLEM  commands on the dev server" in text and "(missing: /history, /imagine, " in text
     assert f"#art ({art}): Attach Files" in text
-    assert "#general" not in text
+    assert "#general" not in text and "#staff" not in text
+    assert fake.sessions_started == 0  # REST only: no gateway session next to a running bot
     assert "3 problem(s) found." in text
     assert "invite link: https://discord.com/oauth2/authorize?client_id=" in text
 

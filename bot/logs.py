@@ -22,6 +22,8 @@ REDACTED = "[redacted]"
 # Interaction tokens travel in URL paths (discord.py logs them at DEBUG, and in HTTPException texts):
 # /webhooks/<application id>/<token>/... and /interactions/<interaction id>/<token>/callback.
 _TOKEN_IN_PATH = re.compile(r"(/(?:webhooks|interactions)/\d+/)([A-Za-z0-9_\-.]{20,})")
+# ... and in payloads (an INTERACTION_CREATE event, a job row) printed as JSON or as a Python dict.
+_TOKEN_FIELD = re.compile(r"""(["'](?:interaction_)?token["']\s*:\s*["'])([^"']{20,})""")
 # Everything below 0x20 except the tab, DEL, and the Unicode line and paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u0085\u2028\u2029]")
 
@@ -85,7 +87,8 @@ class RedactSecrets(logging.Filter):
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        return _TOKEN_IN_PATH.sub(lambda m: m.group(1) + REDACTED, text)
+        text = _TOKEN_IN_PATH.sub(lambda m: m.group(1) + REDACTED, text)
+        return _TOKEN_FIELD.sub(lambda m: m.group(1) + REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

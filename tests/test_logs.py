@@ -50,8 +50,10 @@ async def test_no_secret_in_any_debug_line_even_from_aiohttp_errors(
     logging.getLogger("discord.webhook.async_").debug(
         "PATCH https://discord.com/api/v10/webhooks/1234567890123/%s/messages/@original", INTERACTION_TOKEN
     )
+    logging.getLogger("discord.state").debug("event %s", {"id": "1", "token": INTERACTION_TOKEN, "type": 2})
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 4
+    assert len(lines) == 5
+    assert "'token': '[redacted]'" in json.loads(lines[4])["message"]
     records = [json.loads(line) for line in lines]
     assert "[redacted]" in records[0]["message"] and "Traceback" in records[0]["exception"]
     assert "/interactions/1234567890123/[redacted]/callback" in records[2]["message"]

@@ -270,3 +270,44 @@ def test_healthcheck_without_a_running_bot_fails_in_one_line(tmp_path: Path) -> 
     assert len(result.stderr.strip().splitlines()) == 1 and "no answer from" in result.stderr
     unset = run("healthcheck", cwd=tmp_path)
     assert unset.returncode == 1 and "METRICS_PORT is not set" in unset.stderr
+
+
+async def test_a_backup_killed_half_way_leaves_the_previous_backup_intact(tmp_path: Path) -> None:
+    db, copy = tmp_path / "bot.db", tmp_path / "copy.db"
+    store = await Store.open(db)
+    await store.create_job(ImageRequest("the first"), Origin(source="test"), 1.0)
+    await store.close()
+    env = {"DATABASE_PATH": str(db)}
+    assert (await asyncio.to_thread(run, "backup", str(copy), env=env, cwd=tmp_path)).returncode == 0
+
+    # Another connection holds the database exclusively (rollback journal mode), so the backup is
+    # stuck in its first step, with its temporary file open: kill it there.
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = DELETE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MOUNTSEA_", "DISCORD_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "backup", str(copy)],
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        partial = copy.with_name("copy.db.partial")
+        async with asyncio.timeout(20):
+            while not partial.exists():
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        process.kill()
+        process.wait()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with sqlite3.connect(copy) as conn:  # the earlier backup, untouched and whole
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT prompt FROM jobs").fetchall() == [("the first",)]
+    # The next backup clears the leftover and succeeds.
+    assert (await asyncio.to_thread(run, "backup", str(copy), env=env, cwd=tmp_path)).returncode == 0
+    assert not partial.exists()

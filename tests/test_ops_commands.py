@@ -287,12 +287,12 @@ async def test_a_backup_killed_half_way_leaves_the_previous_backup_intact(tmp_pa
     holder.execute("BEGIN EXCLUSIVE")
     holder.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MOUNTSEA_", "DISCORD_"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "backup", str(copy)],
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bot", "backup", str(copy)),
         env={**clean, "PYTHONPATH": str(ROOT), **env},
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         partial = copy.with_name("copy.db.partial")
@@ -301,7 +301,7 @@ async def test_a_backup_killed_half_way_leaves_the_previous_backup_intact(tmp_pa
                 await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)
         process.kill()
-        process.wait()
+        await process.wait()
     finally:
         holder.execute("ROLLBACK")
         holder.close()

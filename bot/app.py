@@ -212,11 +212,11 @@ class ImagineBot(commands.Bot):
             problems["database"] = f"no answer within {DATABASE_PING_TIMEOUT:g} s"
         except (sqlite3.Error, RuntimeError, OSError) as error:
             problems["database"] = f"error: {type(error).__name__}"
-        ran_at = getattr(self.runner, "loop_ran_at", None)
-        stale_after = max(60.0, 3 * self.runner.config.idle_wait)
-        if ran_at is None:
-            problems["poll_loop"] = "has not run yet"
-        elif (quiet := time.monotonic() - ran_at) > stale_after:
+        runner: JobRunner | None = getattr(self, "runner", None)  # None while start-up is under way
+        ran_at = getattr(runner, "loop_ran_at", None)
+        if runner is None or ran_at is None:
+            problems["poll_loop"] = "has not started yet"
+        elif (quiet := time.monotonic() - ran_at) > max(60.0, 3 * runner.config.idle_wait):
             problems["poll_loop"] = f"last ran {quiet:.0f} s ago"
         return problems
 
@@ -225,7 +225,9 @@ class ImagineBot(commands.Bot):
         metrics.set_gateway_latencies(
             [(0, self.latency)] if self.shard_id is None else [(self.shard_id, self.latency)]
         )
-        runner = self.runner
+        runner: JobRunner | None = getattr(self, "runner", None)
+        if runner is None:
+            return
         busy = len(getattr(runner, "_submits", ())) + len(getattr(runner, "_workers", ()))
         metrics.jobs_in_flight.set(busy)
         states = [status.value for status in JobStatus if not status.is_final]

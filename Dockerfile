@@ -1,20 +1,31 @@
-# Two stages: build a wheel-installed virtualenv, then copy it into a slim runtime image.
-FROM python:3.11-slim AS build
+# Two stages: install the locked dependencies and the bot into a virtualenv, then copy it into a slim
+# runtime image. The base is pinned to a patch release; `requirements.lock` pins every dependency by
+# version and hash, so an image built next month runs the same code.
+FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
 RUN python -m venv /venv
+COPY requirements.lock ./
+RUN /venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY cogs ./cogs
-RUN /venv/bin/pip install --no-cache-dir .
+RUN /venv/bin/pip install --no-cache-dir --no-deps .
 
-FROM python:3.11-slim
+FROM python:3.11.11-slim-bookworm
 RUN useradd --create-home --uid 10001 imagine
 COPY --from=build /venv /venv
 WORKDIR /app
 RUN mkdir -p /app/data && chown imagine:imagine /app/data
 ENV PATH="/venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
-    DATABASE_PATH=/app/data/bot.db
+    DATABASE_PATH=/app/data/bot.db \
+    METRICS_PORT=9100
 USER imagine
 VOLUME ["/app/data"]
+# /healthz inside the container (127.0.0.1): gateway connected, database answering, poll loop alive.
+# Python's standard library makes the request: the slim image has no curl.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["python", "-m", "bot", "healthcheck"]
+# Exec form: python is process 1 and gets docker stop's SIGTERM itself, and stops cleanly.
+STOPSIGNAL SIGTERM
 CMD ["python", "-m", "bot"]

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import json
 import logging
 import secrets
+import sqlite3
+import time
 from typing import Any
 
 import aiohttp
 import discord
+import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot import metrics
 from bot.api import ImageApi
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.delivery import ImageFile
 from bot.discord_sink import DiscordSink
-from bot.jobs import JobRunner, RunnerConfig
+from bot.health import OpsServer
+from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
+from bot.models import Job, JobStatus
 from bot.safe_fetch import open_session
 from bot.store import Store
 from cogs.common import NO_PINGS, say_privately
@@ -27,10 +35,43 @@ from cogs.components import DYNAMIC_ITEMS
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.imagine", "cogs.usage", "cogs.admin", "cogs.queue")
+STOPPING_TEXT = "The image bot is restarting. Please try again in a minute."
+DATABASE_PING_TIMEOUT = 3.0
+REFUSAL_SETTLE = 2.0
+
+
+def point_discord_at(api_base: str, gateway_url: str) -> None:
+    """Send discord.py's REST calls and gateway connection to `api_base` (a proxy, or a test double)."""
+    discord.http.Route.BASE = api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class MeasuredSink(DiscordSink):
+    """The Discord sink, timing "task finished → image posted" for /metrics."""
+
+    async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt:
+        receipt = await super().deliver(job, images, elapsed)
+        finished = job.finished_at
+        if finished is None:  # the runner may hand over the row as it was before completion
+            current = await self.bot.store.get_job(job.id)
+            finished = current.finished_at if current else None
+        if finished is not None and receipt.delivery in ("channel", "interaction", "dm"):
+            metrics.delivery_delay.observe(max(0.0, self.bot.clock.time() - finished))
+        return receipt
 
 
 class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
     """One place that turns any command error into a short, friendly, private reply."""
+
+    async def interaction_check(self, interaction: discord.Interaction[ImagineBot], /) -> bool:
+        """While the bot stops, no new work is taken: the member hears why instead of a failure."""
+        if not interaction.client.stopping:
+            return True
+        try:
+            await say_privately(interaction, STOPPING_TEXT)
+        except discord.HTTPException:
+            log.info("could not tell a member that the bot is restarting")
+        return False
 
     async def on_error(
         self, interaction: discord.Interaction[ImagineBot], error: app_commands.AppCommandError
@@ -83,6 +124,10 @@ class ImagineBot(commands.Bot):
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self._runner_config = runner_config
+        self.stopping = False
+        self.ops_server: OpsServer | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+        self._close_task: asyncio.Future[None] | None = None
 
     def runner_config(self) -> RunnerConfig:
         if self._runner_config is not None:
@@ -104,8 +149,19 @@ class ImagineBot(commands.Bot):
     async def setup_hook(self) -> None:
         s = self.settings
         # Its connector resolves names to public addresses only (bot/safe_fetch.py), except the API's.
-        self.session = open_session(s.fetch_policy(), total_timeout=s.request_timeout * 2)
+        self.session = open_session(
+            s.fetch_policy(),
+            total_timeout=s.request_timeout * 2,
+            trace_configs=[metrics.api_trace_config(s.base_url)],
+        )
         self.store = await Store.open(s.database_path)
+        self._refusals_counted_to = self.clock.time()
+        if s.metrics_port is not None:
+            self.ops_server = OpsServer(
+                s.metrics_host, s.metrics_port, self.health_problems, self.refresh_metrics
+            )
+            await self.ops_server.start()
+            self._lag_task = metrics.start_loop_lag_watch()
         self.api = ImageApi(
             self.session,
             s.base_url,
@@ -114,7 +170,7 @@ class ImagineBot(commands.Bot):
             timeout=s.request_timeout,
             max_answer_bytes=s.max_answer_bytes,
         )
-        self.sink = DiscordSink(self)
+        self.sink = MeasuredSink(self)
         self.runner = JobRunner(
             self.store,
             self.api,
@@ -157,11 +213,70 @@ class ImagineBot(commands.Bot):
         assert self.user is not None
         log.info("logged in as %s (%s) in %s servers", self.user, self.user.id, len(self.guilds))
 
+    # -- operators ---------------------------------------------------------------------------------
+
+    async def health_problems(self) -> dict[str, str]:
+        """What /healthz reports: empty when the gateway, the database and the poll loop are all fine."""
+        problems: dict[str, str] = {}
+        if self.stopping:
+            problems["bot"] = "stopping"
+        if self.is_closed() or self.ws is None or not self.ws.open or not self.is_ready():
+            problems["gateway"] = "not connected to Discord"
+        try:
+            await asyncio.wait_for(self.store.ping(), DATABASE_PING_TIMEOUT)
+        except TimeoutError:
+            problems["database"] = f"no answer within {DATABASE_PING_TIMEOUT:g} s"
+        except (sqlite3.Error, RuntimeError, OSError) as error:
+            problems["database"] = f"error: {type(error).__name__}"
+        runner: JobRunner | None = getattr(self, "runner", None)  # None while start-up is under way
+        ran_at = getattr(runner, "loop_ran_at", None)
+        if runner is None or ran_at is None:
+            problems["poll_loop"] = "has not started yet"
+        elif (quiet := time.monotonic() - ran_at) > max(60.0, 3 * runner.config.idle_wait):
+            problems["poll_loop"] = f"last ran {quiet:.0f} s ago"
+        return problems
+
+    async def refresh_metrics(self) -> None:
+        """Scrape-time figures: the database's jobs by state and refusals, discord.py's latencies."""
+        metrics.set_gateway_latencies(
+            [(0, self.latency)] if self.shard_id is None else [(self.shard_id, self.latency)]
+        )
+        runner: JobRunner | None = getattr(self, "runner", None)
+        if runner is None:
+            return
+        busy = len(getattr(runner, "_submits", ())) + len(getattr(runner, "_workers", ()))
+        metrics.jobs_in_flight.set(busy)
+        states = [status.value for status in JobStatus if not status.is_final]
+        metrics.set_jobs_by_state(await self.store.unfinished_jobs_by_status(runner.source), states)
+        # Refusals logged since the previous scrape, counted once each; the newest seconds wait for the
+        # next scrape so a row committed just after this read is not skipped.
+        until = self.clock.time() - REFUSAL_SETTLE
+        if until > self._refusals_counted_to:
+            metrics.add_refusals(await self.store.refusals_between(self._refusals_counted_to, until))
+            self._refusals_counted_to = until
+
     async def close(self) -> None:
+        """Stop in the order that loses nothing: refuse new work, let writes and in-flight deliveries
+        finish, release the jobs this process was polling (another process, or the next start, takes
+        them at once), then close the gateway, the session, the database and the endpoint."""
+        if self._close_task is None:
+            self._close_task = asyncio.ensure_future(self._close_once())
+        # Shielded: a second close (a second signal, `async with` leaving) waits for the first.
+        await asyncio.shield(self._close_task)
+
+    async def _close_once(self) -> None:
+        self.stopping = True
         if hasattr(self, "runner"):
             await self.runner.stop()
+            try:
+                await self.store.reset_leases(self.runner.source, self.clock.time())
+            except Exception:
+                log.warning("could not release the leases of running jobs", exc_info=True)
         await super().close()
         if hasattr(self, "session"):
             await self.session.close()
         if hasattr(self, "store"):
             await self.store.close()
+        await metrics.stop_task(self._lag_task)
+        if self.ops_server is not None:
+            await self.ops_server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from dotenv.parser import parse_stream
+
 from bot.delivery import PIXEL_CEILING
 from bot.safe_fetch import FetchPolicy, parse_host_entry
 from bot.schedule import PollSchedule
@@ -17,6 +20,7 @@ from bot.schedule import PollSchedule
 DEFAULT_BASE_URL = "https://api.mountsea.ai"
 DEFAULT_MODEL = "grok-imagine-image"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 T = TypeVar("T")
 
@@ -87,6 +91,12 @@ class Settings:
         """The image API's origin and RESULT_HOSTS may be fetched from; everything else must be public."""
         return FetchPolicy.build(self.base_url, self.result_hosts)
 
+    # Operators: logs, the health/metrics endpoint, and where Discord's API lives (tests, proxies).
+    log_format: str = "text"
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    discord_api_base: str | None = None
+
     def poll_schedule(self) -> PollSchedule:
         return PollSchedule(
             min_interval=self.poll_min_interval,
@@ -103,32 +113,25 @@ class Settings:
         return [v for v in values if v]
 
 
-_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{20,}$")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse KEY=VALUE lines; comments, blank lines, `export` and quotes are allowed."""
-    values: dict[str, str] = {}
+    """KEY=VALUE lines read by python-dotenv: quotes, `# comments` after a value and `export` work as
+    in a shell. `${VAR}` is not expanded, so a key containing `$` arrives as written."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return values
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read the .env file ({exc.strerror})") from None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _ENV_LINE.match(line)
-        if match is None:
-            raise ConfigError(str(path), f"line {number} is not KEY=VALUE")
-        key, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        cause = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(str(path), f"cannot read the .env file ({cause})") from None
+    values: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ConfigError(str(path), f"line {binding.original.line} is not KEY=VALUE")
+        if binding.key is not None and binding.value is not None:
+            values[binding.key] = binding.value
     return values
 
 
@@ -165,6 +168,12 @@ _non_negative_int = _at_least(int, 0)
 
 def _snowflake(raw: str) -> int:
     if not raw.isdigit() or not 15 <= len(raw) <= 21:
+        raise ValueError(raw)
+    return int(raw)
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
         raise ValueError(raw)
     return int(raw)
 
@@ -234,6 +243,10 @@ def load_settings(
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in LOG_LEVELS:
         raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)} (got {log_level[:20]!r})")
+
+    log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in LOG_FORMATS:
+        raise ConfigError("LOG_FORMAT", f"must be text or json (got {log_format[:20]!r})")
 
     model = env.get("MOUNTSEA_MODEL", "").strip() or DEFAULT_MODEL
     database = env.get("DATABASE_PATH", "").strip() or "data/bot.db"
@@ -313,6 +326,16 @@ def load_settings(
             lambda raw: int(_positive_float(raw) * 1024 * 1024),
             20 * 1024 * 1024,
             "must be a positive number of megabytes",
+        ),
+        log_format=log_format,
+        metrics_port=_parse(env, "METRICS_PORT", _port, None, "must be a port number from 1 to 65535"),
+        metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
+        discord_api_base=_parse(
+            env,
+            "DISCORD_API_BASE",
+            _base_url,
+            None,
+            "must be an http(s) URL like https://discord.com/api/v10",
         ),
     )
     if settings.poll_min_interval > settings.poll_max_interval:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -28,6 +29,7 @@ from bot.api import (
 from bot.clock import Clock, SystemClock
 from bot.delivery import DownloadError, ImageFile, download_image, limit_pixels
 from bot.delivery_pool import DeliveryPool
+from bot.logs import bind_job
 from bot.models import ImageRequest, Job, JobStatus, Origin, Stage
 from bot.quotas import Decision, Member
 from bot.schedule import Cohort, PollSchedule, typical_duration
@@ -245,6 +247,7 @@ class JobRunner:
         return typical_duration(self._history.get(has_refs, [])[: self.config.eta_window])
 
     async def _submit(self, job: Job) -> None:
+        bind_job(job)  # log lines of this task carry the job's ids
         await self._progress(job, Stage.QUEUED, force=True)
         if not await self._persist(job, "mark it as being sent", lambda: self.store.mark_submitting(job.id)):
             log.info("job %s was cancelled before it was sent", job.id)
@@ -354,6 +357,7 @@ class JobRunner:
 
     async def _poll_loop(self) -> None:
         while not self._closing:
+            self.loop_ran_at = time.monotonic()  # read by /healthz
             self._wake.clear()
             now = self.clock.time()
             free = self.config.concurrency - self._polling
@@ -384,6 +388,7 @@ class JobRunner:
             self.wake()
 
     async def _poll(self, job: Job) -> None:
+        bind_job(job)
         assert job.task_id is not None and job.submitted_at is not None
         now = self.clock.time()
         age = now - job.submitted_at
@@ -493,6 +498,7 @@ class JobRunner:
 
     async def _deliver(self, job: Job) -> None:
         """Hand the job to the delivery pool and return: the poll slot is free again at once."""
+        bind_job(job)
         if job.id in self._delivering:
             return
         self._delivering.add(job.id)

@@ -3,6 +3,7 @@ store's plain values: no Discord objects, no database, so every text is easy to 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import functools
 import io
@@ -10,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import available_timezones
 
 from bot.moderation import PromptRule
@@ -272,6 +273,36 @@ class UsageCsv:
 
     def data(self) -> bytes:
         return self._buffer.getvalue().encode()
+
+
+class UsageRows(Protocol):
+    async def export_usage(
+        self, guild_id: int, start: float, end: float, limit: int
+    ) -> list[tuple[Any, ...]]: ...
+
+
+async def fill_export(
+    store: UsageRows, guild_id: int, begin: float, finish: float, table: UsageCsv, chunk: int = 5000
+) -> UsageCsv:
+    """Page through the range oldest first (rows sharing the page's last instant are skipped when
+    the next page starts at that instant), formatting off the event loop. Used by `/imagine-admin
+    export` and `python -m bot export`."""
+    id_at, time_at = EXPORT_COLUMNS.index("id"), EXPORT_COLUMNS.index("created_at")
+    cursor = begin
+    seen: set[int] = set()
+    while not table.full:
+        rows = await store.export_usage(guild_id, cursor, finish, chunk)
+        fresh = [row for row in rows if row[id_at] not in seen]
+        if not await asyncio.to_thread(table.extend, fresh) or len(rows) < chunk:
+            break
+        last = rows[-1][time_at]
+        at_last = {row[id_at] for row in rows if row[time_at] == last}
+        if last == cursor:
+            seen |= at_last  # a whole page at one instant: read a bigger page from the same place
+            chunk *= 2
+        else:
+            cursor, seen = last, at_last
+    return table
 
 
 def export_filename(guild_id: int, start: str, end: str) -> str:

@@ -159,10 +159,17 @@ class PublicConnector(aiohttp.TCPConnector):
         super().__init__(resolver=PublicResolver(policy, resolver), **kwargs)  # type: ignore[arg-type]
 
 
-def open_session(policy: FetchPolicy, *, total_timeout: float = 60.0) -> aiohttp.ClientSession:
+def open_session(
+    policy: FetchPolicy,
+    *,
+    total_timeout: float = 60.0,
+    trace_configs: list[aiohttp.TraceConfig] | None = None,
+) -> aiohttp.ClientSession:
     """The process's one session: the image API's requests and every download share its connector."""
     return aiohttp.ClientSession(
-        connector=PublicConnector(policy), timeout=aiohttp.ClientTimeout(total=total_timeout)
+        connector=PublicConnector(policy),
+        timeout=aiohttp.ClientTimeout(total=total_timeout),
+        trace_configs=trace_configs,
     )
 
 

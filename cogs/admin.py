@@ -1,11 +1,10 @@
-"""/imagine-admin: quotas, cooldown, time zone, bans, prompt rules, mod-log, stats and export.
+"""/imagine-admin: quotas, cooldown, time zone, bans, prompt rules, mod-log, settings, stats and export.
 
 Discord hides the group from members without Manage Server (`default_permissions`), but a server can
 override that in its integration settings, so every invocation is checked here again."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 from typing import TYPE_CHECKING
@@ -18,7 +17,6 @@ from bot import messages, reports
 from bot.durations import DurationError, describe_seconds, parse_duration
 from bot.moderation import MAX_PATTERN_CHARS, RuleError, check_rule
 from bot.quotas import day_bounds, discord_time, valid_timezone
-from bot.store import EXPORT_COLUMNS
 from cogs.common import NO_PINGS
 from cogs.usage import member_view, reply
 
@@ -42,6 +40,21 @@ RULE_KINDS = [
 
 Interaction = discord.Interaction["ImagineBot"]
 Target = discord.Member | discord.User
+
+
+# What the bot needs where members use it, and in the mod-log channel.
+CHANNEL_NEEDS = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "embed_links": "Embed Links",
+    "attach_files": "Attach Files",
+    "read_message_history": "Read Message History",
+}
+MODLOG_NEEDS = {"view_channel": "View Channel", "send_messages": "Send Messages"}
+
+
+def missing_permissions(permissions: discord.Permissions, needs: dict[str, str] = CHANNEL_NEEDS) -> list[str]:
+    return [label for name, label in needs.items() if not getattr(permissions, name)]
 
 
 def plural(count: int, noun: str) -> str:
@@ -491,6 +504,72 @@ class Admin(
                 )
         await reply(interaction, text)
 
+    # -- settings ----------------------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="settings", description="This server's current settings, and what I may not do"
+    )
+    async def settings(self, interaction: Interaction) -> None:
+        guild_id = self.gid(interaction)
+        store = self.bot.store
+        policy = await store.guild_policy(guild_id)
+        roles = await store.role_quotas(guild_id)
+        overview = await store.quota_overview(guild_id)
+        rules = await store.rules(guild_id)
+        bans = await store.bans(guild_id, self.now())
+        role_text = (
+            ", ".join(f"<@&{role}> {reports.limit_text(limit)}" for role, limit in sorted(roles.items()))
+            if roles
+            else "none"
+        )
+        lines = [
+            "⚙️ **Image bot settings for this server**",
+            f"Daily limit (default): {self._default_text(policy.default_quota)}",
+            f"Role limits: {role_text}",
+            f"Member limits: {plural(overview.personal_limits, 'member')} with a limit of their own, "
+            f"{overview.unlimited} unlimited",
+            f"Credits in use: {plural(overview.credits, 'credit')} held by "
+            f"{plural(overview.credit_holders, 'member')}",
+            "Cooldown: " + (describe_seconds(policy.cooldown_seconds) if policy.cooldown_seconds else "none"),
+            f"Images at once per member: {policy.max_running}",
+            f"Time zone (days and reports): {policy.timezone}",
+            f"Server cap: {reports.optional_limit(policy.daily_cap, none='none')}",
+            "Owner and Manage Server members: "
+            + ("exempt from limits" if policy.exempt_managers else "count like everyone"),
+            "Cancelled images: " + ("refunded" if policy.refund_cancelled else "count toward the limit"),
+            "Mod-log: "
+            + (
+                f"<#{policy.modlog_channel_id}>"
+                + (" (refusals and finished images)" if policy.modlog_finished else "")
+                if policy.modlog_channel_id
+                else "off"
+            ),
+            f"Prompt rules: {len(rules)}; bans in force: {len(bans)}",
+        ]
+        lines += self._permission_warnings(interaction, policy.modlog_channel_id)
+        await reply(interaction, "\n".join(lines))
+
+    def _permission_warnings(self, interaction: Interaction, modlog_id: int | None) -> list[str]:
+        """What the bot lacks here (Discord's own answer for this channel) and in the mod-log channel."""
+        warnings: list[str] = []
+        here = missing_permissions(interaction.app_permissions)
+        if here:
+            warnings.append(f"⚠️ In this channel I lack: {', '.join(here)}.")
+        guild = interaction.guild
+        if modlog_id and guild is not None:
+            channel = guild.get_channel(modlog_id)
+            if channel is None:
+                warnings.append("⚠️ The mod-log channel no longer exists or I cannot see it.")
+            else:
+                lacking = missing_permissions(channel.permissions_for(guild.me), MODLOG_NEEDS)
+                if lacking:
+                    warnings.append(f"⚠️ In the mod-log channel I lack: {', '.join(lacking)}.")
+        if not warnings:
+            warnings.append(
+                "✅ I have every permission I need here" + (" and in the mod-log." if modlog_id else ".")
+            )
+        return warnings
+
     # -- reports -----------------------------------------------------------------------------------------
 
     @app_commands.command(
@@ -550,24 +629,7 @@ class Admin(
     async def _export_rows(
         self, guild_id: int, begin: float, finish: float, table: reports.UsageCsv
     ) -> reports.UsageCsv:
-        """Page through the range oldest first (rows sharing the page's last instant are skipped when
-        the next page starts at that instant), formatting off the event loop."""
-        id_at, time_at = EXPORT_COLUMNS.index("id"), EXPORT_COLUMNS.index("created_at")
-        cursor, chunk = begin, EXPORT_CHUNK
-        seen: set[int] = set()
-        while not table.full:
-            rows = await self.bot.store.export_usage(guild_id, cursor, finish, chunk)
-            fresh = [row for row in rows if row[id_at] not in seen]
-            if not await asyncio.to_thread(table.extend, fresh) or len(rows) < chunk:
-                break
-            last = rows[-1][time_at]
-            at_last = {row[id_at] for row in rows if row[time_at] == last}
-            if last == cursor:
-                seen |= at_last  # a whole page at one instant: read a bigger page from the same place
-                chunk *= 2
-            else:
-                cursor, seen = last, at_last
-        return table
+        return await reports.fill_export(self.bot.store, guild_id, begin, finish, table, EXPORT_CHUNK)
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -459,6 +459,18 @@ class FakeDiscord:
             perms |= int(guild.roles[role_id]["permissions"])
         return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
 
+    def deny_in_channel(self, channel_id: int, role_id: int, permissions: int) -> None:
+        """A channel permission overwrite denying `permissions` to a role (send before clients connect)."""
+        overwrite = {"id": str(role_id), "type": 0, "allow": "0", "deny": str(permissions)}
+        self.channels[channel_id]["permission_overwrites"].append(overwrite)
+
+    def bot_role_id(self, guild_id: int) -> int:
+        return self.guilds[guild_id].members[self.bot_user_id].roles[0]
+
+    def connected_clients(self) -> int:
+        """Gateway connections still open (a client that closed cleanly has none)."""
+        return sum(1 for s in self._sessions if not s.ws.closed)
+
     def dm_channel(self, user_id: int) -> int:
         """The bot's DM channel with a user, created on first use."""
         for cid, channel in self.channels.items():
@@ -1000,6 +1012,9 @@ class FakeDiscord:
         r.add_post(channel + "/typing", self._typing)
         r.add_route("*", channel + r"/messages/{message_id:\d+}", self._channel_message)
         r.add_get(a + r"/guilds/{guild_id:\d+}/members/{user_id:\d+}", self._get_member)
+        r.add_get(a + "/users/@me/guilds", self._my_guilds)
+        r.add_get(a + r"/guilds/{guild_id:\d+}/channels", self._guild_channels)
+        r.add_get(a + r"/guilds/{guild_id:\d+}/roles", self._guild_roles)
         r.add_post(a + "/attachments/refresh-urls", self._refresh_urls)
         cdn = r"/{kind:(?:ephemeral-)?attachments}/{channel_id:\d+}/{attachment_id:\d+}/{filename}"
         r.add_get(cdn, self._cdn)
@@ -1032,8 +1047,8 @@ class FakeDiscord:
 
     def _check_auth(self, rec: RecordedRequest) -> None:
         # Interaction callbacks and webhooks are authorised by their token in the path, not by the bot token.
-        if not rec.api or rec.path.startswith(("/webhooks/", "/interactions/")):
-            return
+        if not rec.api or rec.path.startswith(("/webhooks/", "/interactions/")) or rec.path == "/gateway":
+            return  # GET /gateway needs no token on Discord either
         if rec.headers.get(hdrs.AUTHORIZATION) != f"Bot {self.token}":
             raise ApiError(401, 0, "401: Unauthorized")
 
@@ -1098,6 +1113,39 @@ class FakeDiscord:
         if uid not in guild.members:
             raise ApiError(404, 10007, "Unknown Member")
         return self._json(self._member_payload(guild.id, uid))
+
+    def _guild(self, request: web.Request) -> FakeGuild:
+        guild = self.guilds.get(int(request.match_info["guild_id"]))
+        if guild is None or self.bot_user_id not in guild.members:
+            raise ApiError(404, 10004, "Unknown Guild")
+        return guild
+
+    async def _my_guilds(self, request: web.Request) -> web.Response:
+        """The bot's servers as partial guilds (GET /users/@me/guilds), oldest id first."""
+        mine = [g for g in self.guilds.values() if self.bot_user_id in g.members]
+        return self._json(
+            [
+                {
+                    "id": str(g.id),
+                    "name": g.name,
+                    "icon": None,
+                    "banner": None,
+                    "owner": g.owner_id == self.bot_user_id,
+                    "permissions": str(self.member_permissions(g.id, self.bot_user_id)),
+                    "features": [],
+                    "approximate_member_count": len(g.members),
+                    "approximate_presence_count": 0,
+                }
+                for g in sorted(mine, key=lambda g: g.id)
+            ]
+        )
+
+    async def _guild_channels(self, request: web.Request) -> web.Response:
+        guild = self._guild(request)
+        return self._json([self.channels[cid] for cid in guild.channel_ids])
+
+    async def _guild_roles(self, request: web.Request) -> web.Response:
+        return self._json(list(self._guild(request).roles.values()))
 
     async def _application(self, request: web.Request) -> web.Response:
         bot = self.users[self.bot_user_id]

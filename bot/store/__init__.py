@@ -10,12 +10,13 @@ from __future__ import annotations
 from sqlite3 import Error as StoreError  # any database failure: busy, full, damaged, ...
 
 from bot.store.base import StoreCorruptError, migrate
+from bot.store.ops import OpsQueries
 from bot.store.schema import MIGRATIONS
 from bot.store.settings import AdminEntry, BanEntry, SettingsQueries
 from bot.store.usage import EXPORT_COLUMNS, Stats, UsageSummary
 
 
-class Store(SettingsQueries):
+class Store(OpsQueries, SettingsQueries):
     """Every intent the bot has for its database."""
 
 

@@ -48,7 +48,7 @@ _CONFUSABLES = {
     "ԛ": "q", "ԝ": "w", "ɡ": "g", "һ": "h", "ѵ": "v", "ү": "y", "ӏ": "l", "ԍ": "g", "ց": "g",
     # Greek
     "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
-    "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ϲ": "c", "ϳ": "j", "ς": "s", "μ": "u", "γ": "y",
+    "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ϲ": "c", "ϳ": "j", "ς": "s", "μ": "u", "γ": "y", "σ": "o",
     # Latin look-alikes and others
     "ı": "i", "ł": "l", "ø": "o", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe", "ɑ": "a", "ɩ": "i",
     "ħ": "h", "ŧ": "t", "ƀ": "b",
@@ -61,9 +61,9 @@ _LEET_COMMON = {"0": "o", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "8":
                 "@": "a", "$": "s"}  # fmt: skip
 _LEET_I = str.maketrans({**_LEET_COMMON, "1": "i"})
 _LEET_L = str.maketrans({**_LEET_COMMON, "1": "l"})
-_INNER_SYMBOL = re.compile(r"(?<=[^\W_])[!|+](?=[^\W_])")
-_INNER_I = {"!": "i", "|": "i", "+": "t"}
-_INNER_L = {"!": "i", "|": "l", "+": "t"}
+_INNER_SYMBOL = re.compile(r"(?<=[^\W_])[!|+]+(?=[^\W_])")
+_INNER_I = str.maketrans({"!": "i", "|": "i", "+": "t"})
+_INNER_L = str.maketrans({"!": "i", "|": "l", "+": "t"})
 LEET_LETTERS: dict[str, str] = {
     "o": "0", "e": "3", "a": "4@", "s": "5$", "g": "69", "t": "7+", "b": "8", "i": "1!|", "l": "1|",
 }  # fmt: skip
@@ -107,6 +107,10 @@ TOO_LONG = RuleMatch(None, f"over {MAX_NORMALIZED_CHARS} characters once normali
 
 
 def _fold_char(ch: str) -> str:
+    # Look-alikes first: NFKC would turn some into other letters (the lunate sigma into a sigma).
+    direct = _CONFUSABLES.get(ch.lower())
+    if direct is not None:
+        return direct
     folded = unicodedata.normalize("NFKC", ch).casefold()
     kept: list[str] = []
     for part in unicodedata.normalize("NFD", folded):
@@ -158,8 +162,8 @@ def normalize(text: str) -> str:
     return text.translate(_FOLD)
 
 
-def _leet(text: str, table: dict[int, str], inner: dict[str, str]) -> str:
-    return _INNER_SYMBOL.sub(lambda m: inner[m.group()], text).translate(table)
+def _leet(text: str, table: dict[int, str], inner: dict[int, str]) -> str:
+    return _INNER_SYMBOL.sub(lambda m: m.group().translate(inner), text).translate(table)
 
 
 # -- views ----------------------------------------------------------------------------------------

@@ -60,6 +60,9 @@ class RuleBook:
             self._cache.popitem(last=False)
         return known[1]
 
+    async def compiled(self, guild_id: int) -> CompiledRules:
+        return await asyncio.shield(await self._compilation(guild_id))
+
     async def check(self, guild_id: int | None, prompt: str) -> RuleMatch | None:
         """The rule the prompt breaks, or None. A prompt that cannot be checked (too long once
         normalized, or not within the time bound) is refused, never let through unchecked."""

@@ -50,7 +50,26 @@ async def _quotas(profile: Profile) -> dict[str, float | None]:
     return result.figures()
 
 
-SCENARIOS: dict[str, Scenario] = {"ack": _ack, "overhead": _overhead, "loop": _loop, "quotas": _quotas}
+async def _rules(profile: Profile) -> dict[str, float | None]:
+    from bench.rules import run_rules
+
+    return (await run_rules(profile)).figures()
+
+
+async def _rules_ack(profile: Profile) -> dict[str, float | None]:
+    from bench.rules import run_rules_ack
+
+    return (await run_rules_ack(profile)).figures()
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "ack": _ack,
+    "overhead": _overhead,
+    "loop": _loop,
+    "quotas": _quotas,
+    "rules": _rules,
+    "rules_ack": _rules_ack,
+}
 
 
 # The required figures each scenario produces, so a failed scenario's nulls are not "pending".
@@ -59,6 +78,8 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "overhead": ("overhead_p95_s", "polls_per_job", "fixed5_overhead_p95_s", "fixed5_polls_per_job"),
     "loop": ("loop_lag_p99_ms_1000", "rss_mb_1000"),
     "quotas": ("quota_check_p99_ms_1m",),
+    "rules": ("rules_check_p99_ms_500", "rules_check_p99_ms_1000"),
+    "rules_ack": ("rules_ack_others_max_ms",),
 }
 
 

@@ -30,6 +30,9 @@ ROWS: tuple[Row, ...] = (
     Row("loop_lag_p99_ms_1000", "event-loop lag p99, jobs in flight", "ms", 1, 20),
     Row("rss_mb_1000", "peak RSS, jobs in flight", "MB", 1, 150),
     Row("quota_check_p99_ms_1m", "quota check p99, 1M usage rows", "ms", 2, 5),
+    Row("rules_check_p99_ms_500", "prompt-rule check p99, 500 rules", "ms", 2, 5),
+    Row("rules_check_p99_ms_1000", "prompt-rule check p99, 1000 rules", "ms", 2, 5),
+    Row("rules_ack_others_max_ms", "others' ack max, 8 hostile prompts", "ms", 0, 1000),
 )
 REQUIRED_KEYS = tuple(row.key for row in ROWS)
 
@@ -57,6 +60,14 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("quota_rows", "usage rows", "", 0),
     ("quota_samples", "quota checks timed", "", 0),
     ("quota_build_s", "building the usage table", "s", 1),
+    ("rules_check_p50_ms_1000", "prompt-rule check p50, 1000 rules", "ms", 2),
+    ("rules_match_p99_ms_500", "of which matching alone p99, 500 rules", "ms", 2),
+    ("rules_match_p99_ms_1000", "of which matching alone p99, 1000 rules", "ms", 2),
+    ("rules_check_max_ms_1000", "prompt-rule check max, 1000 rules", "ms", 2),
+    ("rules_ack_others_p99_ms", "others' ack p99, 8 hostile prompts", "ms", 1),
+    ("rules_ack_hostile_max_ms", "hostile prompts' own ack max", "ms", 1),
+    ("rules_ack_samples", "others' acks measured", "", 0),
+    ("rules_ack_not_answered", "interactions never answered", "", 0),
 )
 
 

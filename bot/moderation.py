@@ -59,11 +59,10 @@ CONFUSABLE_LETTERS = tuple(_CONFUSABLES)
 # between two letters or digits ("sh!t", "ki||"), where they cannot be punctuation.
 _LEET_COMMON = {"0": "o", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "8": "b", "9": "g",
                 "@": "a", "$": "s"}  # fmt: skip
-_LEET_I = str.maketrans({**_LEET_COMMON, "1": "i"})
-_LEET_L = str.maketrans({**_LEET_COMMON, "1": "l"})
-_INNER_SYMBOL = re.compile(r"(?<=[^\W_])[!|+]+(?=[^\W_])")
-_INNER_I = str.maketrans({"!": "i", "|": "i", "+": "t"})
-_INNER_L = str.maketrans({"!": "i", "|": "l", "+": "t"})
+_LEET_I = str.maketrans({**_LEET_COMMON, "1": "i", "!": "i", "|": "i", "+": "t"})
+_LEET_L = str.maketrans({**_LEET_COMMON, "1": "l", "!": "i", "|": "l", "+": "t"})
+# A run of "!", "|", "+" that does not stand between two letters or digits: punctuation, not a letter.
+_OUTER_SYMBOLS = re.compile(r"(?<![!|+])(?:(?<![^\W_])[!|+]++|[!|+]++(?![^\W_]))")
 LEET_LETTERS: dict[str, str] = {
     "o": "0", "e": "3", "a": "4@", "s": "5$", "g": "69", "t": "7+", "b": "8", "i": "1!|", "l": "1|",
 }  # fmt: skip
@@ -162,15 +161,17 @@ def normalize(text: str) -> str:
     return text.translate(_FOLD)
 
 
-def _leet(text: str, table: dict[int, str], inner: dict[int, str]) -> str:
-    return _INNER_SYMBOL.sub(lambda m: m.group().translate(inner), text).translate(table)
+def _leet(text: str, table: dict[int, str]) -> str:
+    return _OUTER_SYMBOLS.sub(" ", text).translate(table)
 
 
 # -- views ----------------------------------------------------------------------------------------
 
 _LEETABLE = re.compile(r"[0-9@$!|+]")
-# In a line of words one space apart: two or more one-character words in a row ("z e b r a").
+# In a line of words one space apart: two or more one-character words in a row ("z e b r a"), and
+# the spaces inside such a run.
 _LINE_RUN = re.compile(r"(?<= )[^ ](?: [^ ](?= ))+")
+_RUN_SPACE = re.compile(r"(?<= [^ ]) (?=[^ ] )")
 
 
 def _strip_run(run: str, lead: bool, trail: bool) -> str:
@@ -196,8 +197,9 @@ class PromptViews:
     def __init__(self, normalized: str) -> None:
         readings = [normalized]
         if _LEETABLE.search(normalized):
-            for table, inner in ((_LEET_I, _INNER_I), (_LEET_L, _INNER_L)):
-                leet = _leet(normalized, table, inner)
+            tables = (_LEET_I, _LEET_L) if "1" in normalized or "|" in normalized else (_LEET_I,)
+            for table in tables:
+                leet = _leet(normalized, table)
                 if leet not in readings:
                     readings.append(leet)
         texts: list[str] = []
@@ -208,14 +210,8 @@ class PromptViews:
             tokens = _TOKEN.findall(reading)
             vocabulary.update(tokens)
             line = f" {' '.join(tokens)} "
-            runs: list[str] = []
-
-            def join(match: re.Match[str], runs: list[str] = runs) -> str:
-                letters = match.group().replace(" ", "")
-                runs.append(letters)
-                return letters
-
-            joined = _LINE_RUN.sub(join, line)
+            joined = _RUN_SPACE.sub("", line)
+            runs = [] if joined == line else [run.replace(" ", "") for run in _LINE_RUN.findall(line)]
             for text in (reading, joined):
                 if text not in texts:
                     texts.append(text)

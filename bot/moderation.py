@@ -8,8 +8,10 @@ seed). Each view starts from the normalized prompt:
 - normalized: compatibility forms folded (full-width, ligatures, math letters), lower-cased, accents
   and other combining marks removed, invisible characters removed, look-alike letters from other
   scripts mapped to Latin;
-- three readings of digits and symbols: as they are, as leetspeak with ``1``/``|`` read as ``i``, and
-  as leetspeak with ``1``/``|`` read as ``l``;
+- up to three readings of digits and symbols: as they are, as leetspeak with ``1`` and ``|`` read as
+  ``i``, and the same with them read as ``l``. Digits, ``@`` and ``$`` are letters anywhere in a
+  leet reading; ``!``, ``|`` and ``+`` only between two letters or digits ("sh!p", "ki||"), since
+  elsewhere they are punctuation;
 - spaced letters: a run of single letters or digits ("z e b r a", "z.3.b.r.4") is read as one word,
   and, because "a" and "i" are words of their own, also without a leading and/or trailing "a" or "i"
   ("a z e b r a" is "a zebra").
@@ -40,7 +42,8 @@ piecemeal, which could miss a rule; it is refused as one that cannot be checked.
 _CHUNK = 1000  # input characters normalized at a time, so an oversized prompt stops early
 
 # Letters from other scripts that render like Latin ones. NFKC folds full-width and stylised forms,
-# but not these: they are distinct letters that only look the same. Applied after lower-casing.
+# but not these: they are distinct letters that only look the same. Looked up before NFKC (which
+# would turn some into other letters) and again after it.
 _CONFUSABLES = {
     # Cyrillic
     "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
@@ -53,7 +56,6 @@ _CONFUSABLES = {
     "ı": "i", "ł": "l", "ø": "o", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe", "ɑ": "a", "ɩ": "i",
     "ħ": "h", "ŧ": "t", "ƀ": "b",
 }  # fmt: skip
-CONFUSABLE_LETTERS = tuple(_CONFUSABLES)
 
 # Leetspeak. Digits, "@" and "$" are read as letters everywhere in a leet view; "!", "|" and "+" only
 # between two letters or digits ("sh!t", "ki||"), where they cannot be punctuation.
@@ -63,14 +65,8 @@ _LEET_I = str.maketrans({**_LEET_COMMON, "1": "i", "!": "i", "|": "i", "+": "t"}
 _LEET_L = str.maketrans({**_LEET_COMMON, "1": "l", "!": "i", "|": "l", "+": "t"})
 # A run of "!", "|", "+" that does not stand between two letters or digits: punctuation, not a letter.
 _OUTER_SYMBOLS = re.compile(r"(?<![!|+])(?:(?<![^\W_])[!|+]++|[!|+]++(?![^\W_]))")
-LEET_LETTERS: dict[str, str] = {
-    "o": "0", "e": "3", "a": "4@", "s": "5$", "g": "69", "t": "7+", "b": "8", "i": "1!|", "l": "1|",
-}  # fmt: skip
-"""For tests and docs: each letter and the characters read as it."""
 
-_TOKEN = re.compile(r"[^\W_]+")
-# Two or more single letters/digits separated by anything that is not a letter or digit.
-_RUN = re.compile(r"(?<![^\W_])[^\W_](?![^\W_])(?:[\W_]+[^\W_](?![^\W_]))+")
+_TOKEN = re.compile(r"[^\W_]+")  # a word: letters and digits; everything else separates words
 _LONE_WORDS = frozenset("ai")  # one-letter English words a spaced run may start or end with
 
 
@@ -105,9 +101,14 @@ TOO_LONG = RuleMatch(None, f"over {MAX_NORMALIZED_CHARS} characters once normali
 # -- normalization ------------------------------------------------------------------------------------
 
 
+# Blank "letters" that render as nothing (Hangul fillers, often used as invisible text on Discord) and
+# the blank Braille pattern, which renders as a space.
+_INVISIBLE_LETTERS = {"\u115f": "", "\u1160": "", "\u3164": "", "\uffa0": "", "\u2800": " "}
+
+
 def _fold_char(ch: str) -> str:
     # Look-alikes first: NFKC would turn some into other letters (the lunate sigma into a sigma).
-    direct = _CONFUSABLES.get(ch.lower())
+    direct = _CONFUSABLES.get(ch.lower(), _INVISIBLE_LETTERS.get(ch))
     if direct is not None:
         return direct
     folded = unicodedata.normalize("NFKC", ch).casefold()

@@ -30,9 +30,9 @@ LOOK_ALIKES = {
     "m": "мМ", "n": "η", "o": "оОοΟ", "p": "рРρΡ", "s": "ѕЅ", "t": "тТτΤ", "u": "υ", "v": "ѵν",
     "w": "ԝω", "x": "хХχΧ", "y": "уУү",
 }  # fmt: skip
-ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"]
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u3164", "\u180e", "\U000e0041"]
 ACCENTS = ["\u0301", "\u0300", "\u0308", "\u0302", "\u0336", "\u0327"]  # combining marks
-SEPARATORS = [" ", "  ", ". ", "-", " _ ", "\u3000", "\n", "\t", " * "]
+SEPARATORS = [" ", "  ", ". ", "-", " _ ", "\u3000", "\u00a0", "\u2800", "\n", "\t", " * "]
 # Leetspeak read in every position, spaced or not. "1" and "|" stand for i in one reading and l in
 # another, so one word uses them for one of the two letters only.
 LEET = {"a": "4@", "e": "3", "g": "69", "o": "0", "s": "5$", "t": "7", "b": "8"}
@@ -60,7 +60,7 @@ def disguised(draw: st.DrawFn, word: str, *, symbols: bool = True, spaced: bool 
             options.append(LEET_INNER[ch])
         form = draw(st.sampled_from(options))
         if draw(st.integers(0, 3)) == 0:
-            form += draw(st.sampled_from(ZERO_WIDTH))
+            form += draw(st.sampled_from(INVISIBLE))
         chars.append(form)
     if not spaced:
         return "".join(chars)

@@ -129,10 +129,15 @@ class _FoldTable(dict[int, str]):
     Folding one character at a time (rather than the whole string) is exact here because every
     combining mark is dropped anyway, and it lets an oversized prompt be cut off chunk by chunk."""
 
-    LIMIT = 65_536  # distinct characters remembered; beyond that they are folded each time
+    # More than Unicode's assigned characters (about 155,000), so each is folded once per process;
+    # unassigned and private-use ones are kept as they are and not remembered, so they cannot fill it.
+    LIMIT = 200_000
 
     def __missing__(self, key: int) -> str:
-        value = _fold_char(chr(key))
+        ch = chr(key)
+        if unicodedata.category(ch) in {"Cn", "Co", "Cs"}:
+            return ch
+        value = _fold_char(ch)
         if len(self) < self.LIMIT:
             self[key] = value
         return value

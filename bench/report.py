@@ -65,6 +65,7 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("rules_match_p99_ms_1000", "of which matching alone p99, 1000 rules", "ms", 2),
     ("rules_match_cpu_p99_ms_500", "matching CPU time p99, 500 rules", "ms", 2),
     ("rules_match_cpu_p99_ms_1000", "matching CPU time p99, 1000 rules", "ms", 2),
+    ("rules_match_cold_max_ms_1000", "5000 never-seen characters, max", "ms", 2),
     ("rules_check_max_ms_1000", "prompt-rule check max, 1000 rules", "ms", 2),
     ("rules_ack_others_p99_ms", "others' ack p99, 8 hostile prompts", "ms", 1),
     ("rules_ack_hostile_max_ms", "hostile prompts' own ack max", "ms", 1),

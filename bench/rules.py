@@ -20,12 +20,13 @@ import random
 import string
 import tempfile
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.profiles import Profile
 from bench.stats import percentile
-from bot.moderation import MAX_RULES
+from bot.moderation import MAX_RULES, CompiledRules
 from bot.rulebook import RuleBook
 from bot.store import Store
 
@@ -77,6 +78,7 @@ class RulesResult:
     matching: dict[int, list[float]]  # rule count -> the matching alone (CompiledRules.find), in ms
     matching_cpu: dict[int, list[float]]  # the same in CPU time of the matching thread: what the
     # check costs, without the waits for a core that other processes on a shared machine cause
+    cold: dict[int, list[float]]  # prompts of 5000 characters the process has never seen, in ms
     worst_case: dict[int, str]  # rule count -> the prompt kind with the highest p99
 
     def figures(self) -> dict[str, float | None]:
@@ -87,7 +89,28 @@ class RulesResult:
             out[f"rules_check_max_ms_{count}"] = max(samples)
             out[f"rules_match_p99_ms_{count}"] = percentile(self.matching[count], 99)
             out[f"rules_match_cpu_p99_ms_{count}"] = percentile(self.matching_cpu[count], 99)
+            out[f"rules_match_cold_max_ms_{count}"] = max(self.cold[count])
         return out
+
+
+def _unseen_prompts(count: int, seed: int) -> list[str]:
+    """Prompts of 5000 assigned characters that this process has never folded: each character is
+    folded once per process and remembered, so this is the one-off cost a first sight pays."""
+    from bot.moderation import _FOLD
+
+    fresh = [
+        chr(code)
+        for code in range(0x3000, 0x30000)
+        if code not in _FOLD and unicodedata.category(chr(code)) not in {"Cn", "Co", "Cs"}
+    ]
+    random.Random(seed).shuffle(fresh)
+    return ["".join(fresh[n * 5000 : (n + 1) * 5000]) for n in range(count)]
+
+
+def _cold_check(compiled: CompiledRules, prompt: str) -> float:
+    begin = time.perf_counter()
+    compiled.find(prompt)
+    return (time.perf_counter() - begin) * 1000.0
 
 
 async def _store_with_rules(path: Path, count: int, seed: int) -> Store:
@@ -103,6 +126,7 @@ async def run_rules(profile: Profile) -> RulesResult:
     samples: dict[int, list[float]] = {}
     matching: dict[int, list[float]] = {}
     matching_cpu: dict[int, list[float]] = {}
+    cold: dict[int, list[float]] = {}
     worst: dict[int, str] = {}
     with tempfile.TemporaryDirectory(prefix="imagine-bench-rules-") as folder:
         for count in (500, MAX_RULES):
@@ -133,9 +157,12 @@ async def run_rules(profile: Profile) -> RulesResult:
                         cpu.append((time.thread_time() - begin_cpu) * 1000.0)
                 matching[count] = alone
                 matching_cpu[count] = cpu
+                cold[count] = [
+                    _cold_check(compiled, fresh) for fresh in _unseen_prompts(3, profile.seed + count)
+                ]
             finally:
                 await store.close()
-    return RulesResult(samples, matching, matching_cpu, worst)
+    return RulesResult(samples, matching, matching_cpu, cold, worst)
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,8 @@ def effective_limit(snapshot: Snapshot) -> int | None:
 
 BLOCKED_TEXT = "This prompt is not allowed in this server. Please rephrase it."
 UNCHECKED_TEXT = (
-    "This prompt could not be checked against this server's rules (it is very long once its special "
-    "characters are spelled out). Please shorten or simplify it."
+    "This prompt could not be checked against this server's rules, so it was not sent (nothing was "
+    "counted). Please shorten it or use fewer special characters, and try again."
 )
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from bot.models import JobStatus
 from bot.moderation import MAX_RULES
-from bot.quotas import BAD_INPUT, BLOCKED_PROMPT
+from bot.quotas import BAD_INPUT, BLOCKED_PROMPT, UNCHECKED_TEXT
 from bot.rulebook import RuleBook
 from bot.sandbox import Sandbox
 from bot.store import EXPORT_COLUMNS, Store
@@ -149,6 +149,21 @@ async def test_a_server_has_at_most_max_rules(world: World) -> None:
         assert callback["type"] == 4 and "not allowed" in callback["data"]["content"]
         allowed = await fake.invoke_slash("imagine", {"prompt": "a wordy poem"})
         assert (await fake.wait_for_callback(allowed)).json["type"] == DEFERRED
+
+
+async def test_a_prompt_too_long_once_normalized_is_refused_as_unchecked(world: World) -> None:
+    fake = world.fake
+    async with world.bot() as bot:
+        await bot.store.add_rule(fake.guild_id, "word", "zebra", fake.moderator_id, time.time())
+        # 5000 characters, each of which NFKC spells out as 18 letters.
+        interaction = await fake.invoke_slash("imagine", {"prompt": "\ufdfa" * 5000})
+        answer = (await fake.wait_for_callback(interaction)).json
+        assert answer["type"] == 4 and answer["data"]["flags"] & EPHEMERAL
+        assert answer["data"]["content"] == UNCHECKED_TEXT
+        [row] = await usage_rows(bot.store, fake.guild_id)
+    assert (row["outcome"], row["reason"], row["counted"]) == ("refused", BLOCKED_PROMPT, 0)
+    assert str(row["detail"]).startswith("unchecked: over 20000 characters")
+    assert not world.submits()
 
 
 async def test_bad_input_in_the_edit_dialog_is_logged_like_imagine(world: World) -> None:

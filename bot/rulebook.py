@@ -45,7 +45,7 @@ class RuleBook:
         known = self._cache.get(guild_id)
         signature, rules = await self._source.rules_if_changed(guild_id, known[0] if known else None)
         known = self._cache.get(guild_id)  # another request may have refreshed it meanwhile
-        failed = known is not None and known[1].done() and known[1].exception() is not None
+        failed = known is not None and known[1].done() and not _usable(known[1])
         if known is None or known[0] != signature or failed:
             if rules is None:
                 _, rules = await self._source.rules_if_changed(guild_id, None)
@@ -68,6 +68,13 @@ class RuleBook:
         normalized, or not within the time bound) is refused, never let through unchecked."""
         if guild_id is None:
             return None
+        # Match with the rules compiled last time while the database says whether they are still
+        # current: the two waits overlap instead of adding up. If they changed, the guess is dropped.
+        cached = self._cache.get(guild_id)
+        guess: asyncio.Future[RuleMatch | None] | None = None
+        if cached is not None and _usable(cached[1]) and len(cached[1].result()):
+            guess = asyncio.ensure_future(asyncio.to_thread(cached[1].result().find, prompt))
+            guess.add_done_callback(_retrieve)
         # The database read is not under the time bound: a busy database delays the answer (the
         # member has been acknowledged by then), it must not turn into a refusal.
         compilation = await self._compilation(guild_id)
@@ -76,7 +83,19 @@ class RuleBook:
                 compiled = await asyncio.shield(compilation)
                 if not len(compiled):
                     return None
+                if guess is not None and cached is not None and compilation is cached[1]:
+                    return await asyncio.shield(guess)
                 return await asyncio.to_thread(compiled.find, prompt)
         except TimeoutError:
             log.warning("guild %s: prompt rules not checked within %.1f s; refusing", guild_id, self._timeout)
             return NOT_CHECKED_IN_TIME
+
+
+def _usable(task: asyncio.Task[CompiledRules]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
+def _retrieve(future: asyncio.Future[RuleMatch | None]) -> None:
+    # A guess that was dropped is never awaited; mark its outcome as seen.
+    if not future.cancelled():
+        future.exception()

@@ -103,11 +103,11 @@ def test_a_word_rule_never_matches_inside_another_word(
     data: st.DataObject, word: str, prefix: str, suffix: str
 ) -> None:
     assume(prefix or suffix)
+    assume(word not in CONTEXT)  # a context word may be the blocked word itself
     longer = prefix + word + suffix
     # "@", "$", "!", "|" and "+" are also punctuation, so they are left out here: "@bad" may be a
     # mention of "bad". Digits, look-alikes, accents, case, spacing and invisible characters are in.
     prompt = data.draw(sentence(data.draw(disguised(longer, symbols=False))))
-    assume(word not in prompt.lower())  # a context word may contain it on its own
     assert not refused(prompt, "word", word), prompt
 
 

@@ -406,8 +406,3 @@ class CompiledRules:
             return TOO_LONG
         found = [r for r in (self._word_match(views), self._regex_match(views)) if r is not None]
         return RuleMatch(min(found, key=lambda r: r.id)) if found else None
-
-
-def find_match(prompt: str, rules: Sequence[PromptRule]) -> RuleMatch | None:
-    """The rule the prompt breaks, or None (compiles the rules each time: for one-off checks)."""
-    return CompiledRules(rules).find(prompt)

@@ -8,8 +8,8 @@ as unchecked at the cap), ligatures that grow just under the cap, spaced leetspe
 symbols inside words, and 5000 distinct characters from many scripts.
 
 `rules_ack`: the real bot against the fake Discord with 1000 rules; in each round 8 members send
-such prompts at once while 8 other members send ordinary `/imagine` requests; the figure is the
-slowest acknowledgement of the other members (from the interaction leaving the fake to its
+such prompts at once while 8 other members send ordinary `/imagine` and `/usage` requests; the
+figure is the slowest acknowledgement of the other members (from the interaction leaving the fake to its
 callback arriving), the target 1 s.
 """
 
@@ -220,11 +220,14 @@ async def run_rules_ack(profile: Profile) -> RulesAckResult:
                             fake.invoke_slash("imagine", {"prompt": hostile[i % len(hostile)]}, user_id=u)
                             for i, u in enumerate(group[:8])
                         ]
+                        # The others: half ask for an image, half for their /usage.
                         sends += [
                             fake.invoke_slash(
                                 "imagine", {"prompt": f"a calm lake, round {round_no}"}, user_id=u
                             )
-                            for u in group[8:]
+                            if i % 2
+                            else fake.invoke_slash("usage", {}, user_id=u)
+                            for i, u in enumerate(group[8:])
                         ]
                         inters: list[FakeInteraction] = await asyncio.gather(*sends)
                         for index, inter in enumerate(inters):

@@ -63,6 +63,18 @@ async def _history(profile: Profile) -> dict[str, float | None]:
     return result.figures()
 
 
+async def _rules(profile: Profile) -> dict[str, float | None]:
+    from bench.rules import run_rules
+
+    return (await run_rules(profile)).figures()
+
+
+async def _rules_ack(profile: Profile) -> dict[str, float | None]:
+    from bench.rules import run_rules_ack
+
+    return (await run_rules_ack(profile)).figures()
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ack": _ack,
     "overhead": _overhead,
@@ -70,6 +82,8 @@ SCENARIOS: dict[str, Scenario] = {
     "quotas": _quotas,
     "memory": _memory,
     "history": _history,
+    "rules": _rules,
+    "rules_ack": _rules_ack,
 }
 
 
@@ -81,6 +95,8 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "quotas": ("quota_check_p99_ms_1m",),
     "memory": ("rss_mb_huge_png", "rss_mb_huge_answer", "rss_mb_limit_png"),
     "history": ("history_page_p99_ms_300k",),
+    "rules": ("rules_check_p99_ms_500", "rules_check_p99_ms_1000"),
+    "rules_ack": ("rules_ack_others_max_ms",),
 }
 
 

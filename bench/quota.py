@@ -18,6 +18,7 @@ from pathlib import Path
 from bench.stats import percentile
 from bot.models import ImageRequest, Origin
 from bot.quotas import Member
+from bot.rulebook import RuleBook
 from bot.store import Store
 
 GUILD = 4242
@@ -95,6 +96,7 @@ async def run_quota(
         build = time.perf_counter() - started
 
         store = await Store.open(path)
+        rules = RuleBook(store)
         timings: list[float] = []
         try:
             request = ImageRequest("a lighthouse at dusk, oil painting", "16:9")
@@ -103,7 +105,8 @@ async def run_quota(
                 member = Member(GUILD, user, role_ids=(500 + rng.randrange(10), 999))
                 origin = Origin(source="bench", guild_id=GUILD, channel_id=77, user_id=user)
                 begin = time.perf_counter()
-                await store.admit(member, request, origin, time.time(), 10)
+                rule_match = await rules.check(GUILD, request.prompt)
+                await store.admit(member, request, origin, time.time(), 10, rule_match=rule_match)
                 timings.append((time.perf_counter() - begin) * 1000.0)
         finally:
             await store.close()

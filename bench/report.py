@@ -34,6 +34,9 @@ ROWS: tuple[Row, ...] = (
     Row("rss_mb_huge_answer", "peak RSS, polling a 400 MB answer", "MB", 1, 300),
     Row("rss_mb_limit_png", "peak RSS, re-encoding a 16 MP PNG", "MB", 1, 300),
     Row("history_page_p99_ms_300k", "/history page p99, 300k images", "ms", 2, 10),
+    Row("rules_check_p99_ms_500", "prompt-rule check p99, 500 rules", "ms", 2, 5),
+    Row("rules_check_p99_ms_1000", "prompt-rule check p99, 1000 rules", "ms", 2, 5),
+    Row("rules_ack_others_max_ms", "others' ack max, 8 hostile prompts", "ms", 0, 1000),
 )
 REQUIRED_KEYS = tuple(row.key for row in ROWS)
 
@@ -68,6 +71,17 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("history_rows", "posted images of the member", "", 0),
     ("history_samples", "/history pages timed", "", 0),
     ("history_build_s", "building the jobs table", "s", 1),
+    ("rules_check_p50_ms_1000", "prompt-rule check p50, 1000 rules", "ms", 2),
+    ("rules_match_p99_ms_500", "of which matching alone p99, 500 rules", "ms", 2),
+    ("rules_match_p99_ms_1000", "of which matching alone p99, 1000 rules", "ms", 2),
+    ("rules_match_cpu_p99_ms_500", "matching CPU time p99, 500 rules", "ms", 2),
+    ("rules_match_cpu_p99_ms_1000", "matching CPU time p99, 1000 rules", "ms", 2),
+    ("rules_match_cold_max_ms_1000", "5000 never-seen characters, max", "ms", 2),
+    ("rules_check_max_ms_1000", "prompt-rule check max, 1000 rules", "ms", 2),
+    ("rules_ack_others_p99_ms", "others' ack p99, 8 hostile prompts", "ms", 1),
+    ("rules_ack_hostile_max_ms", "hostile prompts' own ack max", "ms", 1),
+    ("rules_ack_samples", "others' acks measured", "", 0),
+    ("rules_ack_not_answered", "interactions never answered", "", 0),
 )
 
 

@@ -32,6 +32,7 @@ from bot.delivery_pool import DeliveryPool
 from bot.logs import bind_job
 from bot.models import ImageRequest, Job, JobStatus, Origin, Stage
 from bot.quotas import Decision, Member
+from bot.rulebook import RuleBook
 from bot.schedule import Cohort, PollSchedule, typical_duration
 from bot.store import Store, StoreError
 
@@ -155,6 +156,7 @@ class JobRunner:
         self._planning: dict[bool, tuple[float, list[float]]] = {}
         self._closing = False
         self._retries: set[asyncio.Task[Any]] = set()
+        self.rules = RuleBook(store)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -212,9 +214,13 @@ class JobRunner:
     async def admit(
         self, request: ImageRequest, origin: Origin, member: Member, default_quota: int
     ) -> tuple[Decision, Job | None]:
-        """Check bans, prompt rules and quotas and reserve a use, in one transaction. An admitted job is
-        written QUEUED but not sent: `launch` sends it once the requester has been acknowledged."""
-        return await self.store.admit(member, request, origin, self.clock.time(), default_quota)
+        """Check the prompt rules (off the database thread, outside any transaction), then bans and
+        quotas and reserve a use, in one transaction. An admitted job is written QUEUED but not sent:
+        `launch` sends it once the requester has been acknowledged."""
+        rule_match = await self.rules.check(member.guild_id or None, request.prompt)
+        return await self.store.admit(
+            member, request, origin, self.clock.time(), default_quota, rule_match=rule_match
+        )
 
     async def launch(self, job: Job, message_id: int | None) -> None:
         if message_id is not None:

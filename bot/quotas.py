@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.moderation import PromptRule, RuleMatch, find_match
+from bot.moderation import RuleMatch
 
 DEFAULT_MAX_RUNNING = 2
 
@@ -72,7 +72,6 @@ class Snapshot:
     role_limits: dict[int, int] = field(default_factory=dict)  # only the member's roles
     override: UserOverride = UserOverride()
     ban: Ban | None = None
-    rules: tuple[PromptRule, ...] = ()
     used_today: int = 0
     guild_used_today: int = 0
     running: int = 0
@@ -146,7 +145,16 @@ def effective_limit(snapshot: Snapshot) -> int | None:
     return snapshot.global_default
 
 
-def decide(snapshot: Snapshot, prompt: str) -> Decision:
+BLOCKED_TEXT = "This prompt is not allowed in this server. Please rephrase it."
+UNCHECKED_TEXT = (
+    "This prompt could not be checked against this server's rules, so it was not sent (nothing was "
+    "counted). Please shorten it or use fewer special characters, and try again."
+)
+
+
+def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
+    """The decision, given what the prompt rules said about the prompt (checked beforehand, outside
+    the transaction, because matching is CPU work that must not hold the database)."""
     now = snapshot.now
     _, reset = day_bounds(now, snapshot.policy.timezone)
     resets = f"Your quota resets {discord_time(reset)} ({discord_time(reset, 't')})."
@@ -157,14 +165,9 @@ def decide(snapshot: Snapshot, prompt: str) -> Decision:
         why = f" Reason: {ban.reason}" if ban.reason else ""
         return Decision(False, BANNED, f"You cannot use the image bot in this server{until}.{why}")
 
-    match = find_match(prompt, snapshot.rules)
-    if match is not None:
-        return Decision(
-            False,
-            BLOCKED_PROMPT,
-            "This prompt is not allowed in this server. Please rephrase it.",
-            matched_rule=match,
-        )
+    if rule_match is not None:
+        text = BLOCKED_TEXT if rule_match.rule is not None else UNCHECKED_TEXT
+        return Decision(False, BLOCKED_PROMPT, text, matched_rule=rule_match)
 
     limit = effective_limit(snapshot)
     exempt = is_exempt(snapshot)

@@ -435,10 +435,11 @@ class Admin(
         guild_id = self.gid(interaction)
         try:
             checked = check_rule(kind.value, pattern)
+            actor, now = interaction.user.id, self.now()
+            rule = await self.bot.store.add_rule(guild_id, kind.value, checked, actor, now)
         except RuleError as error:
             await reply(interaction, f"That rule was not added: {error}.")
             return
-        rule = await self.bot.store.add_rule(guild_id, kind.value, checked, interaction.user.id, self.now())
         await reply(
             interaction,
             f"Added rule {reports.rule_text(rule)}. Prompts that match it are refused with a neutral "

@@ -22,7 +22,7 @@ from bot.models import ImageRequest, Job, JobStatus
 from bot.store.jobs import HISTORY_COUNT_CAP
 from bot.validation import InputRefused, validate_request
 from cogs.common import GUILD_ONLY, NO_PINGS, is_moderator, say_privately
-from cogs.requesting import start_request
+from cogs.requesting import refuse_bad_input, start_request
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -224,8 +224,9 @@ class EditModal(discord.ui.Modal, title="Edit this image"):
             return
         ratio = self.aspect.value.strip() or None
         if ratio is not None and ratio not in ASPECT_RATIOS:
-            await say_privately(
-                interaction, f"The aspect ratio must be one of {', '.join(ASPECT_RATIOS)}, or left blank."
+            text = f"The aspect ratio must be one of {', '.join(ASPECT_RATIOS)}, or left blank."
+            await refuse_bad_input(
+                interaction, text, prompt=self.prompt.value, aspect_ratio=ratio, ref_count=1
             )
             return
         image = await finished_image(bot, job)
@@ -239,7 +240,9 @@ class EditModal(discord.ui.Modal, title="Edit this image"):
                 self.prompt.value, ratio, [], max_attachment_bytes=bot.settings.max_attachment_bytes
             )
         except InputRefused as refusal:
-            await say_privately(interaction, str(refusal))
+            await refuse_bad_input(
+                interaction, str(refusal), prompt=self.prompt.value, aspect_ratio=ratio, ref_count=1
+            )
             return
         await start_request(interaction, ImageRequest(request.prompt, ratio, (image.url,)))
 

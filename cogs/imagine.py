@@ -11,10 +11,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.api import MAX_PROMPT_CHARS
-from bot.quotas import BAD_INPUT
 from bot.validation import AttachmentInfo, InputRefused, validate_request
 from cogs.common import GUILD_ONLY, NO_PINGS
-from cogs.requesting import refuse, start_request
+from cogs.requesting import refuse_bad_input, start_request
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -85,18 +84,9 @@ class Imagine(commands.Cog):
                 max_attachment_bytes=self.bot.settings.max_attachment_bytes,
             )
         except InputRefused as refusal:
-            await self.bot.store.log_refusal(
-                guild_id=interaction.guild_id,
-                channel_id=interaction.channel_id,
-                user_id=interaction.user.id,
-                prompt=prompt,
-                aspect_ratio=ratio,
-                ref_count=len(attachments),
-                reason=BAD_INPUT,
-                detail=str(refusal)[:300],
-                now=self.bot.clock.time(),
+            await refuse_bad_input(
+                interaction, str(refusal), prompt=prompt, aspect_ratio=ratio, ref_count=len(attachments)
             )
-            await refuse(interaction, str(refusal), reason=BAD_INPUT, prompt=prompt)
             return
 
         await start_request(interaction, request)

@@ -3,16 +3,18 @@ acknowledge at once, hand it to the runner. Refusals are private."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot import messages
-from bot.models import ImageRequest, Origin
-from bot.quotas import Member
-from cogs.common import say_privately
+from bot.models import ImageRequest, Job, Origin, Stage
+from bot.quotas import BAD_INPUT, Member
+from cogs.common import NO_PINGS, say_privately
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -21,6 +23,14 @@ log = logging.getLogger(__name__)
 
 # Interaction tokens live 15 minutes; the sink keeps a safety margin of its own.
 TOKEN_LIFETIME = timedelta(minutes=15)
+ADMISSION_BUDGET = 1.5
+"""Seconds admission may take before the interaction is deferred privately: well inside Discord's
+3 seconds, with room for the deferral's own round trip."""
+ACCEPTED_LATE = "Your request was accepted; its progress is shown in the channel."
+BUSY = (
+    "The bot could not take your request right now (its database is busy). Nothing was started and "
+    "nothing was counted. Please try again in a moment."
+)
 
 
 def member_of(interaction: discord.Interaction[ImagineBot]) -> Member:
@@ -65,12 +75,66 @@ async def refuse(
     await interaction.client.sink.modlog(interaction.guild_id, entry, throttle=(interaction.user.id, reason))
 
 
-async def start_request(interaction: discord.Interaction[ImagineBot], request: ImageRequest) -> None:
+async def refuse_bad_input(
+    interaction: discord.Interaction[ImagineBot],
+    text: str,
+    *,
+    prompt: str,
+    aspect_ratio: str | None,
+    ref_count: int,
+) -> None:
+    """Bad input (/imagine or the Edit dialog): answered first, so a busy database cannot delay the
+    answer, then written to the usage log (never counted) and the mod-log."""
     bot = interaction.client
-    decision, job = await bot.runner.admit(
-        request, origin_of(interaction), member_of(interaction), bot.settings.default_daily_quota
+    await say_privately(interaction, text)
+    if interaction.guild_id is not None:
+        try:
+            await bot.store.log_refusal(
+                guild_id=interaction.guild_id,
+                channel_id=interaction.channel_id,
+                user_id=interaction.user.id,
+                prompt=prompt,
+                aspect_ratio=aspect_ratio,
+                ref_count=ref_count,
+                reason=BAD_INPUT,
+                detail=text[:300],
+                now=bot.clock.time(),
+            )
+        except sqlite3.Error as exc:
+            log.warning("could not log a bad-input refusal: %s", exc)
+    entry = messages.modlog_refusal(interaction.user.id, interaction.channel_id, BAD_INPUT, prompt, None)
+    await bot.sink.modlog(interaction.guild_id, entry, throttle=(interaction.user.id, BAD_INPUT))
+
+
+async def start_request(interaction: discord.Interaction[ImagineBot], request: ImageRequest) -> None:
+    """Admit, acknowledge, launch. Admission normally takes milliseconds and the acknowledgement is
+    then the public "thinking…" that becomes the status message. If it has not finished within
+    ADMISSION_BUDGET (a busy database), the interaction is deferred privately first, so Discord's
+    3-second deadline is never missed, and the answer follows."""
+    bot = interaction.client
+    quota = bot.settings.default_daily_quota
+    admission = asyncio.ensure_future(
+        bot.runner.admit(request, origin_of(interaction), member_of(interaction), quota)
     )
+    done, _ = await asyncio.wait({admission}, timeout=ADMISSION_BUDGET)
+    acknowledged = True
+    if not done:
+        log.info("interaction %s: admission is slow; deferring privately", interaction.id)
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        except discord.HTTPException as exc:
+            log.warning("interaction %s: Discord refused the deferral (%s)", interaction.id, exc.status)
+            acknowledged = False
+    try:
+        decision, job = await admission
+    except sqlite3.Error as exc:
+        log.warning("interaction %s: admission failed: %s", interaction.id, exc)
+        if acknowledged:
+            await say_privately(interaction, BUSY)
+        return
     if job is None:
+        if not acknowledged:
+            return
         detail = decision.matched_rule.describe() if decision.matched_rule else None
         await refuse(
             interaction,
@@ -79,6 +143,12 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
             prompt=request.prompt,
             detail=detail,
         )
+        return
+    if not acknowledged:
+        await bot.runner.abandon(job, "Discord did not accept the acknowledgement in time.")
+        return
+    if not done:
+        await _launch_after_private_deferral(interaction, job)
         return
     # Acknowledge first: Discord allows 3 seconds, and the member sees "thinking…" at once.
     try:
@@ -94,4 +164,21 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
         except discord.HTTPException as exc:
             # Without the status message's id the job still runs; its result is posted in the channel.
             log.warning("job %s: could not look up the status message (%s)", job.id, exc.status)
+    await bot.runner.launch(job, message_id)
+
+
+async def _launch_after_private_deferral(interaction: discord.Interaction[ImagineBot], job: Job) -> None:
+    """The private "thinking…" says the request was accepted, and a public follow-up becomes the
+    status message, as the public deferral would have been on the fast path."""
+    bot = interaction.client
+    message_id: int | None = None
+    try:
+        await interaction.followup.send(ACCEPTED_LATE, ephemeral=True, allowed_mentions=NO_PINGS)
+        status = await interaction.followup.send(
+            messages.status_text(job, Stage.QUEUED, 0.0, None), wait=True, allowed_mentions=NO_PINGS
+        )
+        message_id = status.id
+    except discord.HTTPException as exc:
+        # The job still runs; without a status message its result is posted in the channel.
+        log.warning("job %s: could not post the status message (%s)", job.id, exc.status)
     await bot.runner.launch(job, message_id)

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.moderation import PromptRule
+from bot.moderation import MAX_RULES, PromptRule, RuleError
 from bot.quotas import day_bounds
 from bot.store.base import Tx
 from bot.store.usage import POLICY_COLUMNS, UsageQueries
@@ -210,11 +210,20 @@ class SettingsQueries(UsageQueries):
         return [BanEntry(*row) for row in rows]
 
     async def add_rule(self, guild_id: int, kind: str, pattern: str, actor_id: int, now: float) -> PromptRule:
-        """Store a rule already validated by `bot.moderation.check_rule`."""
+        """Store a rule already validated by `bot.moderation.check_rule`; raises RuleError when the
+        server already has MAX_RULES rules."""
         return await self._run(self._add_rule, guild_id, kind, pattern, actor_id, now)
 
     def _add_rule(self, guild_id: int, kind: str, pattern: str, actor_id: int, now: float) -> PromptRule:
         with self._write() as tx:
+            count = tx.execute("SELECT COUNT(*) FROM prompt_rules WHERE guild_id = ?", [guild_id]).fetchone()[
+                0
+            ]
+            if count >= MAX_RULES:
+                raise RuleError(
+                    f"this server already has {count} prompt rules, the most it can have is {MAX_RULES}; "
+                    "remove some (or merge several words into one regular expression) first"
+                )
             rule_id = tx.insert(
                 "prompt_rules",
                 {
@@ -249,6 +258,27 @@ class SettingsQueries(UsageQueries):
 
     async def rules(self, guild_id: int) -> list[PromptRule]:
         return await self._run(self._rules, guild_id)
+
+    async def rules_if_changed(
+        self, guild_id: int, known: tuple[object, ...] | None
+    ) -> tuple[tuple[object, ...], list[PromptRule] | None]:
+        """The rules' signature and, only if it differs from `known`, the rules themselves: one
+        small read per admission, so a compiled rule set is reused until the rules change, even
+        when another process changed them."""
+        return await self._run(self._rules_if_changed, guild_id, known)
+
+    def _rules_if_changed(
+        self, guild_id: int, known: tuple[object, ...] | None
+    ) -> tuple[tuple[object, ...], list[PromptRule] | None]:
+        # Rules are only added and removed, never edited; a removed id that is reused by a later
+        # rule still moves MAX(created_at).
+        row = self._db.execute(
+            "SELECT COUNT(*), TOTAL(id), MAX(created_at) FROM prompt_rules WHERE guild_id = ?", [guild_id]
+        ).fetchone()
+        signature = (int(row[0]), float(row[1]), row[2])
+        if signature == known:
+            return signature, None
+        return signature, self._rules(guild_id)
 
     def _rules(self, guild_id: int) -> list[PromptRule]:
         rows = self._db.execute(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.models import ImageRequest, Job, Origin
-from bot.moderation import PromptRule
+from bot.moderation import RuleMatch
 from bot.quotas import (
     Ban,
     Decision,
@@ -131,12 +131,6 @@ class UsageQueries(JobQueries):
             "SELECT reason, expires_at, banned_by FROM bans WHERE guild_id = ? AND user_id = ?", [guild, user]
         ).fetchone()
         ban = Ban(row[0], row[1], row[2]) if row else None
-        rules = tuple(
-            PromptRule(int(r[0]), str(r[1]), str(r[2]))
-            for r in self._db.execute(
-                "SELECT id, kind, pattern FROM prompt_rules WHERE guild_id = ? ORDER BY id", [guild]
-            )
-        )
         used_today = self._db.execute(
             "SELECT COUNT(*) FROM usage INDEXED BY usage_user_time"
             " WHERE guild_id = ? AND user_id = ? AND created_at >= ? AND counted = 1",
@@ -168,7 +162,6 @@ class UsageQueries(JobQueries):
             role_limits=role_limits,
             override=override,
             ban=ban,
-            rules=rules,
             used_today=int(used_today),
             guild_used_today=int(guild_used),
             running=int(running),
@@ -179,17 +172,30 @@ class UsageQueries(JobQueries):
     # -- admission -----------------------------------------------------------------------------------
 
     async def admit(
-        self, member: Member, request: ImageRequest, origin: Origin, now: float, global_default: int
+        self,
+        member: Member,
+        request: ImageRequest,
+        origin: Origin,
+        now: float,
+        global_default: int,
+        rule_match: RuleMatch | None = None,
     ) -> tuple[Decision, Job | None]:
-        """Check the policy and, if allowed, reserve a use and write the job: one transaction, so
-        simultaneous requests can never overspend a quota."""
-        return await self._run(self._admit, member, request, origin, now, global_default)
+        """Check bans and quotas and, if allowed, reserve a use and write the job: one transaction, so
+        simultaneous requests can never overspend a quota. The prompt rules were checked before,
+        outside the transaction (`bot.rulebook`); `rule_match` is what they found."""
+        return await self._run(self._admit, member, request, origin, now, global_default, rule_match)
 
     def _admit(
-        self, member: Member, request: ImageRequest, origin: Origin, now: float, global_default: int
+        self,
+        member: Member,
+        request: ImageRequest,
+        origin: Origin,
+        now: float,
+        global_default: int,
+        rule_match: RuleMatch | None,
     ) -> tuple[Decision, Job | None]:
         with self._write() as tx:
-            decision = decide(self._snapshot(member, now, global_default), request.prompt)
+            decision = decide(self._snapshot(member, now, global_default), rule_match)
             usage = {
                 "guild_id": member.guild_id,
                 "channel_id": origin.channel_id,

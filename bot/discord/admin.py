@@ -7,6 +7,10 @@ group when the cog loads and taken out when it unloads. Command names members se
 
 Discord hides the group from members without Manage Server (`default_permissions`), but a server can
 override that in its integration settings, so every invocation is checked again (`interaction_check`).
+
+Admin commands are settings writes, not job events: they call the store directly (each write is one
+transaction together with its admin_log row). Job events (cancel, delete, refusals, mod-log entries)
+go through the JobRunner instead.
 """
 
 from __future__ import annotations
@@ -72,7 +76,9 @@ class AdminCog(commands.Cog):
             group.add_command(command)
 
     async def cog_unload(self) -> None:
-        group = admin_group(self.bot.tree)
+        group = self.bot.tree.get_command(GROUP_NAME)
+        if not isinstance(group, app_commands.Group):
+            return
         for command in self._admin_commands:
             group.remove_command(command.name)
         if not group.commands:  # Discord refuses a group without subcommands

@@ -79,3 +79,42 @@ def test_no_module_of_cogs_imports_another_cog() -> None:
     for path in modules_under("cogs"):
         names = [n for n in imported_modules(path) if top_level(n) == "cogs"]
         assert names == [], f"{path.name} imports {names}"
+
+
+# What commands, buttons and the sink may ask the store directly: reads only. Writes that are job
+# events (cancel, delete, refusals, mod-log) go through the JobRunner; the admin cogs' settings writes
+# are the documented exception (cogs/admin_*.py).
+STORE_READS = {
+    "get_job",
+    "guild_policy",
+    "delivered_history",
+    "unfinished_jobs",
+    "usage_summary",
+    "role_quotas",
+    "quota_overview",
+    "rules",
+    "bans",
+    "stats",
+}
+
+
+def store_calls(path: Path) -> set[str]:
+    """Names of methods called on anything named `store` (`bot.store.x()`, `self.bot.store.x()`)."""
+    called: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            named_store = (isinstance(owner, ast.Attribute) and owner.attr == "store") or (
+                isinstance(owner, ast.Name) and owner.id == "store"
+            )
+            if named_store:
+                called.add(node.func.attr)
+    return called
+
+
+def test_commands_buttons_and_the_sink_only_read_the_store() -> None:
+    paths = [p for p in modules_under("cogs") if not p.name.startswith("admin_")]
+    paths += modules_under("bot/discord")
+    writes = {str(p.relative_to(ROOT)): sorted(store_calls(p) - STORE_READS) for p in paths}
+    assert {path: names for path, names in writes.items() if names} == {}
+    assert store_calls(ROOT / "bot/discord/views.py") >= {"get_job"}  # the walk does see these calls

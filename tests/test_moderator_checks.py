@@ -67,11 +67,17 @@ async def test_manage_messages_alone_moderates_jobs_but_not_the_server_settings(
         everyone = await answer(world, await fake.invoke_slash("queue", {"all": True}, user_id=helper))
         assert custom_ids(everyone["data"]) == ["imagine:cancel:1"]
 
-        click = await fake.invoke_component("imagine:cancel:1", status_id, user_id=helper)
-        reply = await answer(world, click)
-        assert reply["type"] == UPDATE_MESSAGE and f"<@{helper}>" in reply["data"]["content"]
+        # Cancelled from the /queue list: the runner has the sink mark the job's own status message.
+        listing = max(int(m["id"]) for m in fake.messages.values() if "imagine:cancel:1" in custom_ids(m))
+        assert listing != status_id
+        click = await fake.invoke_component("imagine:cancel:1", listing, user_id=helper)
+        assert "Cancelled request #1" in (await answer(world, click))["data"]["content"]
         job = await wait_for_job(bot, lambda j: j.status is JobStatus.CANCELLED)
-        assert job.cancelled_by == helper
+        assert job.cancelled_by == helper and job.delivery == "cancelled"
+        status = await fake.wait_for_message(
+            lambda m: int(m["id"]) == status_id and f"Cancelled** by <@{helper}>" in m["content"]
+        )
+        assert custom_ids(status) == []
 
         admin = await fake.invoke_slash("imagine-admin", {}, subcommand="settings", user_id=helper)
         refused = (await answer(world, admin))["data"]

@@ -274,11 +274,12 @@ class JobRunner:
         self._last_progress.pop(job.id, None)
         log.info("job %s cancelled by %s (refund %s)", job.id, by_user, refund)
         text = messages.cancelled_text(job, by_user, now - job.created_at, refunded=refund)
+        # The requester is told (by the caller, or below): nothing is left to deliver.
+        await self.store.mark_delivered(job.id, delivery="cancelled", result_message_id=None, now=now)
         show = getattr(self.sink, "show_cancelled", None)  # the terminal and benchmark sinks have none
         if announce and show is not None:
-            await show(job, text)
-        # The requester was told (here or by the caller): nothing is left to deliver.
-        await self.store.mark_delivered(job.id, delivery="cancelled", result_message_id=None, now=now)
+            # In the background: the caller still has to answer its interaction within 3 seconds.
+            self._spawn(show(job, text), self._workers)
         return Cancelled(refunded=refund, text=text)
 
     async def record_deleted(self, job_id: int) -> None:

@@ -36,7 +36,7 @@ SOURCE = "bench-memory"
 
 @dataclass
 class UploadingSink:
-    """Does with each image what bot/discord_sink.py does before an upload, and notes the outcome."""
+    """Does with each image what bot/discord/sink.py does before an upload, and notes the outcome."""
 
     got: list[str] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)

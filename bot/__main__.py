@@ -333,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "export":
             return asyncio.run(run_export(settings, args.guild, args.start, args.end, args.out))
         if command == "check":
-            from bot.check import run_check  # noqa: PLC0415 - only this command needs it
+            from bot.discord.check import run_check  # noqa: PLC0415 - only this command needs it
 
             return asyncio.run(run_check(settings))
         return asyncio.run(_run_bot(settings))

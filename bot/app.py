@@ -23,18 +23,25 @@ from bot.api import ImageApi
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.delivery import ImageFile
-from bot.discord_sink import DiscordSink
+from bot.discord.replies import NO_PINGS, say_privately
+from bot.discord.sink import DiscordSink
+from bot.discord.views import DYNAMIC_ITEMS
 from bot.health import OpsServer
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import Job, JobStatus
 from bot.safe_fetch import open_session
 from bot.store import Store
-from cogs.common import NO_PINGS, say_privately
-from cogs.components import DYNAMIC_ITEMS
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.usage", "cogs.admin", "cogs.queue")
+EXTENSIONS = (
+    "cogs.imagine",
+    "cogs.usage",
+    "cogs.queue",
+    "cogs.admin_limits",
+    "cogs.admin_moderation",
+    "cogs.admin_reports",
+)
 STOPPING_TEXT = "The image bot is restarting. Please try again in a minute."
 DATABASE_PING_TIMEOUT = 3.0
 REFUSAL_SETTLE = 2.0

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
+from bot import messages
 from bot.api import (
     BadKeyError,
     ImageApi,
@@ -67,7 +68,19 @@ class DeliveryReceipt:
     channel_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Cancelled:
+    """A cancellation that took effect: whether the use was given back, and what the requester reads."""
+
+    refunded: bool
+    text: str
+
+
 class JobSink(Protocol):
+    """Where outcomes go. A sink may also have `show_cancelled(job, text)` and
+    `modlog(guild_id, text, *, throttle)` (the Discord sink does): the runner calls them when present,
+    so cancellations and mod-log entries flow command → runner → sink like everything else."""
+
     async def progress(self, job: Job, stage: Stage, elapsed: float, typical: float | None) -> None: ...
 
     async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt: ...
@@ -235,19 +248,81 @@ class JobRunner:
         """An admitted job that could not be acknowledged: refunded, and nobody left to tell."""
         await self._persist(job, "abandon it", lambda: self.store.abandon(job.id, reason, self.clock.time()))
 
-    async def cancel(self, job: Job, by_user: int, *, refund: bool) -> bool:
+    async def cancel(
+        self, job: Job, by_user: int, *, refund: bool | None = None, announce: bool = False
+    ) -> Cancelled | None:
         """Stop following a job. The API has no cancel route, so the task may still run (and be
-        billed) upstream; the job just ends here. False if it had already finished or ended."""
-        reason = "Cancelled by the requester." if by_user == job.user_id else "Cancelled by a moderator."
+        billed) upstream; the job just ends here. None if it had already finished or ended.
+
+        Without `refund`, the runner decides: nothing was sent yet, or a moderator stopped it, costs
+        nothing; otherwise the provider may still bill the task, so it counts unless the guild refunds
+        cancellations. With `announce`, the sink shows the cancellation on the job's status message
+        (a cancel from elsewhere, e.g. /queue); otherwise the caller shows `Cancelled.text` itself."""
+        by_moderator = by_user != job.user_id
+        if refund is None:
+            policy = await self.store.guild_policy(job.guild_id) if job.guild_id else None
+            refund = (
+                job.status is JobStatus.QUEUED or by_moderator or bool(policy and policy.refund_cancelled)
+            )
+        reason = "Cancelled by a moderator." if by_moderator else "Cancelled by the requester."
         now = self.clock.time()
         if not await self.store.mark_ended(job.id, JobStatus.CANCELLED, reason, now, refund=refund):
-            return False
+            return None
         await self.store.mark_cancelled_by(job.id, by_user)
         self._cohort(job).dropped(job.id)
         job.status, job.error, job.cancelled_by = JobStatus.CANCELLED, reason, by_user
         self._last_progress.pop(job.id, None)
         log.info("job %s cancelled by %s (refund %s)", job.id, by_user, refund)
-        return True
+        text = messages.cancelled_text(job, by_user, now - job.created_at, refunded=refund)
+        # The requester is told (by the caller, or below): nothing is left to deliver.
+        await self.store.mark_delivered(job.id, delivery="cancelled", result_message_id=None, now=now)
+        show = getattr(self.sink, "show_cancelled", None)  # the terminal and benchmark sinks have none
+        if announce and show is not None:
+            # In the background: the caller still has to answer its interaction within 3 seconds.
+            self._spawn(show(job, text), self._workers)
+        return Cancelled(refunded=refund, text=text)
+
+    async def record_deleted(self, job_id: int) -> None:
+        """The job's image message was deleted on Discord; the job and its usage rows stay."""
+        await self.store.mark_result_deleted(job_id, self.clock.time())
+
+    async def log_refusal(
+        self,
+        origin: Origin,
+        *,
+        prompt: str,
+        aspect_ratio: str | None,
+        ref_count: int,
+        reason: str,
+        detail: str | None,
+    ) -> None:
+        """A request refused before admission (bad input): in the usage log (never counted) and the
+        mod-log. A busy database only costs the usage row; the requester was answered already."""
+        if origin.guild_id is not None and origin.user_id is not None:
+            try:
+                await self.store.log_refusal(
+                    guild_id=origin.guild_id,
+                    channel_id=origin.channel_id,
+                    user_id=origin.user_id,
+                    prompt=prompt,
+                    aspect_ratio=aspect_ratio,
+                    ref_count=ref_count,
+                    reason=reason,
+                    detail=detail,
+                    now=self.clock.time(),
+                )
+            except StoreError as exc:
+                log.warning("could not log a refusal: %s", exc)
+        await self.report_refusal(origin, reason=reason, prompt=prompt, detail=None)
+
+    async def report_refusal(self, origin: Origin, *, reason: str, prompt: str, detail: str | None) -> None:
+        """A refusal for the guild's mod-log (admission wrote its usage row already). The sink keeps a
+        member hammering the command from flooding the channel."""
+        modlog = getattr(self.sink, "modlog", None)  # only the Discord sink has a mod-log
+        if modlog is None or origin.guild_id is None or origin.user_id is None:
+            return
+        entry = messages.modlog_refusal(origin.user_id, origin.channel_id, reason, prompt, detail)
+        await modlog(origin.guild_id, entry, throttle=(origin.user_id, reason))
 
     def typical_duration(self, has_refs: bool) -> float | None:
         return typical_duration(self._history.get(has_refs, [])[: self.config.eta_window])

@@ -11,9 +11,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.api import MAX_PROMPT_CHARS
+from bot.discord.replies import GUILD_ONLY, NO_PINGS
+from bot.discord.requests import refuse_bad_input, start_request
 from bot.validation import AttachmentInfo, InputRefused, validate_request
-from cogs.common import GUILD_ONLY, NO_PINGS
-from cogs.requesting import refuse_bad_input, start_request
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot

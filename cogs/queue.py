@@ -9,8 +9,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
-from cogs.common import GUILD_ONLY, NO_PINGS, is_moderator
-from cogs.components import CancelButton, history_page
+from bot.discord.checks import is_moderator
+from bot.discord.replies import GUILD_ONLY, NO_PINGS
+from bot.discord.views import CancelButton, history_page
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -30,9 +31,9 @@ class Queue(commands.Cog):
         if interaction.guild_id is None:
             await interaction.response.send_message(GUILD_ONLY, ephemeral=True, allowed_mentions=NO_PINGS)
             return
-        if everyone and not is_moderator(interaction.permissions):
+        if everyone and not is_moderator(interaction):
             await interaction.response.send_message(
-                "Only moderators (Manage Messages) can see everyone's requests.",
+                "Only moderators (Manage Messages or Manage Server) can see everyone's requests.",
                 ephemeral=True,
                 allowed_mentions=NO_PINGS,
             )
@@ -70,9 +71,9 @@ class Queue(commands.Cog):
             await interaction.response.send_message(GUILD_ONLY, ephemeral=True, allowed_mentions=NO_PINGS)
             return
         target = member or interaction.user
-        if target.id != interaction.user.id and not is_moderator(interaction.permissions):
+        if target.id != interaction.user.id and not is_moderator(interaction):
             await interaction.response.send_message(
-                "Only moderators (Manage Messages) can see another member's images.",
+                "Only moderators (Manage Messages or Manage Server) can see another member's images.",
                 ephemeral=True,
                 allowed_mentions=NO_PINGS,
             )

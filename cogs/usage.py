@@ -9,9 +9,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import reports
-from bot.quotas import Member
-from cogs.common import GUILD_ONLY, say_privately
-from cogs.requesting import member_of
+from bot.discord.checks import is_moderator
+from bot.discord.members import member_of, member_view
+from bot.discord.replies import GUILD_ONLY, reply
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -20,42 +20,6 @@ NOT_A_MODERATOR = (
     "Only moderators (Manage Server or Manage Messages) can look at another member's use. "
     "Run `/usage` without a member to see your own."
 )
-
-
-def is_owner(interaction: discord.Interaction[ImagineBot]) -> bool:
-    guild = interaction.guild
-    return guild is not None and guild.owner_id == interaction.user.id
-
-
-def is_moderator(interaction: discord.Interaction[ImagineBot]) -> bool:
-    """Checked on our side from the permissions Discord computed for this interaction."""
-    permissions = interaction.permissions
-    return permissions.manage_guild or permissions.manage_messages or is_owner(interaction)
-
-
-def member_view(interaction: discord.Interaction[ImagineBot], user: discord.Member | discord.User) -> Member:
-    """The quota policy's view of a member named in a command option (not the invoker)."""
-    if user.id == interaction.user.id:
-        return member_of(interaction)
-    guild = interaction.guild
-    roles: tuple[int, ...] = ()
-    can_manage = False
-    if isinstance(user, discord.Member):
-        roles = tuple(role.id for role in user.roles)
-        permissions = user.resolved_permissions or user.guild_permissions
-        can_manage = permissions.manage_guild
-    return Member(
-        guild_id=interaction.guild_id or 0,
-        user_id=user.id,
-        role_ids=roles,
-        is_owner=guild is not None and guild.owner_id == user.id,
-        can_manage_guild=can_manage,
-    )
-
-
-async def reply(interaction: discord.Interaction[ImagineBot], text: str) -> None:
-    """Every answer of these commands: private, and never pinging anyone."""
-    await say_privately(interaction, reports.clip(text))
 
 
 class Usage(commands.Cog):

@@ -389,9 +389,9 @@ async def test_stats_and_export_match_the_usage_log(world: World) -> None:
 async def test_export_pages_through_rows_sharing_one_instant(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cogs.admin
+    import cogs.admin_reports
 
-    monkeypatch.setattr(cogs.admin, "EXPORT_CHUNK", 3)
+    monkeypatch.setattr(cogs.admin_reports, "EXPORT_CHUNK", 3)
     fake = world.fake
     async with world.bot() as bot:
         now = bot.clock.time()

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.discord.requests import ACCEPTED_LATE, ADMISSION_BUDGET
 from bot.models import JobStatus
 from bot.moderation import MAX_RULES
 from bot.quotas import BAD_INPUT, BLOCKED_PROMPT, UNCHECKED_TEXT
 from bot.rulebook import RuleBook
 from bot.sandbox import Sandbox
 from bot.store import EXPORT_COLUMNS, Store
-from cogs.requesting import ACCEPTED_LATE, ADMISSION_BUDGET
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
 from tests.fake_discord import running_fake
 

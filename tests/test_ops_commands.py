@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import main
-from bot.check import run_check
 from bot.config import Secret
+from bot.discord.check import run_check
 from bot.models import ImageRequest, Origin
 from bot.store import EXPORT_COLUMNS, Store
 from tests.bot_harness import World

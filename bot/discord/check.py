@@ -19,8 +19,8 @@ import discord
 from bot.api import ApiError, BadKeyError, ImageApi, TaskNotFoundError
 from bot.app import EXTENSIONS, ImagineBot, point_discord_at
 from bot.config import Settings
+from bot.discord.checks import missing_permissions
 from bot.preflight import PreflightError, discord_gateway_url
-from cogs.admin import missing_permissions
 
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,

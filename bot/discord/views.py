@@ -1,4 +1,6 @@
-"""Buttons and the edit dialog on the bot's messages. Each button's custom_id carries the job id
+"""Buttons, the Edit dialog and /history's pages on the bot's messages.
+
+Each button's custom_id carries the job id
 (`imagine:<action>:<job>`), and the job row holds the rest, so every button keeps working after a
 restart with nothing in memory."""
 
@@ -18,11 +20,12 @@ from bot import messages
 from bot.api import ASPECT_RATIOS
 from bot.clock import Clock
 from bot.delivery import DownloadError, download_image
-from bot.models import ImageRequest, Job, JobStatus
+from bot.discord.checks import NOT_YOURS, may_act_on
+from bot.discord.replies import GUILD_ONLY, NO_PINGS, say_privately
+from bot.discord.requests import refuse_bad_input, start_request
+from bot.models import ImageRequest, Job
 from bot.store.jobs import HISTORY_COUNT_CAP
 from bot.validation import InputRefused, validate_request
-from cogs.common import GUILD_ONLY, NO_PINGS, is_moderator, say_privately
-from cogs.requesting import refuse_bad_input, start_request
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -32,7 +35,6 @@ log = logging.getLogger(__name__)
 Interaction = discord.Interaction["ImagineBot"]
 MODAL_PROMPT_MAX = 4000  # Discord's cap for a text input
 NOT_FOUND = "That request no longer exists (it may have been removed from the bot's records)."
-NOT_YOURS = "This is not your request: only the member who asked, or a moderator, can do that."
 
 
 async def _load(interaction: Interaction, job_id: int) -> Job | None:
@@ -48,7 +50,7 @@ async def _load_own(interaction: Interaction, job_id: int) -> Job | None:
     job = await _load(interaction, job_id)
     if job is None:
         return None
-    if interaction.user.id != job.user_id and not is_moderator(interaction.permissions):
+    if not may_act_on(interaction, job.user_id):
         await say_privately(interaction, NOT_YOURS)
         return None
     return job
@@ -129,26 +131,20 @@ class CancelButton(JobButton, template=r"imagine:cancel:(?P<job>\d+)"):
         job = await _load_own(interaction, self.job_id)
         if job is None:
             return
-        bot = interaction.client
-        policy = await bot.store.guild_policy(job.guild_id or 0)
-        by_moderator = interaction.user.id != job.user_id
-        # Nothing was sent yet, or a moderator stopped it: no charge. Otherwise the provider may
-        # still bill the task, so it counts unless the guild refunds cancellations.
-        refund = job.status is JobStatus.QUEUED or by_moderator or policy.refund_cancelled
-        if not await bot.runner.cancel(job, interaction.user.id, refund=refund):
-            await say_privately(interaction, "Too late to cancel: this request has already finished.")
-            return
-        elapsed = bot.clock.time() - job.created_at
-        text = messages.cancelled_text(job, interaction.user.id, elapsed, refunded=refund)
         on_status_message = interaction.message is not None and interaction.message.id == job.message_id
-        if on_status_message:
-            await interaction.response.edit_message(content=text, view=None, allowed_mentions=NO_PINGS)
+        # The runner decides the refund, ends the job and, for a click elsewhere (/queue), updates the
+        # status message through the sink; a click on the status message edits it in the answer.
+        cancelled = await interaction.client.runner.cancel(
+            job, interaction.user.id, announce=not on_status_message
+        )
+        if cancelled is None:
+            await say_privately(interaction, "Too late to cancel: this request has already finished.")
+        elif on_status_message:
+            await interaction.response.edit_message(
+                content=cancelled.text, view=None, allowed_mentions=NO_PINGS
+            )
         else:
             await say_privately(interaction, f"Cancelled request #{job.id}.")
-            await bot.sink.show_cancelled(job, text)
-        await bot.store.mark_delivered(
-            job.id, delivery="cancelled", result_message_id=None, now=bot.clock.time()
-        )
 
 
 def status_view(job_id: int) -> discord.ui.View:
@@ -270,7 +266,7 @@ class DeleteButton(JobButton, template=r"imagine:delete:(?P<job>\d+)"):
             await say_privately(interaction, "The message could not be deleted. Please try again.")
             return
         if interaction.message.id == job.result_message_id:
-            await interaction.client.store.mark_result_deleted(job.id, interaction.client.clock.time())
+            await interaction.client.runner.record_deleted(job.id)
 
 
 def result_view(job_id: int) -> discord.ui.View:
@@ -395,7 +391,7 @@ class HistoryPageButton(
         return cls(int(match["member"]), int(match["page"]), match["label"], cursor)
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
-        if interaction.user.id != self.member_id and not is_moderator(interaction.permissions):
+        if not may_act_on(interaction, self.member_id):
             await say_privately(interaction, "Only moderators can page through another member's history.")
             return
         if self.cursor is None:

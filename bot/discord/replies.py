@@ -1,4 +1,4 @@
-"""Small Discord constants shared by the cogs and the sink."""
+"""How the bot answers on Discord: no pings, private replies, and the texts several commands share."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import discord
 
-from bot import messages
+from bot import messages, reports
 
 # Every message the bot sends uses this: prompt text can never ping anyone.
 NO_PINGS = discord.AllowedMentions.none()
@@ -23,6 +23,7 @@ async def say_privately(interaction: discord.Interaction[Any], text: str) -> Non
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
-def is_moderator(permissions: discord.Permissions) -> bool:
-    """Who may act on other members' jobs: Manage Messages or Manage Server."""
-    return permissions.manage_messages or permissions.manage_guild
+async def reply(interaction: discord.Interaction[Any], text: str) -> None:
+    """A private answer cut at a line boundary (for reports and lists): what /usage and
+    /imagine-admin answer with."""
+    await say_privately(interaction, reports.clip(text))

@@ -12,10 +12,10 @@ import discord
 
 from bot import messages
 from bot.delivery import ImageFile, fit_to_limit
+from bot.discord.replies import NO_PINGS
+from bot.discord.views import result_view, status_view
 from bot.jobs import DeliveryReceipt
 from bot.models import Job, Stage
-from cogs.common import NO_PINGS
-from cogs.components import result_view, status_view
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot

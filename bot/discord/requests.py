@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot import messages
+from bot.discord.members import member_of
+from bot.discord.replies import NO_PINGS, say_privately
 from bot.models import ImageRequest, Job, Origin, Stage
-from bot.quotas import BAD_INPUT, Member
-from cogs.common import NO_PINGS, say_privately
+from bot.quotas import BAD_INPUT
+from bot.store import StoreError
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -31,21 +32,6 @@ BUSY = (
     "The bot could not take your request right now (its database is busy). Nothing was started and "
     "nothing was counted. Please try again in a moment."
 )
-
-
-def member_of(interaction: discord.Interaction[ImagineBot]) -> Member:
-    """The policy's view of the requester. Permissions come from Discord's own computation in the
-    interaction payload, so they are right even without the members intent."""
-    user = interaction.user
-    guild = interaction.guild
-    roles = tuple(role.id for role in user.roles) if isinstance(user, discord.Member) else ()
-    return Member(
-        guild_id=interaction.guild_id or 0,
-        user_id=user.id,
-        role_ids=roles,
-        is_owner=guild is not None and guild.owner_id == user.id,
-        can_manage_guild=interaction.permissions.manage_guild,
-    )
 
 
 def origin_of(interaction: discord.Interaction[ImagineBot]) -> Origin:
@@ -69,10 +55,11 @@ async def refuse(
     prompt: str,
     detail: str | None = None,
 ) -> None:
-    """A private refusal, plus a mod-log entry; nothing public appears."""
+    """A private refusal; the runner then puts it in the mod-log. Nothing public appears."""
     await say_privately(interaction, text)
-    entry = messages.modlog_refusal(interaction.user.id, interaction.channel_id, reason, prompt, detail)
-    await interaction.client.sink.modlog(interaction.guild_id, entry, throttle=(interaction.user.id, reason))
+    await interaction.client.runner.report_refusal(
+        origin_of(interaction), reason=reason, prompt=prompt, detail=detail
+    )
 
 
 async def refuse_bad_input(
@@ -84,26 +71,16 @@ async def refuse_bad_input(
     ref_count: int,
 ) -> None:
     """Bad input (/imagine or the Edit dialog): answered first, so a busy database cannot delay the
-    answer, then written to the usage log (never counted) and the mod-log."""
-    bot = interaction.client
+    answer, then the runner writes it to the usage log (never counted) and the mod-log."""
     await say_privately(interaction, text)
-    if interaction.guild_id is not None:
-        try:
-            await bot.store.log_refusal(
-                guild_id=interaction.guild_id,
-                channel_id=interaction.channel_id,
-                user_id=interaction.user.id,
-                prompt=prompt,
-                aspect_ratio=aspect_ratio,
-                ref_count=ref_count,
-                reason=BAD_INPUT,
-                detail=text[:300],
-                now=bot.clock.time(),
-            )
-        except sqlite3.Error as exc:
-            log.warning("could not log a bad-input refusal: %s", exc)
-    entry = messages.modlog_refusal(interaction.user.id, interaction.channel_id, BAD_INPUT, prompt, None)
-    await bot.sink.modlog(interaction.guild_id, entry, throttle=(interaction.user.id, BAD_INPUT))
+    await interaction.client.runner.log_refusal(
+        origin_of(interaction),
+        prompt=prompt,
+        aspect_ratio=aspect_ratio,
+        ref_count=ref_count,
+        reason=BAD_INPUT,
+        detail=text[:300],
+    )
 
 
 async def start_request(interaction: discord.Interaction[ImagineBot], request: ImageRequest) -> None:
@@ -127,7 +104,7 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
             acknowledged = False
     try:
         decision, job = await admission
-    except sqlite3.Error as exc:
+    except StoreError as exc:
         log.warning("interaction %s: admission failed: %s", interaction.id, exc)
         if acknowledged:
             await say_privately(interaction, BUSY)

@@ -1,0 +1,278 @@
+"""/imagine-admin limits: daily quotas and credits, the server cap, exemption, refunds, cooldown,
+concurrency and the time zone of the server's day.
+
+These are settings writes, not job events: they go straight to the store (each write is one
+transaction with its admin_log row), unlike cancellations and mod-log entries, which go through the
+job runner."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from bot import reports
+from bot.discord.admin import AdminCog, Interaction, Target, plural
+from bot.discord.replies import reply
+from bot.durations import describe_seconds
+from bot.quotas import day_bounds, discord_time, valid_timezone
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+MAX_LIMIT = 1000
+MAX_GUILD_CAP = 100_000
+MAX_COOLDOWN = 86_400
+MAX_RUNNING = 20
+
+
+class AdminLimits(AdminCog):
+    quota = app_commands.Group(name="quota", description="Daily limits, one-off credits and exemptions")
+
+    # -- quota -----------------------------------------------------------------------------------------
+
+    @quota.command(
+        name="default", description="The daily limit of every member without a role or personal one"
+    )
+    @app_commands.describe(limit="Images per member per day (0 turns the bot off for them)")
+    async def quota_default(
+        self, interaction: Interaction, limit: app_commands.Range[int, 0, MAX_LIMIT]
+    ) -> None:
+        guild_id = self.gid(interaction)
+        if await self.out_of_range(interaction, "limit", limit, 0, MAX_LIMIT):
+            return
+        before = await self.bot.store.guild_policy(guild_id)
+        await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), default_quota=limit)
+        await reply(
+            interaction,
+            f"The server's daily limit is now **{reports.limit_text(limit)}** "
+            f"(was {self.default_text(before.default_quota)}). "
+            "Role limits and personal limits still take precedence.",
+        )
+
+    @quota.command(name="role", description="Give a role its own daily limit, or clear it")
+    @app_commands.describe(role="The role", limit="Images per day for its members (leave out to clear)")
+    async def quota_role(
+        self,
+        interaction: Interaction,
+        role: discord.Role,
+        limit: app_commands.Range[int, 0, MAX_LIMIT] | None = None,
+    ) -> None:
+        guild_id = self.gid(interaction)
+        if await self.out_of_range(interaction, "limit", limit, 0, MAX_LIMIT):
+            return
+        if role.is_default():
+            await reply(interaction, "For everyone, use `/imagine-admin quota default` instead.")
+            return
+        before = (await self.bot.store.role_quotas(guild_id)).get(role.id)
+        await self.bot.store.set_role_quota(guild_id, role.id, limit, interaction.user.id, self.now())
+        was = reports.optional_limit(before)
+        if limit is None:
+            text = (
+                f"{role.mention} no longer has a daily limit of its own (was {was}); its members "
+                "follow their other roles or the server default."
+            )
+        else:
+            text = (
+                f"Daily limit for {role.mention} is now **{reports.limit_text(limit)}** (was {was}). "
+                "A member with several limited roles gets the most generous of them."
+            )
+        await reply(interaction, text)
+
+    @quota.command(name="user", description="Give a member a personal daily limit or no limit, or clear it")
+    @app_commands.describe(
+        member="The member",
+        limit="Images per day for this member (leave out, with unlimited, to clear)",
+        unlimited="True: no daily limit for this member",
+    )
+    async def quota_user(
+        self,
+        interaction: Interaction,
+        member: Target,
+        limit: app_commands.Range[int, 0, MAX_LIMIT] | None = None,
+        unlimited: bool | None = None,
+    ) -> None:
+        guild_id = self.gid(interaction)
+        if await self.out_of_range(interaction, "limit", limit, 0, MAX_LIMIT):
+            return
+        if unlimited and limit is not None:
+            await reply(interaction, "Choose either a limit or `unlimited`, not both. Nothing was changed.")
+            return
+        await self.bot.store.set_user_quota(
+            guild_id,
+            member.id,
+            limit=limit,
+            unlimited=bool(unlimited),
+            actor_id=interaction.user.id,
+            now=self.now(),
+        )
+        effective = await self.describe_limit(interaction, member)
+        if unlimited:
+            text = f"{member.mention} now has **no daily limit** in this server."
+        elif limit is not None:
+            text = f"{member.mention} now has a personal limit of **{reports.limit_text(limit)}**."
+        else:
+            text = (
+                f"{member.mention}'s personal limit is cleared: they follow their roles and the server "
+                f"default again (now **{effective}**)."
+            )
+        await reply(interaction, text)
+
+    @quota.command(name="grant", description="Give a member one-off credits (negative takes them back)")
+    @app_commands.describe(member="The member", credits="Extra images, used after the daily limit")
+    async def quota_grant(
+        self,
+        interaction: Interaction,
+        member: Target,
+        credits: app_commands.Range[int, -MAX_LIMIT, MAX_LIMIT],
+    ) -> None:
+        guild_id = self.gid(interaction)
+        if await self.out_of_range(interaction, "credits", credits, -MAX_LIMIT, MAX_LIMIT):
+            return
+        if credits == 0:
+            await reply(
+                interaction,
+                "Nothing to change: give a positive number to add credits, negative to take back.",
+            )
+            return
+        balance = await self.bot.store.grant_credits(
+            guild_id, member.id, credits, interaction.user.id, self.now()
+        )
+        if credits > 0:
+            text = f"Gave {member.mention} **{plural(credits, 'one-off credit')}**"
+        else:
+            text = f"Took back {plural(-credits, 'credit')} from {member.mention}"
+        await reply(
+            interaction,
+            f"{text}; they now have **{balance}**. Credits are used once the daily limit is reached.",
+        )
+
+    @quota.command(name="reset", description="Give a member back today's uses")
+    @app_commands.describe(member="The member")
+    async def quota_reset(self, interaction: Interaction, member: Target) -> None:
+        guild_id = self.gid(interaction)
+        given = await self.bot.store.reset_today(guild_id, member.id, interaction.user.id, self.now())
+        if given:
+            text = f"Gave {member.mention} back **{plural(given, 'use')}** of today."
+        else:
+            text = f"{member.mention} had no finished uses today to give back."
+        await reply(interaction, text + " Images still running count until they finish.")
+
+    @quota.command(name="guildcap", description="A daily cap for the whole server, or no cap")
+    @app_commands.describe(limit="Images per day for all members together (leave out for no cap)")
+    async def quota_guildcap(
+        self, interaction: Interaction, limit: app_commands.Range[int, 1, MAX_GUILD_CAP] | None = None
+    ) -> None:
+        guild_id = self.gid(interaction)
+        if await self.out_of_range(interaction, "limit", limit, 1, MAX_GUILD_CAP):
+            return
+        before = await self.bot.store.guild_policy(guild_id)
+        await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), daily_cap=limit)
+        was = "none" if before.daily_cap is None else plural(before.daily_cap, "image")
+        if limit is None:
+            text = f"The server has **no daily cap** any more (was {was})."
+        else:
+            text = f"The whole server can now make **{plural(limit, 'image')} a day** together (was {was})."
+        await reply(interaction, text)
+
+    @quota.command(name="exempt", description="Whether the owner and Manage Server members skip the limits")
+    @app_commands.describe(enabled="True: the owner and members with Manage Server have no limits")
+    async def quota_exempt(self, interaction: Interaction, enabled: bool) -> None:
+        guild_id = self.gid(interaction)
+        await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), exempt_managers=enabled)
+        if enabled:
+            text = (
+                "The server owner and members with Manage Server are now **exempt** from daily limits, "
+                "the cooldown, the running-images cap and the server cap."
+            )
+        else:
+            text = (
+                "The server owner and members with Manage Server now follow **the same limits** as everyone."
+            )
+        await reply(interaction, text)
+
+    @quota.command(name="refund-cancelled", description="Whether a job its requester cancels still counts")
+    @app_commands.describe(enabled="True: cancelled jobs are given back; False (default): they count")
+    async def quota_refund_cancelled(self, interaction: Interaction, enabled: bool) -> None:
+        guild_id = self.gid(interaction)
+        await self.bot.store.update_policy(
+            guild_id, interaction.user.id, self.now(), refund_cancelled=enabled
+        )
+        if enabled:
+            text = "A job its requester cancels is now **given back**: it does not count against the quota."
+        else:
+            text = (
+                "A job its requester cancels now **counts** against the quota (the image service may still "
+                "bill it). Jobs cancelled before they were sent, or by a moderator, never count."
+            )
+        await reply(interaction, text)
+
+    # -- pacing and time zone ----------------------------------------------------------------------------
+
+    @app_commands.command(name="cooldown", description="Seconds a member waits between two requests")
+    @app_commands.describe(seconds="0 turns the cooldown off; at most 86400 (a day)")
+    async def cooldown(
+        self, interaction: Interaction, seconds: app_commands.Range[int, 0, MAX_COOLDOWN]
+    ) -> None:
+        guild_id = self.gid(interaction)
+        if await self.out_of_range(interaction, "seconds", seconds, 0, MAX_COOLDOWN):
+            return
+        before = await self.bot.store.guild_policy(guild_id)
+        await self.bot.store.update_policy(
+            guild_id, interaction.user.id, self.now(), cooldown_seconds=seconds
+        )
+        was = describe_seconds(before.cooldown_seconds) if before.cooldown_seconds else "none"
+        if seconds:
+            text = f"Members now wait **{describe_seconds(seconds)}** between two requests (was {was})."
+        else:
+            text = f"There is **no cooldown** any more (was {was})."
+        await reply(interaction, text)
+
+    @app_commands.command(
+        name="concurrency", description="How many images one member may have running at once"
+    )
+    @app_commands.describe(jobs="1 to 20")
+    async def concurrency(
+        self, interaction: Interaction, jobs: app_commands.Range[int, 1, MAX_RUNNING]
+    ) -> None:
+        guild_id = self.gid(interaction)
+        if await self.out_of_range(interaction, "jobs", jobs, 1, MAX_RUNNING):
+            return
+        before = await self.bot.store.guild_policy(guild_id)
+        await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), max_running=jobs)
+        await reply(
+            interaction,
+            f"A member may now have **{plural(jobs, 'image')}** running at once (was {before.max_running}).",
+        )
+
+    @app_commands.command(name="timezone", description="The time zone in which the server's day starts")
+    @app_commands.describe(name="An IANA time zone such as Europe/Paris or America/New_York")
+    async def timezone(self, interaction: Interaction, name: app_commands.Range[str, 1, 64]) -> None:
+        guild_id = self.gid(interaction)
+        zone_name = name.strip()
+        if not valid_timezone(zone_name):
+            await reply(
+                interaction,
+                f"{reports.code(zone_name)} is not a time zone I know. Pick one from the list, such as "
+                "`Europe/Paris`, `America/New_York` or `UTC`. Nothing was changed.",
+            )
+            return
+        before = await self.bot.store.guild_policy(guild_id)
+        await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), timezone=zone_name)
+        _, reset = day_bounds(self.now(), zone_name)
+        await reply(
+            interaction,
+            f"The server's day now starts at 00:00 in **{zone_name}** (was {before.timezone}). "
+            f"Daily limits next reset {discord_time(reset)} ({discord_time(reset, 'f')}).",
+        )
+
+    @timezone.autocomplete("name")
+    async def timezone_autocomplete(
+        self, interaction: Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=zone, value=zone) for zone in reports.match_timezones(current)]
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(AdminLimits(bot))

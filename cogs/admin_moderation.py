@@ -1,0 +1,172 @@
+"""/imagine-admin moderation: bans, prompt rules (blocklist) and the mod-log channel.
+
+Settings writes, like the limits: they go straight to the store with their admin_log row."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from bot import reports
+from bot.discord.admin import AdminCog, Interaction, Target
+from bot.discord.replies import reply
+from bot.durations import DurationError, parse_duration
+from bot.moderation import MAX_PATTERN_CHARS, RuleError, check_rule
+from bot.quotas import discord_time
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+RULE_KINDS = [
+    app_commands.Choice(name="word or phrase", value="word"),
+    app_commands.Choice(name="regular expression", value="regex"),
+]
+
+
+class AdminModeration(AdminCog):
+    blocklist = app_commands.Group(name="blocklist", description="Prompt rules: blocked words and patterns")
+
+    # -- bans --------------------------------------------------------------------------------------------
+
+    @app_commands.command(name="ban", description="Stop a member from using the image bot here")
+    @app_commands.describe(
+        member="The member",
+        reason="Shown to them when they are refused",
+        duration="How long, like 30m, 12h, 7d or 2w (leave out: until you unban them)",
+    )
+    async def ban(
+        self,
+        interaction: Interaction,
+        member: Target,
+        reason: app_commands.Range[str, 1, 200] | None = None,
+        duration: app_commands.Range[str, 1, 40] | None = None,
+    ) -> None:
+        guild_id = self.gid(interaction)
+        now = self.now()
+        expires_at: float | None = None
+        if duration is not None:
+            try:
+                expires_at = now + parse_duration(duration)
+            except DurationError as error:
+                await reply(interaction, f"{member.mention} was not banned: {error}.")
+                return
+        cleaned = " ".join(reason.split())[:200] if reason else None
+        await self.bot.store.ban(
+            guild_id, member.id, reason=cleaned, expires_at=expires_at, actor_id=interaction.user.id, now=now
+        )
+        until = (
+            f"until {discord_time(expires_at, 'f')} ({discord_time(expires_at)})"
+            if expires_at is not None
+            else "until you unban them"
+        )
+        why = f" Reason: {reports.code(cleaned)}." if cleaned else ""
+        await reply(interaction, f"{member.mention} cannot use the image bot in this server {until}.{why}")
+
+    @app_commands.command(name="unban", description="Let a banned member use the image bot again")
+    @app_commands.describe(member="The member")
+    async def unban(self, interaction: Interaction, member: Target) -> None:
+        guild_id = self.gid(interaction)
+        lifted = await self.bot.store.unban(guild_id, member.id, interaction.user.id, self.now())
+        if lifted:
+            text = f"{member.mention} can use the image bot again."
+        else:
+            text = f"{member.mention} was not banned; nothing to lift."
+        await reply(interaction, text)
+
+    @app_commands.command(name="bans", description="Members banned from the image bot, and until when")
+    async def bans(self, interaction: Interaction) -> None:
+        entries = await self.bot.store.bans(self.gid(interaction), self.now())
+        await reply(interaction, reports.bans_text(entries))
+
+    # -- prompt rules ------------------------------------------------------------------------------------
+
+    @blocklist.command(name="add", description="Block prompts containing a word, phrase or pattern")
+    @app_commands.describe(
+        kind="A word or phrase (matched as whole words) or a regular expression",
+        pattern="What to block; matching ignores case, accents, spacing and look-alike letters",
+    )
+    @app_commands.choices(kind=RULE_KINDS)
+    async def blocklist_add(
+        self,
+        interaction: Interaction,
+        kind: app_commands.Choice[str],
+        pattern: app_commands.Range[str, 1, MAX_PATTERN_CHARS],
+    ) -> None:
+        guild_id = self.gid(interaction)
+        try:
+            checked = check_rule(kind.value, pattern)
+            actor, now = interaction.user.id, self.now()
+            rule = await self.bot.store.add_rule(guild_id, kind.value, checked, actor, now)
+        except RuleError as error:
+            await reply(interaction, f"That rule was not added: {error}.")
+            return
+        await reply(
+            interaction,
+            f"Added rule {reports.rule_text(rule)}. Prompts that match it are refused with a neutral "
+            "message and logged with the rule.",
+        )
+
+    @blocklist.command(name="remove", description="Remove a prompt rule by its number")
+    @app_commands.describe(rule="The rule's number, as `blocklist list` shows it")
+    @app_commands.rename(rule="id")
+    async def blocklist_remove(
+        self, interaction: Interaction, rule: app_commands.Range[int, 1, 2**53]
+    ) -> None:
+        guild_id = self.gid(interaction)
+        removed = await self.bot.store.remove_rule(guild_id, rule, interaction.user.id, self.now())
+        if removed is None:
+            await reply(
+                interaction, f"There is no rule #{rule} in this server; see `/imagine-admin blocklist list`."
+            )
+            return
+        await reply(interaction, f"Removed rule {reports.rule_text(removed)}.")
+
+    @blocklist.command(name="list", description="The server's prompt rules")
+    async def blocklist_list(self, interaction: Interaction) -> None:
+        await reply(interaction, reports.rules_text(await self.bot.store.rules(self.gid(interaction))))
+
+    # -- mod-log -----------------------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="modlog", description="Where refusals (and optionally finished images) are logged"
+    )
+    @app_commands.describe(
+        channel="The mod-log channel (leave out to turn the mod-log off)",
+        finished="Also log every finished image, with a link to it",
+    )
+    async def modlog(
+        self,
+        interaction: Interaction,
+        channel: discord.TextChannel | None = None,
+        finished: bool | None = None,
+    ) -> None:
+        guild_id = self.gid(interaction)
+        actor, now = interaction.user.id, self.now()
+        if channel is None:
+            await self.bot.store.update_policy(
+                guild_id, actor, now, modlog_channel_id=None, modlog_finished=False
+            )
+            await reply(interaction, "The mod-log is **off**: refusals are no longer posted anywhere.")
+            return
+        before = await self.bot.store.guild_policy(guild_id)
+        log_finished = before.modlog_finished if finished is None else finished
+        await self.bot.store.update_policy(
+            guild_id, actor, now, modlog_channel_id=channel.id, modlog_finished=log_finished
+        )
+        what = "every refusal and every finished image" if log_finished else "every refusal"
+        text = f"The mod-log is now {channel.mention}: it gets a short entry for {what}."
+        me = channel.guild.me
+        if me is not None:
+            allowed = channel.permissions_for(me)
+            if not (allowed.view_channel and allowed.send_messages):
+                text += (
+                    f"\n⚠️ I cannot post in {channel.mention} yet: "
+                    "give me View Channel and Send Messages there."
+                )
+        await reply(interaction, text)
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(AdminModeration(bot))

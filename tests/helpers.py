@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from bot.api import ImageApi
+from bot.clock import Clock
 from bot.delivery import ImageFile
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import Job, Stage
@@ -73,11 +74,12 @@ async def running_runner(
     config: RunnerConfig = FAST_RUNNER,
     schedule: PollSchedule = FAST_SCHEDULE,
     before_start: Callable[[Store], object] | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[JobRunner]:
     async with aiohttp.ClientSession() as session:
         store = await Store.open(db_path)
         api = ImageApi(session, base_url, api_key, "grok-imagine-image", timeout=5.0)
-        runner = JobRunner(store, api, session, sink, config, schedule=schedule, source="test")
+        runner = JobRunner(store, api, session, sink, config, schedule=schedule, source="test", clock=clock)
         try:
             await runner.start()
             yield runner

@@ -50,7 +50,19 @@ async def _quotas(profile: Profile) -> dict[str, float | None]:
     return result.figures()
 
 
-SCENARIOS: dict[str, Scenario] = {"ack": _ack, "overhead": _overhead, "loop": _loop, "quotas": _quotas}
+async def _outage(profile: Profile) -> dict[str, float | None]:
+    from bench.outage import run_outage
+
+    return (await run_outage(profile)).figures()
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "ack": _ack,
+    "overhead": _overhead,
+    "loop": _loop,
+    "quotas": _quotas,
+    "outage": _outage,
+}
 
 
 # The required figures each scenario produces, so a failed scenario's nulls are not "pending".
@@ -59,6 +71,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "overhead": ("overhead_p95_s", "polls_per_job", "fixed5_overhead_p95_s", "fixed5_polls_per_job"),
     "loop": ("loop_lag_p99_ms_1000", "rss_mb_1000"),
     "quotas": ("quota_check_p99_ms_1m",),
+    "outage": ("outage_requests_per_s", "outage_recovery_max_s"),
 }
 
 

@@ -28,6 +28,12 @@ class Profile:
     quota_rows: int
     quota_users: int
     quota_samples: int
+    # An outage of `outage_seconds` with `outage_jobs` in flight; time scaled by `outage_time_factor`.
+    outage_jobs: int = 1000
+    outage_seconds: float = 60.0
+    outage_time_factor: float = 1.0
+    # The poll schedule on four job mixes, simulated (bench.mixes): jobs per mix.
+    mix_jobs: int = 4000
     seed: int = 20240601
 
 
@@ -58,6 +64,8 @@ QUICK = Profile(
     quota_rows=1_000_000,
     quota_users=10_000,
     quota_samples=500,
+    outage_seconds=20.0,
+    mix_jobs=2000,
 )
 SMOKE = Profile(
     "smoke",
@@ -72,4 +80,7 @@ SMOKE = Profile(
     quota_rows=20_000,
     quota_users=500,
     quota_samples=50,
+    outage_jobs=50,
+    outage_time_factor=30.0,
+    mix_jobs=300,
 )

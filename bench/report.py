@@ -30,6 +30,9 @@ ROWS: tuple[Row, ...] = (
     Row("loop_lag_p99_ms_1000", "event-loop lag p99, jobs in flight", "ms", 1, 20),
     Row("rss_mb_1000", "peak RSS, jobs in flight", "MB", 1, 150),
     Row("quota_check_p99_ms_1m", "quota check p99, 1M usage rows", "ms", 2, 5),
+    Row("outage_requests_per_s", "requests/s to the API during an outage", "/s", 2, 1),
+    # POLL_MAX_INTERVAL (15 s) + 1 s
+    Row("outage_recovery_max_s", "after an outage: finished -> delivered, max", "s", 2, 16),
 )
 REQUIRED_KEYS = tuple(row.key for row in ROWS)
 
@@ -57,6 +60,12 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("quota_rows", "usage rows", "", 0),
     ("quota_samples", "quota checks timed", "", 0),
     ("quota_build_s", "building the usage table", "s", 1),
+    ("outage_recovery_p95_s", "after an outage: finished -> delivered, p95", "s", 2),
+    ("outage_jobs_in_flight", "jobs in flight when the outage began", "", 0),
+    ("outage_seconds", "outage length", "s", 0),
+    ("outage_backlog_jobs", "tasks finished during it (or 15 s after)", "", 0),
+    ("outage_failed_jobs", "jobs failed by the outage", "", 0),
+    ("outage_drain_s", "working off that backlog (max - min)", "s", 2),
 )
 
 

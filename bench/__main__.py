@@ -56,12 +56,25 @@ async def _outage(profile: Profile) -> dict[str, float | None]:
     return (await run_outage(profile)).figures()
 
 
+async def _mixes(profile: Profile) -> dict[str, float | None]:
+    from bench.mix import adaptive_schedule_args
+    from bench.mixes import evaluate_all, figures, table
+    from bot.schedule import PollSchedule
+
+    # Pure computation (seconds of CPU): off the event loop, which has nothing else to do meanwhile.
+    schedule = PollSchedule(*adaptive_schedule_args())
+    rows = await asyncio.to_thread(evaluate_all, schedule, profile.mix_jobs, profile.seed)
+    print(table(rows), flush=True)
+    return figures(rows)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ack": _ack,
     "overhead": _overhead,
     "loop": _loop,
     "quotas": _quotas,
     "outage": _outage,
+    "mixes": _mixes,
 }
 
 
@@ -72,6 +85,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "loop": ("loop_lag_p99_ms_1000", "rss_mb_1000"),
     "quotas": ("quota_check_p99_ms_1m",),
     "outage": ("outage_requests_per_s", "outage_recovery_max_s"),
+    "mixes": ("mix_worst_vs_oracle", "mix_switch_window2_vs_oracle"),
 }
 
 

@@ -47,6 +47,8 @@ class OutageResult:
     outage_seconds: float
     requests_during: int
     latencies: list[float]
+    backlog_delivered: list[float]
+    """When each task that finished during the outage was delivered (the clock's seconds)."""
     failed: int
     max_interval: float
 
@@ -59,8 +61,11 @@ class OutageResult:
             "outage_seconds": self.outage_seconds,
             "outage_backlog_jobs": float(len(self.latencies)),
             "outage_failed_jobs": float(self.failed),
-            # All backlog jobs share one recovery moment: the spread is the time to work it off.
-            "outage_drain_s": max(self.latencies) - min(self.latencies) if self.latencies else None,
+            # The tasks that finished during the outage share one recovery moment: the spread of
+            # their deliveries is the time it took to work that backlog off.
+            "outage_drain_s": (
+                max(self.backlog_delivered) - min(self.backlog_delivered) if self.backlog_delivered else None
+            ),
         }
 
 
@@ -119,6 +124,7 @@ async def run_outage(profile: Profile) -> OutageResult:
 
     during = [r for r in sandbox.requests if start <= r.clock < end]
     latencies: list[float] = []
+    backlog: list[float] = []
     failed = 0
     for arrival in sink.arrivals.values():
         if not arrival.delivered:
@@ -131,11 +137,14 @@ async def run_outage(profile: Profile) -> OutageResult:
         # The sink's real arrival time, on the sandbox's clock.
         delivered = now() - (time.monotonic() - arrival.at) * factor
         latencies.append(delivered - max(finished, end))
+        if finished < end:
+            backlog.append(delivered)
     return OutageResult(
         jobs=profile.outage_jobs,
         outage_seconds=profile.outage_seconds,
         requests_during=len(during),
         latencies=latencies,
+        backlog_delivered=backlog,
         failed=failed,
         max_interval=max_interval,
     )

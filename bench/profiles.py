@@ -82,5 +82,5 @@ SMOKE = Profile(
     quota_samples=50,
     outage_jobs=50,
     outage_time_factor=30.0,
-    mix_jobs=300,
+    mix_jobs=500,
 )

@@ -83,12 +83,14 @@ def simulate(
     return SimFigures(mean(polls), percentile(overheads, 95), percentile(overheads, 50))
 
 
-def grid(gap: float, durations: Sampler, *, samples: int = 100_000, seed: int = 2) -> SimFigures:
-    """Polls at LOW + gap, LOW + 2 gap, ...: the best constant-gap schedule knowing the true minimum."""
+def grid(
+    gap: float, durations: Sampler, *, samples: int = 100_000, seed: int = 2, low: float = LOW
+) -> SimFigures:
+    """Polls at low + gap, low + 2 gap, ...: the best constant-gap schedule knowing the true minimum."""
     rng = random.Random(seed)
     polls: list[float] = []
     overheads: list[float] = []
-    first = LOW + gap
+    first = low + gap
     for _ in range(samples):
         d = durations(rng)
         n = 1 if d <= first else 1 + math.ceil((d - first) / gap)

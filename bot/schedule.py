@@ -17,7 +17,9 @@ With a history of durations the schedule therefore:
 Recorded durations are detection times (the age at the poll that saw the task complete), later than
 the true ones by about half a gap; the fit subtracts that half gap. Left in, it would make each fit
 start polling later than the last, and the first poll would drift ever later.
-Every delay is kept within [min_interval, max_interval]; with min == max the schedule is a fixed poller.
+Every delay is kept within [min_interval, max_interval], except the wait for the first poll, which may
+be longer as long as the quickest recent job would still have been found within max_interval of
+finishing. With min == max the schedule is a fixed poller.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class PollPlan:
     first_poll: float
     gap: float
     longest: float
+    shortest: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,16 @@ class PollSchedule:
         if len(history) < MIN_HISTORY:
             return self._clamp(max(self.first_poll - age, self.growth * age))
         plan = self.plan(history)
-        if age <= plan.longest:
+        if age < plan.first_poll and self.min_interval < self.max_interval:
             # Never less than the gap, even just before the first poll: the plan moves a little with
             # every finished job, and a poll that comes a moment early must not cost a second one.
+            # The wait for the first poll may exceed max_interval, as long as the quickest recent
+            # job would still be found within max_interval of finishing: polls at 15 and 30 s are
+            # wasted on jobs that all take more than 30 s.
+            wait = max(plan.first_poll - age, plan.gap)
+            ceiling = max(self.max_interval, plan.shortest + self.max_interval - age)
+            return max(self.min_interval, min(wait, ceiling))
+        if age <= plan.longest:
             return self._clamp(max(plan.first_poll - age, plan.gap))
         # Older than anything seen lately: keep the gap for a while, then back off with age.
         return self._clamp(max(plan.gap, self.growth * (age - plan.longest)))
@@ -125,17 +135,25 @@ def _fit(history: tuple[float, ...], min_gap: float, max_gap: float, budget: flo
                 low = middle
         gap = high
     durations, first = estimate(gap)
-    return PollPlan(first_poll=first, gap=gap, longest=durations[-1])
+    return PollPlan(first_poll=first, gap=gap, longest=durations[-1], shortest=durations[0])
 
 
-def with_running(finished: Sequence[float], running: Sequence[float], size: int) -> list[float]:
+def with_running(
+    finished: Sequence[float], running: Sequence[float], size: int, beyond: Sequence[float] = ()
+) -> list[float]:
     """Recent durations, with the tasks still running taken into account (Kaplan-Meier).
 
     The history holds the latest *finished* tasks, so right after a cold start or a burst it holds
     only the quick ones, and a plan fitted to it alone polls the slow ones far too often. A running
     task is a duration known only to exceed its age; the Kaplan-Meier estimate weighs both kinds. The
-    result is a sample of the kind the schedule fits: quantiles of the estimate, with the mass beyond
-    every finished task at the oldest running age (a lower bound that the next refit moves on).
+    result is a sample of the kind the schedule fits: quantiles of the estimate.
+
+    The estimate ends at the oldest running age: a cohort of the latest submitted tasks is younger
+    than the longest durations whenever jobs arrive faster than size / longest duration. The mass
+    beyond it is spread like the durations in `beyond` (tasks that finished lately, whenever they
+    were submitted) that exceed it; if none does, it stays at the oldest running age, a lower bound
+    that the next refit moves on. Without that, a mix of 30-180 s jobs at 2 a second looked like one
+    ending at 100 s: the plan polled too often early and backed off on the jobs that were left.
     """
     if not running or not finished:
         return list(finished)
@@ -149,6 +167,8 @@ def with_running(finished: Sequence[float], running: Sequence[float], size: int)
             steps.append((moment, 1.0 - survival))
         at_risk -= 1
     tail = marks[-1][0]  # the oldest running age when a running task outlasts every finished one
+    known = steps[-1][1] if steps else 0.0  # the share of tasks the estimate places before `tail`
+    above = sorted(d for d in beyond if d > tail)
     count = min(size, len(marks))
     sample: list[float] = []
     step = 0
@@ -156,7 +176,13 @@ def with_running(finished: Sequence[float], running: Sequence[float], size: int)
         share = (i + 0.5) / count
         while step < len(steps) and steps[step][1] < share:
             step += 1
-        sample.append(steps[step][0] if step < len(steps) else tail)
+        if step < len(steps):
+            sample.append(steps[step][0])
+        elif above:
+            rank = (share - known) / (1.0 - known) if known < 1.0 else 0.0
+            sample.append(above[min(len(above) - 1, int(rank * len(above)))])
+        else:
+            sample.append(tail)
     return sample
 
 
@@ -170,10 +196,13 @@ class Cohort:
         self._order: collections.deque[int] = collections.deque()
         self._started: dict[int, float] = {}
         self._durations: dict[int, float] = {}
+        # The latest finished tasks, whether or not still in the cohort: what the tail is drawn from.
+        self._recent: collections.deque[float] = collections.deque(maxlen=size)
         # Durations from the database (oldest first here) stand for the cohort before this process.
         for n, duration in enumerate(reversed(finished)):
             self._admit(-(n + 1))
             self._durations[-(n + 1)] = duration
+            self._recent.append(duration)
 
     def _admit(self, key: int) -> None:
         self._order.append(key)
@@ -188,6 +217,7 @@ class Cohort:
             self._started[key] = at
 
     def finished(self, key: int, duration: float) -> None:
+        self._recent.append(duration)
         if self._started.pop(key, None) is not None:
             self._durations[key] = duration
 
@@ -198,7 +228,7 @@ class Cohort:
 
     def sample(self, now: float) -> list[float]:
         running = [now - since for since in self._started.values()]
-        return with_running(list(self._durations.values()), running, self.size)
+        return with_running(list(self._durations.values()), running, self.size, self._recent)
 
 
 def typical_duration(history: Sequence[float]) -> float | None:

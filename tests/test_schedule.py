@@ -31,3 +31,27 @@ def test_cohort_forgets_failures_and_keeps_its_size() -> None:
     sample = cohort.sample(now=200.0)
     assert len(sample) == 3 and 10.0 not in sample
     assert max(sample) == 12.0  # the two young running jobs do not outlast the one that finished
+
+
+def test_the_tail_beyond_the_oldest_running_job_comes_from_recent_finished_ones() -> None:
+    # A cohort younger than the longest jobs: everything past 100 s is still running. Jobs that
+    # finished lately (submitted earlier) show that such jobs take up to 180 s.
+    finished = [30.0 + i for i in range(0, 70, 2)]
+    running = [60.0 + i for i in range(40)]
+    recent = [30.0 + 5.0 * i for i in range(31)]  # 30 .. 180 s
+    without = with_running(finished, running, 200)
+    with_tail = with_running(finished, running, 200, beyond=recent)
+    assert max(without) == max(running)  # a lower bound only
+    assert max(with_tail) > 170.0
+    assert all(d > max(running) for d in with_tail if d not in without)
+    assert PollSchedule().plan(with_tail).gap > PollSchedule().plan(without).gap
+
+
+def test_the_first_poll_may_wait_past_the_max_interval_when_no_job_is_that_quick() -> None:
+    history = [30.0 + 150.0 * i / 199 for i in range(200)]  # every recent job took 30 s or more
+    schedule = PollSchedule(min_interval=1.0, max_interval=15.0)
+    plan = schedule.plan(history)
+    first = schedule.next_delay(0.0, history)
+    assert first > 15.0  # no polls at 15 and 30 s that cannot find anything
+    assert first <= plan.shortest + 15.0  # the quickest job still waits at most max_interval
+    assert schedule.next_delay(first, history) <= 15.0

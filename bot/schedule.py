@@ -32,6 +32,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 MIN_HISTORY = 5
+# A change of the service's speed shows as old-enough tasks that have not finished: of the newest
+# CHANGE_WINDOW tasks older than the 95th percentile of recent durations, about one should still run;
+# CHANGE_RUNNING or more (odds of about 1e-8 without a change) mean the durations changed.
+CHANGE_WINDOW = 20
+CHANGE_RUNNING = 10
 _BISECT_STEPS = 30  # the gap to within (max - min) / 2**30 seconds
 
 
@@ -139,7 +144,12 @@ def _fit(history: tuple[float, ...], min_gap: float, max_gap: float, budget: flo
 
 
 def with_running(
-    finished: Sequence[float], running: Sequence[float], size: int, beyond: Sequence[float] = ()
+    finished: Sequence[float],
+    running: Sequence[float],
+    size: int,
+    beyond: Sequence[float] = (),
+    *,
+    fresh: bool = False,
 ) -> list[float]:
     """Recent durations, with the tasks still running taken into account (Kaplan-Meier).
 
@@ -154,8 +164,11 @@ def with_running(
     were submitted) that exceed it; if none does, it stays at the oldest running age, a lower bound
     that the next refit moves on. Without that, a mix of 30-180 s jobs at 2 a second looked like one
     ending at 100 s: the plan polled too often early and backed off on the jobs that were left.
+
+    `fresh`: the cohort was cut at a change of durations, so that no task has finished yet is
+    knowledge (every duration exceeds the running ages), not a cold start with nothing to go on.
     """
-    if not running or not finished:
+    if not running or (not finished and not fresh):
         return list(finished)
     marks = sorted([(d, True) for d in finished] + [(a, False) for a in running])
     at_risk = len(marks)
@@ -196,6 +209,9 @@ class Cohort:
         self._order: collections.deque[int] = collections.deque()
         self._started: dict[int, float] = {}
         self._durations: dict[int, float] = {}
+        self._submitted: dict[int, float] = {}
+        self._cut: float | None = None  # tasks submitted before it ran at another speed
+        self._finished_since_cut = 0
         # The latest finished tasks, whether or not still in the cohort: what the tail is drawn from.
         self._recent: collections.deque[float] = collections.deque(maxlen=size)
         # Durations from the database (oldest first here) stand for the cohort before this process.
@@ -210,14 +226,17 @@ class Cohort:
             old = self._order.popleft()
             self._started.pop(old, None)
             self._durations.pop(old, None)
+            self._submitted.pop(old, None)
 
     def started(self, key: int, at: float) -> None:
         if key not in self._started and key not in self._durations:
             self._admit(key)
             self._started[key] = at
+            self._submitted[key] = at
 
     def finished(self, key: int, duration: float) -> None:
         self._recent.append(duration)
+        self._finished_since_cut += 1
         if self._started.pop(key, None) is not None:
             self._durations[key] = duration
 
@@ -225,10 +244,47 @@ class Cohort:
         """A task that failed or was cancelled says nothing about how long images take."""
         if self._started.pop(key, None) is not None:
             self._order.remove(key)
+            self._submitted.pop(key, None)
 
     def sample(self, now: float) -> list[float]:
-        running = [now - since for since in self._started.values()]
-        return with_running(list(self._durations.values()), running, self.size, self._recent)
+        cut = self._change_point(now)
+        if cut is None:
+            running = [now - since for since in self._started.values()]
+            return with_running(list(self._durations.values()), running, self.size, self._recent)
+        # Only the tasks submitted since the change say how long tasks take now.
+        since = self._submitted
+        finished = [d for k, d in self._durations.items() if since.get(k, cut - 1.0) >= cut]
+        running = [now - at for at in self._started.values() if at >= cut]
+        return with_running(finished, running, self.size, self._recent, fresh=True)
+
+    def _change_point(self, now: float) -> float | None:
+        """When the durations changed, if the cohort shows that they did: the submit time from which
+        on to trust it. Kept until the latest finished durations are all from after it, so that the
+        change is not detected again from the old ones."""
+        if self._cut is not None:
+            if self._finished_since_cut >= self.size:
+                self._cut = None
+            return self._cut
+        if len(self._recent) < CHANGE_WINDOW:
+            return None
+        recent = sorted(self._recent)
+        late = recent[int(0.95 * (len(recent) - 1))]
+        old_enough: list[int] = []
+        for key in reversed(self._order):
+            at = self._submitted.get(key)
+            if at is not None and now - at > late:
+                old_enough.append(key)
+                if len(old_enough) == CHANGE_WINDOW:
+                    break
+        if len(old_enough) < CHANGE_WINDOW:
+            return None
+        overdue = [k for k in old_enough if k in self._started]
+        if len(overdue) < CHANGE_RUNNING:
+            return None
+        # From the oldest overdue task on: older ones ran at the old speed.
+        self._cut = min(self._submitted[k] for k in overdue)
+        self._finished_since_cut = 0
+        return self._cut
 
 
 def typical_duration(history: Sequence[float]) -> float | None:

@@ -55,3 +55,21 @@ def test_the_first_poll_may_wait_past_the_max_interval_when_no_job_is_that_quick
     assert first > 15.0  # no polls at 15 and 30 s that cannot find anything
     assert first <= plan.shortest + 15.0  # the quickest job still waits at most max_interval
     assert schedule.next_delay(first, history) <= 15.0
+
+
+def test_a_cohort_that_sees_the_service_slow_down_forgets_the_old_durations() -> None:
+    cohort = Cohort(200)
+    for key in range(200):  # quick jobs: 2-12 s
+        cohort.started(key, at=float(key) * 0.5)
+        cohort.finished(key, 2.0 + (key % 11))
+    switch = 100.0
+    for n in range(60):  # then jobs that take longer: none has finished, the oldest are 30 s old
+        cohort.started(1000 + n, at=switch + n * 0.5)
+    sample = cohort.sample(now=switch + 30.0)
+    assert min(sample) >= 12.0  # the quick jobs before the change no longer count
+    plan = PollSchedule().plan(sample)
+    assert plan.first_poll > 12.0  # no polls at 2-12 s for jobs that all run longer
+    steady = Cohort(200, finished=[2.0 + (k % 11) for k in range(200)])
+    for n in range(60):  # the same quick service: every running job is younger than 12 s
+        steady.started(n, at=switch + 20.0 + n / 6)
+    assert min(steady.sample(now=switch + 30.0)) <= 3.0

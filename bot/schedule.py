@@ -8,8 +8,9 @@ polls, poll at one steady gap over the range where jobs finish, and not before t
 
 With a history of durations the schedule therefore:
 
-- puts the first poll where as many recent jobs had finished as finish in the gap after it, so the
-  first poll catches about what each later one does (and no job waits much more than a gap for it),
+- puts the first poll where one and a half times as many recent jobs had finished as finish in the
+  gap after it, so the first poll catches a little more than each later one (and no job waits much
+  more than a gap for it),
 - then polls every `gap` seconds, the smallest gap whose expected number of polls per job, over the
   recent durations, stays within `poll_budget`,
 - and, once a task is older than every recent one, keeps that gap for a while and then backs off.
@@ -32,6 +33,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 MIN_HISTORY = 5
+# How much more the first poll catches than each later one. 1.0 put it about a third of a gap early
+# (a poll spent for little); 1.5 is the best of 1, 1.5 and 2 in `python -m bench.mixes` on every mix.
+FIRST_CATCH = 1.5
 # A change of the service's speed shows as old-enough tasks that have not finished: of the newest
 # CHANGE_WINDOW tasks older than the 95th percentile of recent durations, about one should still run;
 # CHANGE_RUNNING or more (odds of about 1e-8 without a change) mean the durations changed.
@@ -99,12 +103,12 @@ class PollSchedule:
 
 
 def _first_poll(durations: list[float], gap: float) -> float:
-    """The lowest of the (sorted) durations by which at least as many jobs had finished as finish
-    within the gap after it. Too late a first poll catches more than the next one and moves earlier;
-    too early a one catches less and moves later: it settles near one gap's worth of jobs."""
+    """The lowest of the (sorted) durations by which FIRST_CATCH times as many jobs had finished as
+    finish within the gap after it. Too late a first poll catches more than that and moves earlier;
+    too early a one catches less and moves later: it settles near one and a half gaps' worth."""
     for index, duration in enumerate(durations):
         done = bisect.bisect_right(durations, duration, lo=index)
-        if done >= bisect.bisect_right(durations, duration + gap, lo=done) - done:
+        if done >= FIRST_CATCH * (bisect.bisect_right(durations, duration + gap, lo=done) - done):
             return duration
     return durations[-1]
 

@@ -63,7 +63,8 @@ async def _mixes(profile: Profile) -> dict[str, float | None]:
 
     # Pure computation (seconds of CPU): off the event loop, which has nothing else to do meanwhile.
     schedule = PollSchedule(*adaptive_schedule_args())
-    rows = await asyncio.to_thread(evaluate_all, schedule, profile.mix_jobs, profile.seed)
+    seeds = [profile.seed + n for n in range(profile.mix_runs)]
+    rows = await asyncio.to_thread(evaluate_all, schedule, profile.mix_jobs, seeds)
     print(table(rows), flush=True)
     return figures(rows)
 

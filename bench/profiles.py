@@ -34,6 +34,7 @@ class Profile:
     outage_time_factor: float = 1.0
     # The poll schedule on four job mixes, simulated (bench.mixes): jobs per mix.
     mix_jobs: int = 4000
+    mix_runs: int = 3
     seed: int = 20240601
 
 
@@ -66,6 +67,7 @@ QUICK = Profile(
     quota_samples=500,
     outage_seconds=20.0,
     mix_jobs=2000,
+    mix_runs=2,
 )
 SMOKE = Profile(
     "smoke",
@@ -83,4 +85,5 @@ SMOKE = Profile(
     outage_jobs=50,
     outage_time_factor=30.0,
     mix_jobs=500,
+    mix_runs=1,
 )

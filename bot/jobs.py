@@ -89,7 +89,7 @@ class RunnerConfig:
     lease: float = 120.0
     shutdown_grace: float = 5.0
     download_attempts: int = 3
-    history_size: int = 200  # what the poll schedule learns from
+    history_size: int = 400  # what the poll schedule learns from (bench.mixes: 200 was noisier)
     eta_window: int = 50  # the ETA members see: the median of the latest jobs of the kind
     outage_failures: int = 3  # failed requests in a row, across jobs, that make an outage
     outage_queue_limit: float = 300.0  # how long a new request waits for the service to come back
@@ -143,8 +143,11 @@ class JobRunner:
         self._planning: dict[bool, tuple[float, list[float]]] = {}
         self._closing = False
         self._rng = random.Random()
+        # Probes at most half of POLL_MAX_INTERVAL apart: the backlog of images that finished during
+        # the outage takes a few seconds to deliver, and each should arrive within POLL_MAX_INTERVAL
+        # of the service's return.
         self._outage = OutageGuard(
-            OutagePolicy(self.config.outage_failures, self.schedule.max_interval), self._rng
+            OutagePolicy(self.config.outage_failures, self.schedule.max_interval / 2), self._rng
         )
         self._service_up = asyncio.Event()
         self._service_up.set()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 import collections
 import functools
+import itertools
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -116,18 +117,24 @@ def _first_poll(durations: list[float], gap: float) -> float:
 @functools.lru_cache(maxsize=256)
 def _fit(history: tuple[float, ...], min_gap: float, max_gap: float, budget: float) -> PollPlan:
     ordered = sorted(history)
+    count = len(ordered)
+    # suffix[k]: the sum of ordered[k:], so that the expected polls take O(log n), not O(n).
+    suffix = list(itertools.accumulate(reversed(ordered), initial=0.0))[::-1]
 
-    def estimate(gap: float) -> tuple[list[float], float]:
-        # Detection times are about half a gap later than the true finishing times.
-        durations = [d - gap / 2 for d in ordered]
-        return durations, max(min_gap, _first_poll(durations, gap))
+    def first_poll(gap: float) -> float:
+        # Detection times are about half a gap later than the true finishing times. Shifting every
+        # duration alike shifts the first poll alike, so the sorted history serves every gap.
+        return max(min_gap, _first_poll(ordered, gap) - gap / 2)
 
     def expected_polls(gap: float) -> float:
-        durations, first = estimate(gap)
+        first = first_poll(gap)
         # A job finishing at d > first is found on average half a gap after it, so the poll count
         # is 1 + (d - first) / gap + 1/2: a smooth curve, not the steps of the exact count, so the
-        # fit does not chase the particular sample.
-        return statistics.fmean(1.0 if d <= first else 1.5 + (d - first) / gap for d in durations)
+        # fit does not chase the particular sample. (d is the detection time less half a gap.)
+        caught = bisect.bisect_right(ordered, first + gap / 2)
+        later = count - caught
+        spread = suffix[caught] - later * (gap / 2) - later * first
+        return (caught + 1.5 * later + spread / gap) / count
 
     if expected_polls(min_gap) <= budget:
         gap = min_gap
@@ -143,8 +150,9 @@ def _fit(history: tuple[float, ...], min_gap: float, max_gap: float, budget: flo
             else:
                 low = middle
         gap = high
-    durations, first = estimate(gap)
-    return PollPlan(first_poll=first, gap=gap, longest=durations[-1], shortest=durations[0])
+    return PollPlan(
+        first_poll=first_poll(gap), gap=gap, longest=ordered[-1] - gap / 2, shortest=ordered[0] - gap / 2
+    )
 
 
 def with_running(
@@ -165,9 +173,10 @@ def with_running(
     The estimate ends at the oldest running age: a cohort of the latest submitted tasks is younger
     than the longest durations whenever jobs arrive faster than size / longest duration. The mass
     beyond it is spread like the durations in `beyond` (tasks that finished lately, whenever they
-    were submitted) that exceed it; if none does, it stays at the oldest running age, a lower bound
-    that the next refit moves on. Without that, a mix of 30-180 s jobs at 2 a second looked like one
-    ending at 100 s: the plan polled too often early and backed off on the jobs that were left.
+    were submitted) that exceed it; if none does, it is spread between the oldest running age and
+    twice that, a guess that the next refits correct. Without the tail, a mix of 30-180 s jobs at 2
+    a second looked like one ending at 100 s: the plan polled too often early and backed off on the
+    jobs that were left.
 
     `fresh`: the cohort was cut at a change of durations, so that no task has finished yet is
     knowledge (every duration exceeds the running ages), not a cold start with nothing to go on.
@@ -199,7 +208,11 @@ def with_running(
             rank = (share - known) / (1.0 - known) if known < 1.0 else 0.0
             sample.append(above[min(len(above) - 1, int(rank * len(above)))])
         else:
-            sample.append(tail)
+            # Nothing finished that late lately (a cold start, or just after a change): spread the
+            # rest over [tail, 2 tail]. All of it at tail made the plan fit every job into the ages
+            # seen so far, so it polled the long ones at a small gap until they finished.
+            rank = (share - known) / (1.0 - known) if known < 1.0 else 0.0
+            sample.append(tail * (1.0 + rank))
     return sample
 
 

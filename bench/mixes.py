@@ -3,16 +3,16 @@
 The figures come from an event simulation, not the sandbox: running the real sandbox for every mix
 (thousands of jobs of up to three minutes each) would make `make bench` far too long. The simulation
 runs the real `PollSchedule` with the same history mechanism as the runner (`bot.schedule.Cohort`:
-the latest 200 submitted jobs of the kind, running ones counted by Kaplan-Meier, the sample refreshed
+the latest 400 submitted jobs of the kind, running ones counted by Kaplan-Meier, the sample refreshed
 at most once a second or when a job finishes), on a Poisson stream of 2 jobs a second. Overhead here
 is the schedule's part only: from the task finishing to the poll that sees it (no I/O).
 
 For each mix: the bot's polls per job and p95 overhead, a fixed 5-second poller's, and the oracle:
-the best p95 any schedule reaches at the bot's polls per job when it knows the durations exactly
-(`bench.simulate.grid`: a constant gap from one gap after the shortest duration). The switch mix
-changes from short to long jobs halfway; its row covers the jobs submitted from 100 after the
-switch, and `recovery` lists the p95 of each 100-job window after the switch against the oracle at
-that window's own polls per job.
+the best p95 any schedule reaches on the same jobs at the bot's polls per job when it knows their
+durations (`bench.simulate.grid_on`: a constant gap from one gap after the mix's shortest
+duration). The switch mix changes from short to long jobs halfway; its row covers the jobs
+submitted from 100 after the switch, and `recovery` lists the p95 of each 100-job window after
+the switch against the oracle on that window's jobs at their own polls per job.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.simulate import Sampler, grid, log_uniform
+from bench.simulate import grid_on, log_uniform
 from bench.stats import mean, percentile
 from bot.jobs import RunnerConfig
 from bot.schedule import Cohort, PollSchedule
@@ -56,6 +56,7 @@ class SimJob:
     index: int
     polls: int
     overhead: float
+    duration: float
 
 
 def run_jobs(schedule: PollSchedule, mix: Mix, jobs: int, seed: int) -> list[SimJob]:
@@ -99,22 +100,25 @@ def run_jobs(schedule: PollSchedule, mix: Mix, jobs: int, seed: int) -> list[Sim
         if age >= durations[index]:
             cohort.finished(index, age)  # the runner learns the detection age
             cached = None
-            out[index] = SimJob(index, polls[index], age - durations[index])
+            out[index] = SimJob(index, polls[index], age - durations[index], durations[index])
             continue
         heapq.heappush(events, (now + schedule.next_delay(age, history), next(order), index))
     return [job for job in out if job is not None]
 
 
-def oracle_p95(durations: Sampler, low: float, polls_per_job: float, samples: int = 20_000) -> float:
-    """The best p95 of any schedule at `polls_per_job` (a constant gap, knowing the durations)."""
+def oracle_p95(jobs: Sequence[SimJob], low: float) -> float:
+    """The best p95 any schedule reaches on these very jobs at their polls per job: a constant gap
+    from one gap after the mix's shortest duration, knowing the durations (`grid_on`)."""
+    durations = [j.duration for j in jobs]
+    polls_per_job = mean([float(j.polls) for j in jobs])
     small, large = 0.01, 1000.0
     for _ in range(40):  # fewer polls as the gap grows
         middle = (small * large) ** 0.5
-        if grid(middle, durations, samples=samples, low=low).polls_per_job > polls_per_job:
+        if grid_on(middle, durations, low=low).polls_per_job > polls_per_job:
             small = middle
         else:
             large = middle
-    return grid(large, durations, samples=samples, low=low).overhead_p95
+    return grid_on(large, durations, low=low).overhead_p95
 
 
 @dataclass(frozen=True)
@@ -155,12 +159,8 @@ def evaluate(mix: Mix, schedule: PollSchedule, jobs: int, seeds: Sequence[int]) 
             for w, window in enumerate(windows):
                 window.extend(after[w * WINDOW : (w + 1) * WINDOW])
     polls = mean([float(j.polls) for j in measured])
-    truth = log_uniform(*later)
     recovery = tuple(
-        (
-            percentile([j.overhead for j in window], 95),
-            oracle_p95(truth, later[0], mean([float(j.polls) for j in window])),
-        )
+        (percentile([j.overhead for j in window], 95), oracle_p95(window, later[0]))
         for window in windows
         if window
     )
@@ -170,7 +170,7 @@ def evaluate(mix: Mix, schedule: PollSchedule, jobs: int, seeds: Sequence[int]) 
         p95=percentile([j.overhead for j in measured], 95),
         fixed5_polls=mean([float(j.polls) for j in fixed_measured]),
         fixed5_p95=percentile([j.overhead for j in fixed_measured], 95),
-        oracle_p95=oracle_p95(truth, later[0], polls),
+        oracle_p95=oracle_p95(measured, later[0]),
         recovery=recovery,
     )
 

@@ -75,6 +75,25 @@ async def _rules_ack(profile: Profile) -> dict[str, float | None]:
     return (await run_rules_ack(profile)).figures()
 
 
+async def _outage(profile: Profile) -> dict[str, float | None]:
+    from bench.outage import run_outage
+
+    return (await run_outage(profile)).figures()
+
+
+async def _mixes(profile: Profile) -> dict[str, float | None]:
+    from bench.mix import adaptive_schedule_args
+    from bench.mixes import evaluate_all, figures, table
+    from bot.schedule import PollSchedule
+
+    # Pure computation (seconds of CPU): off the event loop, which has nothing else to do meanwhile.
+    schedule = PollSchedule(*adaptive_schedule_args())
+    seeds = [profile.seed + n for n in range(profile.mix_runs)]
+    rows = await asyncio.to_thread(evaluate_all, schedule, profile.mix_jobs, seeds)
+    print(table(rows), flush=True)
+    return figures(rows)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ack": _ack,
     "overhead": _overhead,
@@ -84,6 +103,8 @@ SCENARIOS: dict[str, Scenario] = {
     "history": _history,
     "rules": _rules,
     "rules_ack": _rules_ack,
+    "outage": _outage,
+    "mixes": _mixes,
 }
 
 
@@ -97,6 +118,8 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "history": ("history_page_p99_ms_300k",),
     "rules": ("rules_check_p99_ms_500", "rules_check_p99_ms_1000"),
     "rules_ack": ("rules_ack_others_max_ms",),
+    "outage": ("outage_requests_per_s", "outage_recovery_max_s"),
+    "mixes": ("mix_worst_vs_oracle", "mix_switch_window2_vs_oracle"),
 }
 
 

@@ -31,6 +31,13 @@ class Profile:
     # /history pages of one member with `history_rows` posted images.
     history_rows: int = 300_000
     history_samples: int = 600
+    # An outage of `outage_seconds` with `outage_jobs` in flight; time scaled by `outage_time_factor`.
+    outage_jobs: int = 1000
+    outage_seconds: float = 60.0
+    outage_time_factor: float = 1.0
+    # The poll schedule on four job mixes, simulated (bench.mixes): jobs per mix.
+    mix_jobs: int = 4000
+    mix_runs: int = 3
     seed: int = 20240601
     # Memory: one result PNG of this many pixels a side (over the pixel limit), one at the limit (16 MP,
     # the default MAX_RESULT_MEGAPIXELS), and one status answer of this many MB.
@@ -66,6 +73,9 @@ QUICK = Profile(
     quota_rows=1_000_000,
     quota_users=10_000,
     quota_samples=500,
+    outage_seconds=20.0,
+    mix_jobs=2000,
+    mix_runs=2,
 )
 SMOKE = Profile(
     "smoke",
@@ -85,4 +95,8 @@ SMOKE = Profile(
     memory_answer_mb=40,
     history_rows=5_000,
     history_samples=30,
+    outage_jobs=50,
+    outage_time_factor=30.0,
+    mix_jobs=500,
+    mix_runs=1,
 )

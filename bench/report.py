@@ -37,6 +37,11 @@ ROWS: tuple[Row, ...] = (
     Row("rules_check_p99_ms_500", "prompt-rule check p99, 500 rules", "ms", 2, 5),
     Row("rules_check_p99_ms_1000", "prompt-rule check p99, 1000 rules", "ms", 2, 5),
     Row("rules_ack_others_max_ms", "others' ack max, 8 hostile prompts", "ms", 0, 1000),
+    Row("outage_requests_per_s", "requests/s to the API during an outage", "/s", 2, 1),
+    # POLL_MAX_INTERVAL (15 s) + 1 s
+    Row("outage_recovery_max_s", "after an outage: finished -> delivered, max", "s", 2, 16),
+    Row("mix_worst_vs_oracle", "schedule p95 / best possible, worst mix", "x", 2, 1.1),
+    Row("mix_switch_window2_vs_oracle", "the same, jobs 100-200 after a switch", "x", 2, 1.1),
 )
 REQUIRED_KEYS = tuple(row.key for row in ROWS)
 
@@ -82,6 +87,17 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("rules_ack_hostile_max_ms", "hostile prompts' own ack max", "ms", 1),
     ("rules_ack_samples", "others' acks measured", "", 0),
     ("rules_ack_not_answered", "interactions never answered", "", 0),
+    ("outage_recovery_p95_s", "after an outage: finished -> delivered, p95", "s", 2),
+    ("outage_jobs_in_flight", "jobs in flight when the outage began", "", 0),
+    ("outage_seconds", "outage length", "s", 0),
+    ("outage_backlog_jobs", "tasks finished during it or 15 s after", "", 0),
+    ("outage_failed_jobs", "jobs failed by the outage", "", 0),
+    ("outage_drain_s", "delivering the tasks finished during it", "s", 2),
+    ("mix_standard_vs_oracle", "p95 / best possible, 5-90 s (simulated)", "x", 2),
+    ("mix_short_vs_oracle", "p95 / best possible, 2-12 s", "x", 2),
+    ("mix_long_vs_oracle", "p95 / best possible, 30-180 s", "x", 2),
+    ("mix_switch_vs_oracle", "p95 / best possible, after a switch to 30-180 s", "x", 2),
+    ("mix_switch_window1_vs_oracle", "the same, jobs 0-100 after the switch", "x", 2),
 )
 
 

@@ -16,7 +16,7 @@ import heapq
 import itertools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench.mix import HIGH, LOW
@@ -83,14 +83,20 @@ def simulate(
     return SimFigures(mean(polls), percentile(overheads, 95), percentile(overheads, 50))
 
 
-def grid(gap: float, durations: Sampler, *, samples: int = 100_000, seed: int = 2) -> SimFigures:
-    """Polls at LOW + gap, LOW + 2 gap, ...: the best constant-gap schedule knowing the true minimum."""
+def grid(
+    gap: float, durations: Sampler, *, samples: int = 100_000, seed: int = 2, low: float = LOW
+) -> SimFigures:
+    """Polls at low + gap, low + 2 gap, ...: the best constant-gap schedule knowing the true minimum."""
     rng = random.Random(seed)
+    return grid_on(gap, [durations(rng) for _ in range(samples)], low=low)
+
+
+def grid_on(gap: float, durations: Sequence[float], *, low: float = LOW) -> SimFigures:
+    """`grid` on given durations (for instance the very jobs a schedule was measured on)."""
     polls: list[float] = []
     overheads: list[float] = []
-    first = LOW + gap
-    for _ in range(samples):
-        d = durations(rng)
+    first = low + gap
+    for d in durations:
         n = 1 if d <= first else 1 + math.ceil((d - first) / gap)
         polls.append(float(n))
         overheads.append(first + (n - 1) * gap - d)

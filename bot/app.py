@@ -143,6 +143,7 @@ class ImagineBot(commands.Bot):
         return RunnerConfig(
             time_limit=s.job_time_limit,
             concurrency=s.poll_concurrency,
+            outage_queue_limit=s.outage_queue_limit,
             max_result_bytes=s.max_result_bytes,
             status_update_interval=s.status_update_interval,
             delivery_concurrency=s.delivery_concurrency,

@@ -75,6 +75,7 @@ class Settings:
     poll_budget: float = 7.5
     job_time_limit: float = 600.0
     poll_concurrency: int = 16
+    outage_queue_limit: float = 300.0
     max_attachment_bytes: int = 10 * 1024 * 1024
     max_result_bytes: int = 50 * 1024 * 1024
     request_timeout: float = 30.0
@@ -276,6 +277,9 @@ def load_settings(
         ),
         poll_concurrency=_parse(
             env, "POLL_CONCURRENCY", _positive_int, 16, "must be a positive whole number"
+        ),
+        outage_queue_limit=_parse(
+            env, "OUTAGE_QUEUE_LIMIT", _at_least(float, 0.0), 300.0, "must be a number of seconds, 0 or more"
         ),
         max_attachment_bytes=_parse(
             env,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import aiohttp
 
 from bot import messages
 from bot.api import (
+    ApiError,
     BadKeyError,
     ImageApi,
     MalformedAnswerError,
@@ -32,6 +34,7 @@ from bot.delivery import DownloadError, ImageFile, download_image, limit_pixels
 from bot.delivery_pool import DeliveryPool
 from bot.logs import bind_job
 from bot.models import ImageRequest, Job, JobStatus, Origin, Stage
+from bot.outage import OutageGuard, OutagePolicy, backoff_delay, retry_after_delay
 from bot.quotas import Decision, Member
 from bot.rulebook import RuleBook
 from bot.schedule import Cohort, PollSchedule, typical_duration
@@ -57,6 +60,13 @@ MSG_INTERRUPTED = (
 )
 MSG_NO_IMAGE = "The image service finished but returned no image."
 MSG_LOST = "The image service no longer knows this request."
+MSG_OUTAGE = (
+    "The image service has not been answering for a while, so this request was not sent. "
+    "It does not count against your quota. Please try again later."
+)
+# A probe during an outage asks about a task that does not exist: any answer but a 5xx, a time-out or
+# a broken connection shows that the service is back.
+PROBE_TASK_ID = "imagine-bot-outage-probe"
 
 
 @dataclass(frozen=True)
@@ -120,8 +130,14 @@ class RunnerConfig:
     # When telling the requester failed every way, try again after these many seconds (the bot sets
     # some; the terminal and the benchmark give up at once), then mark the job undeliverable.
     redeliver_delays: tuple[float, ...] = ()
-    history_size: int = 200  # what the poll schedule learns from
+    history_size: int = 400  # what the poll schedule learns from (bench.mixes: 200 was noisier)
     eta_window: int = 50  # the ETA members see: the median of the latest jobs of the kind
+    outage_failures: int = 3  # failed requests in a row, across jobs, that make an outage
+    outage_queue_limit: float = 300.0  # how long a new request waits for the service to come back
+
+
+def _refused_poll_reason(reason: str) -> str:
+    return f"The image service refused to report on this request ({reason}), so the bot stopped following it."
 
 
 def _end_reason(status: TaskStatus) -> str:
@@ -170,6 +186,16 @@ class JobRunner:
         self._closing = False
         self._retries: set[asyncio.Task[Any]] = set()
         self.rules = RuleBook(store)
+        self._rng = random.Random()
+        # Probes at most half of POLL_MAX_INTERVAL apart: the backlog of images that finished during
+        # the outage takes a few seconds to deliver, and each should arrive within POLL_MAX_INTERVAL
+        # of the service's return.
+        self._outage = OutageGuard(
+            OutagePolicy(self.config.outage_failures, self.schedule.max_interval / 2), self._rng
+        )
+        self._service_up = asyncio.Event()
+        self._service_up.set()
+        self._recovered = False
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -330,6 +356,11 @@ class JobRunner:
     async def _submit(self, job: Job) -> None:
         bind_job(job)  # log lines of this task carry the job's ids
         await self._progress(job, Stage.QUEUED, force=True)
+        # A request made while the service is down waits for it (still QUEUED, so a restart may
+        # send it safely), up to outage_queue_limit from now.
+        deadline = self.clock.time() + self.config.outage_queue_limit
+        if self._outage.down and not await self._wait_for_service(job, deadline):
+            return
         if not await self._persist(job, "mark it as being sent", lambda: self.store.mark_submitting(job.id)):
             log.info("job %s was cancelled before it was sent", job.id)
             return
@@ -339,6 +370,7 @@ class JobRunner:
             try:
                 task_id = await self.api.submit(job.prompt, job.aspect_ratio, job.reference_urls)
             except RateLimitedError as exc:
+                self._answered()
                 if attempt >= self.config.submit_attempts:
                     await self._end(job, JobStatus.FAILED, MSG_BUSY)
                     return
@@ -348,10 +380,21 @@ class JobRunner:
                     return
                 continue
             except TransientError as exc:
+                self._failed()
                 if exc.reached_server:
                     log.warning("job %s: submit outcome unknown (%s); not retrying", job.id, exc.reason)
                     await self._end(job, JobStatus.UNKNOWN, MSG_UNKNOWN)
                     return
+                if self._outage.down:
+                    # Not this request's fault: wait for the service instead of spending attempts.
+                    if not await self.store.mark_requeued(job.id):
+                        return
+                    if not await self._wait_for_service(job, deadline):
+                        return
+                    if not await self.store.mark_submitting(job.id):
+                        return
+                    attempt = 0
+                    continue
                 if attempt >= self.config.submit_attempts:
                     await self._end(job, JobStatus.FAILED, MSG_UNREACHABLE)
                     return
@@ -359,20 +402,24 @@ class JobRunner:
                     return
                 continue
             except MalformedAnswerError as exc:
+                self._answered()
                 log.warning("job %s: %s", job.id, exc.reason)
                 await self._end(job, JobStatus.UNKNOWN, MSG_UNKNOWN)
                 return
             except BadKeyError:
+                self._answered()
                 log.error(
                     "job %s: the image API refused the key; check MOUNTSEA_API_KEY and the balance", job.id
                 )
                 await self._end(job, JobStatus.FAILED, MSG_UNAVAILABLE)
                 return
             except RefusedError as exc:
+                self._answered()
                 await self._end(
                     job, JobStatus.FAILED, f"The image service refused this request: {exc.reason}"
                 )
                 return
+            self._answered()
             break
         await self._record_submitted(job, task_id, self.clock.time())
 
@@ -426,6 +473,20 @@ class JobRunner:
                     log.info("job %s: could %s after %s attempts", job.id, what, attempt)
                 return result
 
+    async def _wait_for_service(self, job: Job, deadline: float) -> bool:
+        """Wait (QUEUED) until the image service answers again. Past `deadline` the job ends,
+        refunded, with a clear message; False then, and the caller stops."""
+        await self._progress(job, Stage.SERVICE_DOWN, force=True)
+        left = deadline - self.clock.time()
+        if left > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._service_up.wait(), self.clock.real_seconds(left))
+        if self._service_up.is_set():
+            return True
+        log.warning("job %s: the image service stayed down past the queue limit; not sent", job.id)
+        await self._end(job, JobStatus.FAILED, MSG_OUTAGE)
+        return False
+
     async def _wait_before_resubmit(self, job: Job, seconds: float) -> bool:
         """Back to QUEUED while waiting: the request certainly did not reach the API, so a restart
         during this wait may submit it again safely. False if the job was cancelled meanwhile."""
@@ -441,22 +502,78 @@ class JobRunner:
             self.loop_ran_at = time.monotonic()  # read by /healthz
             self._wake.clear()
             now = self.clock.time()
-            free = self.config.concurrency - self._polling
-            try:
-                if free > 0:
-                    for job in await self.store.claim_due_jobs(self.source, now, free, self.config.lease):
-                        self._polling += 1
-                        self._spawn(self._poll_one(job), self._workers)
-                next_at = await self.store.next_poll_time(self.source)
-            except Exception:
-                log.exception("poll loop: database error; retrying")
-                next_at = now + 5.0
-            wait = self.config.idle_wait if next_at is None else max(0.0, next_at - now)
-            if self._polling >= self.config.concurrency:
-                wait = self.config.idle_wait  # a finishing poll wakes the loop
+            if self._outage.down:
+                wait = await self._probe(now)
+            else:
+                wait = await self._poll_due(now)
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.clock.real_seconds(wait))
+
+    async def _poll_due(self, now: float) -> float:
+        """Start the polls that are due; return how long to sleep."""
+        # While a failure is unexplained, one poll at a time: if the service is down, the runner
+        # learns it from a few requests, not from a burst of every due job.
+        limit = 1 if self._outage.suspect else self.config.concurrency
+        free = limit - self._polling
+        try:
+            if self._recovered:
+                # The service is back: every running job is due now, not at its backed-off time.
+                self._recovered = False
+                await self.store.reset_leases(self.source, now)
+            if free > 0:
+                for job in await self.store.claim_due_jobs(self.source, now, free, self.config.lease):
+                    self._polling += 1
+                    self._spawn(self._poll_one(job), self._workers)
+            next_at = await self.store.next_poll_time(self.source)
+        except Exception:
+            log.exception("poll loop: database error; retrying")
+            next_at = now + 5.0
+        if self._polling >= limit:
+            return self.config.idle_wait  # a finishing poll wakes the loop
+        return self.config.idle_wait if next_at is None else max(0.0, next_at - now)
+
+    async def _probe(self, now: float) -> float:
+        """During an outage: one request at a time, at growing intervals, instead of every job's
+        polls. Returns how long to sleep."""
+        if now < self._outage.next_probe_at:
+            return self._outage.next_probe_at - now
+        try:
+            await self.api.poll(PROBE_TASK_ID)
+        except TransientError as exc:
+            self._outage.probe_failed(self.clock.time())
+            log.info("image API still down (%s); next probe in %.0f s", exc.reason, self._next_probe_in())
+            return self._next_probe_in()
+        except ApiError:
+            pass  # an answer, even a refusal: the service is back
+        except Exception:
+            log.exception("outage probe failed unexpectedly")
+            self._outage.probe_failed(self.clock.time())
+            return self._next_probe_in()
+        self._answered()
+        return 0.0
+
+    def _next_probe_in(self) -> float:
+        return max(0.0, self._outage.next_probe_at - self.clock.time())
+
+    def _answered(self) -> None:
+        """The image API answered a request: an outage, if there was one, is over."""
+        now = self.clock.time()
+        if self._outage.answered(now):
+            log.warning("image API answers again; polling every running job now")
+            self._recovered = True
+            self._service_up.set()
+            self.wake()
+
+    def _failed(self) -> None:
+        """A request to the image API met a transient error (5xx, time-out, broken connection)."""
+        if self._outage.failed(self.clock.time()):
+            log.warning(
+                "image API: %s failed requests in a row; pausing polls and probing once at a time",
+                self._outage.policy.failures,
+            )
+            self._service_up.clear()
+            self.wake()
 
     async def _poll_one(self, job: Job) -> None:
         try:
@@ -473,7 +590,8 @@ class JobRunner:
         assert job.task_id is not None and job.submitted_at is not None
         now = self.clock.time()
         age = now - job.submitted_at
-        if age > self.config.time_limit:
+        # Time the service was down does not count: an outage shorter than the limit times out nothing.
+        if age > self.config.time_limit + self._outage.downtime(job.submitted_at, now):
             minutes = self.config.time_limit / 60
             await self._end(
                 job,
@@ -486,19 +604,32 @@ class JobRunner:
         try:
             status = await self.api.poll(job.task_id)
         except RateLimitedError as exc:
+            self._answered()
             await self._retry_poll(job, exc.retry_after)
             return
-        except (TransientError, MalformedAnswerError, BadKeyError) as exc:
-            if isinstance(exc, BadKeyError):
-                log.error("job %s: the image API refused the key while polling", job.id)
+        except (TransientError, MalformedAnswerError) as exc:
+            log.info("job %s: poll failed (%s)", job.id, exc.reason)
+            self._failed()
             await self._retry_poll(job, None)
             return
+        except BadKeyError:
+            self._answered()
+            log.error("job %s: the image API refused the key while polling", job.id)
+            await self._retry_poll(job, None)
+            return
+        except RefusedError as exc:
+            self._answered()
+            log.warning("job %s: the image API refused a poll: %s", job.id, exc.reason)
+            await self._end(job, JobStatus.FAILED, _refused_poll_reason(exc.reason))
+            return
         except TaskNotFoundError:
+            self._answered()
             if job.poll_errors >= 2:
                 await self._end(job, JobStatus.FAILED, MSG_LOST)
             else:
                 await self._retry_poll(job, None)
             return
+        self._answered()
 
         now = self.clock.time()
         if status.is_running:
@@ -535,8 +666,10 @@ class JobRunner:
 
     async def _retry_poll(self, job: Job, retry_after: float | None) -> None:
         errors = job.poll_errors + 1
-        backoff = min(self.schedule.max_interval * 4, self.schedule.min_interval * 2**errors)
-        delay = max(retry_after or 0.0, backoff)
+        if retry_after is not None:
+            delay = retry_after_delay(retry_after, self._rng)  # as the API asked, never stretched
+        else:
+            delay = backoff_delay(errors, self.schedule.min_interval, self.schedule.max_interval, self._rng)
         if not await self.store.record_poll(
             job.id, api_status=None, trace_id=None, next_poll_at=self.clock.time() + delay, poll_errors=errors
         ):

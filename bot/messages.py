@@ -135,6 +135,11 @@ def status_text(job: Job, stage: Stage, elapsed: float, typical: float | None) -
         head = (
             f"📨 **Submitted** — the image service has the request for {who}{eta}. Waiting for it to start…"
         )
+    elif stage is Stage.SERVICE_DOWN:
+        head = (
+            f"🔌 **Waiting** — the image service is not answering right now. The request for {who} "
+            "is kept and will be sent as soon as it is back…"
+        )
     elif stage is Stage.RENDERING:
         head = f"🎨 **Rendering** for {who} — {duration(elapsed)} so far{eta}…"
     else:

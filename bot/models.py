@@ -36,6 +36,7 @@ class Stage(StrEnum):
     SUBMITTED = "submitted"
     RENDERING = "rendering"
     DELIVERING = "delivering"
+    SERVICE_DOWN = "service_down"  # the image service is not answering; the request waits
 
 
 @dataclass(frozen=True)

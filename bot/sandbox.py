@@ -132,6 +132,10 @@ class SandboxConfig:
     image_cache_bytes: int = 32 * 1024 * 1024
     request_log_size: int | None = 100_000
     """How many recorded requests to keep (oldest dropped first); ``None`` keeps all."""
+    outage_after: float | None = None
+    """Seconds (of ``clock``) after start at which an outage begins; ``None``: no outage."""
+    outage_for: float = 60.0
+    """How long the outage lasts: every request (after it is recorded) answers 503 meanwhile."""
 
     def __post_init__(self) -> None:
         for name in ("failure_rate", "rate_limit_rate"):
@@ -139,6 +143,8 @@ class SandboxConfig:
                 raise ValueError(f"{name} must be between 0 and 1")
         if not 0.0 <= self.processing_after <= 1.0:
             raise ValueError("processing_after must be between 0 and 1")
+        if self.outage_for < 0 or (self.outage_after is not None and self.outage_after < 0):
+            raise ValueError("outage_after and outage_for must not be negative")
         if self.duration < 0 or self.submit_delay < 0 or self.retry_after < 0:
             raise ValueError("duration, submit_delay and retry_after must not be negative")
         if self.result_shape not in RESULT_SHAPES:
@@ -431,7 +437,8 @@ class Sandbox:
         self._images = _ByteBudgetLRU(self.config.image_cache_bytes)
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None  # for reference images, made on first use
-        self.app = web.Application()
+        self._outage: tuple[float, float] | None = None  # (start, end) in config.clock
+        self.app = web.Application(middlewares=[self._outage_middleware])
         self.app.router.add_post("/xai/images", self._handle_submit)
         self.app.router.add_get("/xai/tasks", self._handle_poll)
         self.app.router.add_get(r"/sandbox/images/{task_id}/{n:\d+}.png", self._handle_image)
@@ -451,6 +458,8 @@ class Sandbox:
             await runner.cleanup()
             raise
         self._runner = runner
+        if self.config.outage_after is not None:
+            self.start_outage(self.config.outage_for, after=self.config.outage_after)
         bound_host, bound_port = runner.addresses[0][:2]
         self.base_url = f"http://{_url_host(host, bound_host)}:{bound_port}"
         return self.base_url
@@ -497,6 +506,33 @@ class Sandbox:
     def rate_limit_next(self, n: int, retry_after: int = 1) -> None:
         """The next ``n`` API requests (submit or poll, after the key check) answer 429."""
         self._forced_rate_limits.extend([retry_after] * n)
+
+    def start_outage(self, seconds: float, *, after: float = 0.0) -> tuple[float, float]:
+        """From ``after`` seconds (of ``clock``) from now, every request answers 503 for ``seconds``.
+        Returns the window (start, end) in clock time."""
+        start = self.config.clock() + after
+        self._outage = (start, start + seconds)
+        return self._outage
+
+    @property
+    def outage_window(self) -> tuple[float, float] | None:
+        return self._outage
+
+    def in_outage(self) -> bool:
+        if self._outage is None:
+            return False
+        start, end = self._outage
+        return start <= self.config.clock() < end
+
+    @web.middleware
+    async def _outage_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        if not self.in_outage():
+            response: web.StreamResponse = await handler(request)
+            return response
+        await self._record(request)  # still counted: an outage test counts what reached the API
+        return _error(503, "Service temporarily unavailable (sandbox outage)")
 
     def completed_at(self, task_id: str) -> float | None:
         """The clock time the task became final, or ``None`` if it is not final (yet)."""
@@ -787,6 +823,19 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--public-base-url", help="base of result URLs when behind a proxy")
+    parser.add_argument(
+        "--outage-after",
+        type=float,
+        metavar="S",
+        help="simulate an outage S seconds after start: every request then answers 503 (default: no outage)",
+    )
+    parser.add_argument(
+        "--outage-for",
+        type=float,
+        default=defaults.outage_for,
+        metavar="S",
+        help="how long the outage of --outage-after lasts, in seconds (default: %(default)s)",
+    )
     return parser
 
 
@@ -803,6 +852,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         check_references=args.check_references,
         seed=args.seed,
         public_base_url=args.public_base_url,
+        outage_after=args.outage_after,
+        outage_for=args.outage_for,
     )
 
 

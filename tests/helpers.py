@@ -16,6 +16,7 @@ from aiohttp import web
 from PIL import Image
 
 from bot.api import ImageApi
+from bot.clock import Clock
 from bot.delivery import ImageFile
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import Job, Stage
@@ -89,11 +90,12 @@ async def running_runner(
     before_start: Callable[[Store], object] | None = None,
     result_hosts: tuple[str, ...] = (),
     busy_timeout: float = 10.0,
+    clock: Clock | None = None,
 ) -> AsyncIterator[JobRunner]:
     async with open_session(FetchPolicy.build(base_url, result_hosts)) as session:
         store = await Store.open(db_path, busy_timeout=busy_timeout)
         api = ImageApi(session, base_url, api_key, "grok-imagine-image", timeout=5.0)
-        runner = JobRunner(store, api, session, sink, config, schedule=schedule, source="test")
+        runner = JobRunner(store, api, session, sink, config, schedule=schedule, source="test", clock=clock)
         try:
             await runner.start()
             yield runner

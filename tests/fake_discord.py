@@ -346,6 +346,7 @@ class FakeDiscord:
         self._known_sessions: dict[str, _GatewaySession] = {}  # session id -> its latest socket, for RESUME
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
+        self._gateway_refused_until = 0.0  # time.monotonic(); until then new gateway connections get 503
 
         # Modern applications share their id with their bot user.
         self.bot_user_id = self.application_id = self.add_user(bot_username, bot=True)
@@ -554,7 +555,9 @@ class FakeDiscord:
 
     # ----------------------------------------------------------------------------------------- gateway
 
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        if time.monotonic() < self._gateway_refused_until:
+            return web.Response(status=503, text="upstream connect error")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         # discord.py asks for zlib-stream (zstd-stream if zstandard is installed) but also accepts plain
@@ -675,6 +678,14 @@ class FakeDiscord:
         """Send op 7 RECONNECT to every client; discord.py reconnects and RESUMEs."""
         for session in list(self._sessions):
             await self._send(session, {"op": 7, "d": None})
+
+    async def drop_shard(self, shard_id: int, *, refuse_for: float = 0.0) -> None:
+        """Close the connections of one shard (1001 going away: clients reconnect and RESUME). With
+        ``refuse_for``, new gateway connections are refused that many seconds, as in a gateway outage."""
+        self._gateway_refused_until = time.monotonic() + refuse_for
+        for session in list(self._sessions):
+            if session.shard is not None and session.shard[0] == shard_id:
+                await session.ws.close(code=1001)
 
     # ------------------------------------------------------------------------------------- interactions
 

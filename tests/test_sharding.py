@@ -7,6 +7,7 @@ uses PostgreSQL; the leases that hand jobs over are the same code).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -129,6 +130,21 @@ async def test_one_process_with_both_shards_serves_servers_on_each(world: World)
     assert len(world.submits()) == 2
     [sync] = command_syncs(fake)  # globally, once
     assert sync.path == f"/applications/{fake.application_id}/commands"
+
+
+async def test_health_names_a_shard_that_lost_its_connection_until_it_is_back(world: World) -> None:
+    fake = world.fake
+    async with world.bot(shard_count=2) as bot:
+        assert await bot.health_problems() == {}
+        await fake.drop_shard(1, refuse_for=1.0)
+        async with asyncio.timeout(1.0):
+            while (problems := await bot.health_problems()) == {}:
+                await asyncio.sleep(0.02)
+        assert problems == {"gateway": "shard 1 not connected to Discord"}
+        async with asyncio.timeout(15.0):  # discord.py retries with a backoff, then RESUMEs
+            while await bot.health_problems():
+                await asyncio.sleep(0.05)
+        assert sorted(fake.connected_shards()) == [(0, 2), (1, 2)]
 
 
 async def test_two_processes_each_get_only_their_servers_and_deliver_each_job_once(world: World) -> None:

@@ -45,6 +45,9 @@ EXTENSIONS = (
 STOPPING_TEXT = "The image bot is restarting. Please try again in a minute."
 DATABASE_PING_TIMEOUT = 3.0
 REFUSAL_SETTLE = 2.0
+# Discord lets a bot IDENTIFY one shard per 5 s (session_start_limit.max_concurrency 1); discord.py waits
+# this long before each of a process's shards after its first.
+IDENTIFY_INTERVAL = 5.0
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:
@@ -103,7 +106,12 @@ class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
             log.warning("could not tell the member about an error", exc_info=True)
 
 
-class ImagineBot(commands.Bot):
+class ImagineBot(commands.AutoShardedBot):
+    """Runs the shards SHARD_IDS of SHARD_COUNT, or every shard Discord recommends when they are unset.
+
+    Nothing but the gateway depends on the shard: interactions are answered and jobs delivered through
+    REST with the interaction token kept in the job row, so any process may finish any job."""
+
     session: aiohttp.ClientSession
     store: Store
     api: ImageApi
@@ -116,10 +124,15 @@ class ImagineBot(commands.Bot):
         *,
         clock: Clock | None = None,
         runner_config: RunnerConfig | None = None,
+        identify_interval: float = IDENTIFY_INTERVAL,
         **client_options: Any,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channels and the upload limit of each guild; nothing privileged
+        if settings.shard_count is not None:
+            client_options.setdefault("shard_count", settings.shard_count)
+        if settings.shard_ids is not None:
+            client_options.setdefault("shard_ids", list(settings.shard_ids))
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -131,6 +144,7 @@ class ImagineBot(commands.Bot):
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self._runner_config = runner_config
+        self.identify_interval = identify_interval
         self.stopping = False
         self.ops_server: OpsServer | None = None
         self._lag_task: asyncio.Task[None] | None = None
@@ -192,7 +206,10 @@ class ImagineBot(commands.Bot):
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        await self.sync_commands()
+        if s.syncs_commands:
+            await self.sync_commands()
+        else:
+            log.info("not syncing commands: the process running shard 0 does that")
         await self.runner.start()
         # Everything built so far lives as long as the process: keep the collector from walking it
         # again and again (full collections were the largest pauses in the acknowledgement benchmark).
@@ -217,9 +234,20 @@ class ImagineBot(commands.Bot):
         await self.store.set_meta("commands_digest", digest)
         log.info("synced %s commands globally (they can take a while to appear)", len(synced))
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if not initial:
+            await asyncio.sleep(self.identify_interval)
+
     async def on_ready(self) -> None:
         assert self.user is not None
-        log.info("logged in as %s (%s) in %s servers", self.user, self.user.id, len(self.guilds))
+        log.info(
+            "logged in as %s (%s) in %s servers, shards %s of %s",
+            self.user,
+            self.user.id,
+            len(self.guilds),
+            ",".join(str(shard) for shard in sorted(self.shards)) or "-",
+            self.shard_count,
+        )
 
     # -- operators ---------------------------------------------------------------------------------
 
@@ -228,8 +256,13 @@ class ImagineBot(commands.Bot):
         problems: dict[str, str] = {}
         if self.stopping:
             problems["bot"] = "stopping"
-        if self.is_closed() or self.ws is None or not self.ws.open or not self.is_ready():
+        shards = self.shards
+        down = sorted(shard_id for shard_id, shard in shards.items() if shard.is_closed())
+        if self.is_closed() or not shards or not self.is_ready():
             problems["gateway"] = "not connected to Discord"
+        elif down:
+            which = ", ".join(map(str, down))
+            problems["gateway"] = f"shard{'s' if len(down) > 1 else ''} {which} not connected to Discord"
         try:
             await asyncio.wait_for(self.store.ping(), DATABASE_PING_TIMEOUT)
         except TimeoutError:
@@ -246,9 +279,7 @@ class ImagineBot(commands.Bot):
 
     async def refresh_metrics(self) -> None:
         """Scrape-time figures: the database's jobs by state and refusals, discord.py's latencies."""
-        metrics.set_gateway_latencies(
-            [(0, self.latency)] if self.shard_id is None else [(self.shard_id, self.latency)]
-        )
+        metrics.set_gateway_latencies(self.latencies)  # one (shard id, seconds) per shard of this process
         runner: JobRunner | None = getattr(self, "runner", None)
         if runner is None:
             return

@@ -97,6 +97,15 @@ class Settings:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     discord_api_base: str | None = None
+    # Discord shards this process runs (README: "Running more than one process"). None: every shard
+    # Discord recommends, in this one process.
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+
+    @property
+    def syncs_commands(self) -> bool:
+        """One process syncs the application commands: the one running shard 0 (or every shard)."""
+        return self.shard_ids is None or 0 in self.shard_ids
 
     def poll_schedule(self) -> PollSchedule:
         return PollSchedule(
@@ -190,6 +199,22 @@ def _host_list(raw: str) -> tuple[str, ...]:
     for entry in entries:
         parse_host_entry(entry)  # raises ValueError on a malformed entry
     return entries
+
+
+def _shard_ids(raw: str) -> tuple[int, ...]:
+    """`0,2,5` or ranges such as `0-3`; each shard once."""
+    ids: list[int] = []
+    for part in (p.strip() for p in raw.split(",")):
+        low, dash, high = part.partition("-")
+        if not low.strip().isdigit() or (dash and not high.strip().isdigit()):
+            raise ValueError(raw)
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise ValueError(raw)
+        ids.extend(range(first, last + 1))
+    if len(set(ids)) != len(ids):
+        raise ValueError(raw)
+    return tuple(sorted(ids))
 
 
 def _megapixels(raw: str) -> int:
@@ -341,7 +366,26 @@ def load_settings(
             None,
             "must be an http(s) URL like https://discord.com/api/v10",
         ),
+        shard_count=_parse(env, "SHARD_COUNT", _positive_int, None, "must be a whole number, 1 or more"),
+        shard_ids=_parse(
+            env,
+            "SHARD_IDS",
+            _shard_ids,
+            None,
+            "must be shard numbers such as 0,1 or a range such as 0-3, each once",
+        ),
     )
     if settings.poll_min_interval > settings.poll_max_interval:
         raise ConfigError("POLL_MIN_INTERVAL", "must not be larger than POLL_MAX_INTERVAL")
+    if settings.shard_ids is not None:
+        if settings.shard_count is None:
+            raise ConfigError(
+                "SHARD_IDS", "needs SHARD_COUNT, the number of shards of all processes together"
+            )
+        if (top := max(settings.shard_ids)) >= settings.shard_count:
+            raise ConfigError(
+                "SHARD_IDS",
+                f"shard {top} does not exist with SHARD_COUNT={settings.shard_count} "
+                f"(shards are numbered 0 to {settings.shard_count - 1})",
+            )
     return settings

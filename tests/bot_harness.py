@@ -61,8 +61,13 @@ class World:
     async def bot(
         self, runner_config: RunnerConfig = FAST_RUNNER, clock: Clock | None = None, **overrides: Any
     ) -> AsyncIterator[ImagineBot]:
+        """The real bot on this world; `overrides` are settings (e.g. `shard_count=2, shard_ids=(1,)`)."""
         bot = ImagineBot(
-            self.settings(**overrides), runner_config=runner_config, clock=clock, guild_ready_timeout=0.05
+            self.settings(**overrides),
+            runner_config=runner_config,
+            clock=clock,
+            guild_ready_timeout=0.05,
+            identify_interval=0.0,  # the fake has no IDENTIFY rate limit: a bot's shards connect at once
         )
         async with run_client(self.fake, bot):
             await bot.wait_until_ready()

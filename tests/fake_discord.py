@@ -5,6 +5,11 @@ gateway and CDN base at it, so a real ``discord.Client``/``commands.Bot`` logs i
 and answers interactions exactly as it would against Discord. Payloads mirror what discord.py parses
 (discord/state.py, guild.py, member.py, message.py, interactions.py). Every HTTP request is recorded.
 
+Sharding: a client that IDENTIFYs with ``shard: [id, count]`` gets READY and GUILD_CREATE for the servers
+of its shard only, and each server's events go to the connection of shard ``(guild_id >> 22) % count`` (DMs
+to shard 0), as on Discord; several connections (shards of one process, or several processes) are held at
+once. ``GET /gateway/bot`` recommends ``recommended_shards`` shards.
+
 Typical use::
 
     async with running_fake() as fake, run_client(fake, bot):
@@ -116,6 +121,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
 
 
+def shard_of(guild_id: int | None, shard_count: int) -> int:
+    """The shard that receives a server's events (Discord's formula); DMs go to shard 0."""
+    return 0 if guild_id is None else (guild_id >> 22) % shard_count
+
+
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     # discord.py only parses a body whose Content-Type is exactly "application/json", as Discord sends it;
     # aiohttp's web.json_response appends "; charset=utf-8", which discord.py would hand back as plain text.
@@ -219,6 +229,7 @@ class FakeInteraction:
     original_message_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
     expired: bool = False
+    shard: int | None = None  # the shard whose connection received it (None: an unsharded client's)
 
 
 @dataclass
@@ -263,6 +274,10 @@ class _GatewaySession:
     intents: int = 0
     ready: bool = False
     heartbeats: int = 0
+    shard: tuple[int, int] | None = None  # [id, count] from IDENTIFY; None: an unsharded client sees all
+
+    def owns(self, guild_id: int | None) -> bool:
+        return self.shard is None or shard_of(guild_id, self.shard[1]) == self.shard[0]
 
 
 REC = web.RequestKey("rec", RecordedRequest)
@@ -303,9 +318,11 @@ class FakeDiscord:
         premium_tier: int = 0,
         heartbeat_interval_ms: int = 41_250,
         callback_deadline: float | None = None,
+        recommended_shards: int = 1,
     ) -> None:
         self._ids = _snowflakes()
         self.token = token
+        self.recommended_shards = recommended_shards  # GET /gateway/bot's "shards"
         self.heartbeat_interval_ms = heartbeat_interval_ms
         # Discord forgets interactions not answered within 3 s; off by default so slow CI does not flake.
         self.callback_deadline = callback_deadline
@@ -329,6 +346,7 @@ class FakeDiscord:
         self._known_sessions: dict[str, _GatewaySession] = {}  # session id -> its latest socket, for RESUME
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
+        self._gateway_refused_until = 0.0  # time.monotonic(); until then new gateway connections get 503
 
         # Modern applications share their id with their bot user.
         self.bot_user_id = self.application_id = self.add_user(bot_username, bot=True)
@@ -402,10 +420,22 @@ class FakeDiscord:
         return uid
 
     def add_guild(
-        self, name: str, *, owner_id: int | None = None, premium_tier: int = 0, guild_id: int | None = None
+        self,
+        name: str,
+        *,
+        owner_id: int | None = None,
+        premium_tier: int = 0,
+        guild_id: int | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> int:
-        """A guild with an @everyone role (id == guild id), a #general channel, its owner and the bot."""
+        """A guild with an @everyone role (id == guild id), a #general channel, its owner and the bot.
+
+        ``shard=(id, count)`` picks an id whose events go to that shard when the bot runs ``count``."""
         gid = guild_id or next(self._ids)
+        if shard is not None and guild_id is None:
+            # Move the timestamp part a few milliseconds on, to the next value on that shard.
+            stamp = gid >> 22
+            gid = ((stamp + (shard[0] - stamp) % shard[1]) << 22) | (gid & ((1 << 22) - 1))
         guild = self.guilds[gid] = FakeGuild(gid, name, owner_id or self.owner_id, premium_tier)
         self.add_role(gid, "@everyone", EVERYONE_PERMISSIONS, role_id=gid)
         self.add_channel(gid, "general")
@@ -471,6 +501,10 @@ class FakeDiscord:
         """Gateway connections still open (a client that closed cleanly has none)."""
         return sum(1 for s in self._sessions if not s.ws.closed)
 
+    def connected_shards(self) -> list[tuple[int, int] | None]:
+        """The ``[id, count]`` of every gateway connection past READY (None for an unsharded client)."""
+        return [s.shard for s in self._live_sessions()]
+
     def dm_channel(self, user_id: int) -> int:
         """The bot's DM channel with a user, created on first use."""
         for cid, channel in self.channels.items():
@@ -521,7 +555,9 @@ class FakeDiscord:
 
     # ----------------------------------------------------------------------------------------- gateway
 
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        if time.monotonic() < self._gateway_refused_until:
+            return web.Response(status=503, text="upstream connect error")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         # discord.py asks for zlib-stream (zstd-stream if zstandard is installed) but also accepts plain
@@ -548,9 +584,13 @@ class FakeDiscord:
             await self._send(session, {"op": 11, "d": None})
             await self._notify()
         elif op == 2:  # IDENTIFY
+            shard = data.get("shard")
             if data["token"] != self.token:
                 await session.ws.close(code=4004, message=b"Authentication failed.")
+            elif shard is not None and not (len(shard) == 2 and 0 <= int(shard[0]) < int(shard[1])):
+                await session.ws.close(code=4010, message=b"Invalid shard.")
             else:
+                session.shard = (int(shard[0]), int(shard[1])) if shard is not None else None
                 await self._identify(session, data)
         elif op == 6:  # RESUME: accepted, but nothing is replayed (the fake keeps no event backlog)
             previous = self._known_sessions.get(data.get("session_id", ""))
@@ -558,6 +598,7 @@ class FakeDiscord:
                 self.sessions_started += 1
                 session.serial, session.session_id = self.sessions_started, previous.session_id
                 session.seq, session.intents = previous.seq, previous.intents
+                session.shard = previous.shard  # Discord remembers the session's shard
                 self._known_sessions[session.session_id] = session
                 await self._dispatch(session, "RESUMED", {})
                 session.ready = True
@@ -576,15 +617,18 @@ class FakeDiscord:
         session.serial, session.intents = self.sessions_started, int(data.get("intents", 0))
         session.session_id = secrets.token_hex(16)
         self._known_sessions[session.session_id] = session
+        mine = [guild for guild in self.guilds.values() if session.owns(guild.id)]
         ready = copy.deepcopy(READY_TEMPLATE) | {
             "user": self.users[self.bot_user_id] | {"verified": True, "mfa_enabled": False, "email": None},
-            "guilds": [{"id": str(gid), "unavailable": True} for gid in self.guilds],
+            "guilds": [{"id": str(guild.id), "unavailable": True} for guild in mine],
             "session_id": session.session_id,
             "resume_gateway_url": self.gateway_url,  # discord.py RESUMEs here after op 7 or a dropped socket
             "application": {"id": str(self.application_id), "flags": 0},
         }
+        if session.shard is not None:  # echoed only to a client that identified with a shard
+            ready["shard"] = list(session.shard)
         await self._dispatch(session, "READY", ready)
-        for guild in self.guilds.values():
+        for guild in mine:
             await self._dispatch(session, "GUILD_CREATE", self._guild_create_payload(guild, session.intents))
         session.ready = True
         await self._notify()
@@ -602,29 +646,46 @@ class FakeDiscord:
         session.seq += 1
         await self._send(session, {"op": 0, "t": event, "s": session.seq, "d": data})
 
-    def _current_session(self) -> _GatewaySession | None:
-        live = [s for s in self._sessions if s.ready and not s.ws.closed]
-        return max(live, key=lambda s: s.serial) if live else None
+    def _live_sessions(self) -> list[_GatewaySession]:
+        return [s for s in self._sessions if s.ready and not s.ws.closed]
 
-    async def wait_connected(self, *, newer_than: int = 0, timeout: float = 5.0) -> None:
-        """Wait for a client past IDENTIFY/RESUME (READY + GUILD_CREATEs sent) newer than ``newer_than``."""
+    def _session_for(self, guild_id: int | None) -> _GatewaySession | None:
+        """The connection that gets a server's events: the newest one of the shard that owns it."""
+        owners = [s for s in self._live_sessions() if s.owns(guild_id)]
+        return max(owners, key=lambda s: s.serial) if owners else None
+
+    async def wait_connected(self, *, newer_than: int = 0, timeout: float = 5.0, sessions: int = 1) -> None:
+        """Wait for ``sessions`` connections past IDENTIFY/RESUME (READY + GUILD_CREATEs sent) newer than
+        ``newer_than`` (a sharded client opens one per shard)."""
         await self._wait(
-            lambda: (s := self._current_session()) is not None and s.serial > newer_than, timeout
+            lambda: sum(1 for s in self._live_sessions() if s.serial > newer_than) >= sessions, timeout
         )
 
     async def sync_gateway(self, timeout: float = 5.0) -> None:
-        """Barrier: send op 1 and wait for the client's heartbeat, so it has processed everything before."""
-        session = self._current_session()
-        if session is None:
+        """Barrier: send op 1 on every connection and wait for each client's heartbeat, so the clients
+        have processed everything sent before."""
+        live = self._live_sessions()
+        if not live:
             raise RuntimeError("no client is connected to the fake gateway")
-        before = session.heartbeats
-        await self._send(session, {"op": 1, "d": session.seq})
-        await self._wait(lambda: session.heartbeats > before or session.ws.closed, timeout)
+        before = {id(session): session.heartbeats for session in live}
+        for session in live:
+            await self._send(session, {"op": 1, "d": session.seq})
+        await self._wait(
+            lambda: all(s.heartbeats > before[id(s)] or s.ws.closed for s in live) or None, timeout
+        )
 
     async def send_reconnect(self) -> None:
         """Send op 7 RECONNECT to every client; discord.py reconnects and RESUMEs."""
         for session in list(self._sessions):
             await self._send(session, {"op": 7, "d": None})
+
+    async def drop_shard(self, shard_id: int, *, refuse_for: float = 0.0) -> None:
+        """Close the connections of one shard (1001 going away: clients reconnect and RESUME). With
+        ``refuse_for``, new gateway connections are refused that many seconds, as in a gateway outage."""
+        self._gateway_refused_until = time.monotonic() + refuse_for
+        for session in list(self._sessions):
+            if session.shard is not None and session.shard[0] == shard_id:
+                await session.ws.close(code=1001)
 
     # ------------------------------------------------------------------------------------- interactions
 
@@ -761,9 +822,8 @@ class FakeDiscord:
         locale: str,
         message: dict[str, Any] | None = None,
     ) -> FakeInteraction:
-        await self.wait_connected()
-        session = self._current_session()
-        assert session is not None
+        # Discord sends it on the connection of the shard that owns the server (DMs: shard 0).
+        session = await self._wait(lambda: self._session_for(guild_id), 5.0)
         uid, iid = user_id or self.user_id, next(self._ids)
         # Real tokens are base64 of "interaction:<id>:<secret>"; urlsafe base64 keeps them path-friendly.
         raw_token = f"interaction:{iid}:{secrets.token_urlsafe(48)}".encode()
@@ -805,6 +865,7 @@ class FakeDiscord:
             payload["message"] = message
         inter = FakeInteraction(iid, token, itype, cid, guild_id, uid, payload, limit)
         inter.message_id = int(message["id"]) if message else None
+        inter.shard = session.shard[0] if session.shard is not None else None
         self.interactions[iid] = self._by_token[token] = inter
         inter.sent_at = time.monotonic()
         await self._dispatch(session, "INTERACTION_CREATE", payload)
@@ -1164,7 +1225,9 @@ class FakeDiscord:
         if not request.path.endswith("/bot"):
             return self._json({"url": self.gateway_url})
         limit = {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}
-        return self._json({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        return self._json(
+            {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit}
+        )
 
     def _command_scope(self, request: web.Request) -> list[dict[str, Any]]:
         if int(request.match_info["app_id"]) != self.application_id:
@@ -1332,14 +1395,20 @@ class FakeDiscord:
             return
         channel = self.channels[int(message["channel_id"])]
         data, intent = dict(message), INTENT_DIRECT_MESSAGES
-        if "guild_id" in channel:
+        guild_id = int(channel["guild_id"]) if "guild_id" in channel else None
+        if guild_id is not None:
             member = _without(self._member_payload(int(channel["guild_id"]), self.bot_user_id), "user")
             data |= {"guild_id": channel["guild_id"], "member": member}
             intent = INTENT_GUILD_MESSAGES
         if event == "MESSAGE_DELETE":
             data = {k: data[k] for k in ("id", "channel_id", "guild_id") if k in data}
         for session in list(self._sessions):
-            if session.ready and session.intents & intent and not session.ws.closed:
+            if (
+                session.ready
+                and session.intents & intent
+                and not session.ws.closed
+                and session.owns(guild_id)
+            ):
                 with contextlib.suppress(ConnectionResetError):  # a client closing right now misses it
                     await self._dispatch(session, event, data)
 
@@ -1514,15 +1583,21 @@ async def running_fake(**kwargs: Any) -> AsyncIterator[FakeDiscord]:
 async def run_client(
     fake: FakeDiscord, client: discord.Client, timeout: float = 5.0
 ) -> AsyncIterator[asyncio.Task[None]]:
-    """Run ``client.start(fake.token)`` until the client has processed READY and every GUILD_CREATE.
+    """Run ``client.start(fake.token)`` until the client has processed READY and every GUILD_CREATE
+    (on each of its shards' connections).
 
     Does not wait for ``on_ready`` (discord.py holds it back ``guild_ready_timeout``, 2 s by default).
     Closes the client on exit; a login or connect failure is raised from here.
     """
     newer_than = fake.sessions_started
+    shards = 1
+    if isinstance(client, discord.AutoShardedClient):  # one connection per shard it runs
+        shards = len(client.shard_ids) if client.shard_ids else client.shard_count or fake.recommended_shards
     task = asyncio.create_task(client.start(fake.token))
     try:
-        connected = asyncio.create_task(fake.wait_connected(newer_than=newer_than, timeout=timeout))
+        connected = asyncio.create_task(
+            fake.wait_connected(newer_than=newer_than, timeout=timeout, sessions=shards)
+        )
         await asyncio.wait({task, connected}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             connected.cancel()

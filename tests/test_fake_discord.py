@@ -12,7 +12,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from tests.fake_discord import FakeDiscord, RecordedRequest, run_client, running_fake
+from tests.fake_discord import FakeDiscord, RecordedRequest, run_client, running_fake, shard_of
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 
@@ -231,3 +231,45 @@ async def test_reconnect_resumes_the_session(fake: FakeDiscord) -> None:
         inter = await fake.invoke_slash("ping", {"text": "again"}, attachments={"image": image})
         assert (await asyncio.wait_for(client.calls.get(), 5)).text == "again"
         assert (await fake.wait_for_callback(inter)).json == {"type": 5}
+
+
+class ShardedPingClient(PingClient, discord.AutoShardedClient):
+    """The same client, sharded: as many shards as the fake's GET /gateway/bot recommends."""
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """The fake has no IDENTIFY rate limit: no 5 s between shards."""
+
+
+async def test_sharded_client_gets_each_server_on_its_shard_and_resumes_with_it() -> None:
+    async with running_fake(recommended_shards=2) as fake:
+        other = fake.add_guild("Second", shard=(1 - shard_of(fake.guild_id, 2), 2))
+        fake.add_member(other, fake.user_id)
+        client = ShardedPingClient()
+        async with run_client(fake, client):
+            assert client.shard_count == 2 and sorted(client.shards) == [0, 1]
+            assert {g.id: g.shard_id for g in client.guilds} == {
+                gid: shard_of(gid, 2) for gid in (fake.guild_id, other)
+            }
+            before = fake.sessions_started
+            await fake.send_reconnect()  # each shard RESUMEs; Discord keeps the shard of the session
+            await fake.wait_connected(newer_than=before, sessions=2)
+            assert sorted(fake.connected_shards()) == [(0, 2), (1, 2)]
+            assert [frame["op"] for frame in fake.gateway_log].count(6) == 2
+            for gid in (fake.guild_id, other):
+                image = fake.make_attachment("e.png")
+                inter = await fake.invoke_slash(
+                    "ping", {"text": str(gid)}, attachments={"image": image}, guild_id=gid
+                )
+                call = await asyncio.wait_for(client.calls.get(), 5)
+                assert call.text == str(gid) and call.interaction.guild_id == gid
+                assert inter.shard == shard_of(gid, 2)
+
+
+async def test_identify_with_a_shard_out_of_range_is_closed_with_4010(fake: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(fake.gateway_url) as ws:
+        assert (await ws.receive_json())["op"] == 10  # HELLO
+        identify = {"token": fake.token, "intents": 0, "properties": {}, "shard": [2, 2]}
+        await ws.send_json({"op": 2, "d": identify})
+        message = await ws.receive()
+        assert message.type is aiohttp.WSMsgType.CLOSE and message.data == 4010
+    assert fake.sessions_started == 0

@@ -42,13 +42,21 @@ async def world(sandbox: Sandbox, db_path: Path) -> AsyncIterator[World]:
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real PostgreSQL 16 (the `pgserver` package) on a Unix socket. If it cannot start, the tests
     that need it fail: CI must never pass by skipping the PostgreSQL half of the contract."""
+    import shutil
+    import tempfile
+
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    # Not under pytest's own temporary directory: that one is private to root (pgserver runs the
+    # server as an unprivileged user when started by root) and pruned by concurrent pytest runs.
+    parent = Path(tempfile.mkdtemp(prefix="imagine-pg-"))
+    parent.chmod(0o755)
+    server = pgserver.get_server(parent / "data", cleanup_mode="stop")
     try:
         yield str(server.get_uri())
     finally:
         server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture

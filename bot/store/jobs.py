@@ -111,8 +111,7 @@ def mark_running(s: Session, job_id: int, task_id: str, submitted_at: float, nex
     with s.write() as tx:
         cursor = tx.execute(
             "UPDATE jobs SET status = ?, task_id = ?, submitted_at = ?, next_poll_at = ?,"
-            " api_status = 'pending', lease_owner = NULL, leased_until = NULL"
-            " WHERE id = ? AND status IN (?, ?)",
+            " api_status = 'pending' WHERE id = ? AND status IN (?, ?)",
             [
                 JobStatus.RUNNING.value,
                 task_id,

@@ -66,6 +66,7 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("quota_samples", "quota checks timed", "", 0),
     ("quota_build_s", "building the usage table", "s", 1),
     ("quota_check_pg_p50_ms", "quota check p50, PostgreSQL", "ms", 2),
+    ("quota_check_pg_async_p99_ms", "the same p99, synchronous_commit off", "ms", 2),
     ("quota_pg_rows", "usage rows, PostgreSQL", "", 0),
     ("quota_pg_build_s", "loading them with COPY", "s", 1),
     ("huge_png_side", "huge PNG: pixels a side", "", 0),

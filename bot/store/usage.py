@@ -21,7 +21,7 @@ from bot.quotas import (
     month_start,
 )
 from bot.store.interface import Session
-from bot.store.jobs import job_row, read_job
+from bot.store.jobs import job_row
 
 POLICY_COLUMNS = (
     "default_quota",
@@ -125,43 +125,44 @@ def _snapshot(s: Session, member: Member, now: float, global_default: int, polic
             [guild, *member.role_ids],
         ):
             role_limits[int(role_id)] = int(limit)
+    # One statement for the member's own rows and counts: on PostgreSQL each statement is a round trip.
+    cap = (
+        "SELECT COUNT(*) FROM usage INDEXED BY usage_guild_time"
+        " WHERE guild_id = ? AND created_at >= ? AND counted = 1"
+    )
+    last = (
+        "SELECT MAX(created_at) FROM usage INDEXED BY usage_user_time"
+        " WHERE guild_id = ? AND user_id = ? AND outcome != 'refused'"
+    )
     row = s.row(
-        "SELECT daily_limit, unlimited, credits FROM user_quotas WHERE guild_id = ? AND user_id = ?",
-        [guild, user],
+        "SELECT uq.daily_limit, uq.unlimited, uq.credits, uq.user_id, b.reason, b.expires_at, b.banned_by,"
+        " b.user_id,"
+        " (SELECT COUNT(*) FROM usage INDEXED BY usage_user_time"
+        "  WHERE guild_id = ? AND user_id = ? AND created_at >= ? AND counted = 1),"
+        " (SELECT COUNT(*) FROM usage INDEXED BY usage_running"
+        "  WHERE guild_id = ? AND user_id = ? AND outcome = 'submitted'),"
+        f" ({cap if policy.daily_cap is not None else 'SELECT 0'}),"
+        f" ({last if policy.cooldown_seconds > 0 else 'SELECT NULL'})"
+        " FROM (SELECT 1 AS one) AS one"
+        " LEFT JOIN user_quotas uq ON uq.guild_id = ? AND uq.user_id = ?"
+        " LEFT JOIN bans b ON b.guild_id = ? AND b.user_id = ?",
+        [
+            guild, user, start,
+            guild, user,
+            *([guild, start] if policy.daily_cap is not None else []),
+            *([guild, user] if policy.cooldown_seconds > 0 else []),
+            guild, user, guild, user,
+        ],
+    )  # fmt: skip
+    assert row is not None
+    daily_limit, unlimited, credits, has_override, reason, expires_at, banned_by, is_banned = row[:8]
+    used_today, running, guild_used, last_at = row[8:]
+    override = (
+        UserOverride(daily_limit, bool(unlimited), int(credits or 0))
+        if has_override is not None
+        else UserOverride()
     )
-    override = UserOverride(row[0], bool(row[1]), int(row[2] or 0)) if row else UserOverride()
-    row = s.row(
-        "SELECT reason, expires_at, banned_by FROM bans WHERE guild_id = ? AND user_id = ?", [guild, user]
-    )
-    ban = Ban(row[0], row[1], row[2]) if row else None
-    used_today = _count(
-        s,
-        "SELECT COUNT(*) FROM usage INDEXED BY usage_user_time"
-        " WHERE guild_id = ? AND user_id = ? AND created_at >= ? AND counted = 1",
-        [guild, user, start],
-    )
-    guild_used = 0
-    if policy.daily_cap is not None:
-        guild_used = _count(
-            s,
-            "SELECT COUNT(*) FROM usage INDEXED BY usage_guild_time"
-            " WHERE guild_id = ? AND created_at >= ? AND counted = 1",
-            [guild, start],
-        )
-    running = _count(
-        s,
-        "SELECT COUNT(*) FROM usage INDEXED BY usage_running"
-        " WHERE guild_id = ? AND user_id = ? AND outcome = 'submitted'",
-        [guild, user],
-    )
-    last = None
-    if policy.cooldown_seconds > 0:
-        found = s.row(
-            "SELECT MAX(created_at) FROM usage INDEXED BY usage_user_time"
-            " WHERE guild_id = ? AND user_id = ? AND outcome != 'refused'",
-            [guild, user],
-        )
-        last = found[0] if found else None
+    ban = Ban(reason, expires_at, banned_by) if is_banned is not None else None
     return Snapshot(
         member=member,
         policy=policy,
@@ -169,10 +170,10 @@ def _snapshot(s: Session, member: Member, now: float, global_default: int, polic
         role_limits=role_limits,
         override=override,
         ban=ban,
-        used_today=used_today,
-        guild_used_today=guild_used,
-        running=running,
-        last_request_at=last,
+        used_today=int(used_today),
+        guild_used_today=int(guild_used),
+        running=int(running),
+        last_request_at=last_at,
         now=now,
     )
 
@@ -219,9 +220,13 @@ def admit(
                     "UPDATE user_quotas SET credits = credits - 1 WHERE guild_id = ? AND user_id = ?",
                     [member.guild_id, member.user_id],
                 )
-            job_id = tx.insert("jobs", {**job_row(request, origin, now, s.owner), "usage_id": usage_id})
-            tx.execute("UPDATE usage SET job_id = ? WHERE id = ?", [job_id, usage_id])
-            job = read_job(tx, job_id)
+            row = {**job_row(request, origin, now, s.owner), "usage_id": usage_id}
+            [written] = tx.dicts(
+                f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING *",
+                list(row.values()),
+            )
+            tx.execute("UPDATE usage SET job_id = ? WHERE id = ?", [written["id"], usage_id])
+            job = Job.from_row(written)
         else:
             detail = decision.matched_rule.describe() if decision.matched_rule else None
             tx.insert("usage", {**usage, "outcome": "refused", "reason": decision.reason, "detail": detail})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -288,3 +289,21 @@ async def test_writes_outside_the_write_path_fail_and_the_password_is_never_show
     with pytest.raises(psycopg.OperationalError) as caught:
         await Store.open_url("postgresql://bot:s3cret@127.0.0.1:1/bot?connect_timeout=2")
     assert "s3cret" not in str(caught.value) and "127.0.0.1:1" in str(caught.value)
+
+
+def _half_then_fail(s: Any) -> None:
+    with s.write() as tx:
+        tx.execute("INSERT INTO meta (key, value) VALUES ('a', '1')")
+        tx.execute("INSERT INTO meta (key, value) VALUES ('a', '2')")  # the same key: refused
+        tx.execute("INSERT INTO meta (key, value) VALUES ('b', '3')")
+
+
+async def test_a_write_that_fails_half_way_leaves_nothing(any_store: Store) -> None:
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        await any_store.backend.run(_half_then_fail)
+    assert await any_store.get_meta("a") is None
+    assert await any_store.get_meta("b") is None
+    # The connection is whole again: the next write commits.
+    for _ in range(10):
+        await any_store.set_meta("a", "ok")
+    assert await any_store.get_meta("a") == "ok"

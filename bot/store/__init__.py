@@ -17,7 +17,7 @@ import sqlite3
 import time
 import uuid
 from pathlib import Path
-from typing import Any, ParamSpec, Protocol, Self, TypeVar
+from typing import Any, Protocol, Self
 
 import psycopg
 
@@ -37,9 +37,6 @@ from bot.store.usage import EXPORT_COLUMNS, Stats, UsageSummary
 StoreError: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 
 HISTORY_COUNT_CAP = jobs.HISTORY_COUNT_CAP
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 class _Revealable(Protocol):

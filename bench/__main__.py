@@ -50,6 +50,15 @@ async def _quotas(profile: Profile) -> dict[str, float | None]:
     return result.figures()
 
 
+async def _quotas_pg(profile: Profile) -> dict[str, float | None]:
+    from bench.quota_pg import run_quota_pg
+
+    result = await run_quota_pg(
+        rows=profile.quota_rows, users=profile.quota_users, samples=profile.quota_samples, seed=profile.seed
+    )
+    return result.figures()
+
+
 async def _memory(profile: Profile) -> dict[str, float | None]:
     from bench.memory import run_memory
 
@@ -99,6 +108,7 @@ SCENARIOS: dict[str, Scenario] = {
     "overhead": _overhead,
     "loop": _loop,
     "quotas": _quotas,
+    "quotas_pg": _quotas_pg,
     "memory": _memory,
     "history": _history,
     "rules": _rules,
@@ -114,6 +124,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "overhead": ("overhead_p95_s", "polls_per_job", "fixed5_overhead_p95_s", "fixed5_polls_per_job"),
     "loop": ("loop_lag_p99_ms_1000", "rss_mb_1000"),
     "quotas": ("quota_check_p99_ms_1m",),
+    "quotas_pg": ("quota_check_pg_p99_ms_1m",),
     "memory": ("rss_mb_huge_png", "rss_mb_huge_answer", "rss_mb_limit_png"),
     "history": ("history_page_p99_ms_300k",),
     "rules": ("rules_check_p99_ms_500", "rules_check_p99_ms_1000"),

@@ -24,7 +24,7 @@ class Profile:
     # Event-loop lag with many jobs in flight, in real time in a separate process.
     loop_jobs: int
     loop_seconds: float
-    # Quota check + reservation against a usage table of `quota_rows` rows.
+    # Quota check + reservation against a usage table of `quota_rows` rows (SQLite and PostgreSQL).
     quota_rows: int
     quota_users: int
     quota_samples: int

@@ -12,6 +12,7 @@ import random
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,38 +77,70 @@ def _fill(path: Path, rows: int, users: int, now: float, seed: int) -> None:
     conn.close()
 
 
+async def prepare_guild(store: Store, now: float) -> None:
+    """The server's policy, role limits and prompt rules, so every part of the check does real work."""
+    await store.update_policy(GUILD, ADMIN, now, default_quota=50, max_running=1000, cooldown_seconds=0)
+    for role in range(10):
+        await store.set_role_quota(GUILD, 500 + role, 20 + role, ADMIN, now)
+    for word in ("gore", "nsfw", "blood"):
+        await store.add_rule(GUILD, "word", word, ADMIN, now)
+    await store.add_rule(GUILD, "regex", r"b[l1]ood\s*bath", ADMIN, now)
+
+
+def usage_rows(rows: int, users: int, now: float, seed: int) -> Iterator[tuple[object, ...]]:
+    """The rows `_fill` generates inside SQLite, generated in Python (for PostgreSQL's COPY): the same
+    members, outcomes and 30-day spread. Columns: USAGE_COLUMNS."""
+    rng = random.Random(seed)
+    span = 30 * DAY
+    for i in range(rows):
+        kind = i % 5
+        yield (
+            GUILD, 77, 1000 + ((i * 7919 + seed) % users), now - rng.random() * span,
+            "a prompt of ordinary length, like members write", "1:1", 0,
+            "failed" if kind == 3 else "refused" if kind == 4 else "completed",
+            "quota" if kind == 4 else None, 1 if kind < 3 else 0,
+        )  # fmt: skip
+
+
+USAGE_COLUMNS = (
+    "guild_id", "channel_id", "user_id", "created_at", "prompt", "aspect_ratio", "ref_count", "outcome",
+    "reason", "counted",
+)  # fmt: skip
+
+
+async def time_admissions(store: Store, users: int, samples: int, seed: int) -> list[float]:
+    """`samples` admissions of random members, one at a time as /imagine makes them, in milliseconds."""
+    rng = random.Random(seed)
+    rules = RuleBook(store)
+    timings: list[float] = []
+    request = ImageRequest("a lighthouse at dusk, oil painting", "16:9")
+    for _ in range(samples):
+        user = 1000 + rng.randrange(users)
+        member = Member(GUILD, user, role_ids=(500 + rng.randrange(10), 999))
+        origin = Origin(source="bench", guild_id=GUILD, channel_id=77, user_id=user)
+        begin = time.perf_counter()
+        rule_match = await rules.check(GUILD, request.prompt)
+        await store.admit(member, request, origin, time.time(), 10, rule_match=rule_match)
+        timings.append((time.perf_counter() - begin) * 1000.0)
+    return timings
+
+
 async def run_quota(
     rows: int = 1_000_000, users: int = 10_000, samples: int = 500, seed: int = 7
 ) -> QuotaResult:
-    rng = random.Random(seed)
     now = time.time()
     with tempfile.TemporaryDirectory(prefix="imagine-bench-quota-") as folder:
         path = Path(folder) / "bench.db"
         started = time.perf_counter()
         store = await Store.open(path)  # creates the schema
-        await store.update_policy(GUILD, ADMIN, now, default_quota=50, max_running=1000, cooldown_seconds=0)
-        for role in range(10):
-            await store.set_role_quota(GUILD, 500 + role, 20 + role, ADMIN, now)
-        for word in ("gore", "nsfw", "blood"):
-            await store.add_rule(GUILD, "word", word, ADMIN, now)
-        await store.add_rule(GUILD, "regex", r"b[l1]ood\s*bath", ADMIN, now)
+        await prepare_guild(store, now)
         await store.close()
         _fill(path, rows, users, now, seed)
         build = time.perf_counter() - started
 
         store = await Store.open(path)
-        rules = RuleBook(store)
-        timings: list[float] = []
         try:
-            request = ImageRequest("a lighthouse at dusk, oil painting", "16:9")
-            for _ in range(samples):
-                user = 1000 + rng.randrange(users)
-                member = Member(GUILD, user, role_ids=(500 + rng.randrange(10), 999))
-                origin = Origin(source="bench", guild_id=GUILD, channel_id=77, user_id=user)
-                begin = time.perf_counter()
-                rule_match = await rules.check(GUILD, request.prompt)
-                await store.admit(member, request, origin, time.time(), 10, rule_match=rule_match)
-                timings.append((time.perf_counter() - begin) * 1000.0)
+            timings = await time_admissions(store, users, samples, seed)
         finally:
             await store.close()
     return QuotaResult(

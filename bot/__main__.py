@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|check|imagine|sandbox|stats|export|backup|healthcheck]`.
+"""Command line: `python -m bot [run|check|imagine|sandbox|stats|export|backup|migrate-db|healthcheck]`.
 
 Exit codes: 0 ok, 1 failed, 2 bad configuration or bad arguments."""
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import discord
+import psycopg
 
 from bot import backup, reports, sandbox
 from bot.api import ASPECT_RATIOS
@@ -27,14 +28,16 @@ from bot.cli import run_imagine
 from bot.config import ConfigError, Settings, load_settings
 from bot.health import probe
 from bot.logs import setup_logging
+from bot.migrate_db import run_migrate_db
 from bot.preflight import DISCORD_API, PreflightError, check_database, discord_gateway_url
 from bot.quotas import day_bounds
-from bot.store import Store
+from bot.store import Store, database_label, open_store
+from bot.store.postgres import redact
 
 log = logging.getLogger("bot")
 
 # Commands that read only the database: they need neither the Discord token nor the API key.
-DATABASE_ONLY = ("stats", "export", "backup", "healthcheck")
+DATABASE_ONLY = ("stats", "export", "backup", "healthcheck", "migrate-db")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -130,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     backup_parser = sub.add_parser("backup", help="copy the database consistently, even while the bot runs")
     backup_parser.add_argument("path", type=Path, help="the backup file to write")
 
+    move = sub.add_parser("migrate-db", help="copy the SQLite database into PostgreSQL (stop the bot first)")
+    move.add_argument("--to", dest="url", metavar="URL", help="postgresql://… (default: DATABASE_URL)")
+    move.add_argument("--from", dest="source", type=Path, metavar="FILE", help="default: DATABASE_PATH")
+    move.add_argument(
+        "--replace", action="store_true", help="empty a target that already holds rows, then copy"
+    )
+
     sub.add_parser("healthcheck", help="exit 0 if the running bot's /healthz says healthy (for Docker)")
     return parser
 
@@ -146,7 +156,17 @@ def _days_arg(raw: str) -> int:
     return int(raw)
 
 
-async def _open_existing(path: Path) -> Store | None:
+async def _open_existing(settings: Settings) -> Store | None:
+    if settings.database_url:
+        try:
+            return await open_store(settings)
+        except (RuntimeError, psycopg.Error) as error:
+            print(
+                f"cannot read the database at {database_label(settings)}: {redact(str(error))}",
+                file=sys.stderr,
+            )
+            return None
+    path = settings.database_path
     if not await asyncio.to_thread(path.exists):
         print(
             f"no database at {path} (the bot creates it on its first start); set DATABASE_PATH",
@@ -162,7 +182,7 @@ async def _open_existing(path: Path) -> Store | None:
 
 async def run_stats(settings: Settings, guild_id: int | None, days: int | None) -> int:
     """`python -m bot stats`: the moderators' report, on the terminal. Needs no Discord token."""
-    store = await _open_existing(settings.database_path)
+    store = await _open_existing(settings)
     if store is None:
         return 1
     try:
@@ -190,7 +210,7 @@ async def run_stats(settings: Settings, guild_id: int | None, days: int | None) 
 
 async def run_export(settings: Settings, guild_id: int, start: str, end: str, out: Path | None) -> int:
     """`python -m bot export`: the CSV of `/imagine-admin export`, with no upload limit."""
-    store = await _open_existing(settings.database_path)
+    store = await _open_existing(settings)
     if store is None:
         return 1
     try:
@@ -220,7 +240,7 @@ async def run_export(settings: Settings, guild_id: int, start: str, end: str, ou
 
 async def _preflight(settings: Settings) -> None:
     """The database, then Discord's reachability, before any login: one line for the first failure."""
-    await check_database(settings.database_path)
+    await check_database(settings.database_path, settings)
     api_base = settings.discord_api_base or DISCORD_API
     gateway = await discord_gateway_url(api_base)
     if settings.discord_api_base:
@@ -319,7 +339,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         healthy, text = probe(settings.metrics_host, settings.metrics_port)
         print(text, file=sys.stdout if healthy else sys.stderr)
         return 0 if healthy else 1
+    if command == "migrate-db":
+        url = args.url or (settings.database_url.reveal() if settings.database_url else "")
+        if not url.startswith(("postgresql://", "postgres://")):
+            print("migrate-db: say where to: --to postgresql://user:password@host/database", file=sys.stderr)
+            return 2
+        return run_migrate_db(args.source or settings.database_path, url, args.replace)
     if command == "backup":
+        if settings.database_url:
+            print(
+                "backup copies the SQLite file; with DATABASE_URL (PostgreSQL) use pg_dump instead,"
+                ' e.g. pg_dump --format=custom --file=bot.dump "$DATABASE_URL"',
+                file=sys.stderr,
+            )
+            return 2
         return backup.run_backup(settings.database_path, args.path)
 
     setup_logging(
@@ -349,7 +382,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (sqlite3.Error, RuntimeError) as error:
         # A database that is not SQLite, is locked, or was made by a newer bot.
-        print(f"database {settings.database_path}: {error}", file=sys.stderr)
+        print(f"database {database_label(settings)}: {error}", file=sys.stderr)
+        return 1
+    except psycopg.Error as error:
+        print(f"database {database_label(settings)}: {redact(str(error)).strip()}", file=sys.stderr)
         return 1
 
 

@@ -30,7 +30,7 @@ from bot.health import OpsServer
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import Job, JobStatus
 from bot.safe_fetch import open_session
-from bot.store import Store
+from bot.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class ImagineBot(commands.AutoShardedBot):
             total_timeout=s.request_timeout * 2,
             trace_configs=[metrics.api_trace_config(s.base_url)],
         )
-        self.store = await Store.open(s.database_path)
+        self.store = await open_store(s)
         self._refusals_counted_to = self.clock.time()
         if s.metrics_port is not None:
             self.ops_server = OpsServer(

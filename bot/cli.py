@@ -26,7 +26,7 @@ from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import ImageRequest, Job, Origin, Stage
 from bot.references import reference_problem
 from bot.safe_fetch import open_session
-from bot.store import Store
+from bot.store import open_store
 from bot.validation import InputRefused, validate_request
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ async def run_imagine(
             if problems:
                 print("\n".join(problems), file=stream)
                 return 2
-        store = await Store.open(settings.database_path)
+        store = await open_store(settings)
         api = ImageApi(
             session,
             settings.base_url,

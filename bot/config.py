@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from dotenv.parser import parse_stream
 
@@ -66,6 +67,8 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL
     model: str = DEFAULT_MODEL
     database_path: Path = Path("data/bot.db")
+    # PostgreSQL instead of the SQLite file, for more than one process (README: "Where the data lives").
+    database_url: Secret | None = None
     dev_guild_id: int | None = None
     log_level: str = "INFO"
     # Tuning knobs: every one is documented in .env.example and the README.
@@ -120,6 +123,10 @@ class Settings:
         values = [self.api_key.reveal()]
         if self.discord_token:
             values.append(self.discord_token.reveal())
+        if self.database_url:
+            password = urlsplit(self.database_url.reveal()).password
+            if password:
+                values.append(password)
         return [v for v in values if v]
 
 
@@ -174,6 +181,26 @@ _positive_float = _at_least(float, 0.0, above=True)
 _at_least_one = _at_least(float, 1.0)
 _positive_int = _at_least(int, 1)
 _non_negative_int = _at_least(int, 0)
+
+
+def _database_url(raw: str) -> Secret:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgresql", "postgres") or not (parts.hostname or "host=" in parts.query):
+        raise ValueError("not a PostgreSQL URL")
+    return Secret(raw)
+
+
+def _database_url_from(env: Mapping[str, str]) -> Secret | None:
+    raw = env.get("DATABASE_URL", "").strip()
+    if not raw:
+        return None
+    try:
+        return _database_url(raw)
+    except ValueError:
+        # The value is not echoed: it may hold a password.
+        raise ConfigError(
+            "DATABASE_URL", "must be a PostgreSQL URL: postgresql://user:password@host:5432/database"
+        ) from None
 
 
 def _snowflake(raw: str) -> int:
@@ -283,6 +310,7 @@ def load_settings(
         base_url=_parse(env, "MOUNTSEA_BASE_URL", _base_url, DEFAULT_BASE_URL, "must be an http(s) URL"),
         model=model,
         database_path=Path(database),
+        database_url=_database_url_from(env),
         dev_guild_id=_parse(env, "DEV_GUILD_ID", _snowflake, None, "must be a server id (a long number)"),
         log_level=log_level,
         poll_min_interval=_parse(

@@ -843,7 +843,7 @@ class JobRunner:
     async def _resume(self) -> None:
         now = self.clock.time()
         await self.store.reset_leases(self.source, now)
-        for job in await self.store.jobs_to_resume(self.source):
+        for job in await self.store.jobs_to_resume(self.source, now=now):
             if job.status is JobStatus.QUEUED:
                 log.info("job %s: resubmitting a request that never left", job.id)
                 self._spawn(self._submit(job), self._submits)

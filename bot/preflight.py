@@ -7,8 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import aiohttp
+import psycopg
 
-from bot.store import Store
+from bot.store import DatabaseSettings, Store, database_label, open_store
+from bot.store.postgres import redact
 
 DISCORD_API = "https://discord.com/api/v10"
 
@@ -21,8 +23,19 @@ class PreflightError(Exception):
         self.code = code
 
 
-async def check_database(path: Path) -> None:
-    """Open (creating and migrating if need be) and close the database."""
+async def check_database(path: Path, settings: DatabaseSettings | None = None) -> None:
+    """Open (creating and migrating if need be) and close the database: the SQLite file at `path`,
+    or the database `settings` name (PostgreSQL when DATABASE_URL is set)."""
+    if settings is not None and settings.database_url:
+        where = database_label(settings)
+        try:
+            store = await open_store(settings)
+        except psycopg.Error as error:  # the message names the server, never the password
+            raise PreflightError(f"database {where}: {redact(str(error)).strip()}") from None
+        except RuntimeError as error:  # a schema from a newer bot
+            raise PreflightError(f"database {where}: {error}") from None
+        await store.close()
+        return
     try:
         store = await Store.open(path)
     except OSError as error:

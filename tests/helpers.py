@@ -228,3 +228,25 @@ def unhandled_errors() -> Iterator[UnhandledErrors]:
         gc.collect()  # a task that died unretrieved is reported when it is collected
         loop.set_exception_handler(previous)
         logging.getLogger().removeHandler(handler)
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """`url` with every connection's search_path set to `schema`."""
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}options=-csearch_path%3D{schema}"
+
+
+def fresh_pg_schema(server_url: str) -> Iterator[str]:
+    """A new empty schema on the test server, dropped afterwards: each test its own database."""
+    import uuid
+
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield with_search_path(server_url, schema)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

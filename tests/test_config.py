@@ -129,3 +129,26 @@ def test_result_hosts_and_the_api_origin_make_the_fetch_policy() -> None:
     assert policy.allows("127.0.0.1", 8090) and policy.allows("cdn.example.com", 443)
     assert policy.allows("::1", 9000) and not policy.allows("::1", 9001)
     assert not policy.allows("127.0.0.1", 8091)
+
+
+def test_database_url_is_validated_and_its_password_kept_secret(tmp_path: Path) -> None:
+    base = {"DISCORD_TOKEN": TOKEN, "MOUNTSEA_API_KEY": "k"}
+    url = "postgresql://bot:pg-pass-123@db.internal:5432/imagine"
+    settings = load_settings({**base, "DATABASE_URL": url}, None)
+    assert settings.database_url is not None and settings.database_url.reveal() == url
+    assert "pg-pass-123" not in repr(settings)
+    assert "pg-pass-123" in settings.secrets()  # so the log filter redacts it wherever it shows up
+    assert load_settings({**base, "DATABASE_URL": "postgres://db/x"}, None).database_url is not None
+    assert load_settings(base, None).database_url is None
+    for bad in ("mysql://bot:pg-pass-123@db/x", "sqlite:///data/bot.db", "postgresql://"):
+        with pytest.raises(ConfigError, match="DATABASE_URL") as caught:
+            load_settings({**base, "DATABASE_URL": bad}, None)
+        assert "pg-pass-123" not in str(caught.value)
+
+
+def test_backup_with_postgresql_points_at_pg_dump(tmp_path: Path) -> None:
+    result = run_bot(
+        {"DATABASE_URL": "postgresql://bot:pg-pass-123@127.0.0.1:1/x"}, tmp_path, "backup", "b.db"
+    )
+    assert result.returncode == 2 and "pg_dump" in result.stderr
+    assert "pg-pass-123" not in result.stderr + result.stdout

@@ -1,10 +1,10 @@
-"""The quota policy with its store: real SQLite, an explicit clock, no sleeping."""
+"""The quota policy with its store, on both backends (real SQLite and a real PostgreSQL), an explicit
+clock, no sleeping. Part of the store contract: every test taking `store` runs on each backend."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from bot.quotas import (
     Member,
     day_bounds,
 )
-from bot.store import MIGRATIONS, Store
+from bot.store import EXPORT_COLUMNS, MIGRATIONS, Store
 
 GUILD = 100
 ALICE = Member(GUILD, 1, role_ids=(10,))
@@ -37,12 +37,14 @@ NOON = at("2026-11-24T12:00:00")
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(db_path)
-    try:
-        yield opened
-    finally:
-        await opened.close()
+def store(any_store: Store) -> Store:
+    return any_store
+
+
+def usage_rows(rows: list[tuple[object, ...]], *columns: str) -> list[tuple[object, ...]]:
+    """Columns of `export_usage` rows, by name."""
+    at = [EXPORT_COLUMNS.index(column) for column in columns]
+    return [tuple(row[i] for i in at) for row in rows]
 
 
 async def ask(
@@ -199,7 +201,7 @@ async def test_refund_on_failed_timed_out_and_unknown_jobs(store: Store) -> None
     await use_up(store, ALICE, DEFAULT, NOON)  # the whole quota is still there
 
 
-async def test_refused_requests_are_logged_but_never_count(store: Store, db_path: Path) -> None:
+async def test_refused_requests_are_logged_but_never_count(store: Store) -> None:
     await store.ban(GUILD, ALICE.user_id, reason=None, expires_at=None, actor_id=MOD, now=NOON)
     assert (await ask(store, ALICE, NOON))[0] == BANNED
     await store.log_refusal(
@@ -213,22 +215,17 @@ async def test_refused_requests_are_logged_but_never_count(store: Store, db_path
         detail="empty",
         now=NOON,
     )
-    rows = (
-        sqlite3.connect(db_path).execute("SELECT outcome, reason, counted FROM usage ORDER BY id").fetchall()
-    )
+    rows = usage_rows(await store.export_usage(GUILD, 0, NOON + 1, 10), "outcome", "reason", "counted")
     assert rows == [("refused", "banned", 0), ("refused", "bad_input", 0)]
 
 
-async def test_usage_rows_follow_the_job(store: Store, db_path: Path) -> None:
+async def test_usage_rows_follow_the_job(store: Store) -> None:
     reason, job_id = await ask(store, ALICE, NOON, prompt="a lighthouse")
     assert reason is None and job_id is not None
     await finish(store, job_id, NOON + 10)
-    row = (
-        sqlite3.connect(db_path)
-        .execute("SELECT outcome, counted, task_id, duration, job_id, prompt, channel_id FROM usage")
-        .fetchone()
-    )
-    assert row == ("completed", 1, f"task-{job_id}", 11.0, job_id, "a lighthouse", 5)
+    rows = await store.export_usage(GUILD, 0, NOON + 1, 10)
+    columns = ("outcome", "counted", "task_id", "duration", "job_id", "prompt", "channel_id")
+    assert usage_rows(rows, *columns) == [("completed", 1, f"task-{job_id}", 11.0, job_id, "a lighthouse", 5)]
 
 
 async def test_previous_schema_upgrades_with_its_rows(db_path: Path) -> None:

@@ -91,6 +91,9 @@ CASES: dict[str, tuple[State, tuple[Any, ...], tuple[Any, ...]]] = {
     ),
 }
 
+# Each migration commits whole: a crash in a later one leaves the earlier ones applied.
+INTERMEDIATE: dict[str, list[tuple[Any, ...]]] = {"migrate": [(5, ("failed", 0))]}
+
 
 def make_v4_database(path: Path, job_status: str, **usage: Any) -> None:
     """A database as version 4 of the bot left it after a crash between a job's end and its usage row:
@@ -166,7 +169,8 @@ async def test_a_write_killed_between_its_statements_leaves_all_or_nothing(
         assert code in (0, CRASHED)
         conn = sqlite3.connect(path)
         try:
-            assert state(conn) == (after if code == 0 else before), (scenario, code)
+            expected = [after] if code == 0 else [before, *INTERMEDIATE.get(scenario, [])]
+            assert state(conn) in expected, (scenario, code)
         finally:
             conn.close()
         await assert_consistent_after_restart(path)

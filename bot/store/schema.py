@@ -217,6 +217,14 @@ def _v5_repair_and_delivery(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v6_leases(db: sqlite_utils.Database) -> None:
+    """Which process works on a job, and until when: several processes may share one database
+    (PostgreSQL), and a job leased by a live process is not taken by another."""
+    jobs = db["jobs"]
+    jobs.add_column("lease_owner", str)  # type: ignore[union-attr]
+    jobs.add_column("leased_until", float)  # type: ignore[union-attr]
+
+
 # Applied in order; a database at version N gets MIGRATIONS[N:].
 MIGRATIONS: list[Migration] = [
     _v1_jobs,
@@ -224,4 +232,5 @@ MIGRATIONS: list[Migration] = [
     _v3_usage_and_moderation,
     _v4_living_messages,
     _v5_repair_and_delivery,
+    _v6_leases,
 ]

@@ -7,6 +7,7 @@ import argparse
 import re
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from bot import reports
 from bot.config import Settings
@@ -36,7 +37,7 @@ def user_arg(raw: str) -> int:
     return int(raw)
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     ban = sub.add_parser(
         "ban", help="ban a person from personal use (DMs, group DMs, servers without the bot)"
     )

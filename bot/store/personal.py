@@ -128,9 +128,9 @@ def personal_usage_summary(
 def ban(s: Session, user_id: int, reason: str | None, expires_at: float | None, now: float) -> None:
     with s.write() as tx:
         tx.execute("DELETE FROM personal_bans WHERE user_id = ?", [user_id])
-        tx.insert(
-            "personal_bans",
-            {"user_id": user_id, "reason": reason, "created_at": now, "expires_at": expires_at},
+        tx.execute(
+            "INSERT INTO personal_bans (user_id, reason, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            [user_id, reason, now, expires_at],
         )
 
 

@@ -88,7 +88,7 @@ async def test_bans_from_personal_use(any_store: Store) -> None:
 
 
 async def test_follow_ups_are_counted_up_to_discords_limit(any_store: Store) -> None:
-    decision, job = await any_store.admit_personal(USER, ImageRequest("x"), origin(DM), NOW, 5, 2)
+    _, job = await any_store.admit_personal(USER, ImageRequest("x"), origin(DM), NOW, 5, 2)
     assert job is not None
     await any_store.set_followups(job.id, 3)
     assert [await any_store.use_followup(job.id) for _ in range(4)] == [True, True, False, False]

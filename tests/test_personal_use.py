@@ -175,3 +175,23 @@ async def test_after_the_token_expired_the_image_comes_by_dm_saying_so(world: Wo
         "Your image from a group DM is ready; the original message could no longer be edited"
     )
     assert not any(r.path == f"/channels/{group}/messages" for r in fake.requests)
+
+
+async def test_reroll_under_a_personal_image_is_personal_use_too(world: World) -> None:
+    fake = world.fake
+    elsewhere = fake.add_guild("Somewhere Else", with_bot=False)
+    async with world.bot(default_personal_quota=2) as bot:
+        interaction = await fake.invoke_slash(
+            "imagine", {"prompt": "a kite"}, guild_id=elsewhere, user_install=True
+        )
+        await wait_for_job(bot, lambda j: j.delivered_at is not None)
+        [image_message] = interaction.followup_ids
+        click = await fake.invoke_component("imagine:reroll:1", image_message)
+        assert click.payload["authorizing_integration_owners"] == {"1": str(fake.user_id)}
+        second = await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=2)
+        again = await fake.invoke_component("imagine:reroll:1", image_message)
+        refusal = await private_answer(world, again)
+    assert (second.context, second.guild_id, second.prompt) == (USER_INSTALL_GUILD, None, "a kite")
+    assert second.delivery == "interaction" and len(followups(world, click)) == 1
+    assert "all 2 of today's personal images" in refusal
+    assert bot_token_posts(world) == []

@@ -195,3 +195,12 @@ async def test_reroll_under_a_personal_image_is_personal_use_too(world: World) -
     assert second.delivery == "interaction" and len(followups(world, click)) == 1
     assert "all 2 of today's personal images" in refusal
     assert bot_token_posts(world) == []
+
+
+async def test_commands_are_synced_for_both_installs_and_admin_stays_in_servers(world: World) -> None:
+    async with world.bot():
+        pass
+    synced = {c["name"]: c for c in world.fake.commands[world.fake.guild_id]}
+    for name in ("imagine", "queue", "history", "usage"):
+        assert (synced[name]["integration_types"], synced[name]["contexts"]) == ([0, 1], [0, 1, 2]), name
+    assert (synced["imagine-admin"]["integration_types"], synced["imagine-admin"]["contexts"]) == ([0], [0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from urllib.parse import quote
 
@@ -271,3 +272,68 @@ def links_note(failed: list[tuple[str, str]], budget: int = MESSAGE_LIMIT) -> st
         lines.append(line)
         used += 1 + len(line)
     return "\n".join(lines)
+
+
+# -- personal use (the app installed to a person's account) -------------------------------------------
+
+
+def _when(epoch: float, style: str = "R") -> str:
+    return f"<t:{math.ceil(epoch)}:{style}>"
+
+
+def personal_banned_text(expires_at: float | None, reason: str | None) -> str:
+    until = f" until {_when(expires_at, 'f')}" if expires_at else ""
+    why = f" Reason: {inert(reason)}" if reason else ""
+    return (
+        f"You cannot use the image bot outside servers that added it{until}: the bot's operator has "
+        f"blocked your personal use.{why} It still works in servers that added the bot, under their rules."
+    )
+
+
+PERSONAL_OFF = (
+    "Personal use of the image bot is turned off by its operator. It still works in servers that "
+    "added the bot."
+)
+
+
+def personal_quota_text(limit: int, resets_at: float) -> str:
+    return (
+        f"You have used all {limit} of today's personal images (in DMs, group DMs and servers without the "
+        f"bot, together). They reset {_when(resets_at)} ({_when(resets_at, 't')})."
+    )
+
+
+def personal_busy_text(running: int, limit: int) -> str:
+    plural = "s" if running != 1 else ""
+    return (
+        f"You already have {running} image{plural} in progress (the limit is {limit}). Please wait for "
+        "one to finish; see them with /queue."
+    )
+
+
+def place_name(context: str | None, place_guild_id: int | None, channel_id: int | None) -> str:
+    """Where a personal request was made, as its requester reads it later (a DM after 15 minutes)."""
+    if context == "user_install_guild" and place_guild_id and channel_id:
+        return f"https://discord.com/channels/{place_guild_id}/{channel_id}"
+    if context == "private_channel":
+        return "a group DM"
+    if context == "dm":
+        return "our DM"
+    return "the place where you asked"
+
+
+def late_delivery_note(context: str | None, place_guild_id: int | None, channel_id: int | None) -> str:
+    return (
+        f"Your image from {place_name(context, place_guild_id, channel_id)} is ready; the original "
+        "message could no longer be edited, so here it is.\n"
+    )
+
+
+def late_failure_note(context: str | None, place_guild_id: int | None, channel_id: int | None) -> str:
+    return (
+        f"About your request from {place_name(context, place_guild_id, channel_id)} (the original "
+        "message could no longer be edited):\n"
+    )
+
+
+PERSONAL_USAGE_HEADER = "**Your personal use** (DMs, group DMs and servers without the bot, together)"

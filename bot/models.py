@@ -39,6 +39,18 @@ class Stage(StrEnum):
     SERVICE_DOWN = "service_down"  # the image service is not answering; the request waits
 
 
+# Where a Discord request was made (stored on the job and the usage row). Only GUILD is a server that
+# installed the bot; the others are personal use (the app installed to the person's account), which has
+# its own quota and no server, and where the bot may have no channel access at all.
+GUILD = "guild"
+USER_INSTALL_GUILD = "user_install_guild"  # a server the bot is not in, through the person's install
+DM = "dm"  # the person's DM with the bot
+PRIVATE_CHANNEL = "private_channel"  # a group DM, or a DM between other people
+PERSONAL_CONTEXTS = frozenset({USER_INSTALL_GUILD, DM, PRIVATE_CHANNEL})
+MAX_FOLLOWUPS = 5
+"""Follow-up messages Discord allows per interaction of a user-installed app outside its servers."""
+
+
 @dataclass(frozen=True)
 class ImageRequest:
     """A validated request, free of any Discord type."""
@@ -61,6 +73,12 @@ class Origin:
     interaction_token: str | None = None
     token_expires_at: float | None = None
     message_id: int | None = None
+    context: str | None = None  # GUILD or a personal context; None outside Discord
+    place_guild_id: int | None = None  # the server of a USER_INSTALL_GUILD request (for links only)
+
+    @property
+    def is_personal(self) -> bool:
+        return self.context in PERSONAL_CONTEXTS
 
 
 @dataclass
@@ -97,6 +115,13 @@ class Job:
     result_channel_id: int | None = None
     result_deleted_at: float | None = None
     cancelled_by: int | None = None
+    context: str | None = None
+    place_guild_id: int | None = None
+    followups_used: int = 0  # interaction follow-ups sent so far (personal use allows MAX_FOLLOWUPS)
+
+    @property
+    def is_personal(self) -> bool:
+        return self.context in PERSONAL_CONTEXTS
 
     @property
     def has_references(self) -> bool:
@@ -145,4 +170,7 @@ class Job:
             result_channel_id=row.get("result_channel_id"),
             result_deleted_at=row.get("result_deleted_at"),
             cancelled_by=row.get("cancelled_by"),
+            context=row.get("context"),
+            place_guild_id=row.get("place_guild_id"),
+            followups_used=row.get("followups_used") or 0,
         )

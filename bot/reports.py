@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import available_timezones
 
+from bot import messages
 from bot.moderation import PromptRule
 from bot.quotas import discord_time, zone
 from bot.store import EXPORT_COLUMNS, BanEntry, Stats, UsageSummary
@@ -73,10 +74,13 @@ def optional_limit(limit: int | None, *, none: str = "none") -> str:
 # -- /usage -------------------------------------------------------------------------------------------
 
 
-def usage_text(summary: UsageSummary, *, subject: str | None = None) -> str:
-    """What /usage shows: `subject` None means the reader themself, else a mention of the member."""
+def usage_text(summary: UsageSummary, *, subject: str | None = None, personal: bool = False) -> str:
+    """What /usage shows: `subject` None means the reader themself, else a mention of the member.
+    `personal`: the reader's personal use (DMs, group DMs, servers without the bot), not a server's."""
     own = subject is None
     title = "**Your image use in this server**" if own else f"**Image use of {subject}**"
+    if personal:
+        title = messages.PERSONAL_USAGE_HEADER
     lines = [title]
     used, limit = summary.used_today, summary.limit
     if limit is None:
@@ -103,7 +107,10 @@ def usage_text(summary: UsageSummary, *, subject: str | None = None) -> str:
             if summary.banned_until is not None
             else "until a moderator lifts the ban"
         )
-        lines.append(f"⛔ {who} use the image bot in this server {until}.")
+        if personal:
+            lines.append(messages.personal_banned_text(summary.banned_until, None))
+        else:
+            lines.append(f"⛔ {who} use the image bot in this server {until}.")
     return "\n".join(lines)
 
 

@@ -11,7 +11,6 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.api import MAX_PROMPT_CHARS
-from bot.discord.replies import GUILD_ONLY, NO_PINGS
 from bot.discord.requests import refuse_bad_input, start_request
 from bot.validation import AttachmentInfo, InputRefused, validate_request
 
@@ -48,7 +47,8 @@ class Imagine(commands.Cog):
     @app_commands.command(
         name="imagine", description="Make an image from a prompt (and optional reference images)"
     )
-    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(
         prompt="What the image should show",
         aspect_ratio="Shape of the image (ignored when reference images decide the size)",
@@ -70,10 +70,6 @@ class Imagine(commands.Cog):
         image4: discord.Attachment | None = None,
         image5: discord.Attachment | None = None,
     ) -> None:
-        if interaction.guild_id is None:
-            # Discord hides guild-only commands in DMs, but a stale client may still send one.
-            await interaction.response.send_message(GUILD_ONLY, ephemeral=True, allowed_mentions=NO_PINGS)
-            return
         attachments = [a for a in (image1, image2, image3, image4, image5) if a is not None]
         ratio = aspect_ratio.value if aspect_ratio else None
         try:

@@ -90,6 +90,7 @@ STORE_READS = {
     "delivered_history",
     "unfinished_jobs",
     "usage_summary",
+    "personal_usage_summary",
     "role_quotas",
     "quota_overview",
     "rules",

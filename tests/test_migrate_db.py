@@ -57,12 +57,18 @@ async def fill(path: Path) -> None:
             Member(GUILD, 9), ImageRequest("again"), Origin(guild_id=GUILD), NOW, 20
         )
         assert decision.reason == "banned"
+        # Personal use: a usage row with no server, and a ban from personal use.
+        await store.ban_personal(77, reason="spam", expires_at=None, now=NOW)
+        origin = Origin(user_id=78, context="dm")
+        decision, job = await store.admit_personal(78, ImageRequest("mine"), origin, NOW, 5, 2)
+        assert job is not None and job.guild_id is None, decision
     finally:
         await store.close()
 
 
 def rows_of(conn: Any, table: str) -> list[tuple[Any, ...]]:
-    order = "id" if table not in ("meta", "guild_settings", "role_quotas", "user_quotas", "bans") else "1, 2"
+    keyed = ("meta", "guild_settings", "role_quotas", "user_quotas", "bans", "personal_bans")
+    order = "id" if table not in keyed else "1, 2"
     columns = COLUMNS[table]
     return [tuple(r) for r in conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")]
 
@@ -105,11 +111,12 @@ def test_migrate_db_copies_everything_once(
         store = await Store.open_url(pg_url)
         try:
             resumed = await store.jobs_to_resume("discord", now=NOW + 100)
-            assert len(resumed) == 12  # queued (6) and failed-but-not-told (6)
+            assert len(resumed) == 13  # queued (6 + the personal one) and failed-but-not-told (6)
             job = await store.create_job(ImageRequest("after the move"), Origin(), NOW + 100)
             assert job.id == max_job + 1
             assert (await store.guild_policy(GUILD)).timezone == "Europe/Berlin"
             assert [b.user_id for b in await store.bans(GUILD, NOW)] == [9]
+            assert [b.user_id for b in await store.personal_bans(NOW)] == [77]
         finally:
             await store.close()
 

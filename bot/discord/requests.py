@@ -12,8 +12,9 @@ import discord
 
 from bot import messages
 from bot.discord.members import member_of
+from bot.discord.places import context_of
 from bot.discord.replies import NO_PINGS, say_privately
-from bot.models import ImageRequest, Job, Origin, Stage
+from bot.models import PERSONAL_CONTEXTS, ImageRequest, Job, Origin, Stage
 from bot.quotas import BAD_INPUT
 from bot.store import StoreError
 
@@ -35,9 +36,14 @@ BUSY = (
 
 
 def origin_of(interaction: discord.Interaction[ImagineBot]) -> Origin:
+    context = context_of(interaction)
+    personal = context in PERSONAL_CONTEXTS
     return Origin(
         source="discord",
-        guild_id=interaction.guild_id,
+        # Personal use belongs to no server, even when asked in one the bot is not in.
+        guild_id=None if personal else interaction.guild_id,
+        place_guild_id=interaction.guild_id if personal else None,
+        context=context,
         channel_id=interaction.channel_id,
         user_id=interaction.user.id,
         interaction_id=interaction.id,
@@ -89,10 +95,13 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
     ADMISSION_BUDGET (a busy database), the interaction is deferred privately first, so Discord's
     3-second deadline is never missed, and the answer follows."""
     bot = interaction.client
-    quota = bot.settings.default_daily_quota
-    admission = asyncio.ensure_future(
-        bot.runner.admit(request, origin_of(interaction), member_of(interaction), quota)
-    )
+    origin = origin_of(interaction)
+    if origin.is_personal:
+        admitting = bot.runner.admit_personal(request, origin, bot.settings.default_personal_quota)
+    else:
+        quota = bot.settings.default_daily_quota
+        admitting = bot.runner.admit(request, origin, member_of(interaction), quota)
+    admission = asyncio.ensure_future(admitting)
     done, _ = await asyncio.wait({admission}, timeout=ADMISSION_BUDGET)
     acknowledged = True
     if not done:
@@ -149,8 +158,12 @@ async def _launch_after_private_deferral(interaction: discord.Interaction[Imagin
     status message, as the public deferral would have been on the fast path."""
     bot = interaction.client
     message_id: int | None = None
+    # Counted for personal use, where Discord allows only MAX_FOLLOWUPS per interaction.
+    followups = 0
     try:
+        followups += 1
         await interaction.followup.send(ACCEPTED_LATE, ephemeral=True, allowed_mentions=NO_PINGS)
+        followups += 1
         status = await interaction.followup.send(
             messages.status_text(job, Stage.QUEUED, 0.0, None), wait=True, allowed_mentions=NO_PINGS
         )
@@ -158,4 +171,4 @@ async def _launch_after_private_deferral(interaction: discord.Interaction[Imagin
     except discord.HTTPException as exc:
         # The job still runs; without a status message its result is posted in the channel.
         log.warning("job %s: could not post the status message (%s)", job.id, exc.status)
-    await bot.runner.launch(job, message_id)
+    await bot.runner.launch(job, message_id, followups=followups)

@@ -126,6 +126,8 @@ class DiscordSink:
             why = next((image.error for image in images if image.error), None)
             detail = f": {why}" if why else " from the image service"
             return await self.fail(job, f"The image could not be downloaded{detail}.")
+        if job.is_personal:
+            return await self._deliver_personal(job, content, files, elapsed)
         try:
             posted = await self._post_with_short_text_if_refused(job, content, files, elapsed)
         except (discord.Forbidden, discord.NotFound) as exc:
@@ -140,6 +142,46 @@ class DiscordSink:
                 log.info("job %s: could not update the status message (%s)", job.id, exc.status)
         await self._modlog_finished(job, posted.jump_url)
         return DeliveryReceipt("channel", posted.id, posted.channel.id)
+
+    async def _deliver_personal(
+        self, job: Job, content: str, files: list[discord.File], elapsed: float
+    ) -> DeliveryReceipt:
+        """Personal use: the bot may have no access to the channel at all (a server it is not in, a
+        group DM), so it answers through the interaction only. The image comes as a follow-up (the
+        requester is notified, and the status message points at it) while Discord's follow-up limit
+        allows, else in the edited status message; once the token has expired, by DM."""
+        if job.token_usable(self.bot.clock.time()):
+            if await self.bot.runner.use_followup(job):
+                try:
+                    posted = await self._webhook(job).send(
+                        messages.clip(content),
+                        files=files,
+                        view=result_view(job.id),
+                        wait=True,
+                        allowed_mentions=NO_PINGS,
+                    )
+                except discord.HTTPException as exc:
+                    log.warning("job %s: the interaction refused the follow-up (%s)", job.id, exc.status)
+                    for file in files:
+                        file.reset()
+                else:
+                    if job.message_id is not None:
+                        try:
+                            await self._edit_status(job, messages.done_pointer(elapsed, posted.jump_url))
+                        except discord.HTTPException as exc:
+                            log.info("job %s: could not update the status message (%s)", job.id, exc.status)
+                    return DeliveryReceipt("interaction", posted.id, job.channel_id)
+            if job.message_id is not None:
+                try:
+                    message_id = await self._edit_status(job, content, files, view=result_view(job.id))
+                except discord.HTTPException as exc:
+                    log.warning("job %s: the interaction refused the result (%s)", job.id, exc.status)
+                    for file in files:
+                        file.reset()
+                else:
+                    return DeliveryReceipt("interaction", message_id, job.channel_id)
+        note = messages.late_delivery_note(job.context, job.place_guild_id, job.channel_id)
+        return await self._direct_message(job, content, files, note=note)
 
     async def _post_with_short_text_if_refused(
         self, job: Job, content: str, files: list[discord.File], elapsed: float
@@ -165,6 +207,8 @@ class DiscordSink:
         among the channel's messages after the status message (or after the job began). If the channel
         was closed to the bot, the files went into the status message itself. A DM is not searched."""
         await self.bot.wait_until_ready()
+        if job.is_personal:
+            return await self._find_personal_delivery(job)
         if job.channel_id is None or self.bot.user is None:
             return None
         marker = f"imagine-{job.id}-"
@@ -186,6 +230,21 @@ class DiscordSink:
                     return DeliveryReceipt("interaction", status.id, job.channel_id)
         except (discord.NotFound, discord.Forbidden) as exc:
             log.info("job %s: cannot look for an earlier post (%s)", job.id, exc.status)
+        return None
+
+    async def _find_personal_delivery(self, job: Job) -> DeliveryReceipt | None:
+        """Personal use: only the status message can be looked at (through the interaction, while its
+        token lasts); a follow-up's id is not known before it is recorded."""
+        if not self._token_ok(job):
+            return None
+        assert job.message_id is not None
+        try:
+            status = await self._webhook(job).fetch_message(job.message_id)
+        except discord.HTTPException as exc:
+            log.info("job %s: cannot look at the status message (%s)", job.id, exc.status)
+            return None
+        if any(a.filename.startswith(f"imagine-{job.id}-") for a in status.attachments):
+            return DeliveryReceipt("interaction", status.id, job.channel_id)
         return None
 
     async def _post_in_channel(self, job: Job, content: str, files: list[discord.File]) -> discord.Message:
@@ -219,12 +278,18 @@ class DiscordSink:
                 return DeliveryReceipt("interaction", message_id, job.channel_id)
         return await self._direct_message(job, content, files)
 
-    async def _direct_message(self, job: Job, content: str, files: list[discord.File]) -> DeliveryReceipt:
+    async def _direct_message(
+        self,
+        job: Job,
+        content: str,
+        files: list[discord.File],
+        *,
+        note: str = "I could not post in the channel where you asked, so here it is.\n",
+    ) -> DeliveryReceipt:
         if job.user_id is None:
             return DeliveryReceipt("undeliverable")
         try:
             user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
-            note = "I could not post in the channel where you asked, so here it is.\n"
             sent = await user.send(messages.clip(note + content), files=files, allowed_mentions=NO_PINGS)
         except discord.HTTPException as exc:
             log.warning("job %s: could not DM the requester either (%s)", job.id, exc.status)
@@ -274,6 +339,9 @@ class DiscordSink:
                 log.info("job %s: could not edit the status message (%s)", job.id, exc.status)
             else:
                 return DeliveryReceipt("interaction", message_id)
+        if job.is_personal:  # no channel to post in: tell them by DM
+            note = messages.late_failure_note(job.context, job.place_guild_id, job.channel_id)
+            return await self._direct_message(job, content, [], note=note)
         try:
             posted = await self._post_in_channel(job, content, [])
         except (discord.Forbidden, discord.NotFound):

@@ -21,7 +21,8 @@ from bot.api import ASPECT_RATIOS
 from bot.clock import Clock
 from bot.delivery import DownloadError, download_image
 from bot.discord.checks import NOT_YOURS, may_act_on
-from bot.discord.replies import GUILD_ONLY, NO_PINGS, say_privately
+from bot.discord.places import server_of
+from bot.discord.replies import NO_PINGS, say_privately
 from bot.discord.requests import refuse_bad_input, start_request
 from bot.models import ImageRequest, Job
 from bot.store.jobs import HISTORY_COUNT_CAP
@@ -39,7 +40,7 @@ NOT_FOUND = "That request no longer exists (it may have been removed from the bo
 
 async def _load(interaction: Interaction, job_id: int) -> Job | None:
     job = await interaction.client.store.get_job(job_id)
-    if job is None or job.guild_id != interaction.guild_id:
+    if job is None or job.guild_id != server_of(interaction):
         await say_privately(interaction, NOT_FOUND)
         return None
     return job
@@ -163,9 +164,6 @@ class RerollButton(JobButton, template=r"imagine:reroll:(?P<job>\d+)"):
     style = discord.ButtonStyle.primary
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
-        if interaction.guild_id is None:
-            await say_privately(interaction, GUILD_ONLY)
-            return
         job = await _load(interaction, self.job_id)
         if job is None:
             return
@@ -179,9 +177,6 @@ class EditButton(JobButton, template=r"imagine:edit:(?P<job>\d+)"):
     emoji = "✏️"
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
-        if interaction.guild_id is None:
-            await say_privately(interaction, GUILD_ONLY)
-            return
         job = await _load(interaction, self.job_id)
         if job is None:
             return
@@ -402,7 +397,7 @@ class HistoryPageButton(
             newer_than = self.cursor if self.label == "prev" else None
         content, view = await history_page(
             interaction.client,
-            interaction.guild_id or 0,
+            server_of(interaction),
             self.member_id,
             page,
             older_than=older_than,
@@ -416,7 +411,7 @@ HISTORY_PAGE_SIZE = 5
 
 async def history_page(
     bot: ImagineBot,
-    guild_id: int,
+    guild_id: int | None,
     member_id: int,
     page: int,
     *,
@@ -435,7 +430,8 @@ async def history_page(
     pages = max(page + 1, -(-total // HISTORY_PAGE_SIZE))
     view = discord.ui.View(timeout=None)
     for job in jobs:
-        view.add_item(PostAgainButton(job.id))
+        if guild_id is not None:  # personal images live in interaction messages: nothing to post again
+            view.add_item(PostAgainButton(job.id))
     if page > 0 and jobs:
         view.add_item(HistoryPageButton(member_id, page - 1, "prev", jobs[0].id))
     if page + 1 < pages and jobs:

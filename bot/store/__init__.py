@@ -24,10 +24,11 @@ import psycopg
 from bot.models import ImageRequest, Job, JobStatus, Origin
 from bot.moderation import PromptRule, RuleMatch
 from bot.quotas import Decision, GuildPolicy, Member
-from bot.store import jobs, ops, settings, usage
+from bot.store import jobs, ops, personal, settings, usage
 from bot.store.base import SqliteBackend, StoreCorruptError, migrate
 from bot.store.interface import Backend
 from bot.store.ops import QuotaOverview
+from bot.store.personal import PersonalBan, PersonalStats
 from bot.store.postgres import PostgresBackend, redact
 from bot.store.schema import MIGRATIONS
 from bot.store.settings import AdminEntry, BanEntry
@@ -230,12 +231,12 @@ class Store:
     async def abandon(self, job_id: int, reason: str, now: float) -> None:
         await self._backend.run(jobs.abandon, job_id, reason, now)
 
-    async def unfinished_jobs(self, guild_id: int, user_id: int | None, limit: int = 25) -> list[Job]:
+    async def unfinished_jobs(self, guild_id: int | None, user_id: int | None, limit: int = 25) -> list[Job]:
         return await self._backend.run(jobs.unfinished_jobs, guild_id, user_id, limit)
 
     async def delivered_history(
         self,
-        guild_id: int,
+        guild_id: int | None,
         user_id: int,
         limit: int,
         *,
@@ -289,7 +290,7 @@ class Store:
     async def log_refusal(
         self,
         *,
-        guild_id: int,
+        guild_id: int | None,
         channel_id: int | None,
         user_id: int,
         prompt: str | None,
@@ -298,9 +299,11 @@ class Store:
         reason: str,
         detail: str | None,
         now: float,
+        context: str | None = None,
     ) -> None:
         row = {
             "guild_id": guild_id,
+            "context": context,
             "channel_id": channel_id,
             "user_id": user_id,
             "created_at": now,
@@ -323,6 +326,47 @@ class Store:
         self, guild_id: int, start: float, end: float, limit: int
     ) -> list[tuple[Any, ...]]:
         return await self._backend.run(usage.export_usage, guild_id, start, end, limit)
+
+    # -- personal use ----------------------------------------------------------------------------------
+
+    async def admit_personal(
+        self,
+        user_id: int,
+        request: ImageRequest,
+        origin: Origin,
+        now: float,
+        limit: int,
+        max_running: int,
+        rule_match: RuleMatch | None = None,
+    ) -> tuple[Decision, Job | None]:
+        return await self._backend.run(
+            personal.admit_personal, user_id, request, origin, now, limit, max_running, rule_match
+        )
+
+    async def personal_usage_summary(
+        self, user_id: int, now: float, limit: int, max_running: int
+    ) -> UsageSummary:
+        return await self._backend.run(personal.personal_usage_summary, user_id, now, limit, max_running)
+
+    async def ban_personal(
+        self, user_id: int, *, reason: str | None, expires_at: float | None, now: float
+    ) -> None:
+        await self._backend.run(personal.ban, user_id, reason, expires_at, now)
+
+    async def unban_personal(self, user_id: int) -> bool:
+        return await self._backend.run(personal.unban, user_id)
+
+    async def personal_bans(self, now: float) -> list[PersonalBan]:
+        return await self._backend.run(personal.bans, now)
+
+    async def personal_stats(self, since: float) -> PersonalStats:
+        return await self._backend.run(personal.personal_stats, since)
+
+    async def use_followup(self, job_id: int) -> bool:
+        return await self._backend.run(personal.use_followup, job_id)
+
+    async def set_followups(self, job_id: int, count: int) -> None:
+        await self._update(job_id, followups_used=count)
 
     # -- server settings and moderation --------------------------------------------------------------
 
@@ -392,6 +436,8 @@ __all__ = [
     "MIGRATIONS",
     "AdminEntry",
     "BanEntry",
+    "PersonalBan",
+    "PersonalStats",
     "QuotaOverview",
     "Stats",
     "Store",

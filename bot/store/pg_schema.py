@@ -112,8 +112,22 @@ _V1_SCHEMA = [
     "CREATE INDEX jobs_lease_owner ON jobs (lease_owner) WHERE lease_owner IS NOT NULL",
 ]
 
+# Personal use (SQLite's version 7): usage rows with no server and their context, a job's context and
+# interaction follow-up count, and the operator's bans from personal use.
+_V2_PERSONAL_USE = [
+    "ALTER TABLE usage ALTER COLUMN guild_id DROP NOT NULL",
+    "ALTER TABLE usage ADD COLUMN context TEXT",
+    "ALTER TABLE jobs ADD COLUMN context TEXT",
+    "ALTER TABLE jobs ADD COLUMN place_guild_id BIGINT",
+    "ALTER TABLE jobs ADD COLUMN followups_used INTEGER",
+    """CREATE TABLE personal_bans (
+        user_id BIGINT PRIMARY KEY, reason TEXT, created_at DOUBLE PRECISION,
+        expires_at DOUBLE PRECISION
+    )""",
+]
+
 # Applied in order; a database at version N gets PG_MIGRATIONS[N:].
-PG_MIGRATIONS: list[list[str]] = [_V1_SCHEMA]
+PG_MIGRATIONS: list[list[str]] = [_V1_SCHEMA, _V2_PERSONAL_USE]
 
 # Every table, in an order that copies cleanly (used by `migrate-db`).
 TABLES = (
@@ -122,6 +136,7 @@ TABLES = (
     "role_quotas",
     "user_quotas",
     "bans",
+    "personal_bans",
     "prompt_rules",
     "admin_log",
     "usage",

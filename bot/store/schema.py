@@ -225,6 +225,23 @@ def _v6_leases(db: sqlite_utils.Database) -> None:
     jobs.add_column("leased_until", float)  # type: ignore[union-attr]
 
 
+def _v7_personal_use(db: sqlite_utils.Database) -> None:
+    """Personal use (the app installed to a person's account, used in DMs, group DMs and servers the bot
+    is not in): usage rows with no server and the context they came from, a job's context and its
+    interaction follow-up count, and the operator's bans from personal use."""
+    # guild_id loses NOT NULL: personal use belongs to no server. transform() rebuilds the table and
+    # recreates its indexes from their stored SQL, so the partial usage_running index keeps its WHERE.
+    db["usage"].transform(not_null={"guild_id": False})  # type: ignore[union-attr]
+    db["usage"].add_column("context", str)  # type: ignore[union-attr]
+    jobs = db["jobs"]
+    jobs.add_column("context", str)  # type: ignore[union-attr]
+    jobs.add_column("place_guild_id", int)  # type: ignore[union-attr]
+    jobs.add_column("followups_used", int)  # type: ignore[union-attr]
+    db["personal_bans"].create(  # type: ignore[union-attr]
+        {"user_id": int, "reason": str, "created_at": float, "expires_at": float}, pk="user_id"
+    )
+
+
 # Applied in order; a database at version N gets MIGRATIONS[N:].
 MIGRATIONS: list[Migration] = [
     _v1_jobs,
@@ -233,4 +250,5 @@ MIGRATIONS: list[Migration] = [
     _v4_living_messages,
     _v5_repair_and_delivery,
     _v6_leases,
+    _v7_personal_use,
 ]

@@ -204,6 +204,7 @@ def admit(
         decision = decide(_snapshot(s, member, now, global_default, policy), rule_match)
         usage = {
             "guild_id": member.guild_id,
+            "context": origin.context,
             "channel_id": origin.channel_id,
             "user_id": member.user_id,
             "created_at": now,
@@ -266,8 +267,13 @@ def usage_summary(s: Session, member: Member, now: float, global_default: int) -
 
 
 def stats(s: Session, guild_id: int | None, since: float) -> Stats:
+    """One server's report, or (guild None) every server's; personal use is reported apart."""
     where, params = ("guild_id = ? AND created_at >= ?", [guild_id, since]) if guild_id else (
-        "created_at >= ?", [since])  # fmt: skip
+        "guild_id IS NOT NULL AND created_at >= ?", [since])  # fmt: skip
+    return stats_where(s, where, params)
+
+
+def stats_where(s: Session, where: str, params: list[Any]) -> Stats:
     counts: dict[str, int] = {}
     refusals: dict[str, int] = {}
     for outcome, reason, count in s.rows(

@@ -39,13 +39,26 @@ class Stage(StrEnum):
     SERVICE_DOWN = "service_down"  # the image service is not answering; the request waits
 
 
+def with_style(prompt: str, style_text: str | None) -> str:
+    """What the image service is sent: the member's own prompt, then the server style's text."""
+    return f"{prompt}, {style_text}" if style_text else prompt
+
+
 @dataclass(frozen=True)
 class ImageRequest:
-    """A validated request, free of any Discord type."""
+    """A validated request, free of any Discord type. `prompt` is the member's own words; a server
+    style (`style`, its text as it was when the request was made) is added only when it is sent."""
 
     prompt: str
     aspect_ratio: str | None = None
     reference_urls: tuple[str, ...] = ()
+    style: str | None = None
+    style_text: str | None = None
+
+    @property
+    def full_prompt(self) -> str:
+        """The prompt as sent, with the style: the prompt rules and the length limit apply to it."""
+        return with_style(self.prompt, self.style_text)
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,9 @@ class Origin:
     interaction_token: str | None = None
     token_expires_at: float | None = None
     message_id: int | None = None
+    # Where the finished image goes: None (the channel), "ephemeral" or "dm" (the member's private
+    # delivery, where the server allows it).
+    deliver_to: str | None = None
 
 
 @dataclass
@@ -97,6 +113,14 @@ class Job:
     result_channel_id: int | None = None
     result_deleted_at: float | None = None
     cancelled_by: int | None = None
+    style: str | None = None
+    style_text: str | None = None
+    deliver_to: str | None = None
+
+    @property
+    def full_prompt(self) -> str:
+        """What the image service was sent: the member's prompt and the style's text."""
+        return with_style(self.prompt, self.style_text)
 
     @property
     def has_references(self) -> bool:
@@ -145,4 +169,7 @@ class Job:
             result_channel_id=row.get("result_channel_id"),
             result_deleted_at=row.get("result_deleted_at"),
             cancelled_by=row.get("cancelled_by"),
+            style=row.get("style"),
+            style_text=row.get("style_text"),
+            deliver_to=row.get("deliver_to"),
         )

@@ -10,9 +10,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import messages
 from bot.api import MAX_PROMPT_CHARS
 from bot.discord.replies import GUILD_ONLY, NO_PINGS
 from bot.discord.requests import refuse_bad_input, start_request
+from bot.discord.styles import style_choices
 from bot.validation import AttachmentInfo, InputRefused, validate_request
 
 if TYPE_CHECKING:
@@ -57,8 +59,10 @@ class Imagine(commands.Cog):
         image3="Another reference image",
         image4="Another reference image",
         image5="Another reference image",
+        style="One of this server's styles, added to your prompt",
     )
     @app_commands.choices(aspect_ratio=ASPECT_CHOICES)
+    @app_commands.autocomplete(style=style_choices)
     async def imagine(
         self,
         interaction: discord.Interaction[ImagineBot],
@@ -69,19 +73,32 @@ class Imagine(commands.Cog):
         image3: discord.Attachment | None = None,
         image4: discord.Attachment | None = None,
         image5: discord.Attachment | None = None,
+        style: app_commands.Range[str, 1, 100] | None = None,
     ) -> None:
         if interaction.guild_id is None:
             # Discord hides guild-only commands in DMs, but a stale client may still send one.
             await interaction.response.send_message(GUILD_ONLY, ephemeral=True, allowed_mentions=NO_PINGS)
             return
         attachments = [a for a in (image1, image2, image3, image4, image5) if a is not None]
-        ratio = aspect_ratio.value if aspect_ratio else None
+        # The member's /settings fill in what they left out; a style they name must exist.
+        defaults = await self.bot.store.request_defaults(interaction.guild_id, interaction.user.id, style)
+        ratio = aspect_ratio.value if aspect_ratio else defaults.settings.aspect_ratio
+        if style is not None and defaults.style is None:
+            await refuse_bad_input(
+                interaction,
+                messages.style_unknown(style),
+                prompt=prompt,
+                aspect_ratio=ratio,
+                ref_count=len(attachments),
+            )
+            return
         try:
             request = validate_request(
                 prompt,
                 ratio,
                 [_attachment_info(a) for a in attachments],
                 max_attachment_bytes=self.bot.settings.max_attachment_bytes,
+                style=defaults.style,
             )
         except InputRefused as refusal:
             await refuse_bad_input(

@@ -4,6 +4,7 @@ acknowledge at once, hand it to the runner. Refusals are private."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from bot import messages
 from bot.discord.members import member_of
 from bot.discord.replies import NO_PINGS, say_privately
 from bot.models import ImageRequest, Job, Origin, Stage
-from bot.quotas import BAD_INPUT
+from bot.quotas import BAD_INPUT, Decision
 from bot.store import StoreError
 
 if TYPE_CHECKING:
@@ -89,10 +90,7 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
     ADMISSION_BUDGET (a busy database), the interaction is deferred privately first, so Discord's
     3-second deadline is never missed, and the answer follows."""
     bot = interaction.client
-    quota = bot.settings.default_daily_quota
-    admission = asyncio.ensure_future(
-        bot.runner.admit(request, origin_of(interaction), member_of(interaction), quota)
-    )
+    admission = asyncio.ensure_future(_admit(interaction, request))
     done, _ = await asyncio.wait({admission}, timeout=ADMISSION_BUDGET)
     acknowledged = True
     if not done:
@@ -117,7 +115,7 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
             interaction,
             decision.message,
             reason=decision.reason or "refused",
-            prompt=request.prompt,
+            prompt=request.full_prompt,
             detail=detail,
         )
         return
@@ -142,6 +140,19 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
             # Without the status message's id the job still runs; its result is posted in the channel.
             log.warning("job %s: could not look up the status message (%s)", job.id, exc.status)
     await bot.runner.launch(job, message_id)
+
+
+async def _admit(
+    interaction: discord.Interaction[ImagineBot], request: ImageRequest
+) -> tuple[Decision, Job | None]:
+    """Admission, with where the member wants the image (their /settings, if the server allows it)."""
+    bot = interaction.client
+    origin = origin_of(interaction)
+    if interaction.guild_id is not None:
+        defaults = await bot.store.request_defaults(interaction.guild_id, interaction.user.id, None)
+        origin = dataclasses.replace(origin, deliver_to=defaults.deliver_to)
+    quota = bot.settings.default_daily_quota
+    return await bot.runner.admit(request, origin, member_of(interaction), quota)
 
 
 async def _launch_after_private_deferral(interaction: discord.Interaction[ImagineBot], job: Job) -> None:

@@ -82,8 +82,8 @@ EXPORT_COLUMNS = (
     "duration",
     "task_id",
     "job_id",
-    "prompt",
     "style",
+    "prompt",
 )
 
 

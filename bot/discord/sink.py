@@ -47,6 +47,13 @@ class DiscordSink:
         assert job.application_id is not None and job.interaction_token is not None
         return discord.Webhook.partial(job.application_id, job.interaction_token, client=self.bot)
 
+    def _followup(self, job: Job) -> discord.Webhook:
+        """The interaction's follow-up webhook, as discord.py builds it (type 3, an application
+        webhook: only those may send messages only the requester sees)."""
+        assert job.application_id is not None and job.interaction_token is not None
+        payload = {"id": job.application_id, "type": 3, "token": job.interaction_token}
+        return discord.Webhook.from_state(data=payload, state=self.bot._connection)  # type: ignore[arg-type]
+
     def _token_ok(self, job: Job) -> bool:
         return job.message_id is not None and job.token_usable(self.bot.clock.time())
 
@@ -171,7 +178,7 @@ class DiscordSink:
                 file.reset()
             try:
                 if way == DELIVERY_EPHEMERAL:
-                    sent = await self._webhook(job).send(
+                    sent = await self._followup(job).send(
                         messages.clip(content),
                         files=files,
                         view=private_result_view(job.id),

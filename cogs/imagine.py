@@ -10,12 +10,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import messages
 from bot.api import MAX_PROMPT_CHARS
 from bot.discord.replies import GUILD_ONLY, NO_PINGS
-from bot.discord.requests import refuse_bad_input, start_request
+from bot.discord.requests import Draft, start_request
 from bot.discord.styles import style_choices
-from bot.validation import AttachmentInfo, InputRefused, validate_request
+from bot.validation import AttachmentInfo
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -80,33 +79,11 @@ class Imagine(commands.Cog):
             await interaction.response.send_message(GUILD_ONLY, ephemeral=True, allowed_mentions=NO_PINGS)
             return
         attachments = [a for a in (image1, image2, image3, image4, image5) if a is not None]
-        # The member's /settings fill in what they left out; a style they name must exist.
-        defaults = await self.bot.store.request_defaults(interaction.guild_id, interaction.user.id, style)
-        ratio = aspect_ratio.value if aspect_ratio else defaults.settings.aspect_ratio
-        if style is not None and defaults.style is None:
-            await refuse_bad_input(
-                interaction,
-                messages.style_unknown(style),
-                prompt=prompt,
-                aspect_ratio=ratio,
-                ref_count=len(attachments),
-            )
-            return
-        try:
-            request = validate_request(
-                prompt,
-                ratio,
-                [_attachment_info(a) for a in attachments],
-                max_attachment_bytes=self.bot.settings.max_attachment_bytes,
-                style=defaults.style,
-            )
-        except InputRefused as refusal:
-            await refuse_bad_input(
-                interaction, str(refusal), prompt=prompt, aspect_ratio=ratio, ref_count=len(attachments)
-            )
-            return
-
-        await start_request(interaction, request)
+        ratio = aspect_ratio.value if aspect_ratio else None
+        # The member's /settings fill in what they left out, and a style they name must exist: both
+        # read the database, so they are part of the admission (see start_request).
+        draft = Draft(prompt, ratio, tuple(_attachment_info(a) for a in attachments), style)
+        await start_request(interaction, draft)
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -14,9 +14,9 @@ import discord
 from bot import messages
 from bot.api import ASPECT_RATIOS, MAX_REFERENCE_IMAGES
 from bot.discord.replies import say_privately
-from bot.discord.requests import refuse_bad_input, start_request
+from bot.discord.requests import Draft, refuse_bad_input, start_request
 from bot.discord.views import MODAL_PROMPT_MAX, refresh_urls
-from bot.validation import AttachmentInfo, InputRefused, validate_request
+from bot.validation import AttachmentInfo
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -113,29 +113,16 @@ class ReferenceModal(discord.ui.Modal, title=messages.REFERENCE_DIALOG_TITLE):
         self.add_item(self.aspect)
 
     async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
-        bot = interaction.client
-        assert interaction.guild_id is not None  # the dialog opens only in a server
-        count = self.images.count
-        defaults = await bot.store.request_defaults(interaction.guild_id, interaction.user.id, None)
-        ratio = self.aspect.value.strip() or defaults.settings.aspect_ratio
+        ratio = self.aspect.value.strip() or None
         if ratio is not None and ratio not in ASPECT_RATIOS:
             text = f"The aspect ratio must be one of {', '.join(ASPECT_RATIOS)}, or left blank."
             await refuse_bad_input(
-                interaction, text, prompt=self.prompt.value, aspect_ratio=ratio, ref_count=count
+                interaction, text, prompt=self.prompt.value, aspect_ratio=ratio, ref_count=self.images.count
             )
             return
-        try:
-            request = validate_request(
-                self.prompt.value,
-                ratio,
-                self.images.attachments,
-                max_attachment_bytes=bot.settings.max_attachment_bytes,
-                style=defaults.style,
-            )
-        except InputRefused as refusal:
-            await refuse_bad_input(
-                interaction, str(refusal), prompt=self.prompt.value, aspect_ratio=ratio, ref_count=count
-            )
-            return
-        urls = await fresh_links(bot, [*request.reference_urls, *self.images.embed_urls])
-        await start_request(interaction, dataclasses.replace(request, reference_urls=tuple(urls)))
+        attachments = self.images.attachments
+        urls = await fresh_links(interaction.client, [a.url for a in attachments])
+        refreshed = tuple(dataclasses.replace(a, url=u) for a, u in zip(attachments, urls, strict=True))
+        # The member's default style and aspect ratio apply, as with /imagine.
+        draft = Draft(self.prompt.value, ratio, refreshed, extra_urls=self.images.embed_urls)
+        await start_request(interaction, draft)

@@ -17,7 +17,7 @@ from bot.discord.replies import NO_PINGS, say_privately
 from bot.models import ImageRequest, Job, Origin, Stage
 from bot.quotas import BAD_INPUT, Decision
 from bot.store import StoreError
-from bot.styles import RequestDefaults
+from bot.styles import MemberSettings, RequestDefaults
 from bot.validation import AttachmentInfo, InputRefused, validate_request
 
 if TYPE_CHECKING:
@@ -192,13 +192,14 @@ async def _admit(
     private way only if the server allows it)."""
     bot = interaction.client
     origin = origin_of(interaction)
+    # Outside a server there are no styles, no member settings and no private-images switch.
+    defaults = RequestDefaults(MemberSettings(), None, private_allowed=False)
     if interaction.guild_id is not None:
         named = request.style if isinstance(request, Draft) else None
         defaults = await bot.store.request_defaults(interaction.guild_id, interaction.user.id, named)
         origin = dataclasses.replace(origin, deliver_to=defaults.deliver_to)
-        if isinstance(request, Draft):
-            request = request.complete(defaults, bot.settings.max_attachment_bytes)
-    assert isinstance(request, ImageRequest)  # a Draft only comes from a server
+    if isinstance(request, Draft):
+        request = request.complete(defaults, bot.settings.max_attachment_bytes)
     quota = bot.settings.default_daily_quota
     decision, job = await bot.runner.admit(request, origin, member_of(interaction), quota)
     return request, decision, job

@@ -256,7 +256,7 @@ class JobRunner:
         """Check the prompt rules (off the database thread, outside any transaction), then bans and
         quotas and reserve a use, in one transaction. An admitted job is written QUEUED but not sent:
         `launch` sends it once the requester has been acknowledged."""
-        rule_match = await self.rules.check(member.guild_id or None, request.prompt)
+        rule_match = await self.rules.check(member.guild_id or None, request.full_prompt)
         return await self.store.admit(
             member, request, origin, self.clock.time(), default_quota, rule_match=rule_match
         )
@@ -391,7 +391,7 @@ class JobRunner:
         while True:
             attempt += 1
             try:
-                task_id = await self.api.submit(job.prompt, job.aspect_ratio, job.reference_urls)
+                task_id = await self.api.submit(job.full_prompt, job.aspect_ratio, job.reference_urls)
             except RateLimitedError as exc:
                 self._answered()
                 if attempt >= self.config.submit_attempts:

@@ -117,6 +117,8 @@ def details_line(job: Job) -> str:
     refs = len(job.reference_urls)
     if refs:
         parts.append(f"{refs} reference image{'s' if refs != 1 else ''}")
+    if job.style:
+        parts.append(f"Style: {inert(job.style)}")
     return " · ".join(parts)
 
 
@@ -337,3 +339,102 @@ def late_failure_note(context: str | None, place_guild_id: int | None, channel_i
 
 
 PERSONAL_USAGE_HEADER = "**Your personal use** (DMs, group DMs and servers without the bot, together)"
+# -- server styles, personal settings, "Use as reference" --------------------------------------------
+
+
+def style_name(name: str) -> str:
+    """A style name shown inside backticks (names hold no backticks: `bot.styles.clean_style`)."""
+    return f"`{name.replace('`', chr(39))}`"
+
+
+def style_unknown(name: str) -> str:
+    return (
+        f"There is no style called {style_name(name[:40])} in this server. Pick one from the list that "
+        "appears as you type, or leave `style` out. Nothing was started and nothing was counted."
+    )
+
+
+def style_saved(name: str, text: str, *, replaced: bool) -> str:
+    verb = "updated" if replaced else "added"
+    return f"Style {style_name(name)} {verb}. `/imagine` adds this to the prompt:\n{quote_prompt(text, 1000)}"
+
+
+def style_not_saved(reason: str) -> str:
+    return f"The style was not saved: {reason}."
+
+
+def style_removed(name: str, *, found: bool) -> str:
+    if not found:
+        return f"There is no style called {style_name(name[:40])}; nothing was removed."
+    return f"Style {style_name(name)} removed. Jobs already made with it keep it (Reroll and Edit too)."
+
+
+def style_list(styles: list[tuple[str, str]], most: int) -> str:
+    if not styles:
+        return "This server has no styles yet. Add one with `/imagine-admin style add`."
+    lines = [f"🎨 Styles of this server ({len(styles)} of at most {most}):"]
+    for name, text in styles:
+        lines.append(f"{style_name(name)}\n{quote_prompt(text, 200)}")
+    return "\n".join(lines)
+
+
+def private_images_switched(enabled: bool) -> str:
+    if enabled:
+        return (
+            "Members may now have their images sent to them **privately** (a message only they see, or a "
+            "DM), if they choose so in `/settings`. The status message in the channel says where it went."
+        )
+    return "Finished images are now always posted **in the channel**, whatever members chose in `/settings`."
+
+
+DELIVERY_NAMES = {
+    "channel": "posted in the channel",
+    "ephemeral": "sent privately (a message only you see; by DM after 15 minutes)",
+    "dm": "sent to you by direct message",
+}
+
+
+def settings_text(
+    aspect_ratio: str | None,
+    style: str | None,
+    delivery: str | None,
+    *,
+    style_exists: bool,
+    private_allowed: bool,
+) -> str:
+    shown_style = "none"
+    if style:
+        shown_style = style_name(style) + ("" if style_exists else " (no longer exists here: not used)")
+    where = DELIVERY_NAMES.get(delivery or "channel", DELIVERY_NAMES["channel"])
+    if delivery in ("ephemeral", "dm") and not private_allowed:
+        where += " — but this server does not allow private images, so they are posted in the channel"
+    return "\n".join(
+        [
+            "⚙️ Your settings in this server (used when `/imagine` leaves them out):",
+            f"• Aspect ratio: {aspect_ratio or 'none (the image service decides)'}",
+            f"• Style: {shown_style}",
+            f"• Finished images: {where}",
+            "Change one with `/settings` and an option; `clear` resets one or all.",
+        ]
+    )
+
+
+PRIVATE_NOT_ALLOWED = (
+    "This server does not allow private images, so your images will be posted in the channel. "
+    "A moderator can allow them with `/imagine-admin private-images`."
+)
+
+
+def done_privately(elapsed: float, delivery: str) -> str:
+    where = "by direct message" if delivery == "dm" else "privately (only they can see it)"
+    return f"✅ **Done** in {duration(elapsed)} — the image was sent to the requester {where}."
+
+
+PRIVATE_DM_NOTE = "Here is the image you asked for, sent privately as you chose in /settings.\n"
+
+REFERENCE_NO_IMAGES = (
+    "That message has no image to use as a reference (only attached images and image embeds count)."
+)
+REFERENCE_TOO_MANY = "That message has more than 5 images; its first 5 are used as references."
+REFERENCE_DIALOG_TITLE = "Use as reference"
+GUILD_ONLY_REFERENCE = "“Use as reference” works on messages in a server channel, not in DMs."

@@ -51,13 +51,26 @@ MAX_FOLLOWUPS = 5
 """Follow-up messages Discord allows per interaction of a user-installed app outside its servers."""
 
 
+def with_style(prompt: str, style_text: str | None) -> str:
+    """What the image service is sent: the member's own prompt, then the server style's text."""
+    return f"{prompt}, {style_text}" if style_text else prompt
+
+
 @dataclass(frozen=True)
 class ImageRequest:
-    """A validated request, free of any Discord type."""
+    """A validated request, free of any Discord type. `prompt` is the member's own words; a server
+    style (`style`, its text as it was when the request was made) is added only when it is sent."""
 
     prompt: str
     aspect_ratio: str | None = None
     reference_urls: tuple[str, ...] = ()
+    style: str | None = None
+    style_text: str | None = None
+
+    @property
+    def full_prompt(self) -> str:
+        """The prompt as sent, with the style: the prompt rules and the length limit apply to it."""
+        return with_style(self.prompt, self.style_text)
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,9 @@ class Origin:
     message_id: int | None = None
     context: str | None = None  # GUILD or a personal context; None outside Discord
     place_guild_id: int | None = None  # the server of a USER_INSTALL_GUILD request (for links only)
+    # Where the finished image goes: None (the channel), "ephemeral" or "dm" (the member's private
+    # delivery, where the server allows it).
+    deliver_to: str | None = None
 
     @property
     def is_personal(self) -> bool:
@@ -118,10 +134,18 @@ class Job:
     context: str | None = None
     place_guild_id: int | None = None
     followups_used: int = 0  # interaction follow-ups sent so far (personal use allows MAX_FOLLOWUPS)
+    style: str | None = None
+    style_text: str | None = None
+    deliver_to: str | None = None
 
     @property
     def is_personal(self) -> bool:
         return self.context in PERSONAL_CONTEXTS
+
+    @property
+    def full_prompt(self) -> str:
+        """What the image service was sent: the member's prompt and the style's text."""
+        return with_style(self.prompt, self.style_text)
 
     @property
     def has_references(self) -> bool:
@@ -173,4 +197,7 @@ class Job:
             context=row.get("context"),
             place_guild_id=row.get("place_guild_id"),
             followups_used=row.get("followups_used") or 0,
+            style=row.get("style"),
+            style_text=row.get("style_text"),
+            deliver_to=row.get("deliver_to"),
         )

@@ -47,6 +47,7 @@ class GuildPolicy:
     modlog_channel_id: int | None = None
     modlog_finished: bool = False
     refund_cancelled: bool = False  # a cancelled job counts unless the guild says otherwise
+    private_images: bool = False  # members may have their images delivered privately (/settings)
 
 
 @dataclass(frozen=True)

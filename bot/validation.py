@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from bot.api import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES
 from bot.delivery import ALLOWED_IMAGE_TYPES
 from bot.messages import human_bytes, safe_name
-from bot.models import ImageRequest
+from bot.models import ImageRequest, with_style
+from bot.styles import Style
 
 
 class InputRefused(Exception):
@@ -31,11 +32,19 @@ def validate_request(
     attachments: Sequence[AttachmentInfo],
     *,
     max_attachment_bytes: int,
+    style: Style | None = None,
 ) -> ImageRequest:
+    """A server style's text is added to the prompt when it is sent: the limit applies to the whole."""
     text = (prompt or "").strip()
     if not text:
         raise InputRefused("Your prompt is empty. Describe the image you want, e.g. `a lighthouse at dusk`.")
-    if len(text) > MAX_PROMPT_CHARS:
+    whole = len(with_style(text, style.text if style else None))
+    if whole > MAX_PROMPT_CHARS:
+        if style is not None:
+            raise InputRefused(
+                f"Your prompt with the style `{safe_name(style.name)}` is {whole:,} characters long; "
+                f"the limit is {MAX_PROMPT_CHARS:,}. Please shorten your prompt or pick another style."
+            )
         raise InputRefused(
             f"Your prompt is {len(text):,} characters long; the limit is {MAX_PROMPT_CHARS:,}. "
             "Please shorten it."
@@ -66,4 +75,6 @@ def validate_request(
         prompt=text,
         aspect_ratio=aspect_ratio,
         reference_urls=tuple(a.url for a in attachments),
+        style=style.name if style else None,
+        style_text=style.text if style else None,
     )

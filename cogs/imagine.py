@@ -11,8 +11,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.api import MAX_PROMPT_CHARS
-from bot.discord.requests import refuse_bad_input, start_request
-from bot.validation import AttachmentInfo, InputRefused, validate_request
+from bot.discord.requests import Draft, start_request
+from bot.discord.styles import style_choices
+from bot.validation import AttachmentInfo
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -57,8 +58,10 @@ class Imagine(commands.Cog):
         image3="Another reference image",
         image4="Another reference image",
         image5="Another reference image",
+        style="One of this server's styles, added to your prompt",
     )
     @app_commands.choices(aspect_ratio=ASPECT_CHOICES)
+    @app_commands.autocomplete(style=style_choices)
     async def imagine(
         self,
         interaction: discord.Interaction[ImagineBot],
@@ -69,23 +72,14 @@ class Imagine(commands.Cog):
         image3: discord.Attachment | None = None,
         image4: discord.Attachment | None = None,
         image5: discord.Attachment | None = None,
+        style: app_commands.Range[str, 1, 100] | None = None,
     ) -> None:
         attachments = [a for a in (image1, image2, image3, image4, image5) if a is not None]
         ratio = aspect_ratio.value if aspect_ratio else None
-        try:
-            request = validate_request(
-                prompt,
-                ratio,
-                [_attachment_info(a) for a in attachments],
-                max_attachment_bytes=self.bot.settings.max_attachment_bytes,
-            )
-        except InputRefused as refusal:
-            await refuse_bad_input(
-                interaction, str(refusal), prompt=prompt, aspect_ratio=ratio, ref_count=len(attachments)
-            )
-            return
-
-        await start_request(interaction, request)
+        # The member's /settings fill in what they left out, and a style they name must exist: both
+        # read the database, so they are part of the admission (see start_request).
+        draft = Draft(prompt, ratio, tuple(_attachment_info(a) for a in attachments), style)
+        await start_request(interaction, draft)
 
 
 async def setup(bot: ImagineBot) -> None:

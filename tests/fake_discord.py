@@ -722,10 +722,12 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------------------------- interactions
 
-    def _find_command(self, name: str, guild_id: int | None) -> tuple[dict[str, Any] | None, int | None]:
+    def _find_command(
+        self, name: str, guild_id: int | None, command_type: int = 1
+    ) -> tuple[dict[str, Any] | None, int | None]:
         for scope in (guild_id, None) if guild_id else (None,):
             for command in self.commands.get(scope, []):
-                if command["name"] == name and command.get("type", 1) == 1:
+                if command["name"] == name and command.get("type", 1) == command_type:
                     return command, scope
         return None, None
 
@@ -781,6 +783,94 @@ class FakeDiscord:
             channel_id=group_dm or channel_id,
             locale=locale,
             user_install=user_install or group_dm is not None,
+        )
+
+    async def post_as_member(
+        self,
+        content: str,
+        *,
+        images: Sequence[tuple[str, bytes]] = (),
+        embeds: Sequence[dict[str, Any]] = (),
+        user_id: int | None = None,
+        channel_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A member's own message in a channel (as their client would post it), with uploaded files
+        and embeds; announced with MESSAGE_CREATE like any other."""
+        cid = channel_id or self.channel_id
+        files = [UploadedFile(f"files[{i}]", name, "application/octet-stream", data) for i, (name, data) in
+                 enumerate(images)]  # fmt: skip
+        body: dict[str, Any] = {"content": content, "embeds": list(embeds)}
+        message = self._new_message(cid, body, files, limit=FILESIZE_LIMITS[0])
+        message["author"] = self.users[user_id or self.user_id]
+        await self._announce("MESSAGE_CREATE", message)
+        return message
+
+    async def invoke_message_command(
+        self, name: str, message_id: int, *, user_id: int | None = None, locale: str = "en-US"
+    ) -> FakeInteraction:
+        """Pick ``name`` in a message's Apps menu (a MESSAGE command, type 3): Discord sends an
+        APPLICATION_COMMAND interaction whose ``target_id`` is the message, given in
+        ``resolved.messages`` with freshly signed attachment links."""
+        message = self.messages[message_id]
+        channel = self.channels[int(message["channel_id"])]
+        gid = int(channel["guild_id"]) if "guild_id" in channel else None
+        command, scope = self._find_command(name, gid, 3)
+        data: dict[str, Any] = {
+            "id": command["id"] if command else str(next(self._ids)),
+            "name": name,
+            "type": 3,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): self._resign(message)}},
+        }
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        return await self._send_interaction(
+            2, data, user_id=user_id, guild_id=gid, channel_id=int(channel["id"]), locale=locale
+        )
+
+    async def invoke_autocomplete(
+        self,
+        name: str,
+        options: Mapping[str, Any],
+        focused: str,
+        *,
+        subcommand: str | Sequence[str] = (),
+        user_id: int | None = None,
+        guild_id: int | None = None,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
+        """Type in option ``focused`` of ``/name``: an APPLICATION_COMMAND_AUTOCOMPLETE interaction
+        (type 4) carrying the options typed so far, the focused one marked ``focused`` (its value is
+        the partial text, always a string). The bot answers with callback type 8 and its choices."""
+        gid = guild_id or self.guild_id
+        command, scope = self._find_command(name, gid)
+        path = subcommand.split() if isinstance(subcommand, str) else list(subcommand)
+        definitions = command.get("options", []) if command else []
+        for part in path:
+            definitions = next((o.get("options", []) for o in definitions if o["name"] == part), [])
+        known = {o["name"]: o["type"] for o in definitions}
+        leaf: list[dict[str, Any]] = []
+        for key, value in options.items():
+            option = {
+                "name": key,
+                "type": known.get(key, 3),
+                "value": str(value) if key == focused else value,
+            }
+            if key == focused:
+                option["focused"] = True
+            leaf.append(option)
+        for depth, part in reversed(list(enumerate(path))):
+            leaf = [{"name": part, "type": 2 if depth < len(path) - 1 else 1, "options": leaf}]
+        data: dict[str, Any] = {
+            "id": command["id"] if command else str(next(self._ids)),
+            "name": name,
+            "type": 1,
+            "options": leaf,
+        }
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        return await self._send_interaction(
+            4, data, user_id=user_id, guild_id=gid, channel_id=None, locale=locale
         )
 
     def _option(
@@ -1573,7 +1663,7 @@ class FakeDiscord:
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")
         body = rec.json or {}
         rtype, data = int(body["type"]), body.get("data") or {}
-        if rtype not in {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 5: {4, 5, 6, 7}}[inter.type]:
+        if rtype not in {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}[inter.type]:
             raise _form_error("type", "INTERACTION_RESPONSE_TYPE_INVALID")
         limit = inter.attachment_size_limit
         message: dict[str, Any] | None = None

@@ -16,6 +16,7 @@ from bot.models import ImageRequest, JobStatus, Origin
 from bot.quotas import Member
 from bot.store import Store
 from bot.store.pg_schema import TABLES
+from bot.styles import Style
 
 GUILD, MOD, NOW = 100, 999, 1_800_000_000.0
 
@@ -32,11 +33,17 @@ async def fill(path: Path) -> None:
         await store.ban(GUILD, 9, reason="spam", expires_at=NOW + 3600, actor_id=MOD, now=NOW)
         await store.add_rule(GUILD, "word", "badword", MOD, NOW)
         await store.set_meta("commands_digest", "abc")
+        await store.add_style(GUILD, Style("Anime", "in anime style"), MOD, NOW)
+        await store.save_member_settings(GUILD, 2, NOW, aspect_ratio="16:9", style="Anime", delivery="dm")
         for n in range(30):
             member = Member(GUILD, 1 + n % 4)
             origin = Origin(guild_id=GUILD, channel_id=5, user_id=member.user_id, interaction_token=f"tok{n}")
             decision, job = await store.admit(
-                member, ImageRequest(f"picture {n}", "1:1"), origin, NOW + n, 20
+                member,
+                ImageRequest(f"picture {n}", "1:1", style="Anime", style_text="in anime style"),
+                origin,
+                NOW + n,
+                20,
             )
             assert job is not None, decision
             if n % 5 == 0:
@@ -67,7 +74,15 @@ async def fill(path: Path) -> None:
 
 
 def rows_of(conn: Any, table: str) -> list[tuple[Any, ...]]:
-    keyed = ("meta", "guild_settings", "role_quotas", "user_quotas", "bans", "personal_bans")
+    keyed = (
+        "meta",
+        "guild_settings",
+        "role_quotas",
+        "user_quotas",
+        "bans",
+        "personal_bans",
+        "member_settings",
+    )
     order = "id" if table not in keyed else "1, 2"
     columns = COLUMNS[table]
     return [tuple(r) for r in conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")]

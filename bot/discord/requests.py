@@ -4,6 +4,7 @@ acknowledge at once, hand it to the runner. Refusals are private."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -15,8 +16,10 @@ from bot.discord.members import member_of
 from bot.discord.places import context_of
 from bot.discord.replies import NO_PINGS, say_privately
 from bot.models import PERSONAL_CONTEXTS, ImageRequest, Job, Origin, Stage
-from bot.quotas import BAD_INPUT
+from bot.quotas import BAD_INPUT, Decision
 from bot.store import StoreError
+from bot.styles import MemberSettings, RequestDefaults
+from bot.validation import AttachmentInfo, InputRefused, validate_request
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -89,19 +92,43 @@ async def refuse_bad_input(
     )
 
 
-async def start_request(interaction: discord.Interaction[ImagineBot], request: ImageRequest) -> None:
+@dataclasses.dataclass(frozen=True)
+class Draft:
+    """A request as the member typed it (/imagine, "Use as reference"), still to be completed with
+    their /settings and the server's style, and checked. That needs the database, so it happens
+    within the admission's time budget."""
+
+    prompt: str
+    aspect_ratio: str | None
+    attachments: tuple[AttachmentInfo, ...] = ()
+    style: str | None = None  # named by the member; None: their default style, if any
+    extra_urls: tuple[str, ...] = ()  # references that are links, not attachments (image embeds)
+
+    def complete(self, defaults: RequestDefaults, max_attachment_bytes: int) -> ImageRequest:
+        """The request, with the member's defaults for what they left out; InputRefused if bad."""
+        ratio = self.aspect_ratio or defaults.settings.aspect_ratio
+        if self.style is not None and defaults.style is None:
+            raise InputRefused(messages.style_unknown(self.style))
+        request = validate_request(
+            self.prompt,
+            ratio,
+            self.attachments,
+            max_attachment_bytes=max_attachment_bytes,
+            style=defaults.style,
+        )
+        if self.extra_urls:
+            request = dataclasses.replace(request, reference_urls=(*request.reference_urls, *self.extra_urls))
+        return request
+
+
+async def start_request(interaction: discord.Interaction[ImagineBot], request: ImageRequest | Draft) -> None:
     """Admit, acknowledge, launch. Admission normally takes milliseconds and the acknowledgement is
     then the public "thinking…" that becomes the status message. If it has not finished within
     ADMISSION_BUDGET (a busy database), the interaction is deferred privately first, so Discord's
-    3-second deadline is never missed, and the answer follows."""
+    3-second deadline is never missed, and the answer follows. A Draft is completed and checked as
+    part of the admission; bad input gets a private answer."""
     bot = interaction.client
-    origin = origin_of(interaction)
-    if origin.is_personal:
-        admitting = bot.runner.admit_personal(request, origin, bot.settings.default_personal_quota)
-    else:
-        quota = bot.settings.default_daily_quota
-        admitting = bot.runner.admit(request, origin, member_of(interaction), quota)
-    admission = asyncio.ensure_future(admitting)
+    admission = asyncio.ensure_future(_admit(interaction, request))
     done, _ = await asyncio.wait({admission}, timeout=ADMISSION_BUDGET)
     acknowledged = True
     if not done:
@@ -112,11 +139,22 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
             log.warning("interaction %s: Discord refused the deferral (%s)", interaction.id, exc.status)
             acknowledged = False
     try:
-        decision, job = await admission
+        admitted, decision, job = await admission
     except StoreError as exc:
         log.warning("interaction %s: admission failed: %s", interaction.id, exc)
         if acknowledged:
             await say_privately(interaction, BUSY)
+        return
+    except InputRefused as refusal:
+        if acknowledged:
+            assert isinstance(request, Draft)
+            await refuse_bad_input(
+                interaction,
+                str(refusal),
+                prompt=request.prompt,
+                aspect_ratio=request.aspect_ratio,
+                ref_count=len(request.attachments) + len(request.extra_urls),
+            )
         return
     if job is None:
         if not acknowledged:
@@ -126,7 +164,7 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
             interaction,
             decision.message,
             reason=decision.reason or "refused",
-            prompt=request.prompt,
+            prompt=admitted.full_prompt,
             detail=detail,
         )
         return
@@ -151,6 +189,30 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
             # Without the status message's id the job still runs; its result is posted in the channel.
             log.warning("job %s: could not look up the status message (%s)", job.id, exc.status)
     await bot.runner.launch(job, message_id)
+
+
+async def _admit(
+    interaction: discord.Interaction[ImagineBot], request: ImageRequest | Draft
+) -> tuple[ImageRequest, Decision, Job | None]:
+    """Admission, with the member's /settings: a Draft's defaults, and where the image goes (a
+    private way only if the server allows it)."""
+    bot = interaction.client
+    origin = origin_of(interaction)
+    # Outside a server there are no styles, no member settings and no private-images switch.
+    defaults = RequestDefaults(MemberSettings(), None, private_allowed=False)
+    if interaction.guild_id is not None and not origin.is_personal:
+        named = request.style if isinstance(request, Draft) else None
+        defaults = await bot.store.request_defaults(interaction.guild_id, interaction.user.id, named)
+        origin = dataclasses.replace(origin, deliver_to=defaults.deliver_to)
+    if isinstance(request, Draft):
+        request = request.complete(defaults, bot.settings.max_attachment_bytes)
+    if origin.is_personal:
+        personal = bot.settings.default_personal_quota
+        decision, job = await bot.runner.admit_personal(request, origin, personal)
+    else:
+        quota = bot.settings.default_daily_quota
+        decision, job = await bot.runner.admit(request, origin, member_of(interaction), quota)
+    return request, decision, job
 
 
 async def _launch_after_private_deferral(interaction: discord.Interaction[ImagineBot], job: Job) -> None:

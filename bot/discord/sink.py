@@ -13,9 +13,10 @@ import discord
 from bot import messages
 from bot.delivery import ImageFile, fit_to_limit
 from bot.discord.replies import NO_PINGS
-from bot.discord.views import result_view, status_view
+from bot.discord.views import private_result_view, result_view, status_view
 from bot.jobs import DeliveryReceipt
 from bot.models import Job, Stage
+from bot.styles import DELIVERY_DM, DELIVERY_EPHEMERAL, PRIVATE_DELIVERIES
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -45,6 +46,13 @@ class DiscordSink:
     def _webhook(self, job: Job) -> discord.Webhook:
         assert job.application_id is not None and job.interaction_token is not None
         return discord.Webhook.partial(job.application_id, job.interaction_token, client=self.bot)
+
+    def _followup(self, job: Job) -> discord.Webhook:
+        """The interaction's follow-up webhook, as discord.py builds it (type 3, an application
+        webhook: only those may send messages only the requester sees)."""
+        assert job.application_id is not None and job.interaction_token is not None
+        payload = {"id": job.application_id, "type": 3, "token": job.interaction_token}
+        return discord.Webhook.from_state(data=payload, state=self.bot._connection)  # type: ignore[arg-type]
 
     def _token_ok(self, job: Job) -> bool:
         return job.message_id is not None and job.token_usable(self.bot.clock.time())
@@ -128,6 +136,12 @@ class DiscordSink:
             return await self.fail(job, f"The image could not be downloaded{detail}.")
         if job.is_personal:
             return await self._deliver_personal(job, content, files, elapsed)
+        if job.deliver_to in PRIVATE_DELIVERIES:
+            private = await self._deliver_privately(job, content, files, elapsed)
+            if private is not None:
+                return private
+            for file in files:
+                file.reset()
         try:
             posted = await self._post_with_short_text_if_refused(job, content, files, elapsed)
         except (discord.Forbidden, discord.NotFound) as exc:
@@ -182,6 +196,54 @@ class DiscordSink:
                     return DeliveryReceipt("interaction", message_id, job.channel_id)
         note = messages.late_delivery_note(job.context, job.place_guild_id, job.channel_id)
         return await self._direct_message(job, content, files, note=note)
+
+    async def _deliver_privately(
+        self, job: Job, content: str, files: list[discord.File], elapsed: float
+    ) -> DeliveryReceipt | None:
+        """The member chose private images (/settings) where the server allows them: a message only
+        they see on the interaction while its token lives, else (or if they chose it) a DM. The public
+        status message says where the image went. None if neither worked: the channel then gets it,
+        so the image is never lost."""
+        ways = [DELIVERY_EPHEMERAL, DELIVERY_DM] if job.deliver_to == DELIVERY_EPHEMERAL else [DELIVERY_DM]
+        if job.deliver_to == DELIVERY_DM:
+            ways.append(DELIVERY_EPHEMERAL)  # DMs closed: a message only they see, while it can be sent
+        for way in ways:
+            if way == DELIVERY_EPHEMERAL and not job.token_usable(self.bot.clock.time()):
+                continue
+            if self._token_ok(job):
+                # First, so that the status message is no longer "thinking…" when the follow-up comes.
+                try:
+                    await self._edit_status(job, messages.done_privately(elapsed, way))
+                except discord.HTTPException as exc:
+                    log.info("job %s: could not update the status message (%s)", job.id, exc.status)
+            for file in files:
+                file.reset()
+            try:
+                if way == DELIVERY_EPHEMERAL:
+                    sent = await self._followup(job).send(
+                        messages.clip(content),
+                        files=files,
+                        view=private_result_view(job.id),
+                        ephemeral=True,
+                        wait=True,
+                        allowed_mentions=NO_PINGS,
+                    )
+                    return DeliveryReceipt(DELIVERY_EPHEMERAL, sent.id, job.channel_id)
+                receipt = await self._send_dm(job, messages.PRIVATE_DM_NOTE + content, files)
+            except discord.HTTPException as exc:
+                log.warning("job %s: could not deliver it privately by %s (%s)", job.id, way, exc.status)
+                continue
+            if receipt is not None:
+                return receipt
+        log.warning("job %s: no private way worked; posting it in the channel", job.id)
+        return None
+
+    async def _send_dm(self, job: Job, content: str, files: list[discord.File]) -> DeliveryReceipt | None:
+        if job.user_id is None:
+            return None
+        user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+        sent = await user.send(messages.clip(content), files=files, allowed_mentions=NO_PINGS)
+        return DeliveryReceipt(DELIVERY_DM, sent.id, sent.channel.id)
 
     async def _post_with_short_text_if_refused(
         self, job: Job, content: str, files: list[discord.File], elapsed: float

@@ -6,6 +6,7 @@ restart with nothing in memory."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import math
@@ -26,6 +27,7 @@ from bot.discord.replies import NO_PINGS, say_privately
 from bot.discord.requests import refuse_bad_input, start_request
 from bot.models import ImageRequest, Job
 from bot.store.jobs import HISTORY_COUNT_CAP
+from bot.styles import Style
 from bot.validation import InputRefused, validate_request
 
 if TYPE_CHECKING:
@@ -55,6 +57,13 @@ async def _load_own(interaction: Interaction, job_id: int) -> Job | None:
         await say_privately(interaction, NOT_YOURS)
         return None
     return job
+
+
+def job_style(job: Job) -> Style | None:
+    """The style a job was made with, as it was then: Reroll and Edit keep it."""
+    if job.style is None or job.style_text is None:
+        return None
+    return Style(job.style, job.style_text)
 
 
 # -- fresh links --------------------------------------------------------------------------------------
@@ -168,7 +177,10 @@ class RerollButton(JobButton, template=r"imagine:reroll:(?P<job>\d+)"):
         if job is None:
             return
         references = await refresh_urls(interaction.client, job.reference_urls)
-        await start_request(interaction, ImageRequest(job.prompt, job.aspect_ratio, tuple(references)))
+        # The same request, style included (its text as it was: a later change of the style does not
+        # change what a Reroll makes).
+        request = ImageRequest(job.prompt, job.aspect_ratio, tuple(references), job.style, job.style_text)
+        await start_request(interaction, request)
 
 
 class EditButton(JobButton, template=r"imagine:edit:(?P<job>\d+)"):
@@ -193,6 +205,13 @@ class EditModal(discord.ui.Modal, title="Edit this image"):
         custom_id = f"imagine:editmodal:{job.id}:{opened_by.user.id}:{opened_by.id}"
         super().__init__(timeout=600, custom_id=custom_id)
         self.job_id = job.id
+        # An image only its requester sees (a private delivery) cannot be fetched from the channel
+        # later: the clicked message's own image, freshly signed, is the reference then.
+        clicked = opened_by.message
+        self.clicked_image: str | None = None
+        if clicked is not None and clicked.id == job.result_message_id:
+            images = [a for a in clicked.attachments if (a.content_type or "").startswith("image/")]
+            self.clicked_image = images[0].url if images else None
         self.prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
             label="Prompt",
             style=discord.TextStyle.paragraph,
@@ -221,21 +240,26 @@ class EditModal(discord.ui.Modal, title="Edit this image"):
             )
             return
         image = await finished_image(bot, job)
-        if image is None:
+        image_url = image.url if image is not None else self.clicked_image
+        if image_url is None:
             await say_privately(
                 interaction, "The original image is no longer available on Discord, so it cannot be edited."
             )
             return
         try:
             request = validate_request(
-                self.prompt.value, ratio, [], max_attachment_bytes=bot.settings.max_attachment_bytes
+                self.prompt.value,
+                ratio,
+                [],
+                max_attachment_bytes=bot.settings.max_attachment_bytes,
+                style=job_style(job),
             )
         except InputRefused as refusal:
             await refuse_bad_input(
                 interaction, str(refusal), prompt=self.prompt.value, aspect_ratio=ratio, ref_count=1
             )
             return
-        await start_request(interaction, ImageRequest(request.prompt, ratio, (image.url,)))
+        await start_request(interaction, dataclasses.replace(request, reference_urls=(image_url,)))
 
 
 class DeleteButton(JobButton, template=r"imagine:delete:(?P<job>\d+)"):
@@ -269,6 +293,14 @@ def result_view(job_id: int) -> discord.ui.View:
     view.add_item(RerollButton(job_id))
     view.add_item(EditButton(job_id))
     view.add_item(DeleteButton(job_id))
+    return view
+
+
+def private_result_view(job_id: int) -> discord.ui.View:
+    """Under an image only its requester sees: nothing to delete (they dismiss it themselves)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(RerollButton(job_id))
+    view.add_item(EditButton(job_id))
     return view
 
 

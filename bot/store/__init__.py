@@ -24,7 +24,7 @@ import psycopg
 from bot.models import ImageRequest, Job, JobStatus, Origin
 from bot.moderation import PromptRule, RuleMatch
 from bot.quotas import Decision, GuildPolicy, Member
-from bot.store import jobs, ops, personal, settings, usage
+from bot.store import jobs, ops, personal, settings, styles, usage
 from bot.store.base import SqliteBackend, StoreCorruptError, migrate
 from bot.store.interface import Backend
 from bot.store.ops import QuotaOverview
@@ -33,6 +33,7 @@ from bot.store.postgres import PostgresBackend, redact
 from bot.store.schema import MIGRATIONS
 from bot.store.settings import AdminEntry, BanEntry
 from bot.store.usage import EXPORT_COLUMNS, Stats, UsageSummary
+from bot.styles import MemberSettings, RequestDefaults, Style
 
 # Any database failure: busy, full, damaged, connection lost, ...
 StoreError: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
@@ -428,6 +429,31 @@ class Store:
 
     async def admin_log(self, guild_id: int, limit: int = 50) -> list[AdminEntry]:
         return await self._backend.run(settings.admin_log, guild_id, limit)
+
+    # -- server styles and members' own settings -----------------------------------------------------
+
+    async def add_style(self, guild_id: int, style: Style, actor_id: int, now: float) -> bool:
+        return await self._backend.run(styles.add_style, guild_id, style, actor_id, now)
+
+    async def remove_style(self, guild_id: int, name: str, actor_id: int, now: float) -> Style | None:
+        return await self._backend.run(styles.remove_style, guild_id, name, actor_id, now)
+
+    async def styles(self, guild_id: int) -> list[Style]:
+        return await self._backend.run(styles.styles, guild_id)
+
+    async def style(self, guild_id: int, name: str) -> Style | None:
+        return await self._backend.run(styles.style, guild_id, name)
+
+    async def request_defaults(self, guild_id: int, user_id: int, style_name: str | None) -> RequestDefaults:
+        return await self._backend.run(styles.request_defaults, guild_id, user_id, style_name)
+
+    async def member_settings(self, guild_id: int, user_id: int) -> MemberSettings:
+        return await self._backend.run(styles.member_settings, guild_id, user_id)
+
+    async def save_member_settings(
+        self, guild_id: int, user_id: int, now: float, **changes: str | None
+    ) -> MemberSettings:
+        return await self._backend.run(styles.save_member_settings, guild_id, user_id, changes, now)
 
 
 __all__ = [

@@ -126,8 +126,27 @@ _V2_PERSONAL_USE = [
     )""",
 ]
 
+# Server styles, members' own settings, and where a job's style and private delivery live (SQLite v8).
+_V3_STYLES_AND_PERSONAL_SETTINGS = [
+    """CREATE TABLE styles (
+        id BIGSERIAL PRIMARY KEY, guild_id BIGINT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL,
+        created_by BIGINT, created_at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX styles_name ON styles (guild_id, lower(name))",
+    """CREATE TABLE member_settings (
+        guild_id BIGINT NOT NULL, user_id BIGINT NOT NULL, aspect_ratio TEXT, style TEXT, delivery TEXT,
+        updated_at DOUBLE PRECISION,
+        PRIMARY KEY (guild_id, user_id)
+    )""",
+    "ALTER TABLE usage ADD COLUMN style TEXT",
+    "ALTER TABLE jobs ADD COLUMN style TEXT",
+    "ALTER TABLE jobs ADD COLUMN style_text TEXT",
+    "ALTER TABLE jobs ADD COLUMN deliver_to TEXT",
+    "ALTER TABLE guild_settings ADD COLUMN private_images INTEGER",
+]
+
 # Applied in order; a database at version N gets PG_MIGRATIONS[N:].
-PG_MIGRATIONS: list[list[str]] = [_V1_SCHEMA, _V2_PERSONAL_USE]
+PG_MIGRATIONS: list[list[str]] = [_V1_SCHEMA, _V2_PERSONAL_USE, _V3_STYLES_AND_PERSONAL_SETTINGS]
 
 # Every table, in an order that copies cleanly (used by `migrate-db`).
 TABLES = (
@@ -141,4 +160,6 @@ TABLES = (
     "admin_log",
     "usage",
     "jobs",
+    "styles",
+    "member_settings",
 )

@@ -242,6 +242,34 @@ def _v7_personal_use(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v8_styles_and_personal_settings(db: sqlite_utils.Database) -> None:
+    """Server styles, members' own settings, and where a job's style and private delivery live."""
+    db["styles"].create(  # type: ignore[union-attr]
+        {"id": int, "guild_id": int, "name": str, "text": str, "created_by": int, "created_at": float},
+        pk="id",
+        not_null={"guild_id", "name", "text", "created_at"},
+    )
+    # A name is one style whatever its case: "Anime" and "anime" cannot both exist.
+    db.execute("CREATE UNIQUE INDEX styles_name ON styles (guild_id, lower(name))")
+    db["member_settings"].create(  # type: ignore[union-attr]
+        {
+            "guild_id": int,
+            "user_id": int,
+            "aspect_ratio": str,
+            "style": str,
+            "delivery": str,
+            "updated_at": float,
+        },
+        pk=("guild_id", "user_id"),
+    )
+    db["usage"].add_column("style", str)  # type: ignore[union-attr]
+    jobs = db["jobs"]
+    jobs.add_column("style", str)  # type: ignore[union-attr]
+    jobs.add_column("style_text", str)  # type: ignore[union-attr]
+    jobs.add_column("deliver_to", str)  # type: ignore[union-attr]
+    db["guild_settings"].add_column("private_images", int)  # type: ignore[union-attr]
+
+
 # Applied in order; a database at version N gets MIGRATIONS[N:].
 MIGRATIONS: list[Migration] = [
     _v1_jobs,
@@ -251,4 +279,5 @@ MIGRATIONS: list[Migration] = [
     _v5_repair_and_delivery,
     _v6_leases,
     _v7_personal_use,
+    _v8_styles_and_personal_settings,
 ]

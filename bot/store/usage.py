@@ -33,6 +33,7 @@ POLICY_COLUMNS = (
     "modlog_channel_id",
     "modlog_finished",
     "refund_cancelled",
+    "private_images",
 )
 
 
@@ -81,6 +82,7 @@ EXPORT_COLUMNS = (
     "duration",
     "task_id",
     "job_id",
+    "style",
     "prompt",
 )
 
@@ -102,6 +104,7 @@ def read_policy(s: Session, guild_id: int) -> GuildPolicy:
         modlog_channel_id=values["modlog_channel_id"],
         modlog_finished=bool(values["modlog_finished"]),
         refund_cancelled=bool(values["refund_cancelled"]),
+        private_images=bool(values["private_images"]),
     )
 
 
@@ -208,7 +211,9 @@ def admit(
             "channel_id": origin.channel_id,
             "user_id": member.user_id,
             "created_at": now,
-            "prompt": request.prompt,
+            # As sent (with the style's text): what the prompt rules were checked against.
+            "prompt": request.full_prompt,
+            "style": request.style,
             "aspect_ratio": request.aspect_ratio,
             "ref_count": len(request.reference_urls),
         }

@@ -53,7 +53,9 @@ class MultiprocResult:
     double_submits: int
     double_deliveries: int
     failover_s: float
+    held_taken_s: float
     held_at_kill: int
+    commits_per_s: float
     outcomes: int
 
     def figures(self) -> dict[str, float | None]:
@@ -67,6 +69,8 @@ class MultiprocResult:
             "mp_jobs_in_flight": float(self.jobs),
             "mp_lease_s": self.lease,
             "mp_held_at_kill": float(self.held_at_kill),
+            "mp_held_taken_s": self.held_taken_s,
+            "mp_pg_commits_per_s": self.commits_per_s,
             "mp_outcomes": float(self.outcomes),
         }
 
@@ -134,23 +138,40 @@ def _left_with(url: str, owner: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def _kill_while_holding(victim: Worker, url: str, owner: str, patience: float) -> int:
+async def _kill_while_holding(victim: Worker, url: str, owner: str, patience: float) -> list[int]:
     """SIGKILL the victim at a moment it holds jobs (a poll or a delivery in flight), if one comes
-    within `patience` seconds; returns how many it held."""
+    within `patience` seconds; returns the ids of those it held."""
     deadline = time.monotonic() + patience
     with psycopg.connect(url) as conn:
         while True:
-            row = await asyncio.to_thread(
+            rows = await asyncio.to_thread(
                 lambda: conn.execute(
-                    "SELECT COUNT(*) FROM jobs WHERE lease_owner = %s AND delivered_at IS NULL"
+                    "SELECT id FROM jobs WHERE lease_owner = %s AND delivered_at IS NULL"
                     " AND (status <> 'running' OR next_poll_at = leased_until)",
                     [owner],
-                ).fetchone()
+                ).fetchall()
             )
-            held = int(row[0]) if row else 0
-            if held or time.monotonic() > deadline:
+            conn.rollback()  # a fresh snapshot next time
+            if rows or time.monotonic() > deadline:
                 victim.process.send_signal(signal.SIGKILL)
-                return held
+                return [int(r[0]) for r in rows]
+
+
+def _still_held(url: str, owner: str, ids: list[int]) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE lease_owner = %s AND delivered_at IS NULL AND id = ANY(%s)",
+            [owner, ids],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _commits(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 Spans = dict[str, list[tuple[float, float]]]
@@ -207,16 +228,22 @@ async def run_multiproc(profile: Profile) -> MultiprocResult:
         try:
             async with workers(base_url, url, profile, Path(tmp)) as running:
                 await asyncio.wait_for(asyncio.gather(*(_ready(w) for w in running)), START_TIMEOUT)
+                commits_before = await asyncio.to_thread(_commits, url)
                 steady_from = time.time()
                 await asyncio.sleep(profile.mp_seconds)
                 steady_to = time.time()
+                # Statistics reach pg_stat_database within half a second (stats_fetch_consistency).
+                commits = await asyncio.to_thread(_commits, url) - commits_before
                 victim = running[1]
                 owner = _read_logs([victim.log])[0][0]
                 held = await _kill_while_holding(victim, url, owner, patience=5.0)
                 killed = time.monotonic()
                 await victim.process.wait()
                 limit = profile.mp_lease + profile.mp_poll_max + 60.0
+                held_taken: float | None = None
                 while await asyncio.to_thread(_left_with, url, owner):
+                    if held_taken is None and not await asyncio.to_thread(_still_held, url, owner, held):
+                        held_taken = time.monotonic() - killed
                     if time.monotonic() - killed > limit:
                         raise RuntimeError(f"the victim's jobs were not taken over within {limit:.0f} s")
                     await asyncio.sleep(0.05)
@@ -249,6 +276,8 @@ async def run_multiproc(profile: Profile) -> MultiprocResult:
         double_submits=sum(1 for count in submits.values() if count > 1),
         double_deliveries=sum(1 for count in told.values() if count > 1),
         failover_s=failover,
-        held_at_kill=held,
+        held_taken_s=failover if held_taken is None else held_taken,
+        held_at_kill=len(held),
+        commits_per_s=commits / (steady_to - steady_from),
         outcomes=sum(told.values()),
     )

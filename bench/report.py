@@ -111,6 +111,8 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("mp_lease_s", "multi-process: JOB_LEASE_SECONDS", "s", 0),
     ("mp_failover_goal_s", "multi-process: failover goal (lease + poll max)", "s", 0),
     ("mp_held_at_kill", "jobs the killed process held", "", 0),
+    ("mp_held_taken_s", "those taken over after", "s", 2),
+    ("mp_pg_commits_per_s", "PostgreSQL commits/s, 3 processes", "/s", 0),
     ("mp_double_submits", "prompts submitted twice", "", 0),
     ("mp_double_deliveries", "outcomes handed over twice", "", 0),
     ("mp_outcomes", "outcomes handed over in all", "", 0),

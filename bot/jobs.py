@@ -940,7 +940,8 @@ class JobRunner:
         for job_id, until in list(self._acknowledging.items()):
             if until < deadline:
                 del self._acknowledging[job_id]
-        held = sorted({*self._held, *self._acknowledging})
+        # A poll may end its job and tell the requester before it returns: that work is held too.
+        held = sorted({*self._held, *self._acknowledging, *self._polls_out})
         await self.store.renew_leases(held, sorted(self._polls_out), now, self.config.lease)
         taken = 0
         while not self._closing:

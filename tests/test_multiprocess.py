@@ -152,9 +152,9 @@ async def test_two_hundred_jobs_from_three_shards_are_each_made_and_posted_once(
     async with running_fake(token=TOKEN) as fake:
         who = members_on_shards(fake, count)
         async with three_processes(fake, keyed_sandbox, pg_url, tmp_path) as bots:
-            await send_requests(fake, who, per_second=50)
+            await send_requests(fake, who, per_second=100)
             await wait_until_all_told(pg_url, count, timeout=60)
-            await asyncio.sleep(0.5)  # time enough for a duplicate to appear, if there were one
+            await asyncio.sleep(0.3)  # time enough for a duplicate to appear, if there were one
             await stop_all(bots)
         rows = query(pg_url, "SELECT id, status, guild_id, prompt FROM jobs ORDER BY id")
 
@@ -172,7 +172,7 @@ async def test_a_killed_process_s_jobs_are_finished_by_the_others_within_the_lea
 ) -> None:
     count = 60
     # Long enough that the victim is still following its jobs when it dies.
-    sandbox = Sandbox(SandboxConfig(duration=2.5, seed=13, api_key=API_KEY))
+    sandbox = Sandbox(SandboxConfig(duration=2.0, seed=13, api_key=API_KEY))
     await sandbox.start()
     try:
         async with running_fake(token=TOKEN) as fake:
@@ -180,7 +180,7 @@ async def test_a_killed_process_s_jobs_are_finished_by_the_others_within_the_lea
             # Discord is slow to take the victim's image posts: it dies holding finished jobs whose
             # post may or may not have been made (it is, later: the others must not post again).
             victim_channel = fake.guilds[who[1][0]].channel_ids[0]
-            fake.slow_route("POST", f"/channels/{victim_channel}/messages", 5.0)
+            fake.slow_route("POST", f"/channels/{victim_channel}/messages", 4.0)
             async with three_processes(fake, sandbox, pg_url, tmp_path) as bots:
                 victim = bots[1]
                 owner = f"%:{victim.process.pid}:%"

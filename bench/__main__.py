@@ -90,6 +90,12 @@ async def _outage(profile: Profile) -> dict[str, float | None]:
     return (await run_outage(profile)).figures()
 
 
+async def _multiproc(profile: Profile) -> dict[str, float | None]:
+    from bench.multiproc import run_multiproc
+
+    return (await run_multiproc(profile)).figures()
+
+
 async def _mixes(profile: Profile) -> dict[str, float | None]:
     from bench.mix import adaptive_schedule_args
     from bench.mixes import evaluate_all, figures, table
@@ -115,6 +121,7 @@ SCENARIOS: dict[str, Scenario] = {
     "rules_ack": _rules_ack,
     "outage": _outage,
     "mixes": _mixes,
+    "multiproc": _multiproc,
 }
 
 
@@ -131,6 +138,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "rules_ack": ("rules_ack_others_max_ms",),
     "outage": ("outage_requests_per_s", "outage_recovery_max_s"),
     "mixes": ("mix_worst_vs_oracle", "mix_switch_window2_vs_oracle"),
+    "multiproc": ("mp_polls_per_s", "mp_double_claims", "mp_failover_s"),
 }
 
 

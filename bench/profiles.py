@@ -44,6 +44,17 @@ class Profile:
     memory_png_side: int = 13_000
     memory_limit_side: int = 4_000
     memory_answer_mb: int = 400
+    # Three runner processes on one PostgreSQL (bench.multiproc): jobs in flight in all, seconds of
+    # steady state before one is killed, JOB_LEASE_SECONDS, POLL_MAX_INTERVAL, the sandbox's task
+    # durations, finished jobs the schedule starts from, seconds run after the takeover.
+    mp_jobs: int = 1000
+    mp_seconds: float = 20.0
+    mp_lease: float = 10.0
+    mp_poll_max: float = 15.0
+    mp_duration_low: float = 5.0
+    mp_duration_high: float = 90.0
+    mp_history: int = 400
+    mp_after: float = 2.0
 
 
 FULL = Profile(
@@ -76,6 +87,8 @@ QUICK = Profile(
     outage_seconds=20.0,
     mix_jobs=2000,
     mix_runs=2,
+    mp_seconds=8.0,
+    mp_lease=5.0,
 )
 SMOKE = Profile(
     "smoke",
@@ -99,4 +112,12 @@ SMOKE = Profile(
     outage_time_factor=30.0,
     mix_jobs=500,
     mix_runs=1,
+    mp_jobs=60,
+    mp_seconds=1.0,
+    mp_lease=2.0,
+    mp_poll_max=1.0,
+    mp_duration_low=1.0,
+    mp_duration_high=3.0,
+    mp_history=20,
+    mp_after=0.5,
 )

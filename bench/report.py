@@ -43,6 +43,10 @@ ROWS: tuple[Row, ...] = (
     Row("outage_recovery_max_s", "after an outage: finished -> delivered, max", "s", 2, 16),
     Row("mix_worst_vs_oracle", "schedule p95 / best possible, worst mix", "x", 2, 1.1),
     Row("mix_switch_window2_vs_oracle", "the same, jobs 100-200 after a switch", "x", 2, 1.1),
+    Row("mp_polls_per_s", "polls/s, 3 processes, 1000 jobs, PostgreSQL", "/s", 1),
+    Row("mp_double_claims", "tasks polled by two processes at once", "", 0, 0),
+    # JOB_LEASE_SECONDS as `make bench` sets it (10 s) + POLL_MAX_INTERVAL (15 s)
+    Row("mp_failover_s", "SIGKILL of one -> its jobs taken over", "s", 2, 25),
 )
 REQUIRED_KEYS = tuple(row.key for row in ROWS)
 
@@ -103,6 +107,15 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("mix_long_vs_oracle", "p95 / best possible, 30-180 s", "x", 2),
     ("mix_switch_vs_oracle", "p95 / best possible, after a switch to 30-180 s", "x", 2),
     ("mix_switch_window1_vs_oracle", "the same, jobs 0-100 after the switch", "x", 2),
+    ("mp_jobs_in_flight", "multi-process: jobs in flight", "", 0),
+    ("mp_lease_s", "multi-process: JOB_LEASE_SECONDS", "s", 0),
+    ("mp_failover_goal_s", "multi-process: failover goal (lease + poll max)", "s", 0),
+    ("mp_held_at_kill", "jobs the killed process held", "", 0),
+    ("mp_held_taken_s", "those taken over after", "s", 2),
+    ("mp_pg_commits_per_s", "PostgreSQL commits/s, 3 processes", "/s", 0),
+    ("mp_double_submits", "prompts submitted twice", "", 0),
+    ("mp_double_deliveries", "outcomes handed over twice", "", 0),
+    ("mp_outcomes", "outcomes handed over in all", "", 0),
 )
 
 

@@ -160,6 +160,7 @@ class ImagineBot(commands.AutoShardedBot):
         return RunnerConfig(
             time_limit=s.job_time_limit,
             concurrency=s.poll_concurrency,
+            lease=s.job_lease,
             outage_queue_limit=s.outage_queue_limit,
             max_result_bytes=s.max_result_bytes,
             status_update_interval=s.status_update_interval,

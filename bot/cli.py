@@ -216,6 +216,7 @@ async def run_imagine(
             sink,
             RunnerConfig(
                 time_limit=settings.job_time_limit,
+                lease=settings.job_lease,
                 outage_queue_limit=settings.outage_queue_limit,
                 max_result_bytes=settings.max_result_bytes,
                 status_update_interval=0,

@@ -69,6 +69,9 @@ class Settings:
     database_path: Path = Path("data/bot.db")
     # PostgreSQL instead of the SQLite file, for more than one process (README: "Where the data lives").
     database_url: Secret | None = None
+    # How long a process holds a job it works on between renewals; a process that dies lets its jobs
+    # go after this long (README: "Running more than one process").
+    job_lease: float = 60.0
     dev_guild_id: int | None = None
     log_level: str = "INFO"
     # Tuning knobs: every one is documented in .env.example and the README.
@@ -314,6 +317,9 @@ def load_settings(
         model=model,
         database_path=Path(database),
         database_url=_database_url_from(env),
+        job_lease=_parse(
+            env, "JOB_LEASE_SECONDS", _at_least(float, 2.0), 60.0, "must be a number of seconds, 2 or more"
+        ),
         dev_guild_id=_parse(env, "DEV_GUILD_ID", _snowflake, None, "must be a server id (a long number)"),
         log_level=log_level,
         poll_min_interval=_parse(

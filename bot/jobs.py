@@ -6,6 +6,7 @@ No Discord here: the bot, the terminal command and the benchmark each plug in th
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -64,6 +65,9 @@ MSG_OUTAGE = (
     "The image service has not been answering for a while, so this request was not sent. "
     "It does not count against your quota. Please try again later."
 )
+# How long (real seconds) an admitted job is held for its acknowledgement before `launch`: Discord
+# allows 3 seconds for it, a slow follow-up a little more.
+ACKNOWLEDGE_HOLD = 60.0
 # A probe during an outage asks about a task that does not exist: any answer but a 5xx, a time-out or
 # a broken connection shows that the service is back.
 PROBE_TASK_ID = "imagine-bot-outage-probe"
@@ -112,7 +116,10 @@ class RunnerConfig:
     submit_attempts: int = 3
     submit_backoff: float = 2.0
     idle_wait: float = 30.0
-    lease: float = 120.0
+    # How long a poll claim, and the hold on a job this process works on, last (JOB_LEASE_SECONDS).
+    # Every quarter of it the runner renews what it holds and takes over work whose lease ran out.
+    lease: float = 60.0
+    takeover_batch: int = 100  # jobs taken over at once; a full batch is followed by another at once
     shutdown_grace: float = 5.0
     download_attempts: int = 3
     download_timeout: float = 60.0  # one attempt at one image
@@ -175,6 +182,13 @@ class JobRunner:
         self._submits: set[asyncio.Task[Any]] = set()
         self._workers: set[asyncio.Task[Any]] = set()
         self._polling = 0
+        # What this process works on, so its leases are renewed while it does: jobs being submitted,
+        # delivered or told (a count per job: one job may be in two of these at once), jobs whose
+        # poll is in flight, and admitted jobs waiting for their acknowledgement (until a deadline).
+        self._held: collections.Counter[int] = collections.Counter()
+        self._polls_out: collections.Counter[int] = collections.Counter()
+        self._acknowledging: dict[int, float] = {}
+        self._lease_task: asyncio.Task[None] | None = None
         self._delivering: set[int] = set()
         self.deliveries = DeliveryPool(self.config.delivery_concurrency, self.config.delivery_deadline)
         self._last_progress: dict[int, float] = {}
@@ -208,6 +222,9 @@ class JobRunner:
         self._cohorts = {False: Cohort(size, history_text), True: Cohort(size, history_refs)}
         await self._resume()
         self._loop_task = asyncio.create_task(self._poll_loop(), name="job-poll-loop")
+        if not self.store.exclusive:
+            # Other processes share the database: keep what this one holds, take what a dead one left.
+            self._lease_task = asyncio.create_task(self._lease_loop(), name="job-lease-loop")
 
     async def stop(self) -> None:
         self._closing = True
@@ -215,6 +232,8 @@ class JobRunner:
             retry.cancel()
         if self._loop_task is not None:
             self._loop_task.cancel()
+        if self._lease_task is not None:
+            self._lease_task.cancel()
         # A submit cut off now would leave its outcome unknown, and a delivery cut off between the
         # upload and its row update would be repeated after a restart: give in-flight work a moment.
         in_flight = self._submits | self._workers
@@ -223,6 +242,8 @@ class JobRunner:
         pending = [t for t in (*self._submits, *self._workers) if not t.done()]
         if self._loop_task is not None:
             pending.append(self._loop_task)
+        if self._lease_task is not None:
+            pending.append(self._lease_task)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -237,6 +258,26 @@ class JobRunner:
         task.add_done_callback(_reap)
         return task
 
+    def _spawn_held(
+        self,
+        job_id: int,
+        coro: Coroutine[Any, Any, Any],
+        group: set[asyncio.Task[Any]],
+        held: collections.Counter[int] | None = None,
+    ) -> asyncio.Task[Any]:
+        """Like `_spawn`, for work on one job: while the task runs, the job's lease is renewed."""
+        counter = self._held if held is None else held
+        counter[job_id] += 1
+        task = self._spawn(coro, group)
+
+        def release(_: asyncio.Task[Any]) -> None:
+            counter[job_id] -= 1
+            if counter[job_id] <= 0:
+                del counter[job_id]
+
+        task.add_done_callback(release)
+        return task
+
     # -- intake ----------------------------------------------------------------------------------
 
     async def enqueue(self, request: ImageRequest, origin: Origin) -> Job:
@@ -247,7 +288,7 @@ class JobRunner:
             log.info("job %s queued during shutdown; it will be submitted after the restart", job.id)
             return job
         log.info("job %s queued (guild %s, user %s)", job.id, job.guild_id, job.user_id)
-        self._spawn(self._submit(job), self._submits)
+        self._spawn_held(job.id, self._submit(job), self._submits)
         return job
 
     async def admit(
@@ -257,9 +298,14 @@ class JobRunner:
         quotas and reserve a use, in one transaction. An admitted job is written QUEUED but not sent:
         `launch` sends it once the requester has been acknowledged."""
         rule_match = await self.rules.check(member.guild_id or None, request.full_prompt)
-        return await self.store.admit(
+        decision, job = await self.store.admit(
             member, request, origin, self.clock.time(), default_quota, rule_match=rule_match
         )
+        if job is not None:
+            # Held while the requester is acknowledged; `launch` or `abandon` follows. The deadline
+            # keeps a job nobody launched from being held for ever: its lease then runs out.
+            self._acknowledging[job.id] = time.monotonic() + ACKNOWLEDGE_HOLD
+        return decision, job
 
     async def admit_personal(
         self, request: ImageRequest, origin: Origin, limit: int
@@ -267,9 +313,12 @@ class JobRunner:
         """Personal use (no server): the operator's ban, the personal daily quota and concurrency,
         checked and reserved in one transaction. No server's prompt rules apply."""
         assert origin.user_id is not None
-        return await self.store.admit_personal(
+        decision, job = await self.store.admit_personal(
             origin.user_id, request, origin, self.clock.time(), limit, DEFAULT_MAX_RUNNING
         )
+        if job is not None:
+            self._acknowledging[job.id] = time.monotonic() + ACKNOWLEDGE_HOLD
+        return decision, job
 
     async def use_followup(self, job: Job) -> bool:
         """Count one interaction follow-up for the job before the sink sends it; False when Discord's
@@ -280,21 +329,29 @@ class JobRunner:
         return True
 
     async def launch(self, job: Job, message_id: int | None, *, followups: int = 0) -> None:
-        if followups:
-            # The acknowledgement used follow-ups of the interaction already (a slow admission).
-            await self.store.set_followups(job.id, followups)
-            job.followups_used = followups
-        if message_id is not None:
-            await self.store.set_message_id(job.id, message_id)
-            job.message_id = message_id
-        if self._closing:
-            log.info("job %s admitted during shutdown; it will be submitted after the restart", job.id)
-            return
-        self._spawn(self._submit(job), self._submits)
+        try:
+            if followups:
+                # The acknowledgement used follow-ups of the interaction already (a slow admission).
+                await self.store.set_followups(job.id, followups)
+                job.followups_used = followups
+            if message_id is not None:
+                await self.store.set_message_id(job.id, message_id)
+                job.message_id = message_id
+            if self._closing:
+                log.info("job %s admitted during shutdown; it will be submitted after the restart", job.id)
+                return
+            self._spawn_held(job.id, self._submit(job), self._submits)
+        finally:
+            self._acknowledging.pop(job.id, None)
 
     async def abandon(self, job: Job, reason: str) -> None:
         """An admitted job that could not be acknowledged: refunded, and nobody left to tell."""
-        await self._persist(job, "abandon it", lambda: self.store.abandon(job.id, reason, self.clock.time()))
+        try:
+            await self._persist(
+                job, "abandon it", lambda: self.store.abandon(job.id, reason, self.clock.time())
+            )
+        finally:
+            self._acknowledging.pop(job.id, None)
 
     async def cancel(
         self, job: Job, by_user: int, *, refund: bool | None = None, announce: bool = False
@@ -547,7 +604,7 @@ class JobRunner:
             if free > 0:
                 for job in await self.store.claim_due_jobs(self.source, now, free, self.config.lease):
                     self._polling += 1
-                    self._spawn(self._poll_one(job), self._workers)
+                    self._spawn_held(job.id, self._poll_one(job), self._workers, self._polls_out)
             next_at = await self.store.next_poll_time(self.source)
         except Exception:
             log.exception("poll loop: database error; retrying")
@@ -739,7 +796,7 @@ class JobRunner:
         if job.id in self._delivering:
             return
         self._delivering.add(job.id)
-        self._spawn(self.deliveries.run(lambda: self._deliver_now(job)), self._workers)
+        self._spawn_held(job.id, self.deliveries.run(lambda: self._deliver_now(job)), self._workers)
 
     async def _deliver_now(self, job: Job) -> None:
         try:
@@ -835,7 +892,7 @@ class JobRunner:
             return
         delay = later[failures - 1]
         log.warning("job %s: its outcome could not be delivered; trying again in %g s", job.id, delay)
-        self._spawn(self._tell_later(job, delay), self._retries)
+        self._spawn_held(job.id, self._tell_later(job, delay), self._retries)
 
     async def _tell_later(self, job: Job, delay: float) -> None:
         await asyncio.sleep(self.clock.real_seconds(delay))
@@ -866,22 +923,68 @@ class JobRunner:
     async def _resume(self) -> None:
         now = self.clock.time()
         await self.store.reset_leases(self.source, now)
-        for job in await self.store.jobs_to_resume(self.source, now=now):
-            if job.status is JobStatus.QUEUED:
-                log.info("job %s: resubmitting a request that never left", job.id)
-                self._spawn(self._submit(job), self._submits)
-            elif job.status is JobStatus.SUBMITTING and job.task_id is not None:
-                # The API answered with a task id before the restart: follow that task, never resend.
-                log.info("job %s: resuming task %s that was sent before a restart", job.id, job.task_id)
-                submitted = job.submitted_at if job.submitted_at is not None else job.created_at
-                self._spawn(self._record_submitted(job, job.task_id, submitted), self._submits)
-            elif job.status is JobStatus.SUBMITTING:
-                log.warning("job %s: submit was cut off by a restart; not resubmitting", job.id)
-                self._spawn(self._end(job, JobStatus.UNKNOWN, MSG_INTERRUPTED), self._workers)
-            elif job.status is JobStatus.COMPLETED:
-                self._spawn(self._deliver_after_restart(job), self._workers)
-            else:
-                self._spawn(self._tell_failure(job), self._workers)
+        for job in await self.store.jobs_to_resume(self.source, now=now, lease=self.config.lease):
+            self._pick_up(job)
+
+    def _pick_up(self, job: Job) -> None:
+        """Carry on with a job another process (or an earlier run of this one) left half-way. Nothing
+        is sent twice: only a request that certainly never left is submitted, and a finished image
+        is looked for on Discord before it is posted."""
+        if job.status is JobStatus.QUEUED:
+            log.info("job %s: submitting a request that never left", job.id)
+            self._spawn_held(job.id, self._submit(job), self._submits)
+        elif job.status is JobStatus.SUBMITTING and job.task_id is not None:
+            # The API answered with a task id before the restart: follow that task, never resend.
+            log.info("job %s: resuming task %s that was sent before a restart", job.id, job.task_id)
+            submitted = job.submitted_at if job.submitted_at is not None else job.created_at
+            self._spawn_held(job.id, self._record_submitted(job, job.task_id, submitted), self._submits)
+        elif job.status is JobStatus.SUBMITTING:
+            log.warning("job %s: submit was cut off by a restart; not resubmitting", job.id)
+            self._spawn_held(job.id, self._end(job, JobStatus.UNKNOWN, MSG_INTERRUPTED), self._workers)
+        elif job.status is JobStatus.COMPLETED:
+            self._spawn_held(job.id, self._deliver_after_restart(job), self._workers)
+        else:
+            self._spawn_held(job.id, self._tell_failure(job), self._workers)
+
+    # -- leases shared with other processes --------------------------------------------------------
+
+    async def _lease_loop(self) -> None:
+        """Every quarter lease: renew the leases of what this process works on, then take over the
+        work of processes that died. Two short statements per round, whatever the load."""
+        period = self.config.lease / 4
+        while not self._closing:
+            await asyncio.sleep(self.clock.real_seconds(period))
+            try:
+                await self.renew_and_take_over()
+            except Exception as exc:  # noqa: BLE001 - the next round tries again; one line is enough
+                log.warning("could not renew or take over job leases (%s); retrying", exc)
+
+    async def renew_and_take_over(self) -> int:
+        """One round of `_lease_loop`; returns how many jobs were taken over."""
+        now = self.clock.time()
+        deadline = time.monotonic()
+        for job_id, until in list(self._acknowledging.items()):
+            if until < deadline:
+                del self._acknowledging[job_id]
+        # A poll may end its job and tell the requester before it returns: that work is held too.
+        held = sorted({*self._held, *self._acknowledging, *self._polls_out})
+        await self.store.renew_leases(held, sorted(self._polls_out), now, self.config.lease)
+        taken = 0
+        while not self._closing:
+            batch = await self.store.take_over_jobs(
+                self.source, self.clock.time(), self.config.lease, self.config.takeover_batch
+            )
+            for job in batch:
+                if job.id in self._held or job.id in self._acknowledging:
+                    continue  # this process's own, still in its hands (its renewal came late)
+                log.info(
+                    "job %s: taking it over (%s) from a process whose lease ran out", job.id, job.status.value
+                )
+                self._pick_up(job)
+                taken += 1
+            if len(batch) < self.config.takeover_batch:
+                break
+        return taken
 
     async def _deliver_after_restart(self, job: Job) -> None:
         """A finished job the last process may have posted already (it died, or the database refused

@@ -347,6 +347,8 @@ class FakeDiscord:
         self._secret = secrets.token_bytes(16)
         self._last_issued = 0
         self._faults: list[_Fault] = []
+        # (method, path regex, seconds): Discord taking its time over a request before handling it.
+        self._slow: list[tuple[str, re.Pattern[str], float]] = []
         self._sessions: list[_GatewaySession] = []
         self._known_sessions: dict[str, _GatewaySession] = {}  # session id -> its latest socket, for RESUME
         self._changed = asyncio.Condition()
@@ -1198,8 +1200,14 @@ class FakeDiscord:
         timing = {"Retry-After": str(max(1, round(retry_after))), "X-RateLimit-Reset-After": str(retry_after)}
         self.fail_route(method, path_pattern, 429, body, headers=RATE_LIMIT_HEADERS | timing)
 
+    def slow_route(self, method: str, path_pattern: str, seconds: float) -> None:
+        """Handle every request whose API path fully matches a regex only after `seconds`, as a
+        slow Discord does: the request is carried out even if the client is gone by then."""
+        self._slow.append((method.upper(), re.compile(path_pattern), seconds))
+
     def clear_faults(self) -> None:
         self._faults.clear()
+        self._slow.clear()
 
     def _injected_fault(self, rec: RecordedRequest) -> web.Response | None:
         for fault in self._faults:
@@ -1257,6 +1265,9 @@ class FakeDiscord:
         rec = request[REC] = await self._record(request)
         response: web.StreamResponse | None
         try:
+            delay = max((s for m, p, s in self._slow if m == rec.method and p.fullmatch(rec.path)), default=0)
+            if rec.api and delay:
+                await asyncio.sleep(delay)
             response = self._injected_fault(rec)
             if response is None:
                 self._check_auth(rec)

@@ -152,3 +152,13 @@ def test_backup_with_postgresql_points_at_pg_dump(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and "pg_dump" in result.stderr
     assert "pg-pass-123" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("value", ["1", "0", "-5", "soon", "nan"])
+def test_job_lease_is_validated(value: str) -> None:
+    env = {"DISCORD_TOKEN": TOKEN, "MOUNTSEA_API_KEY": "k", "JOB_LEASE_SECONDS": value}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env, env_file=None)
+    assert refused.value.variable == "JOB_LEASE_SECONDS"
+    assert load_settings({**env, "JOB_LEASE_SECONDS": "90"}, env_file=None).job_lease == 90.0
+    assert load_settings({**env, "JOB_LEASE_SECONDS": ""}, env_file=None).job_lease == 60.0

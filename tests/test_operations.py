@@ -56,20 +56,20 @@ async def bot_process(
     fake: FakeDiscord, sandbox: Sandbox, db: Path, **extra: str
 ) -> AsyncIterator[BotProcess]:
     port = free_port()
-    env = bot_env(
-        DISCORD_TOKEN=fake.token,
-        DISCORD_API_BASE=fake.api_base,
-        MOUNTSEA_API_KEY=API_KEY,
-        MOUNTSEA_BASE_URL=sandbox.base_url or "",
-        DATABASE_PATH=str(db),
-        DEV_GUILD_ID=str(fake.guild_id),
-        METRICS_PORT=str(port),
-        LOG_LEVEL="DEBUG",
-        LOG_FORMAT="json",
-        POLL_FIRST_DELAY="0.1",
-        POLL_MIN_INTERVAL="0.05",
-        **extra,
-    )
+    defaults = {
+        "DISCORD_TOKEN": fake.token,
+        "DISCORD_API_BASE": fake.api_base,
+        "MOUNTSEA_API_KEY": API_KEY,
+        "MOUNTSEA_BASE_URL": sandbox.base_url or "",
+        "DATABASE_PATH": str(db),
+        "DEV_GUILD_ID": str(fake.guild_id),
+        "METRICS_PORT": str(port),
+        "LOG_LEVEL": "DEBUG",
+        "LOG_FORMAT": "json",
+        "POLL_FIRST_DELAY": "0.1",
+        "POLL_MIN_INTERVAL": "0.05",
+    }
+    env = bot_env(**{**defaults, **extra})  # a test may override a default (e.g. LOG_LEVEL)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", env=env, cwd=db.parent, stderr=asyncio.subprocess.PIPE
     )

@@ -264,6 +264,37 @@ async def test_a_dead_process_s_jobs_come_back_when_their_leases_expire(three: l
     assert await alive.jobs_to_resume("discord", now=NOW + 3 + WORK_LEASE) == []  # now held by `starting`
 
 
+async def test_renewed_leases_are_kept_and_lapsed_ones_are_taken_over(three: list[Store]) -> None:
+    """A live process renews what it works on, so nobody takes it; what a dead one held comes back
+    through `take_over_jobs` once its lease ends (not only at start-up), and only once."""
+    live, dead, other = three
+    lease = live.lease
+    kept = await live.create_job(ImageRequest("being sent"), ORIGIN, NOW)
+    [polled] = await running_jobs(live, 1)
+    assert [j.id for j in await live.claim_due_jobs("discord", NOW + 1, 10, lease)] == [polled]
+    left = [await dead.create_job(ImageRequest(f"left {n}"), ORIGIN, NOW) for n in range(3)]
+    assert await dead.mark_running(left[1].id, "t-left", NOW, NOW)
+    assert await dead.mark_completed(left[1].id, ["https://x/1.png"], NOW, None)
+    assert await dead.mark_submitting(left[2].id)
+    later = NOW + lease - 1
+    assert await live.renew_leases([kept.id], [polled], later, lease) == 2
+    assert await other.take_over_jobs("discord", later, lease, 10) == []  # nothing has lapsed yet
+    after = NOW + lease + 1
+    taken = await other.take_over_jobs("discord", after, lease, 2)  # a batch of two, then the rest
+    taken += await other.take_over_jobs("discord", after, lease, 2)
+    assert [(j.id, j.status) for j in taken] == [
+        (left[0].id, JobStatus.QUEUED),
+        (left[1].id, JobStatus.COMPLETED),
+        (left[2].id, JobStatus.SUBMITTING),
+    ]
+    assert await live.take_over_jobs("discord", after + 1, lease, 10) == []  # `other` holds them now
+    # The renewed poll claim still holds: the job is not due for anyone else.
+    assert await other.claim_due_jobs("discord", after, 10, lease) == []
+    # A clean stop ends its leases at once: the others take its work over on their next round.
+    await live.close()
+    assert [j.id for j in await other.take_over_jobs("discord", after + 2, lease, 10)] == [kept.id]
+
+
 async def test_a_clean_stop_hands_its_jobs_over_at_once(pg_url: str) -> None:
     first, second = await Store.open_url(pg_url), await Store.open_url(pg_url)
     try:

@@ -54,6 +54,9 @@ class DatabaseSettings(Protocol):
     @property
     def database_url(self) -> _Revealable | None: ...
 
+    @property
+    def job_lease(self) -> float: ...
+
 
 def new_owner() -> str:
     """This process's lease owner id: readable in the database, and unique even across restarts."""
@@ -71,34 +74,49 @@ async def open_store(settings: DatabaseSettings) -> Store:
     """The store the settings name: PostgreSQL when DATABASE_URL is set, else the SQLite file at
     DATABASE_PATH. Every entry point (the bot, the terminal commands) opens it through here."""
     if settings.database_url:
-        return await Store.open_url(settings.database_url.reveal())
-    return await Store.open(settings.database_path)
+        return await Store.open_url(settings.database_url.reveal(), lease=settings.job_lease)
+    return await Store.open(settings.database_path, lease=settings.job_lease)
 
 
 class Store:
     """Every intent the bot has for its database."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, lease: float = jobs.WORK_LEASE) -> None:
         self._backend = backend
+        backend.lease = lease
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path | str, *, busy_timeout: float | None = None) -> Self:
+    async def open(
+        cls, path: Path | str, *, busy_timeout: float | None = None, lease: float = jobs.WORK_LEASE
+    ) -> Self:
         """Open (creating and migrating) the SQLite database at `path`."""
         extra: dict[str, Any] = {} if busy_timeout is None else {"busy_timeout": busy_timeout}
-        return cls(await SqliteBackend.open(path, new_owner(), **extra))
+        return cls(await SqliteBackend.open(path, new_owner(), **extra), lease)
 
     @classmethod
-    async def open_url(cls, url: str, *, pool_size: int = 8) -> Self:
-        """Open (creating and migrating) the PostgreSQL database at `url`."""
-        return cls(await PostgresBackend.open(url, new_owner(), pool_size=pool_size))
+    async def open_url(cls, url: str, *, pool_size: int = 8, lease: float = jobs.WORK_LEASE) -> Self:
+        """Open (creating and migrating) the PostgreSQL database at `url`. `lease`: how long this
+        process holds a job it works on between renewals (JOB_LEASE_SECONDS)."""
+        return cls(await PostgresBackend.open(url, new_owner(), pool_size=pool_size), lease)
 
     @property
     def owner(self) -> str:
         """The id this process's leases carry."""
         return self._backend.owner
+
+    @property
+    def lease(self) -> float:
+        """How long this process's leases on jobs last between renewals."""
+        return self._backend.lease
+
+    @property
+    def exclusive(self) -> bool:
+        """True when this process is the database's only user (SQLite): no other process takes jobs
+        over, so leases need no renewal."""
+        return self._backend.exclusive
 
     @property
     def dialect(self) -> str:
@@ -265,6 +283,13 @@ class Store:
         return await self._backend.run(
             jobs.jobs_to_resume, source, time.time() if now is None else now, lease
         )
+
+    async def renew_leases(self, held: list[int], polling: list[int], now: float, lease: float) -> int:
+        return await self._backend.run(jobs.renew_leases, held, polling, now, lease)
+
+    async def take_over_jobs(self, source: str, now: float, lease: float, limit: int = 100) -> list[Job]:
+        """Work a dead (or stopped) process left, whose leases ran out; now held by this process."""
+        return await self._backend.run(jobs.take_over_jobs, source, now, lease, limit)
 
     async def running_count(self, source: str) -> int:
         return await self._backend.run(jobs.running_count, source)

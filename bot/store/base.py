@@ -139,6 +139,10 @@ class SqliteSession:
         self._db = backend._db
         self.owner = backend.owner
 
+    @property
+    def lease(self) -> float:
+        return self._backend.lease
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self._db.execute(sql, list(params)).fetchall()]
 

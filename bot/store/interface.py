@@ -52,6 +52,8 @@ class Session(Protocol):
     # True when this process is the database's only user (SQLite): leases of earlier processes are
     # then void, because a process that is gone cannot be working on them.
     exclusive: bool
+    # How long this process's leases on the jobs it works on last before they are renewed.
+    lease: float
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
@@ -73,6 +75,7 @@ class Backend(abc.ABC):
     dialect: Dialect
     owner: str
     exclusive: bool
+    lease: float = 60.0  # set by the Store (JOB_LEASE_SECONDS)
 
     @abc.abstractmethod
     async def run(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:

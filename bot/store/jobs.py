@@ -16,12 +16,15 @@ _UNFINISHED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
 _ENDED = (JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED, JobStatus.UNKNOWN)
 # /history counts a member's images up to this many; beyond it, the count says "more than".
 HISTORY_COUNT_CAP = 10_000
-# How long a process holds a job it submits or delivers (not a poll: polls are leased per claim).
-# A process that dies holding it lets the job go after this long.
-WORK_LEASE = 300.0
+# How long a process holds a job it submits or delivers, unless the store is opened with another
+# lease (JOB_LEASE_SECONDS). A live process renews the leases of the jobs it works on (the runner,
+# every quarter lease); a process that dies holding a job lets it go after this long.
+WORK_LEASE = 60.0
 
 
-def job_row(request: ImageRequest, origin: Origin, now: float, owner: str) -> dict[str, Any]:
+def job_row(
+    request: ImageRequest, origin: Origin, now: float, owner: str, lease: float = WORK_LEASE
+) -> dict[str, Any]:
     return {
         "source": origin.source,
         "status": JobStatus.QUEUED.value,
@@ -48,7 +51,7 @@ def job_row(request: ImageRequest, origin: Origin, now: float, owner: str) -> di
         "poll_errors": 0,
         # The process that writes a job submits it.
         "lease_owner": owner,
-        "leased_until": now + WORK_LEASE,
+        "leased_until": now + lease,
     }
 
 
@@ -65,7 +68,7 @@ def read_job(s: Session | Tx, job_id: int) -> Job:
 def create_job(s: Session, request: ImageRequest, origin: Origin, now: float) -> Job:
     """A job outside any quota (terminal, benchmark): written QUEUED before anything is sent."""
     with s.write() as tx:
-        job_id = tx.insert("jobs", job_row(request, origin, now, s.owner))
+        job_id = tx.insert("jobs", job_row(request, origin, now, s.owner, s.lease))
         return read_job(tx, job_id)
 
 
@@ -102,12 +105,13 @@ def reset_leases(s: Session, source: str, now: float) -> None:
 
 def release_leases(s: Session, now: float) -> int:
     """A clean stop: every job this process holds is free for the others at once (a running job
-    it had claimed for a poll is due now). Returns how many."""
+    it had claimed for a poll is due now). The leases end rather than vanish, so the others'
+    periodic `take_over_jobs` finds them. Returns how many."""
     with s.write() as tx:
         cursor = tx.execute(
-            "UPDATE jobs SET lease_owner = NULL, leased_until = NULL, next_poll_at = CASE"
+            "UPDATE jobs SET leased_until = ?, next_poll_at = CASE"
             " WHEN status = ? AND next_poll_at > ? THEN ? ELSE next_poll_at END WHERE lease_owner = ?",
-            [JobStatus.RUNNING.value, now, now, s.owner],
+            [now, JobStatus.RUNNING.value, now, now, s.owner],
         )
     return cursor.rowcount
 
@@ -176,7 +180,7 @@ def mark_completed(
                 finished_at,
                 trace_id,
                 s.owner,
-                finished_at + WORK_LEASE,
+                finished_at + s.lease,
                 job_id,
                 JobStatus.RUNNING.value,
             ],
@@ -213,7 +217,7 @@ def _end_in(
             error,
             finished_at,
             s.owner,
-            finished_at + WORK_LEASE,
+            finished_at + s.lease,
             job_id,
             *(st.value for st in _UNFINISHED),
         ],
@@ -322,6 +326,47 @@ def jobs_to_resume(s: Session, source: str, now: float, lease: float) -> list[Jo
             f" SELECT id FROM jobs WHERE source = ? AND delivered_at IS NULL AND status IN ({marks})"
             f" AND {_lease_free(s)}{skip}) RETURNING *",
             [s.owner, now + lease, source, *states, s.owner, now],
+        )
+    return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
+
+
+def renew_leases(s: Session, held: list[int], polling: list[int], now: float, lease: float) -> int:
+    """This process is still working on these jobs: its leases on them last `lease` seconds from
+    now, and a poll still in flight keeps its claim (`next_poll_at`) as long. Rows another process
+    has taken meanwhile are left alone. Returns how many rows were renewed."""
+    renewed = 0
+    with s.write() as tx:
+        if held:
+            marks = ", ".join("?" for _ in held)
+            renewed += tx.execute(
+                f"UPDATE jobs SET leased_until = ? WHERE lease_owner = ? AND id IN ({marks})",
+                [now + lease, s.owner, *held],
+            ).rowcount
+        if polling:
+            marks = ", ".join("?" for _ in polling)
+            renewed += tx.execute(
+                "UPDATE jobs SET next_poll_at = ?, leased_until = ? WHERE lease_owner = ? AND status = ?"
+                f" AND next_poll_at > ? AND id IN ({marks})",
+                [now + lease, now + lease, s.owner, JobStatus.RUNNING.value, now, *polling],
+            ).rowcount
+    return renewed
+
+
+def take_over_jobs(s: Session, source: str, now: float, lease: float, limit: int) -> list[Job]:
+    """Work a process left when it died (or stopped): queued, being sent, finished but not delivered,
+    or ended without the requester told, whose lease has run out. The rows returned are now held by
+    this process. Only rows that carry a lease are looked at, on the partial index jobs_lease_owner,
+    so a periodic call costs little however long the jobs table grows. (Rows without any lease, e.g.
+    copied by migrate-db, are taken by `jobs_to_resume` at start-up.)"""
+    states = [st.value for st in (*_RESUMABLE, *_ENDED)]
+    marks = ", ".join("?" for _ in states)
+    skip = " FOR UPDATE SKIP LOCKED" if s.dialect == "postgresql" else ""
+    with s.write() as tx:
+        rows = tx.dicts(
+            "UPDATE jobs SET lease_owner = ?, leased_until = ? WHERE id IN ("
+            " SELECT id FROM jobs WHERE lease_owner IS NOT NULL AND leased_until <= ? AND source = ?"
+            f" AND delivered_at IS NULL AND status IN ({marks}) ORDER BY id LIMIT ?{skip}) RETURNING *",
+            [s.owner, now + lease, now, source, *states, limit],
         )
     return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
 

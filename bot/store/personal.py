@@ -90,7 +90,7 @@ def admit_personal(
             tx.insert("usage", {**usage, "outcome": "refused", "reason": decision.reason})
             return decision, None
         usage_id = tx.insert("usage", {**usage, "outcome": "submitted", "counted": 1})
-        row = {**job_row(request, origin, now, s.owner), "guild_id": None, "usage_id": usage_id}
+        row = {**job_row(request, origin, now, s.owner, s.lease), "guild_id": None, "usage_id": usage_id}
         [written] = tx.dicts(
             f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING *",
             list(row.values()),

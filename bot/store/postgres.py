@@ -102,9 +102,10 @@ class PgSession:
     dialect: Dialect = "postgresql"
     exclusive = False
 
-    def __init__(self, conn: psycopg.Connection[Any], owner: str) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], owner: str, lease: float) -> None:
         self._conn = conn
         self.owner = owner
+        self.lease = lease
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self._conn.execute(translate(sql), _params(params)).fetchall()]
@@ -167,7 +168,7 @@ class PostgresBackend(Backend):
 
     def _call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         with self._pool.connection() as conn:
-            return fn(PgSession(conn, self.owner), *args, **kwargs)
+            return fn(PgSession(conn, self.owner, self.lease), *args, **kwargs)
 
     async def run(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         loop = asyncio.get_running_loop()

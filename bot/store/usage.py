@@ -226,7 +226,7 @@ def admit(
                     "UPDATE user_quotas SET credits = credits - 1 WHERE guild_id = ? AND user_id = ?",
                     [member.guild_id, member.user_id],
                 )
-            row = {**job_row(request, origin, now, s.owner), "usage_id": usage_id}
+            row = {**job_row(request, origin, now, s.owner, s.lease), "usage_id": usage_id}
             [written] = tx.dicts(
                 f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING *",
                 list(row.values()),

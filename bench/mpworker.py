@@ -1,0 +1,132 @@
+"""One process of the multi-process scenario (bench/multiproc.py): a job runner on the shared PostgreSQL,
+without Discord (its sink records outcomes), against the sandbox API of the orchestrating process.
+
+    python -m bench.mpworker --name w0 --base-url URL --database-url URL --jobs 333 --lease 10 --log F
+
+Submits `--jobs` jobs, prints "ready", then keeps that many of its own in flight (each outcome it hands
+over is replaced at once) until SIGTERM. Every finished poll, submit answer and outcome is appended to
+`--log` as it happens (one line each, flushed), so the lines survive a SIGKILL: the orchestrator reads
+which process polled which task when, and who delivered what.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bench.mix import adaptive_schedule_args
+from bench.sink import TimingSink
+from bot.api import ImageApi, TaskStatus
+from bot.delivery import ImageFile
+from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
+from bot.models import ImageRequest, Job, Origin
+from bot.safe_fetch import FetchPolicy, open_session
+from bot.schedule import PollSchedule
+from bot.store import Store
+
+SOURCE = "bench-mp"
+INTAKE_LIMIT = 120.0
+
+
+class LoggedApi(ImageApi):
+    """The real client; each poll is logged with its wall-clock start and end (shared by processes)."""
+
+    log: TextIO
+
+    async def poll(self, task_id: str) -> TaskStatus:
+        started = time.time()
+        try:
+            return await super().poll(task_id)
+        finally:
+            self.log.write(f"P {task_id} {started:.6f} {time.time():.6f}\n")
+
+    async def submit(self, prompt: str, aspect_ratio: str | None, reference_urls: Sequence[str]) -> str:
+        task_id = await super().submit(prompt, aspect_ratio, reference_urls)
+        self.log.write(f"S {task_id} {time.time():.6f}\n")
+        return task_id
+
+
+class LoggedSink(TimingSink):
+    log: TextIO
+
+    async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt:
+        self.log.write(f"D {job.id} {time.time():.6f}\n")
+        return await super().deliver(job, images, elapsed)
+
+    async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
+        self.log.write(f"F {job.id} {time.time():.6f}\n")
+        return await super().fail(job, reason)
+
+
+async def run(args: argparse.Namespace) -> None:
+    log = args.log.open("a", buffering=1)  # line-buffered: every line is out before the next
+    store = await Store.open_url(args.database_url, lease=args.lease)
+    low, high, first = adaptive_schedule_args()
+    schedule = PollSchedule(low, args.poll_max or high, first)
+    config = RunnerConfig(lease=args.lease, shutdown_grace=1.0)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with open_session(FetchPolicy.build(args.base_url)) as session:
+        api = LoggedApi(session, args.base_url, "sandbox-key", "grok-imagine-image", timeout=30.0)
+        api.log = log
+        sink = LoggedSink()
+        sink.log = log
+        runner = JobRunner(store, api, session, sink, config, schedule=schedule, source=SOURCE)
+        try:
+            log.write(f"O {store.owner}\n")
+            await runner.start()
+            for i in range(args.jobs):
+                await runner.enqueue(ImageRequest(f"{args.name} {i}"), Origin(source=SOURCE))
+            await sink.wait_submitted(args.jobs, INTAKE_LIMIT)
+            print("ready", flush=True)
+            await _hold_in_flight(runner, sink, args, stop)
+        finally:
+            await runner.stop()
+            await store.close()
+            log.close()
+
+
+async def _hold_in_flight(
+    runner: JobRunner, sink: TimingSink, args: argparse.Namespace, stop: asyncio.Event
+) -> None:
+    """Until `stop`, replace every outcome this process hands over with a new job of its own."""
+    replaced, next_id = 0, args.jobs
+    while not stop.is_set():
+        sink.changed.clear()
+        ended = len(sink.arrivals)
+        for _ in range(ended - replaced):
+            await runner.enqueue(ImageRequest(f"{args.name} {next_id}"), Origin(source=SOURCE))
+            next_id += 1
+        replaced = ended
+        waiting = asyncio.ensure_future(sink.changed.wait())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        stopping.cancel()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.mpworker", description=__doc__)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--jobs", type=int, required=True)
+    parser.add_argument("--lease", type=float, required=True)
+    parser.add_argument("--poll-max", type=float, default=0.0, help="POLL_MAX_INTERVAL (0: the default)")
+    parser.add_argument("--log", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if not args.base_url.startswith("http://127.0.0.1:"):
+        print("the worker only talks to a sandbox on 127.0.0.1", file=sys.stderr)
+        return 2
+    asyncio.run(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.delivery import ImageFile
 from bot.discord.replies import NO_PINGS, say_privately
 from bot.discord.sink import DiscordSink
+from bot.discord.translator import CatalogTranslator
 from bot.discord.views import DYNAMIC_ITEMS
 from bot.health import OpsServer
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
@@ -202,6 +203,8 @@ class ImagineBot(commands.AutoShardedBot):
             schedule=s.poll_schedule(),
             clock=self.clock,
         )
+        # Command names and descriptions in every shipped language (bot/locales), before the sync.
+        await self.tree.set_translator(CatalogTranslator())
         # Buttons are matched by their custom_id template: they keep working after a restart.
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         for extension in EXTENSIONS:

@@ -14,15 +14,16 @@ from dataclasses import dataclass
 import aiohttp
 from PIL import Image, UnidentifiedImageError
 
+from bot.i18n import N_
 from bot.safe_fetch import FetchError, fetch_public
 
 log = logging.getLogger(__name__)
 
 ALLOWED_IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
-_TOO_LARGE = "the image is larger than the bot accepts"
-_NOT_IMAGE = "the link did not lead to an image"
-_UNREADABLE = "the image could not be read"
+_TOO_LARGE = N_("the image is larger than the bot accepts")
+_NOT_IMAGE = N_("the link did not lead to an image")
+_UNREADABLE = N_("the image could not be read")
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -77,7 +78,7 @@ def decode_data_uri(ref: str, max_bytes: int) -> ImageFile:
         data = base64.b64decode(payload, validate=False)
     except (binascii.Error, ValueError):
         raise DownloadError(
-            "the image data was not valid", "inline image is not base64", permanent=True
+            N_("the image data was not valid"), "inline image is not base64", permanent=True
         ) from None
     kind = sniff_type(data)
     if kind is None:

@@ -1,11 +1,17 @@
-"""Every text a member reads about a job. Pure functions: no Discord objects, easy to test."""
+"""Every text a member reads about a job. Pure functions: no Discord objects, easy to test.
+
+Each text comes from the message catalog (`bot.i18n`) in the language of `locale` (a Discord locale
+such as "zh-CN"; None is English). The same escaping and clipping apply in every language."""
 
 from __future__ import annotations
 
 import re
 from urllib.parse import quote
 
+from bot.i18n import N_, t, translate_text
 from bot.models import Job, Stage
+
+Locale = object  # a discord.Locale, its value ("zh-CN"), or None for English
 
 PROMPT_PREVIEW_CHARS = 300
 MESSAGE_LIMIT = 2000  # Discord refuses longer content with 400 / 50035 (and the whole message with it)
@@ -103,140 +109,222 @@ def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return cut.rstrip().rstrip("\\") + ELLIPSIS
 
 
-def duration(seconds: float) -> str:
+def duration(seconds: float, locale: Locale = None) -> str:
     seconds = max(0, round(seconds))
     if seconds < 60:
-        return f"{seconds} s"
+        return t(locale, "{seconds} s", seconds=seconds)
     minutes, rest = divmod(seconds, 60)
-    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    if rest:
+        return t(locale, "{minutes} min {seconds} s", minutes=minutes, seconds=rest)
+    return t(locale, "{minutes} min", minutes=minutes)
 
 
-def details_line(job: Job) -> str:
-    parts = [f"Aspect ratio: {job.aspect_ratio or 'default'}"]
+def details_line(job: Job, locale: Locale = None) -> str:
+    parts = [t(locale, "Aspect ratio: {ratio}", ratio=job.aspect_ratio or t(locale, "default"))]
     refs = len(job.reference_urls)
-    if refs:
-        parts.append(f"{refs} reference image{'s' if refs != 1 else ''}")
+    if refs == 1:
+        parts.append(t(locale, "1 reference image"))
+    elif refs:
+        parts.append(t(locale, "{count} reference images", count=refs))
     return " · ".join(parts)
 
 
-def size_note(job: Job) -> str | None:
+def size_note(job: Job, locale: Locale = None) -> str | None:
     if job.reference_urls and job.aspect_ratio:
-        return "ℹ️ With reference images the output size follows the references, not the aspect ratio."
+        return t(
+            locale, "ℹ️ With reference images the output size follows the references, not the aspect ratio."
+        )
     return None
 
 
-def status_text(job: Job, stage: Stage, elapsed: float, typical: float | None) -> str:
-    who = f"<@{job.user_id}>" if job.user_id else "you"
+def _who(job: Job, locale: Locale) -> str:
+    return f"<@{job.user_id}>" if job.user_id else t(locale, "you")
+
+
+def status_text(job: Job, stage: Stage, elapsed: float, typical: float | None, locale: Locale = None) -> str:
+    """The public status message: in the server's language (`locale` is the job's guild locale)."""
+    who = _who(job, locale)
     # An ETA only from real history: `typical` is None until enough jobs of this kind finished.
-    eta = f" (usually about {duration(typical)})" if typical else ""
+    eta = t(locale, " (usually about {time})", time=duration(typical, locale)) if typical else ""
     if stage is Stage.QUEUED:
-        head = f"⏳ **Queued** — sending the request for {who} to the image service…"
+        head = t(locale, "⏳ **Queued** — sending the request for {who} to the image service…", who=who)
     elif stage is Stage.SUBMITTED:
-        head = (
-            f"📨 **Submitted** — the image service has the request for {who}{eta}. Waiting for it to start…"
+        head = t(
+            locale,
+            "📨 **Submitted** — the image service has the request for {who}{eta}. Waiting for it to start…",
+            who=who,
+            eta=eta,
         )
     elif stage is Stage.SERVICE_DOWN:
-        head = (
-            f"🔌 **Waiting** — the image service is not answering right now. The request for {who} "
-            "is kept and will be sent as soon as it is back…"
+        head = t(
+            locale,
+            "🔌 **Waiting** — the image service is not answering right now. The request for {who} "
+            "is kept and will be sent as soon as it is back…",
+            who=who,
         )
     elif stage is Stage.RENDERING:
-        head = f"🎨 **Rendering** for {who} — {duration(elapsed)} so far{eta}…"
+        head = t(
+            locale,
+            "🎨 **Rendering** for {who} — {time} so far{eta}…",
+            who=who,
+            time=duration(elapsed, locale),
+            eta=eta,
+        )
     else:
-        head = f"📦 **Almost there** — uploading the image for {who}…"
-    lines = [head, quote_prompt(job.prompt, 150), details_line(job)]
-    note = size_note(job)
+        head = t(locale, "📦 **Almost there** — uploading the image for {who}…", who=who)
+    lines = [head, quote_prompt(job.prompt, 150), details_line(job, locale)]
+    note = size_note(job, locale)
     if note:
         lines.append(note)
     return "\n".join(lines)
 
 
-def done_text(job: Job, elapsed: float, count: int) -> str:
-    who = f"<@{job.user_id}>" if job.user_id else "you"
-    noun = "image" if count == 1 else f"{count} images"
-    lines = [
-        f"🖼️ Here is your {noun}, {who} — made in {duration(elapsed)}.",
-        quote_prompt(job.prompt),
-        details_line(job),
-    ]
-    note = size_note(job)
+def done_text(job: Job, elapsed: float, count: int, locale: Locale = None) -> str:
+    who = _who(job, locale)
+    time = duration(elapsed, locale)
+    if count == 1:
+        head = t(locale, "🖼️ Here is your image, {who} — made in {time}.", who=who, time=time)
+    else:
+        head = t(
+            locale, "🖼️ Here are your {count} images, {who} — made in {time}.", count=count, who=who, time=time
+        )
+    lines = [head, quote_prompt(job.prompt), details_line(job, locale)]
+    note = size_note(job, locale)
     if note:
         lines.append(note)
     return "\n".join(lines)
 
 
-def result_text(job: Job, elapsed: float, count: int, links: list[tuple[str, str]]) -> str:
+def result_text(
+    job: Job, elapsed: float, count: int, links: list[tuple[str, str]], locale: Locale = None
+) -> str:
     """The finished image's message: what it is, and the links of images that could not be
     uploaded, within Discord's limit so that the images themselves are always posted."""
-    text = done_text(job, elapsed, count)
+    text = done_text(job, elapsed, count, locale)
     if links:
-        text += "\n" + links_note(links, MESSAGE_LIMIT - len(text) - 1)
+        text += "\n" + links_note(links, MESSAGE_LIMIT - len(text) - 1, locale)
     return clip(text)
 
 
-def done_pointer(elapsed: float, jump_url: str) -> str:
-    return f"✅ **Done** in {duration(elapsed)} — your image is here: {jump_url}"
+def done_pointer(elapsed: float, jump_url: str, locale: Locale = None) -> str:
+    return t(
+        locale,
+        "✅ **Done** in {time} — your image is here: {link}",
+        time=duration(elapsed, locale),
+        link=jump_url,
+    )
 
 
-def failure_text(job: Job, reason: str) -> str:
-    """`reason` may carry the image API's own words: they are shown as inert text."""
-    who = f"<@{job.user_id}>" if job.user_id else "you"
-    head = f"❌ Sorry {who}, no image this time. {inert(reason)}"
+def failure_text(job: Job, reason: str, locale: Locale = None) -> str:
+    """`reason` is a catalog text (the bot's own words, translated here) or the image API's own words,
+    which are shown as they came, as inert text."""
+    head = t(
+        locale,
+        "❌ Sorry {who}, no image this time. {reason}",
+        who=_who(job, locale),
+        reason=inert(translate_text(locale, reason)),
+    )
     return clip("\n".join([clip(head, MESSAGE_LIMIT - 200), quote_prompt(job.prompt, 150)]))
 
 
-def modlog_refusal(user_id: int, channel_id: int | None, reason: str, prompt: str, detail: str | None) -> str:
-    where = f" in <#{channel_id}>" if channel_id else ""
+def modlog_refusal(
+    user_id: int,
+    channel_id: int | None,
+    reason: str,
+    prompt: str,
+    detail: str | None,
+    locale: Locale = None,
+) -> str:
+    where = t(locale, " in {channel}", channel=f"<#{channel_id}>") if channel_id else ""
     # A rule's text may hold markdown (a regex full of * and _): show it as inline code.
-    rule = f" (rule `{detail.replace('`', chr(39))[:200]}`)" if detail and reason == "blocked_prompt" else ""
-    return f"🚫 Refused **{reason}**{rule}: <@{user_id}>{where}\n{quote_prompt(prompt, 200)}"
+    rule = (
+        t(locale, " (rule {rule})", rule=f"`{detail.replace('`', chr(39))[:200]}`")
+        if detail and reason == "blocked_prompt"
+        else ""
+    )
+    head = t(
+        locale,
+        "🚫 Refused **{reason}**{rule}: {who}{where}",
+        reason=reason,
+        rule=rule,
+        who=f"<@{user_id}>",
+        where=where,
+    )
+    return f"{head}\n{quote_prompt(prompt, 200)}"
 
 
-def modlog_finished(job: Job, jump_url: str) -> str:
-    return f"🖼️ <@{job.user_id}> made an image: {jump_url}\n{quote_prompt(job.prompt, 200)}"
+def modlog_finished(job: Job, jump_url: str, locale: Locale = None) -> str:
+    head = t(locale, "🖼️ {who} made an image: {link}", who=f"<@{job.user_id}>", link=jump_url)
+    return f"{head}\n{quote_prompt(job.prompt, 200)}"
 
 
-def cancelled_text(job: Job, by_user: int, elapsed: float, *, refunded: bool) -> str:
-    who = "the requester" if by_user == job.user_id else f"<@{by_user}>"
+def cancelled_text(job: Job, by_user: int, elapsed: float, *, refunded: bool, locale: Locale = None) -> str:
+    who = t(locale, "the requester") if by_user == job.user_id else f"<@{by_user}>"
     charge = (
-        "It does not count against the quota." if refunded else "It still counts against the daily quota."
+        t(locale, "It does not count against the quota.")
+        if refunded
+        else t(locale, "It still counts against the daily quota.")
     )
-    return "\n".join(
-        [
-            f"🛑 **Cancelled** by {who} after {duration(elapsed)}. The bot stopped following it; the image "
-            f"service may still finish it, but it will not be posted. {charge}",
-            quote_prompt(job.prompt, 150),
-        ]
+    head = t(
+        locale,
+        "🛑 **Cancelled** by {who} after {time}. The bot stopped following it; the image service may "
+        "still finish it, but it will not be posted. {charge}",
+        who=who,
+        time=duration(elapsed, locale),
+        charge=charge,
     )
+    return "\n".join([head, quote_prompt(job.prompt, 150)])
 
 
-def reposted_text(job: Job, by_user: int) -> str:
-    who = "" if by_user == job.user_id else f", posted again by <@{by_user}>"
-    return "\n".join([f"🖼️ Image #{job.id} by <@{job.user_id}>{who}.", quote_prompt(job.prompt, 200)])
+def reposted_text(job: Job, by_user: int, locale: Locale = None) -> str:
+    if by_user == job.user_id:
+        head = t(locale, "🖼️ Image #{id} by {who}.", id=job.id, who=f"<@{job.user_id}>")
+    else:
+        head = t(
+            locale,
+            "🖼️ Image #{id} by {who}, posted again by {by}.",
+            id=job.id,
+            who=f"<@{job.user_id}>",
+            by=f"<@{by_user}>",
+        )
+    return "\n".join([head, quote_prompt(job.prompt, 200)])
 
 
-def queue_line(job: Job, elapsed: float, typical: float | None) -> str:
-    state = {
-        "queued": "⏳ queued",
-        "submitting": "📨 sending",
-        "running": "🎨 rendering",
-        "completed": "📦 uploading",
-    }.get(job.status.value, job.status.value)
-    eta = f" · usually about {duration(typical)}" if typical else ""
+QUEUE_STATES = {
+    "queued": N_("⏳ queued"),
+    "submitting": N_("📨 sending"),
+    "running": N_("🎨 rendering"),
+    "completed": N_("📦 uploading"),
+}
+
+
+def queue_line(job: Job, elapsed: float, typical: float | None, locale: Locale = None) -> str:
+    state = (
+        t(locale, QUEUE_STATES[job.status.value]) if job.status.value in QUEUE_STATES else job.status.value
+    )
+    eta = t(locale, " · usually about {time}", time=duration(typical, locale)) if typical else ""
     who = f" · <@{job.user_id}>" if job.user_id else ""
-    return f"`#{job.id}` {state} · {duration(elapsed)}{eta}{who}\n{quote_prompt(job.prompt, 80)}"
+    return f"`#{job.id}` {state} · {duration(elapsed, locale)}{eta}{who}\n{quote_prompt(job.prompt, 80)}"
 
 
 def history_text(
-    jobs: list[Job], member_id: int, page: int, pages: int, total: int, *, capped: bool = False
+    jobs: list[Job],
+    member_id: int,
+    page: int,
+    pages: int,
+    total: int,
+    *,
+    capped: bool = False,
+    locale: Locale = None,
 ) -> str:
+    who = f"<@{member_id}>"
     if not jobs:
-        return f"No images yet for <@{member_id}> in this server."
+        return t(locale, "No images yet for {who} in this server.", who=who)
     if capped:  # counting further would cost more than the page itself
-        header = f"page {page + 1} (more than {total:,} in all)"
+        header = t(locale, "page {page} (more than {total} in all)", page=page + 1, total=f"{total:,}")
     else:
-        header = f"page {page + 1} of {pages} ({total} in all)"
-    lines = [f"🖼️ Images of <@{member_id}> — {header}"]
+        header = t(locale, "page {page} of {pages} ({total} in all)", page=page + 1, pages=pages, total=total)
+    lines = [t(locale, "🖼️ Images of {who} — {header}", who=who, header=header)]
     for job in jobs:
         when = f"<t:{int(job.delivered_at or job.created_at)}:f>"
         link = ""
@@ -244,28 +332,36 @@ def history_text(
             channel = job.result_channel_id or job.channel_id
             link = f" — https://discord.com/channels/{job.guild_id}/{channel}/{job.result_message_id}"
         elif job.result_deleted_at is not None:
-            link = " — (message deleted)"
+            link = t(locale, " — (message deleted)")
         lines.append(f"`#{job.id}` {when}{link}\n{quote_prompt(job.prompt, 100)}")
     return "\n".join(lines)
 
 
-def links_note(failed: list[tuple[str, str]], budget: int = MESSAGE_LIMIT) -> str:
+def links_note(failed: list[tuple[str, str]], budget: int = MESSAGE_LIMIT, locale: Locale = None) -> str:
     """For images that could not be uploaded: the link, with why, as many as fit in `budget`
     characters. A link is never cut (half a URL is a broken one): those that do not fit are counted."""
-    head = "Some images could not be uploaded here, so here are their links (they may expire):"
+    head = t(locale, "Some images could not be uploaded here, so here are their links (they may expire):")
     lines = [head]
     used = len(head)
     for shown, (url, why) in enumerate(failed):
-        line = f"• {plain_link(url)} ({inert(why)})"
+        line = f"• {plain_link(url)} ({inert(translate_text(locale, why))})"
         left = len(failed) - shown - 1
         # Keep room for the closing count line in case a later link does not fit.
         reserve = 80 if left else 0
         if used + 1 + len(line) + reserve > budget:
             missing = len(failed) - shown
             lines.append(
-                f"…and {missing} more that could not be shown here (their links are too long)."
+                t(
+                    locale,
+                    "…and {count} more that could not be shown here (their links are too long).",
+                    count=missing,
+                )
                 if shown
-                else f"{missing} of them could not be shown here (their links are too long)."
+                else t(
+                    locale,
+                    "{count} of them could not be shown here (their links are too long).",
+                    count=missing,
+                )
             )
             break
         lines.append(line)

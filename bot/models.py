@@ -61,6 +61,8 @@ class Origin:
     interaction_token: str | None = None
     token_expires_at: float | None = None
     message_id: int | None = None
+    locale: str | None = None  # the requester's Discord locale (e.g. "zh-CN"): private messages
+    guild_locale: str | None = None  # the server's: public messages in the server
 
 
 @dataclass
@@ -97,6 +99,8 @@ class Job:
     result_channel_id: int | None = None
     result_deleted_at: float | None = None
     cancelled_by: int | None = None
+    locale: str | None = None
+    guild_locale: str | None = None
 
     @property
     def has_references(self) -> bool:
@@ -145,4 +149,6 @@ class Job:
             result_channel_id=row.get("result_channel_id"),
             result_deleted_at=row.get("result_deleted_at"),
             cancelled_by=row.get("cancelled_by"),
+            locale=row.get("locale"),
+            guild_locale=row.get("guild_locale"),
         )

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import available_timezones
 
+from bot.i18n import t
 from bot.moderation import PromptRule
 from bot.quotas import discord_time, zone
 from bot.store import EXPORT_COLUMNS, BanEntry, Stats, UsageSummary
@@ -73,37 +74,65 @@ def optional_limit(limit: int | None, *, none: str = "none") -> str:
 # -- /usage -------------------------------------------------------------------------------------------
 
 
-def usage_text(summary: UsageSummary, *, subject: str | None = None) -> str:
-    """What /usage shows: `subject` None means the reader themself, else a mention of the member."""
+def usage_text(summary: UsageSummary, *, subject: str | None = None, locale: object = None) -> str:
+    """What /usage shows: `subject` None means the reader themself, else a mention of the member.
+    In the reader's language (`locale`, a Discord locale; None is English)."""
     own = subject is None
-    title = "**Your image use in this server**" if own else f"**Image use of {subject}**"
+    title = (
+        t(locale, "**Your image use in this server**")
+        if own
+        else t(locale, "**Image use of {who}**", who=subject)
+    )
     lines = [title]
     used, limit = summary.used_today, summary.limit
     if limit is None:
-        today = f"Today: **{used}** (no daily limit)"
+        today = t(locale, "Today: **{used}** (no daily limit)", used=used)
     elif limit == 0:
-        off = "off for you" if own else "off for them"
-        today = f"Today: **{used}** · image generation is {off} (limit 0)"
+        if own:
+            today = t(locale, "Today: **{used}** · image generation is off for you (limit 0)", used=used)
+        else:
+            today = t(locale, "Today: **{used}** · image generation is off for them (limit 0)", used=used)
     else:
-        today = f"Today: **{used}** of {limit} ({max(limit - used, 0)} left)"
-    lines.append(f"{today} · this month: **{summary.used_month}**")
+        today = t(
+            locale,
+            "Today: **{used}** of {limit} ({left} left)",
+            used=used,
+            limit=limit,
+            left=max(limit - used, 0),
+        )
+    lines.append(t(locale, "{today} · this month: **{month}**", today=today, month=summary.used_month))
     if summary.credits:
-        noun = "credit" if summary.credits == 1 else "credits"
-        lines.append(f"One-off {noun}: **{summary.credits}** (used once the daily limit is reached)")
+        lines.append(
+            t(
+                locale,
+                "One-off credits: **{count}** (used once the daily limit is reached)",
+                count=summary.credits,
+            )
+        )
     if summary.running:
-        noun = "image" if summary.running == 1 else "images"
-        lines.append(f"Running now: **{summary.running}** {noun}")
+        lines.append(t(locale, "Running now: **{count}**", count=summary.running))
     lines.append(
-        f"The daily count resets {discord_time(summary.resets_at)} ({discord_time(summary.resets_at, 'f')})."
+        t(
+            locale,
+            "The daily count resets {when} ({time}).",
+            when=discord_time(summary.resets_at),
+            time=discord_time(summary.resets_at, "f"),
+        )
     )
     if summary.banned:
-        who = "You cannot" if own else "They cannot"
-        until = (
-            f"until {discord_time(summary.banned_until, 'f')} ({discord_time(summary.banned_until)})"
-            if summary.banned_until is not None
-            else "until a moderator lifts the ban"
-        )
-        lines.append(f"⛔ {who} use the image bot in this server {until}.")
+        if summary.banned_until is not None:
+            until = t(
+                locale,
+                "until {time} ({when})",
+                time=discord_time(summary.banned_until, "f"),
+                when=discord_time(summary.banned_until),
+            )
+        else:
+            until = t(locale, "until a moderator lifts the ban")
+        if own:
+            lines.append(t(locale, "⛔ You cannot use the image bot in this server {until}.", until=until))
+        else:
+            lines.append(t(locale, "⛔ They cannot use the image bot in this server {until}.", until=until))
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.api import MAX_PROMPT_CHARS
-from bot.discord.replies import GUILD_ONLY, NO_PINGS
+from bot.discord.replies import GUILD_ONLY, say_privately
 from bot.discord.requests import refuse_bad_input, start_request
 from bot.validation import AttachmentInfo, InputRefused, validate_request
 
@@ -72,7 +72,7 @@ class Imagine(commands.Cog):
     ) -> None:
         if interaction.guild_id is None:
             # Discord hides guild-only commands in DMs, but a stale client may still send one.
-            await interaction.response.send_message(GUILD_ONLY, ephemeral=True, allowed_mentions=NO_PINGS)
+            await say_privately(interaction, GUILD_ONLY)
             return
         attachments = [a for a in (image1, image2, image3, image4, image5) if a is not None]
         ratio = aspect_ratio.value if aspect_ratio else None

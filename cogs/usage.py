@@ -11,12 +11,13 @@ from discord.ext import commands
 from bot import reports
 from bot.discord.checks import is_moderator
 from bot.discord.members import member_of, member_view
-from bot.discord.replies import GUILD_ONLY, reply
+from bot.discord.replies import GUILD_ONLY, private_locale, reply
+from bot.i18n import N_
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
 
-NOT_A_MODERATOR = (
+NOT_A_MODERATOR = N_(
     "Only moderators (Manage Server or Manage Messages) can look at another member's use. "
     "Run `/usage` without a member to see your own."
 )
@@ -48,7 +49,12 @@ class Usage(commands.Cog):
             subject, self.bot.clock.time(), self.bot.settings.default_daily_quota
         )
         await reply(
-            interaction, reports.usage_text(summary, subject=f"<@{subject.user_id}>" if other else None)
+            interaction,
+            reports.usage_text(
+                summary,
+                subject=f"<@{subject.user_id}>" if other else None,
+                locale=private_locale(interaction),
+            ),
         )
 
 

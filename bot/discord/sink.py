@@ -14,6 +14,7 @@ from bot import messages
 from bot.delivery import ImageFile, fit_to_limit
 from bot.discord.replies import NO_PINGS
 from bot.discord.views import result_view, status_view
+from bot.i18n import N_, t
 from bot.jobs import DeliveryReceipt
 from bot.models import Job, Stage
 
@@ -27,6 +28,12 @@ MAX_FILES = 10  # Discord's limit of attachments per message
 # How many of the channel's messages after the status message are searched for an earlier image post.
 RECONCILE_SCAN = 200
 MODLOG_THROTTLE = 60.0
+
+
+def public_language(job: Job) -> str | None:
+    """Status edits, the image post and failures are seen by the channel: the server's language
+    (carried on the job from the interaction). A DM is the requester's own (`job.locale`)."""
+    return job.guild_locale or job.locale
 
 
 class DiscordSink:
@@ -72,7 +79,9 @@ class DiscordSink:
             return  # after 15 minutes the status message can no longer be edited; the result still comes
         try:
             await self._edit_status(
-                job, messages.status_text(job, stage, elapsed, typical), view=status_view(job.id)
+                job,
+                messages.status_text(job, stage, elapsed, typical, locale=public_language(job)),
+                view=status_view(job.id, public_language(job)),
             )
         except (discord.NotFound, discord.Forbidden) as exc:
             # The status message was deleted, or the token revoked: the result is still delivered.
@@ -100,17 +109,17 @@ class DiscordSink:
         for index, image in enumerate(images, start=1):
             if len(files) >= MAX_FILES:
                 if image.url:
-                    links.append((image.url, "more images than one message can hold"))
+                    links.append((image.url, N_("more images than one message can hold")))
                 continue
             if image.data is None:
                 if image.url:
-                    links.append((image.url, image.error or "download failed"))
+                    links.append((image.url, image.error or N_("download failed")))
                 continue
             # Pillow work is CPU-bound: keep it off the event loop.
             fitted = await asyncio.to_thread(fit_to_limit, image.data, image.content_type, limit)
             if fitted is None:
                 if image.url:
-                    links.append((image.url, "too large to upload here"))
+                    links.append((image.url, N_("too large to upload here")))
                 continue
             extension = "jpg" if fitted.content_type == "image/jpeg" else image.extension
             name = f"imagine-{job.id}-{index}.{extension}"
@@ -120,12 +129,14 @@ class DiscordSink:
     async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt:
         await self.bot.wait_until_ready()
         files, links = await self._prepare(job, images)
-        content = messages.result_text(job, elapsed, len(files) or len(images), links)
+        locale = public_language(job)
+        content = messages.result_text(job, elapsed, len(files) or len(images), links, locale=locale)
         if not files and not links:
             # Each image's error is member-safe text (details of the host went to the log only).
             why = next((image.error for image in images if image.error), None)
-            detail = f": {why}" if why else " from the image service"
-            return await self.fail(job, f"The image could not be downloaded{detail}.")
+            if why:
+                return await self.fail(job, N_("The image could not be downloaded: {why}.").format(why=why))
+            return await self.fail(job, N_("The image could not be downloaded from the image service."))
         try:
             posted = await self._post_with_short_text_if_refused(job, content, files, elapsed)
         except (discord.Forbidden, discord.NotFound) as exc:
@@ -135,7 +146,7 @@ class DiscordSink:
             return await self._deliver_elsewhere(job, content, files)
         if self._token_ok(job):
             try:
-                await self._edit_status(job, messages.done_pointer(elapsed, posted.jump_url))
+                await self._edit_status(job, messages.done_pointer(elapsed, posted.jump_url, locale))
             except discord.HTTPException as exc:
                 log.info("job %s: could not update the status message (%s)", job.id, exc.status)
         await self._modlog_finished(job, posted.jump_url)
@@ -156,7 +167,8 @@ class DiscordSink:
             )
             for file in files:
                 file.reset()
-            return await self._post_in_channel(job, messages.done_text(job, elapsed, len(files)), files)
+            short = messages.done_text(job, elapsed, len(files), public_language(job))
+            return await self._post_in_channel(job, short, files)
 
     async def find_delivery(self, job: Job) -> DeliveryReceipt | None:
         """After a restart: the image post an earlier process made for this job, if Discord has it.
@@ -191,7 +203,7 @@ class DiscordSink:
     async def _post_in_channel(self, job: Job, content: str, files: list[discord.File]) -> discord.Message:
         """Post in the job's channel; raises discord.Forbidden/NotFound when that is not possible."""
         channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
-        view = result_view(job.id) if files else discord.utils.MISSING
+        view = result_view(job.id, public_language(job)) if files else discord.utils.MISSING
         # The nonce makes a repeated post (a restart between posting and recording it) return the
         # message already posted instead of a second copy.
         nonce = f"imagine-{job.id}"
@@ -210,7 +222,9 @@ class DiscordSink:
         """The channel refused us: use the interaction's own message, else a DM."""
         if self._token_ok(job):
             try:
-                message_id = await self._edit_status(job, content, files, view=result_view(job.id))
+                message_id = await self._edit_status(
+                    job, content, files, view=result_view(job.id, public_language(job))
+                )
             except discord.HTTPException as exc:
                 log.warning("job %s: the interaction refused the result too (%s)", job.id, exc.status)
                 for file in files:
@@ -224,8 +238,12 @@ class DiscordSink:
             return DeliveryReceipt("undeliverable")
         try:
             user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
-            note = "I could not post in the channel where you asked, so here it is.\n"
-            sent = await user.send(messages.clip(note + content), files=files, allowed_mentions=NO_PINGS)
+            # A DM is read by the requester alone: the note in their language (the content was made
+            # for the channel, in the server's).
+            note = t(job.locale, "I could not post in the channel where you asked, so here it is.")
+            sent = await user.send(
+                messages.clip(f"{note}\n{content}"), files=files, allowed_mentions=NO_PINGS
+            )
         except discord.HTTPException as exc:
             log.warning("job %s: could not DM the requester either (%s)", job.id, exc.status)
             return DeliveryReceipt("undeliverable")
@@ -262,11 +280,11 @@ class DiscordSink:
             return
         policy = await self.bot.store.guild_policy(job.guild_id)
         if policy.modlog_finished:
-            await self.modlog(job.guild_id, messages.modlog_finished(job, jump_url))
+            await self.modlog(job.guild_id, messages.modlog_finished(job, jump_url, job.guild_locale))
 
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
         await self.bot.wait_until_ready()
-        content = messages.failure_text(job, reason)
+        content = messages.failure_text(job, reason, public_language(job))
         if self._token_ok(job):
             try:
                 message_id = await self._edit_status(job, content)

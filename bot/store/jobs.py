@@ -37,6 +37,8 @@ def job_row(request: ImageRequest, origin: Origin, now: float, owner: str) -> di
         "interaction_token": origin.interaction_token,
         "token_expires_at": origin.token_expires_at,
         "message_id": origin.message_id,
+        "locale": origin.locale,
+        "guild_locale": origin.guild_locale,
         "created_at": now,
         "poll_count": 0,
         "poll_errors": 0,

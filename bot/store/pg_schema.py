@@ -113,7 +113,11 @@ _V1_SCHEMA = [
 ]
 
 # Applied in order; a database at version N gets PG_MIGRATIONS[N:].
-PG_MIGRATIONS: list[list[str]] = [_V1_SCHEMA]
+PG_MIGRATIONS: list[list[str]] = [
+    _V1_SCHEMA,
+    # The requester's and the server's Discord locale: later messages are written in their language.
+    ["ALTER TABLE jobs ADD COLUMN locale TEXT", "ALTER TABLE jobs ADD COLUMN guild_locale TEXT"],
+]
 
 # Every table, in an order that copies cleanly (used by `migrate-db`).
 TABLES = (

@@ -225,6 +225,14 @@ def _v6_leases(db: sqlite_utils.Database) -> None:
     jobs.add_column("leased_until", float)  # type: ignore[union-attr]
 
 
+def _v7_job_locales(db: sqlite_utils.Database) -> None:
+    """The requester's Discord locale and the server's: messages the sink sends later (status edits,
+    the image post, failures, DMs) are written in the language of whoever reads them."""
+    jobs = db["jobs"]
+    jobs.add_column("locale", str)  # type: ignore[union-attr]
+    jobs.add_column("guild_locale", str)  # type: ignore[union-attr]
+
+
 # Applied in order; a database at version N gets MIGRATIONS[N:].
 MIGRATIONS: list[Migration] = [
     _v1_jobs,
@@ -233,4 +241,5 @@ MIGRATIONS: list[Migration] = [
     _v4_living_messages,
     _v5_repair_and_delivery,
     _v6_leases,
+    _v7_job_locales,
 ]

@@ -226,7 +226,14 @@ class ImagineBot(commands.AutoShardedBot):
             synced = await self.tree.sync(guild=guild)
             log.info("synced %s commands to the dev guild %s", len(synced), guild.id)
             return
-        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        # With the translations: a changed catalog is a change Discord must be told about.
+        translator = self.tree.translator
+        payload = [
+            await command.get_translated_payload(self.tree, translator)
+            if translator is not None
+            else command.to_dict(self.tree)
+            for command in self.tree.get_commands()
+        ]
         # The application id is part of the digest: a new token for another app must sync again.
         marker = json.dumps([self.application_id, payload], sort_keys=True)
         digest = hashlib.sha256(marker.encode()).hexdigest()

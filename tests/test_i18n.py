@@ -156,7 +156,8 @@ def test_the_checker_finds_a_plain_english_reply(tmp_path: Path) -> None:
         '    await say(i, "Your images are ready now")\n',
         encoding="utf-8",
     )
-    assert [line.split(": ", 1)[1] for line in _prose_outside_catalog(sample)] == ["'Your images are ready now'"]
+    found = [line.split(": ", 1)[1] for line in _prose_outside_catalog(sample)]
+    assert found == ["'Your images are ready now'"]
 
 
 # -- choosing the language ---------------------------------------------------------------------------

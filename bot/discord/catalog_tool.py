@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         verb = "lacks" if args.check else "added"
         print(f"{language}: {verb} {len(added)}, unused {len(unused)}")
         for context, text in [*added, *unused][:20]:
-            print(f"    {'+' if (context, text) in added else '-'} {context + ': ' if context else ''}{text[:90]}")
+            sign = "+" if (context, text) in added else "-"
+            print(f"    {sign} {context + ': ' if context else ''}{text[:90]}")
     return 1 if args.check and stale else 0
 
 

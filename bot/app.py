@@ -28,6 +28,7 @@ from bot.discord.sink import DiscordSink
 from bot.discord.translator import CatalogTranslator
 from bot.discord.views import DYNAMIC_ITEMS
 from bot.health import OpsServer
+from bot.i18n import N_
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import Job, JobStatus
 from bot.safe_fetch import open_session
@@ -43,7 +44,7 @@ EXTENSIONS = (
     "cogs.admin_moderation",
     "cogs.admin_reports",
 )
-STOPPING_TEXT = "The image bot is restarting. Please try again in a minute."
+STOPPING_TEXT = N_("The image bot is restarting. Please try again in a minute.")
 DATABASE_PING_TIMEOUT = 3.0
 REFUSAL_SETTLE = 2.0
 # Discord lets a bot IDENTIFY one shard per 5 s (session_start_limit.max_concurrency 1); discord.py waits
@@ -88,19 +89,19 @@ class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
         self, interaction: discord.Interaction[ImagineBot], error: app_commands.AppCommandError
     ) -> None:
         if isinstance(error, app_commands.NoPrivateMessage):
-            text = "This command works in a server channel, not in DMs."
+            text = N_("This command works in a server channel, not in DMs.")
         elif isinstance(error, app_commands.CheckFailure):
-            text = str(error) or "You cannot use this command here."
+            text = str(error) or N_("You cannot use this command here.")
         elif isinstance(error, app_commands.TransformerError):
-            text = "One of the options was not understood. Please check it and try again."
+            text = N_("One of the options was not understood. Please check it and try again.")
         else:
             reference = secrets.token_hex(4)
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error("command %s failed (ref %s)", command, reference, exc_info=error)
-            text = (
+            text = N_(
                 "Something went wrong on our side. Please try again; if it keeps happening, "
-                f"tell a moderator (ref `{reference}`)."
-            )
+                "tell a moderator (ref {reference})."
+            ).format(reference=f"`{reference}`")
         try:
             await say_privately(interaction, text)
         except discord.HTTPException:

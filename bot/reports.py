@@ -139,13 +139,16 @@ def usage_text(summary: UsageSummary, *, subject: str | None = None, locale: obj
 # -- moderator lists ------------------------------------------------------------------------------------
 
 
-def bans_text(bans: Sequence[BanEntry], mention: Mention = user_mention) -> str:
+def bans_text(bans: Sequence[BanEntry], mention: Mention = user_mention, locale: object = None) -> str:
     if not bans:
-        return "Nobody is banned from the image bot in this server."
-    lines = [f"**Bans in force ({len(bans)})**"]
+        return t(locale, "Nobody is banned from the image bot in this server.")
+    lines = [t(locale, "**Bans in force ({count})**", count=len(bans))]
     for ban in bans:
-        until = f"until {discord_time(ban.expires_at, 'f')}" if ban.expires_at is not None else "until lifted"
-        by = f" · by {mention(ban.banned_by)}" if ban.banned_by else ""
+        if ban.expires_at is not None:
+            until = t(locale, "until {time}", time=discord_time(ban.expires_at, "f"))
+        else:
+            until = t(locale, "until lifted")
+        by = t(locale, " · by {who}", who=mention(ban.banned_by)) if ban.banned_by else ""
         reason = f" · {code(ban.reason)}" if ban.reason else ""
         lines.append(f"• {mention(ban.user_id)} {until}{reason}{by}")
     return clip("\n".join(lines))
@@ -155,10 +158,13 @@ def rule_text(rule: PromptRule) -> str:
     return f"#{rule.id} {rule.kind} {code(rule.pattern)}"
 
 
-def rules_text(rules: Sequence[PromptRule]) -> str:
+def rules_text(rules: Sequence[PromptRule], locale: object = None) -> str:
     if not rules:
-        return "This server has no prompt rules. Add one with `/imagine-admin blocklist add`."
-    lines = [f"**Prompt rules ({len(rules)})**", *(f"• {rule_text(rule)}" for rule in rules)]
+        return t(locale, "This server has no prompt rules. Add one with `/imagine-admin blocklist add`.")
+    lines = [
+        t(locale, "**Prompt rules ({count})**", count=len(rules)),
+        *(f"• {rule_text(rule)}" for rule in rules),
+    ]
     return clip("\n".join(lines))
 
 

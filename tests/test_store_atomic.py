@@ -92,7 +92,9 @@ CASES: dict[str, tuple[State, tuple[Any, ...], tuple[Any, ...]]] = {
 }
 
 # Each migration commits whole: a crash in a later one leaves the earlier ones applied.
-INTERMEDIATE: dict[str, list[tuple[Any, ...]]] = {"migrate": [(5, ("failed", 0))]}
+INTERMEDIATE: dict[str, list[tuple[Any, ...]]] = {
+    "migrate": [(version, ("failed", 0)) for version in range(5, len(MIGRATIONS))]
+}
 
 
 def make_v4_database(path: Path, job_status: str, **usage: Any) -> None:

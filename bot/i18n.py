@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from babel.messages.pofile import read_po
@@ -115,26 +116,50 @@ def t(locale: object, text: str, /, *, context: str | None = None, **params: obj
 _FIELD = re.compile(r"\{(\w+)\}")
 
 
+# Texts longer than this are never filled templates (refusals and failure reasons are short): a long
+# report is not searched for one, so a private answer costs no regex work.
+_TEMPLATE_TEXT_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class _Template:
+    text: str
+    pattern: re.Pattern[str]
+    head: str  # the fixed text before the first placeholder
+    tail: str  # and after the last
+    fixed: tuple[str, ...]  # every fixed piece, for a cheap test before the regex
+
+    def match(self, english: str) -> dict[str, str] | None:
+        if not (english.startswith(self.head) and english.endswith(self.tail)):
+            return None
+        if not all(piece in english for piece in self.fixed):
+            return None
+        found = self.pattern.fullmatch(english)
+        return found.groupdict() if found else None
+
+
 @functools.cache
-def _templates() -> list[tuple[re.Pattern[str], str]]:
+def _templates() -> list[_Template]:
     """Every English catalog text with placeholders, as a pattern that recovers their values; the most
     specific (longest fixed text) first."""
-    found: list[tuple[int, re.Pattern[str], str]] = []
+    found: list[_Template] = []
     for context, text in catalogs().get(SOURCE_LANGUAGE, {}):
         if context is not None or not _FIELD.search(text):
             continue
-        pattern, position, seen = "", 0, set()
+        pattern, position, seen, pieces = "", 0, set(), []
         for field in _FIELD.finditer(text):
-            pattern += re.escape(text[position : field.start()])
+            pieces.append(text[position : field.start()])
+            pattern += re.escape(pieces[-1])
             name = field.group(1)
             pattern += f"(?P={name})" if name in seen else f"(?P<{name}>.*?)"
             seen.add(name)
             position = field.end()
-        pattern += re.escape(text[position:])
-        fixed = len(_FIELD.sub("", text))
-        found.append((fixed, re.compile(pattern, re.DOTALL), text))
-    found.sort(key=lambda entry: -entry[0])
-    return [(pattern, text) for _, pattern, text in found]
+        pieces.append(text[position:])
+        pattern += re.escape(pieces[-1])
+        fixed = tuple(piece for piece in pieces if piece)
+        found.append(_Template(text, re.compile(pattern, re.DOTALL), pieces[0], pieces[-1], fixed))
+    found.sort(key=lambda template: -sum(map(len, template.fixed)))
+    return found
 
 
 def translate_text(locale: object, english: str, *, _depth: int = 0) -> str:
@@ -147,15 +172,14 @@ def translate_text(locale: object, english: str, *, _depth: int = 0) -> str:
     exact = lookup(locale, english)
     if exact is not None:
         return exact
-    if _depth > 2:
+    if _depth > 2 or len(english) > _TEMPLATE_TEXT_LIMIT:
         return english
-    for pattern, template in _templates():
-        match = pattern.fullmatch(english)
-        if match is None:
+    for template in _templates():
+        values = template.match(english)
+        if values is None:
             continue
-        values = {
-            name: translate_text(locale, value, _depth=_depth + 1)
-            for name, value in match.groupdict().items()
+        translated = {
+            name: translate_text(locale, value, _depth=_depth + 1) for name, value in values.items()
         }
-        return t(locale, template, **values)
+        return t(locale, template.text, **translated)
     return english

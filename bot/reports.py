@@ -58,17 +58,17 @@ def clip(text: str, limit: int = DISCORD_LIMIT) -> str:
     return head + marker
 
 
-def limit_text(limit: int | None) -> str:
+def limit_text(limit: int | None, locale: object = None) -> str:
     """A daily limit as a moderator reads it."""
     if limit is None:
-        return "unlimited"
+        return t(locale, "unlimited")
     if limit == 0:
-        return "off (0)"
-    return f"{limit} a day"
+        return t(locale, "off (0)")
+    return t(locale, "{count} a day", count=limit)
 
 
-def optional_limit(limit: int | None, *, none: str = "none") -> str:
-    return none if limit is None else limit_text(limit)
+def optional_limit(limit: int | None, *, none: str = "none", locale: object = None) -> str:
+    return none if limit is None else limit_text(limit, locale)
 
 
 # -- /usage -------------------------------------------------------------------------------------------

@@ -177,6 +177,19 @@ def test_the_checker_finds_a_plain_english_reply(tmp_path: Path) -> None:
     assert found == ["'Your images are ready now'"]
 
 
+def test_the_fake_discord_refuses_localized_names_discord_would_refuse() -> None:
+    from tests.fake_discord import _command_name_problems
+
+    good = {"name": "imagine", "name_localizations": {"zh-CN": "画图"}, "description": "x"}
+    bad = {
+        "name": "imagine",
+        "name_localizations": {"zh-CN": "画 图", "de": "Bild"},
+        "options": [{"name": "prompt", "name_localizations": {"fr": "x" * 33}, "type": 3}],
+    }
+    assert _command_name_problems(good) == []
+    assert len(_command_name_problems(bad)) == 3
+
+
 # -- choosing the language ---------------------------------------------------------------------------
 
 

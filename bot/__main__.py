@@ -1,4 +1,5 @@
-"""Command line: `python -m bot [run|check|imagine|sandbox|stats|export|backup|migrate-db|healthcheck]`.
+"""Command line: `python -m bot [run|check|imagine|sandbox|stats|export|backup|migrate-db|healthcheck]`,
+and the operator's bans from personal use: `ban`, `unban`, `bans`.
 
 Exit codes: 0 ok, 1 failed, 2 bad configuration or bad arguments."""
 
@@ -21,7 +22,7 @@ from typing import NoReturn
 import discord
 import psycopg
 
-from bot import backup, reports, sandbox
+from bot import backup, personal_cli, reports, sandbox
 from bot.api import ASPECT_RATIOS
 from bot.app import ImagineBot, point_discord_at
 from bot.cli import run_imagine
@@ -37,7 +38,7 @@ from bot.store.postgres import redact
 log = logging.getLogger("bot")
 
 # Commands that read only the database: they need neither the Discord token nor the API key.
-DATABASE_ONLY = ("stats", "export", "backup", "healthcheck", "migrate-db")
+DATABASE_ONLY = ("stats", "export", "backup", "healthcheck", "migrate-db", "ban", "unban", "bans")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.build_arg_parser(sandbox_parser)
     _describe_sandbox_options(sandbox_parser)
 
+    personal_cli.add_parsers(sub)
     stats = sub.add_parser("stats", help="print the usage report (as /imagine-admin stats does)")
     stats.add_argument("--guild", type=_snowflake_arg, metavar="ID", help="one server (default: all servers)")
     stats.add_argument(
@@ -193,6 +195,8 @@ async def run_stats(settings: Settings, guild_id: int | None, days: int | None) 
             reports.Window(label, await store.stats(guild_id, since))
             for label, since in reports.report_windows(now, day_start, (days,) if days else (7, 30))
         ]
+        # Personal use has no server and its own quota: reported apart, in the all-servers report.
+        personal = await personal_cli.personal_report(store, days) if guild_id is None else None
     finally:
         await store.close()
     where = f"server {guild_id}" if guild_id is not None else "all servers"
@@ -205,6 +209,8 @@ async def run_stats(settings: Settings, guild_id: int | None, days: int | None) 
             markdown=False,
         )
     )
+    if personal is not None:
+        print("\n" + personal)
     return 0
 
 
@@ -363,6 +369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_imagine(settings, args.prompt, args.aspect, args.ref, args.out))
         if command == "stats":
             return asyncio.run(run_stats(settings, args.guild, args.days))
+        if command == "ban":
+            return asyncio.run(personal_cli.run_ban(settings, args.user, args.reason, args.duration))
+        if command == "unban":
+            return asyncio.run(personal_cli.run_unban(settings, args.user))
+        if command == "bans":
+            return asyncio.run(personal_cli.run_bans(settings))
         if command == "export":
             return asyncio.run(run_export(settings, args.guild, args.start, args.end, args.out))
         if command == "check":

@@ -43,6 +43,9 @@ EXTENSIONS = (
     "cogs.admin_limits",
     "cogs.admin_moderation",
     "cogs.admin_reports",
+    "cogs.admin_styles",
+    "cogs.settings",
+    "cogs.reference",
 )
 STOPPING_TEXT = N_("The image bot is restarting. Please try again in a minute.")
 DATABASE_PING_TIMEOUT = 3.0

@@ -84,6 +84,9 @@ class Settings:
     request_timeout: float = 30.0
     status_update_interval: float = 3.0
     default_daily_quota: int = 10
+    # Personal use (the app installed to a person's account): images per person per UTC day across every
+    # DM, group DM and server without the bot; 0 turns personal use off.
+    default_personal_quota: int = 5
     # What the bot fetches and how much memory that may take (README: "What the bot fetches").
     result_hosts: tuple[str, ...] = ()
     delivery_concurrency: int = 8
@@ -353,6 +356,9 @@ def load_settings(
         ),
         default_daily_quota=_parse(
             env, "DEFAULT_DAILY_QUOTA", _non_negative_int, 10, "must be a whole number, 0 or more"
+        ),
+        default_personal_quota=_parse(
+            env, "DEFAULT_PERSONAL_QUOTA", _non_negative_int, 5, "must be a whole number, 0 or more"
         ),
         status_update_interval=_parse(
             env, "STATUS_UPDATE_INTERVAL", _positive_float, 3.0, "must be a positive number of seconds"

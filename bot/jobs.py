@@ -36,7 +36,7 @@ from bot.i18n import N_
 from bot.logs import bind_job
 from bot.models import ImageRequest, Job, JobStatus, Origin, Stage
 from bot.outage import OutageGuard, OutagePolicy, backoff_delay, retry_after_delay
-from bot.quotas import Decision, Member
+from bot.quotas import DEFAULT_MAX_RUNNING, Decision, Member
 from bot.rulebook import RuleBook
 from bot.schedule import Cohort, PollSchedule, typical_duration
 from bot.store import Store, StoreError
@@ -271,12 +271,34 @@ class JobRunner:
         """Check the prompt rules (off the database thread, outside any transaction), then bans and
         quotas and reserve a use, in one transaction. An admitted job is written QUEUED but not sent:
         `launch` sends it once the requester has been acknowledged."""
-        rule_match = await self.rules.check(member.guild_id or None, request.prompt)
+        rule_match = await self.rules.check(member.guild_id or None, request.full_prompt)
         return await self.store.admit(
             member, request, origin, self.clock.time(), default_quota, rule_match=rule_match
         )
 
-    async def launch(self, job: Job, message_id: int | None) -> None:
+    async def admit_personal(
+        self, request: ImageRequest, origin: Origin, limit: int
+    ) -> tuple[Decision, Job | None]:
+        """Personal use (no server): the operator's ban, the personal daily quota and concurrency,
+        checked and reserved in one transaction. No server's prompt rules apply."""
+        assert origin.user_id is not None
+        return await self.store.admit_personal(
+            origin.user_id, request, origin, self.clock.time(), limit, DEFAULT_MAX_RUNNING
+        )
+
+    async def use_followup(self, job: Job) -> bool:
+        """Count one interaction follow-up for the job before the sink sends it; False when Discord's
+        limit for the interaction is reached (the sink then edits the original or sends a DM)."""
+        if not await self.store.use_followup(job.id):
+            return False
+        job.followups_used += 1
+        return True
+
+    async def launch(self, job: Job, message_id: int | None, *, followups: int = 0) -> None:
+        if followups:
+            # The acknowledgement used follow-ups of the interaction already (a slow admission).
+            await self.store.set_followups(job.id, followups)
+            job.followups_used = followups
         if message_id is not None:
             await self.store.set_message_id(job.id, message_id)
             job.message_id = message_id
@@ -342,10 +364,11 @@ class JobRunner:
     ) -> None:
         """A request refused before admission (bad input): in the usage log (never counted) and the
         mod-log. A busy database only costs the usage row; the requester was answered already."""
-        if origin.guild_id is not None and origin.user_id is not None:
+        if (origin.guild_id is not None or origin.is_personal) and origin.user_id is not None:
             try:
                 await self.store.log_refusal(
                     guild_id=origin.guild_id,
+                    context=origin.context,
                     channel_id=origin.channel_id,
                     user_id=origin.user_id,
                     prompt=prompt,
@@ -388,7 +411,7 @@ class JobRunner:
         while True:
             attempt += 1
             try:
-                task_id = await self.api.submit(job.prompt, job.aspect_ratio, job.reference_urls)
+                task_id = await self.api.submit(job.full_prompt, job.aspect_ratio, job.reference_urls)
             except RateLimitedError as exc:
                 self._answered()
                 if attempt >= self.config.submit_attempts:

@@ -5,6 +5,7 @@ such as "zh-CN"; None is English). The same escaping and clipping apply in every
 
 from __future__ import annotations
 
+import math
 import re
 from urllib.parse import quote
 
@@ -126,6 +127,8 @@ def details_line(job: Job, locale: Locale = None) -> str:
         parts.append(t(locale, "1 reference image"))
     elif refs:
         parts.append(t(locale, "{count} reference images", count=refs))
+    if job.style:
+        parts.append(t(locale, "Style: {name}", name=inert(job.style)))
     return " · ".join(parts)
 
 
@@ -367,3 +370,258 @@ def links_note(failed: list[tuple[str, str]], budget: int = MESSAGE_LIMIT, local
         lines.append(line)
         used += 1 + len(line)
     return "\n".join(lines)
+
+
+# -- personal use (the app installed to a person's account) -------------------------------------------
+
+
+def _when(epoch: float, style: str = "R") -> str:
+    return f"<t:{math.ceil(epoch)}:{style}>"
+
+
+# One whole text per case (with or without an end, with or without a reason): the core fills one in
+# English and the Discord side matches it back to translate it (bot.i18n.translate_text).
+_PERSONAL_BANNED = {
+    (False, False): N_(
+        "You cannot use the image bot outside servers that added it: the bot's operator has blocked your "
+        "personal use. It still works in servers that added the bot, under their rules."
+    ),
+    (True, False): N_(
+        "You cannot use the image bot outside servers that added it until {time}: the bot's operator has "
+        "blocked your personal use. It still works in servers that added the bot, under their rules."
+    ),
+    (False, True): N_(
+        "You cannot use the image bot outside servers that added it: the bot's operator has blocked your "
+        "personal use. Reason: {reason} It still works in servers that added the bot, under their rules."
+    ),
+    (True, True): N_(
+        "You cannot use the image bot outside servers that added it until {time}: the bot's operator has "
+        "blocked your personal use. Reason: {reason} It still works in servers that added the bot, under "
+        "their rules."
+    ),
+}
+
+
+def personal_banned_text(expires_at: float | None, reason: str | None, locale: Locale = None) -> str:
+    template = _PERSONAL_BANNED[(bool(expires_at), bool(reason))]
+    time = _when(expires_at, "f") if expires_at else ""
+    return t(locale, template, time=time, reason=inert(reason or ""))
+
+
+PERSONAL_OFF = N_(
+    "Personal use of the image bot is turned off by its operator. It still works in servers that "
+    "added the bot."
+)
+
+
+def personal_quota_text(limit: int, resets_at: float) -> str:
+    return N_(
+        "You have used all {limit} of today's personal images (in DMs, group DMs and servers without the "
+        "bot, together). They reset {when} ({time})."
+    ).format(limit=limit, when=_when(resets_at), time=_when(resets_at, "t"))
+
+
+def personal_busy_text(running: int, limit: int) -> str:
+    if running == 1:
+        return N_(
+            "You already have 1 image in progress (the limit is {limit}). Please wait for it to finish; "
+            "see it with /queue."
+        ).format(limit=limit)
+    return N_(
+        "You already have {count} images in progress (the limit is {limit}). Please wait for one to "
+        "finish; see them with /queue."
+    ).format(count=running, limit=limit)
+
+
+# Where a personal request was made, as its requester reads it later (a DM after 15 minutes): one whole
+# sentence per kind of place.
+_LATE_DELIVERY = {
+    "link": N_(
+        "Your image from {link} is ready; the original message could no longer be edited, so here it is."
+    ),
+    "private_channel": N_(
+        "Your image from a group DM is ready; the original message could no longer be edited, so here it is."
+    ),
+    "dm": N_(
+        "Your image from our DM is ready; the original message could no longer be edited, so here it is."
+    ),
+    "": N_(
+        "Your image from the place where you asked is ready; the original message could no longer be "
+        "edited, so here it is."
+    ),
+}
+_LATE_FAILURE = {
+    "link": N_("About your request from {link} (the original message could no longer be edited):"),
+    "private_channel": N_(
+        "About your request from a group DM (the original message could no longer be edited):"
+    ),
+    "dm": N_("About your request from our DM (the original message could no longer be edited):"),
+    "": N_(
+        "About your request from the place where you asked (the original message could no longer be edited):"
+    ),
+}
+
+
+def _place(context: str | None, place_guild_id: int | None, channel_id: int | None) -> tuple[str, str]:
+    """Which kind of place, and its link where it has one."""
+    if context == "user_install_guild" and place_guild_id and channel_id:
+        return "link", f"https://discord.com/channels/{place_guild_id}/{channel_id}"
+    if context in ("private_channel", "dm"):
+        return context, ""
+    return "", ""
+
+
+def late_delivery_note(
+    context: str | None, place_guild_id: int | None, channel_id: int | None, locale: Locale = None
+) -> str:
+    kind, link = _place(context, place_guild_id, channel_id)
+    return t(locale, _LATE_DELIVERY[kind], link=link)
+
+
+def late_failure_note(
+    context: str | None, place_guild_id: int | None, channel_id: int | None, locale: Locale = None
+) -> str:
+    kind, link = _place(context, place_guild_id, channel_id)
+    return t(locale, _LATE_FAILURE[kind], link=link)
+
+
+PERSONAL_USAGE_HEADER = N_("**Your personal use** (DMs, group DMs and servers without the bot, together)")
+# -- server styles, personal settings, "Use as reference" --------------------------------------------
+
+
+def style_name(name: str) -> str:
+    """A style name shown inside backticks (names hold no backticks: `bot.styles.clean_style`)."""
+    return f"`{name.replace('`', chr(39))}`"
+
+
+def style_unknown(name: str) -> str:
+    """Made where no Discord object is at hand (a Draft): English, translated where it is shown."""
+    return N_(
+        "There is no style called {name} in this server. Pick one from the list that appears as you type, "
+        "or leave `style` out. Nothing was started and nothing was counted."
+    ).format(name=style_name(name[:40]))
+
+
+def style_saved(name: str, text: str, *, replaced: bool, locale: Locale = None) -> str:
+    if replaced:
+        head = t(locale, "Style {name} updated. `/imagine` adds this to the prompt:", name=style_name(name))
+    else:
+        head = t(locale, "Style {name} added. `/imagine` adds this to the prompt:", name=style_name(name))
+    return f"{head}\n{quote_prompt(text, 1000)}"
+
+
+def style_not_saved(reason: str, locale: Locale = None) -> str:
+    return t(locale, "The style was not saved: {reason}.", reason=translate_text(locale, reason))
+
+
+def style_removed(name: str, *, found: bool, locale: Locale = None) -> str:
+    if not found:
+        return t(locale, "There is no style called {name}; nothing was removed.", name=style_name(name[:40]))
+    return t(
+        locale,
+        "Style {name} removed. Jobs already made with it keep it (Reroll and Edit too).",
+        name=style_name(name),
+    )
+
+
+def style_list(styles: list[tuple[str, str]], most: int, locale: Locale = None) -> str:
+    if not styles:
+        return t(locale, "This server has no styles yet. Add one with `/imagine-admin style add`.")
+    lines = [t(locale, "🎨 Styles of this server ({count} of at most {most}):", count=len(styles), most=most)]
+    for name, text in styles:
+        lines.append(f"{style_name(name)}\n{quote_prompt(text, 200)}")
+    return "\n".join(lines)
+
+
+def private_images_switched(enabled: bool, locale: Locale = None) -> str:
+    if enabled:
+        return t(
+            locale,
+            "Members may now have their images sent to them **privately** (a message only they see, or a "
+            "DM), if they choose so in `/settings`. The status message in the channel says where it went.",
+        )
+    return t(
+        locale,
+        "Finished images are now always posted **in the channel**, whatever members chose in `/settings`.",
+    )
+
+
+DELIVERY_NAMES = {
+    "channel": N_("posted in the channel"),
+    "ephemeral": N_("sent privately (a message only you see; by DM after 15 minutes)"),
+    "dm": N_("sent to you by direct message"),
+}
+_DELIVERY_NOT_ALLOWED = {
+    "ephemeral": N_(
+        "sent privately (a message only you see; by DM after 15 minutes) — but this server does not "
+        "allow private images, so they are posted in the channel"
+    ),
+    "dm": N_(
+        "sent to you by direct message — but this server does not allow private images, so they are "
+        "posted in the channel"
+    ),
+}
+
+
+def settings_text(
+    aspect_ratio: str | None,
+    style: str | None,
+    delivery: str | None,
+    *,
+    style_exists: bool,
+    private_allowed: bool,
+    locale: Locale = None,
+) -> str:
+    shown_style = t(locale, "none")
+    if style:
+        shown_style = (
+            style_name(style)
+            if style_exists
+            else t(locale, "{name} (no longer exists here: not used)", name=style_name(style))
+        )
+    if delivery in _DELIVERY_NOT_ALLOWED and not private_allowed:
+        where = t(locale, _DELIVERY_NOT_ALLOWED[delivery])
+    else:
+        where = t(locale, DELIVERY_NAMES.get(delivery or "channel", DELIVERY_NAMES["channel"]))
+    ratio = aspect_ratio or t(locale, "none (the image service decides)")
+    return "\n".join(
+        [
+            t(locale, "⚙️ Your settings in this server (used when `/imagine` leaves them out):"),
+            t(locale, "• Aspect ratio: {ratio}", ratio=ratio),
+            t(locale, "• Style: {style}", style=shown_style),
+            t(locale, "• Finished images: {where}", where=where),
+            t(locale, "Change one with `/settings` and an option; `clear` resets one or all."),
+        ]
+    )
+
+
+PRIVATE_NOT_ALLOWED = N_(
+    "This server does not allow private images, so your images will be posted in the channel. "
+    "A moderator can allow them with `/imagine-admin private-images`."
+)
+
+
+def done_privately(elapsed: float, delivery: str, locale: Locale = None) -> str:
+    """The public status message of an image delivered privately: in the server's language."""
+    time = duration(elapsed, locale)
+    if delivery == "dm":
+        return t(
+            locale,
+            "✅ **Done** in {time} — the image was sent to the requester by direct message.",
+            time=time,
+        )
+    return t(
+        locale,
+        "✅ **Done** in {time} — the image was sent to the requester privately (only they can see it).",
+        time=time,
+    )
+
+
+PRIVATE_DM_NOTE = N_("Here is the image you asked for, sent privately as you chose in /settings.")
+
+REFERENCE_NO_IMAGES = N_(
+    "That message has no image to use as a reference (only attached images and image embeds count)."
+)
+REFERENCE_TOO_MANY = N_("That message has more than 5 images; its first 5 are used as references.")
+REFERENCE_DIALOG_TITLE = N_("Use as reference")
+GUILD_ONLY_REFERENCE = N_("“Use as reference” works on messages in a server channel, not in DMs.")

@@ -27,7 +27,7 @@ from bot.store.postgres import redact
 # Which process holds a job means nothing once the SQLite bot has stopped: not copied.
 _PROCESS_STATE = ("lease_owner", "leased_until")
 # Tables whose `id` comes from a sequence on PostgreSQL.
-_SERIAL = ("jobs", "usage", "prompt_rules", "admin_log")
+_SERIAL = ("jobs", "usage", "prompt_rules", "admin_log", "styles")
 
 
 class MigrateError(Exception):

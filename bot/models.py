@@ -39,13 +39,38 @@ class Stage(StrEnum):
     SERVICE_DOWN = "service_down"  # the image service is not answering; the request waits
 
 
+# Where a Discord request was made (stored on the job and the usage row). Only GUILD is a server that
+# installed the bot; the others are personal use (the app installed to the person's account), which has
+# its own quota and no server, and where the bot may have no channel access at all.
+GUILD = "guild"
+USER_INSTALL_GUILD = "user_install_guild"  # a server the bot is not in, through the person's install
+DM = "dm"  # the person's DM with the bot
+PRIVATE_CHANNEL = "private_channel"  # a group DM, or a DM between other people
+PERSONAL_CONTEXTS = frozenset({USER_INSTALL_GUILD, DM, PRIVATE_CHANNEL})
+MAX_FOLLOWUPS = 5
+"""Follow-up messages Discord allows per interaction of a user-installed app outside its servers."""
+
+
+def with_style(prompt: str, style_text: str | None) -> str:
+    """What the image service is sent: the member's own prompt, then the server style's text."""
+    return f"{prompt}, {style_text}" if style_text else prompt
+
+
 @dataclass(frozen=True)
 class ImageRequest:
-    """A validated request, free of any Discord type."""
+    """A validated request, free of any Discord type. `prompt` is the member's own words; a server
+    style (`style`, its text as it was when the request was made) is added only when it is sent."""
 
     prompt: str
     aspect_ratio: str | None = None
     reference_urls: tuple[str, ...] = ()
+    style: str | None = None
+    style_text: str | None = None
+
+    @property
+    def full_prompt(self) -> str:
+        """The prompt as sent, with the style: the prompt rules and the length limit apply to it."""
+        return with_style(self.prompt, self.style_text)
 
 
 @dataclass(frozen=True)
@@ -61,8 +86,17 @@ class Origin:
     interaction_token: str | None = None
     token_expires_at: float | None = None
     message_id: int | None = None
+    context: str | None = None  # GUILD or a personal context; None outside Discord
+    place_guild_id: int | None = None  # the server of a USER_INSTALL_GUILD request (for links only)
+    # Where the finished image goes: None (the channel), "ephemeral" or "dm" (the member's private
+    # delivery, where the server allows it).
+    deliver_to: str | None = None
     locale: str | None = None  # the requester's Discord locale (e.g. "zh-CN"): private messages
     guild_locale: str | None = None  # the server's: public messages in the server
+
+    @property
+    def is_personal(self) -> bool:
+        return self.context in PERSONAL_CONTEXTS
 
 
 @dataclass
@@ -99,8 +133,23 @@ class Job:
     result_channel_id: int | None = None
     result_deleted_at: float | None = None
     cancelled_by: int | None = None
+    context: str | None = None
+    place_guild_id: int | None = None
+    followups_used: int = 0  # interaction follow-ups sent so far (personal use allows MAX_FOLLOWUPS)
+    style: str | None = None
+    style_text: str | None = None
+    deliver_to: str | None = None
     locale: str | None = None
     guild_locale: str | None = None
+
+    @property
+    def is_personal(self) -> bool:
+        return self.context in PERSONAL_CONTEXTS
+
+    @property
+    def full_prompt(self) -> str:
+        """What the image service was sent: the member's prompt and the style's text."""
+        return with_style(self.prompt, self.style_text)
 
     @property
     def has_references(self) -> bool:
@@ -149,6 +198,12 @@ class Job:
             result_channel_id=row.get("result_channel_id"),
             result_deleted_at=row.get("result_deleted_at"),
             cancelled_by=row.get("cancelled_by"),
+            context=row.get("context"),
+            place_guild_id=row.get("place_guild_id"),
+            followups_used=row.get("followups_used") or 0,
+            style=row.get("style"),
+            style_text=row.get("style_text"),
+            deliver_to=row.get("deliver_to"),
             locale=row.get("locale"),
             guild_locale=row.get("guild_locale"),
         )

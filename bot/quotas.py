@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot import messages
 from bot.i18n import N_
 from bot.moderation import RuleMatch
 
@@ -47,6 +48,7 @@ class GuildPolicy:
     modlog_channel_id: int | None = None
     modlog_finished: bool = False
     refund_cancelled: bool = False  # a cancelled job counts unless the guild says otherwise
+    private_images: bool = False  # members may have their images delivered privately (/settings)
 
 
 @dataclass(frozen=True)
@@ -246,3 +248,37 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
             retry_at=reset,
         )
     return Decision(True, limit=limit, uses_credit=uses_credit)
+
+
+@dataclass(frozen=True)
+class PersonalSnapshot:
+    """Personal use (the app installed to a person's account): one daily limit across every DM, group
+    DM and server without the bot, in UTC days, and the operator's ban. Read in one transaction."""
+
+    user_id: int
+    limit: int  # 0: personal use is off
+    ban: Ban | None = None
+    used_today: int = 0
+    running: int = 0
+    max_running: int = DEFAULT_MAX_RUNNING
+    now: float = 0.0
+
+
+def decide_personal(snapshot: PersonalSnapshot, rule_match: RuleMatch | None = None) -> Decision:
+    now = snapshot.now
+    _, reset = day_bounds(now, "UTC")
+    ban = snapshot.ban
+    if ban is not None and (ban.expires_at is None or ban.expires_at > now):
+        return Decision(False, BANNED, messages.personal_banned_text(ban.expires_at, ban.reason))
+    if rule_match is not None:
+        text = BLOCKED_TEXT if rule_match.rule is not None else UNCHECKED_TEXT
+        return Decision(False, BLOCKED_PROMPT, text, matched_rule=rule_match)
+    if snapshot.limit <= 0:
+        return Decision(False, DISABLED, messages.PERSONAL_OFF, limit=0)
+    if snapshot.running >= snapshot.max_running:
+        text = messages.personal_busy_text(snapshot.running, snapshot.max_running)
+        return Decision(False, CONCURRENCY, text, limit=snapshot.limit)
+    if snapshot.used_today >= snapshot.limit:
+        text = messages.personal_quota_text(snapshot.limit, reset)
+        return Decision(False, QUOTA, text, limit=snapshot.limit, retry_at=reset)
+    return Decision(True, limit=snapshot.limit)

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import available_timezones
 
+from bot import messages
 from bot.i18n import t
 from bot.moderation import PromptRule
 from bot.quotas import discord_time, zone
@@ -74,8 +75,11 @@ def optional_limit(limit: int | None, *, none: str = "none", locale: object = No
 # -- /usage -------------------------------------------------------------------------------------------
 
 
-def usage_text(summary: UsageSummary, *, subject: str | None = None, locale: object = None) -> str:
+def usage_text(
+    summary: UsageSummary, *, subject: str | None = None, personal: bool = False, locale: object = None
+) -> str:
     """What /usage shows: `subject` None means the reader themself, else a mention of the member.
+    `personal`: the reader's personal use (DMs, group DMs, servers without the bot), not a server's.
     In the reader's language (`locale`, a Discord locale; None is English)."""
     own = subject is None
     title = (
@@ -83,6 +87,8 @@ def usage_text(summary: UsageSummary, *, subject: str | None = None, locale: obj
         if own
         else t(locale, "**Image use of {who}**", who=subject)
     )
+    if personal:
+        title = t(locale, messages.PERSONAL_USAGE_HEADER)
     lines = [title]
     used, limit = summary.used_today, summary.limit
     if limit is None:
@@ -119,7 +125,9 @@ def usage_text(summary: UsageSummary, *, subject: str | None = None, locale: obj
             time=discord_time(summary.resets_at, "f"),
         )
     )
-    if summary.banned:
+    if summary.banned and personal:
+        lines.append(messages.personal_banned_text(summary.banned_until, None, locale))
+    elif summary.banned:
         if summary.banned_until is not None:
             until = t(
                 locale,

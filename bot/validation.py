@@ -9,7 +9,8 @@ from bot.api import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES
 from bot.delivery import ALLOWED_IMAGE_TYPES
 from bot.i18n import N_
 from bot.messages import human_bytes, safe_name
-from bot.models import ImageRequest
+from bot.models import ImageRequest, with_style
+from bot.styles import Style
 
 
 class InputRefused(Exception):
@@ -33,13 +34,25 @@ def validate_request(
     attachments: Sequence[AttachmentInfo],
     *,
     max_attachment_bytes: int,
+    style: Style | None = None,
 ) -> ImageRequest:
+    """A server style's text is added to the prompt when it is sent: the limit applies to the whole."""
     text = (prompt or "").strip()
     if not text:
         raise InputRefused(
             N_("Your prompt is empty. Describe the image you want, e.g. `a lighthouse at dusk`.")
         )
-    if len(text) > MAX_PROMPT_CHARS:
+    whole = len(with_style(text, style.text if style else None))
+    if whole > MAX_PROMPT_CHARS:
+        if style is not None:
+            raise InputRefused(
+                N_(
+                    "Your prompt with the style {style} is {length} characters long; the limit is {limit}. "
+                    "Please shorten your prompt or pick another style."
+                ).format(
+                    style=f"`{safe_name(style.name)}`", length=f"{whole:,}", limit=f"{MAX_PROMPT_CHARS:,}"
+                )
+            )
         raise InputRefused(
             N_("Your prompt is {length} characters long; the limit is {limit}. Please shorten it.").format(
                 length=f"{len(text):,}", limit=f"{MAX_PROMPT_CHARS:,}"
@@ -85,4 +98,6 @@ def validate_request(
         prompt=text,
         aspect_ratio=aspect_ratio,
         reference_urls=tuple(a.url for a in attachments),
+        style=style.name if style else None,
+        style_text=style.text if style else None,
     )

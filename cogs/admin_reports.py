@@ -64,6 +64,8 @@ class AdminReports(AdminCog):
                 else "off"
             ),
             f"Prompt rules: {len(rules)}; bans in force: {len(bans)}",
+            f"Styles: {len(await store.styles(guild_id))}; private images: "
+            + ("allowed" if policy.private_images else "not allowed"),
         ]
         lines += self._permission_warnings(interaction, policy.modlog_channel_id)
         await reply(interaction, "\n".join(lines))

@@ -11,9 +11,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.api import MAX_PROMPT_CHARS
-from bot.discord.replies import GUILD_ONLY, say_privately
-from bot.discord.requests import refuse_bad_input, start_request
-from bot.validation import AttachmentInfo, InputRefused, validate_request
+from bot.discord.requests import Draft, start_request
+from bot.discord.styles import style_choices
+from bot.validation import AttachmentInfo
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -48,7 +48,8 @@ class Imagine(commands.Cog):
     @app_commands.command(
         name="imagine", description="Make an image from a prompt (and optional reference images)"
     )
-    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(
         prompt="What the image should show",
         aspect_ratio="Shape of the image (ignored when reference images decide the size)",
@@ -57,8 +58,10 @@ class Imagine(commands.Cog):
         image3="Another reference image",
         image4="Another reference image",
         image5="Another reference image",
+        style="One of this server's styles, added to your prompt",
     )
     @app_commands.choices(aspect_ratio=ASPECT_CHOICES)
+    @app_commands.autocomplete(style=style_choices)
     async def imagine(
         self,
         interaction: discord.Interaction[ImagineBot],
@@ -69,27 +72,14 @@ class Imagine(commands.Cog):
         image3: discord.Attachment | None = None,
         image4: discord.Attachment | None = None,
         image5: discord.Attachment | None = None,
+        style: app_commands.Range[str, 1, 100] | None = None,
     ) -> None:
-        if interaction.guild_id is None:
-            # Discord hides guild-only commands in DMs, but a stale client may still send one.
-            await say_privately(interaction, GUILD_ONLY)
-            return
         attachments = [a for a in (image1, image2, image3, image4, image5) if a is not None]
         ratio = aspect_ratio.value if aspect_ratio else None
-        try:
-            request = validate_request(
-                prompt,
-                ratio,
-                [_attachment_info(a) for a in attachments],
-                max_attachment_bytes=self.bot.settings.max_attachment_bytes,
-            )
-        except InputRefused as refusal:
-            await refuse_bad_input(
-                interaction, str(refusal), prompt=prompt, aspect_ratio=ratio, ref_count=len(attachments)
-            )
-            return
-
-        await start_request(interaction, request)
+        # The member's /settings fill in what they left out, and a style they name must exist: both
+        # read the database, so they are part of the admission (see start_request).
+        draft = Draft(prompt, ratio, tuple(_attachment_info(a) for a in attachments), style)
+        await start_request(interaction, draft)
 
 
 async def setup(bot: ImagineBot) -> None:

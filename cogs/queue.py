@@ -10,7 +10,8 @@ from discord.ext import commands
 
 from bot import messages
 from bot.discord.checks import is_moderator
-from bot.discord.replies import GUILD_ONLY, NO_PINGS, private_locale, say_privately
+from bot.discord.places import server_of
+from bot.discord.replies import NO_PINGS, private_locale, say_privately
 from bot.discord.views import CancelButton, history_page
 from bot.i18n import N_, t
 
@@ -25,13 +26,12 @@ class Queue(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="queue", description="See your images in progress (and cancel them)")
-    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.rename(everyone="all")
     @app_commands.describe(everyone="Moderators: show every request in progress in this server")
     async def queue(self, interaction: discord.Interaction[ImagineBot], everyone: bool = False) -> None:
-        if interaction.guild_id is None:
-            await say_privately(interaction, GUILD_ONLY)
-            return
+        server = server_of(interaction)  # None: personal use, the member's own jobs from every such place
         if everyone and not is_moderator(interaction):
             await say_privately(
                 interaction,
@@ -40,7 +40,7 @@ class Queue(commands.Cog):
             return
         locale = private_locale(interaction)
         user_id = None if everyone else interaction.user.id
-        jobs = await self.bot.store.unfinished_jobs(interaction.guild_id, user_id, MAX_LISTED + 1)
+        jobs = await self.bot.store.unfinished_jobs(server, user_id, MAX_LISTED + 1)
         if not jobs:
             text = (
                 N_("Nothing is in progress in this server.")
@@ -71,14 +71,12 @@ class Queue(commands.Cog):
         )
 
     @app_commands.command(name="history", description="Your earlier images, with links and Post again")
-    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(member="Moderators: whose images to show")
     async def history(
         self, interaction: discord.Interaction[ImagineBot], member: discord.Member | None = None
     ) -> None:
-        if interaction.guild_id is None:
-            await say_privately(interaction, GUILD_ONLY)
-            return
         target = member or interaction.user
         if target.id != interaction.user.id and not is_moderator(interaction):
             await say_privately(
@@ -87,7 +85,7 @@ class Queue(commands.Cog):
             )
             return
         content, view = await history_page(
-            self.bot, interaction.guild_id, target.id, 0, locale=private_locale(interaction)
+            self.bot, server_of(interaction), target.id, 0, locale=private_locale(interaction)
         )
         await interaction.response.send_message(content, view=view, ephemeral=True, allowed_mentions=NO_PINGS)
 

@@ -11,8 +11,10 @@ from discord.ext import commands
 from bot import reports
 from bot.discord.checks import is_moderator
 from bot.discord.members import member_of, member_view
-from bot.discord.replies import GUILD_ONLY, private_locale, reply
+from bot.discord.places import is_personal
+from bot.discord.replies import private_locale, reply
 from bot.i18n import N_
+from bot.quotas import DEFAULT_MAX_RUNNING
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -30,15 +32,16 @@ class Usage(commands.Cog):
     @app_commands.command(
         name="usage", description="Your images today and this month, and what you have left"
     )
-    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(member="Moderators only: look at another member's use")
     async def usage(
         self,
         interaction: discord.Interaction[ImagineBot],
         member: discord.Member | discord.User | None = None,
     ) -> None:
-        if interaction.guild_id is None:
-            await reply(interaction, GUILD_ONLY)
+        if is_personal(interaction):
+            await self._personal(interaction, member)
             return
         other = member is not None and member.id != interaction.user.id
         if other and not is_moderator(interaction):
@@ -55,6 +58,23 @@ class Usage(commands.Cog):
                 subject=f"<@{subject.user_id}>" if other else None,
                 locale=private_locale(interaction),
             ),
+        )
+
+    async def _personal(
+        self, interaction: discord.Interaction[ImagineBot], member: discord.Member | discord.User | None
+    ) -> None:
+        """Personal use (a DM, a group DM, a server without the bot): one's own, across all of them."""
+        if member is not None and member.id != interaction.user.id:
+            await reply(interaction, NOT_A_MODERATOR)
+            return
+        summary = await self.bot.store.personal_usage_summary(
+            interaction.user.id,
+            self.bot.clock.time(),
+            self.bot.settings.default_personal_quota,
+            DEFAULT_MAX_RUNNING,
+        )
+        await reply(
+            interaction, reports.usage_text(summary, personal=True, locale=private_locale(interaction))
         )
 
 

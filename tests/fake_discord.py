@@ -54,6 +54,8 @@ EVERYONE_PERMISSIONS = (  # view, send, embed links, attach files, read history,
     (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 6) | (1 << 31)
 )
 BOT_PERMISSIONS = EVERYONE_PERMISSIONS | MANAGE_MESSAGES
+# Follow-ups per interaction of a user-installed app used outside servers that installed it.
+MAX_USER_INSTALL_FOLLOWUPS = 5
 ALL_PERMISSIONS = discord.Permissions.all().value
 
 # Gateway intents that change what the fake sends.
@@ -254,6 +256,8 @@ class FakeInteraction:
     response: dict[str, Any] | None = None  # the callback body ({"type", "data"})
     original_message_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
+    followups_sent: int = 0  # every follow-up POST Discord accepted
+    followup_limit: int | None = None  # 5 for a user-installed app outside servers that installed it
     expired: bool = False
     shard: int | None = None  # the shard whose connection received it (None: an unsharded client's)
 
@@ -276,6 +280,7 @@ class FakeGuild:
     locale: str = "en-US"  # the server's preferred locale (Community setting): `guild_locale` in interactions
     roles: dict[int, dict[str, Any]] = field(default_factory=dict)
     members: dict[int, FakeMember] = field(default_factory=dict)
+    bot_present: bool = True  # False: a server that did not add the bot (people may use their own install)
 
     @property
     def filesize_limit(self) -> int:
@@ -454,18 +459,26 @@ class FakeDiscord:
         premium_tier: int = 0,
         guild_id: int | None = None,
         shard: tuple[int, int] | None = None,
+        with_bot: bool = True,
     ) -> int:
         """A guild with an @everyone role (id == guild id), a #general channel, its owner and the bot.
 
-        ``shard=(id, count)`` picks an id whose events go to that shard when the bot runs ``count``."""
+        ``shard=(id, count)`` picks an id whose events go to that shard when the bot runs ``count``.
+        ``with_bot=False``: a server that never added the bot. The bot gets no GUILD_CREATE for it and
+        its channels answer the bot token 403 Missing Access; members reach the app there only through
+        their own (user) install."""
         gid = guild_id or next(self._ids)
         if shard is not None and guild_id is None:
             # Move the timestamp part a few milliseconds on, to the next value on that shard.
             stamp = gid >> 22
             gid = ((stamp + (shard[0] - stamp) % shard[1]) << 22) | (gid & ((1 << 22) - 1))
         guild = self.guilds[gid] = FakeGuild(gid, name, owner_id or self.owner_id, premium_tier)
+        guild.bot_present = with_bot
         self.add_role(gid, "@everyone", EVERYONE_PERMISSIONS, role_id=gid)
         self.add_channel(gid, "general")
+        if not with_bot:
+            self.add_member(gid, guild.owner_id)
+            return gid
         bot_role = self.add_role(gid, self.users[self.bot_user_id]["username"], BOT_PERMISSIONS)
         guild.roles[bot_role] |= {"managed": True, "tags": {"bot_id": str(self.bot_user_id)}}
         self.add_member(gid, self.bot_user_id, roles=[bot_role])
@@ -547,6 +560,26 @@ class FakeDiscord:
             "recipients": recipients,
         }
         return cid
+
+    def add_group_dm(self, user_ids: Sequence[int], *, name: str | None = None) -> int:
+        """A group DM between people (the bot is never in one): type 3, its recipients, no guild."""
+        cid = next(self._ids)
+        self.channels[cid] = {
+            "id": str(cid),
+            "type": 3,
+            "name": name,
+            "last_message_id": None,
+            "flags": 0,
+            "owner_id": str(user_ids[0]),
+            "recipients": [self.users[uid] for uid in user_ids],
+        }
+        return cid
+
+    def bot_sees(self, channel: Mapping[str, Any]) -> bool:
+        """Whether the bot token may use a channel: a server that added the bot, or its own DMs."""
+        if "guild_id" in channel:
+            return self.guilds[int(channel["guild_id"])].bot_present
+        return channel["type"] == 1  # the bot's own DMs (the fake has no others); never a group DM
 
     def _member_payload(
         self, guild_id: int, user_id: int, *, with_permissions: bool = False
@@ -645,7 +678,7 @@ class FakeDiscord:
         session.serial, session.intents = self.sessions_started, int(data.get("intents", 0))
         session.session_id = secrets.token_hex(16)
         self._known_sessions[session.session_id] = session
-        mine = [guild for guild in self.guilds.values() if session.owns(guild.id)]
+        mine = [guild for guild in self.guilds.values() if guild.bot_present and session.owns(guild.id)]
         ready = copy.deepcopy(READY_TEMPLATE) | {
             "user": self.users[self.bot_user_id] | {"verified": True, "mfa_enabled": False, "email": None},
             "guilds": [{"id": str(guild.id), "unavailable": True} for guild in mine],
@@ -717,10 +750,12 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------------------------- interactions
 
-    def _find_command(self, name: str, guild_id: int | None) -> tuple[dict[str, Any] | None, int | None]:
+    def _find_command(
+        self, name: str, guild_id: int | None, command_type: int = 1
+    ) -> tuple[dict[str, Any] | None, int | None]:
         for scope in (guild_id, None) if guild_id else (None,):
             for command in self.commands.get(scope, []):
-                if command["name"] == name and command.get("type", 1) == 1:
+                if command["name"] == name and command.get("type", 1) == command_type:
                     return command, scope
         return None, None
 
@@ -736,15 +771,21 @@ class FakeDiscord:
         channel_id: int | None = None,
         dm: bool = False,
         locale: str = "en-US",
+        user_install: bool = False,
+        group_dm: int | None = None,
     ) -> FakeInteraction:
         """Send an INTERACTION_CREATE for ``/name [group] [subcommand] options`` as ``user_id``.
+
+        ``user_install``: through the member's own install of the app (owners ``{"1": user}``) rather
+        than the server's; ``dm``: in the member's DM with the bot; ``group_dm``: in that group DM
+        channel (context 2, a user install by nature).
 
         Option types come from the synced command when the fake knows it, else from the Python value
         (str, int, float, bool; an attachment dict from ``make_attachment``). User/role/channel options
         take ids and get their ``resolved`` entries. ``attachments`` is a shortcut for attachment options.
         A command that was never synced is sent as a global command with a fresh id.
         """
-        gid = None if dm else (guild_id or self.guild_id)
+        gid = None if dm or group_dm else (guild_id or self.guild_id)
         command, scope = self._find_command(name, gid)
         path = subcommand.split() if isinstance(subcommand, str) else list(subcommand)
         definitions = command.get("options", []) if command else []
@@ -763,7 +804,101 @@ class FakeDiscord:
         if resolved:
             data["resolved"] = resolved
         return await self._send_interaction(
-            2, data, user_id=user_id, guild_id=gid, channel_id=channel_id, locale=locale
+            2,
+            data,
+            user_id=user_id,
+            guild_id=gid,
+            channel_id=group_dm or channel_id,
+            locale=locale,
+            user_install=user_install or group_dm is not None,
+        )
+
+    async def post_as_member(
+        self,
+        content: str,
+        *,
+        images: Sequence[tuple[str, bytes]] = (),
+        embeds: Sequence[dict[str, Any]] = (),
+        user_id: int | None = None,
+        channel_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A member's own message in a channel (as their client would post it), with uploaded files
+        and embeds; announced with MESSAGE_CREATE like any other."""
+        cid = channel_id or self.channel_id
+        files = [UploadedFile(f"files[{i}]", name, "application/octet-stream", data) for i, (name, data) in
+                 enumerate(images)]  # fmt: skip
+        body: dict[str, Any] = {"content": content, "embeds": list(embeds)}
+        message = self._new_message(cid, body, files, limit=FILESIZE_LIMITS[0])
+        message["author"] = self.users[user_id or self.user_id]
+        await self._announce("MESSAGE_CREATE", message)
+        return message
+
+    async def invoke_message_command(
+        self, name: str, message_id: int, *, user_id: int | None = None, locale: str = "en-US"
+    ) -> FakeInteraction:
+        """Pick ``name`` in a message's Apps menu (a MESSAGE command, type 3): Discord sends an
+        APPLICATION_COMMAND interaction whose ``target_id`` is the message, given in
+        ``resolved.messages`` with freshly signed attachment links."""
+        message = self.messages[message_id]
+        channel = self.channels[int(message["channel_id"])]
+        gid = int(channel["guild_id"]) if "guild_id" in channel else None
+        command, scope = self._find_command(name, gid, 3)
+        data: dict[str, Any] = {
+            "id": command["id"] if command else str(next(self._ids)),
+            "name": name,
+            "type": 3,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): self._resign(message)}},
+        }
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        return await self._send_interaction(
+            2, data, user_id=user_id, guild_id=gid, channel_id=int(channel["id"]), locale=locale
+        )
+
+    async def invoke_autocomplete(
+        self,
+        name: str,
+        options: Mapping[str, Any],
+        focused: str,
+        *,
+        subcommand: str | Sequence[str] = (),
+        user_id: int | None = None,
+        guild_id: int | None = None,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
+        """Type in option ``focused`` of ``/name``: an APPLICATION_COMMAND_AUTOCOMPLETE interaction
+        (type 4) carrying the options typed so far, the focused one marked ``focused`` (its value is
+        the partial text, always a string). The bot answers with callback type 8 and its choices."""
+        gid = guild_id or self.guild_id
+        command, scope = self._find_command(name, gid)
+        path = subcommand.split() if isinstance(subcommand, str) else list(subcommand)
+        definitions = command.get("options", []) if command else []
+        for part in path:
+            definitions = next((o.get("options", []) for o in definitions if o["name"] == part), [])
+        known = {o["name"]: o["type"] for o in definitions}
+        leaf: list[dict[str, Any]] = []
+        for key, value in options.items():
+            option = {
+                "name": key,
+                "type": known.get(key, 3),
+                "value": str(value) if key == focused else value,
+            }
+            if key == focused:
+                option["focused"] = True
+            leaf.append(option)
+        for depth, part in reversed(list(enumerate(path))):
+            leaf = [{"name": part, "type": 2 if depth < len(path) - 1 else 1, "options": leaf}]
+        data: dict[str, Any] = {
+            "id": command["id"] if command else str(next(self._ids)),
+            "name": name,
+            "type": 1,
+            "options": leaf,
+        }
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        return await self._send_interaction(
+            4, data, user_id=user_id, guild_id=gid, channel_id=None, locale=locale
         )
 
     def _option(
@@ -804,6 +939,8 @@ class FakeDiscord:
         message = self.messages[message_id]
         channel = self.channels[int(message["channel_id"])]
         gid = int(channel["guild_id"]) if "guild_id" in channel else None
+        # A component on an interaction's message is authorised by the installation that made it.
+        owners = (message.get("interaction_metadata") or {}).get("authorizing_integration_owners", {})
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
         if values is not None:
             data["values"] = list(values)
@@ -815,6 +952,7 @@ class FakeDiscord:
             channel_id=int(channel["id"]),
             locale=locale,
             message=message,
+            user_install="0" not in owners and bool(owners),
         )
 
     async def submit_modal(
@@ -849,6 +987,7 @@ class FakeDiscord:
         channel_id: int | None,
         locale: str,
         message: dict[str, Any] | None = None,
+        user_install: bool = False,
     ) -> FakeInteraction:
         # Discord sends it on the connection of the shard that owns the server (DMs: shard 0).
         session = await self._wait(lambda: self._session_for(guild_id), 5.0)
@@ -866,15 +1005,37 @@ class FakeDiscord:
             "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(guild_id or 0)},
-            "context": 0 if guild_id else 1,  # GUILD, BOT_DM
+        }
+        private = guild_id is None and channel_id is not None and self.channels[channel_id]["type"] == 3
+        # Who authorised it: the server's install ("0": guild id, "0" in the bot's DM) or the member's
+        # own ("1": user id). A user install used in a server that also installed the app carries both.
+        owners = {"1": str(uid)} if user_install else {"0": str(guild_id or 0)}
+        payload |= {
+            "authorizing_integration_owners": owners,
+            "context": 2 if private else 0 if guild_id else 1,  # PRIVATE_CHANNEL, GUILD, BOT_DM
         }
         if guild_id is None:
-            cid, limit = self.dm_channel(uid), FILESIZE_LIMITS[0]
+            cid = channel_id if private and channel_id is not None else self.dm_channel(uid)
+            limit = FILESIZE_LIMITS[0]
             payload |= {
                 "user": self.users[uid],
                 "channel": self.channels[cid],
-                "app_permissions": str(BOT_PERMISSIONS),
+                # In a group DM the app acts only through the interaction.
+                "app_permissions": str(EVERYONE_PERMISSIONS if private else BOT_PERMISSIONS),
+            }
+        elif not self.guilds[guild_id].bot_present:
+            # A user install in a server without the bot: a partial guild, the member, the channel.
+            cid = channel_id or self.guilds[guild_id].channel_ids[0]
+            limit = self.guilds[guild_id].filesize_limit
+            if uid not in self.guilds[guild_id].members:
+                self.add_member(guild_id, uid)
+            payload |= {
+                "guild_id": str(guild_id),
+                "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
+                "guild_locale": "en-US",
+                "member": self._member_payload(guild_id, uid, with_permissions=True),
+                "channel": self.channels[cid] | {"permissions": str(self.member_permissions(guild_id, uid))},
+                "app_permissions": str(EVERYONE_PERMISSIONS),
             }
         else:
             cid = channel_id or self.guilds[guild_id].channel_ids[0]
@@ -892,6 +1053,8 @@ class FakeDiscord:
         if message is not None:
             payload["message"] = message
         inter = FakeInteraction(iid, token, itype, cid, guild_id, uid, payload, limit)
+        if "0" not in owners:
+            inter.followup_limit = MAX_USER_INSTALL_FOLLOWUPS
         inter.message_id = int(message["id"]) if message else None
         inter.shard = session.shard[0] if session.shard is not None else None
         self.interactions[iid] = self._by_token[token] = inter
@@ -1173,6 +1336,8 @@ class FakeDiscord:
         channel = self.channels.get(int(request.match_info["channel_id"]))
         if channel is None:
             raise ApiError(404, 10003, "Unknown Channel")
+        if not self.bot_sees(channel):
+            raise ApiError(403, 50001, "Missing Access")
         return channel
 
     async def _me(self, request: web.Request) -> web.Response:
@@ -1428,6 +1593,8 @@ class FakeDiscord:
         if message["flags"] & EPHEMERAL:
             return
         channel = self.channels[int(message["channel_id"])]
+        if not self.bot_sees(channel):
+            return  # no gateway events from servers and group DMs the bot is not in
         data, intent = dict(message), INTENT_DIRECT_MESSAGES
         guild_id = int(channel["guild_id"]) if "guild_id" in channel else None
         if guild_id is not None:
@@ -1530,7 +1697,7 @@ class FakeDiscord:
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")
         body = rec.json or {}
         rtype, data = int(body["type"]), body.get("data") or {}
-        if rtype not in {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 5: {4, 5, 6, 7}}[inter.type]:
+        if rtype not in {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}[inter.type]:
             raise _form_error("type", "INTERACTION_RESPONSE_TYPE_INVALID")
         limit = inter.attachment_size_limit
         message: dict[str, Any] | None = None
@@ -1584,6 +1751,9 @@ class FakeDiscord:
         inter, rec = self._webhook_interaction(request), request[REC]
         if inter.response_type is None:
             raise ApiError(404, 10015, "Unknown Webhook")  # follow-ups need an acknowledged interaction
+        if inter.followup_limit is not None and inter.followups_sent >= inter.followup_limit:
+            raise ApiError(400, 40094, "This interaction has hit the maximum number of follow up messages")
+        inter.followups_sent += 1
         original = self.messages.get(inter.original_message_id or 0)
         limit = inter.attachment_size_limit
         if original is not None and original["flags"] & LOADING:

@@ -57,6 +57,13 @@ async def _completed(store: Store) -> None:
     await store.mark_completed(1, ["https://x/1.png"], NOW + 5, "trace")
 
 
+async def _admit_personal(store: Store) -> int:
+    origin = Origin(source="discord", user_id=USER, channel_id=5, context="dm", interaction_token="tok")
+    decision, job = await store.admit_personal(USER, ImageRequest("a cat"), origin, NOW, 5, 2)
+    assert decision.allowed and job is not None, decision
+    return job.id
+
+
 async def _nothing(store: Store) -> None:
     return None
 
@@ -64,6 +71,7 @@ async def _nothing(store: Store) -> None:
 # scenario: (setup, the write under test)
 SCENARIOS: dict[str, tuple[Step, Step]] = {
     "admit": (_only_credits, _admit),
+    "admit_personal": (_nothing, _admit_personal),
     "mark_running": (_submitting, lambda s: s.mark_running(1, "task-x", NOW + 1, NOW + 2)),
     "mark_completed": (_running, lambda s: s.mark_completed(1, ["https://x/1.png"], NOW + 5, "trace")),
     "mark_ended": (_running_on_credit, lambda s: s.mark_ended(1, JobStatus.FAILED, "it failed", NOW + 5)),

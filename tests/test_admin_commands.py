@@ -443,7 +443,7 @@ def test_export_bounds_follow_the_guild_time_zone() -> None:
 
 
 def test_csv_stays_under_its_byte_budget() -> None:
-    row = (1, 0.0, 2, 3, 4, "refused", "quota", None, 0, None, 0, None, None, None, "x" * 100)
+    row = (1, 0.0, 2, 3, 4, "refused", "quota", None, 0, None, 0, None, None, None, None, "x" * 100)
     table = UsageCsv(max_bytes=1000)
     assert not table.extend([row] * 50)
     assert table.full and 0 < table.rows < 10 and len(table.data()) <= 1000

@@ -77,11 +77,13 @@ async def test_over_long_prompt_is_refused(world: World) -> None:
     assert "5,000" in text
 
 
-async def test_imagine_in_a_dm_explains_it_is_for_servers(world: World) -> None:
+async def test_imagine_in_a_dm_is_personal_use(world: World) -> None:
+    """A DM with the bot (here through the server's install: owners {"0": "0"}) belongs to no server:
+    personal use, under the personal quota (tests/test_personal_use.py has the rest)."""
     fake = world.fake
-    async with world.bot():
+    async with world.bot(default_personal_quota=0):
         interaction = await fake.invoke_slash("imagine", {"prompt": "hello"}, dm=True)
         callback = await fake.wait_for_callback(interaction)
     assert callback.json["data"]["flags"] & EPHEMERAL
-    assert "server" in callback.json["data"]["content"]
+    assert "Personal use of the image bot is turned off" in callback.json["data"]["content"]
     assert world.submits() == []

@@ -90,12 +90,19 @@ STORE_READS = {
     "delivered_history",
     "unfinished_jobs",
     "usage_summary",
+    "personal_usage_summary",
     "role_quotas",
     "quota_overview",
     "rules",
     "bans",
     "stats",
+    "styles",
+    "style",
+    "request_defaults",
+    "member_settings",
 }
+# A member's own /settings are theirs to write, not a job event: the one write a member command makes.
+MEMBER_WRITES = {"cogs/settings.py": {"save_member_settings"}}
 
 
 def store_calls(path: Path) -> set[str]:
@@ -115,6 +122,11 @@ def store_calls(path: Path) -> set[str]:
 def test_commands_buttons_and_the_sink_only_read_the_store() -> None:
     paths = [p for p in modules_under("cogs") if not p.name.startswith("admin_")]
     paths += modules_under("bot/discord")
-    writes = {str(p.relative_to(ROOT)): sorted(store_calls(p) - STORE_READS) for p in paths}
+    writes = {
+        (name := str(p.relative_to(ROOT))): sorted(
+            store_calls(p) - STORE_READS - MEMBER_WRITES.get(name, set())
+        )
+        for p in paths
+    }
     assert {path: names for path, names in writes.items() if names} == {}
     assert store_calls(ROOT / "bot/discord/views.py") >= {"get_job"}  # the walk does see these calls

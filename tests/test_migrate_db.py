@@ -16,6 +16,7 @@ from bot.models import ImageRequest, JobStatus, Origin
 from bot.quotas import Member
 from bot.store import Store
 from bot.store.pg_schema import TABLES
+from bot.styles import Style
 
 GUILD, MOD, NOW = 100, 999, 1_800_000_000.0
 
@@ -32,11 +33,17 @@ async def fill(path: Path) -> None:
         await store.ban(GUILD, 9, reason="spam", expires_at=NOW + 3600, actor_id=MOD, now=NOW)
         await store.add_rule(GUILD, "word", "badword", MOD, NOW)
         await store.set_meta("commands_digest", "abc")
+        await store.add_style(GUILD, Style("Anime", "in anime style"), MOD, NOW)
+        await store.save_member_settings(GUILD, 2, NOW, aspect_ratio="16:9", style="Anime", delivery="dm")
         for n in range(30):
             member = Member(GUILD, 1 + n % 4)
             origin = Origin(guild_id=GUILD, channel_id=5, user_id=member.user_id, interaction_token=f"tok{n}")
             decision, job = await store.admit(
-                member, ImageRequest(f"picture {n}", "1:1"), origin, NOW + n, 20
+                member,
+                ImageRequest(f"picture {n}", "1:1", style="Anime", style_text="in anime style"),
+                origin,
+                NOW + n,
+                20,
             )
             assert job is not None, decision
             if n % 5 == 0:
@@ -57,12 +64,26 @@ async def fill(path: Path) -> None:
             Member(GUILD, 9), ImageRequest("again"), Origin(guild_id=GUILD), NOW, 20
         )
         assert decision.reason == "banned"
+        # Personal use: a usage row with no server, and a ban from personal use.
+        await store.ban_personal(77, reason="spam", expires_at=None, now=NOW)
+        origin = Origin(user_id=78, context="dm")
+        decision, job = await store.admit_personal(78, ImageRequest("mine"), origin, NOW, 5, 2)
+        assert job is not None and job.guild_id is None, decision
     finally:
         await store.close()
 
 
 def rows_of(conn: Any, table: str) -> list[tuple[Any, ...]]:
-    order = "id" if table not in ("meta", "guild_settings", "role_quotas", "user_quotas", "bans") else "1, 2"
+    keyed = (
+        "meta",
+        "guild_settings",
+        "role_quotas",
+        "user_quotas",
+        "bans",
+        "personal_bans",
+        "member_settings",
+    )
+    order = "id" if table not in keyed else "1, 2"
     columns = COLUMNS[table]
     return [tuple(r) for r in conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")]
 
@@ -105,11 +126,12 @@ def test_migrate_db_copies_everything_once(
         store = await Store.open_url(pg_url)
         try:
             resumed = await store.jobs_to_resume("discord", now=NOW + 100)
-            assert len(resumed) == 12  # queued (6) and failed-but-not-told (6)
+            assert len(resumed) == 13  # queued (6 + the personal one) and failed-but-not-told (6)
             job = await store.create_job(ImageRequest("after the move"), Origin(), NOW + 100)
             assert job.id == max_job + 1
             assert (await store.guild_policy(GUILD)).timezone == "Europe/Berlin"
             assert [b.user_id for b in await store.bans(GUILD, NOW)] == [9]
+            assert [b.user_id for b in await store.personal_bans(NOW)] == [77]
         finally:
             await store.close()
 

@@ -56,7 +56,7 @@ async def test_check_says_everything_is_in_order(world: World) -> None:
     text = out.getvalue()
     assert f"logged in as imagine-bot#4821 (application id {world.fake.application_id})" in text
     assert "MOUNTSEA_API_KEY: accepted" in text
-    assert "commands: all 5 are synced to the dev server" in text
+    assert "commands: all 7 are synced to the dev server" in text
     assert "every permission in 1 visible channels" in text
     assert f"client_id={world.fake.application_id}" in text and "permissions=274878024704" in text
     assert "everything is in order" in text
@@ -73,7 +73,10 @@ async def test_check_lists_what_is_wrong(world: World) -> None:
     text = out.getvalue()
     assert code == 1, text
     assert "PROBLEM  MOUNTSEA_API_KEY:" in text and "refused the key" in text
-    assert "PROBLEM  commands on the dev server" in text and "(missing: /history, /imagine, " in text
+    assert (
+        "PROBLEM  commands on the dev server" in text
+        and "(missing: /Use as reference, /history, /imagine, " in text
+    )
     assert f"#art ({art}): Attach Files" in text
     assert "#general" not in text and "#staff" not in text
     assert fake.sessions_started == 0  # REST only: no gateway session next to a running bot

@@ -93,7 +93,7 @@ async def test_without_shard_settings_the_bot_runs_the_shards_discord_recommends
 async def test_one_process_with_both_shards_serves_servers_on_each(world: World) -> None:
     fake = world.fake
     guilds = guilds_on_shards(fake, 2)
-    async with world.bot(shard_count=2, dev_guild_id=None) as bot:
+    async with world.bot(shard_count=2, dev_guild_id=None, default_personal_quota=0) as bot:
         assert sorted(fake.connected_shards()) == [(0, 2), (1, 2)]
         assert identified_shards(fake) == [[0, 2], [1, 2]]
         for shard, gid in guilds.items():
@@ -111,7 +111,8 @@ async def test_one_process_with_both_shards_serves_servers_on_each(world: World)
         assert {shard: inter.shard for shard, inter in sent.items()} == {0: 0, 1: 1}
         in_dm = await fake.invoke_slash("imagine", {"prompt": "a fox"}, dm=True)
         answer = await fake.wait_for_callback(in_dm)
-        assert in_dm.shard == 0 and "server channel" in answer.json["data"]["content"]  # DMs: shard 0
+        # DMs: shard 0 (personal use, turned off here so that only the servers' images are made)
+        assert in_dm.shard == 0 and "Personal use" in answer.json["data"]["content"]
         jobs = [await wait_for_job(bot, delivered, job_id) for job_id in (1, 2)]
 
         # Both shards count for health and metrics (discord.py's per-shard latencies).

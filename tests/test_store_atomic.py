@@ -47,6 +47,15 @@ CASES: dict[str, tuple[State, tuple[Any, ...], tuple[Any, ...]]] = {
         (0, 0, 1, 0),
         (1, 1, 0, 1),
     ),
+    "admit_personal": (
+        lambda c: (
+            one(c, "SELECT COUNT(*) FROM usage WHERE guild_id IS NULL AND context = 'dm' AND counted = 1"),
+            one(c, "SELECT COUNT(*) FROM jobs WHERE guild_id IS NULL AND context = 'dm'"),
+            one(c, "SELECT COUNT(*) FROM usage WHERE job_id IS NOT NULL"),
+        ),
+        (0, 0, 0),
+        (1, 1, 1),
+    ),
     "mark_running": (
         lambda c: (one(c, "SELECT status, task_id FROM jobs"), one(c, "SELECT task_id FROM usage")),
         (("submitting", None), None),

@@ -53,6 +53,9 @@ def admin_group(tree: app_commands.CommandTree[Any]) -> app_commands.Group:
         name=GROUP_NAME,
         description=GROUP_DESCRIPTION,
         guild_only=True,
+        # Server settings need a server that installed the bot: never part of a personal install.
+        allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
+        allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False),
         default_permissions=discord.Permissions(manage_guild=True),
     )
     tree.add_command(group)

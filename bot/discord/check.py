@@ -227,6 +227,10 @@ def _finish(report: Report, app_id: int | None, out: TextIO) -> int:
             app_id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
         )
         print(f"\ninvite link: {link}", file=out)
+        # The user install (DMs, group DMs, servers without the bot); the Developer Portal's
+        # Installation page must have User Install enabled for it to work.
+        personal = f"https://discord.com/oauth2/authorize?client_id={app_id}&integration_type=1&scope=applications.commands"
+        print(f"user install link: {personal}", file=out)
     if report.problems:
         print(f"\n{len(report.problems)} problem(s) found.", file=out)
         return 1

@@ -33,8 +33,9 @@ def is_owner(interaction: discord.Interaction[Any]) -> bool:
 
 
 def is_moderator(interaction: discord.Interaction[Any]) -> bool:
-    """May act on other members' jobs: the owner, Manage Server or Manage Messages."""
-    if interaction.guild_id is None:
+    """May act on other members' jobs: the owner, Manage Server or Manage Messages, in a server that
+    installed the bot (a moderator of a server the bot is not in moderates nothing of the bot's)."""
+    if interaction.guild_id is None or not interaction.is_guild_integration():
         return False
     permissions = interaction.permissions
     return permissions.manage_messages or permissions.manage_guild or is_owner(interaction)
@@ -42,7 +43,7 @@ def is_moderator(interaction: discord.Interaction[Any]) -> bool:
 
 def is_server_admin(interaction: discord.Interaction[Any]) -> bool:
     """May change the bot's settings in this server (`/imagine-admin`): the owner or Manage Server."""
-    if interaction.guild_id is None:
+    if interaction.guild_id is None or not interaction.is_guild_integration():
         return False
     return interaction.permissions.manage_guild or is_owner(interaction)
 

@@ -4,6 +4,7 @@ acknowledge at once, hand it to the runner. Refusals are private."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -12,11 +13,14 @@ import discord
 
 from bot import messages
 from bot.discord.members import member_of
+from bot.discord.places import context_of
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
 from bot.i18n import N_, t
-from bot.models import ImageRequest, Job, Origin, Stage
-from bot.quotas import BAD_INPUT
+from bot.models import PERSONAL_CONTEXTS, ImageRequest, Job, Origin, Stage
+from bot.quotas import BAD_INPUT, Decision
 from bot.store import StoreError
+from bot.styles import MemberSettings, RequestDefaults
+from bot.validation import AttachmentInfo, InputRefused, validate_request
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -36,9 +40,14 @@ BUSY = N_(
 
 
 def origin_of(interaction: discord.Interaction[ImagineBot]) -> Origin:
+    context = context_of(interaction)
+    personal = context in PERSONAL_CONTEXTS
     return Origin(
         source="discord",
-        guild_id=interaction.guild_id,
+        # Personal use belongs to no server, even when asked in one the bot is not in.
+        guild_id=None if personal else interaction.guild_id,
+        place_guild_id=interaction.guild_id if personal else None,
+        context=context,
         channel_id=interaction.channel_id,
         user_id=interaction.user.id,
         interaction_id=interaction.id,
@@ -88,16 +97,43 @@ async def refuse_bad_input(
     )
 
 
-async def start_request(interaction: discord.Interaction[ImagineBot], request: ImageRequest) -> None:
+@dataclasses.dataclass(frozen=True)
+class Draft:
+    """A request as the member typed it (/imagine, "Use as reference"), still to be completed with
+    their /settings and the server's style, and checked. That needs the database, so it happens
+    within the admission's time budget."""
+
+    prompt: str
+    aspect_ratio: str | None
+    attachments: tuple[AttachmentInfo, ...] = ()
+    style: str | None = None  # named by the member; None: their default style, if any
+    extra_urls: tuple[str, ...] = ()  # references that are links, not attachments (image embeds)
+
+    def complete(self, defaults: RequestDefaults, max_attachment_bytes: int) -> ImageRequest:
+        """The request, with the member's defaults for what they left out; InputRefused if bad."""
+        ratio = self.aspect_ratio or defaults.settings.aspect_ratio
+        if self.style is not None and defaults.style is None:
+            raise InputRefused(messages.style_unknown(self.style))
+        request = validate_request(
+            self.prompt,
+            ratio,
+            self.attachments,
+            max_attachment_bytes=max_attachment_bytes,
+            style=defaults.style,
+        )
+        if self.extra_urls:
+            request = dataclasses.replace(request, reference_urls=(*request.reference_urls, *self.extra_urls))
+        return request
+
+
+async def start_request(interaction: discord.Interaction[ImagineBot], request: ImageRequest | Draft) -> None:
     """Admit, acknowledge, launch. Admission normally takes milliseconds and the acknowledgement is
     then the public "thinking…" that becomes the status message. If it has not finished within
     ADMISSION_BUDGET (a busy database), the interaction is deferred privately first, so Discord's
-    3-second deadline is never missed, and the answer follows."""
+    3-second deadline is never missed, and the answer follows. A Draft is completed and checked as
+    part of the admission; bad input gets a private answer."""
     bot = interaction.client
-    quota = bot.settings.default_daily_quota
-    admission = asyncio.ensure_future(
-        bot.runner.admit(request, origin_of(interaction), member_of(interaction), quota)
-    )
+    admission = asyncio.ensure_future(_admit(interaction, request))
     done, _ = await asyncio.wait({admission}, timeout=ADMISSION_BUDGET)
     acknowledged = True
     if not done:
@@ -108,11 +144,22 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
             log.warning("interaction %s: Discord refused the deferral (%s)", interaction.id, exc.status)
             acknowledged = False
     try:
-        decision, job = await admission
+        admitted, decision, job = await admission
     except StoreError as exc:
         log.warning("interaction %s: admission failed: %s", interaction.id, exc)
         if acknowledged:
             await say_privately(interaction, BUSY)
+        return
+    except InputRefused as refusal:
+        if acknowledged:
+            assert isinstance(request, Draft)
+            await refuse_bad_input(
+                interaction,
+                str(refusal),
+                prompt=request.prompt,
+                aspect_ratio=request.aspect_ratio,
+                ref_count=len(request.attachments) + len(request.extra_urls),
+            )
         return
     if job is None:
         if not acknowledged:
@@ -122,7 +169,7 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
             interaction,
             decision.message,
             reason=decision.reason or "refused",
-            prompt=request.prompt,
+            prompt=admitted.full_prompt,
             detail=detail,
         )
         return
@@ -149,15 +196,43 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
     await bot.runner.launch(job, message_id)
 
 
+async def _admit(
+    interaction: discord.Interaction[ImagineBot], request: ImageRequest | Draft
+) -> tuple[ImageRequest, Decision, Job | None]:
+    """Admission, with the member's /settings: a Draft's defaults, and where the image goes (a
+    private way only if the server allows it)."""
+    bot = interaction.client
+    origin = origin_of(interaction)
+    # Outside a server there are no styles, no member settings and no private-images switch.
+    defaults = RequestDefaults(MemberSettings(), None, private_allowed=False)
+    if interaction.guild_id is not None and not origin.is_personal:
+        named = request.style if isinstance(request, Draft) else None
+        defaults = await bot.store.request_defaults(interaction.guild_id, interaction.user.id, named)
+        origin = dataclasses.replace(origin, deliver_to=defaults.deliver_to)
+    if isinstance(request, Draft):
+        request = request.complete(defaults, bot.settings.max_attachment_bytes)
+    if origin.is_personal:
+        personal = bot.settings.default_personal_quota
+        decision, job = await bot.runner.admit_personal(request, origin, personal)
+    else:
+        quota = bot.settings.default_daily_quota
+        decision, job = await bot.runner.admit(request, origin, member_of(interaction), quota)
+    return request, decision, job
+
+
 async def _launch_after_private_deferral(interaction: discord.Interaction[ImagineBot], job: Job) -> None:
     """The private "thinking…" says the request was accepted, and a public follow-up becomes the
     status message, as the public deferral would have been on the fast path."""
     bot = interaction.client
     message_id: int | None = None
+    # Counted for personal use, where Discord allows only MAX_FOLLOWUPS per interaction.
+    followups = 0
     try:
+        followups += 1
         await interaction.followup.send(
             t(private_locale(interaction), ACCEPTED_LATE), ephemeral=True, allowed_mentions=NO_PINGS
         )
+        followups += 1
         status = await interaction.followup.send(
             messages.status_text(job, Stage.QUEUED, 0.0, None, locale=job.guild_locale),
             wait=True,
@@ -167,4 +242,4 @@ async def _launch_after_private_deferral(interaction: discord.Interaction[Imagin
     except discord.HTTPException as exc:
         # The job still runs; without a status message its result is posted in the channel.
         log.warning("job %s: could not post the status message (%s)", job.id, exc.status)
-    await bot.runner.launch(job, message_id)
+    await bot.runner.launch(job, message_id, followups=followups)

@@ -13,10 +13,11 @@ import discord
 from bot import messages
 from bot.delivery import ImageFile, fit_to_limit
 from bot.discord.replies import NO_PINGS
-from bot.discord.views import result_view, status_view
+from bot.discord.views import private_result_view, result_view, status_view
 from bot.i18n import N_, t
 from bot.jobs import DeliveryReceipt
 from bot.models import Job, Stage
+from bot.styles import DELIVERY_DM, DELIVERY_EPHEMERAL, PRIVATE_DELIVERIES
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -52,6 +53,13 @@ class DiscordSink:
     def _webhook(self, job: Job) -> discord.Webhook:
         assert job.application_id is not None and job.interaction_token is not None
         return discord.Webhook.partial(job.application_id, job.interaction_token, client=self.bot)
+
+    def _followup(self, job: Job) -> discord.Webhook:
+        """The interaction's follow-up webhook, as discord.py builds it (type 3, an application
+        webhook: only those may send messages only the requester sees)."""
+        assert job.application_id is not None and job.interaction_token is not None
+        payload = {"id": job.application_id, "type": 3, "token": job.interaction_token}
+        return discord.Webhook.from_state(data=payload, state=self.bot._connection)  # type: ignore[arg-type]
 
     def _token_ok(self, job: Job) -> bool:
         return job.message_id is not None and job.token_usable(self.bot.clock.time())
@@ -137,6 +145,18 @@ class DiscordSink:
             if why:
                 return await self.fail(job, N_("The image could not be downloaded: {why}.").format(why=why))
             return await self.fail(job, N_("The image could not be downloaded from the image service."))
+        if job.is_personal:
+            return await self._deliver_personal(job, content, files, elapsed)
+        if job.deliver_to in PRIVATE_DELIVERIES:
+            # Read by the requester alone: in their language, not the server's.
+            private_content = messages.result_text(
+                job, elapsed, len(files) or len(images), links, locale=job.locale
+            )
+            private = await self._deliver_privately(job, private_content, files, elapsed)
+            if private is not None:
+                return private
+            for file in files:
+                file.reset()
         try:
             posted = await self._post_with_short_text_if_refused(job, content, files, elapsed)
         except (discord.Forbidden, discord.NotFound) as exc:
@@ -151,6 +171,99 @@ class DiscordSink:
                 log.info("job %s: could not update the status message (%s)", job.id, exc.status)
         await self._modlog_finished(job, posted.jump_url)
         return DeliveryReceipt("channel", posted.id, posted.channel.id)
+
+    async def _deliver_personal(
+        self, job: Job, content: str, files: list[discord.File], elapsed: float
+    ) -> DeliveryReceipt:
+        """Personal use: the bot may have no access to the channel at all (a server it is not in, a
+        group DM), so it answers through the interaction only. The image comes as a follow-up (the
+        requester is notified, and the status message points at it) while Discord's follow-up limit
+        allows, else in the edited status message; once the token has expired, by DM."""
+        if job.token_usable(self.bot.clock.time()):
+            if await self.bot.runner.use_followup(job):
+                try:
+                    posted = await self._webhook(job).send(
+                        messages.clip(content),
+                        files=files,
+                        view=result_view(job.id, public_language(job)),
+                        wait=True,
+                        allowed_mentions=NO_PINGS,
+                    )
+                except discord.HTTPException as exc:
+                    log.warning("job %s: the interaction refused the follow-up (%s)", job.id, exc.status)
+                    for file in files:
+                        file.reset()
+                else:
+                    if job.message_id is not None:
+                        try:
+                            await self._edit_status(
+                                job, messages.done_pointer(elapsed, posted.jump_url, public_language(job))
+                            )
+                        except discord.HTTPException as exc:
+                            log.info("job %s: could not update the status message (%s)", job.id, exc.status)
+                    return DeliveryReceipt("interaction", posted.id, job.channel_id)
+            if job.message_id is not None:
+                try:
+                    message_id = await self._edit_status(
+                        job, content, files, view=result_view(job.id, public_language(job))
+                    )
+                except discord.HTTPException as exc:
+                    log.warning("job %s: the interaction refused the result (%s)", job.id, exc.status)
+                    for file in files:
+                        file.reset()
+                else:
+                    return DeliveryReceipt("interaction", message_id, job.channel_id)
+        note = messages.late_delivery_note(job.context, job.place_guild_id, job.channel_id, job.locale)
+        return await self._direct_message(job, content, files, note=note)
+
+    async def _deliver_privately(
+        self, job: Job, content: str, files: list[discord.File], elapsed: float
+    ) -> DeliveryReceipt | None:
+        """The member chose private images (/settings) where the server allows them: a message only
+        they see on the interaction while its token lives, else (or if they chose it) a DM. The public
+        status message says where the image went. None if neither worked: the channel then gets it,
+        so the image is never lost."""
+        ways = [DELIVERY_EPHEMERAL, DELIVERY_DM] if job.deliver_to == DELIVERY_EPHEMERAL else [DELIVERY_DM]
+        if job.deliver_to == DELIVERY_DM:
+            ways.append(DELIVERY_EPHEMERAL)  # DMs closed: a message only they see, while it can be sent
+        for way in ways:
+            if way == DELIVERY_EPHEMERAL and not job.token_usable(self.bot.clock.time()):
+                continue
+            if self._token_ok(job):
+                # First, so that the status message is no longer "thinking…" when the follow-up comes.
+                try:
+                    await self._edit_status(job, messages.done_privately(elapsed, way, public_language(job)))
+                except discord.HTTPException as exc:
+                    log.info("job %s: could not update the status message (%s)", job.id, exc.status)
+            for file in files:
+                file.reset()
+            try:
+                if way == DELIVERY_EPHEMERAL:
+                    sent = await self._followup(job).send(
+                        messages.clip(content),
+                        files=files,
+                        view=private_result_view(job.id, job.locale),
+                        ephemeral=True,
+                        wait=True,
+                        allowed_mentions=NO_PINGS,
+                    )
+                    return DeliveryReceipt(DELIVERY_EPHEMERAL, sent.id, job.channel_id)
+                note = t(job.locale, messages.PRIVATE_DM_NOTE)
+                receipt = await self._send_dm(job, f"{note}\n{content}", files)
+            except discord.HTTPException as exc:
+                log.warning("job %s: could not deliver it privately by %s (%s)", job.id, way, exc.status)
+                continue
+            if receipt is not None:
+                return receipt
+        log.warning("job %s: no private way worked; posting it in the channel", job.id)
+        return None
+
+    async def _send_dm(self, job: Job, content: str, files: list[discord.File]) -> DeliveryReceipt | None:
+        if job.user_id is None:
+            return None
+        user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+        sent = await user.send(messages.clip(content), files=files, allowed_mentions=NO_PINGS)
+        return DeliveryReceipt(DELIVERY_DM, sent.id, sent.channel.id)
 
     async def _post_with_short_text_if_refused(
         self, job: Job, content: str, files: list[discord.File], elapsed: float
@@ -177,6 +290,8 @@ class DiscordSink:
         among the channel's messages after the status message (or after the job began). If the channel
         was closed to the bot, the files went into the status message itself. A DM is not searched."""
         await self.bot.wait_until_ready()
+        if job.is_personal:
+            return await self._find_personal_delivery(job)
         if job.channel_id is None or self.bot.user is None:
             return None
         marker = f"imagine-{job.id}-"
@@ -198,6 +313,21 @@ class DiscordSink:
                     return DeliveryReceipt("interaction", status.id, job.channel_id)
         except (discord.NotFound, discord.Forbidden) as exc:
             log.info("job %s: cannot look for an earlier post (%s)", job.id, exc.status)
+        return None
+
+    async def _find_personal_delivery(self, job: Job) -> DeliveryReceipt | None:
+        """Personal use: only the status message can be looked at (through the interaction, while its
+        token lasts); a follow-up's id is not known before it is recorded."""
+        if not self._token_ok(job):
+            return None
+        assert job.message_id is not None
+        try:
+            status = await self._webhook(job).fetch_message(job.message_id)
+        except discord.HTTPException as exc:
+            log.info("job %s: cannot look at the status message (%s)", job.id, exc.status)
+            return None
+        if any(a.filename.startswith(f"imagine-{job.id}-") for a in status.attachments):
+            return DeliveryReceipt("interaction", status.id, job.channel_id)
         return None
 
     async def _post_in_channel(self, job: Job, content: str, files: list[discord.File]) -> discord.Message:
@@ -233,14 +363,22 @@ class DiscordSink:
                 return DeliveryReceipt("interaction", message_id, job.channel_id)
         return await self._direct_message(job, content, files)
 
-    async def _direct_message(self, job: Job, content: str, files: list[discord.File]) -> DeliveryReceipt:
+    async def _direct_message(
+        self,
+        job: Job,
+        content: str,
+        files: list[discord.File],
+        *,
+        note: str | None = None,
+    ) -> DeliveryReceipt:
         if job.user_id is None:
             return DeliveryReceipt("undeliverable")
         try:
             user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
             # A DM is read by the requester alone: the note in their language (the content was made
             # for the channel, in the server's).
-            note = t(job.locale, "I could not post in the channel where you asked, so here it is.")
+            if note is None:
+                note = t(job.locale, "I could not post in the channel where you asked, so here it is.")
             sent = await user.send(
                 messages.clip(f"{note}\n{content}"), files=files, allowed_mentions=NO_PINGS
             )
@@ -292,6 +430,9 @@ class DiscordSink:
                 log.info("job %s: could not edit the status message (%s)", job.id, exc.status)
             else:
                 return DeliveryReceipt("interaction", message_id)
+        if job.is_personal:  # no channel to post in: tell them by DM
+            note = messages.late_failure_note(job.context, job.place_guild_id, job.channel_id, job.locale)
+            return await self._direct_message(job, content, [], note=note)
         try:
             posted = await self._post_in_channel(job, content, [])
         except (discord.Forbidden, discord.NotFound):

@@ -6,6 +6,7 @@ restart with nothing in memory."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import math
@@ -21,11 +22,13 @@ from bot.api import ASPECT_RATIOS
 from bot.clock import Clock
 from bot.delivery import DownloadError, download_image
 from bot.discord.checks import NOT_YOURS, may_act_on
-from bot.discord.replies import GUILD_ONLY, NO_PINGS, private_locale, public_locale, say_privately
+from bot.discord.places import server_of
+from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
 from bot.discord.requests import refuse_bad_input, start_request
 from bot.i18n import N_, t, translate_text
 from bot.models import ImageRequest, Job
 from bot.store.jobs import HISTORY_COUNT_CAP
+from bot.styles import Style
 from bot.validation import InputRefused, validate_request
 
 if TYPE_CHECKING:
@@ -40,7 +43,7 @@ NOT_FOUND = N_("That request no longer exists (it may have been removed from the
 
 async def _load(interaction: Interaction, job_id: int) -> Job | None:
     job = await interaction.client.store.get_job(job_id)
-    if job is None or job.guild_id != interaction.guild_id:
+    if job is None or job.guild_id != server_of(interaction):
         await say_privately(interaction, NOT_FOUND)
         return None
     return job
@@ -55,6 +58,13 @@ async def _load_own(interaction: Interaction, job_id: int) -> Job | None:
         await say_privately(interaction, NOT_YOURS)
         return None
     return job
+
+
+def job_style(job: Job) -> Style | None:
+    """The style a job was made with, as it was then: Reroll and Edit keep it."""
+    if job.style is None or job.style_text is None:
+        return None
+    return Style(job.style, job.style_text)
 
 
 # -- fresh links --------------------------------------------------------------------------------------
@@ -167,14 +177,14 @@ class RerollButton(JobButton, template=r"imagine:reroll:(?P<job>\d+)"):
     style = discord.ButtonStyle.primary
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
-        if interaction.guild_id is None:
-            await say_privately(interaction, GUILD_ONLY)
-            return
         job = await _load(interaction, self.job_id)
         if job is None:
             return
         references = await refresh_urls(interaction.client, job.reference_urls)
-        await start_request(interaction, ImageRequest(job.prompt, job.aspect_ratio, tuple(references)))
+        # The same request, style included (its text as it was: a later change of the style does not
+        # change what a Reroll makes).
+        request = ImageRequest(job.prompt, job.aspect_ratio, tuple(references), job.style, job.style_text)
+        await start_request(interaction, request)
 
 
 class EditButton(JobButton, template=r"imagine:edit:(?P<job>\d+)"):
@@ -183,9 +193,6 @@ class EditButton(JobButton, template=r"imagine:edit:(?P<job>\d+)"):
     emoji = "✏️"
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
-        if interaction.guild_id is None:
-            await say_privately(interaction, GUILD_ONLY)
-            return
         job = await _load(interaction, self.job_id)
         if job is None:
             return
@@ -203,6 +210,13 @@ class EditModal(discord.ui.Modal):
         locale = private_locale(opened_by)
         super().__init__(title=t(locale, "Edit this image"), timeout=600, custom_id=custom_id)
         self.job_id = job.id
+        # An image only its requester sees (a private delivery) cannot be fetched from the channel
+        # later: the clicked message's own image, freshly signed, is the reference then.
+        clicked = opened_by.message
+        self.clicked_image: str | None = None
+        if clicked is not None and clicked.id == job.result_message_id:
+            images = [a for a in clicked.attachments if (a.content_type or "").startswith("image/")]
+            self.clicked_image = images[0].url if images else None
         self.prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
             label=t(locale, "Prompt"),
             style=discord.TextStyle.paragraph,
@@ -233,7 +247,8 @@ class EditModal(discord.ui.Modal):
             )
             return
         image = await finished_image(bot, job)
-        if image is None:
+        image_url = image.url if image is not None else self.clicked_image
+        if image_url is None:
             await say_privately(
                 interaction,
                 N_("The original image is no longer available on Discord, so it cannot be edited."),
@@ -241,14 +256,18 @@ class EditModal(discord.ui.Modal):
             return
         try:
             request = validate_request(
-                self.prompt.value, ratio, [], max_attachment_bytes=bot.settings.max_attachment_bytes
+                self.prompt.value,
+                ratio,
+                [],
+                max_attachment_bytes=bot.settings.max_attachment_bytes,
+                style=job_style(job),
             )
         except InputRefused as refusal:
             await refuse_bad_input(
                 interaction, str(refusal), prompt=self.prompt.value, aspect_ratio=ratio, ref_count=1
             )
             return
-        await start_request(interaction, ImageRequest(request.prompt, ratio, (image.url,)))
+        await start_request(interaction, dataclasses.replace(request, reference_urls=(image_url,)))
 
 
 class DeleteButton(JobButton, template=r"imagine:delete:(?P<job>\d+)"):
@@ -282,6 +301,14 @@ def result_view(job_id: int, locale: str | None = None) -> discord.ui.View:
     view.add_item(RerollButton(job_id, locale=locale))
     view.add_item(EditButton(job_id, locale=locale))
     view.add_item(DeleteButton(job_id, locale=locale))
+    return view
+
+
+def private_result_view(job_id: int, locale: str | None = None) -> discord.ui.View:
+    """Under an image only its requester sees: nothing to delete (they dismiss it themselves)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(RerollButton(job_id, locale=locale))
+    view.add_item(EditButton(job_id, locale=locale))
     return view
 
 
@@ -424,7 +451,7 @@ class HistoryPageButton(
             newer_than = self.cursor if self.label == "prev" else None
         content, view = await history_page(
             interaction.client,
-            interaction.guild_id or 0,
+            server_of(interaction),
             self.member_id,
             page,
             older_than=older_than,
@@ -439,7 +466,7 @@ HISTORY_PAGE_SIZE = 5
 
 async def history_page(
     bot: ImagineBot,
-    guild_id: int,
+    guild_id: int | None,
     member_id: int,
     page: int,
     *,
@@ -459,7 +486,8 @@ async def history_page(
     pages = max(page + 1, -(-total // HISTORY_PAGE_SIZE))
     view = discord.ui.View(timeout=None)
     for job in jobs:
-        view.add_item(PostAgainButton(job.id, locale=locale))
+        if guild_id is not None:  # personal images live in interaction messages: nothing to post again
+            view.add_item(PostAgainButton(job.id, locale=locale))
     if page > 0 and jobs:
         view.add_item(HistoryPageButton(member_id, page - 1, "prev", jobs[0].id, locale))
     if page + 1 < pages and jobs:

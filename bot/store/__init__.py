@@ -24,14 +24,16 @@ import psycopg
 from bot.models import ImageRequest, Job, JobStatus, Origin
 from bot.moderation import PromptRule, RuleMatch
 from bot.quotas import Decision, GuildPolicy, Member
-from bot.store import jobs, ops, settings, usage
+from bot.store import jobs, ops, personal, settings, styles, usage
 from bot.store.base import SqliteBackend, StoreCorruptError, migrate
 from bot.store.interface import Backend
 from bot.store.ops import QuotaOverview
+from bot.store.personal import PersonalBan, PersonalStats
 from bot.store.postgres import PostgresBackend, redact
 from bot.store.schema import MIGRATIONS
 from bot.store.settings import AdminEntry, BanEntry
 from bot.store.usage import EXPORT_COLUMNS, Stats, UsageSummary
+from bot.styles import MemberSettings, RequestDefaults, Style
 
 # Any database failure: busy, full, damaged, connection lost, ...
 StoreError: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
@@ -230,12 +232,12 @@ class Store:
     async def abandon(self, job_id: int, reason: str, now: float) -> None:
         await self._backend.run(jobs.abandon, job_id, reason, now)
 
-    async def unfinished_jobs(self, guild_id: int, user_id: int | None, limit: int = 25) -> list[Job]:
+    async def unfinished_jobs(self, guild_id: int | None, user_id: int | None, limit: int = 25) -> list[Job]:
         return await self._backend.run(jobs.unfinished_jobs, guild_id, user_id, limit)
 
     async def delivered_history(
         self,
-        guild_id: int,
+        guild_id: int | None,
         user_id: int,
         limit: int,
         *,
@@ -289,7 +291,7 @@ class Store:
     async def log_refusal(
         self,
         *,
-        guild_id: int,
+        guild_id: int | None,
         channel_id: int | None,
         user_id: int,
         prompt: str | None,
@@ -298,9 +300,11 @@ class Store:
         reason: str,
         detail: str | None,
         now: float,
+        context: str | None = None,
     ) -> None:
         row = {
             "guild_id": guild_id,
+            "context": context,
             "channel_id": channel_id,
             "user_id": user_id,
             "created_at": now,
@@ -323,6 +327,47 @@ class Store:
         self, guild_id: int, start: float, end: float, limit: int
     ) -> list[tuple[Any, ...]]:
         return await self._backend.run(usage.export_usage, guild_id, start, end, limit)
+
+    # -- personal use ----------------------------------------------------------------------------------
+
+    async def admit_personal(
+        self,
+        user_id: int,
+        request: ImageRequest,
+        origin: Origin,
+        now: float,
+        limit: int,
+        max_running: int,
+        rule_match: RuleMatch | None = None,
+    ) -> tuple[Decision, Job | None]:
+        return await self._backend.run(
+            personal.admit_personal, user_id, request, origin, now, limit, max_running, rule_match
+        )
+
+    async def personal_usage_summary(
+        self, user_id: int, now: float, limit: int, max_running: int
+    ) -> UsageSummary:
+        return await self._backend.run(personal.personal_usage_summary, user_id, now, limit, max_running)
+
+    async def ban_personal(
+        self, user_id: int, *, reason: str | None, expires_at: float | None, now: float
+    ) -> None:
+        await self._backend.run(personal.ban, user_id, reason, expires_at, now)
+
+    async def unban_personal(self, user_id: int) -> bool:
+        return await self._backend.run(personal.unban, user_id)
+
+    async def personal_bans(self, now: float) -> list[PersonalBan]:
+        return await self._backend.run(personal.bans, now)
+
+    async def personal_stats(self, since: float) -> PersonalStats:
+        return await self._backend.run(personal.personal_stats, since)
+
+    async def use_followup(self, job_id: int) -> bool:
+        return await self._backend.run(personal.use_followup, job_id)
+
+    async def set_followups(self, job_id: int, count: int) -> None:
+        await self._update(job_id, followups_used=count)
 
     # -- server settings and moderation --------------------------------------------------------------
 
@@ -385,6 +430,31 @@ class Store:
     async def admin_log(self, guild_id: int, limit: int = 50) -> list[AdminEntry]:
         return await self._backend.run(settings.admin_log, guild_id, limit)
 
+    # -- server styles and members' own settings -----------------------------------------------------
+
+    async def add_style(self, guild_id: int, style: Style, actor_id: int, now: float) -> bool:
+        return await self._backend.run(styles.add_style, guild_id, style, actor_id, now)
+
+    async def remove_style(self, guild_id: int, name: str, actor_id: int, now: float) -> Style | None:
+        return await self._backend.run(styles.remove_style, guild_id, name, actor_id, now)
+
+    async def styles(self, guild_id: int) -> list[Style]:
+        return await self._backend.run(styles.styles, guild_id)
+
+    async def style(self, guild_id: int, name: str) -> Style | None:
+        return await self._backend.run(styles.style, guild_id, name)
+
+    async def request_defaults(self, guild_id: int, user_id: int, style_name: str | None) -> RequestDefaults:
+        return await self._backend.run(styles.request_defaults, guild_id, user_id, style_name)
+
+    async def member_settings(self, guild_id: int, user_id: int) -> MemberSettings:
+        return await self._backend.run(styles.member_settings, guild_id, user_id)
+
+    async def save_member_settings(
+        self, guild_id: int, user_id: int, now: float, **changes: str | None
+    ) -> MemberSettings:
+        return await self._backend.run(styles.save_member_settings, guild_id, user_id, changes, now)
+
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -392,6 +462,8 @@ __all__ = [
     "MIGRATIONS",
     "AdminEntry",
     "BanEntry",
+    "PersonalBan",
+    "PersonalStats",
     "QuotaOverview",
     "Stats",
     "Store",

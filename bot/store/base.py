@@ -269,7 +269,8 @@ def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
     problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(3)").fetchall()]
     if problems != ["ok"]:
         raise StoreCorruptError(
-            f"the database file {path} is damaged ({problems[0]}); restore it from a backup"
+            # SQLite's report may span lines; the operator's message is one line.
+            f"the database file {path} is damaged ({' '.join(problems[0].split())}); restore it from a backup"
         )
 
 

@@ -37,6 +37,12 @@ def job_row(request: ImageRequest, origin: Origin, now: float, owner: str) -> di
         "interaction_token": origin.interaction_token,
         "token_expires_at": origin.token_expires_at,
         "message_id": origin.message_id,
+        "context": origin.context,
+        "place_guild_id": origin.place_guild_id,
+        "followups_used": 0,
+        "style": request.style,
+        "style_text": request.style_text,
+        "deliver_to": origin.deliver_to,
         "locale": origin.locale,
         "guild_locale": origin.guild_locale,
         "created_at": now,
@@ -332,30 +338,38 @@ def get_job(s: Session, job_id: int) -> Job | None:
         return None
 
 
-def unfinished_jobs(s: Session, guild_id: int, user_id: int | None, limit: int) -> list[Job]:
-    """Jobs still on their way, oldest first: one member's, or the whole guild's."""
+def _server(guild_id: int | None) -> tuple[str, list[Any]]:
+    """The WHERE term for one server's jobs, or (None) for personal use, which belongs to no server."""
+    return ("guild_id = ?", [guild_id]) if guild_id is not None else ("guild_id IS NULL", [])
+
+
+def unfinished_jobs(s: Session, guild_id: int | None, user_id: int | None, limit: int) -> list[Job]:
+    """Jobs still on their way, oldest first: one member's, or the whole guild's (guild None: the
+    member's personal use)."""
     states = [st.value for st in (*_UNFINISHED, JobStatus.COMPLETED)]
     marks = ", ".join("?" for _ in states)
     who, params = ("AND user_id = ?", [user_id]) if user_id is not None else ("", [])
+    server, server_params = _server(guild_id)
     rows = s.dicts(
-        f"SELECT * FROM jobs WHERE guild_id = ? {who} AND status IN ({marks}) AND delivered_at IS NULL"
+        f"SELECT * FROM jobs WHERE {server} {who} AND status IN ({marks}) AND delivered_at IS NULL"
         " ORDER BY id LIMIT ?",
-        [guild_id, *params, *states, limit],
+        [*server_params, *params, *states, limit],
     )
     return [Job.from_row(row) for row in rows]
 
 
 def delivered_history(
-    s: Session, guild_id: int, user_id: int, limit: int, older_than: int | None, newer_than: int | None
+    s: Session, guild_id: int | None, user_id: int, limit: int, older_than: int | None, newer_than: int | None
 ) -> tuple[list[Job], int]:
     """A page of a member's posted images, newest first, and how many there are in all (counted up
     to HISTORY_COUNT_CAP). Keyset-paged by job id: the page just older than job `older_than`, or
     just newer than job `newer_than`, or the newest page."""
     # The WHERE matches the partial index jobs_history_posts, so both queries stay on the index.
-    where = "guild_id = ? AND user_id = ? AND status = 'delivered' AND result_message_id IS NOT NULL"
+    server, server_params = _server(guild_id)
+    where = f"{server} AND user_id = ? AND status = 'delivered' AND result_message_id IS NOT NULL"
     total = s.row(
         f"SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_history_posts WHERE {where} LIMIT ?) AS h",
-        [guild_id, user_id, HISTORY_COUNT_CAP],
+        [*server_params, user_id, HISTORY_COUNT_CAP],
     )
     if newer_than is not None:
         page, params = "AND id > ? ORDER BY id ASC LIMIT ?", [newer_than, limit]
@@ -367,7 +381,7 @@ def delivered_history(
         Job.from_row(row)
         for row in s.dicts(
             f"SELECT * FROM jobs INDEXED BY jobs_history_posts WHERE {where} {page}",
-            [guild_id, user_id, *params],
+            [*server_params, user_id, *params],
         )
     ]
     if newer_than is not None:

@@ -112,9 +112,44 @@ _V1_SCHEMA = [
     "CREATE INDEX jobs_lease_owner ON jobs (lease_owner) WHERE lease_owner IS NOT NULL",
 ]
 
+# Personal use (SQLite's version 7): usage rows with no server and their context, a job's context and
+# interaction follow-up count, and the operator's bans from personal use.
+_V2_PERSONAL_USE = [
+    "ALTER TABLE usage ALTER COLUMN guild_id DROP NOT NULL",
+    "ALTER TABLE usage ADD COLUMN context TEXT",
+    "ALTER TABLE jobs ADD COLUMN context TEXT",
+    "ALTER TABLE jobs ADD COLUMN place_guild_id BIGINT",
+    "ALTER TABLE jobs ADD COLUMN followups_used INTEGER",
+    """CREATE TABLE personal_bans (
+        user_id BIGINT PRIMARY KEY, reason TEXT, created_at DOUBLE PRECISION,
+        expires_at DOUBLE PRECISION
+    )""",
+]
+
+# Server styles, members' own settings, and where a job's style and private delivery live (SQLite v8).
+_V3_STYLES_AND_PERSONAL_SETTINGS = [
+    """CREATE TABLE styles (
+        id BIGSERIAL PRIMARY KEY, guild_id BIGINT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL,
+        created_by BIGINT, created_at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX styles_name ON styles (guild_id, lower(name))",
+    """CREATE TABLE member_settings (
+        guild_id BIGINT NOT NULL, user_id BIGINT NOT NULL, aspect_ratio TEXT, style TEXT, delivery TEXT,
+        updated_at DOUBLE PRECISION,
+        PRIMARY KEY (guild_id, user_id)
+    )""",
+    "ALTER TABLE usage ADD COLUMN style TEXT",
+    "ALTER TABLE jobs ADD COLUMN style TEXT",
+    "ALTER TABLE jobs ADD COLUMN style_text TEXT",
+    "ALTER TABLE jobs ADD COLUMN deliver_to TEXT",
+    "ALTER TABLE guild_settings ADD COLUMN private_images INTEGER",
+]
+
 # Applied in order; a database at version N gets PG_MIGRATIONS[N:].
 PG_MIGRATIONS: list[list[str]] = [
     _V1_SCHEMA,
+    _V2_PERSONAL_USE,
+    _V3_STYLES_AND_PERSONAL_SETTINGS,
     # The requester's and the server's Discord locale: later messages are written in their language.
     ["ALTER TABLE jobs ADD COLUMN locale TEXT", "ALTER TABLE jobs ADD COLUMN guild_locale TEXT"],
 ]
@@ -126,8 +161,11 @@ TABLES = (
     "role_quotas",
     "user_quotas",
     "bans",
+    "personal_bans",
     "prompt_rules",
     "admin_log",
     "usage",
     "jobs",
+    "styles",
+    "member_settings",
 )

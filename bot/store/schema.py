@@ -225,7 +225,52 @@ def _v6_leases(db: sqlite_utils.Database) -> None:
     jobs.add_column("leased_until", float)  # type: ignore[union-attr]
 
 
-def _v7_job_locales(db: sqlite_utils.Database) -> None:
+def _v7_personal_use(db: sqlite_utils.Database) -> None:
+    """Personal use (the app installed to a person's account, used in DMs, group DMs and servers the bot
+    is not in): usage rows with no server and the context they came from, a job's context and its
+    interaction follow-up count, and the operator's bans from personal use."""
+    # guild_id loses NOT NULL: personal use belongs to no server. transform() rebuilds the table and
+    # recreates its indexes from their stored SQL, so the partial usage_running index keeps its WHERE.
+    db["usage"].transform(not_null={"guild_id": False})  # type: ignore[union-attr]
+    db["usage"].add_column("context", str)  # type: ignore[union-attr]
+    jobs = db["jobs"]
+    jobs.add_column("context", str)  # type: ignore[union-attr]
+    jobs.add_column("place_guild_id", int)  # type: ignore[union-attr]
+    jobs.add_column("followups_used", int)  # type: ignore[union-attr]
+    db["personal_bans"].create(  # type: ignore[union-attr]
+        {"user_id": int, "reason": str, "created_at": float, "expires_at": float}, pk="user_id"
+    )
+
+
+def _v8_styles_and_personal_settings(db: sqlite_utils.Database) -> None:
+    """Server styles, members' own settings, and where a job's style and private delivery live."""
+    db["styles"].create(  # type: ignore[union-attr]
+        {"id": int, "guild_id": int, "name": str, "text": str, "created_by": int, "created_at": float},
+        pk="id",
+        not_null={"guild_id", "name", "text", "created_at"},
+    )
+    # A name is one style whatever its case: "Anime" and "anime" cannot both exist.
+    db.execute("CREATE UNIQUE INDEX styles_name ON styles (guild_id, lower(name))")
+    db["member_settings"].create(  # type: ignore[union-attr]
+        {
+            "guild_id": int,
+            "user_id": int,
+            "aspect_ratio": str,
+            "style": str,
+            "delivery": str,
+            "updated_at": float,
+        },
+        pk=("guild_id", "user_id"),
+    )
+    db["usage"].add_column("style", str)  # type: ignore[union-attr]
+    jobs = db["jobs"]
+    jobs.add_column("style", str)  # type: ignore[union-attr]
+    jobs.add_column("style_text", str)  # type: ignore[union-attr]
+    jobs.add_column("deliver_to", str)  # type: ignore[union-attr]
+    db["guild_settings"].add_column("private_images", int)  # type: ignore[union-attr]
+
+
+def _v9_job_locales(db: sqlite_utils.Database) -> None:
     """The requester's Discord locale and the server's: messages the sink sends later (status edits,
     the image post, failures, DMs) are written in the language of whoever reads them."""
     jobs = db["jobs"]
@@ -241,5 +286,7 @@ MIGRATIONS: list[Migration] = [
     _v4_living_messages,
     _v5_repair_and_delivery,
     _v6_leases,
-    _v7_job_locales,
+    _v7_personal_use,
+    _v8_styles_and_personal_settings,
+    _v9_job_locales,
 ]

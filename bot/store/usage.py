@@ -33,6 +33,7 @@ POLICY_COLUMNS = (
     "modlog_channel_id",
     "modlog_finished",
     "refund_cancelled",
+    "private_images",
 )
 
 
@@ -81,6 +82,7 @@ EXPORT_COLUMNS = (
     "duration",
     "task_id",
     "job_id",
+    "style",
     "prompt",
 )
 
@@ -102,6 +104,7 @@ def read_policy(s: Session, guild_id: int) -> GuildPolicy:
         modlog_channel_id=values["modlog_channel_id"],
         modlog_finished=bool(values["modlog_finished"]),
         refund_cancelled=bool(values["refund_cancelled"]),
+        private_images=bool(values["private_images"]),
     )
 
 
@@ -204,10 +207,13 @@ def admit(
         decision = decide(_snapshot(s, member, now, global_default, policy), rule_match)
         usage = {
             "guild_id": member.guild_id,
+            "context": origin.context,
             "channel_id": origin.channel_id,
             "user_id": member.user_id,
             "created_at": now,
-            "prompt": request.prompt,
+            # As sent (with the style's text): what the prompt rules were checked against.
+            "prompt": request.full_prompt,
+            "style": request.style,
             "aspect_ratio": request.aspect_ratio,
             "ref_count": len(request.reference_urls),
         }
@@ -266,8 +272,13 @@ def usage_summary(s: Session, member: Member, now: float, global_default: int) -
 
 
 def stats(s: Session, guild_id: int | None, since: float) -> Stats:
+    """One server's report, or (guild None) every server's; personal use is reported apart."""
     where, params = ("guild_id = ? AND created_at >= ?", [guild_id, since]) if guild_id else (
-        "created_at >= ?", [since])  # fmt: skip
+        "guild_id IS NOT NULL AND created_at >= ?", [since])  # fmt: skip
+    return stats_where(s, where, params)
+
+
+def stats_where(s: Session, where: str, params: list[Any]) -> Stats:
     counts: dict[str, int] = {}
     refusals: dict[str, int] = {}
     for outcome, reason, count in s.rows(

@@ -1,0 +1,76 @@
+"""/imagine-admin style (add, remove, list) and private-images: the server's named styles, and whether
+members may have their images delivered privately.
+
+Settings writes, like the limits: they go straight to the store with their admin_log row."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from discord import app_commands
+
+from bot import messages
+from bot.discord.admin import AdminCog, Interaction
+from bot.discord.replies import reply
+from bot.discord.styles import style_choices
+from bot.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT, MAX_STYLES, StyleError, clean_style
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+
+class AdminStyles(AdminCog):
+    style = app_commands.Group(name="style", description="Named styles members can add to their prompts")
+
+    @style.command(name="add", description="Add a style (or replace the text of one with that name)")
+    @app_commands.describe(
+        name=f"What members pick in /imagine (at most {MAX_STYLE_NAME} characters)",
+        text=f"Added to the member's prompt (at most {MAX_STYLE_TEXT} characters)",
+    )
+    async def style_add(
+        self,
+        interaction: Interaction,
+        name: app_commands.Range[str, 1, MAX_STYLE_NAME],
+        text: app_commands.Range[str, 1, MAX_STYLE_TEXT],
+    ) -> None:
+        try:
+            style = clean_style(name, text)
+            replaced = await self.bot.store.add_style(
+                self.gid(interaction), style, interaction.user.id, self.now()
+            )
+        except StyleError as error:
+            await reply(interaction, messages.style_not_saved(str(error)))
+            return
+        await reply(interaction, messages.style_saved(style.name, style.text, replaced=replaced))
+
+    @style.command(name="remove", description="Remove a style")
+    @app_commands.describe(name="The style's name")
+    @app_commands.autocomplete(name=style_choices)
+    async def style_remove(self, interaction: Interaction, name: app_commands.Range[str, 1, 100]) -> None:
+        removed = await self.bot.store.remove_style(
+            self.gid(interaction), name.strip(), interaction.user.id, self.now()
+        )
+        await reply(
+            interaction, messages.style_removed(removed.name if removed else name, found=bool(removed))
+        )
+
+    @style.command(name="list", description="The server's styles and their texts")
+    async def style_list(self, interaction: Interaction) -> None:
+        styles = await self.bot.store.styles(self.gid(interaction))
+        await reply(interaction, messages.style_list([(s.name, s.text) for s in styles], MAX_STYLES))
+
+    @app_commands.command(
+        name="private-images", description="Whether members may have their images sent to them privately"
+    )
+    @app_commands.describe(
+        enabled="True: members may choose private delivery in /settings; False (default): never"
+    )
+    async def private_images(self, interaction: Interaction, enabled: bool) -> None:
+        await self.bot.store.update_policy(
+            self.gid(interaction), interaction.user.id, self.now(), private_images=enabled
+        )
+        await reply(interaction, messages.private_images_switched(enabled))
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(AdminStyles(bot))

@@ -1,0 +1,104 @@
+"""/settings: a member's own defaults in this server (aspect ratio, style, where finished images go).
+Called without options it shows them; the answer is always private."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import messages
+from bot.discord.replies import GUILD_ONLY, NO_PINGS, say_privately
+from bot.discord.styles import style_choices
+from bot.styles import DELIVERY_CHANNEL, DELIVERY_DM, DELIVERY_EPHEMERAL, PRIVATE_DELIVERIES
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+ASPECT_CHOICES = [
+    app_commands.Choice(name="Square 1:1", value="1:1"),
+    app_commands.Choice(name="Portrait 2:3", value="2:3"),
+    app_commands.Choice(name="Landscape 3:2", value="3:2"),
+    app_commands.Choice(name="Tall 9:16", value="9:16"),
+    app_commands.Choice(name="Wide 16:9", value="16:9"),
+]
+DELIVERY_CHOICES = [
+    app_commands.Choice(name="Post in the channel", value=DELIVERY_CHANNEL),
+    app_commands.Choice(name="Privately (a message only I see)", value=DELIVERY_EPHEMERAL),
+    app_commands.Choice(name="By direct message", value=DELIVERY_DM),
+]
+CLEAR_CHOICES = [
+    app_commands.Choice(name="aspect ratio", value="aspect_ratio"),
+    app_commands.Choice(name="style", value="style"),
+    app_commands.Choice(name="where images go", value="delivery"),
+    app_commands.Choice(name="all of them", value="all"),
+]
+
+
+class Settings(commands.Cog):
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="settings", description="Your own defaults for /imagine in this server")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        aspect_ratio="Used when /imagine leaves the aspect ratio out",
+        style="One of this server's styles, used when /imagine leaves the style out",
+        delivery="Where your finished images go (private only where the server allows it)",
+        clear="Reset one of your settings, or all of them",
+    )
+    @app_commands.choices(aspect_ratio=ASPECT_CHOICES, delivery=DELIVERY_CHOICES, clear=CLEAR_CHOICES)
+    @app_commands.autocomplete(style=style_choices)
+    async def settings(
+        self,
+        interaction: discord.Interaction[ImagineBot],
+        aspect_ratio: app_commands.Choice[str] | None = None,
+        style: app_commands.Range[str, 1, 100] | None = None,
+        delivery: app_commands.Choice[str] | None = None,
+        clear: app_commands.Choice[str] | None = None,
+    ) -> None:
+        guild_id = interaction.guild_id
+        if guild_id is None:
+            await interaction.response.send_message(GUILD_ONLY, ephemeral=True, allowed_mentions=NO_PINGS)
+            return
+        store, user_id = self.bot.store, interaction.user.id
+        changes: dict[str, str | None] = {}
+        if clear is not None:
+            names = ("aspect_ratio", "style", "delivery") if clear.value == "all" else (clear.value,)
+            changes |= dict.fromkeys(names)
+        if aspect_ratio is not None:
+            changes["aspect_ratio"] = aspect_ratio.value
+        if delivery is not None:
+            changes["delivery"] = delivery.value
+        if style is not None:
+            found = await store.style(guild_id, style)
+            if found is None:
+                await say_privately(interaction, messages.style_unknown(style))
+                return
+            changes["style"] = found.name
+        if changes:
+            # The member's own settings: the one write a member command makes (see tests/test_layout.py).
+            saved = await store.save_member_settings(guild_id, user_id, self.bot.clock.time(), **changes)
+        else:
+            saved = await store.member_settings(guild_id, user_id)
+        policy = await store.guild_policy(guild_id)
+        exists = saved.style is None or await store.style(guild_id, saved.style) is not None
+        text = messages.settings_text(
+            saved.aspect_ratio,
+            saved.style,
+            saved.delivery,
+            style_exists=exists,
+            private_allowed=policy.private_images,
+        )
+        if delivery is not None and delivery.value in PRIVATE_DELIVERIES and not policy.private_images:
+            text += "\n" + messages.PRIVATE_NOT_ALLOWED
+        await say_privately(interaction, text)
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Settings(bot))

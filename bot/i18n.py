@@ -36,6 +36,9 @@ SOURCE_LANGUAGE = "en"
 COMMAND_NAME = "command name"
 OPTION_NAME = "option name"
 CHOICE_NAME = "choice name"
+# A context menu's name (the Apps menu of a message or user) follows other rules: 1-32 characters,
+# spaces and capitals allowed ("Use as reference").
+CONTEXT_MENU_NAME = "context menu name"
 
 Key = tuple[str | None, str]  # (msgctxt, msgid)
 

@@ -132,11 +132,16 @@ def _command_name_problems(body: Mapping[str, Any], where: str = "") -> list[str
     """Names (and their localizations) of a command, its options and choices that Discord would refuse."""
     problems: list[str] = []
     path = f"{where}{body.get('name')}"
+    names = [body.get("name", ""), *(body.get("name_localizations") or {}).values()]
     if body.get("type", 1) == 1 or "options" in body or where:
-        names = [body.get("name", ""), *(body.get("name_localizations") or {}).values()]
         for name in names:
             if not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
                 problems.append(f"{path}: invalid name {name!r}")
+    else:
+        # A user or message context menu: 1-32 characters, spaces and capitals allowed.
+        for name in names:
+            if not isinstance(name, str) or not 1 <= len(name) <= 32 or name != name.strip():
+                problems.append(f"{path}: invalid context menu name {name!r}")
     for locale, text in (body.get("description_localizations") or {}).items():
         if not 1 <= len(text) <= 100:
             problems.append(f"{path}: description for {locale} is not 1-100 characters")

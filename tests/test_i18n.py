@@ -10,11 +10,14 @@ import string
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 from babel.messages.pofile import read_po
+from discord import app_commands
 
 from bot import i18n, messages
 from bot.discord.catalog_tool import code_texts, command_texts
+from bot.discord.translator import CatalogTranslator
 from bot.models import ImageRequest, Job, JobStatus, Origin
 from bot.store import Store
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
@@ -68,6 +71,31 @@ def test_command_names_follow_discords_rules(language: str) -> None:
     assert bad == []
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_context_menu_names_follow_discords_rules(language: str) -> None:
+    """A context menu's name may hold spaces and capitals ("Use as reference"), 1-32 characters."""
+    names = [m for m in po_entries(language) if m.context == i18n.CONTEXT_MENU_NAME]
+    assert names
+    bad = [m.string for m in names if not 1 <= len(m.string) <= 32 or m.string != m.string.strip()]
+    assert bad == []
+
+
+async def _menu_callback(interaction: discord.Interaction[Any], message: discord.Message) -> None:
+    """A context menu needs a callback with these annotations; it is never called here."""
+
+
+async def test_the_translator_files_a_context_menu_name_apart_from_command_names() -> None:
+    """discord.py asks for a context menu's name as a `command_name`: it is looked up under its own
+    msgctxt, so it keeps its spaces and capitals, and a command name's entry is never used for it."""
+    menu = app_commands.ContextMenu(name="Use as reference", callback=_menu_callback)
+    tree = app_commands.CommandTree(discord.Client(intents=discord.Intents.none()))
+    payload = await menu.get_translated_payload(tree, CatalogTranslator())
+    chinese = payload["name_localizations"]["zh-CN"]
+    assert chinese == i18n.t("zh-CN", "Use as reference", context=i18n.CONTEXT_MENU_NAME)
+    assert chinese != "Use as reference"
+    assert "en-US" not in payload["name_localizations"]
+
+
 def test_a_placeholder_mismatch_is_caught(tmp_path: Path) -> None:
     """The check above fails on a missing or an extra placeholder (the test of the test)."""
     broken = tmp_path / "messages.po"
@@ -101,6 +129,13 @@ MEMBER_FACING = [
     "bot/app.py",
     "cogs/admin_limits.py",
     "bot/discord/admin.py",
+    "bot/discord/places.py",
+    "bot/discord/reference.py",
+    "bot/discord/styles.py",
+    "bot/styles.py",
+    "cogs/settings.py",
+    "cogs/admin_styles.py",
+    "cogs/reference.py",
 ]
 # Member-facing modules whose texts are still plain English (moderators' settings, limits, reports):
 # `python -m tests.test_i18n` lists what is left in them.
@@ -111,6 +146,7 @@ NOT_YET_IN_THE_CATALOG = ["cogs/admin_reports.py", "bot/reports.py"]
 OPERATOR_FUNCTIONS = {"health_problems"}
 ALLOWED = {
     "Discord did not accept the acknowledgement in time.",  # a job abandoned with nobody to tell
+    "Use as reference",  # a context menu's name: the Translator localizes it (msgctxt "context menu name")
     "View Channel",
     "Send Messages",
     "Embed Links",
@@ -188,6 +224,10 @@ def test_the_fake_discord_refuses_localized_names_discord_would_refuse() -> None
     }
     assert _command_name_problems(good) == []
     assert len(_command_name_problems(bad)) == 3
+    # A message context menu may have spaces and capitals, but not more than 32 characters.
+    menu = {"name": "Use as reference", "type": 3, "name_localizations": {"zh-CN": "用作参考图"}}
+    assert _command_name_problems(menu) == []
+    assert len(_command_name_problems({**menu, "name_localizations": {"de": "x" * 33}})) == 1
 
 
 # -- choosing the language ---------------------------------------------------------------------------

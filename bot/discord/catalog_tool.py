@@ -60,7 +60,8 @@ class _Recorder(app_commands.Translator):
         context: app_commands.TranslationContextTypes,
     ) -> str | None:
         where = f"command {getattr(context.data, 'qualified_name', getattr(context.data, 'name', '?'))}"
-        self.seen.setdefault((catalog_context(context.location), string.message), []).append(where)
+        key = (catalog_context(context.location, context.data), string.message)
+        self.seen.setdefault(key, []).append(where)
         return None
 
 

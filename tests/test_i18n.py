@@ -384,6 +384,31 @@ async def test_a_private_answer_follows_the_member_and_english_is_the_fallback(w
     assert plain.payload["locale"] == "en-US"  # the fake's default, as existing tests expect English
 
 
+async def test_a_private_image_is_in_the_requesters_language_and_its_pointer_in_the_servers(
+    world: World,
+) -> None:
+    """An English server, a member whose Discord is in Chinese: /settings answers in Chinese, the image
+    only they see (and its buttons) is in Chinese, the status message the channel sees in English."""
+    fake = world.fake
+    async with world.bot() as bot:
+        [menu] = [c for c in fake.commands[fake.guild_id] if c.get("type") == 3]
+        assert menu["name"] == "Use as reference" and menu["name_localizations"]["zh-CN"] == "用作参考图"
+        allowed = await fake.invoke_slash(
+            "imagine-admin", {"enabled": True}, subcommand="private-images", user_id=fake.moderator_id
+        )
+        assert "**privately**" in (await fake.wait_for_callback(allowed)).json["data"]["content"]
+        chosen = await fake.invoke_slash("settings", {"delivery": "ephemeral"}, locale="zh-CN")
+        shown = (await fake.wait_for_callback(chosen)).json["data"]["content"]
+        assert "⚙️ 你在这个服务器的设置" in shown and "• 生成的图片：私下发送" in shown
+        status = await fake.invoke_slash("imagine", {"prompt": "only for me"}, locale="zh-CN")
+        job = await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED)
+    assert job.delivery == "ephemeral" and job.result_message_id is not None
+    private = fake.messages[job.result_message_id]
+    assert "这是你的图片" in private["content"] and _labels(private) == ["重新生成", "编辑"]
+    pointer = fake.messages[status.original_message_id or 0]["content"]
+    assert pointer.startswith("✅ **Done**") and "sent to the requester privately" in pointer
+
+
 if __name__ == "__main__":
     import sys
 

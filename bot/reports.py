@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from zoneinfo import available_timezones
 
 from bot import messages
-from bot.i18n import t
+from bot.i18n import N_, t, translate_text
 from bot.moderation import PromptRule
 from bot.quotas import discord_time, zone
 from bot.store import EXPORT_COLUMNS, BanEntry, Stats, UsageSummary
@@ -48,11 +48,11 @@ def code(text: str) -> str:
     return f"`{cleaned}`" if cleaned else "`(empty)`"
 
 
-def clip(text: str, limit: int = DISCORD_LIMIT) -> str:
-    """Cut a message to Discord's limit at a line boundary, saying that it was cut."""
+def clip(text: str, limit: int = DISCORD_LIMIT, locale: object = None) -> str:
+    """Cut a message to Discord's limit at a line boundary, saying that it was cut (in `locale`)."""
     if len(text) <= limit:
         return text
-    marker = "\n… (more not shown)"
+    marker = "\n" + t(locale, "… (more not shown)")
     head = text[: limit - len(marker)]
     if "\n" in head:
         head = head.rsplit("\n", 1)[0]
@@ -159,7 +159,7 @@ def bans_text(bans: Sequence[BanEntry], mention: Mention = user_mention, locale:
         by = t(locale, " · by {who}", who=mention(ban.banned_by)) if ban.banned_by else ""
         reason = f" · {code(ban.reason)}" if ban.reason else ""
         lines.append(f"• {mention(ban.user_id)} {until}{reason}{by}")
-    return clip("\n".join(lines))
+    return clip("\n".join(lines), locale=locale)
 
 
 def rule_text(rule: PromptRule) -> str:
@@ -173,7 +173,7 @@ def rules_text(rules: Sequence[PromptRule], locale: object = None) -> str:
         t(locale, "**Prompt rules ({count})**", count=len(rules)),
         *(f"• {rule_text(rule)}" for rule in rules),
     ]
-    return clip("\n".join(lines))
+    return clip("\n".join(lines), locale=locale)
 
 
 # -- stats ---------------------------------------------------------------------------------------------
@@ -185,10 +185,16 @@ class Window:
     stats: Stats
 
 
+TODAY = N_("Today")
+
+
 def report_windows(now: float, day_start: float, days: Sequence[int] = (7, 30)) -> list[tuple[str, float]]:
-    """The report's windows: today (in the guild's time zone) and the last N days."""
-    windows = [("Today", day_start)]
-    windows += [(f"Last {n} day{'s' if n != 1 else ''}", now - n * 86_400) for n in days]
+    """The report's windows: today (in the guild's time zone) and the last N days. The labels are
+    English catalog texts; `stats_text` shows them in the reader's language."""
+    windows = [(TODAY, day_start)]
+    for n in days:
+        label = N_("Last day") if n == 1 else N_("Last {count} days").format(count=n)
+        windows.append((label, now - n * 86_400))
     return windows
 
 
@@ -203,8 +209,10 @@ def stats_text(
     timezone: str = "UTC",
     mention: Mention = user_mention,
     markdown: bool = True,
+    locale: object = None,
 ) -> str:
-    """The moderator report: per window, generations, failures, refusals by reason, top users."""
+    """The moderator report: per window, generations, failures, refusals by reason, top users.
+    In the reader's language (`locale`); None is English (the operator's `python -m bot stats`)."""
 
     def bold(text: str) -> str:
         return f"**{text}**" if markdown else text
@@ -212,27 +220,38 @@ def stats_text(
     lines = [bold(title)]
     for window in windows:
         s = window.stats
-        label = f"{window.label} (since 00:00 {timezone})" if window.label == "Today" else window.label
+        if window.label == TODAY:
+            label = t(locale, "Today (since 00:00 {timezone})", timezone=timezone)
+        else:
+            label = translate_text(locale, window.label)
         lines.append("")
         lines.append(bold(label))
         other = s.generations - s.completed - s.failed
-        parts = [f"{s.completed} completed", f"{s.failed} failed or timed out"]
+        parts = [
+            t(locale, "{count} completed", count=s.completed),
+            t(locale, "{count} failed or timed out", count=s.failed),
+        ]
         if other:
-            parts.append(f"{other} running or cancelled")
+            parts.append(t(locale, "{count} running or cancelled", count=other))
         lines.append(
-            f"Generations: {s.generations} ({', '.join(parts)}) · failure rate {_percent(s.failure_rate)}"
+            t(
+                locale,
+                "Generations: {count} ({parts}) · failure rate {rate}",
+                count=s.generations,
+                parts=", ".join(parts),
+                rate=_percent(s.failure_rate),
+            )
         )
         refused = sum(s.refusals.values())
         if refused:
             ranked = sorted(s.refusals.items(), key=lambda item: (-item[1], item[0]))
             reasons = ", ".join(f"{reason} {count}" for reason, count in ranked)
-            lines.append(f"Refused: {refused} ({reasons})")
+            lines.append(t(locale, "Refused: {count} ({reasons})", count=refused, reasons=reasons))
         else:
-            lines.append("Refused: 0")
+            lines.append(t(locale, "Refused: {count}", count=0))
         if s.top_users:
-            lines.append(
-                "Top users: " + " · ".join(f"{mention(user)} {count}" for user, count in s.top_users)
-            )
+            users = " · ".join(f"{mention(user)} {count}" for user, count in s.top_users)
+            lines.append(t(locale, "Top users: {users}", users=users))
     return "\n".join(lines)
 
 
@@ -242,25 +261,33 @@ def stats_text(
 def parse_day(text: str, what: str) -> date:
     cleaned = text.strip()
     if not _DATE.match(cleaned):
-        raise ReportError(f"the {what} date must look like 2025-01-31 (got {code(cleaned[:20])})")
+        if what == "start":
+            template = N_("the start date must look like 2025-01-31 (got {text})")
+        else:
+            template = N_("the end date must look like 2025-01-31 (got {text})")
+        raise ReportError(template.format(text=code(cleaned[:20])))
     try:
         return date.fromisoformat(cleaned)
     except ValueError:
-        raise ReportError(f"{code(cleaned)} is not a real date") from None
+        raise ReportError(N_("{text} is not a real date").format(text=code(cleaned))) from None
 
 
 def export_bounds(start: str, end: str, timezone: str) -> tuple[float, float]:
     """Epoch bounds [start, end) of the inclusive local dates `start`..`end` in the guild's zone."""
     first, last = parse_day(start, "start"), parse_day(end, "end")
     if last < first:
-        raise ReportError(f"the end date {last.isoformat()} is before the start date {first.isoformat()}")
+        raise ReportError(
+            N_("the end date {end} is before the start date {start}").format(
+                end=last.isoformat(), start=first.isoformat()
+            )
+        )
     tz = zone(timezone)
     try:
         after = last + timedelta(days=1)
         begin = datetime.combine(first, datetime.min.time(), tz).timestamp()
         finish = datetime.combine(after, datetime.min.time(), tz).timestamp()
     except (OverflowError, ValueError):
-        raise ReportError("those dates are out of range") from None
+        raise ReportError(N_("those dates are out of range")) from None
     return begin, finish
 
 
@@ -352,13 +379,38 @@ def export_filename(guild_id: int, start: str, end: str) -> str:
     return f"usage-{guild_id}-{start.strip()}-to-{end.strip()}.csv"
 
 
-def export_text(rows: int, start: str, end: str, timezone: str, *, capped: bool, cap_reason: str) -> str:
-    span = f"{start.strip()} to {end.strip()} ({timezone})"
+def export_text(
+    rows: int,
+    start: str,
+    end: str,
+    timezone: str,
+    *,
+    capped: bool,
+    cap_reason: str,
+    locale: object = None,
+) -> str:
+    span = {"start": start.strip(), "end": end.strip(), "timezone": timezone}
     if rows == 0:
-        return f"No usage rows from {span}."
-    text = f"{rows} usage row{'s' if rows != 1 else ''} from {span}, oldest first; times are UTC."
+        return t(locale, "No usage rows from {start} to {end} ({timezone}).", **span)
+    if rows == 1:
+        text = t(
+            locale, "1 usage row from {start} to {end} ({timezone}), oldest first; times are UTC.", **span
+        )
+    else:
+        text = t(
+            locale,
+            "{count} usage rows from {start} to {end} ({timezone}), oldest first; times are UTC.",
+            count=rows,
+            **span,
+        )
     if capped:
-        text += f" ⚠️ The export stopped at {rows} rows ({cap_reason}); export a shorter range for the rest."
+        stopped = t(
+            locale,
+            "⚠️ The export stopped at {count} rows ({reason}); export a shorter range for the rest.",
+            count=rows,
+            reason=cap_reason,
+        )
+        text += f" {stopped}"
     return text
 
 

@@ -136,10 +136,9 @@ MEMBER_FACING = [
     "cogs/settings.py",
     "cogs/admin_styles.py",
     "cogs/reference.py",
+    "cogs/admin_reports.py",
+    "bot/reports.py",
 ]
-# Member-facing modules whose texts are still plain English (moderators' settings, limits, reports):
-# `python -m tests.test_i18n` lists what is left in them.
-NOT_YET_IN_THE_CATALOG = ["cogs/admin_reports.py", "bot/reports.py"]
 # Strings in those files that are not shown to members (or are names Discord localizes through the
 # Translator): each one is listed, so a new member-facing text cannot slip by unnoticed.
 # Functions whose texts are for operators (/healthz), not members.
@@ -409,9 +408,46 @@ async def test_a_private_image_is_in_the_requesters_language_and_its_pointer_in_
     assert pointer.startswith("✅ **Done**") and "sent to the requester privately" in pointer
 
 
+async def test_moderator_reports_follow_the_moderators_language(world: World) -> None:
+    """/imagine-admin settings, stats and export answer in the moderator's language; the formatter
+    the operator's `python -m bot stats` shares stays English (no locale)."""
+    fake = world.fake
+
+    async def admin(subcommand: str, options: dict[str, Any], locale: str = "zh-CN") -> str:
+        interaction = await fake.invoke_slash(
+            "imagine-admin", options, subcommand=subcommand, user_id=fake.moderator_id, locale=locale
+        )
+        answer = (await fake.wait_for_callback(interaction)).json
+        if answer["type"] == 5:  # deferred: the report follows on the interaction's webhook
+            path = f"/webhooks/{fake.application_id}/{interaction.token}"
+            followup = await fake.wait_for_request(lambda r: r.method == "POST" and r.path == path)
+            return str(followup.json["content"])
+        return str(answer["data"]["content"])
+
+    async with world.bot():
+        settings = await admin("settings", {})
+        stats = await admin("stats", {})
+        export = await admin("export", {"start": "yesterday", "end": "2025-01-01"})
+        english = await admin("settings", {}, locale="en-GB")
+    assert settings.startswith("⚙️ **本服务器的图像机器人设置**")
+    assert "风格：0 个；私下发送图片：不允许" in settings and "管理日志：关闭" in settings
+    assert "今天（自 UTC 00:00 起）" in stats and "最近 7 天" in stats and "被拒绝：0 次" in stats
+    assert export.startswith("未导出任何内容：开始日期的格式应为 2025-01-31")
+    assert english.startswith("⚙️ **Image bot settings for this server**")
+    assert "Styles: 0; private images: not allowed" in english
+
+    from bot import reports
+    from bot.store import Stats
+
+    empty = Stats(0, 0, 0, {}, [])
+    windows = [reports.Window(label, empty) for label, _ in reports.report_windows(0.0, 0.0, (1, 7))]
+    cli = reports.stats_text(windows, title="Report", markdown=False)
+    assert "Today (since 00:00 UTC)" in cli and "Last day" in cli and "Last 7 days" in cli
+
+
 if __name__ == "__main__":
     import sys
 
-    for name in sys.argv[1:] or MEMBER_FACING + NOT_YET_IN_THE_CATALOG:
+    for name in sys.argv[1:] or MEMBER_FACING:
         for line in _prose_outside_catalog(ROOT / name):
             print(line)

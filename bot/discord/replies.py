@@ -44,4 +44,4 @@ async def say_privately(interaction: discord.Interaction[Any], text: str) -> Non
 async def reply(interaction: discord.Interaction[Any], text: str) -> None:
     """A private answer cut at a line boundary (for reports and lists): what /usage and
     /imagine-admin answer with."""
-    await say_privately(interaction, reports.clip(text))
+    await say_privately(interaction, reports.clip(text, locale=private_locale(interaction)))

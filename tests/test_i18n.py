@@ -408,6 +408,28 @@ async def test_a_private_image_is_in_the_requesters_language_and_its_pointer_in_
     assert pointer.startswith("✅ **Done**") and "sent to the requester privately" in pointer
 
 
+async def test_personal_use_is_all_in_the_requesters_language(world: World) -> None:
+    """The app installed to a member's account, used in an English server without the bot: the
+    image and its status are the member's (Chinese), and so is the personal-quota refusal."""
+    fake = world.fake
+    elsewhere = fake.add_guild("Somewhere Else", with_bot=False)
+    async with world.bot(default_personal_quota=1) as bot:
+        interaction = await fake.invoke_slash(
+            "imagine", {"prompt": "a red fox"}, guild_id=elsewhere, user_install=True, locale="zh-CN"
+        )
+        job = await wait_for_job(bot, lambda j: j.delivered_at is not None)
+        again = await fake.invoke_slash(
+            "imagine", {"prompt": "a blue fox"}, guild_id=elsewhere, user_install=True, locale="zh-CN"
+        )
+        refused = (await fake.wait_for_callback(again)).json["data"]["content"]
+    assert (job.locale, job.guild_locale) == ("zh-CN", "zh-CN")
+    path = f"/webhooks/{fake.application_id}/{interaction.token}"
+    [image] = [r.json for r in fake.requests if r.method == "POST" and r.path.startswith(path) and r.files]
+    assert "这是你的图片" in image["content"] and _labels(image) == ["重新生成", "编辑", "删除"]
+    assert fake.messages[interaction.original_message_id or 0]["content"].startswith("✅ **完成**")
+    assert refused.startswith("你今天的 1 张个人图片已全部用完")
+
+
 async def test_moderator_reports_follow_the_moderators_language(world: World) -> None:
     """/imagine-admin settings, stats and export answer in the moderator's language; the formatter
     the operator's `python -m bot stats` shares stays English (no locale)."""

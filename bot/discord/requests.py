@@ -55,9 +55,9 @@ def origin_of(interaction: discord.Interaction[ImagineBot]) -> Origin:
         interaction_token=interaction.token,
         token_expires_at=interaction.created_at.timestamp() + TOKEN_LIFETIME.total_seconds(),
         # Messages the sink sends later are written in these: private ones in the member's language,
-        # public ones in the server's.
+        # public ones in the server's. Personal use belongs to no server: all of it is the member's.
         locale=private_locale(interaction),
-        guild_locale=public_locale(interaction),
+        guild_locale=private_locale(interaction) if personal else public_locale(interaction),
     )
 
 

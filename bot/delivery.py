@@ -133,12 +133,14 @@ def limit_pixels(image: ImageFile, max_pixels: int) -> ImageFile:
     megapixels = f"{max_pixels / 1_000_000:g}"
     if size is None:
         log.warning("refused a result image declaring an absurd size (a decompression bomb?)")
-        error = f"it is far larger in pixels than the bot handles ({megapixels} megapixels at most)"
+        error = N_(
+            "it is far larger in pixels than the bot handles ({megapixels} megapixels at most)"
+        ).format(megapixels=megapixels)
     else:
         log.warning("refused a %sx%s result image (limit %s pixels)", *size, max_pixels)
-        error = (
-            f"it is {size[0]}×{size[1]} pixels, more than the bot handles ({megapixels} megapixels at most)"
-        )
+        error = N_(
+            "it is {width}×{height} pixels, more than the bot handles ({megapixels} megapixels at most)"
+        ).format(width=size[0], height=size[1], megapixels=megapixels)
     return ImageFile(url=image.url, data=None, content_type=image.content_type, error=error)
 
 

@@ -138,6 +138,7 @@ MEMBER_FACING = [
     "cogs/reference.py",
     "cogs/admin_reports.py",
     "bot/reports.py",
+    "bot/delivery.py",
 ]
 # Strings in those files that are not shown to members (or are names Discord localizes through the
 # Translator): each one is listed, so a new member-facing text cannot slip by unnoticed.

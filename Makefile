@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench sandbox clean lock
+.PHONY: run test lint format bench sandbox clean lock messages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
+
+# Bring bot/locales/*/messages.po up to date with the texts the code and the commands use (README:
+# Languages). New texts get an empty translation that the catalog test reports; PRUNE=1 drops unused ones.
+messages: $(STAMP)
+	$(BIN)/python -m bot.discord.catalog_tool $(if $(PRUNE),--prune,)
 
 # Re-pin requirements.lock (used by the Dockerfile) after changing pyproject's dependencies.
 # The tests check that the lock still satisfies pyproject.toml.

@@ -25,8 +25,10 @@ from bot.config import Settings
 from bot.delivery import ImageFile
 from bot.discord.replies import NO_PINGS, say_privately
 from bot.discord.sink import DiscordSink
+from bot.discord.translator import CatalogTranslator
 from bot.discord.views import DYNAMIC_ITEMS
 from bot.health import OpsServer
+from bot.i18n import N_
 from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.models import Job, JobStatus
 from bot.safe_fetch import open_session
@@ -45,7 +47,7 @@ EXTENSIONS = (
     "cogs.settings",
     "cogs.reference",
 )
-STOPPING_TEXT = "The image bot is restarting. Please try again in a minute."
+STOPPING_TEXT = N_("The image bot is restarting. Please try again in a minute.")
 DATABASE_PING_TIMEOUT = 3.0
 REFUSAL_SETTLE = 2.0
 # Discord lets a bot IDENTIFY one shard per 5 s (session_start_limit.max_concurrency 1); discord.py waits
@@ -90,19 +92,19 @@ class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
         self, interaction: discord.Interaction[ImagineBot], error: app_commands.AppCommandError
     ) -> None:
         if isinstance(error, app_commands.NoPrivateMessage):
-            text = "This command works in a server channel, not in DMs."
+            text = N_("This command works in a server channel, not in DMs.")
         elif isinstance(error, app_commands.CheckFailure):
-            text = str(error) or "You cannot use this command here."
+            text = str(error) or N_("You cannot use this command here.")
         elif isinstance(error, app_commands.TransformerError):
-            text = "One of the options was not understood. Please check it and try again."
+            text = N_("One of the options was not understood. Please check it and try again.")
         else:
             reference = secrets.token_hex(4)
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error("command %s failed (ref %s)", command, reference, exc_info=error)
-            text = (
+            text = N_(
                 "Something went wrong on our side. Please try again; if it keeps happening, "
-                f"tell a moderator (ref `{reference}`)."
-            )
+                "tell a moderator (ref {reference})."
+            ).format(reference=f"`{reference}`")
         try:
             await say_privately(interaction, text)
         except discord.HTTPException:
@@ -206,6 +208,8 @@ class ImagineBot(commands.AutoShardedBot):
             schedule=s.poll_schedule(),
             clock=self.clock,
         )
+        # Command names and descriptions in every shipped language (bot/locales), before the sync.
+        await self.tree.set_translator(CatalogTranslator())
         # Buttons are matched by their custom_id template: they keep working after a restart.
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         for extension in EXTENSIONS:
@@ -227,7 +231,14 @@ class ImagineBot(commands.AutoShardedBot):
             synced = await self.tree.sync(guild=guild)
             log.info("synced %s commands to the dev guild %s", len(synced), guild.id)
             return
-        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        # With the translations: a changed catalog is a change Discord must be told about.
+        translator = self.tree.translator
+        payload = [
+            await command.get_translated_payload(self.tree, translator)
+            if translator is not None
+            else command.to_dict(self.tree)
+            for command in self.tree.get_commands()
+        ]
         # The application id is part of the digest: a new token for another app must sync again.
         marker = json.dumps([self.application_id, payload], sort_keys=True)
         digest = hashlib.sha256(marker.encode()).hexdigest()

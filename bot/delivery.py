@@ -14,15 +14,16 @@ from dataclasses import dataclass
 import aiohttp
 from PIL import Image, UnidentifiedImageError
 
+from bot.i18n import N_
 from bot.safe_fetch import FetchError, fetch_public
 
 log = logging.getLogger(__name__)
 
 ALLOWED_IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
-_TOO_LARGE = "the image is larger than the bot accepts"
-_NOT_IMAGE = "the link did not lead to an image"
-_UNREADABLE = "the image could not be read"
+_TOO_LARGE = N_("the image is larger than the bot accepts")
+_NOT_IMAGE = N_("the link did not lead to an image")
+_UNREADABLE = N_("the image could not be read")
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -77,7 +78,7 @@ def decode_data_uri(ref: str, max_bytes: int) -> ImageFile:
         data = base64.b64decode(payload, validate=False)
     except (binascii.Error, ValueError):
         raise DownloadError(
-            "the image data was not valid", "inline image is not base64", permanent=True
+            N_("the image data was not valid"), "inline image is not base64", permanent=True
         ) from None
     kind = sniff_type(data)
     if kind is None:
@@ -132,12 +133,14 @@ def limit_pixels(image: ImageFile, max_pixels: int) -> ImageFile:
     megapixels = f"{max_pixels / 1_000_000:g}"
     if size is None:
         log.warning("refused a result image declaring an absurd size (a decompression bomb?)")
-        error = f"it is far larger in pixels than the bot handles ({megapixels} megapixels at most)"
+        error = N_(
+            "it is far larger in pixels than the bot handles ({megapixels} megapixels at most)"
+        ).format(megapixels=megapixels)
     else:
         log.warning("refused a %sx%s result image (limit %s pixels)", *size, max_pixels)
-        error = (
-            f"it is {size[0]}×{size[1]} pixels, more than the bot handles ({megapixels} megapixels at most)"
-        )
+        error = N_(
+            "it is {width}×{height} pixels, more than the bot handles ({megapixels} megapixels at most)"
+        ).format(width=size[0], height=size[1], megapixels=megapixels)
     return ImageFile(url=image.url, data=None, content_type=image.content_type, error=error)
 
 

@@ -33,6 +33,7 @@ from bot.api import (
 from bot.clock import Clock, SystemClock
 from bot.delivery import DownloadError, ImageFile, download_image, limit_pixels
 from bot.delivery_pool import DeliveryPool
+from bot.i18n import N_
 from bot.logs import bind_job
 from bot.models import ImageRequest, Job, JobStatus, Origin, Stage
 from bot.outage import OutageGuard, OutagePolicy, backoff_delay, retry_after_delay
@@ -48,20 +49,26 @@ T = TypeVar("T")
 UNDELIVERABLE = "undeliverable"
 
 # What the requester reads when a job ends without an image. Never a raw payload or a traceback.
-MSG_UNAVAILABLE = "The image service is unavailable right now. The bot's operator has been told."
-MSG_UNREACHABLE = "The image service could not be reached, so nothing was started. Please try again shortly."
-MSG_BUSY = "The image service is too busy right now, so nothing was started. Please try again in a minute."
-MSG_UNKNOWN = (
+# The job row keeps the English text (`error`, read by operators too); the sink shows it in the
+# reader's language (`bot.i18n.translate_text` finds the catalog text, or the template it was made from).
+MSG_UNAVAILABLE = N_("The image service is unavailable right now. The bot's operator has been told.")
+MSG_UNREACHABLE = N_(
+    "The image service could not be reached, so nothing was started. Please try again shortly."
+)
+MSG_BUSY = N_(
+    "The image service is too busy right now, so nothing was started. Please try again in a minute."
+)
+MSG_UNKNOWN = N_(
     "The image service did not confirm that it received this request, so the bot cannot follow it. "
     "It was not retried, so that you are not charged twice. Please try again."
 )
-MSG_INTERRUPTED = (
+MSG_INTERRUPTED = N_(
     "The bot restarted while sending this request, and cannot tell whether the image service received "
     "it. It was not sent again, so that you are not charged twice. Please try again."
 )
-MSG_NO_IMAGE = "The image service finished but returned no image."
-MSG_LOST = "The image service no longer knows this request."
-MSG_OUTAGE = (
+MSG_NO_IMAGE = N_("The image service finished but returned no image.")
+MSG_LOST = N_("The image service no longer knows this request.")
+MSG_OUTAGE = N_(
     "The image service has not been answering for a while, so this request was not sent. "
     "It does not count against your quota. Please try again later."
 )
@@ -144,16 +151,24 @@ class RunnerConfig:
 
 
 def _refused_poll_reason(reason: str) -> str:
-    return f"The image service refused to report on this request ({reason}), so the bot stopped following it."
+    return N_(
+        "The image service refused to report on this request ({reason}), so the bot stopped following it."
+    ).format(reason=reason)
 
 
 def _end_reason(status: TaskStatus) -> str:
-    detail = f": {status.error_message}" if status.error_message else ""
+    why = status.error_message
     if status.status == "cancelled":
-        return f"The image service cancelled this request{detail}."
+        if why:
+            return N_("The image service cancelled this request: {why}.").format(why=why)
+        return N_("The image service cancelled this request.")
     if status.status == "timeout":
-        return f"The image service timed out on this request{detail}."
-    return f"The image service could not make this image{detail or '.'}"
+        if why:
+            return N_("The image service timed out on this request: {why}.").format(why=why)
+        return N_("The image service timed out on this request.")
+    if why:
+        return N_("The image service could not make this image: {why}").format(why=why)
+    return N_("The image service could not make this image.")
 
 
 class JobRunner:
@@ -369,7 +384,7 @@ class JobRunner:
             refund = (
                 job.status is JobStatus.QUEUED or by_moderator or bool(policy and policy.refund_cancelled)
             )
-        reason = "Cancelled by a moderator." if by_moderator else "Cancelled by the requester."
+        reason = N_("Cancelled by a moderator.") if by_moderator else N_("Cancelled by the requester.")
         now = self.clock.time()
         if not await self.store.mark_ended(job.id, JobStatus.CANCELLED, reason, now, refund=refund):
             return None
@@ -378,7 +393,10 @@ class JobRunner:
         job.status, job.error, job.cancelled_by = JobStatus.CANCELLED, reason, by_user
         self._last_progress.pop(job.id, None)
         log.info("job %s cancelled by %s (refund %s)", job.id, by_user, refund)
-        text = messages.cancelled_text(job, by_user, now - job.created_at, refunded=refund)
+        # Shown on the status message, a public message in the server: in the server's language.
+        text = messages.cancelled_text(
+            job, by_user, now - job.created_at, refunded=refund, locale=job.guild_locale
+        )
         # The requester is told (by the caller, or below): nothing is left to deliver.
         await self.store.mark_delivered(job.id, delivery="cancelled", result_message_id=None, now=now)
         show = getattr(self.sink, "show_cancelled", None)  # the terminal and benchmark sinks have none
@@ -427,7 +445,9 @@ class JobRunner:
         modlog = getattr(self.sink, "modlog", None)  # only the Discord sink has a mod-log
         if modlog is None or origin.guild_id is None or origin.user_id is None:
             return
-        entry = messages.modlog_refusal(origin.user_id, origin.channel_id, reason, prompt, detail)
+        entry = messages.modlog_refusal(
+            origin.user_id, origin.channel_id, reason, prompt, detail, locale=origin.guild_locale
+        )
         await modlog(origin.guild_id, entry, throttle=(origin.user_id, reason))
 
     def typical_duration(self, has_refs: bool) -> float | None:
@@ -496,7 +516,9 @@ class JobRunner:
             except RefusedError as exc:
                 self._answered()
                 await self._end(
-                    job, JobStatus.FAILED, f"The image service refused this request: {exc.reason}"
+                    job,
+                    JobStatus.FAILED,
+                    N_("The image service refused this request: {reason}").format(reason=exc.reason),
                 )
                 return
             self._answered()
@@ -676,7 +698,9 @@ class JobRunner:
             await self._end(
                 job,
                 JobStatus.TIMED_OUT,
-                f"The image took longer than {minutes:g} minutes, so the bot stopped waiting for it.",
+                N_("The image took longer than {minutes} minutes, so the bot stopped waiting for it.").format(
+                    minutes=f"{minutes:g}"
+                ),
             )
             return
         self._cohort(job).started(job.id, job.submitted_at)
@@ -813,7 +837,7 @@ class JobRunner:
     async def _download(self, job: Job, ref: str) -> ImageFile:
         """One image, with retries for what may pass; its pixels checked before anything decodes it.
         What the member may read is in `ImageFile.error`; the details (host, status) only in the log."""
-        last_error = "the image could not be downloaded"
+        last_error = N_("the image could not be downloaded")
         url = None if ref.startswith("data:") else ref
         for attempt in range(1, self.config.download_attempts + 1):
             try:
@@ -847,7 +871,7 @@ class JobRunner:
         await self._tell_failure(job)
 
     async def _tell_failure(self, job: Job) -> None:
-        reason = job.error or "The image could not be made."
+        reason = job.error or N_("The image could not be made.")
         receipt = await self._tell(job, lambda: self.sink.fail(job, reason))
         await self._record_delivery(job, DeliveryReceipt(receipt.delivery, None, receipt.channel_id))
         self._last_progress.pop(job.id, None)

@@ -1,4 +1,7 @@
-"""Every text a member reads about a job. Pure functions: no Discord objects, easy to test."""
+"""Every text a member reads about a job. Pure functions: no Discord objects, easy to test.
+
+Each text comes from the message catalog (`bot.i18n`) in the language of `locale` (a Discord locale
+such as "zh-CN"; None is English). The same escaping and clipping apply in every language."""
 
 from __future__ import annotations
 
@@ -6,7 +9,10 @@ import math
 import re
 from urllib.parse import quote
 
+from bot.i18n import N_, t, translate_text
 from bot.models import Job, Stage
+
+Locale = object  # a discord.Locale, its value ("zh-CN"), or None for English
 
 PROMPT_PREVIEW_CHARS = 300
 MESSAGE_LIMIT = 2000  # Discord refuses longer content with 400 / 50035 (and the whole message with it)
@@ -104,142 +110,224 @@ def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return cut.rstrip().rstrip("\\") + ELLIPSIS
 
 
-def duration(seconds: float) -> str:
+def duration(seconds: float, locale: Locale = None) -> str:
     seconds = max(0, round(seconds))
     if seconds < 60:
-        return f"{seconds} s"
+        return t(locale, "{seconds} s", seconds=seconds)
     minutes, rest = divmod(seconds, 60)
-    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    if rest:
+        return t(locale, "{minutes} min {seconds} s", minutes=minutes, seconds=rest)
+    return t(locale, "{minutes} min", minutes=minutes)
 
 
-def details_line(job: Job) -> str:
-    parts = [f"Aspect ratio: {job.aspect_ratio or 'default'}"]
+def details_line(job: Job, locale: Locale = None) -> str:
+    parts = [t(locale, "Aspect ratio: {ratio}", ratio=job.aspect_ratio or t(locale, "default"))]
     refs = len(job.reference_urls)
-    if refs:
-        parts.append(f"{refs} reference image{'s' if refs != 1 else ''}")
+    if refs == 1:
+        parts.append(t(locale, "1 reference image"))
+    elif refs:
+        parts.append(t(locale, "{count} reference images", count=refs))
     if job.style:
-        parts.append(f"Style: {inert(job.style)}")
+        parts.append(t(locale, "Style: {name}", name=inert(job.style)))
     return " · ".join(parts)
 
 
-def size_note(job: Job) -> str | None:
+def size_note(job: Job, locale: Locale = None) -> str | None:
     if job.reference_urls and job.aspect_ratio:
-        return "ℹ️ With reference images the output size follows the references, not the aspect ratio."
+        return t(
+            locale, "ℹ️ With reference images the output size follows the references, not the aspect ratio."
+        )
     return None
 
 
-def status_text(job: Job, stage: Stage, elapsed: float, typical: float | None) -> str:
-    who = f"<@{job.user_id}>" if job.user_id else "you"
+def _who(job: Job, locale: Locale) -> str:
+    return f"<@{job.user_id}>" if job.user_id else t(locale, "you")
+
+
+def status_text(job: Job, stage: Stage, elapsed: float, typical: float | None, locale: Locale = None) -> str:
+    """The public status message: in the server's language (`locale` is the job's guild locale)."""
+    who = _who(job, locale)
     # An ETA only from real history: `typical` is None until enough jobs of this kind finished.
-    eta = f" (usually about {duration(typical)})" if typical else ""
+    eta = t(locale, " (usually about {time})", time=duration(typical, locale)) if typical else ""
     if stage is Stage.QUEUED:
-        head = f"⏳ **Queued** — sending the request for {who} to the image service…"
+        head = t(locale, "⏳ **Queued** — sending the request for {who} to the image service…", who=who)
     elif stage is Stage.SUBMITTED:
-        head = (
-            f"📨 **Submitted** — the image service has the request for {who}{eta}. Waiting for it to start…"
+        head = t(
+            locale,
+            "📨 **Submitted** — the image service has the request for {who}{eta}. Waiting for it to start…",
+            who=who,
+            eta=eta,
         )
     elif stage is Stage.SERVICE_DOWN:
-        head = (
-            f"🔌 **Waiting** — the image service is not answering right now. The request for {who} "
-            "is kept and will be sent as soon as it is back…"
+        head = t(
+            locale,
+            "🔌 **Waiting** — the image service is not answering right now. The request for {who} "
+            "is kept and will be sent as soon as it is back…",
+            who=who,
         )
     elif stage is Stage.RENDERING:
-        head = f"🎨 **Rendering** for {who} — {duration(elapsed)} so far{eta}…"
+        head = t(
+            locale,
+            "🎨 **Rendering** for {who} — {time} so far{eta}…",
+            who=who,
+            time=duration(elapsed, locale),
+            eta=eta,
+        )
     else:
-        head = f"📦 **Almost there** — uploading the image for {who}…"
-    lines = [head, quote_prompt(job.prompt, 150), details_line(job)]
-    note = size_note(job)
+        head = t(locale, "📦 **Almost there** — uploading the image for {who}…", who=who)
+    lines = [head, quote_prompt(job.prompt, 150), details_line(job, locale)]
+    note = size_note(job, locale)
     if note:
         lines.append(note)
     return "\n".join(lines)
 
 
-def done_text(job: Job, elapsed: float, count: int) -> str:
-    who = f"<@{job.user_id}>" if job.user_id else "you"
-    noun = "image" if count == 1 else f"{count} images"
-    lines = [
-        f"🖼️ Here is your {noun}, {who} — made in {duration(elapsed)}.",
-        quote_prompt(job.prompt),
-        details_line(job),
-    ]
-    note = size_note(job)
+def done_text(job: Job, elapsed: float, count: int, locale: Locale = None) -> str:
+    who = _who(job, locale)
+    time = duration(elapsed, locale)
+    if count == 1:
+        head = t(locale, "🖼️ Here is your image, {who} — made in {time}.", who=who, time=time)
+    else:
+        head = t(
+            locale, "🖼️ Here are your {count} images, {who} — made in {time}.", count=count, who=who, time=time
+        )
+    lines = [head, quote_prompt(job.prompt), details_line(job, locale)]
+    note = size_note(job, locale)
     if note:
         lines.append(note)
     return "\n".join(lines)
 
 
-def result_text(job: Job, elapsed: float, count: int, links: list[tuple[str, str]]) -> str:
+def result_text(
+    job: Job, elapsed: float, count: int, links: list[tuple[str, str]], locale: Locale = None
+) -> str:
     """The finished image's message: what it is, and the links of images that could not be
     uploaded, within Discord's limit so that the images themselves are always posted."""
-    text = done_text(job, elapsed, count)
+    text = done_text(job, elapsed, count, locale)
     if links:
-        text += "\n" + links_note(links, MESSAGE_LIMIT - len(text) - 1)
+        text += "\n" + links_note(links, MESSAGE_LIMIT - len(text) - 1, locale)
     return clip(text)
 
 
-def done_pointer(elapsed: float, jump_url: str) -> str:
-    return f"✅ **Done** in {duration(elapsed)} — your image is here: {jump_url}"
+def done_pointer(elapsed: float, jump_url: str, locale: Locale = None) -> str:
+    return t(
+        locale,
+        "✅ **Done** in {time} — your image is here: {link}",
+        time=duration(elapsed, locale),
+        link=jump_url,
+    )
 
 
-def failure_text(job: Job, reason: str) -> str:
-    """`reason` may carry the image API's own words: they are shown as inert text."""
-    who = f"<@{job.user_id}>" if job.user_id else "you"
-    head = f"❌ Sorry {who}, no image this time. {inert(reason)}"
+def failure_text(job: Job, reason: str, locale: Locale = None) -> str:
+    """`reason` is a catalog text (the bot's own words, translated here) or the image API's own words,
+    which are shown as they came, as inert text."""
+    head = t(
+        locale,
+        "❌ Sorry {who}, no image this time. {reason}",
+        who=_who(job, locale),
+        reason=inert(translate_text(locale, reason)),
+    )
     return clip("\n".join([clip(head, MESSAGE_LIMIT - 200), quote_prompt(job.prompt, 150)]))
 
 
-def modlog_refusal(user_id: int, channel_id: int | None, reason: str, prompt: str, detail: str | None) -> str:
-    where = f" in <#{channel_id}>" if channel_id else ""
+def modlog_refusal(
+    user_id: int,
+    channel_id: int | None,
+    reason: str,
+    prompt: str,
+    detail: str | None,
+    locale: Locale = None,
+) -> str:
+    where = t(locale, " in {channel}", channel=f"<#{channel_id}>") if channel_id else ""
     # A rule's text may hold markdown (a regex full of * and _): show it as inline code.
-    rule = f" (rule `{detail.replace('`', chr(39))[:200]}`)" if detail and reason == "blocked_prompt" else ""
-    return f"🚫 Refused **{reason}**{rule}: <@{user_id}>{where}\n{quote_prompt(prompt, 200)}"
+    rule = (
+        t(locale, " (rule {rule})", rule=f"`{detail.replace('`', chr(39))[:200]}`")
+        if detail and reason == "blocked_prompt"
+        else ""
+    )
+    head = t(
+        locale,
+        "🚫 Refused **{reason}**{rule}: {who}{where}",
+        reason=reason,
+        rule=rule,
+        who=f"<@{user_id}>",
+        where=where,
+    )
+    return f"{head}\n{quote_prompt(prompt, 200)}"
 
 
-def modlog_finished(job: Job, jump_url: str) -> str:
-    return f"🖼️ <@{job.user_id}> made an image: {jump_url}\n{quote_prompt(job.prompt, 200)}"
+def modlog_finished(job: Job, jump_url: str, locale: Locale = None) -> str:
+    head = t(locale, "🖼️ {who} made an image: {link}", who=f"<@{job.user_id}>", link=jump_url)
+    return f"{head}\n{quote_prompt(job.prompt, 200)}"
 
 
-def cancelled_text(job: Job, by_user: int, elapsed: float, *, refunded: bool) -> str:
-    who = "the requester" if by_user == job.user_id else f"<@{by_user}>"
+def cancelled_text(job: Job, by_user: int, elapsed: float, *, refunded: bool, locale: Locale = None) -> str:
+    who = t(locale, "the requester") if by_user == job.user_id else f"<@{by_user}>"
     charge = (
-        "It does not count against the quota." if refunded else "It still counts against the daily quota."
+        t(locale, "It does not count against the quota.")
+        if refunded
+        else t(locale, "It still counts against the daily quota.")
     )
-    return "\n".join(
-        [
-            f"🛑 **Cancelled** by {who} after {duration(elapsed)}. The bot stopped following it; the image "
-            f"service may still finish it, but it will not be posted. {charge}",
-            quote_prompt(job.prompt, 150),
-        ]
+    head = t(
+        locale,
+        "🛑 **Cancelled** by {who} after {time}. The bot stopped following it; the image service may "
+        "still finish it, but it will not be posted. {charge}",
+        who=who,
+        time=duration(elapsed, locale),
+        charge=charge,
     )
+    return "\n".join([head, quote_prompt(job.prompt, 150)])
 
 
-def reposted_text(job: Job, by_user: int) -> str:
-    who = "" if by_user == job.user_id else f", posted again by <@{by_user}>"
-    return "\n".join([f"🖼️ Image #{job.id} by <@{job.user_id}>{who}.", quote_prompt(job.prompt, 200)])
+def reposted_text(job: Job, by_user: int, locale: Locale = None) -> str:
+    if by_user == job.user_id:
+        head = t(locale, "🖼️ Image #{id} by {who}.", id=job.id, who=f"<@{job.user_id}>")
+    else:
+        head = t(
+            locale,
+            "🖼️ Image #{id} by {who}, posted again by {by}.",
+            id=job.id,
+            who=f"<@{job.user_id}>",
+            by=f"<@{by_user}>",
+        )
+    return "\n".join([head, quote_prompt(job.prompt, 200)])
 
 
-def queue_line(job: Job, elapsed: float, typical: float | None) -> str:
-    state = {
-        "queued": "⏳ queued",
-        "submitting": "📨 sending",
-        "running": "🎨 rendering",
-        "completed": "📦 uploading",
-    }.get(job.status.value, job.status.value)
-    eta = f" · usually about {duration(typical)}" if typical else ""
+QUEUE_STATES = {
+    "queued": N_("⏳ queued"),
+    "submitting": N_("📨 sending"),
+    "running": N_("🎨 rendering"),
+    "completed": N_("📦 uploading"),
+}
+
+
+def queue_line(job: Job, elapsed: float, typical: float | None, locale: Locale = None) -> str:
+    state = (
+        t(locale, QUEUE_STATES[job.status.value]) if job.status.value in QUEUE_STATES else job.status.value
+    )
+    eta = t(locale, " · usually about {time}", time=duration(typical, locale)) if typical else ""
     who = f" · <@{job.user_id}>" if job.user_id else ""
-    return f"`#{job.id}` {state} · {duration(elapsed)}{eta}{who}\n{quote_prompt(job.prompt, 80)}"
+    return f"`#{job.id}` {state} · {duration(elapsed, locale)}{eta}{who}\n{quote_prompt(job.prompt, 80)}"
 
 
 def history_text(
-    jobs: list[Job], member_id: int, page: int, pages: int, total: int, *, capped: bool = False
+    jobs: list[Job],
+    member_id: int,
+    page: int,
+    pages: int,
+    total: int,
+    *,
+    capped: bool = False,
+    locale: Locale = None,
 ) -> str:
+    who = f"<@{member_id}>"
     if not jobs:
-        return f"No images yet for <@{member_id}> in this server."
+        return t(locale, "No images yet for {who} in this server.", who=who)
     if capped:  # counting further would cost more than the page itself
-        header = f"page {page + 1} (more than {total:,} in all)"
+        header = t(locale, "page {page} (more than {total} in all)", page=page + 1, total=f"{total:,}")
     else:
-        header = f"page {page + 1} of {pages} ({total} in all)"
-    lines = [f"🖼️ Images of <@{member_id}> — {header}"]
+        header = t(locale, "page {page} of {pages} ({total} in all)", page=page + 1, pages=pages, total=total)
+    lines = [t(locale, "🖼️ Images of {who} — {header}", who=who, header=header)]
     for job in jobs:
         when = f"<t:{int(job.delivered_at or job.created_at)}:f>"
         link = ""
@@ -247,28 +335,36 @@ def history_text(
             channel = job.result_channel_id or job.channel_id
             link = f" — https://discord.com/channels/{job.guild_id}/{channel}/{job.result_message_id}"
         elif job.result_deleted_at is not None:
-            link = " — (message deleted)"
+            link = t(locale, " — (message deleted)")
         lines.append(f"`#{job.id}` {when}{link}\n{quote_prompt(job.prompt, 100)}")
     return "\n".join(lines)
 
 
-def links_note(failed: list[tuple[str, str]], budget: int = MESSAGE_LIMIT) -> str:
+def links_note(failed: list[tuple[str, str]], budget: int = MESSAGE_LIMIT, locale: Locale = None) -> str:
     """For images that could not be uploaded: the link, with why, as many as fit in `budget`
     characters. A link is never cut (half a URL is a broken one): those that do not fit are counted."""
-    head = "Some images could not be uploaded here, so here are their links (they may expire):"
+    head = t(locale, "Some images could not be uploaded here, so here are their links (they may expire):")
     lines = [head]
     used = len(head)
     for shown, (url, why) in enumerate(failed):
-        line = f"• {plain_link(url)} ({inert(why)})"
+        line = f"• {plain_link(url)} ({inert(translate_text(locale, why))})"
         left = len(failed) - shown - 1
         # Keep room for the closing count line in case a later link does not fit.
         reserve = 80 if left else 0
         if used + 1 + len(line) + reserve > budget:
             missing = len(failed) - shown
             lines.append(
-                f"…and {missing} more that could not be shown here (their links are too long)."
+                t(
+                    locale,
+                    "…and {count} more that could not be shown here (their links are too long).",
+                    count=missing,
+                )
                 if shown
-                else f"{missing} of them could not be shown here (their links are too long)."
+                else t(
+                    locale,
+                    "{count} of them could not be shown here (their links are too long).",
+                    count=missing,
+                )
             )
             break
         lines.append(line)
@@ -283,62 +379,113 @@ def _when(epoch: float, style: str = "R") -> str:
     return f"<t:{math.ceil(epoch)}:{style}>"
 
 
-def personal_banned_text(expires_at: float | None, reason: str | None) -> str:
-    until = f" until {_when(expires_at, 'f')}" if expires_at else ""
-    why = f" Reason: {inert(reason)}" if reason else ""
-    return (
-        f"You cannot use the image bot outside servers that added it{until}: the bot's operator has "
-        f"blocked your personal use.{why} It still works in servers that added the bot, under their rules."
-    )
+# One whole text per case (with or without an end, with or without a reason): the core fills one in
+# English and the Discord side matches it back to translate it (bot.i18n.translate_text).
+_PERSONAL_BANNED = {
+    (False, False): N_(
+        "You cannot use the image bot outside servers that added it: the bot's operator has blocked your "
+        "personal use. It still works in servers that added the bot, under their rules."
+    ),
+    (True, False): N_(
+        "You cannot use the image bot outside servers that added it until {time}: the bot's operator has "
+        "blocked your personal use. It still works in servers that added the bot, under their rules."
+    ),
+    (False, True): N_(
+        "You cannot use the image bot outside servers that added it: the bot's operator has blocked your "
+        "personal use. Reason: {reason} It still works in servers that added the bot, under their rules."
+    ),
+    (True, True): N_(
+        "You cannot use the image bot outside servers that added it until {time}: the bot's operator has "
+        "blocked your personal use. Reason: {reason} It still works in servers that added the bot, under "
+        "their rules."
+    ),
+}
 
 
-PERSONAL_OFF = (
+def personal_banned_text(expires_at: float | None, reason: str | None, locale: Locale = None) -> str:
+    template = _PERSONAL_BANNED[(bool(expires_at), bool(reason))]
+    time = _when(expires_at, "f") if expires_at else ""
+    return t(locale, template, time=time, reason=inert(reason or ""))
+
+
+PERSONAL_OFF = N_(
     "Personal use of the image bot is turned off by its operator. It still works in servers that "
     "added the bot."
 )
 
 
 def personal_quota_text(limit: int, resets_at: float) -> str:
-    return (
-        f"You have used all {limit} of today's personal images (in DMs, group DMs and servers without the "
-        f"bot, together). They reset {_when(resets_at)} ({_when(resets_at, 't')})."
-    )
+    return N_(
+        "You have used all {limit} of today's personal images (in DMs, group DMs and servers without the "
+        "bot, together). They reset {when} ({time})."
+    ).format(limit=limit, when=_when(resets_at), time=_when(resets_at, "t"))
 
 
 def personal_busy_text(running: int, limit: int) -> str:
-    plural = "s" if running != 1 else ""
-    return (
-        f"You already have {running} image{plural} in progress (the limit is {limit}). Please wait for "
-        "one to finish; see them with /queue."
-    )
+    if running == 1:
+        return N_(
+            "You already have 1 image in progress (the limit is {limit}). Please wait for it to finish; "
+            "see it with /queue."
+        ).format(limit=limit)
+    return N_(
+        "You already have {count} images in progress (the limit is {limit}). Please wait for one to "
+        "finish; see them with /queue."
+    ).format(count=running, limit=limit)
 
 
-def place_name(context: str | None, place_guild_id: int | None, channel_id: int | None) -> str:
-    """Where a personal request was made, as its requester reads it later (a DM after 15 minutes)."""
+# Where a personal request was made, as its requester reads it later (a DM after 15 minutes): one whole
+# sentence per kind of place.
+_LATE_DELIVERY = {
+    "link": N_(
+        "Your image from {link} is ready; the original message could no longer be edited, so here it is."
+    ),
+    "private_channel": N_(
+        "Your image from a group DM is ready; the original message could no longer be edited, so here it is."
+    ),
+    "dm": N_(
+        "Your image from our DM is ready; the original message could no longer be edited, so here it is."
+    ),
+    "": N_(
+        "Your image from the place where you asked is ready; the original message could no longer be "
+        "edited, so here it is."
+    ),
+}
+_LATE_FAILURE = {
+    "link": N_("About your request from {link} (the original message could no longer be edited):"),
+    "private_channel": N_(
+        "About your request from a group DM (the original message could no longer be edited):"
+    ),
+    "dm": N_("About your request from our DM (the original message could no longer be edited):"),
+    "": N_(
+        "About your request from the place where you asked (the original message could no longer be edited):"
+    ),
+}
+
+
+def _place(context: str | None, place_guild_id: int | None, channel_id: int | None) -> tuple[str, str]:
+    """Which kind of place, and its link where it has one."""
     if context == "user_install_guild" and place_guild_id and channel_id:
-        return f"https://discord.com/channels/{place_guild_id}/{channel_id}"
-    if context == "private_channel":
-        return "a group DM"
-    if context == "dm":
-        return "our DM"
-    return "the place where you asked"
+        return "link", f"https://discord.com/channels/{place_guild_id}/{channel_id}"
+    if context in ("private_channel", "dm"):
+        return context, ""
+    return "", ""
 
 
-def late_delivery_note(context: str | None, place_guild_id: int | None, channel_id: int | None) -> str:
-    return (
-        f"Your image from {place_name(context, place_guild_id, channel_id)} is ready; the original "
-        "message could no longer be edited, so here it is.\n"
-    )
+def late_delivery_note(
+    context: str | None, place_guild_id: int | None, channel_id: int | None, locale: Locale = None
+) -> str:
+    kind, link = _place(context, place_guild_id, channel_id)
+    return t(locale, _LATE_DELIVERY[kind], link=link)
 
 
-def late_failure_note(context: str | None, place_guild_id: int | None, channel_id: int | None) -> str:
-    return (
-        f"About your request from {place_name(context, place_guild_id, channel_id)} (the original "
-        "message could no longer be edited):\n"
-    )
+def late_failure_note(
+    context: str | None, place_guild_id: int | None, channel_id: int | None, locale: Locale = None
+) -> str:
+    kind, link = _place(context, place_guild_id, channel_id)
+    return t(locale, _LATE_FAILURE[kind], link=link)
 
 
-PERSONAL_USAGE_HEADER = "**Your personal use** (DMs, group DMs and servers without the bot, together)"
+PERSONAL_USAGE_HEADER = N_("**Your personal use** (DMs, group DMs and servers without the bot, together)")
 # -- server styles, personal settings, "Use as reference" --------------------------------------------
 
 
@@ -348,49 +495,71 @@ def style_name(name: str) -> str:
 
 
 def style_unknown(name: str) -> str:
-    return (
-        f"There is no style called {style_name(name[:40])} in this server. Pick one from the list that "
-        "appears as you type, or leave `style` out. Nothing was started and nothing was counted."
+    """Made where no Discord object is at hand (a Draft): English, translated where it is shown."""
+    return N_(
+        "There is no style called {name} in this server. Pick one from the list that appears as you type, "
+        "or leave `style` out. Nothing was started and nothing was counted."
+    ).format(name=style_name(name[:40]))
+
+
+def style_saved(name: str, text: str, *, replaced: bool, locale: Locale = None) -> str:
+    if replaced:
+        head = t(locale, "Style {name} updated. `/imagine` adds this to the prompt:", name=style_name(name))
+    else:
+        head = t(locale, "Style {name} added. `/imagine` adds this to the prompt:", name=style_name(name))
+    return f"{head}\n{quote_prompt(text, 1000)}"
+
+
+def style_not_saved(reason: str, locale: Locale = None) -> str:
+    return t(locale, "The style was not saved: {reason}.", reason=translate_text(locale, reason))
+
+
+def style_removed(name: str, *, found: bool, locale: Locale = None) -> str:
+    if not found:
+        return t(locale, "There is no style called {name}; nothing was removed.", name=style_name(name[:40]))
+    return t(
+        locale,
+        "Style {name} removed. Jobs already made with it keep it (Reroll and Edit too).",
+        name=style_name(name),
     )
 
 
-def style_saved(name: str, text: str, *, replaced: bool) -> str:
-    verb = "updated" if replaced else "added"
-    return f"Style {style_name(name)} {verb}. `/imagine` adds this to the prompt:\n{quote_prompt(text, 1000)}"
-
-
-def style_not_saved(reason: str) -> str:
-    return f"The style was not saved: {reason}."
-
-
-def style_removed(name: str, *, found: bool) -> str:
-    if not found:
-        return f"There is no style called {style_name(name[:40])}; nothing was removed."
-    return f"Style {style_name(name)} removed. Jobs already made with it keep it (Reroll and Edit too)."
-
-
-def style_list(styles: list[tuple[str, str]], most: int) -> str:
+def style_list(styles: list[tuple[str, str]], most: int, locale: Locale = None) -> str:
     if not styles:
-        return "This server has no styles yet. Add one with `/imagine-admin style add`."
-    lines = [f"🎨 Styles of this server ({len(styles)} of at most {most}):"]
+        return t(locale, "This server has no styles yet. Add one with `/imagine-admin style add`.")
+    lines = [t(locale, "🎨 Styles of this server ({count} of at most {most}):", count=len(styles), most=most)]
     for name, text in styles:
         lines.append(f"{style_name(name)}\n{quote_prompt(text, 200)}")
     return "\n".join(lines)
 
 
-def private_images_switched(enabled: bool) -> str:
+def private_images_switched(enabled: bool, locale: Locale = None) -> str:
     if enabled:
-        return (
+        return t(
+            locale,
             "Members may now have their images sent to them **privately** (a message only they see, or a "
-            "DM), if they choose so in `/settings`. The status message in the channel says where it went."
+            "DM), if they choose so in `/settings`. The status message in the channel says where it went.",
         )
-    return "Finished images are now always posted **in the channel**, whatever members chose in `/settings`."
+    return t(
+        locale,
+        "Finished images are now always posted **in the channel**, whatever members chose in `/settings`.",
+    )
 
 
 DELIVERY_NAMES = {
-    "channel": "posted in the channel",
-    "ephemeral": "sent privately (a message only you see; by DM after 15 minutes)",
-    "dm": "sent to you by direct message",
+    "channel": N_("posted in the channel"),
+    "ephemeral": N_("sent privately (a message only you see; by DM after 15 minutes)"),
+    "dm": N_("sent to you by direct message"),
+}
+_DELIVERY_NOT_ALLOWED = {
+    "ephemeral": N_(
+        "sent privately (a message only you see; by DM after 15 minutes) — but this server does not "
+        "allow private images, so they are posted in the channel"
+    ),
+    "dm": N_(
+        "sent to you by direct message — but this server does not allow private images, so they are "
+        "posted in the channel"
+    ),
 }
 
 
@@ -401,40 +570,58 @@ def settings_text(
     *,
     style_exists: bool,
     private_allowed: bool,
+    locale: Locale = None,
 ) -> str:
-    shown_style = "none"
+    shown_style = t(locale, "none")
     if style:
-        shown_style = style_name(style) + ("" if style_exists else " (no longer exists here: not used)")
-    where = DELIVERY_NAMES.get(delivery or "channel", DELIVERY_NAMES["channel"])
-    if delivery in ("ephemeral", "dm") and not private_allowed:
-        where += " — but this server does not allow private images, so they are posted in the channel"
+        shown_style = (
+            style_name(style)
+            if style_exists
+            else t(locale, "{name} (no longer exists here: not used)", name=style_name(style))
+        )
+    if delivery in _DELIVERY_NOT_ALLOWED and not private_allowed:
+        where = t(locale, _DELIVERY_NOT_ALLOWED[delivery])
+    else:
+        where = t(locale, DELIVERY_NAMES.get(delivery or "channel", DELIVERY_NAMES["channel"]))
+    ratio = aspect_ratio or t(locale, "none (the image service decides)")
     return "\n".join(
         [
-            "⚙️ Your settings in this server (used when `/imagine` leaves them out):",
-            f"• Aspect ratio: {aspect_ratio or 'none (the image service decides)'}",
-            f"• Style: {shown_style}",
-            f"• Finished images: {where}",
-            "Change one with `/settings` and an option; `clear` resets one or all.",
+            t(locale, "⚙️ Your settings in this server (used when `/imagine` leaves them out):"),
+            t(locale, "• Aspect ratio: {ratio}", ratio=ratio),
+            t(locale, "• Style: {style}", style=shown_style),
+            t(locale, "• Finished images: {where}", where=where),
+            t(locale, "Change one with `/settings` and an option; `clear` resets one or all."),
         ]
     )
 
 
-PRIVATE_NOT_ALLOWED = (
+PRIVATE_NOT_ALLOWED = N_(
     "This server does not allow private images, so your images will be posted in the channel. "
     "A moderator can allow them with `/imagine-admin private-images`."
 )
 
 
-def done_privately(elapsed: float, delivery: str) -> str:
-    where = "by direct message" if delivery == "dm" else "privately (only they can see it)"
-    return f"✅ **Done** in {duration(elapsed)} — the image was sent to the requester {where}."
+def done_privately(elapsed: float, delivery: str, locale: Locale = None) -> str:
+    """The public status message of an image delivered privately: in the server's language."""
+    time = duration(elapsed, locale)
+    if delivery == "dm":
+        return t(
+            locale,
+            "✅ **Done** in {time} — the image was sent to the requester by direct message.",
+            time=time,
+        )
+    return t(
+        locale,
+        "✅ **Done** in {time} — the image was sent to the requester privately (only they can see it).",
+        time=time,
+    )
 
 
-PRIVATE_DM_NOTE = "Here is the image you asked for, sent privately as you chose in /settings.\n"
+PRIVATE_DM_NOTE = N_("Here is the image you asked for, sent privately as you chose in /settings.")
 
-REFERENCE_NO_IMAGES = (
+REFERENCE_NO_IMAGES = N_(
     "That message has no image to use as a reference (only attached images and image embeds count)."
 )
-REFERENCE_TOO_MANY = "That message has more than 5 images; its first 5 are used as references."
-REFERENCE_DIALOG_TITLE = "Use as reference"
-GUILD_ONLY_REFERENCE = "“Use as reference” works on messages in a server channel, not in DMs."
+REFERENCE_TOO_MANY = N_("That message has more than 5 images; its first 5 are used as references.")
+REFERENCE_DIALOG_TITLE = N_("Use as reference")
+GUILD_ONLY_REFERENCE = N_("“Use as reference” works on messages in a server channel, not in DMs.")

@@ -91,6 +91,8 @@ class Origin:
     # Where the finished image goes: None (the channel), "ephemeral" or "dm" (the member's private
     # delivery, where the server allows it).
     deliver_to: str | None = None
+    locale: str | None = None  # the requester's Discord locale (e.g. "zh-CN"): private messages
+    guild_locale: str | None = None  # the server's: public messages in the server
 
     @property
     def is_personal(self) -> bool:
@@ -137,6 +139,8 @@ class Job:
     style: str | None = None
     style_text: str | None = None
     deliver_to: str | None = None
+    locale: str | None = None
+    guild_locale: str | None = None
 
     @property
     def is_personal(self) -> bool:
@@ -200,4 +204,6 @@ class Job:
             style=row.get("style"),
             style_text=row.get("style_text"),
             deliver_to=row.get("deliver_to"),
+            locale=row.get("locale"),
+            guild_locale=row.get("guild_locale"),
         )

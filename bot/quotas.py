@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import messages
+from bot.i18n import N_
 from bot.moderation import RuleMatch
 
 DEFAULT_MAX_RUNNING = 2
@@ -147,8 +148,10 @@ def effective_limit(snapshot: Snapshot) -> int | None:
     return snapshot.global_default
 
 
-BLOCKED_TEXT = "This prompt is not allowed in this server. Please rephrase it."
-UNCHECKED_TEXT = (
+# Member-facing texts are catalog templates filled in English here; the Discord side shows them in the
+# member's language (`bot.i18n.translate_text`).
+BLOCKED_TEXT = N_("This prompt is not allowed in this server. Please rephrase it.")
+UNCHECKED_TEXT = N_(
     "This prompt could not be checked against this server's rules, so it was not sent (nothing was "
     "counted). Please shorten it or use fewer special characters, and try again."
 )
@@ -159,13 +162,21 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
     the transaction, because matching is CPU work that must not hold the database)."""
     now = snapshot.now
     _, reset = day_bounds(now, snapshot.policy.timezone)
-    resets = f"Your quota resets {discord_time(reset)} ({discord_time(reset, 't')})."
+    resets = N_("Your quota resets {when} ({time}).").format(
+        when=discord_time(reset), time=discord_time(reset, "t")
+    )
 
     ban = snapshot.ban
     if ban is not None and (ban.expires_at is None or ban.expires_at > now):
-        until = f" until {discord_time(ban.expires_at, 'f')}" if ban.expires_at else ""
-        why = f" Reason: {ban.reason}" if ban.reason else ""
-        return Decision(False, BANNED, f"You cannot use the image bot in this server{until}.{why}")
+        if ban.expires_at:
+            text = N_("You cannot use the image bot in this server until {time}.").format(
+                time=discord_time(ban.expires_at, "f")
+            )
+        else:
+            text = N_("You cannot use the image bot in this server.")
+        if ban.reason:
+            text += N_(" Reason: {reason}").format(reason=ban.reason)
+        return Decision(False, BANNED, text)
 
     if rule_match is not None:
         text = BLOCKED_TEXT if rule_match.rule is not None else UNCHECKED_TEXT
@@ -174,15 +185,25 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
     limit = effective_limit(snapshot)
     exempt = is_exempt(snapshot)
     if limit == 0 and snapshot.override.credits <= 0:
-        return Decision(False, DISABLED, "Image generation is not enabled for you in this server.", limit=0)
+        return Decision(
+            False, DISABLED, N_("Image generation is not enabled for you in this server."), limit=0
+        )
 
     if not exempt and snapshot.running >= snapshot.policy.max_running:
         return Decision(
             False,
             CONCURRENCY,
-            f"You already have {snapshot.running} image{'s' if snapshot.running != 1 else ''} in progress "
-            f"(the limit is {snapshot.policy.max_running}). Please wait for one to finish; "
-            "see them with /queue.",
+            (
+                N_(
+                    "You already have an image in progress (the limit is {limit}). Please wait for it "
+                    "to finish; see it with /queue."
+                )
+                if snapshot.running == 1
+                else N_(
+                    "You already have {count} images in progress (the limit is {limit}). Please wait "
+                    "for one to finish; see them with /queue."
+                )
+            ).format(count=snapshot.running, limit=snapshot.policy.max_running),
             limit=limit,
         )
 
@@ -193,7 +214,9 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
             return Decision(
                 False,
                 COOLDOWN,
-                f"Please wait a little: you can ask again {discord_time(ready)}. {resets}",
+                N_("Please wait a little: you can ask again {when}. {resets}").format(
+                    when=discord_time(ready), resets=resets
+                ),
                 limit=limit,
                 retry_at=ready,
             )
@@ -206,7 +229,9 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
             return Decision(
                 False,
                 QUOTA,
-                f"You have used all {limit} of today's images. {resets}",
+                N_("You have used all {limit} of today's images. {resets}").format(
+                    limit=limit, resets=resets
+                ),
                 limit=limit,
                 retry_at=reset,
             )
@@ -216,8 +241,9 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
         return Decision(
             False,
             GUILD_CAP,
-            f"This server has used all {cap} of today's images. The count resets "
-            f"{discord_time(reset)} ({discord_time(reset, 't')}).",
+            N_("This server has used all {cap} of today's images. The count resets {when} ({time}).").format(
+                cap=cap, when=discord_time(reset), time=discord_time(reset, "t")
+            ),
             limit=limit,
             retry_at=reset,
         )

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from zoneinfo import available_timezones
 
 from bot import messages
+from bot.i18n import N_, t, translate_text
 from bot.moderation import PromptRule
 from bot.quotas import discord_time, zone
 from bot.store import EXPORT_COLUMNS, BanEntry, Stats, UsageSummary
@@ -47,97 +48,132 @@ def code(text: str) -> str:
     return f"`{cleaned}`" if cleaned else "`(empty)`"
 
 
-def clip(text: str, limit: int = DISCORD_LIMIT) -> str:
-    """Cut a message to Discord's limit at a line boundary, saying that it was cut."""
+def clip(text: str, limit: int = DISCORD_LIMIT, locale: object = None) -> str:
+    """Cut a message to Discord's limit at a line boundary, saying that it was cut (in `locale`)."""
     if len(text) <= limit:
         return text
-    marker = "\n… (more not shown)"
+    marker = "\n" + t(locale, "… (more not shown)")
     head = text[: limit - len(marker)]
     if "\n" in head:
         head = head.rsplit("\n", 1)[0]
     return head + marker
 
 
-def limit_text(limit: int | None) -> str:
+def limit_text(limit: int | None, locale: object = None) -> str:
     """A daily limit as a moderator reads it."""
     if limit is None:
-        return "unlimited"
+        return t(locale, "unlimited")
     if limit == 0:
-        return "off (0)"
-    return f"{limit} a day"
+        return t(locale, "off (0)")
+    return t(locale, "{count} a day", count=limit)
 
 
-def optional_limit(limit: int | None, *, none: str = "none") -> str:
-    return none if limit is None else limit_text(limit)
+def optional_limit(limit: int | None, *, none: str = "none", locale: object = None) -> str:
+    return none if limit is None else limit_text(limit, locale)
 
 
 # -- /usage -------------------------------------------------------------------------------------------
 
 
-def usage_text(summary: UsageSummary, *, subject: str | None = None, personal: bool = False) -> str:
+def usage_text(
+    summary: UsageSummary, *, subject: str | None = None, personal: bool = False, locale: object = None
+) -> str:
     """What /usage shows: `subject` None means the reader themself, else a mention of the member.
-    `personal`: the reader's personal use (DMs, group DMs, servers without the bot), not a server's."""
+    `personal`: the reader's personal use (DMs, group DMs, servers without the bot), not a server's.
+    In the reader's language (`locale`, a Discord locale; None is English)."""
     own = subject is None
-    title = "**Your image use in this server**" if own else f"**Image use of {subject}**"
+    title = (
+        t(locale, "**Your image use in this server**")
+        if own
+        else t(locale, "**Image use of {who}**", who=subject)
+    )
     if personal:
-        title = messages.PERSONAL_USAGE_HEADER
+        title = t(locale, messages.PERSONAL_USAGE_HEADER)
     lines = [title]
     used, limit = summary.used_today, summary.limit
     if limit is None:
-        today = f"Today: **{used}** (no daily limit)"
+        today = t(locale, "Today: **{used}** (no daily limit)", used=used)
     elif limit == 0:
-        off = "off for you" if own else "off for them"
-        today = f"Today: **{used}** · image generation is {off} (limit 0)"
-    else:
-        today = f"Today: **{used}** of {limit} ({max(limit - used, 0)} left)"
-    lines.append(f"{today} · this month: **{summary.used_month}**")
-    if summary.credits:
-        noun = "credit" if summary.credits == 1 else "credits"
-        lines.append(f"One-off {noun}: **{summary.credits}** (used once the daily limit is reached)")
-    if summary.running:
-        noun = "image" if summary.running == 1 else "images"
-        lines.append(f"Running now: **{summary.running}** {noun}")
-    lines.append(
-        f"The daily count resets {discord_time(summary.resets_at)} ({discord_time(summary.resets_at, 'f')})."
-    )
-    if summary.banned:
-        who = "You cannot" if own else "They cannot"
-        until = (
-            f"until {discord_time(summary.banned_until, 'f')} ({discord_time(summary.banned_until)})"
-            if summary.banned_until is not None
-            else "until a moderator lifts the ban"
-        )
-        if personal:
-            lines.append(messages.personal_banned_text(summary.banned_until, None))
+        if own:
+            today = t(locale, "Today: **{used}** · image generation is off for you (limit 0)", used=used)
         else:
-            lines.append(f"⛔ {who} use the image bot in this server {until}.")
+            today = t(locale, "Today: **{used}** · image generation is off for them (limit 0)", used=used)
+    else:
+        today = t(
+            locale,
+            "Today: **{used}** of {limit} ({left} left)",
+            used=used,
+            limit=limit,
+            left=max(limit - used, 0),
+        )
+    lines.append(t(locale, "{today} · this month: **{month}**", today=today, month=summary.used_month))
+    if summary.credits:
+        lines.append(
+            t(
+                locale,
+                "One-off credits: **{count}** (used once the daily limit is reached)",
+                count=summary.credits,
+            )
+        )
+    if summary.running:
+        lines.append(t(locale, "Running now: **{count}**", count=summary.running))
+    lines.append(
+        t(
+            locale,
+            "The daily count resets {when} ({time}).",
+            when=discord_time(summary.resets_at),
+            time=discord_time(summary.resets_at, "f"),
+        )
+    )
+    if summary.banned and personal:
+        lines.append(messages.personal_banned_text(summary.banned_until, None, locale))
+    elif summary.banned:
+        if summary.banned_until is not None:
+            until = t(
+                locale,
+                "until {time} ({when})",
+                time=discord_time(summary.banned_until, "f"),
+                when=discord_time(summary.banned_until),
+            )
+        else:
+            until = t(locale, "until a moderator lifts the ban")
+        if own:
+            lines.append(t(locale, "⛔ You cannot use the image bot in this server {until}.", until=until))
+        else:
+            lines.append(t(locale, "⛔ They cannot use the image bot in this server {until}.", until=until))
     return "\n".join(lines)
 
 
 # -- moderator lists ------------------------------------------------------------------------------------
 
 
-def bans_text(bans: Sequence[BanEntry], mention: Mention = user_mention) -> str:
+def bans_text(bans: Sequence[BanEntry], mention: Mention = user_mention, locale: object = None) -> str:
     if not bans:
-        return "Nobody is banned from the image bot in this server."
-    lines = [f"**Bans in force ({len(bans)})**"]
+        return t(locale, "Nobody is banned from the image bot in this server.")
+    lines = [t(locale, "**Bans in force ({count})**", count=len(bans))]
     for ban in bans:
-        until = f"until {discord_time(ban.expires_at, 'f')}" if ban.expires_at is not None else "until lifted"
-        by = f" · by {mention(ban.banned_by)}" if ban.banned_by else ""
+        if ban.expires_at is not None:
+            until = t(locale, "until {time}", time=discord_time(ban.expires_at, "f"))
+        else:
+            until = t(locale, "until lifted")
+        by = t(locale, " · by {who}", who=mention(ban.banned_by)) if ban.banned_by else ""
         reason = f" · {code(ban.reason)}" if ban.reason else ""
         lines.append(f"• {mention(ban.user_id)} {until}{reason}{by}")
-    return clip("\n".join(lines))
+    return clip("\n".join(lines), locale=locale)
 
 
 def rule_text(rule: PromptRule) -> str:
     return f"#{rule.id} {rule.kind} {code(rule.pattern)}"
 
 
-def rules_text(rules: Sequence[PromptRule]) -> str:
+def rules_text(rules: Sequence[PromptRule], locale: object = None) -> str:
     if not rules:
-        return "This server has no prompt rules. Add one with `/imagine-admin blocklist add`."
-    lines = [f"**Prompt rules ({len(rules)})**", *(f"• {rule_text(rule)}" for rule in rules)]
-    return clip("\n".join(lines))
+        return t(locale, "This server has no prompt rules. Add one with `/imagine-admin blocklist add`.")
+    lines = [
+        t(locale, "**Prompt rules ({count})**", count=len(rules)),
+        *(f"• {rule_text(rule)}" for rule in rules),
+    ]
+    return clip("\n".join(lines), locale=locale)
 
 
 # -- stats ---------------------------------------------------------------------------------------------
@@ -149,10 +185,16 @@ class Window:
     stats: Stats
 
 
+TODAY = N_("Today")
+
+
 def report_windows(now: float, day_start: float, days: Sequence[int] = (7, 30)) -> list[tuple[str, float]]:
-    """The report's windows: today (in the guild's time zone) and the last N days."""
-    windows = [("Today", day_start)]
-    windows += [(f"Last {n} day{'s' if n != 1 else ''}", now - n * 86_400) for n in days]
+    """The report's windows: today (in the guild's time zone) and the last N days. The labels are
+    English catalog texts; `stats_text` shows them in the reader's language."""
+    windows = [(TODAY, day_start)]
+    for n in days:
+        label = N_("Last day") if n == 1 else N_("Last {count} days").format(count=n)
+        windows.append((label, now - n * 86_400))
     return windows
 
 
@@ -167,8 +209,10 @@ def stats_text(
     timezone: str = "UTC",
     mention: Mention = user_mention,
     markdown: bool = True,
+    locale: object = None,
 ) -> str:
-    """The moderator report: per window, generations, failures, refusals by reason, top users."""
+    """The moderator report: per window, generations, failures, refusals by reason, top users.
+    In the reader's language (`locale`); None is English (the operator's `python -m bot stats`)."""
 
     def bold(text: str) -> str:
         return f"**{text}**" if markdown else text
@@ -176,27 +220,38 @@ def stats_text(
     lines = [bold(title)]
     for window in windows:
         s = window.stats
-        label = f"{window.label} (since 00:00 {timezone})" if window.label == "Today" else window.label
+        if window.label == TODAY:
+            label = t(locale, "Today (since 00:00 {timezone})", timezone=timezone)
+        else:
+            label = translate_text(locale, window.label)
         lines.append("")
         lines.append(bold(label))
         other = s.generations - s.completed - s.failed
-        parts = [f"{s.completed} completed", f"{s.failed} failed or timed out"]
+        parts = [
+            t(locale, "{count} completed", count=s.completed),
+            t(locale, "{count} failed or timed out", count=s.failed),
+        ]
         if other:
-            parts.append(f"{other} running or cancelled")
+            parts.append(t(locale, "{count} running or cancelled", count=other))
         lines.append(
-            f"Generations: {s.generations} ({', '.join(parts)}) · failure rate {_percent(s.failure_rate)}"
+            t(
+                locale,
+                "Generations: {count} ({parts}) · failure rate {rate}",
+                count=s.generations,
+                parts=", ".join(parts),
+                rate=_percent(s.failure_rate),
+            )
         )
         refused = sum(s.refusals.values())
         if refused:
             ranked = sorted(s.refusals.items(), key=lambda item: (-item[1], item[0]))
             reasons = ", ".join(f"{reason} {count}" for reason, count in ranked)
-            lines.append(f"Refused: {refused} ({reasons})")
+            lines.append(t(locale, "Refused: {count} ({reasons})", count=refused, reasons=reasons))
         else:
-            lines.append("Refused: 0")
+            lines.append(t(locale, "Refused: {count}", count=0))
         if s.top_users:
-            lines.append(
-                "Top users: " + " · ".join(f"{mention(user)} {count}" for user, count in s.top_users)
-            )
+            users = " · ".join(f"{mention(user)} {count}" for user, count in s.top_users)
+            lines.append(t(locale, "Top users: {users}", users=users))
     return "\n".join(lines)
 
 
@@ -206,25 +261,33 @@ def stats_text(
 def parse_day(text: str, what: str) -> date:
     cleaned = text.strip()
     if not _DATE.match(cleaned):
-        raise ReportError(f"the {what} date must look like 2025-01-31 (got {code(cleaned[:20])})")
+        if what == "start":
+            template = N_("the start date must look like 2025-01-31 (got {text})")
+        else:
+            template = N_("the end date must look like 2025-01-31 (got {text})")
+        raise ReportError(template.format(text=code(cleaned[:20])))
     try:
         return date.fromisoformat(cleaned)
     except ValueError:
-        raise ReportError(f"{code(cleaned)} is not a real date") from None
+        raise ReportError(N_("{text} is not a real date").format(text=code(cleaned))) from None
 
 
 def export_bounds(start: str, end: str, timezone: str) -> tuple[float, float]:
     """Epoch bounds [start, end) of the inclusive local dates `start`..`end` in the guild's zone."""
     first, last = parse_day(start, "start"), parse_day(end, "end")
     if last < first:
-        raise ReportError(f"the end date {last.isoformat()} is before the start date {first.isoformat()}")
+        raise ReportError(
+            N_("the end date {end} is before the start date {start}").format(
+                end=last.isoformat(), start=first.isoformat()
+            )
+        )
     tz = zone(timezone)
     try:
         after = last + timedelta(days=1)
         begin = datetime.combine(first, datetime.min.time(), tz).timestamp()
         finish = datetime.combine(after, datetime.min.time(), tz).timestamp()
     except (OverflowError, ValueError):
-        raise ReportError("those dates are out of range") from None
+        raise ReportError(N_("those dates are out of range")) from None
     return begin, finish
 
 
@@ -316,13 +379,38 @@ def export_filename(guild_id: int, start: str, end: str) -> str:
     return f"usage-{guild_id}-{start.strip()}-to-{end.strip()}.csv"
 
 
-def export_text(rows: int, start: str, end: str, timezone: str, *, capped: bool, cap_reason: str) -> str:
-    span = f"{start.strip()} to {end.strip()} ({timezone})"
+def export_text(
+    rows: int,
+    start: str,
+    end: str,
+    timezone: str,
+    *,
+    capped: bool,
+    cap_reason: str,
+    locale: object = None,
+) -> str:
+    span = {"start": start.strip(), "end": end.strip(), "timezone": timezone}
     if rows == 0:
-        return f"No usage rows from {span}."
-    text = f"{rows} usage row{'s' if rows != 1 else ''} from {span}, oldest first; times are UTC."
+        return t(locale, "No usage rows from {start} to {end} ({timezone}).", **span)
+    if rows == 1:
+        text = t(
+            locale, "1 usage row from {start} to {end} ({timezone}), oldest first; times are UTC.", **span
+        )
+    else:
+        text = t(
+            locale,
+            "{count} usage rows from {start} to {end} ({timezone}), oldest first; times are UTC.",
+            count=rows,
+            **span,
+        )
     if capped:
-        text += f" ⚠️ The export stopped at {rows} rows ({cap_reason}); export a shorter range for the rest."
+        stopped = t(
+            locale,
+            "⚠️ The export stopped at {count} rows ({reason}); export a shorter range for the rest.",
+            count=rows,
+            reason=cap_reason,
+        )
+        text += f" {stopped}"
     return text
 
 

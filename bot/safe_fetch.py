@@ -25,11 +25,13 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from bot.i18n import N_
+
 log = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
-_NOT_PUBLIC = "the link is not on a public address, so the bot did not fetch it"
+_NOT_PUBLIC = N_("the link is not on a public address, so the bot did not fetch it")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
@@ -191,10 +193,10 @@ def check_url(url: URL, policy: FetchPolicy) -> None:
     literal without asking the resolver). Names are checked by `PublicResolver` at connect time."""
     if url.scheme not in ("http", "https") or not url.host:
         raise FetchError(
-            "the link is not a web address", f"scheme or host missing in {_for_log(url)}", blocked=True
+            N_("the link is not a web address"), f"scheme or host missing in {_for_log(url)}", blocked=True
         )
     if url.user or url.password:
-        raise FetchError("the link is not usable", f"credentials in {_for_log(url)}", blocked=True)
+        raise FetchError(N_("the link is not usable"), f"credentials in {_for_log(url)}", blocked=True)
     host = url.host
     if policy.allows(host, url.port):
         return
@@ -231,7 +233,7 @@ async def fetch_public(
     max_bytes: int,
     timeout: float,
     max_redirects: int = MAX_REDIRECTS,
-    too_large: str = "it is larger than the bot accepts",
+    too_large: str = N_("it is larger than the bot accepts"),
 ) -> Fetched:
     """GET `url` from a public (or allowed) address, following at most `max_redirects` redirects, each
     checked; the body is read up to `max_bytes`. Raises `FetchError`."""
@@ -239,7 +241,7 @@ async def fetch_public(
     try:
         current = URL(url)
     except ValueError:
-        raise FetchError("the link is not usable", "a link that is not a URL", blocked=True) from None
+        raise FetchError(N_("the link is not usable"), "a link that is not a URL", blocked=True) from None
     try:
         async with asyncio.timeout(timeout):
             for _hop in range(max_redirects + 1):
@@ -251,14 +253,14 @@ async def fetch_public(
                         location = response.headers.get("Location")
                         if not location:
                             raise FetchError(
-                                "the image host sent nothing",
+                                N_("the image host sent nothing"),
                                 f"redirect without Location from {_for_log(current)}",
                             )
                         current = current.join(URL(location))
                         continue
                     if response.status != 200:
                         raise FetchError(
-                            "the image host did not send it",
+                            N_("the image host did not send it"),
                             f"HTTP {response.status} from {_for_log(current)}",
                             permanent=400 <= response.status < 500 and response.status not in (408, 429),
                         )
@@ -278,13 +280,13 @@ async def fetch_public(
                         chunks.append(chunk)
                     return Fetched(b"".join(chunks), current, response.content_type.lower())
             raise FetchError(
-                "the image host redirected too often",
+                N_("the image host redirected too often"),
                 f"more than {max_redirects} redirects, last to {_for_log(current)}",
                 permanent=True,
             )
     except TimeoutError:
         raise FetchError(
-            "the image host did not answer in time", f"timeout fetching {_for_log(current)}"
+            N_("the image host did not answer in time"), f"timeout fetching {_for_log(current)}"
         ) from None
     except aiohttp.ClientConnectorError as exc:
         if isinstance(getattr(exc, "os_error", None), BlockedAddressError) or isinstance(
@@ -296,14 +298,14 @@ async def fetch_public(
                 blocked=True,
             ) from None
         raise FetchError(
-            "the image host could not be reached", f"{type(exc).__name__} for {_for_log(current)}"
+            N_("the image host could not be reached"), f"{type(exc).__name__} for {_for_log(current)}"
         ) from None
     except (aiohttp.InvalidURL, ValueError):
         # A link, or a redirect's Location, that is not a usable URL.
         raise FetchError(
-            "the link is not usable", f"invalid URL after {_for_log(current)}", blocked=True
+            N_("the link is not usable"), f"invalid URL after {_for_log(current)}", blocked=True
         ) from None
     except aiohttp.ClientError as exc:
         raise FetchError(
-            "the download was cut off", f"{type(exc).__name__} for {_for_log(current)}"
+            N_("the download was cut off"), f"{type(exc).__name__} for {_for_log(current)}"
         ) from None

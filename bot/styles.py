@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.i18n import N_
+
 MAX_STYLE_NAME = 32
 MAX_STYLE_TEXT = 1000
 # Discord's autocomplete shows at most 25 suggestions: every style of a server fits in one list.
@@ -18,7 +20,7 @@ PRIVATE_DELIVERIES = (DELIVERY_EPHEMERAL, DELIVERY_DM)
 
 
 class StyleError(Exception):
-    """A style that cannot be saved; the text is shown to the moderator."""
+    """A style that cannot be saved; the text (a catalog text, in English) is shown to the moderator."""
 
 
 @dataclass(frozen=True)
@@ -60,15 +62,17 @@ def clean_style(name: str, text: str) -> Style:
     clean_name = " ".join(name.split())
     clean_text = " ".join(text.split())
     if not clean_name:
-        raise StyleError("a style needs a name")
+        raise StyleError(N_("a style needs a name"))
     if len(clean_name) > MAX_STYLE_NAME:
-        raise StyleError(f"a style name may be at most {MAX_STYLE_NAME} characters")
+        raise StyleError(N_("a style name may be at most {count} characters").format(count=MAX_STYLE_NAME))
     if not all(ch.isprintable() for ch in clean_name) or "`" in clean_name:
-        raise StyleError("a style name may not hold backticks or control characters")
+        raise StyleError(N_("a style name may not hold backticks or control characters"))
     if not clean_text:
-        raise StyleError("a style needs a text")
+        raise StyleError(N_("a style needs a text"))
     if len(clean_text) > MAX_STYLE_TEXT:
-        raise StyleError(f"a style's text may be at most {MAX_STYLE_TEXT:,} characters")
+        raise StyleError(
+            N_("a style's text may be at most {count} characters").format(count=f"{MAX_STYLE_TEXT:,}")
+        )
     if "\x00" in clean_text:
-        raise StyleError("a style's text may not hold a null byte")
+        raise StyleError(N_("a style's text may not hold a null byte"))
     return Style(clean_name, clean_text)

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 
 from bot.api import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES
 from bot.delivery import ALLOWED_IMAGE_TYPES
+from bot.i18n import N_
 from bot.messages import human_bytes, safe_name
 from bot.models import ImageRequest, with_style
 from bot.styles import Style
 
 
 class InputRefused(Exception):
-    """The request is refused before any network call; the text is shown to the member."""
+    """The request is refused before any network call; the text (English, from a catalog template) is
+    shown to the member in their language (`bot.i18n.translate_text`)."""
 
 
 @dataclass(frozen=True)
@@ -37,40 +39,61 @@ def validate_request(
     """A server style's text is added to the prompt when it is sent: the limit applies to the whole."""
     text = (prompt or "").strip()
     if not text:
-        raise InputRefused("Your prompt is empty. Describe the image you want, e.g. `a lighthouse at dusk`.")
+        raise InputRefused(
+            N_("Your prompt is empty. Describe the image you want, e.g. `a lighthouse at dusk`.")
+        )
     whole = len(with_style(text, style.text if style else None))
     if whole > MAX_PROMPT_CHARS:
         if style is not None:
             raise InputRefused(
-                f"Your prompt with the style `{safe_name(style.name)}` is {whole:,} characters long; "
-                f"the limit is {MAX_PROMPT_CHARS:,}. Please shorten your prompt or pick another style."
+                N_(
+                    "Your prompt with the style {style} is {length} characters long; the limit is {limit}. "
+                    "Please shorten your prompt or pick another style."
+                ).format(
+                    style=f"`{safe_name(style.name)}`", length=f"{whole:,}", limit=f"{MAX_PROMPT_CHARS:,}"
+                )
             )
         raise InputRefused(
-            f"Your prompt is {len(text):,} characters long; the limit is {MAX_PROMPT_CHARS:,}. "
-            "Please shorten it."
+            N_("Your prompt is {length} characters long; the limit is {limit}. Please shorten it.").format(
+                length=f"{len(text):,}", limit=f"{MAX_PROMPT_CHARS:,}"
+            )
         )
     if "\x00" in text:
-        raise InputRefused("Your prompt contains a character the image service cannot take (a null byte).")
+        raise InputRefused(
+            N_("Your prompt contains a character the image service cannot take (a null byte).")
+        )
     if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
-        raise InputRefused(f"The aspect ratio must be one of {', '.join(ASPECT_RATIOS)}.")
+        raise InputRefused(
+            N_("The aspect ratio must be one of {ratios}.").format(ratios=", ".join(ASPECT_RATIOS))
+        )
     if len(attachments) > MAX_REFERENCE_IMAGES:
-        raise InputRefused(f"At most {MAX_REFERENCE_IMAGES} reference images can be used at once.")
+        raise InputRefused(
+            N_("At most {count} reference images can be used at once.").format(count=MAX_REFERENCE_IMAGES)
+        )
     for attachment in attachments:
         kind = (attachment.content_type or "").split(";", 1)[0].strip().lower()
         name = safe_name(attachment.filename)
         if kind not in ALLOWED_IMAGE_TYPES:
-            shown = kind or "an unknown type"
-            raise InputRefused(
-                f"`{name}` is not a supported image ({shown}). "
-                "Reference images must be PNG, JPEG, WebP or GIF."
-            )
+            if kind:
+                text = N_(
+                    "{name} is not a supported image ({type}). "
+                    "Reference images must be PNG, JPEG, WebP or GIF."
+                )
+            else:
+                text = N_("{name} is not a supported image. Reference images must be PNG, JPEG, WebP or GIF.")
+            raise InputRefused(text.format(name=f"`{name}`", type=kind))
         if attachment.size > max_attachment_bytes:
             raise InputRefused(
-                f"`{name}` is {human_bytes(attachment.size)}; reference images may be at most "
-                f"{human_bytes(max_attachment_bytes)}."
+                N_("{name} is {size}; reference images may be at most {limit}.").format(
+                    name=f"`{name}`",
+                    size=human_bytes(attachment.size),
+                    limit=human_bytes(max_attachment_bytes),
+                )
             )
         if not attachment.url.startswith(("https://", "http://")):
-            raise InputRefused(f"`{name}` has no usable link. Please upload it again.")
+            raise InputRefused(
+                N_("{name} has no usable link. Please upload it again.").format(name=f"`{name}`")
+            )
     return ImageRequest(
         prompt=text,
         aspect_ratio=aspect_ratio,

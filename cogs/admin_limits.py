@@ -13,9 +13,10 @@ import discord
 from discord import app_commands
 
 from bot import reports
-from bot.discord.admin import AdminCog, Interaction, Target, plural
-from bot.discord.replies import reply
+from bot.discord.admin import AdminCog, Interaction, Target
+from bot.discord.replies import private_locale, reply
 from bot.durations import describe_seconds
+from bot.i18n import N_, t
 from bot.quotas import day_bounds, discord_time, valid_timezone
 
 if TYPE_CHECKING:
@@ -44,11 +45,16 @@ class AdminLimits(AdminCog):
             return
         before = await self.bot.store.guild_policy(guild_id)
         await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), default_quota=limit)
+        locale = private_locale(interaction)
         await reply(
             interaction,
-            f"The server's daily limit is now **{reports.limit_text(limit)}** "
-            f"(was {self.default_text(before.default_quota)}). "
-            "Role limits and personal limits still take precedence.",
+            t(
+                locale,
+                "The server's daily limit is now **{limit}** (was {was}). "
+                "Role limits and personal limits still take precedence.",
+                limit=reports.limit_text(limit, locale),
+                was=self.default_text(before.default_quota, locale),
+            ),
         )
 
     @quota.command(name="role", description="Give a role its own daily limit, or clear it")
@@ -63,20 +69,28 @@ class AdminLimits(AdminCog):
         if await self.out_of_range(interaction, "limit", limit, 0, MAX_LIMIT):
             return
         if role.is_default():
-            await reply(interaction, "For everyone, use `/imagine-admin quota default` instead.")
+            await reply(interaction, N_("For everyone, use `/imagine-admin quota default` instead."))
             return
         before = (await self.bot.store.role_quotas(guild_id)).get(role.id)
         await self.bot.store.set_role_quota(guild_id, role.id, limit, interaction.user.id, self.now())
-        was = reports.optional_limit(before)
+        locale = private_locale(interaction)
+        was = reports.optional_limit(before, none=t(locale, "none"), locale=locale)
         if limit is None:
-            text = (
-                f"{role.mention} no longer has a daily limit of its own (was {was}); its members "
-                "follow their other roles or the server default."
+            text = t(
+                locale,
+                "{role} no longer has a daily limit of its own (was {was}); its members follow their other "
+                "roles or the server default.",
+                role=role.mention,
+                was=was,
             )
         else:
-            text = (
-                f"Daily limit for {role.mention} is now **{reports.limit_text(limit)}** (was {was}). "
-                "A member with several limited roles gets the most generous of them."
+            text = t(
+                locale,
+                "Daily limit for {role} is now **{limit}** (was {was}). "
+                "A member with several limited roles gets the most generous of them.",
+                role=role.mention,
+                limit=reports.limit_text(limit, locale),
+                was=was,
             )
         await reply(interaction, text)
 
@@ -97,7 +111,9 @@ class AdminLimits(AdminCog):
         if await self.out_of_range(interaction, "limit", limit, 0, MAX_LIMIT):
             return
         if unlimited and limit is not None:
-            await reply(interaction, "Choose either a limit or `unlimited`, not both. Nothing was changed.")
+            await reply(
+                interaction, N_("Choose either a limit or `unlimited`, not both. Nothing was changed.")
+            )
             return
         await self.bot.store.set_user_quota(
             guild_id,
@@ -108,14 +124,23 @@ class AdminLimits(AdminCog):
             now=self.now(),
         )
         effective = await self.describe_limit(interaction, member)
+        locale = private_locale(interaction)
         if unlimited:
-            text = f"{member.mention} now has **no daily limit** in this server."
+            text = t(locale, "{member} now has **no daily limit** in this server.", member=member.mention)
         elif limit is not None:
-            text = f"{member.mention} now has a personal limit of **{reports.limit_text(limit)}**."
+            text = t(
+                locale,
+                "{member} now has a personal limit of **{limit}**.",
+                member=member.mention,
+                limit=reports.limit_text(limit, locale),
+            )
         else:
-            text = (
-                f"{member.mention}'s personal limit is cleared: they follow their roles and the server "
-                f"default again (now **{effective}**)."
+            text = t(
+                locale,
+                "{member}'s personal limit is cleared: they follow their roles and the server default again "
+                "(now **{limit}**).",
+                member=member.mention,
+                limit=effective,
             )
         await reply(interaction, text)
 
@@ -133,19 +158,31 @@ class AdminLimits(AdminCog):
         if credits == 0:
             await reply(
                 interaction,
-                "Nothing to change: give a positive number to add credits, negative to take back.",
+                N_("Nothing to change: give a positive number to add credits, negative to take back."),
             )
             return
         balance = await self.bot.store.grant_credits(
             guild_id, member.id, credits, interaction.user.id, self.now()
         )
-        if credits > 0:
-            text = f"Gave {member.mention} **{plural(credits, 'one-off credit')}**"
+        locale = private_locale(interaction)
+        if credits == 1:
+            text = t(locale, "Gave {member} **1 one-off credit**", member=member.mention)
+        elif credits > 0:
+            text = t(
+                locale, "Gave {member} **{count} one-off credits**", member=member.mention, count=credits
+            )
+        elif credits == -1:
+            text = t(locale, "Took back 1 credit from {member}", member=member.mention)
         else:
-            text = f"Took back {plural(-credits, 'credit')} from {member.mention}"
+            text = t(locale, "Took back {count} credits from {member}", member=member.mention, count=-credits)
         await reply(
             interaction,
-            f"{text}; they now have **{balance}**. Credits are used once the daily limit is reached.",
+            t(
+                locale,
+                "{change}; they now have **{balance}**. Credits are used once the daily limit is reached.",
+                change=text,
+                balance=balance,
+            ),
         )
 
     @quota.command(name="reset", description="Give a member back today's uses")
@@ -153,11 +190,16 @@ class AdminLimits(AdminCog):
     async def quota_reset(self, interaction: Interaction, member: Target) -> None:
         guild_id = self.gid(interaction)
         given = await self.bot.store.reset_today(guild_id, member.id, interaction.user.id, self.now())
-        if given:
-            text = f"Gave {member.mention} back **{plural(given, 'use')}** of today."
+        locale = private_locale(interaction)
+        if given == 1:
+            text = t(locale, "Gave {member} back **1 use** of today.", member=member.mention)
+        elif given:
+            text = t(
+                locale, "Gave {member} back **{count} uses** of today.", member=member.mention, count=given
+            )
         else:
-            text = f"{member.mention} had no finished uses today to give back."
-        await reply(interaction, text + " Images still running count until they finish.")
+            text = t(locale, "{member} had no finished uses today to give back.", member=member.mention)
+        await reply(interaction, text + t(locale, " Images still running count until they finish."))
 
     @quota.command(name="guildcap", description="A daily cap for the whole server, or no cap")
     @app_commands.describe(limit="Images per day for all members together (leave out for no cap)")
@@ -169,11 +211,23 @@ class AdminLimits(AdminCog):
             return
         before = await self.bot.store.guild_policy(guild_id)
         await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), daily_cap=limit)
-        was = "none" if before.daily_cap is None else plural(before.daily_cap, "image")
+        locale = private_locale(interaction)
+        was = (
+            t(locale, "none")
+            if before.daily_cap is None
+            else t(locale, "{count} images", count=before.daily_cap)
+            if before.daily_cap != 1
+            else t(locale, "1 image")
+        )
         if limit is None:
-            text = f"The server has **no daily cap** any more (was {was})."
+            text = t(locale, "The server has **no daily cap** any more (was {was}).", was=was)
         else:
-            text = f"The whole server can now make **{plural(limit, 'image')} a day** together (was {was})."
+            text = t(
+                locale,
+                "The whole server can now make **{count} a day** together (was {was}).",
+                count=t(locale, "1 image") if limit == 1 else t(locale, "{count} images", count=limit),
+                was=was,
+            )
         await reply(interaction, text)
 
     @quota.command(name="exempt", description="Whether the owner and Manage Server members skip the limits")
@@ -182,12 +236,12 @@ class AdminLimits(AdminCog):
         guild_id = self.gid(interaction)
         await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), exempt_managers=enabled)
         if enabled:
-            text = (
+            text = N_(
                 "The server owner and members with Manage Server are now **exempt** from daily limits, "
                 "the cooldown, the running-images cap and the server cap."
             )
         else:
-            text = (
+            text = N_(
                 "The server owner and members with Manage Server now follow **the same limits** as everyone."
             )
         await reply(interaction, text)
@@ -200,9 +254,11 @@ class AdminLimits(AdminCog):
             guild_id, interaction.user.id, self.now(), refund_cancelled=enabled
         )
         if enabled:
-            text = "A job its requester cancels is now **given back**: it does not count against the quota."
+            text = N_(
+                "A job its requester cancels is now **given back**: it does not count against the quota."
+            )
         else:
-            text = (
+            text = N_(
                 "A job its requester cancels now **counts** against the quota (the image service may still "
                 "bill it). Jobs cancelled before they were sent, or by a moderator, never count."
             )
@@ -222,11 +278,17 @@ class AdminLimits(AdminCog):
         await self.bot.store.update_policy(
             guild_id, interaction.user.id, self.now(), cooldown_seconds=seconds
         )
-        was = describe_seconds(before.cooldown_seconds) if before.cooldown_seconds else "none"
+        locale = private_locale(interaction)
+        was = describe_seconds(before.cooldown_seconds) if before.cooldown_seconds else t(locale, "none")
         if seconds:
-            text = f"Members now wait **{describe_seconds(seconds)}** between two requests (was {was})."
+            text = t(
+                locale,
+                "Members now wait **{time}** between two requests (was {was}).",
+                time=describe_seconds(seconds),
+                was=was,
+            )
         else:
-            text = f"There is **no cooldown** any more (was {was})."
+            text = t(locale, "There is **no cooldown** any more (was {was}).", was=was)
         await reply(interaction, text)
 
     @app_commands.command(
@@ -243,7 +305,14 @@ class AdminLimits(AdminCog):
         await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), max_running=jobs)
         await reply(
             interaction,
-            f"A member may now have **{plural(jobs, 'image')}** running at once (was {before.max_running}).",
+            t(
+                private_locale(interaction),
+                "A member may now have **{count}** running at once (was {was}).",
+                count=t(private_locale(interaction), "1 image")
+                if jobs == 1
+                else t(private_locale(interaction), "{count} images", count=jobs),
+                was=before.max_running,
+            ),
         )
 
     @app_commands.command(name="timezone", description="The time zone in which the server's day starts")
@@ -254,8 +323,10 @@ class AdminLimits(AdminCog):
         if not valid_timezone(zone_name):
             await reply(
                 interaction,
-                f"{reports.code(zone_name)} is not a time zone I know. Pick one from the list, such as "
-                "`Europe/Paris`, `America/New_York` or `UTC`. Nothing was changed.",
+                N_(
+                    "{zone} is not a time zone I know. Pick one from the list, such as `Europe/Paris`, "
+                    "`America/New_York` or `UTC`. Nothing was changed."
+                ).format(zone=reports.code(zone_name)),
             )
             return
         before = await self.bot.store.guild_policy(guild_id)
@@ -263,8 +334,12 @@ class AdminLimits(AdminCog):
         _, reset = day_bounds(self.now(), zone_name)
         await reply(
             interaction,
-            f"The server's day now starts at 00:00 in **{zone_name}** (was {before.timezone}). "
-            f"Daily limits next reset {discord_time(reset)} ({discord_time(reset, 'f')}).",
+            N_(
+                "The server's day now starts at 00:00 in **{zone}** (was {was}). "
+                "Daily limits next reset {when} ({time})."
+            ).format(
+                zone=zone_name, was=before.timezone, when=discord_time(reset), time=discord_time(reset, "f")
+            ),
         )
 
     @timezone.autocomplete("name")

@@ -11,8 +11,9 @@ from discord import app_commands
 
 from bot import reports
 from bot.discord.admin import AdminCog, Interaction, Target
-from bot.discord.replies import reply
+from bot.discord.replies import private_locale, reply
 from bot.durations import DurationError, parse_duration
+from bot.i18n import N_, t
 from bot.moderation import MAX_PATTERN_CHARS, RuleError, check_rule
 from bot.quotas import discord_time
 
@@ -50,19 +51,39 @@ class AdminModeration(AdminCog):
             try:
                 expires_at = now + parse_duration(duration)
             except DurationError as error:
-                await reply(interaction, f"{member.mention} was not banned: {error}.")
+                await reply(
+                    interaction,
+                    t(
+                        private_locale(interaction),
+                        "{member} was not banned: {error}.",
+                        member=member.mention,
+                        error=error,
+                    ),
+                )
                 return
         cleaned = " ".join(reason.split())[:200] if reason else None
         await self.bot.store.ban(
             guild_id, member.id, reason=cleaned, expires_at=expires_at, actor_id=interaction.user.id, now=now
         )
+        locale = private_locale(interaction)
         until = (
-            f"until {discord_time(expires_at, 'f')} ({discord_time(expires_at)})"
+            t(
+                locale,
+                "until {time} ({when})",
+                time=discord_time(expires_at, "f"),
+                when=discord_time(expires_at),
+            )
             if expires_at is not None
-            else "until you unban them"
+            else t(locale, "until you unban them")
         )
-        why = f" Reason: {reports.code(cleaned)}." if cleaned else ""
-        await reply(interaction, f"{member.mention} cannot use the image bot in this server {until}.{why}")
+        why = t(locale, " Reason: {reason}.", reason=reports.code(cleaned)) if cleaned else ""
+        text = t(
+            locale,
+            "{member} cannot use the image bot in this server {until}.",
+            member=member.mention,
+            until=until,
+        )
+        await reply(interaction, text + why)
 
     @app_commands.command(name="unban", description="Let a banned member use the image bot again")
     @app_commands.describe(member="The member")
@@ -70,15 +91,15 @@ class AdminModeration(AdminCog):
         guild_id = self.gid(interaction)
         lifted = await self.bot.store.unban(guild_id, member.id, interaction.user.id, self.now())
         if lifted:
-            text = f"{member.mention} can use the image bot again."
+            text = N_("{member} can use the image bot again.").format(member=member.mention)
         else:
-            text = f"{member.mention} was not banned; nothing to lift."
+            text = N_("{member} was not banned; nothing to lift.").format(member=member.mention)
         await reply(interaction, text)
 
     @app_commands.command(name="bans", description="Members banned from the image bot, and until when")
     async def bans(self, interaction: Interaction) -> None:
         entries = await self.bot.store.bans(self.gid(interaction), self.now())
-        await reply(interaction, reports.bans_text(entries))
+        await reply(interaction, reports.bans_text(entries, locale=private_locale(interaction)))
 
     # -- prompt rules ------------------------------------------------------------------------------------
 
@@ -100,12 +121,14 @@ class AdminModeration(AdminCog):
             actor, now = interaction.user.id, self.now()
             rule = await self.bot.store.add_rule(guild_id, kind.value, checked, actor, now)
         except RuleError as error:
-            await reply(interaction, f"That rule was not added: {error}.")
+            await reply(interaction, N_("That rule was not added: {error}.").format(error=error))
             return
         await reply(
             interaction,
-            f"Added rule {reports.rule_text(rule)}. Prompts that match it are refused with a neutral "
-            "message and logged with the rule.",
+            N_(
+                "Added rule {rule}. Prompts that match it are refused with a neutral message and logged "
+                "with the rule."
+            ).format(rule=reports.rule_text(rule)),
         )
 
     @blocklist.command(name="remove", description="Remove a prompt rule by its number")
@@ -118,14 +141,22 @@ class AdminModeration(AdminCog):
         removed = await self.bot.store.remove_rule(guild_id, rule, interaction.user.id, self.now())
         if removed is None:
             await reply(
-                interaction, f"There is no rule #{rule} in this server; see `/imagine-admin blocklist list`."
+                interaction,
+                N_("There is no rule #{id} in this server; see `/imagine-admin blocklist list`.").format(
+                    id=rule
+                ),
             )
             return
-        await reply(interaction, f"Removed rule {reports.rule_text(removed)}.")
+        await reply(interaction, N_("Removed rule {rule}.").format(rule=reports.rule_text(removed)))
 
     @blocklist.command(name="list", description="The server's prompt rules")
     async def blocklist_list(self, interaction: Interaction) -> None:
-        await reply(interaction, reports.rules_text(await self.bot.store.rules(self.gid(interaction))))
+        await reply(
+            interaction,
+            reports.rules_text(
+                await self.bot.store.rules(self.gid(interaction)), locale=private_locale(interaction)
+            ),
+        )
 
     # -- mod-log -----------------------------------------------------------------------------------------
 
@@ -148,22 +179,35 @@ class AdminModeration(AdminCog):
             await self.bot.store.update_policy(
                 guild_id, actor, now, modlog_channel_id=None, modlog_finished=False
             )
-            await reply(interaction, "The mod-log is **off**: refusals are no longer posted anywhere.")
+            await reply(interaction, N_("The mod-log is **off**: refusals are no longer posted anywhere."))
             return
         before = await self.bot.store.guild_policy(guild_id)
         log_finished = before.modlog_finished if finished is None else finished
         await self.bot.store.update_policy(
             guild_id, actor, now, modlog_channel_id=channel.id, modlog_finished=log_finished
         )
-        what = "every refusal and every finished image" if log_finished else "every refusal"
-        text = f"The mod-log is now {channel.mention}: it gets a short entry for {what}."
+        locale = private_locale(interaction)
+        if log_finished:
+            text = t(
+                locale,
+                "The mod-log is now {channel}: it gets a short entry for every refusal and every finished "
+                "image.",
+                channel=channel.mention,
+            )
+        else:
+            text = t(
+                locale,
+                "The mod-log is now {channel}: it gets a short entry for every refusal.",
+                channel=channel.mention,
+            )
         me = channel.guild.me
         if me is not None:
             allowed = channel.permissions_for(me)
             if not (allowed.view_channel and allowed.send_messages):
-                text += (
-                    f"\n⚠️ I cannot post in {channel.mention} yet: "
-                    "give me View Channel and Send Messages there."
+                text += "\n" + t(
+                    locale,
+                    "⚠️ I cannot post in {channel} yet: give me View Channel and Send Messages there.",
+                    channel=channel.mention,
                 )
         await reply(interaction, text)
 

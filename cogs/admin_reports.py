@@ -9,10 +9,11 @@ import discord
 from discord import app_commands
 
 from bot import messages, reports
-from bot.discord.admin import AdminCog, Interaction, plural
+from bot.discord.admin import AdminCog, Interaction
 from bot.discord.checks import MODLOG_NEEDS, missing_permissions
-from bot.discord.replies import NO_PINGS, reply
+from bot.discord.replies import NO_PINGS, private_locale, reply
 from bot.durations import describe_seconds
+from bot.i18n import t, translate_text
 from bot.quotas import day_bounds
 
 if TYPE_CHECKING:
@@ -20,6 +21,14 @@ if TYPE_CHECKING:
 
 EXPORT_CHUNK = 5000
 UPLOAD_MARGIN = 64 * 1024  # room for the multipart envelope around the CSV
+
+
+def _members(count: int, locale: str) -> str:
+    return t(locale, "1 member") if count == 1 else t(locale, "{count} members", count=count)
+
+
+def _credits(count: int, locale: str) -> str:
+    return t(locale, "1 credit") if count == 1 else t(locale, "{count} credits", count=count)
 
 
 class AdminReports(AdminCog):
@@ -31,64 +40,103 @@ class AdminReports(AdminCog):
     async def settings(self, interaction: Interaction) -> None:
         guild_id = self.gid(interaction)
         store = self.bot.store
+        locale = private_locale(interaction)
         policy = await store.guild_policy(guild_id)
         roles = await store.role_quotas(guild_id)
         overview = await store.quota_overview(guild_id)
         rules = await store.rules(guild_id)
         bans = await store.bans(guild_id, self.now())
+        styles = await store.styles(guild_id)
+        none = t(locale, "none")
         role_text = (
-            ", ".join(f"<@&{role}> {reports.limit_text(limit)}" for role, limit in sorted(roles.items()))
+            ", ".join(
+                f"<@&{role}> {reports.limit_text(limit, locale)}" for role, limit in sorted(roles.items())
+            )
             if roles
-            else "none"
+            else none
         )
+        if policy.modlog_channel_id is None:
+            modlog = t(locale, "Mod-log: off")
+        elif policy.modlog_finished:
+            modlog = t(
+                locale,
+                "Mod-log: {channel} (refusals and finished images)",
+                channel=f"<#{policy.modlog_channel_id}>",
+            )
+        else:
+            modlog = t(locale, "Mod-log: {channel}", channel=f"<#{policy.modlog_channel_id}>")
+        cooldown = describe_seconds(policy.cooldown_seconds) if policy.cooldown_seconds else none
         lines = [
-            "⚙️ **Image bot settings for this server**",
-            f"Daily limit (default): {self.default_text(policy.default_quota)}",
-            f"Role limits: {role_text}",
-            f"Member limits: {plural(overview.personal_limits, 'member')} with a limit of their own, "
-            f"{overview.unlimited} unlimited",
-            f"Credits in use: {plural(overview.credits, 'credit')} held by "
-            f"{plural(overview.credit_holders, 'member')}",
-            "Cooldown: " + (describe_seconds(policy.cooldown_seconds) if policy.cooldown_seconds else "none"),
-            f"Images at once per member: {policy.max_running}",
-            f"Time zone (days and reports): {policy.timezone}",
-            f"Server cap: {reports.optional_limit(policy.daily_cap, none='none')}",
-            "Owner and Manage Server members: "
-            + ("exempt from limits" if policy.exempt_managers else "count like everyone"),
-            "Cancelled images: " + ("refunded" if policy.refund_cancelled else "count toward the limit"),
-            "Mod-log: "
-            + (
-                f"<#{policy.modlog_channel_id}>"
-                + (" (refusals and finished images)" if policy.modlog_finished else "")
-                if policy.modlog_channel_id
-                else "off"
+            t(locale, "⚙️ **Image bot settings for this server**"),
+            t(
+                locale,
+                "Daily limit (default): {limit}",
+                limit=self.default_text(policy.default_quota, locale),
             ),
-            f"Prompt rules: {len(rules)}; bans in force: {len(bans)}",
-            f"Styles: {len(await store.styles(guild_id))}; private images: "
-            + ("allowed" if policy.private_images else "not allowed"),
+            t(locale, "Role limits: {roles}", roles=role_text),
+            t(
+                locale,
+                "Member limits: {members} with a limit of their own, {unlimited} unlimited",
+                members=_members(overview.personal_limits, locale),
+                unlimited=overview.unlimited,
+            ),
+            t(
+                locale,
+                "Credits in use: {credits} held by {holders}",
+                credits=_credits(overview.credits, locale),
+                holders=_members(overview.credit_holders, locale),
+            ),
+            t(locale, "Cooldown: {cooldown}", cooldown=cooldown),
+            t(locale, "Images at once per member: {count}", count=policy.max_running),
+            t(locale, "Time zone (days and reports): {zone}", zone=policy.timezone),
+            t(
+                locale,
+                "Server cap: {cap}",
+                cap=reports.optional_limit(policy.daily_cap, none=none, locale=locale),
+            ),
+            t(locale, "Owner and Manage Server members: exempt from limits")
+            if policy.exempt_managers
+            else t(locale, "Owner and Manage Server members: count like everyone"),
+            t(locale, "Cancelled images: refunded")
+            if policy.refund_cancelled
+            else t(locale, "Cancelled images: count toward the limit"),
+            modlog,
+            t(locale, "Prompt rules: {rules}; bans in force: {bans}", rules=len(rules), bans=len(bans)),
+            t(locale, "Styles: {count}; private images: allowed", count=len(styles))
+            if policy.private_images
+            else t(locale, "Styles: {count}; private images: not allowed", count=len(styles)),
         ]
-        lines += self._permission_warnings(interaction, policy.modlog_channel_id)
+        lines += self._permission_warnings(interaction, policy.modlog_channel_id, locale)
         await reply(interaction, "\n".join(lines))
 
-    def _permission_warnings(self, interaction: Interaction, modlog_id: int | None) -> list[str]:
+    def _permission_warnings(self, interaction: Interaction, modlog_id: int | None, locale: str) -> list[str]:
         """What the bot lacks here (Discord's own answer for this channel) and in the mod-log channel."""
         warnings: list[str] = []
         here = missing_permissions(interaction.app_permissions)
         if here:
-            warnings.append(f"⚠️ In this channel I lack: {', '.join(here)}.")
+            warnings.append(
+                t(locale, "⚠️ In this channel I lack: {permissions}.", permissions=", ".join(here))
+            )
         guild = interaction.guild
         if modlog_id and guild is not None:
             channel = guild.get_channel(modlog_id)
             if channel is None:
-                warnings.append("⚠️ The mod-log channel no longer exists or I cannot see it.")
+                warnings.append(t(locale, "⚠️ The mod-log channel no longer exists or I cannot see it."))
             else:
                 lacking = missing_permissions(channel.permissions_for(guild.me), MODLOG_NEEDS)
                 if lacking:
-                    warnings.append(f"⚠️ In the mod-log channel I lack: {', '.join(lacking)}.")
+                    warnings.append(
+                        t(
+                            locale,
+                            "⚠️ In the mod-log channel I lack: {permissions}.",
+                            permissions=", ".join(lacking),
+                        )
+                    )
         if not warnings:
-            warnings.append(
-                "✅ I have every permission I need here" + (" and in the mod-log." if modlog_id else ".")
-            )
+            if modlog_id:
+                warnings.append(t(locale, "✅ I have every permission I need here and in the mod-log."))
+            else:
+                warnings.append(t(locale, "✅ I have every permission I need here."))
         return warnings
 
     # -- reports -----------------------------------------------------------------------------------------
@@ -106,9 +154,13 @@ class AdminReports(AdminCog):
             reports.Window(label, await self.bot.store.stats(guild_id, since))
             for label, since in reports.report_windows(now, day_start)
         ]
-        name = interaction.guild.name if interaction.guild else "this server"
-        title = f"📊 Image bot report for {name}"
-        await reply(interaction, reports.stats_text(windows, title=title, timezone=policy.timezone))
+        locale = private_locale(interaction)
+        if interaction.guild is not None:
+            title = t(locale, "📊 Image bot report for {name}", name=interaction.guild.name)
+        else:
+            title = t(locale, "📊 Image bot report for this server")
+        text = reports.stats_text(windows, title=title, timezone=policy.timezone, locale=locale)
+        await reply(interaction, text)
 
     @app_commands.command(name="export", description="Usage rows of a date range as a CSV file")
     @app_commands.describe(
@@ -122,22 +174,26 @@ class AdminReports(AdminCog):
         end: app_commands.Range[str, 1, 20],
     ) -> None:
         guild_id = self.gid(interaction)
+        locale = private_locale(interaction)
         policy = await self.bot.store.guild_policy(guild_id)
         try:
             begin, finish = reports.export_bounds(start, end, policy.timezone)
         except reports.ReportError as error:
-            await reply(interaction, f"Nothing exported: {error}.")
+            why = translate_text(locale, str(error))
+            await reply(interaction, t(locale, "Nothing exported: {reason}.", reason=why))
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         budget = max(interaction.filesize_limit - UPLOAD_MARGIN, 64 * 1024)
         table = await self._export_rows(guild_id, begin, finish, reports.UsageCsv(budget))
         reason = (
-            f"the limit of {reports.EXPORT_MAX_ROWS} rows"
+            t(locale, "the limit of {count} rows", count=reports.EXPORT_MAX_ROWS)
             if table.rows >= table.max_rows
-            else f"the upload limit of {messages.human_bytes(interaction.filesize_limit)}"
+            else t(
+                locale, "the upload limit of {size}", size=messages.human_bytes(interaction.filesize_limit)
+            )
         )
         text = reports.export_text(
-            table.rows, start, end, policy.timezone, capped=table.full, cap_reason=reason
+            table.rows, start, end, policy.timezone, capped=table.full, cap_reason=reason, locale=locale
         )
         if table.rows == 0:
             await reply(interaction, text)

@@ -11,7 +11,7 @@ from discord import app_commands
 
 from bot import messages
 from bot.discord.admin import AdminCog, Interaction
-from bot.discord.replies import reply
+from bot.discord.replies import private_locale, reply
 from bot.discord.styles import style_choices
 from bot.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT, MAX_STYLES, StyleError, clean_style
 
@@ -39,9 +39,14 @@ class AdminStyles(AdminCog):
                 self.gid(interaction), style, interaction.user.id, self.now()
             )
         except StyleError as error:
-            await reply(interaction, messages.style_not_saved(str(error)))
+            await reply(interaction, messages.style_not_saved(str(error), private_locale(interaction)))
             return
-        await reply(interaction, messages.style_saved(style.name, style.text, replaced=replaced))
+        await reply(
+            interaction,
+            messages.style_saved(
+                style.name, style.text, replaced=replaced, locale=private_locale(interaction)
+            ),
+        )
 
     @style.command(name="remove", description="Remove a style")
     @app_commands.describe(name="The style's name")
@@ -51,13 +56,19 @@ class AdminStyles(AdminCog):
             self.gid(interaction), name.strip(), interaction.user.id, self.now()
         )
         await reply(
-            interaction, messages.style_removed(removed.name if removed else name, found=bool(removed))
+            interaction,
+            messages.style_removed(
+                removed.name if removed else name, found=bool(removed), locale=private_locale(interaction)
+            ),
         )
 
     @style.command(name="list", description="The server's styles and their texts")
     async def style_list(self, interaction: Interaction) -> None:
         styles = await self.bot.store.styles(self.gid(interaction))
-        await reply(interaction, messages.style_list([(s.name, s.text) for s in styles], MAX_STYLES))
+        await reply(
+            interaction,
+            messages.style_list([(s.name, s.text) for s in styles], MAX_STYLES, private_locale(interaction)),
+        )
 
     @app_commands.command(
         name="private-images", description="Whether members may have their images sent to them privately"
@@ -69,7 +80,7 @@ class AdminStyles(AdminCog):
         await self.bot.store.update_policy(
             self.gid(interaction), interaction.user.id, self.now(), private_images=enabled
         )
-        await reply(interaction, messages.private_images_switched(enabled))
+        await reply(interaction, messages.private_images_switched(enabled, private_locale(interaction)))
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -11,8 +11,9 @@ from discord.ext import commands
 from bot import messages
 from bot.discord.checks import is_moderator
 from bot.discord.places import server_of
-from bot.discord.replies import NO_PINGS
+from bot.discord.replies import NO_PINGS, private_locale, say_privately
 from bot.discord.views import CancelButton, history_page
+from bot.i18n import N_, t
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -32,31 +33,39 @@ class Queue(commands.Cog):
     async def queue(self, interaction: discord.Interaction[ImagineBot], everyone: bool = False) -> None:
         server = server_of(interaction)  # None: personal use, the member's own jobs from every such place
         if everyone and not is_moderator(interaction):
-            await interaction.response.send_message(
-                "Only moderators (Manage Messages or Manage Server) can see everyone's requests.",
-                ephemeral=True,
-                allowed_mentions=NO_PINGS,
+            await say_privately(
+                interaction,
+                N_("Only moderators (Manage Messages or Manage Server) can see everyone's requests."),
             )
             return
+        locale = private_locale(interaction)
         user_id = None if everyone else interaction.user.id
         jobs = await self.bot.store.unfinished_jobs(server, user_id, MAX_LISTED + 1)
         if not jobs:
-            text = "Nothing is in progress in this server." if everyone else "You have nothing in progress."
-            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+            text = (
+                N_("Nothing is in progress in this server.")
+                if everyone
+                else N_("You have nothing in progress.")
+            )
+            await say_privately(interaction, text)
             return
         now = self.bot.clock.time()
         lines = [
             messages.queue_line(
-                job, now - job.created_at, self.bot.runner.typical_duration(job.has_references)
+                job, now - job.created_at, self.bot.runner.typical_duration(job.has_references), locale
             )
             for job in jobs[:MAX_LISTED]
         ]
         if len(jobs) > MAX_LISTED:
-            lines.append(f"…and more; the oldest {MAX_LISTED} are shown.")
+            lines.append(t(locale, "…and more; the oldest {count} are shown.", count=MAX_LISTED))
         view = discord.ui.View(timeout=None)
         for job in jobs[:MAX_LISTED]:
-            view.add_item(CancelButton(job.id, label=f"Cancel #{job.id}"))
-        header = "⏱️ In progress in this server:" if everyone else "⏱️ Your requests in progress:"
+            view.add_item(CancelButton(job.id, label=t(locale, "Cancel #{id}", id=job.id)))
+        header = (
+            t(locale, "⏱️ In progress in this server:")
+            if everyone
+            else t(locale, "⏱️ Your requests in progress:")
+        )
         await interaction.response.send_message(
             messages.clip("\n".join([header, *lines])), view=view, ephemeral=True, allowed_mentions=NO_PINGS
         )
@@ -70,13 +79,14 @@ class Queue(commands.Cog):
     ) -> None:
         target = member or interaction.user
         if target.id != interaction.user.id and not is_moderator(interaction):
-            await interaction.response.send_message(
-                "Only moderators (Manage Messages or Manage Server) can see another member's images.",
-                ephemeral=True,
-                allowed_mentions=NO_PINGS,
+            await say_privately(
+                interaction,
+                N_("Only moderators (Manage Messages or Manage Server) can see another member's images."),
             )
             return
-        content, view = await history_page(self.bot, server_of(interaction), target.id, 0)
+        content, view = await history_page(
+            self.bot, server_of(interaction), target.id, 0, locale=private_locale(interaction)
+        )
         await interaction.response.send_message(content, view=view, ephemeral=True, allowed_mentions=NO_PINGS)
 
 

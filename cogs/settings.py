@@ -11,8 +11,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
-from bot.discord.replies import GUILD_ONLY, NO_PINGS, say_privately
+from bot.discord.replies import GUILD_ONLY, private_locale, say_privately
 from bot.discord.styles import style_choices
+from bot.i18n import t
 from bot.styles import DELIVERY_CHANNEL, DELIVERY_DM, DELIVERY_EPHEMERAL, PRIVATE_DELIVERIES
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class Settings(commands.Cog):
     ) -> None:
         guild_id = interaction.guild_id
         if guild_id is None:
-            await interaction.response.send_message(GUILD_ONLY, ephemeral=True, allowed_mentions=NO_PINGS)
+            await say_privately(interaction, GUILD_ONLY)
             return
         store, user_id = self.bot.store, interaction.user.id
         changes: dict[str, str | None] = {}
@@ -94,9 +95,10 @@ class Settings(commands.Cog):
             saved.delivery,
             style_exists=exists,
             private_allowed=policy.private_images,
+            locale=private_locale(interaction),
         )
         if delivery is not None and delivery.value in PRIVATE_DELIVERIES and not policy.private_images:
-            text += "\n" + messages.PRIVATE_NOT_ALLOWED
+            text += "\n" + t(private_locale(interaction), messages.PRIVATE_NOT_ALLOWED)
         await say_privately(interaction, text)
 
 

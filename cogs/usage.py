@@ -12,13 +12,14 @@ from bot import reports
 from bot.discord.checks import is_moderator
 from bot.discord.members import member_of, member_view
 from bot.discord.places import is_personal
-from bot.discord.replies import reply
+from bot.discord.replies import private_locale, reply
+from bot.i18n import N_
 from bot.quotas import DEFAULT_MAX_RUNNING
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
 
-NOT_A_MODERATOR = (
+NOT_A_MODERATOR = N_(
     "Only moderators (Manage Server or Manage Messages) can look at another member's use. "
     "Run `/usage` without a member to see your own."
 )
@@ -51,7 +52,12 @@ class Usage(commands.Cog):
             subject, self.bot.clock.time(), self.bot.settings.default_daily_quota
         )
         await reply(
-            interaction, reports.usage_text(summary, subject=f"<@{subject.user_id}>" if other else None)
+            interaction,
+            reports.usage_text(
+                summary,
+                subject=f"<@{subject.user_id}>" if other else None,
+                locale=private_locale(interaction),
+            ),
         )
 
     async def _personal(
@@ -67,7 +73,9 @@ class Usage(commands.Cog):
             self.bot.settings.default_personal_quota,
             DEFAULT_MAX_RUNNING,
         )
-        await reply(interaction, reports.usage_text(summary, personal=True))
+        await reply(
+            interaction, reports.usage_text(summary, personal=True, locale=private_locale(interaction))
+        )
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -123,6 +123,37 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
 
 
+# Discord's rule for chat-input command and option names, localized ones included: lowercase where the
+# script has case, 1-32 characters, letters/digits of any script, "-" and "_", no spaces.
+_COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
+
+
+def _command_name_problems(body: Mapping[str, Any], where: str = "") -> list[str]:
+    """Names (and their localizations) of a command, its options and choices that Discord would refuse."""
+    problems: list[str] = []
+    path = f"{where}{body.get('name')}"
+    names = [body.get("name", ""), *(body.get("name_localizations") or {}).values()]
+    if body.get("type", 1) == 1 or "options" in body or where:
+        for name in names:
+            if not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
+                problems.append(f"{path}: invalid name {name!r}")
+    else:
+        # A user or message context menu: 1-32 characters, spaces and capitals allowed.
+        for name in names:
+            if not isinstance(name, str) or not 1 <= len(name) <= 32 or name != name.strip():
+                problems.append(f"{path}: invalid context menu name {name!r}")
+    for locale, text in (body.get("description_localizations") or {}).items():
+        if not 1 <= len(text) <= 100:
+            problems.append(f"{path}: description for {locale} is not 1-100 characters")
+    for choice in body.get("choices") or []:
+        for locale, text in (choice.get("name_localizations") or {}).items():
+            if not 1 <= len(text) <= 100:
+                problems.append(f"{path}: choice name for {locale} is not 1-100 characters")
+    for option in body.get("options") or []:
+        problems += _command_name_problems(option, f"{path} ")
+    return problems
+
+
 def shard_of(guild_id: int | None, shard_count: int) -> int:
     """The shard that receives a server's events (Discord's formula); DMs go to shard 0."""
     return 0 if guild_id is None else (guild_id >> 22) % shard_count
@@ -251,6 +282,7 @@ class FakeGuild:
     owner_id: int
     premium_tier: int = 0
     channel_ids: list[int] = field(default_factory=list)
+    locale: str = "en-US"  # the server's preferred locale (Community setting): `guild_locale` in interactions
     roles: dict[int, dict[str, Any]] = field(default_factory=dict)
     members: dict[int, FakeMember] = field(default_factory=dict)
     bot_present: bool = True  # False: a server that did not add the bot (people may use their own install)
@@ -579,6 +611,7 @@ class FakeDiscord:
             "owner_id": str(guild.owner_id),
             "system_channel_id": str(guild.channel_ids[0]),
             "premium_tier": guild.premium_tier,  # discord.Guild.filesize_limit derives from this
+            "preferred_locale": guild.locale,
             "premium_subscription_count": (0, 2, 7, 14)[guild.premium_tier],
             "roles": list(guild.roles.values()),
             "joined_at": guild.members[self.bot_user_id].joined_at,
@@ -1016,8 +1049,8 @@ class FakeDiscord:
             limit = self.guilds[guild_id].filesize_limit
             payload |= {
                 "guild_id": str(guild_id),
-                "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
-                "guild_locale": "en-US",
+                "guild": {"id": str(guild_id), "locale": self.guilds[guild_id].locale, "features": []},
+                "guild_locale": self.guilds[guild_id].locale,
                 "member": self._member_payload(guild_id, uid, with_permissions=True),
                 "channel": self.channels[cid] | {"permissions": str(self.member_permissions(guild_id, uid))},
                 "app_permissions": str(self.member_permissions(guild_id, self.bot_user_id)),
@@ -1419,6 +1452,12 @@ class FakeDiscord:
         scope, gid = self._command_scope(request), request.match_info.get("guild_id")
         old = {(c["name"], c.get("type", 1)): c for c in scope}
         stored = []
+        problems = [p for body in request[REC].json for p in _command_name_problems(body)]
+        if problems:
+            # Discord refuses the whole bulk overwrite, naming the field (Invalid Form Body).
+            return json_response(
+                {"code": 50035, "message": "Invalid Form Body", "errors": problems}, status=400
+            )
         for body in request[REC].json:
             previous = old.get((body["name"], body.get("type", 1)))
             cmd_id = previous["id"] if previous else str(next(self._ids))

@@ -26,6 +26,7 @@ from bot import reports
 from bot.discord.checks import NEEDS_MANAGE_SERVER, is_server_admin
 from bot.discord.members import member_view
 from bot.discord.replies import reply
+from bot.i18n import N_, t
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -115,7 +116,7 @@ class AdminCog(commands.Cog):
         summary = await self.bot.store.usage_summary(
             member_view(interaction, member), self.now(), self.bot.settings.default_daily_quota
         )
-        return reports.limit_text(summary.limit)
+        return reports.limit_text(summary.limit, interaction.locale.value)
 
     @staticmethod
     async def out_of_range(
@@ -124,10 +125,12 @@ class AdminCog(commands.Cog):
         """Discord enforces option ranges; this keeps a forged or stale request from slipping past."""
         if value is None or low <= value <= high:
             return False
-        await reply(interaction, f"`{name}` must be from {low} to {high}. Nothing was changed.")
+        text = N_("{name} must be from {low} to {high}. Nothing was changed.")
+        await reply(interaction, text.format(name=f"`{name}`", low=low, high=high))
         return True
 
-    def default_text(self, default: int | None) -> str:
+    def default_text(self, default: int | None, locale: object = None) -> str:
         if default is None:
-            return f"the bot default, {reports.limit_text(self.bot.settings.default_daily_quota)}"
-        return reports.limit_text(default)
+            bot_default = reports.limit_text(self.bot.settings.default_daily_quota, locale)
+            return t(locale, "the bot default, {limit}", limit=bot_default)
+        return reports.limit_text(default, locale)

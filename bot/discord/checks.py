@@ -18,9 +18,11 @@ from typing import Any
 
 import discord
 
-NOT_YOURS = "This is not your request: only the member who asked, or a moderator, can do that."
-NOT_A_MODERATOR = "Only moderators (Manage Messages or Manage Server) can do that."
-NEEDS_MANAGE_SERVER = "You need the Manage Server permission to use `/imagine-admin`."
+from bot.i18n import N_
+
+NOT_YOURS = N_("This is not your request: only the member who asked, or a moderator, can do that.")
+NOT_A_MODERATOR = N_("Only moderators (Manage Messages or Manage Server) can do that.")
+NEEDS_MANAGE_SERVER = N_("You need the Manage Server permission to use `/imagine-admin`.")
 
 
 def is_owner(interaction: discord.Interaction[Any]) -> bool:

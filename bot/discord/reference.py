@@ -13,9 +13,10 @@ import discord
 
 from bot import messages
 from bot.api import ASPECT_RATIOS, MAX_REFERENCE_IMAGES
-from bot.discord.replies import say_privately
+from bot.discord.replies import private_locale, say_privately
 from bot.discord.requests import Draft, refuse_bad_input, start_request
 from bot.discord.views import MODAL_PROMPT_MAX, refresh_urls
+from bot.i18n import N_, t
 from bot.validation import AttachmentInfo
 
 if TYPE_CHECKING:
@@ -93,21 +94,28 @@ async def open_reference_dialog(interaction: Interaction, message: discord.Messa
     await interaction.response.send_modal(ReferenceModal(message.id, images, interaction))
 
 
-class ReferenceModal(discord.ui.Modal, title=messages.REFERENCE_DIALOG_TITLE):
+class ReferenceModal(discord.ui.Modal):
     """The prompt for a job whose references are another message's images."""
 
     def __init__(self, message_id: int, images: MessageImages, opened_by: Interaction) -> None:
         # discord.py finds an open dialog by its custom_id alone: the member and the click that opened
         # it make each dialog its own (two members using the same message get one each).
         custom_id = f"imagine:refmodal:{message_id}:{opened_by.user.id}:{opened_by.id}"
-        super().__init__(timeout=600, custom_id=custom_id)
+        # The dialog only its member sees: in their language.
+        locale = private_locale(opened_by)
+        super().__init__(title=t(locale, messages.REFERENCE_DIALOG_TITLE), timeout=600, custom_id=custom_id)
         self.images = images
-        label = f"Prompt ({images.count} reference image{'s' if images.count != 1 else ''})"
+        if images.count == 1:
+            label = t(locale, "Prompt (1 reference image)")
+        else:
+            label = t(locale, "Prompt ({count} reference images)", count=images.count)
         self.prompt: discord.ui.TextInput[ReferenceModal] = discord.ui.TextInput(
             label=label, style=discord.TextStyle.paragraph, max_length=MODAL_PROMPT_MAX
         )
         self.aspect: discord.ui.TextInput[ReferenceModal] = discord.ui.TextInput(
-            label="Aspect ratio (1:1, 2:3, 3:2, 9:16, 16:9)", required=False, max_length=5
+            label=t(locale, "Aspect ratio ({ratios})", ratios=", ".join(ASPECT_RATIOS)),
+            required=False,
+            max_length=5,
         )
         self.add_item(self.prompt)
         self.add_item(self.aspect)
@@ -115,7 +123,10 @@ class ReferenceModal(discord.ui.Modal, title=messages.REFERENCE_DIALOG_TITLE):
     async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
         ratio = self.aspect.value.strip() or None
         if ratio is not None and ratio not in ASPECT_RATIOS:
-            text = f"The aspect ratio must be one of {', '.join(ASPECT_RATIOS)}, or left blank."
+            # English here (it goes to the usage log too); the member reads it in their language.
+            text = N_("The aspect ratio must be one of {ratios}, or left blank.").format(
+                ratios=", ".join(ASPECT_RATIOS)
+            )
             await refuse_bad_input(
                 interaction, text, prompt=self.prompt.value, aspect_ratio=ratio, ref_count=self.images.count
             )

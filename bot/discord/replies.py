@@ -7,16 +7,34 @@ from typing import Any
 import discord
 
 from bot import messages, reports
+from bot.i18n import N_, translate_text
 
 # Every message the bot sends uses this: prompt text can never ping anyone.
 NO_PINGS = discord.AllowedMentions.none()
 
-GUILD_ONLY = "This command works in a server channel, not in DMs: quotas and images belong to a server."
+GUILD_ONLY = N_("This command works in a server channel, not in DMs: quotas and images belong to a server.")
+
+
+def private_locale(interaction: discord.Interaction[Any]) -> str:
+    """The language of an answer only the member sees: their own Discord language."""
+    return str(interaction.locale.value)
+
+
+def public_locale(interaction: discord.Interaction[Any]) -> str:
+    """The language of a message everyone in the channel sees: the server's (its Community setting),
+    and outside a server the member's own."""
+    if interaction.guild_id is not None and interaction.guild_locale is not None:
+        return str(interaction.guild_locale.value)
+    return private_locale(interaction)
 
 
 async def say_privately(interaction: discord.Interaction[Any], text: str) -> None:
-    """A private answer that pings nobody, whether or not the interaction was answered already."""
-    text = messages.clip(text)  # a reply over Discord's limit would be refused whole
+    """A private answer that pings nobody, whether or not the interaction was answered already.
+
+    `text` may be a catalog text in English (a constant, a refusal made by the core): it is shown in
+    the member's language. A text already translated with `t()` passes through unchanged."""
+    # Clipped after translating: a reply over Discord's limit would be refused whole.
+    text = messages.clip(translate_text(private_locale(interaction), text))
     if interaction.response.is_done():
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
     else:
@@ -26,4 +44,4 @@ async def say_privately(interaction: discord.Interaction[Any], text: str) -> Non
 async def reply(interaction: discord.Interaction[Any], text: str) -> None:
     """A private answer cut at a line boundary (for reports and lists): what /usage and
     /imagine-admin answer with."""
-    await say_privately(interaction, reports.clip(text))
+    await say_privately(interaction, reports.clip(text, locale=private_locale(interaction)))

@@ -14,7 +14,8 @@ import discord
 from bot import messages
 from bot.discord.members import member_of
 from bot.discord.places import context_of
-from bot.discord.replies import NO_PINGS, say_privately
+from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
+from bot.i18n import N_, t
 from bot.models import PERSONAL_CONTEXTS, ImageRequest, Job, Origin, Stage
 from bot.quotas import BAD_INPUT, Decision
 from bot.store import StoreError
@@ -31,8 +32,8 @@ TOKEN_LIFETIME = timedelta(minutes=15)
 ADMISSION_BUDGET = 1.5
 """Seconds admission may take before the interaction is deferred privately: well inside Discord's
 3 seconds, with room for the deferral's own round trip."""
-ACCEPTED_LATE = "Your request was accepted; its progress is shown in the channel."
-BUSY = (
+ACCEPTED_LATE = N_("Your request was accepted; its progress is shown in the channel.")
+BUSY = N_(
     "The bot could not take your request right now (its database is busy). Nothing was started and "
     "nothing was counted. Please try again in a moment."
 )
@@ -53,6 +54,10 @@ def origin_of(interaction: discord.Interaction[ImagineBot]) -> Origin:
         application_id=interaction.application_id,
         interaction_token=interaction.token,
         token_expires_at=interaction.created_at.timestamp() + TOKEN_LIFETIME.total_seconds(),
+        # Messages the sink sends later are written in these: private ones in the member's language,
+        # public ones in the server's. Personal use belongs to no server: all of it is the member's.
+        locale=private_locale(interaction),
+        guild_locale=private_locale(interaction) if personal else public_locale(interaction),
     )
 
 
@@ -224,10 +229,14 @@ async def _launch_after_private_deferral(interaction: discord.Interaction[Imagin
     followups = 0
     try:
         followups += 1
-        await interaction.followup.send(ACCEPTED_LATE, ephemeral=True, allowed_mentions=NO_PINGS)
+        await interaction.followup.send(
+            t(private_locale(interaction), ACCEPTED_LATE), ephemeral=True, allowed_mentions=NO_PINGS
+        )
         followups += 1
         status = await interaction.followup.send(
-            messages.status_text(job, Stage.QUEUED, 0.0, None), wait=True, allowed_mentions=NO_PINGS
+            messages.status_text(job, Stage.QUEUED, 0.0, None, locale=job.guild_locale),
+            wait=True,
+            allowed_mentions=NO_PINGS,
         )
         message_id = status.id
     except discord.HTTPException as exc:

@@ -14,6 +14,7 @@ from bot import messages
 from bot.delivery import ImageFile, fit_to_limit
 from bot.discord.replies import NO_PINGS
 from bot.discord.views import private_result_view, result_view, status_view
+from bot.i18n import N_, t
 from bot.jobs import DeliveryReceipt
 from bot.models import Job, Stage
 from bot.styles import DELIVERY_DM, DELIVERY_EPHEMERAL, PRIVATE_DELIVERIES
@@ -28,6 +29,12 @@ MAX_FILES = 10  # Discord's limit of attachments per message
 # How many of the channel's messages after the status message are searched for an earlier image post.
 RECONCILE_SCAN = 200
 MODLOG_THROTTLE = 60.0
+
+
+def public_language(job: Job) -> str | None:
+    """Status edits, the image post and failures are seen by the channel: the server's language
+    (carried on the job from the interaction). A DM is the requester's own (`job.locale`)."""
+    return job.guild_locale or job.locale
 
 
 class DiscordSink:
@@ -80,7 +87,9 @@ class DiscordSink:
             return  # after 15 minutes the status message can no longer be edited; the result still comes
         try:
             await self._edit_status(
-                job, messages.status_text(job, stage, elapsed, typical), view=status_view(job.id)
+                job,
+                messages.status_text(job, stage, elapsed, typical, locale=public_language(job)),
+                view=status_view(job.id, public_language(job)),
             )
         except (discord.NotFound, discord.Forbidden) as exc:
             # The status message was deleted, or the token revoked: the result is still delivered.
@@ -108,17 +117,17 @@ class DiscordSink:
         for index, image in enumerate(images, start=1):
             if len(files) >= MAX_FILES:
                 if image.url:
-                    links.append((image.url, "more images than one message can hold"))
+                    links.append((image.url, N_("more images than one message can hold")))
                 continue
             if image.data is None:
                 if image.url:
-                    links.append((image.url, image.error or "download failed"))
+                    links.append((image.url, image.error or N_("download failed")))
                 continue
             # Pillow work is CPU-bound: keep it off the event loop.
             fitted = await asyncio.to_thread(fit_to_limit, image.data, image.content_type, limit)
             if fitted is None:
                 if image.url:
-                    links.append((image.url, "too large to upload here"))
+                    links.append((image.url, N_("too large to upload here")))
                 continue
             extension = "jpg" if fitted.content_type == "image/jpeg" else image.extension
             name = f"imagine-{job.id}-{index}.{extension}"
@@ -128,16 +137,22 @@ class DiscordSink:
     async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt:
         await self.bot.wait_until_ready()
         files, links = await self._prepare(job, images)
-        content = messages.result_text(job, elapsed, len(files) or len(images), links)
+        locale = public_language(job)
+        content = messages.result_text(job, elapsed, len(files) or len(images), links, locale=locale)
         if not files and not links:
             # Each image's error is member-safe text (details of the host went to the log only).
             why = next((image.error for image in images if image.error), None)
-            detail = f": {why}" if why else " from the image service"
-            return await self.fail(job, f"The image could not be downloaded{detail}.")
+            if why:
+                return await self.fail(job, N_("The image could not be downloaded: {why}.").format(why=why))
+            return await self.fail(job, N_("The image could not be downloaded from the image service."))
         if job.is_personal:
             return await self._deliver_personal(job, content, files, elapsed)
         if job.deliver_to in PRIVATE_DELIVERIES:
-            private = await self._deliver_privately(job, content, files, elapsed)
+            # Read by the requester alone: in their language, not the server's.
+            private_content = messages.result_text(
+                job, elapsed, len(files) or len(images), links, locale=job.locale
+            )
+            private = await self._deliver_privately(job, private_content, files, elapsed)
             if private is not None:
                 return private
             for file in files:
@@ -151,7 +166,7 @@ class DiscordSink:
             return await self._deliver_elsewhere(job, content, files)
         if self._token_ok(job):
             try:
-                await self._edit_status(job, messages.done_pointer(elapsed, posted.jump_url))
+                await self._edit_status(job, messages.done_pointer(elapsed, posted.jump_url, locale))
             except discord.HTTPException as exc:
                 log.info("job %s: could not update the status message (%s)", job.id, exc.status)
         await self._modlog_finished(job, posted.jump_url)
@@ -170,7 +185,7 @@ class DiscordSink:
                     posted = await self._webhook(job).send(
                         messages.clip(content),
                         files=files,
-                        view=result_view(job.id),
+                        view=result_view(job.id, public_language(job)),
                         wait=True,
                         allowed_mentions=NO_PINGS,
                     )
@@ -181,20 +196,24 @@ class DiscordSink:
                 else:
                     if job.message_id is not None:
                         try:
-                            await self._edit_status(job, messages.done_pointer(elapsed, posted.jump_url))
+                            await self._edit_status(
+                                job, messages.done_pointer(elapsed, posted.jump_url, public_language(job))
+                            )
                         except discord.HTTPException as exc:
                             log.info("job %s: could not update the status message (%s)", job.id, exc.status)
                     return DeliveryReceipt("interaction", posted.id, job.channel_id)
             if job.message_id is not None:
                 try:
-                    message_id = await self._edit_status(job, content, files, view=result_view(job.id))
+                    message_id = await self._edit_status(
+                        job, content, files, view=result_view(job.id, public_language(job))
+                    )
                 except discord.HTTPException as exc:
                     log.warning("job %s: the interaction refused the result (%s)", job.id, exc.status)
                     for file in files:
                         file.reset()
                 else:
                     return DeliveryReceipt("interaction", message_id, job.channel_id)
-        note = messages.late_delivery_note(job.context, job.place_guild_id, job.channel_id)
+        note = messages.late_delivery_note(job.context, job.place_guild_id, job.channel_id, job.locale)
         return await self._direct_message(job, content, files, note=note)
 
     async def _deliver_privately(
@@ -213,7 +232,7 @@ class DiscordSink:
             if self._token_ok(job):
                 # First, so that the status message is no longer "thinking…" when the follow-up comes.
                 try:
-                    await self._edit_status(job, messages.done_privately(elapsed, way))
+                    await self._edit_status(job, messages.done_privately(elapsed, way, public_language(job)))
                 except discord.HTTPException as exc:
                     log.info("job %s: could not update the status message (%s)", job.id, exc.status)
             for file in files:
@@ -223,13 +242,14 @@ class DiscordSink:
                     sent = await self._followup(job).send(
                         messages.clip(content),
                         files=files,
-                        view=private_result_view(job.id),
+                        view=private_result_view(job.id, job.locale),
                         ephemeral=True,
                         wait=True,
                         allowed_mentions=NO_PINGS,
                     )
                     return DeliveryReceipt(DELIVERY_EPHEMERAL, sent.id, job.channel_id)
-                receipt = await self._send_dm(job, messages.PRIVATE_DM_NOTE + content, files)
+                note = t(job.locale, messages.PRIVATE_DM_NOTE)
+                receipt = await self._send_dm(job, f"{note}\n{content}", files)
             except discord.HTTPException as exc:
                 log.warning("job %s: could not deliver it privately by %s (%s)", job.id, way, exc.status)
                 continue
@@ -260,7 +280,8 @@ class DiscordSink:
             )
             for file in files:
                 file.reset()
-            return await self._post_in_channel(job, messages.done_text(job, elapsed, len(files)), files)
+            short = messages.done_text(job, elapsed, len(files), public_language(job))
+            return await self._post_in_channel(job, short, files)
 
     async def find_delivery(self, job: Job) -> DeliveryReceipt | None:
         """After a restart: the image post an earlier process made for this job, if Discord has it.
@@ -312,7 +333,7 @@ class DiscordSink:
     async def _post_in_channel(self, job: Job, content: str, files: list[discord.File]) -> discord.Message:
         """Post in the job's channel; raises discord.Forbidden/NotFound when that is not possible."""
         channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
-        view = result_view(job.id) if files else discord.utils.MISSING
+        view = result_view(job.id, public_language(job)) if files else discord.utils.MISSING
         # The nonce makes a repeated post (a restart between posting and recording it) return the
         # message already posted instead of a second copy.
         nonce = f"imagine-{job.id}"
@@ -331,7 +352,9 @@ class DiscordSink:
         """The channel refused us: use the interaction's own message, else a DM."""
         if self._token_ok(job):
             try:
-                message_id = await self._edit_status(job, content, files, view=result_view(job.id))
+                message_id = await self._edit_status(
+                    job, content, files, view=result_view(job.id, public_language(job))
+                )
             except discord.HTTPException as exc:
                 log.warning("job %s: the interaction refused the result too (%s)", job.id, exc.status)
                 for file in files:
@@ -346,13 +369,19 @@ class DiscordSink:
         content: str,
         files: list[discord.File],
         *,
-        note: str = "I could not post in the channel where you asked, so here it is.\n",
+        note: str | None = None,
     ) -> DeliveryReceipt:
         if job.user_id is None:
             return DeliveryReceipt("undeliverable")
         try:
             user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
-            sent = await user.send(messages.clip(note + content), files=files, allowed_mentions=NO_PINGS)
+            # A DM is read by the requester alone: the note in their language (the content was made
+            # for the channel, in the server's).
+            if note is None:
+                note = t(job.locale, "I could not post in the channel where you asked, so here it is.")
+            sent = await user.send(
+                messages.clip(f"{note}\n{content}"), files=files, allowed_mentions=NO_PINGS
+            )
         except discord.HTTPException as exc:
             log.warning("job %s: could not DM the requester either (%s)", job.id, exc.status)
             return DeliveryReceipt("undeliverable")
@@ -389,11 +418,11 @@ class DiscordSink:
             return
         policy = await self.bot.store.guild_policy(job.guild_id)
         if policy.modlog_finished:
-            await self.modlog(job.guild_id, messages.modlog_finished(job, jump_url))
+            await self.modlog(job.guild_id, messages.modlog_finished(job, jump_url, job.guild_locale))
 
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
         await self.bot.wait_until_ready()
-        content = messages.failure_text(job, reason)
+        content = messages.failure_text(job, reason, public_language(job))
         if self._token_ok(job):
             try:
                 message_id = await self._edit_status(job, content)
@@ -402,7 +431,7 @@ class DiscordSink:
             else:
                 return DeliveryReceipt("interaction", message_id)
         if job.is_personal:  # no channel to post in: tell them by DM
-            note = messages.late_failure_note(job.context, job.place_guild_id, job.channel_id)
+            note = messages.late_failure_note(job.context, job.place_guild_id, job.channel_id, job.locale)
             return await self._direct_message(job, content, [], note=note)
         try:
             posted = await self._post_in_channel(job, content, [])

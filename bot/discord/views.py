@@ -23,8 +23,9 @@ from bot.clock import Clock
 from bot.delivery import DownloadError, download_image
 from bot.discord.checks import NOT_YOURS, may_act_on
 from bot.discord.places import server_of
-from bot.discord.replies import NO_PINGS, say_privately
+from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
 from bot.discord.requests import refuse_bad_input, start_request
+from bot.i18n import N_, t, translate_text
 from bot.models import ImageRequest, Job
 from bot.store.jobs import HISTORY_COUNT_CAP
 from bot.styles import Style
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 Interaction = discord.Interaction["ImagineBot"]
 MODAL_PROMPT_MAX = 4000  # Discord's cap for a text input
-NOT_FOUND = "That request no longer exists (it may have been removed from the bot's records)."
+NOT_FOUND = N_("That request no longer exists (it may have been removed from the bot's records).")
 
 
 async def _load(interaction: Interaction, job_id: int) -> Job | None:
@@ -108,18 +109,19 @@ async def finished_image(bot: ImagineBot, job: Job) -> discord.Attachment | None
 
 
 class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:job:(?P<job>\d+)"):
-    """A button about one job: `imagine:<action>:<job id>`. Subclasses set the action and its look."""
+    """A button about one job: `imagine:<action>:<job id>`. Subclasses set the action and its look;
+    the label is a catalog text, shown in `locale` (the language of the message the button is on)."""
 
     action: ClassVar[str] = "job"
     label: ClassVar[str] = ""
     emoji: ClassVar[str | None] = None
     style: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
 
-    def __init__(self, job_id: int, label: str | None = None) -> None:
+    def __init__(self, job_id: int, label: str | None = None, locale: str | None = None) -> None:
         self.job_id = job_id
         super().__init__(
             discord.ui.Button(
-                label=label or self.label,
+                label=label or t(locale, self.label),
                 emoji=self.emoji,
                 style=self.style,
                 custom_id=f"imagine:{self.action}:{job_id}",
@@ -135,7 +137,7 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagi
 
 class CancelButton(JobButton, template=r"imagine:cancel:(?P<job>\d+)"):
     action = "cancel"
-    label = "Cancel"
+    label = N_("Cancel")
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         job = await _load_own(interaction, self.job_id)
@@ -148,18 +150,20 @@ class CancelButton(JobButton, template=r"imagine:cancel:(?P<job>\d+)"):
             job, interaction.user.id, announce=not on_status_message
         )
         if cancelled is None:
-            await say_privately(interaction, "Too late to cancel: this request has already finished.")
+            await say_privately(interaction, N_("Too late to cancel: this request has already finished."))
         elif on_status_message:
             await interaction.response.edit_message(
                 content=cancelled.text, view=None, allowed_mentions=NO_PINGS
             )
         else:
-            await say_privately(interaction, f"Cancelled request #{job.id}.")
+            await say_privately(
+                interaction, t(private_locale(interaction), "Cancelled request #{id}.", id=job.id)
+            )
 
 
-def status_view(job_id: int) -> discord.ui.View:
+def status_view(job_id: int, locale: str | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id))
+    view.add_item(CancelButton(job_id, locale=locale))
     return view
 
 
@@ -168,7 +172,7 @@ def status_view(job_id: int) -> discord.ui.View:
 
 class RerollButton(JobButton, template=r"imagine:reroll:(?P<job>\d+)"):
     action = "reroll"
-    label = "Reroll"
+    label = N_("Reroll")
     emoji = "🔁"
     style = discord.ButtonStyle.primary
 
@@ -185,7 +189,7 @@ class RerollButton(JobButton, template=r"imagine:reroll:(?P<job>\d+)"):
 
 class EditButton(JobButton, template=r"imagine:edit:(?P<job>\d+)"):
     action = "edit"
-    label = "Edit"
+    label = N_("Edit")
     emoji = "✏️"
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
@@ -195,7 +199,7 @@ class EditButton(JobButton, template=r"imagine:edit:(?P<job>\d+)"):
         await interaction.response.send_modal(EditModal(job, interaction))
 
 
-class EditModal(discord.ui.Modal, title="Edit this image"):
+class EditModal(discord.ui.Modal):
     """The prompt, prefilled; the finished image becomes the reference of the new job."""
 
     def __init__(self, job: Job, opened_by: Interaction) -> None:
@@ -203,7 +207,8 @@ class EditModal(discord.ui.Modal, title="Edit this image"):
         # member's dialog replace the first one's, and the first edit would be dropped. The member and
         # the click that opened it make each dialog's id its own.
         custom_id = f"imagine:editmodal:{job.id}:{opened_by.user.id}:{opened_by.id}"
-        super().__init__(timeout=600, custom_id=custom_id)
+        locale = private_locale(opened_by)
+        super().__init__(title=t(locale, "Edit this image"), timeout=600, custom_id=custom_id)
         self.job_id = job.id
         # An image only its requester sees (a private delivery) cannot be fetched from the channel
         # later: the clicked message's own image, freshly signed, is the reference then.
@@ -213,13 +218,13 @@ class EditModal(discord.ui.Modal, title="Edit this image"):
             images = [a for a in clicked.attachments if (a.content_type or "").startswith("image/")]
             self.clicked_image = images[0].url if images else None
         self.prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
-            label="Prompt",
+            label=t(locale, "Prompt"),
             style=discord.TextStyle.paragraph,
             default=job.prompt[:MODAL_PROMPT_MAX],
             max_length=MODAL_PROMPT_MAX,
         )
         self.aspect: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
-            label="Aspect ratio (1:1, 2:3, 3:2, 9:16, 16:9)",
+            label=t(locale, "Aspect ratio ({ratios})", ratios=", ".join(ASPECT_RATIOS)),
             default=job.aspect_ratio or "",
             required=False,
             max_length=5,
@@ -234,7 +239,9 @@ class EditModal(discord.ui.Modal, title="Edit this image"):
             return
         ratio = self.aspect.value.strip() or None
         if ratio is not None and ratio not in ASPECT_RATIOS:
-            text = f"The aspect ratio must be one of {', '.join(ASPECT_RATIOS)}, or left blank."
+            text = N_("The aspect ratio must be one of {ratios}, or left blank.").format(
+                ratios=", ".join(ASPECT_RATIOS)
+            )
             await refuse_bad_input(
                 interaction, text, prompt=self.prompt.value, aspect_ratio=ratio, ref_count=1
             )
@@ -243,7 +250,8 @@ class EditModal(discord.ui.Modal, title="Edit this image"):
         image_url = image.url if image is not None else self.clicked_image
         if image_url is None:
             await say_privately(
-                interaction, "The original image is no longer available on Discord, so it cannot be edited."
+                interaction,
+                N_("The original image is no longer available on Discord, so it cannot be edited."),
             )
             return
         try:
@@ -264,7 +272,7 @@ class EditModal(discord.ui.Modal, title="Edit this image"):
 
 class DeleteButton(JobButton, template=r"imagine:delete:(?P<job>\d+)"):
     action = "delete"
-    label = "Delete"
+    label = N_("Delete")
     emoji = "🗑️"
     style = discord.ButtonStyle.danger
 
@@ -273,7 +281,7 @@ class DeleteButton(JobButton, template=r"imagine:delete:(?P<job>\d+)"):
         if job is None:
             return
         if interaction.message is None:
-            await say_privately(interaction, "That message is already gone.")
+            await say_privately(interaction, N_("That message is already gone."))
             return
         await interaction.response.defer(ephemeral=True, thinking=False)
         try:
@@ -282,25 +290,25 @@ class DeleteButton(JobButton, template=r"imagine:delete:(?P<job>\d+)"):
             log.warning(
                 "job %s: could not delete message %s (%s)", job.id, interaction.message.id, exc.status
             )
-            await say_privately(interaction, "The message could not be deleted. Please try again.")
+            await say_privately(interaction, N_("The message could not be deleted. Please try again."))
             return
         if interaction.message.id == job.result_message_id:
             await interaction.client.runner.record_deleted(job.id)
 
 
-def result_view(job_id: int) -> discord.ui.View:
+def result_view(job_id: int, locale: str | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(RerollButton(job_id))
-    view.add_item(EditButton(job_id))
-    view.add_item(DeleteButton(job_id))
+    view.add_item(RerollButton(job_id, locale=locale))
+    view.add_item(EditButton(job_id, locale=locale))
+    view.add_item(DeleteButton(job_id, locale=locale))
     return view
 
 
-def private_result_view(job_id: int) -> discord.ui.View:
+def private_result_view(job_id: int, locale: str | None = None) -> discord.ui.View:
     """Under an image only its requester sees: nothing to delete (they dismiss it themselves)."""
     view = discord.ui.View(timeout=None)
-    view.add_item(RerollButton(job_id))
-    view.add_item(EditButton(job_id))
+    view.add_item(RerollButton(job_id, locale=locale))
+    view.add_item(EditButton(job_id, locale=locale))
     return view
 
 
@@ -344,8 +352,8 @@ def _repost_limiter(bot: ImagineBot) -> RateLimiter:
 class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
     action = "repost"
 
-    def __init__(self, job_id: int, label: str | None = None) -> None:
-        super().__init__(job_id, label or f"Post #{job_id} again")
+    def __init__(self, job_id: int, label: str | None = None, locale: str | None = None) -> None:
+        super().__init__(job_id, label or t(locale, "Post #{id} again", id=job_id))
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         bot = interaction.client
@@ -356,14 +364,22 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
         if wait > 0:
             await say_privately(
                 interaction,
-                f"You just posted an image again. Please wait {math.ceil(wait)} s before the next one.",
+                t(
+                    private_locale(interaction),
+                    "You just posted an image again. Please wait {seconds} s before the next one.",
+                    seconds=math.ceil(wait),
+                ),
             )
             return
         await interaction.response.defer(thinking=True)
         image = await finished_image(bot, job)
         if image is None:
             await interaction.followup.send(
-                "That image is no longer on Discord (its message was deleted), so it cannot be posted again.",
+                t(
+                    private_locale(interaction),
+                    "That image is no longer on Discord (its message was deleted), so it cannot be posted "
+                    "again.",
+                ),
                 ephemeral=True,
                 allowed_mentions=NO_PINGS,
             )
@@ -373,7 +389,11 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
             fetched = await download_image(bot.session, image.url, max_bytes=bot.settings.max_result_bytes)
         except DownloadError as exc:
             await interaction.followup.send(
-                f"The image could not be fetched again ({messages.inert(str(exc))}).",
+                t(
+                    private_locale(interaction),
+                    "The image could not be fetched again ({why}).",
+                    why=messages.inert(translate_text(private_locale(interaction), str(exc))),
+                ),
                 ephemeral=True,
                 allowed_mentions=NO_PINGS,
             )
@@ -381,9 +401,9 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
         assert fetched.data is not None
         file = discord.File(io.BytesIO(fetched.data), filename=image.filename)
         await interaction.followup.send(
-            messages.reposted_text(job, interaction.user.id),
+            messages.reposted_text(job, interaction.user.id, public_locale(interaction)),
             file=file,
-            view=result_view(job.id),
+            view=result_view(job.id, public_locale(interaction)),
             allowed_mentions=NO_PINGS,
         )
 
@@ -395,13 +415,15 @@ class HistoryPageButton(
     """`page` is the page it leads to (for the label); `cursor` the job id the page starts beyond. A
     button from before keyset paging has no cursor and leads to the newest page."""
 
-    def __init__(self, member_id: int, page: int, label: str, cursor: int | None = None) -> None:
+    def __init__(
+        self, member_id: int, page: int, label: str, cursor: int | None = None, locale: str | None = None
+    ) -> None:
         self.member_id = member_id
         self.page = page
         self.label = label
         self.cursor = cursor
         suffix = f":{cursor}" if cursor is not None else ""
-        text = "◀ Newer" if label == "prev" else "Older ▶"
+        text = t(locale, "◀ Newer") if label == "prev" else t(locale, "Older ▶")
         super().__init__(
             discord.ui.Button(
                 label=text,
@@ -419,7 +441,7 @@ class HistoryPageButton(
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         if not may_act_on(interaction, self.member_id):
-            await say_privately(interaction, "Only moderators can page through another member's history.")
+            await say_privately(interaction, N_("Only moderators can page through another member's history."))
             return
         if self.cursor is None:
             page, older_than, newer_than = 0, None, None
@@ -434,6 +456,7 @@ class HistoryPageButton(
             page,
             older_than=older_than,
             newer_than=newer_than,
+            locale=private_locale(interaction),
         )
         await interaction.response.edit_message(content=content, view=view, allowed_mentions=NO_PINGS)
 
@@ -449,6 +472,7 @@ async def history_page(
     *,
     older_than: int | None = None,
     newer_than: int | None = None,
+    locale: str | None = None,
 ) -> tuple[str, discord.ui.View]:
     """One page of a member's images. Pages are keyset-paged by job id (the buttons carry the id the
     next page starts beyond), so page 5,000 costs what page 1 does."""
@@ -463,13 +487,15 @@ async def history_page(
     view = discord.ui.View(timeout=None)
     for job in jobs:
         if guild_id is not None:  # personal images live in interaction messages: nothing to post again
-            view.add_item(PostAgainButton(job.id))
+            view.add_item(PostAgainButton(job.id, locale=locale))
     if page > 0 and jobs:
-        view.add_item(HistoryPageButton(member_id, page - 1, "prev", jobs[0].id))
+        view.add_item(HistoryPageButton(member_id, page - 1, "prev", jobs[0].id, locale))
     if page + 1 < pages and jobs:
-        view.add_item(HistoryPageButton(member_id, page + 1, "next", jobs[-1].id))
+        view.add_item(HistoryPageButton(member_id, page + 1, "next", jobs[-1].id, locale))
     capped = total >= HISTORY_COUNT_CAP
-    return messages.clip(messages.history_text(jobs, member_id, page, pages, total, capped=capped)), view
+    return messages.clip(
+        messages.history_text(jobs, member_id, page, pages, total, capped=capped, locale=locale)
+    ), view
 
 
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (

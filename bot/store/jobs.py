@@ -46,6 +46,8 @@ def job_row(
         "style": request.style,
         "style_text": request.style_text,
         "deliver_to": origin.deliver_to,
+        "locale": origin.locale,
+        "guild_locale": origin.guild_locale,
         "created_at": now,
         "poll_count": 0,
         "poll_errors": 0,

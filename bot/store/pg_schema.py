@@ -146,7 +146,13 @@ _V3_STYLES_AND_PERSONAL_SETTINGS = [
 ]
 
 # Applied in order; a database at version N gets PG_MIGRATIONS[N:].
-PG_MIGRATIONS: list[list[str]] = [_V1_SCHEMA, _V2_PERSONAL_USE, _V3_STYLES_AND_PERSONAL_SETTINGS]
+PG_MIGRATIONS: list[list[str]] = [
+    _V1_SCHEMA,
+    _V2_PERSONAL_USE,
+    _V3_STYLES_AND_PERSONAL_SETTINGS,
+    # The requester's and the server's Discord locale: later messages are written in their language.
+    ["ALTER TABLE jobs ADD COLUMN locale TEXT", "ALTER TABLE jobs ADD COLUMN guild_locale TEXT"],
+]
 
 # Every table, in an order that copies cleanly (used by `migrate-db`).
 TABLES = (

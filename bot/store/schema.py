@@ -270,6 +270,14 @@ def _v8_styles_and_personal_settings(db: sqlite_utils.Database) -> None:
     db["guild_settings"].add_column("private_images", int)  # type: ignore[union-attr]
 
 
+def _v9_job_locales(db: sqlite_utils.Database) -> None:
+    """The requester's Discord locale and the server's: messages the sink sends later (status edits,
+    the image post, failures, DMs) are written in the language of whoever reads them."""
+    jobs = db["jobs"]
+    jobs.add_column("locale", str)  # type: ignore[union-attr]
+    jobs.add_column("guild_locale", str)  # type: ignore[union-attr]
+
+
 # Applied in order; a database at version N gets MIGRATIONS[N:].
 MIGRATIONS: list[Migration] = [
     _v1_jobs,
@@ -280,4 +288,5 @@ MIGRATIONS: list[Migration] = [
     _v6_leases,
     _v7_personal_use,
     _v8_styles_and_personal_settings,
+    _v9_job_locales,
 ]

@@ -190,14 +190,7 @@ class ImagineBot(commands.AutoShardedBot):
             )
             await self.ops_server.start()
             self._lag_task = metrics.start_loop_lag_watch()
-        self.api = ImageApi(
-            self.session,
-            s.base_url,
-            s.api_key.reveal(),
-            s.model,
-            timeout=s.request_timeout,
-            max_answer_bytes=s.max_answer_bytes,
-        )
+        self.api = s.image_api(self.session)
         self.sink = MeasuredSink(self)
         self.runner = JobRunner(
             self.store,

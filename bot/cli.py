@@ -18,7 +18,7 @@ from typing import TextIO
 import aiohttp
 
 from bot import messages
-from bot.api import MAX_REFERENCE_IMAGES, ImageApi
+from bot.api import MAX_REFERENCE_IMAGES
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery import ImageFile
@@ -201,14 +201,7 @@ async def run_imagine(
                 print("\n".join(problems), file=stream)
                 return 2
         store = await open_store(settings)
-        api = ImageApi(
-            session,
-            settings.base_url,
-            settings.api_key.reveal(),
-            settings.model,
-            timeout=settings.request_timeout,
-            max_answer_bytes=settings.max_answer_bytes,
-        )
+        api = settings.image_api(session)
         runner = JobRunner(
             store,
             api,

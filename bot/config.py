@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+import aiohttp
 from dotenv.parser import parse_stream
 
+from bot.api import ImageApi
 from bot.delivery import PIXEL_CEILING
 from bot.safe_fetch import FetchPolicy, parse_host_entry
 from bot.schedule import PollSchedule
@@ -96,6 +98,17 @@ class Settings:
     delivery_timeout: float = 120.0
     max_result_pixels: int = 16_000_000
     max_answer_bytes: int = 20 * 1024 * 1024
+
+    def image_api(self, session: aiohttp.ClientSession) -> ImageApi:
+        """The image API client these settings describe, on the process's one session."""
+        return ImageApi(
+            session,
+            self.base_url,
+            self.api_key.reveal(),
+            self.model,
+            timeout=self.request_timeout,
+            max_answer_bytes=self.max_answer_bytes,
+        )
 
     def fetch_policy(self) -> FetchPolicy:
         """The image API's origin and RESULT_HOSTS may be fetched from; everything else must be public."""

@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.api import MAX_PROMPT_CHARS
+from bot.discord.choices import ASPECT_CHOICES
 from bot.discord.requests import Draft, start_request
 from bot.discord.styles import style_choices
 from bot.validation import AttachmentInfo
@@ -19,15 +20,6 @@ if TYPE_CHECKING:
     from bot.app import ImagineBot
 
 log = logging.getLogger(__name__)
-
-
-ASPECT_CHOICES = [
-    app_commands.Choice(name="Square 1:1", value="1:1"),
-    app_commands.Choice(name="Portrait 2:3", value="2:3"),
-    app_commands.Choice(name="Landscape 3:2", value="3:2"),
-    app_commands.Choice(name="Tall 9:16", value="9:16"),
-    app_commands.Choice(name="Wide 16:9", value="16:9"),
-]
 
 
 def _attachment_info(attachment: discord.Attachment) -> AttachmentInfo:

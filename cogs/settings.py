@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
+from bot.discord.choices import ASPECT_CHOICES
 from bot.discord.replies import GUILD_ONLY, private_locale, say_privately
 from bot.discord.styles import style_choices
 from bot.i18n import t
@@ -21,13 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ASPECT_CHOICES = [
-    app_commands.Choice(name="Square 1:1", value="1:1"),
-    app_commands.Choice(name="Portrait 2:3", value="2:3"),
-    app_commands.Choice(name="Landscape 3:2", value="3:2"),
-    app_commands.Choice(name="Tall 9:16", value="9:16"),
-    app_commands.Choice(name="Wide 16:9", value="16:9"),
-]
 DELIVERY_CHOICES = [
     app_commands.Choice(name="Post in the channel", value=DELIVERY_CHANNEL),
     app_commands.Choice(name="Privately (a message only I see)", value=DELIVERY_EPHEMERAL),

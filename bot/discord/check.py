@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import aiohttp
 import discord
 
-from bot.api import ApiError, BadKeyError, ImageApi, TaskNotFoundError
+from bot.api import ApiError, BadKeyError, TaskNotFoundError
 from bot.app import EXTENSIONS, ImagineBot, point_discord_at
 from bot.config import Settings
 from bot.discord.checks import missing_permissions
@@ -166,13 +166,7 @@ async def _check_guilds(bot: ImagineBot, report: Report) -> None:
 
 async def _check_key(settings: Settings, report: Report) -> None:
     async with aiohttp.ClientSession() as session:
-        api = ImageApi(
-            session,
-            settings.base_url,
-            settings.api_key.reveal(),
-            settings.model,
-            timeout=settings.request_timeout,
-        )
+        api = settings.image_api(session)
         try:
             # A task that cannot exist: the answer proves the key is accepted, and nothing is billed.
             await api.poll(f"imagine-bot-check-{secrets.token_hex(8)}")

@@ -203,16 +203,9 @@ class DiscordSink:
                             log.info("job %s: could not update the status message (%s)", job.id, exc.status)
                     return DeliveryReceipt("interaction", posted.id, job.channel_id)
             if job.message_id is not None:
-                try:
-                    message_id = await self._edit_status(
-                        job, content, files, view=result_view(job.id, public_language(job))
-                    )
-                except discord.HTTPException as exc:
-                    log.warning("job %s: the interaction refused the result (%s)", job.id, exc.status)
-                    for file in files:
-                        file.reset()
-                else:
-                    return DeliveryReceipt("interaction", message_id, job.channel_id)
+                receipt = await self._result_in_status(job, content, files)
+                if receipt is not None:
+                    return receipt
         note = messages.late_delivery_note(job.context, job.place_guild_id, job.channel_id, job.locale)
         return await self._direct_message(job, content, files, note=note)
 
@@ -351,17 +344,26 @@ class DiscordSink:
     async def _deliver_elsewhere(self, job: Job, content: str, files: list[discord.File]) -> DeliveryReceipt:
         """The channel refused us: use the interaction's own message, else a DM."""
         if self._token_ok(job):
-            try:
-                message_id = await self._edit_status(
-                    job, content, files, view=result_view(job.id, public_language(job))
-                )
-            except discord.HTTPException as exc:
-                log.warning("job %s: the interaction refused the result too (%s)", job.id, exc.status)
-                for file in files:
-                    file.reset()
-            else:
-                return DeliveryReceipt("interaction", message_id, job.channel_id)
+            receipt = await self._result_in_status(job, content, files)
+            if receipt is not None:
+                return receipt
         return await self._direct_message(job, content, files)
+
+    async def _result_in_status(
+        self, job: Job, content: str, files: list[discord.File]
+    ) -> DeliveryReceipt | None:
+        """The result in the interaction's own (status) message; None if Discord refused it, with the
+        files rewound for the next way."""
+        try:
+            message_id = await self._edit_status(
+                job, content, files, view=result_view(job.id, public_language(job))
+            )
+        except discord.HTTPException as exc:
+            log.warning("job %s: the interaction refused the result (%s)", job.id, exc.status)
+            for file in files:
+                file.reset()
+            return None
+        return DeliveryReceipt("interaction", message_id, job.channel_id)
 
     async def _direct_message(
         self,

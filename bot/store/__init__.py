@@ -85,6 +85,10 @@ class Store:
         self._backend = backend
         backend.lease = lease
         self._closed = False
+        # Prompt rules (SQLite only, where this process is the database's only writer): per server,
+        # the rules' signature last read and the count of rule changes made here at the time.
+        self._rule_changes: dict[int, int] = {}
+        self._rules_seen: dict[int, tuple[tuple[object, ...], int]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -439,10 +443,19 @@ class Store:
         return await self._backend.run(settings.bans, guild_id, now)
 
     async def add_rule(self, guild_id: int, kind: str, pattern: str, actor_id: int, now: float) -> PromptRule:
-        return await self._backend.run(settings.add_rule, guild_id, kind, pattern, actor_id, now)
+        try:
+            return await self._backend.run(settings.add_rule, guild_id, kind, pattern, actor_id, now)
+        finally:
+            self._rules_changed(guild_id)
 
     async def remove_rule(self, guild_id: int, rule_id: int, actor_id: int, now: float) -> PromptRule | None:
-        return await self._backend.run(settings.remove_rule, guild_id, rule_id, actor_id, now)
+        try:
+            return await self._backend.run(settings.remove_rule, guild_id, rule_id, actor_id, now)
+        finally:
+            self._rules_changed(guild_id)
+
+    def _rules_changed(self, guild_id: int) -> None:
+        self._rule_changes[guild_id] = self._rule_changes.get(guild_id, 0) + 1
 
     async def rules(self, guild_id: int) -> list[PromptRule]:
         return await self._backend.run(settings.rules, guild_id)
@@ -450,7 +463,18 @@ class Store:
     async def rules_if_changed(
         self, guild_id: int, known: tuple[object, ...] | None
     ) -> tuple[tuple[object, ...], list[PromptRule] | None]:
-        return await self._backend.run(settings.rules_if_changed, guild_id, known)
+        """The rules' signature, and the rules if it differs from `known`. On SQLite every rule change
+        goes through this object (one process owns the file), so a signature read after the last
+        change made here is still true and needs no trip to the database thread: that hand-off was
+        half of a rule check's time. PostgreSQL is shared with other processes and is always asked."""
+        changes = self._rule_changes.get(guild_id, 0)
+        if self.exclusive and known is not None and self._rules_seen.get(guild_id) == (known, changes):
+            return known, None
+        signature, rules = await self._backend.run(settings.rules_if_changed, guild_id, known)
+        if self.exclusive:
+            # Counted before the read: a change that ends while it runs makes this entry stale.
+            self._rules_seen[guild_id] = (signature, changes)
+        return signature, rules
 
     async def admin_log(self, guild_id: int, limit: int = 50) -> list[AdminEntry]:
         return await self._backend.run(settings.admin_log, guild_id, limit)

@@ -280,6 +280,50 @@ async def test_while_stopping_new_requests_are_turned_away_politely(sandbox: San
     assert not world.submits()
 
 
+def table_counts(db: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("jobs", "usage")}
+
+
+async def test_while_stopping_buttons_dialogs_menus_and_autocomplete_start_nothing(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Every kind of interaction that could start or change work gets the same private answer while
+    the bot stops; autocomplete gets an empty list; nothing is written to the database."""
+    from bot.styles import Style
+    from tests.bot_harness import World
+    from tests.test_living_messages import MODAL, deliver_one
+    from tests.test_use_as_reference import MENU
+
+    restarting = "The image bot is restarting. Please try again in a minute."
+    async with running_fake() as fake:
+        world = World(fake, sandbox, tmp_path / "bot.db")
+        async with world.bot() as bot:
+            await bot.store.add_style(fake.guild_id, Style("Noir", "film noir"), fake.moderator_id, 0.0)
+            message_id = int((await deliver_one(world, bot, 1))["id"])
+            click = await fake.invoke_component("imagine:edit:1", message_id)
+            dialog = (await fake.wait_for_callback(click)).json
+            assert dialog["type"] == MODAL  # opened before the stop, submitted during it
+            inputs = [c["custom_id"] for row in dialog["data"]["components"] for c in row["components"]]
+            before = table_counts(world.db_path)
+
+            bot.stopping = True  # what close() sets first (SIGTERM calls it), before it waits for work
+            answers = [
+                await fake.invoke_component("imagine:reroll:1", message_id),
+                await fake.submit_modal(dialog["data"]["custom_id"], {inputs[0]: "at night", inputs[1]: ""}),
+                await fake.invoke_message_command(MENU, message_id),
+            ]
+            for interaction in answers:
+                data = (await fake.wait_for_callback(interaction)).json["data"]
+                assert data["content"] == restarting
+                assert data["flags"] & 64 and data["allowed_mentions"] == {"parse": []}
+            typed = await fake.invoke_autocomplete("imagine", {"prompt": "a cat", "style": ""}, "style")
+            answer = (await fake.wait_for_callback(typed)).json
+            assert answer["type"] == 8 and answer["data"]["choices"] == []
+            assert table_counts(world.db_path) == before
+    assert len(world.submits()) == 1
+
+
 def sample(text: str, name: str) -> float:
     """One sample's value from Prometheus text (0 when absent)."""
     match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)

@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import secrets
-import sqlite3
 import time
 from typing import Any
 
@@ -269,7 +268,7 @@ class ImagineBot(commands.AutoShardedBot):
             await asyncio.wait_for(self.store.ping(), DATABASE_PING_TIMEOUT)
         except TimeoutError:
             problems["database"] = f"no answer within {DATABASE_PING_TIMEOUT:g} s"
-        except (sqlite3.Error, RuntimeError, OSError) as error:
+        except Exception as error:  # noqa: BLE001 - any failed ping (SQLite, a lost PostgreSQL server) is the answer
             problems["database"] = f"error: {type(error).__name__}"
         runner: JobRunner | None = getattr(self, "runner", None)  # None while start-up is under way
         ran_at = getattr(runner, "loop_ran_at", None)

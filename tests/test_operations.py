@@ -261,6 +261,53 @@ async def test_healthz_names_what_is_wrong(sandbox: Sandbox, tmp_path: Path) -> 
                     await asyncio.sleep(0.05)
 
 
+async def test_healthz_names_the_database_when_it_stops_answering(
+    sandbox: Sandbox, tmp_path: Path, pg_url: str
+) -> None:
+    """PostgreSQL goes away under a running bot (its connections ended, new ones refused): /healthz
+    answers 503 naming the database, and 200 again once the database is back."""
+    import psycopg
+
+    from bot.config import Secret
+    from tests.bot_harness import World
+
+    async def problems(url: str) -> dict[str, str]:
+        status, body = await get(url)
+        found: dict[str, str] = json.loads(body).get("problems", {})
+        assert (status == 503) == bool(found), (status, body)
+        return found
+
+    async with running_fake() as fake:
+        world = World(fake, sandbox, tmp_path / "bot.db")
+        async with world.bot(metrics_port=0, database_url=Secret(pg_url)) as bot:
+            assert bot.ops_server is not None and bot.store.dialect == "postgresql"
+            url = f"http://127.0.0.1:{bot.ops_server.port}/healthz"
+            async with asyncio.timeout(10):
+                while await problems(url):
+                    await asyncio.sleep(0.05)
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                database = conn.execute("SELECT current_database()").fetchone()
+            assert database is not None
+            # From another database: PostgreSQL will not close the one a session is connected to.
+            with psycopg.connect(pg_url, dbname="template1", autocommit=True) as admin:
+                admin.execute(f'ALTER DATABASE "{database[0]}" ALLOW_CONNECTIONS false')
+                try:
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE backend_type = 'client backend' AND datname = %s",
+                        [database[0]],
+                    )
+                    async with asyncio.timeout(10):
+                        while "database" not in (found := await problems(url)):
+                            await asyncio.sleep(0.05)
+                    assert found["database"].startswith(("error: ", "no answer within ")), found
+                finally:
+                    admin.execute(f'ALTER DATABASE "{database[0]}" ALLOW_CONNECTIONS true')
+            async with asyncio.timeout(30):
+                while "database" in await problems(url):
+                    await asyncio.sleep(0.2)
+
+
 async def test_while_stopping_new_requests_are_turned_away_politely(sandbox: Sandbox, tmp_path: Path) -> None:
     from tests.bot_harness import World
 

@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import secrets
-import sqlite3
 import time
 from typing import Any
 
@@ -25,6 +24,7 @@ from bot.config import Settings
 from bot.delivery import ImageFile
 from bot.discord.replies import NO_PINGS, say_privately
 from bot.discord.sink import DiscordSink
+from bot.discord.stopping import admit
 from bot.discord.translator import CatalogTranslator
 from bot.discord.views import DYNAMIC_ITEMS
 from bot.health import OpsServer
@@ -47,7 +47,6 @@ EXTENSIONS = (
     "cogs.settings",
     "cogs.reference",
 )
-STOPPING_TEXT = N_("The image bot is restarting. Please try again in a minute.")
 DATABASE_PING_TIMEOUT = 3.0
 REFUSAL_SETTLE = 2.0
 # Discord lets a bot IDENTIFY one shard per 5 s (session_start_limit.max_concurrency 1); discord.py waits
@@ -79,14 +78,8 @@ class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
     """One place that turns any command error into a short, friendly, private reply."""
 
     async def interaction_check(self, interaction: discord.Interaction[ImagineBot], /) -> bool:
-        """While the bot stops, no new work is taken: the member hears why instead of a failure."""
-        if not interaction.client.stopping:
-            return True
-        try:
-            await say_privately(interaction, STOPPING_TEXT)
-        except discord.HTTPException:
-            log.info("could not tell a member that the bot is restarting")
-        return False
+        """Commands, context menus and autocomplete; buttons and dialogs check in bot/discord/views.py."""
+        return await admit(interaction)
 
     async def on_error(
         self, interaction: discord.Interaction[ImagineBot], error: app_commands.AppCommandError
@@ -275,7 +268,7 @@ class ImagineBot(commands.AutoShardedBot):
             await asyncio.wait_for(self.store.ping(), DATABASE_PING_TIMEOUT)
         except TimeoutError:
             problems["database"] = f"no answer within {DATABASE_PING_TIMEOUT:g} s"
-        except (sqlite3.Error, RuntimeError, OSError) as error:
+        except Exception as error:  # noqa: BLE001 - any failed ping (SQLite, a lost PostgreSQL server) is the answer
             problems["database"] = f"error: {type(error).__name__}"
         runner: JobRunner | None = getattr(self, "runner", None)  # None while start-up is under way
         ran_at = getattr(runner, "loop_ran_at", None)

@@ -131,6 +131,7 @@ MEMBER_FACING = [
     "bot/discord/admin.py",
     "bot/discord/places.py",
     "bot/discord/reference.py",
+    "bot/discord/stopping.py",
     "bot/discord/styles.py",
     "bot/styles.py",
     "cogs/settings.py",

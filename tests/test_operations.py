@@ -261,6 +261,53 @@ async def test_healthz_names_what_is_wrong(sandbox: Sandbox, tmp_path: Path) -> 
                     await asyncio.sleep(0.05)
 
 
+async def test_healthz_names_the_database_when_it_stops_answering(
+    sandbox: Sandbox, tmp_path: Path, pg_url: str
+) -> None:
+    """PostgreSQL goes away under a running bot (its connections ended, new ones refused): /healthz
+    answers 503 naming the database, and 200 again once the database is back."""
+    import psycopg
+
+    from bot.config import Secret
+    from tests.bot_harness import World
+
+    async def problems(url: str) -> dict[str, str]:
+        status, body = await get(url)
+        found: dict[str, str] = json.loads(body).get("problems", {})
+        assert (status == 503) == bool(found), (status, body)
+        return found
+
+    async with running_fake() as fake:
+        world = World(fake, sandbox, tmp_path / "bot.db")
+        async with world.bot(metrics_port=0, database_url=Secret(pg_url)) as bot:
+            assert bot.ops_server is not None and bot.store.dialect == "postgresql"
+            url = f"http://127.0.0.1:{bot.ops_server.port}/healthz"
+            async with asyncio.timeout(10):
+                while await problems(url):
+                    await asyncio.sleep(0.05)
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                database = conn.execute("SELECT current_database()").fetchone()
+            assert database is not None
+            # From another database: PostgreSQL will not close the one a session is connected to.
+            with psycopg.connect(pg_url, dbname="template1", autocommit=True) as admin:
+                admin.execute(f'ALTER DATABASE "{database[0]}" ALLOW_CONNECTIONS false')
+                try:
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE backend_type = 'client backend' AND datname = %s",
+                        [database[0]],
+                    )
+                    async with asyncio.timeout(10):
+                        while "database" not in (found := await problems(url)):
+                            await asyncio.sleep(0.05)
+                    assert found["database"].startswith(("error: ", "no answer within ")), found
+                finally:
+                    admin.execute(f'ALTER DATABASE "{database[0]}" ALLOW_CONNECTIONS true')
+            async with asyncio.timeout(30):
+                while "database" in await problems(url):
+                    await asyncio.sleep(0.2)
+
+
 async def test_while_stopping_new_requests_are_turned_away_politely(sandbox: Sandbox, tmp_path: Path) -> None:
     from tests.bot_harness import World
 
@@ -278,6 +325,50 @@ async def test_while_stopping_new_requests_are_turned_away_politely(sandbox: San
             assert callback.json["data"]["allowed_mentions"] == {"parse": []}
             assert await bot.store.get_job(1) is None
     assert not world.submits()
+
+
+def table_counts(db: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("jobs", "usage")}
+
+
+async def test_while_stopping_buttons_dialogs_menus_and_autocomplete_start_nothing(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Every kind of interaction that could start or change work gets the same private answer while
+    the bot stops; autocomplete gets an empty list; nothing is written to the database."""
+    from bot.styles import Style
+    from tests.bot_harness import World
+    from tests.test_living_messages import MODAL, deliver_one
+    from tests.test_use_as_reference import MENU
+
+    restarting = "The image bot is restarting. Please try again in a minute."
+    async with running_fake() as fake:
+        world = World(fake, sandbox, tmp_path / "bot.db")
+        async with world.bot() as bot:
+            await bot.store.add_style(fake.guild_id, Style("Noir", "film noir"), fake.moderator_id, 0.0)
+            message_id = int((await deliver_one(world, bot, 1))["id"])
+            click = await fake.invoke_component("imagine:edit:1", message_id)
+            dialog = (await fake.wait_for_callback(click)).json
+            assert dialog["type"] == MODAL  # opened before the stop, submitted during it
+            inputs = [c["custom_id"] for row in dialog["data"]["components"] for c in row["components"]]
+            before = table_counts(world.db_path)
+
+            bot.stopping = True  # what close() sets first (SIGTERM calls it), before it waits for work
+            answers = [
+                await fake.invoke_component("imagine:reroll:1", message_id),
+                await fake.submit_modal(dialog["data"]["custom_id"], {inputs[0]: "at night", inputs[1]: ""}),
+                await fake.invoke_message_command(MENU, message_id),
+            ]
+            for interaction in answers:
+                data = (await fake.wait_for_callback(interaction)).json["data"]
+                assert data["content"] == restarting
+                assert data["flags"] & 64 and data["allowed_mentions"] == {"parse": []}
+            typed = await fake.invoke_autocomplete("imagine", {"prompt": "a cat", "style": ""}, "style")
+            answer = (await fake.wait_for_callback(typed)).json
+            assert answer["type"] == 8 and answer["data"]["choices"] == []
+            assert table_counts(world.db_path) == before
+    assert len(world.submits()) == 1
 
 
 def sample(text: str, name: str) -> float:

@@ -15,6 +15,7 @@ from bot import messages
 from bot.api import ASPECT_RATIOS, MAX_REFERENCE_IMAGES
 from bot.discord.replies import private_locale, say_privately
 from bot.discord.requests import Draft, refuse_bad_input, start_request
+from bot.discord.stopping import Dialog
 from bot.discord.views import MODAL_PROMPT_MAX, refresh_urls
 from bot.i18n import N_, t
 from bot.validation import AttachmentInfo
@@ -94,7 +95,7 @@ async def open_reference_dialog(interaction: Interaction, message: discord.Messa
     await interaction.response.send_modal(ReferenceModal(message.id, images, interaction))
 
 
-class ReferenceModal(discord.ui.Modal):
+class ReferenceModal(Dialog):
     """The prompt for a job whose references are another message's images."""
 
     def __init__(self, message_id: int, images: MessageImages, opened_by: Interaction) -> None:

@@ -25,6 +25,7 @@ from bot.discord.checks import NOT_YOURS, may_act_on
 from bot.discord.places import server_of
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
 from bot.discord.requests import refuse_bad_input, start_request
+from bot.discord.stopping import Dialog, admit
 from bot.i18n import N_, t, translate_text
 from bot.models import ImageRequest, Job
 from bot.store.jobs import HISTORY_COUNT_CAP
@@ -134,6 +135,9 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagi
     ) -> Self:
         return cls(int(match["job"]))
 
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        return await admit(interaction)  # while the bot stops, a click starts nothing
+
 
 class CancelButton(JobButton, template=r"imagine:cancel:(?P<job>\d+)"):
     action = "cancel"
@@ -199,7 +203,7 @@ class EditButton(JobButton, template=r"imagine:edit:(?P<job>\d+)"):
         await interaction.response.send_modal(EditModal(job, interaction))
 
 
-class EditModal(discord.ui.Modal):
+class EditModal(Dialog):
     """The prompt, prefilled; the finished image becomes the reference of the new job."""
 
     def __init__(self, job: Job, opened_by: Interaction) -> None:
@@ -438,6 +442,9 @@ class HistoryPageButton(
     ) -> HistoryPageButton:
         cursor = int(match["cursor"]) if match["cursor"] else None
         return cls(int(match["member"]), int(match["page"]), match["label"], cursor)
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        return await admit(interaction)  # while the bot stops, a click starts nothing
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         if not may_act_on(interaction, self.member_id):

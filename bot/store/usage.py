@@ -20,7 +20,7 @@ from bot.quotas import (
     effective_limit,
     month_start,
 )
-from bot.store.interface import Session
+from bot.store.interface import Session, Tx
 from bot.store.jobs import job_row
 
 POLICY_COLUMNS = (
@@ -184,6 +184,32 @@ def _snapshot(s: Session, member: Member, now: float, global_default: int, polic
 # -- admission -------------------------------------------------------------------------------------
 
 
+def _reserve(s: Session, tx: Tx, usage: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """Write the usage row and the job pointing at each other; the job row as written. On PostgreSQL
+    in one statement (round trips are most of an admission's time there: 8 became 6); SQLite, which
+    has no data-modifying CTEs and no round trips, writes them one by one."""
+    if s.dialect != "postgresql":
+        usage_id = tx.insert("usage", usage)
+        row = {**job, "usage_id": usage_id}
+        [written] = tx.dicts(
+            f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING *",
+            list(row.values()),
+        )
+        tx.execute("UPDATE usage SET job_id = ? WHERE id = ?", [written["id"], usage_id])
+        return written
+    # The sub-statements of one WITH cannot see each other's rows, so the job's id is drawn first and
+    # both rows are written already pointing at each other.
+    [written] = tx.dicts(
+        "WITH ids AS (SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS job_id),"
+        f" u AS (INSERT INTO usage ({', '.join(usage)}, job_id)"
+        f" SELECT {', '.join('?' for _ in usage)}, ids.job_id FROM ids RETURNING id)"
+        f" INSERT INTO jobs (id, {', '.join(job)}, usage_id)"
+        f" SELECT ids.job_id, {', '.join('?' for _ in job)}, u.id FROM ids, u RETURNING *",
+        [*usage.values(), *job.values()],
+    )
+    return written
+
+
 def admit(
     s: Session,
     member: Member,
@@ -219,20 +245,18 @@ def admit(
         }
         job: Job | None = None
         if decision.allowed:
-            usage_id = tx.insert("usage", {**usage, "outcome": "submitted", "counted": 1,
-                                              "used_credit": int(decision.uses_credit)})  # fmt: skip
             if decision.uses_credit:
                 tx.execute(
                     "UPDATE user_quotas SET credits = credits - 1 WHERE guild_id = ? AND user_id = ?",
                     [member.guild_id, member.user_id],
                 )
-            row = {**job_row(request, origin, now, s.owner, s.lease), "usage_id": usage_id}
-            [written] = tx.dicts(
-                f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING *",
-                list(row.values()),
-            )
-            tx.execute("UPDATE usage SET job_id = ? WHERE id = ?", [written["id"], usage_id])
-            job = Job.from_row(written)
+            reserved = {
+                **usage,
+                "outcome": "submitted",
+                "counted": 1,
+                "used_credit": int(decision.uses_credit),
+            }
+            job = Job.from_row(_reserve(s, tx, reserved, job_row(request, origin, now, s.owner, s.lease)))
         else:
             detail = decision.matched_rule.describe() if decision.matched_rule else None
             tx.insert("usage", {**usage, "outcome": "refused", "reason": decision.reason, "detail": detail})

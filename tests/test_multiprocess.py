@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from bot.jobs import MSG_INTERRUPTED
-from bot.sandbox import Sandbox, SandboxConfig
+from bot.sandbox import Sandbox, SandboxConfig, log_uniform
 from tests.fake_discord import FakeDiscord, running_fake
 from tests.test_operations import API_KEY, TOKEN, BotProcess, bot_process, wait_healthy
 from tests.test_sharding import guilds_on_shards
@@ -171,8 +171,9 @@ async def test_a_killed_process_s_jobs_are_finished_by_the_others_within_the_lea
     pg_url: str, tmp_path: Path
 ) -> None:
     count = 60
-    # Long enough that the victim is still following its jobs when it dies.
-    sandbox = Sandbox(SandboxConfig(duration=2.0, seed=13, api_key=API_KEY))
+    # Long enough that the victim is still following its jobs when it dies, and spread out, so that
+    # some of its jobs have finished (their posts held up by a slow Discord) while others still run.
+    sandbox = Sandbox(SandboxConfig(duration_sampler=log_uniform(1.0, 8.0), seed=13, api_key=API_KEY))
     await sandbox.start()
     try:
         async with running_fake(token=TOKEN) as fake:

@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from bot.delivery import ImageFile
+from bot.i18n import N_
 
 log = logging.getLogger(__name__)
 
-MSG_TOO_SLOW = "the image host did not send it in time"
-MSG_FAILED = "the image could not be downloaded"
+# What the member reads about an image that did not arrive (translated where it is shown).
+MSG_TOO_SLOW = N_("the image host did not send it in time")
+MSG_FAILED = N_("the image could not be downloaded")
 
 
 class DeliveryPool:

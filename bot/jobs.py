@@ -32,7 +32,7 @@ from bot.api import (
 )
 from bot.clock import Clock, SystemClock
 from bot.delivery import DownloadError, ImageFile, download_image, limit_pixels
-from bot.delivery_pool import DeliveryPool
+from bot.delivery_pool import MSG_FAILED, DeliveryPool
 from bot.i18n import N_
 from bot.logs import bind_job
 from bot.models import ImageRequest, Job, JobStatus, Origin, Stage
@@ -837,7 +837,7 @@ class JobRunner:
     async def _download(self, job: Job, ref: str) -> ImageFile:
         """One image, with retries for what may pass; its pixels checked before anything decodes it.
         What the member may read is in `ImageFile.error`; the details (host, status) only in the log."""
-        last_error = N_("the image could not be downloaded")
+        last_error = MSG_FAILED
         url = None if ref.startswith("data:") else ref
         for attempt in range(1, self.config.download_attempts + 1):
             try:

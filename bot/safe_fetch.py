@@ -222,7 +222,6 @@ def check_url(url: URL, policy: FetchPolicy) -> None:
 @dataclass(frozen=True)
 class Fetched:
     data: bytes
-    url: URL  # where the body came from, after redirects
     content_type: str
 
 
@@ -278,7 +277,7 @@ async def fetch_public(
                                 too_large, f"over {max_bytes} bytes from {_for_log(current)}", permanent=True
                             )
                         chunks.append(chunk)
-                    return Fetched(b"".join(chunks), current, response.content_type.lower())
+                    return Fetched(b"".join(chunks), response.content_type.lower())
             raise FetchError(
                 N_("the image host redirected too often"),
                 f"more than {max_redirects} redirects, last to {_for_log(current)}",

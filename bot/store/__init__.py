@@ -206,9 +206,6 @@ class Store:
     async def reset_leases(self, source: str, now: float) -> None:
         await self._backend.run(jobs.reset_leases, source, now)
 
-    async def release_leases(self, now: float) -> int:
-        return await self._backend.run(jobs.release_leases, now)
-
     async def mark_running(self, job_id: int, task_id: str, submitted_at: float, next_poll_at: float) -> bool:
         return await self._backend.run(jobs.mark_running, job_id, task_id, submitted_at, next_poll_at)
 

@@ -11,7 +11,7 @@ from bot.moderation import RuleMatch
 from bot.quotas import Ban, Decision, PersonalSnapshot, day_bounds, decide_personal, month_start
 from bot.store.interface import Session
 from bot.store.jobs import job_row
-from bot.store.usage import Stats, UsageSummary, stats_where
+from bot.store.usage import Stats, UsageSummary, reserve, stats_where
 
 PERSONAL = "guild_id IS NULL"
 
@@ -89,13 +89,8 @@ def admit_personal(
         if not decision.allowed:
             tx.insert("usage", {**usage, "outcome": "refused", "reason": decision.reason})
             return decision, None
-        usage_id = tx.insert("usage", {**usage, "outcome": "submitted", "counted": 1})
-        row = {**job_row(request, origin, now, s.owner, s.lease), "guild_id": None, "usage_id": usage_id}
-        [written] = tx.dicts(
-            f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING *",
-            list(row.values()),
-        )
-        tx.execute("UPDATE usage SET job_id = ? WHERE id = ?", [written["id"], usage_id])
+        job = {**job_row(request, origin, now, s.owner, s.lease), "guild_id": None}
+        written = reserve(s, tx, {**usage, "outcome": "submitted", "counted": 1}, job)
     return decision, Job.from_row(written)
 
 

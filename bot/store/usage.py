@@ -184,7 +184,7 @@ def _snapshot(s: Session, member: Member, now: float, global_default: int, polic
 # -- admission -------------------------------------------------------------------------------------
 
 
-def _reserve(s: Session, tx: Tx, usage: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+def reserve(s: Session, tx: Tx, usage: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
     """Write the usage row and the job pointing at each other; the job row as written. On PostgreSQL
     in one statement (round trips are most of an admission's time there: 8 became 6); SQLite, which
     has no data-modifying CTEs and no round trips, writes them one by one."""
@@ -256,7 +256,7 @@ def admit(
                 "counted": 1,
                 "used_credit": int(decision.uses_credit),
             }
-            job = Job.from_row(_reserve(s, tx, reserved, job_row(request, origin, now, s.owner, s.lease)))
+            job = Job.from_row(reserve(s, tx, reserved, job_row(request, origin, now, s.owner, s.lease)))
         else:
             detail = decision.matched_rule.describe() if decision.matched_rule else None
             tx.insert("usage", {**usage, "outcome": "refused", "reason": decision.reason, "detail": detail})

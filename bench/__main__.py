@@ -85,7 +85,7 @@ async def _rules_ack(profile: Profile) -> dict[str, float | None]:
 
 
 async def _outage(profile: Profile) -> dict[str, float | None]:
-    from bench.outage import run_outage
+    from bench.outage_recovery import run_outage
 
     return (await run_outage(profile)).figures()
 
@@ -99,7 +99,7 @@ async def _multiproc(profile: Profile) -> dict[str, float | None]:
 async def _mixes(profile: Profile) -> dict[str, float | None]:
     from bench.mix import adaptive_schedule_args
     from bench.mixes import evaluate_all, figures, table
-    from bot.schedule import PollSchedule
+    from bot.core.schedule import PollSchedule
 
     # Pure computation (seconds of CPU): off the event loop, which has nothing else to do meanwhile.
     schedule = PollSchedule(*adaptive_schedule_args())

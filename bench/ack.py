@@ -19,7 +19,7 @@ from bench.profiles import Profile
 from bench.stats import percentile
 
 if TYPE_CHECKING:
-    from tests.fake_discord import FakeDiscord
+    from testing.fake_discord import FakeDiscord
 
 DEFERRED = 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
 
@@ -42,10 +42,10 @@ class AckResult:
 
 async def run_ack(profile: Profile) -> AckResult:
     # Imported here: discord.py is heavy and only this scenario needs it.
-    from bot.app import ImagineBot
-    from bot.config import Secret, Settings
-    from bot.sandbox import Sandbox, SandboxConfig, log_uniform
-    from tests.fake_discord import FakeInteraction, run_client, running_fake
+    from bot.discord.client import ImagineBot
+    from bot.ops.config import Secret, Settings
+    from sandbox.server import Sandbox, SandboxConfig, log_uniform
+    from testing.fake_discord import FakeInteraction, run_client, running_fake
 
     # Jobs take 5-90 s, so none finishes while the acknowledgements are measured; the runner still
     # submits every job, which is load the bot has in production right after an acknowledgement.

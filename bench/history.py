@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.stats import percentile
-from bot.store import Store
+from bot.adapters.store import Store
 
 GUILD = 4242
 MEMBER = 1001

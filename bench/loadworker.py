@@ -24,14 +24,14 @@ from pathlib import Path
 
 from bench.lag import LagProbe
 from bench.mix import adaptive_schedule_args, draw
-from bench.sink import TimingSink
+from bench.recording_sink import TimingSink
 from bench.stats import percentile
-from bot.api import ImageApi, TaskStatus
-from bot.jobs import JobRunner, RunnerConfig
-from bot.models import ImageRequest, Origin
-from bot.safe_fetch import FetchPolicy, open_session
-from bot.schedule import PollSchedule
-from bot.store import Store
+from bot.adapters.image_api import ImageApi, TaskStatus
+from bot.adapters.safe_fetch import FetchPolicy, open_session
+from bot.adapters.store import Store
+from bot.core.models import ImageRequest, Origin
+from bot.core.runner import JobRunner, RunnerConfig
+from bot.core.schedule import PollSchedule
 
 SOURCE = "bench"
 HISTORY_SOURCE = "bench-history"

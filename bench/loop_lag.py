@@ -54,7 +54,7 @@ async def sandbox_process(seed: int) -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.sandbox",
+        "sandbox.server",
         "--host",
         "127.0.0.1",
         "--port",

@@ -22,7 +22,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bench.profiles import Profile
-from bot.sandbox import Sandbox, SandboxConfig
+from sandbox.server import Sandbox, SandboxConfig
 
 REPO = Path(__file__).resolve().parent.parent
 NOISE_EVERY = 45  # one row of noise in this many: about 11 MB for 13000 x 13000

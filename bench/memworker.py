@@ -22,13 +22,13 @@ from pathlib import Path
 from PIL import Image
 
 from bench.loadworker import peak_rss_mb
-from bot.api import ImageApi, MalformedAnswerError
-from bot.delivery import ImageFile, fit_to_limit
-from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
-from bot.models import ImageRequest, Job, Origin, Stage
-from bot.safe_fetch import FetchPolicy, open_session
-from bot.schedule import PollSchedule
-from bot.store import Store
+from bot.adapters.image_api import ImageApi, MalformedAnswerError
+from bot.adapters.media import ImageFile, fit_to_limit
+from bot.adapters.safe_fetch import FetchPolicy, open_session
+from bot.adapters.store import Store
+from bot.core.models import ImageRequest, Job, Origin, Stage
+from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
+from bot.core.schedule import PollSchedule
 
 UPLOAD_LIMIT = 10 * 1024 * 1024  # a server without boosts
 SOURCE = "bench-memory"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox import Sandbox, SandboxConfig, log_uniform
+from sandbox.server import Sandbox, SandboxConfig, log_uniform
 
 LOW, HIGH = 5.0, 90.0
 
@@ -15,7 +15,7 @@ draw = log_uniform(LOW, HIGH)
 def adaptive_schedule_args() -> tuple[float, float, float]:
     """(min_interval, max_interval, first_poll) exactly as the bot builds its PollSchedule from the
     default settings, so the benchmark measures what a fresh install runs."""
-    from bot.config import Secret, Settings
+    from bot.ops.config import Secret, Settings
 
     s = Settings(discord_token=None, api_key=Secret("bench"))
     return s.poll_min_interval, s.poll_max_interval, s.poll_first_delay

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from bench.simulate import grid_on, log_uniform
 from bench.stats import mean, percentile
-from bot.jobs import RunnerConfig
-from bot.schedule import Cohort, PollSchedule
+from bot.core.runner import RunnerConfig
+from bot.core.schedule import Cohort, PollSchedule
 
 RATE = 2.0  # jobs a second
 HISTORY = RunnerConfig().history_size

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import TextIO
 
 from bench.mix import adaptive_schedule_args
-from bench.sink import TimingSink
-from bot.api import ImageApi, TaskStatus
-from bot.delivery import ImageFile
-from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
-from bot.models import ImageRequest, Job, Origin
-from bot.safe_fetch import FetchPolicy, open_session
-from bot.schedule import PollSchedule
-from bot.store import Store
+from bench.recording_sink import TimingSink
+from bot.adapters.image_api import ImageApi, TaskStatus
+from bot.adapters.media import ImageFile
+from bot.adapters.safe_fetch import FetchPolicy, open_session
+from bot.adapters.store import Store
+from bot.core.models import ImageRequest, Job, Origin
+from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
+from bot.core.schedule import PollSchedule
 
 SOURCE = "bench-mp"
 INTAKE_LIMIT = 120.0

@@ -35,8 +35,8 @@ from bench.loadworker import seed_history
 from bench.mix import draw
 from bench.profiles import Profile
 from bench.quota_pg import postgres_server
-from bot.sandbox import Sandbox, SandboxConfig, log_uniform
-from bot.store import Store
+from bot.adapters.store import Store
+from sandbox.server import Sandbox, SandboxConfig, log_uniform
 
 REPO = Path(__file__).resolve().parent.parent
 PROCESSES = 3

@@ -33,16 +33,16 @@ from pathlib import Path
 from bench.lag import probing
 from bench.mix import PairedSandbox, adaptive_schedule_args, draw
 from bench.profiles import Profile
-from bench.sink import Arrival, TimingSink
+from bench.recording_sink import Arrival, TimingSink
 from bench.stats import mean, percentile
-from bot.api import ImageApi
-from bot.clock import ScaledClock
-from bot.jobs import JobRunner, RunnerConfig
-from bot.models import ImageRequest, Origin
-from bot.safe_fetch import FetchPolicy, open_session
-from bot.sandbox import SandboxConfig
-from bot.schedule import PollSchedule
-from bot.store import Store
+from bot.adapters.image_api import ImageApi
+from bot.adapters.safe_fetch import FetchPolicy, open_session
+from bot.adapters.store import Store
+from bot.core.clock import ScaledClock
+from bot.core.models import ImageRequest, Origin
+from bot.core.runner import JobRunner, RunnerConfig
+from bot.core.schedule import PollSchedule
+from sandbox.server import SandboxConfig
 
 SOURCE = "bench"
 ORIGIN = Origin(source=SOURCE)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.stats import percentile
-from bot.models import ImageRequest, Origin
-from bot.quotas import Member
-from bot.rulebook import RuleBook
-from bot.store import Store
+from bot.adapters.store import Store
+from bot.core.models import ImageRequest, Origin
+from bot.core.policy.quotas import Member
+from bot.core.policy.rulebook import RuleBook
 
 GUILD = 4242
 ADMIN = 1

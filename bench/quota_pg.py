@@ -24,7 +24,7 @@ import psycopg
 
 from bench.quota import USAGE_COLUMNS, prepare_guild, time_admissions, usage_rows
 from bench.stats import percentile
-from bot.store import Store
+from bot.adapters.store import Store
 
 
 @dataclass(frozen=True)

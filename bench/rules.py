@@ -26,9 +26,9 @@ from pathlib import Path
 
 from bench.profiles import Profile
 from bench.stats import percentile
-from bot.moderation import MAX_RULES, CompiledRules
-from bot.rulebook import RuleBook
-from bot.store import Store
+from bot.adapters.store import Store
+from bot.core.policy.prompt_rules import MAX_RULES, CompiledRules
+from bot.core.policy.rulebook import RuleBook
 
 GUILD = 4242
 ADMIN = 1
@@ -96,7 +96,7 @@ class RulesResult:
 def _unseen_prompts(count: int, seed: int) -> list[str]:
     """Prompts of 5000 assigned characters that this process has never folded: each character is
     folded once per process and remembered, so this is the one-off cost a first sight pays."""
-    from bot.moderation import _FOLD
+    from bot.core.policy.prompt_rules import _FOLD
 
     fresh = [
         chr(code)
@@ -182,10 +182,10 @@ class RulesAckResult:
 
 
 async def run_rules_ack(profile: Profile) -> RulesAckResult:
-    from bot.app import ImagineBot
-    from bot.config import Secret, Settings
-    from bot.sandbox import Sandbox, SandboxConfig, log_uniform
-    from tests.fake_discord import FakeInteraction, run_client, running_fake
+    from bot.discord.client import ImagineBot
+    from bot.ops.config import Secret, Settings
+    from sandbox.server import Sandbox, SandboxConfig, log_uniform
+    from testing.fake_discord import FakeInteraction, run_client, running_fake
 
     hostile = list(worst_prompts(profile.seed).values())
     sandbox = Sandbox(SandboxConfig(duration_sampler=log_uniform(5, 90), seed=profile.seed))

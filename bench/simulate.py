@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from bench.mix import HIGH, LOW
 from bench.stats import mean, percentile
-from bot.schedule import PollSchedule
+from bot.core.schedule import PollSchedule
 
 Sampler = Callable[[random.Random], float]
 

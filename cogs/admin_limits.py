@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bot import reports
+from bot.core import reports
+from bot.core.durations import describe_seconds
+from bot.core.i18n import N_, t
+from bot.core.policy.quotas import day_bounds, discord_time, valid_timezone
 from bot.discord.admin import AdminCog, Interaction, Target
 from bot.discord.replies import private_locale, reply
-from bot.durations import describe_seconds
-from bot.i18n import N_, t
-from bot.quotas import day_bounds, discord_time, valid_timezone
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 MAX_LIMIT = 1000
 MAX_GUILD_CAP = 100_000

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bot import reports
+from bot.core import reports
+from bot.core.durations import DurationError, parse_duration
+from bot.core.i18n import N_, t
+from bot.core.policy.prompt_rules import MAX_PATTERN_CHARS, RuleError, check_rule
+from bot.core.policy.quotas import discord_time
 from bot.discord.admin import AdminCog, Interaction, Target
 from bot.discord.replies import private_locale, reply
-from bot.durations import DurationError, parse_duration
-from bot.i18n import N_, t
-from bot.moderation import MAX_PATTERN_CHARS, RuleError, check_rule
-from bot.quotas import discord_time
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 RULE_KINDS = [
     app_commands.Choice(name="word or phrase", value="word"),

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bot import messages, reports
+from bot.core import messages, reports
+from bot.core.durations import describe_seconds
+from bot.core.i18n import t, translate_text
+from bot.core.policy.quotas import day_bounds
 from bot.discord.admin import AdminCog, Interaction
 from bot.discord.checks import MODLOG_NEEDS, missing_permissions
 from bot.discord.replies import NO_PINGS, private_locale, reply
-from bot.durations import describe_seconds
-from bot.i18n import t, translate_text
-from bot.quotas import day_bounds
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 EXPORT_CHUNK = 5000
 UPLOAD_MARGIN = 64 * 1024  # room for the multipart envelope around the CSV

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 from discord import app_commands
 
-from bot import messages
+from bot.core import messages
+from bot.core.policy.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT, MAX_STYLES, StyleError, clean_style
 from bot.discord.admin import AdminCog, Interaction
 from bot.discord.replies import private_locale, reply
-from bot.discord.styles import style_choices
-from bot.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT, MAX_STYLES, StyleError, clean_style
+from bot.discord.style_autocomplete import style_choices
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 
 class AdminStyles(AdminCog):

@@ -10,14 +10,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.api import MAX_PROMPT_CHARS
+from bot.adapters.image_api import MAX_PROMPT_CHARS
+from bot.core.policy.validation import AttachmentInfo
 from bot.discord.choices import ASPECT_CHOICES
 from bot.discord.requests import Draft, start_request
-from bot.discord.styles import style_choices
-from bot.validation import AttachmentInfo
+from bot.discord.style_autocomplete import style_choices
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import messages
+from bot.core import messages
+from bot.core.i18n import N_, t
 from bot.discord.checks import is_moderator
 from bot.discord.places import server_of
 from bot.discord.replies import NO_PINGS, private_locale, say_privately
 from bot.discord.views import CancelButton, history_page
-from bot.i18n import N_, t
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 MAX_LISTED = 20  # a message holds at most 25 buttons; keep room and a readable length
 

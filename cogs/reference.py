@@ -9,10 +9,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.reference import open_reference_dialog
+from bot.discord.reference_menu import open_reference_dialog
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 MENU_NAME = "Use as reference"
 

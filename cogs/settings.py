@@ -10,15 +10,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import messages
+from bot.core import messages
+from bot.core.i18n import t
+from bot.core.policy.styles import DELIVERY_CHANNEL, DELIVERY_DM, DELIVERY_EPHEMERAL, PRIVATE_DELIVERIES
 from bot.discord.choices import ASPECT_CHOICES
 from bot.discord.replies import GUILD_ONLY, private_locale, say_privately
-from bot.discord.styles import style_choices
-from bot.i18n import t
-from bot.styles import DELIVERY_CHANNEL, DELIVERY_DM, DELIVERY_EPHEMERAL, PRIVATE_DELIVERIES
+from bot.discord.style_autocomplete import style_choices
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 log = logging.getLogger(__name__)
 

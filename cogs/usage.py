@@ -8,16 +8,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import reports
+from bot.core import reports
+from bot.core.i18n import N_
+from bot.core.policy.quotas import DEFAULT_MAX_RUNNING
 from bot.discord.checks import is_moderator
 from bot.discord.members import member_of, member_view
 from bot.discord.places import is_personal
 from bot.discord.replies import private_locale, reply
-from bot.i18n import N_
-from bot.quotas import DEFAULT_MAX_RUNNING
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 NOT_A_MODERATOR = N_(
     "Only moderators (Manage Server or Manage Messages) can look at another member's use. "

@@ -10,13 +10,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bot.app import ImagineBot
-from bot.clock import Clock
-from bot.config import Secret, Settings
-from bot.jobs import RunnerConfig
-from bot.models import Job
-from bot.sandbox import Sandbox
-from tests.fake_discord import FakeDiscord, RecordedRequest, run_client
+from bot.core.clock import Clock
+from bot.core.models import Job
+from bot.core.runner import RunnerConfig
+from bot.discord.client import ImagineBot
+from bot.ops.config import Secret, Settings
+from sandbox.server import Sandbox
+from testing.fake_discord import FakeDiscord, RecordedRequest, run_client
 from tests.helpers import FAST_RUNNER
 
 EPHEMERAL = 64

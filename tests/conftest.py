@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import Sandbox, SandboxConfig
-from bot.store import Store
+from bot.adapters.store import Store
+from sandbox.server import Sandbox, SandboxConfig
+from testing.fake_discord import running_fake
 from tests.bot_harness import World
-from tests.fake_discord import running_fake
 from tests.helpers import fresh_pg_schema
 
 

@@ -15,14 +15,14 @@ from pathlib import Path
 from aiohttp import web
 from PIL import Image
 
-from bot.api import ImageApi
-from bot.clock import Clock
-from bot.delivery import ImageFile
-from bot.jobs import DeliveryReceipt, JobRunner, RunnerConfig
-from bot.models import Job, Stage
-from bot.safe_fetch import FetchPolicy, open_session
-from bot.schedule import PollSchedule
-from bot.store import Store
+from bot.adapters.image_api import ImageApi
+from bot.adapters.media import ImageFile
+from bot.adapters.safe_fetch import FetchPolicy, open_session
+from bot.adapters.store import Store
+from bot.core.clock import Clock
+from bot.core.models import Job, Stage
+from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
+from bot.core.schedule import PollSchedule
 
 FAST_SCHEDULE = PollSchedule(min_interval=0.05, max_interval=0.5, first_poll=0.1)
 FAST_RUNNER = RunnerConfig(

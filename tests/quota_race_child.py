@@ -10,9 +10,9 @@ import asyncio
 import sys
 import time
 
-from bot.models import ImageRequest, Origin
-from bot.quotas import Member
-from bot.store import Store
+from bot.adapters.store import Store
+from bot.core.models import ImageRequest, Origin
+from bot.core.policy.quotas import Member
 
 GUILD, USER = 100, 1
 NOW = 1_800_000_000.0

@@ -13,9 +13,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.models import ImageRequest, JobStatus, Origin
-from bot.quotas import Member
-from bot.store import Store, base
+from bot.adapters.store import Store
+from bot.adapters.store import sqlite_backend as base
+from bot.core.models import ImageRequest, JobStatus, Origin
+from bot.core.policy.quotas import Member
 
 CRASHED = 86
 GUILD, USER, ADMIN = 100, 1, 999

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from bot.durations import DurationError, parse_duration
-from bot.models import JobStatus
-from bot.quotas import GuildPolicy, Member, discord_time
-from bot.reports import ReportError, UsageCsv, export_bounds, match_timezones
-from bot.store import EXPORT_COLUMNS
+from bot.adapters.store import EXPORT_COLUMNS
+from bot.core.durations import DurationError, parse_duration
+from bot.core.models import JobStatus
+from bot.core.policy.quotas import GuildPolicy, Member, discord_time
+from bot.core.reports import ReportError, UsageCsv, export_bounds, match_timezones
+from testing.fake_discord import FakeDiscord, UploadedFile
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
-from tests.fake_discord import FakeDiscord, UploadedFile
 
 DEFERRED = 5
 

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from bot.adapters.store import EXPORT_COLUMNS, Store
+from bot.core.models import JobStatus
+from bot.core.policy.prompt_rules import MAX_RULES
+from bot.core.policy.quotas import BAD_INPUT, BLOCKED_PROMPT, UNCHECKED_TEXT
+from bot.core.policy.rulebook import RuleBook
 from bot.discord.requests import ACCEPTED_LATE, ADMISSION_BUDGET
-from bot.models import JobStatus
-from bot.moderation import MAX_RULES
-from bot.quotas import BAD_INPUT, BLOCKED_PROMPT, UNCHECKED_TEXT
-from bot.rulebook import RuleBook
-from bot.sandbox import Sandbox
-from bot.store import EXPORT_COLUMNS, Store
+from sandbox.server import Sandbox
+from testing.fake_discord import running_fake
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
-from tests.fake_discord import running_fake
 
 DEFERRED = 5
 MODAL = 9

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.api import ImageApi, MalformedAnswerError
-from bot.sandbox import Sandbox
+from bot.adapters.image_api import ImageApi, MalformedAnswerError
+from sandbox.server import Sandbox
 
 
 async def test_a_poll_answer_over_the_cap_is_malformed(
@@ -25,7 +25,10 @@ async def test_a_poll_answer_over_the_cap_is_malformed(
         )
         task_id = await api.submit("big answer", None)
         await asyncio.sleep(0.4)
-        with caplog.at_level(logging.WARNING, logger="bot.api"), pytest.raises(MalformedAnswerError):
+        with (
+            caplog.at_level(logging.WARNING, logger="bot.adapters.image_api"),
+            pytest.raises(MalformedAnswerError),
+        ):
             await api.poll(task_id)
         assert "more than 100000 bytes" in caplog.text and "MAX_ANSWER_MB" in caplog.text
         roomy = ImageApi(session, sandbox.base_url or "", "sandbox-key", "grok-imagine-image")

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.api import (
+from bot.adapters.image_api import (
     BadKeyError,
     ImageApi,
     RateLimitedError,
@@ -20,7 +20,7 @@ from bot.api import (
     parse_retry_after,
     sanitize,
 )
-from bot.sandbox import Sandbox
+from sandbox.server import Sandbox
 
 URL = "https://cdn.example/img/1.png?sig=abc"
 URL2 = "https://cdn.example/img/2.png"

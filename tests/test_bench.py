@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bench.report import REQUIRED_KEYS
-from bot.schedule import PollSchedule
+from bot.core.schedule import PollSchedule
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.models import JobStatus
+from bot.core.models import JobStatus
 from tests.bot_harness import EPHEMERAL, ShiftedClock, World, wait_for_job
 from tests.test_living_messages import MODAL, custom_ids, deliver_one
 

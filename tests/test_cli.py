@@ -10,9 +10,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from bot.cli import run_imagine
-from bot.config import Settings, load_settings
-from bot.sandbox import Sandbox
+from bot.ops.config import Settings, load_settings
+from bot.ops.terminal_imagine import run_imagine
+from sandbox.server import Sandbox
 from tests.bot_harness import World
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from bot.config import load_settings
+from bot.ops.config import load_settings
 from tests.test_config import TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]

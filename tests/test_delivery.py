@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from bot.delivery import DownloadError, download_image, fit_to_limit, sniff_type
-from bot.safe_fetch import FetchPolicy, open_session
-from bot.sandbox import Sandbox, SandboxConfig
+from bot.adapters.media import DownloadError, download_image, fit_to_limit, sniff_type
+from bot.adapters.safe_fetch import FetchPolicy, open_session
+from sandbox.server import Sandbox, SandboxConfig
 
 
 async def test_big_image_is_reencoded_under_the_limit() -> None:

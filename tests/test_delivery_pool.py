@@ -7,9 +7,9 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from bot.delivery_pool import MSG_TOO_SLOW
-from bot.models import ImageRequest, Origin
-from bot.sandbox import Sandbox
+from bot.core.delivery_pool import MSG_TOO_SLOW
+from bot.core.models import ImageRequest, Origin
+from sandbox.server import Sandbox
 from tests.helpers import FAST_RUNNER, ImageHost, RecordingSink, running_runner
 
 ORIGIN = Origin(source="test", guild_id=1, channel_id=2, user_id=3)

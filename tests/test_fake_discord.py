@@ -12,7 +12,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from tests.fake_discord import FakeDiscord, RecordedRequest, run_client, running_fake, shard_of
+from testing.fake_discord import FakeDiscord, RecordedRequest, run_client, running_fake, shard_of
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 

@@ -15,11 +15,11 @@ import pytest
 from babel.messages.pofile import read_po
 from discord import app_commands
 
-from bot import i18n, messages
+from bot.adapters.store import Store
+from bot.core import i18n, messages
+from bot.core.models import ImageRequest, Job, JobStatus, Origin
 from bot.discord.catalog_tool import code_texts, command_texts
 from bot.discord.translator import CatalogTranslator
-from bot.models import ImageRequest, Job, JobStatus, Origin
-from bot.store import Store
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +116,7 @@ async def test_the_catalogs_hold_exactly_what_the_code_and_commands_use() -> Non
 # Prose: two words with a space between them (custom ids, patterns and URLs have none).
 _PROSE = re.compile(r"[A-Za-z]{2,}[,;:]? [A-Za-z]{2,}")
 MEMBER_FACING = [
-    "bot/messages.py",
+    "bot/core/messages.py",
     "bot/discord/replies.py",
     "bot/discord/checks.py",
     "bot/discord/requests.py",
@@ -126,20 +126,20 @@ MEMBER_FACING = [
     "cogs/queue.py",
     "cogs/usage.py",
     "cogs/admin_moderation.py",
-    "bot/app.py",
+    "bot/discord/client.py",
     "cogs/admin_limits.py",
     "bot/discord/admin.py",
     "bot/discord/places.py",
-    "bot/discord/reference.py",
+    "bot/discord/reference_menu.py",
     "bot/discord/stopping.py",
-    "bot/discord/styles.py",
-    "bot/styles.py",
+    "bot/discord/style_autocomplete.py",
+    "bot/core/policy/styles.py",
     "cogs/settings.py",
     "cogs/admin_styles.py",
     "cogs/reference.py",
     "cogs/admin_reports.py",
-    "bot/reports.py",
-    "bot/delivery.py",
+    "bot/core/reports.py",
+    "bot/adapters/media.py",
 ]
 # Strings in those files that are not shown to members (or are names Discord localizes through the
 # Translator): each one is listed, so a new member-facing text cannot slip by unnoticed.
@@ -215,7 +215,7 @@ def test_the_checker_finds_a_plain_english_reply(tmp_path: Path) -> None:
 
 
 def test_the_fake_discord_refuses_localized_names_discord_would_refuse() -> None:
-    from tests.fake_discord import _command_name_problems
+    from testing.fake_discord import _command_name_problems
 
     good = {"name": "imagine", "name_localizations": {"zh-CN": "画图"}, "description": "x"}
     bad = {
@@ -460,8 +460,8 @@ async def test_moderator_reports_follow_the_moderators_language(world: World) ->
     assert english.startswith("⚙️ **Image bot settings for this server**")
     assert "Styles: 0; private images: not allowed" in english
 
-    from bot import reports
-    from bot.store import Stats
+    from bot.adapters.store import Stats
+    from bot.core import reports
 
     empty = Stats(0, 0, 0, {}, [])
     windows = [reports.Window(label, empty) for label, _ in reports.report_windows(0.0, 0.0, (1, 7))]

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from bot.models import JobStatus
+from bot.core.models import JobStatus
 from tests.bot_harness import World, wait_for_job
 
 DEFERRED = 5

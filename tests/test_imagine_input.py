@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.models import JobStatus
+from bot.core.models import JobStatus
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
 
 MESSAGE = 4

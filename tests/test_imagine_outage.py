@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import replace
 
-from bot.jobs import MSG_OUTAGE
-from bot.models import JobStatus
+from bot.core.models import JobStatus
+from bot.core.runner import MSG_OUTAGE
 from tests.bot_harness import World, wait_for_job
 from tests.helpers import FAST_RUNNER
 from tests.test_imagine_outcomes import status_edits

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from bot.jobs import MSG_INTERRUPTED
-from bot.models import JobStatus
+from bot.core.models import JobStatus
+from bot.core.runner import MSG_INTERRUPTED
 from tests.bot_harness import World, wait_for_job
 
 

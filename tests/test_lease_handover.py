@@ -11,13 +11,13 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 
-from bot.api import ImageApi
-from bot.delivery import ImageFile
-from bot.jobs import DeliveryReceipt, JobRunner
-from bot.models import ImageRequest, Job, JobStatus, Origin
-from bot.safe_fetch import FetchPolicy, open_session
-from bot.sandbox import Sandbox
-from bot.store import Store
+from bot.adapters.image_api import ImageApi
+from bot.adapters.media import ImageFile
+from bot.adapters.safe_fetch import FetchPolicy, open_session
+from bot.adapters.store import Store
+from bot.core.models import ImageRequest, Job, JobStatus, Origin
+from bot.core.runner import DeliveryReceipt, JobRunner
+from sandbox.server import Sandbox
 from tests.helpers import FAST_RUNNER, FAST_SCHEDULE, RecordingSink
 
 LEASE = 2.0

@@ -7,9 +7,9 @@ from typing import Any
 
 import yarl
 
-from bot.app import ImagineBot
-from bot.models import JobStatus
-from bot.quotas import Member
+from bot.core.models import JobStatus
+from bot.core.policy.quotas import Member
+from bot.discord.client import ImagineBot
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
 
 DEFERRED = 5

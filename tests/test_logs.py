@@ -11,9 +11,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.config import load_settings
-from bot.logs import log_context, setup_logging
-from bot.sandbox import Sandbox
+from bot.core.log_context import log_context
+from bot.ops.config import load_settings
+from bot.ops.logs import setup_logging
+from sandbox.server import Sandbox
 
 KEY = "sk-live-0123456789abcdef"
 TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789ab"
@@ -67,14 +68,14 @@ def test_a_newline_in_a_value_cannot_forge_a_line(
 ) -> None:
     forged = "abc\n2026-01-01 00:00:00,000 ERROR bot: admin password reset\r\x1b[2J"
     setup_logging("INFO", [], "text")
-    logging.getLogger("bot.api").info("submitted task %s", forged)
+    logging.getLogger("bot.adapters.image_api").info("submitted task %s", forged)
     text = capsys.readouterr().err
     assert text.count("\n") == 1
     assert "abc\\n2026-01-01" in text and "\\x1b[2J" in text
 
     setup_logging("INFO", [], "json")
     with log_context(job_id=7, guild_id=123456789012345678):
-        logging.getLogger("bot.api").info("submitted task %s", forged)
+        logging.getLogger("bot.adapters.image_api").info("submitted task %s", forged)
     line = capsys.readouterr().err
     assert line.count("\n") == 1
     record = json.loads(line)

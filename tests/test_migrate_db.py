@@ -12,11 +12,11 @@ import psycopg
 import pytest
 
 from bot.__main__ import main
-from bot.models import ImageRequest, JobStatus, Origin
-from bot.quotas import Member
-from bot.store import Store
-from bot.store.pg_schema import TABLES
-from bot.styles import Style
+from bot.adapters.store import Store
+from bot.adapters.store.pg_schema import TABLES
+from bot.core.models import ImageRequest, JobStatus, Origin
+from bot.core.policy.quotas import Member
+from bot.core.policy.styles import Style
 
 GUILD, MOD, NOW = 100, 999, 1_800_000_000.0
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bot.moderation import (
+from bot.core.policy.prompt_rules import (
     MAX_NORMALIZED_CHARS,
     CompiledRules,
     PromptRule,
@@ -186,7 +186,7 @@ def test_rules_are_validated_when_added() -> None:
 
 SEEDED = """
 import json, sys
-from bot.moderation import CompiledRules, PromptRule
+from bot.core.policy.prompt_rules import CompiledRules, PromptRule
 rules = CompiledRules([PromptRule(*r) for r in json.loads(sys.argv[1])])
 print(json.dumps([None if (m := rules.find(p)) is None else m.describe() for p in json.loads(sys.argv[2])]))
 """

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.app import ImagineBot
-from bot.models import JobStatus
-from bot.quotas import Member
+from bot.core.models import JobStatus
+from bot.core.policy.quotas import Member
+from bot.discord.client import ImagineBot
+from testing.fake_discord import MANAGE_MESSAGES, FakeInteraction
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
-from tests.fake_discord import MANAGE_MESSAGES, FakeInteraction
 from tests.test_living_messages import UPDATE_MESSAGE, custom_ids, deliver_one, roomy
 
 

@@ -24,9 +24,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from bot.jobs import MSG_INTERRUPTED
-from bot.sandbox import Sandbox, SandboxConfig, log_uniform
-from tests.fake_discord import FakeDiscord, running_fake
+from bot.core.runner import MSG_INTERRUPTED
+from sandbox.server import Sandbox, SandboxConfig, log_uniform
+from testing.fake_discord import FakeDiscord, running_fake
 from tests.test_operations import API_KEY, TOKEN, BotProcess, bot_process, wait_healthy
 from tests.test_sharding import guilds_on_shards
 

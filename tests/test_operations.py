@@ -22,8 +22,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.sandbox import Sandbox, SandboxConfig
-from tests.fake_discord import FakeDiscord, running_fake
+from sandbox.server import Sandbox, SandboxConfig
+from testing.fake_discord import FakeDiscord, running_fake
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789ab"
@@ -234,7 +234,7 @@ async def test_unusable_database_is_named_before_discord(tmp_path: Path) -> None
 
 async def test_healthz_names_what_is_wrong(sandbox: Sandbox, tmp_path: Path) -> None:
     """In process: a poll loop that stopped running and a lost gateway each turn /healthz to 503."""
-    from bot.health import probe
+    from bot.ops.health import probe
     from tests.bot_harness import World
 
     async with running_fake() as fake:
@@ -268,7 +268,7 @@ async def test_healthz_names_the_database_when_it_stops_answering(
     answers 503 naming the database, and 200 again once the database is back."""
     import psycopg
 
-    from bot.config import Secret
+    from bot.ops.config import Secret
     from tests.bot_harness import World
 
     async def problems(url: str) -> dict[str, str]:
@@ -337,7 +337,7 @@ async def test_while_stopping_buttons_dialogs_menus_and_autocomplete_start_nothi
 ) -> None:
     """Every kind of interaction that could start or change work gets the same private answer while
     the bot stops; autocomplete gets an empty list; nothing is written to the database."""
-    from bot.styles import Style
+    from bot.core.policy.styles import Style
     from tests.bot_harness import World
     from tests.test_living_messages import MODAL, deliver_one
     from tests.test_use_as_reference import MENU

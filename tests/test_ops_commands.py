@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import main
-from bot.config import Secret
-from bot.discord.check import run_check
-from bot.models import ImageRequest, Origin
-from bot.store import EXPORT_COLUMNS, Store
+from bot.adapters.store import EXPORT_COLUMNS, Store
+from bot.core.models import ImageRequest, Origin
+from bot.discord.setup_check import run_check
+from bot.ops.config import Secret
 from tests.bot_harness import World
 from tests.test_admin_commands import admin
 

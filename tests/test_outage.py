@@ -17,12 +17,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.clock import ScaledClock
-from bot.jobs import MSG_OUTAGE, PROBE_TASK_ID
-from bot.models import ImageRequest, JobStatus, Origin, Stage
-from bot.quotas import Member
-from bot.sandbox import RecordedRequest, Sandbox, SandboxConfig, build_arg_parser, config_from_args
-from bot.schedule import PollSchedule
+from bot.core.clock import ScaledClock
+from bot.core.models import ImageRequest, JobStatus, Origin, Stage
+from bot.core.policy.quotas import Member
+from bot.core.runner import MSG_OUTAGE, PROBE_TASK_ID
+from bot.core.schedule import PollSchedule
+from sandbox.server import RecordedRequest, Sandbox, SandboxConfig, build_arg_parser, config_from_args
 from tests.helpers import FAST_RUNNER, RecordingSink, running_runner
 
 ORIGIN = Origin(source="test", guild_id=1, channel_id=2, user_id=3)

@@ -7,9 +7,9 @@ import asyncio
 import time
 from pathlib import Path
 
-from bot.models import DM, USER_INSTALL_GUILD, ImageRequest, Origin
-from bot.quotas import BANNED
-from bot.store import Store
+from bot.adapters.store import Store
+from bot.core.models import DM, USER_INSTALL_GUILD, ImageRequest, Origin
+from bot.core.policy.quotas import BANNED
 from tests.test_ops_commands import run
 
 USER = 1_234_567_890_123_456_789

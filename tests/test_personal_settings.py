@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import messages
-from bot.models import JobStatus
+from bot.core import messages
+from bot.core.models import JobStatus
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
 from tests.test_living_messages import custom_ids
 from tests.test_styles import admin

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.models import DM, PRIVATE_CHANNEL, USER_INSTALL_GUILD, ImageRequest, JobStatus, Origin
-from bot.quotas import BANNED, CONCURRENCY, DISABLED, QUOTA, Member
-from bot.store import Store
+from bot.adapters.store import Store
+from bot.core.models import DM, PRIVATE_CHANNEL, USER_INSTALL_GUILD, ImageRequest, JobStatus, Origin
+from bot.core.policy.quotas import BANNED, CONCURRENCY, DISABLED, QUOTA, Member
 
 NOW = 1_800_000_000.0
 USER = 1_234_567_890_123_456_789  # Discord ids need 64 bits

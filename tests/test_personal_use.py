@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bot.models import DM, PRIVATE_CHANNEL, USER_INSTALL_GUILD, JobStatus
+from bot.core.models import DM, PRIVATE_CHANNEL, USER_INSTALL_GUILD, JobStatus
+from testing.fake_discord import FakeInteraction
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
-from tests.fake_discord import FakeInteraction
 
 
 def bot_token_posts(world: World) -> list[Any]:

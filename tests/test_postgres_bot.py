@@ -8,10 +8,10 @@ import sqlite3
 
 import psycopg
 
-from bot.config import Secret
-from bot.migrate_db import migrate_database
-from bot.models import JobStatus
-from bot.store.pg_schema import TABLES
+from bot.adapters.store.pg_schema import TABLES
+from bot.core.models import JobStatus
+from bot.ops.config import Secret
+from bot.ops.migrate_db import migrate_database
 from tests.bot_harness import World, wait_for_job
 
 

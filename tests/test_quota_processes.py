@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot.store import Store
+from bot.adapters.store import Store
 from tests.quota_race_child import GUILD, NOW
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import ImageRequest, JobStatus, Origin
-from bot.quotas import (
+from bot.adapters.store import EXPORT_COLUMNS, MIGRATIONS, Store
+from bot.core.models import ImageRequest, JobStatus, Origin
+from bot.core.policy.quotas import (
     BANNED,
     CONCURRENCY,
     COOLDOWN,
@@ -21,7 +22,6 @@ from bot.quotas import (
     Member,
     day_bounds,
 )
-from bot.store import EXPORT_COLUMNS, MIGRATIONS, Store
 
 GUILD = 100
 ALICE = Member(GUILD, 1, role_ids=(10,))

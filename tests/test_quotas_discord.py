@@ -7,8 +7,8 @@ import math
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from bot.models import JobStatus
-from bot.quotas import Member, day_bounds
+from bot.core.models import JobStatus
+from bot.core.policy.quotas import Member, day_bounds
 from tests.bot_harness import EPHEMERAL, ShiftedClock, World, wait_for_job
 from tests.helpers import FAST_RUNNER
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from PIL import Image
 
-from bot.models import JobStatus
+from bot.core.models import JobStatus
 from tests.bot_harness import World, wait_for_job
 from tests.helpers import FAST_RUNNER, ImageHost
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs import MSG_INTERRUPTED, MSG_NO_IMAGE, MSG_UNAVAILABLE, RunnerConfig
-from bot.models import ImageRequest, JobStatus, Origin, Stage
-from bot.sandbox import Sandbox
-from bot.store import Store
+from bot.adapters.store import Store
+from bot.core.models import ImageRequest, JobStatus, Origin, Stage
+from bot.core.runner import MSG_INTERRUPTED, MSG_NO_IMAGE, MSG_UNAVAILABLE, RunnerConfig
+from sandbox.server import Sandbox
 from tests.helpers import FAST_RUNNER, RecordingSink, running_runner
 
 ORIGIN = Origin(source="test", guild_id=1, channel_id=2, user_id=3)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bot.safe_fetch import (
+from bot.adapters.safe_fetch import (
     BlockedAddressError,
     FetchError,
     FetchPolicy,

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from bot.sandbox import ASPECT_RATIO_SIZES, Sandbox, SandboxConfig, log_uniform
+from sandbox.server import ASPECT_RATIO_SIZES, Sandbox, SandboxConfig, log_uniform
 
 AUTH = {"Authorization": "Bearer sandbox-key"}
 GOOD = {"prompt": "a lighthouse in a storm", "model": "grok-imagine-image"}

@@ -6,7 +6,7 @@ import asyncio
 
 import aiohttp
 
-from bot.models import JobStatus
+from bot.core.models import JobStatus
 from tests.bot_harness import World, wait_for_job
 from tests.helpers import as_shown
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.schedule import Cohort, PollSchedule, with_running
+from bot.core.schedule import Cohort, PollSchedule, with_running
 
 
 def test_without_running_jobs_the_sample_is_the_history() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.ops.config import ConfigError, Settings, load_settings
 from tests.test_config import TOKEN, run_bot
 
 BASE = {"DISCORD_TOKEN": TOKEN, "MOUNTSEA_API_KEY": "k"}

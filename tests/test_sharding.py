@@ -14,12 +14,12 @@ from pathlib import Path
 import discord
 import pytest
 
-from bot import metrics
-from bot.app import ImagineBot
-from bot.models import Job, JobStatus
-from bot.sandbox import Sandbox, SandboxConfig
+from bot.core.models import Job, JobStatus
+from bot.discord.client import ImagineBot
+from bot.ops import metrics
+from sandbox.server import Sandbox, SandboxConfig
+from testing.fake_discord import FakeDiscord, RecordedRequest, running_fake, shard_of
 from tests.bot_harness import World, wait_for_job
-from tests.fake_discord import FakeDiscord, RecordedRequest, running_fake, shard_of
 
 DEFERRED = 5
 

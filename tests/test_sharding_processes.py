@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import Sandbox, SandboxConfig
-from tests.fake_discord import RecordedRequest, running_fake
+from sandbox.server import Sandbox, SandboxConfig
+from testing.fake_discord import RecordedRequest, running_fake
 from tests.test_operations import API_KEY, TOKEN, bot_process, wait_healthy
 from tests.test_sharding import command_syncs, guilds_on_shards
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import ImageRequest, JobStatus, Origin
-from bot.store import MIGRATIONS, Store
+from bot.adapters.store import MIGRATIONS, Store
+from bot.core.models import ImageRequest, JobStatus, Origin
 
 
 def make_v1_database(path: Path) -> None:

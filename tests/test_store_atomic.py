@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from bot.models import ImageRequest, JobStatus, Origin
-from bot.quotas import Member
-from bot.store import MIGRATIONS, Store
+from bot.adapters.store import MIGRATIONS, Store
+from bot.core.models import ImageRequest, JobStatus, Origin
+from bot.core.policy.quotas import Member
 from tests.store_crash_child import CRASHED, GUILD, USER
 
 ROOT = Path(__file__).resolve().parent.parent

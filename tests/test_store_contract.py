@@ -11,12 +11,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from bot.models import ImageRequest, JobStatus, Origin
-from bot.moderation import RuleError
-from bot.quotas import QUOTA, Member
-from bot.store import Store
-from bot.store.pg_schema import PG_MIGRATIONS
-from bot.store.postgres import redact
+from bot.adapters.store import Store
+from bot.adapters.store.pg_schema import PG_MIGRATIONS
+from bot.adapters.store.postgres_backend import redact
+from bot.core.models import ImageRequest, JobStatus, Origin
+from bot.core.policy.prompt_rules import RuleError
+from bot.core.policy.quotas import QUOTA, Member
 
 GUILD, MOD = 100, 999
 NOW = 1_800_000_000.0
@@ -155,7 +155,7 @@ async def test_settings_and_moderation(any_store: Store) -> None:
 
 
 async def test_a_server_holds_at_most_max_rules(any_store: Store) -> None:
-    from bot.moderation import MAX_RULES
+    from bot.core.policy.prompt_rules import MAX_RULES
 
     for n in range(MAX_RULES):
         await any_store.add_rule(GUILD, "word", f"w{n}", MOD, NOW)
@@ -257,7 +257,7 @@ async def test_a_dead_process_s_jobs_come_back_when_their_leases_expire(three: l
     assert await alive.claim_due_jobs("discord", NOW + 2, 10, 30.0) == []
     # The holder never comes back: its poll leases end after 30 s, its queued job after WORK_LEASE.
     assert sorted(j.id for j in await alive.claim_due_jobs("discord", NOW + 32, 10, 30.0)) == ids
-    from bot.store.jobs import WORK_LEASE
+    from bot.adapters.store.jobs_repo import WORK_LEASE
 
     resumed = await starting.jobs_to_resume("discord", now=NOW + 2 + WORK_LEASE)
     assert [j.id for j in resumed] == [queued.id]

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from bot.models import ImageRequest, Origin
-from bot.store import Store, StoreCorruptError
+from bot.adapters.store import Store, StoreCorruptError
+from bot.core.models import ImageRequest, Origin
 
 ROOT = Path(__file__).resolve().parents[1]
 

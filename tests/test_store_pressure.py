@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import ImageRequest, JobStatus, Origin
-from bot.sandbox import Sandbox
-from bot.store import Store
+from bot.adapters.store import Store
+from bot.core.models import ImageRequest, JobStatus, Origin
+from sandbox.server import Sandbox
 from tests.bot_harness import World, wait_for_job
 from tests.helpers import FAST_RUNNER, FailingSink, RecordingSink, running_runner, unhandled_errors
 
@@ -149,7 +149,7 @@ async def test_a_sink_that_keeps_failing_ends_and_the_job_is_marked_undeliverabl
     assert row["delivery"] == "undeliverable" and row["delivery_attempts"] == 2
     assert row["status"] == "completed"  # the image exists; it just never reached anyone
     assert sink.calls == 2 * config.tell_attempts  # the first round, and the one retry later
-    lines = [r for r in caplog.records if r.name == "bot.jobs" and r.levelname in ("WARNING", "ERROR")]
+    lines = [r for r in caplog.records if r.name == "bot.core.runner" and r.levelname in ("WARNING", "ERROR")]
     assert [
         r.getMessage().split(";")[-1].strip() for r in lines if "could not be delivered" in r.getMessage()
     ] == [

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from bot.api import MAX_PROMPT_CHARS
-from bot.models import JobStatus
-from bot.quotas import BLOCKED_TEXT
-from bot.store import EXPORT_COLUMNS, Store
-from bot.styles import MAX_STYLES, Style, StyleError, clean_style
+from bot.adapters.image_api import MAX_PROMPT_CHARS
+from bot.adapters.store import EXPORT_COLUMNS, Store
+from bot.core.models import JobStatus
+from bot.core.policy.quotas import BLOCKED_TEXT
+from bot.core.policy.styles import MAX_STYLES, Style, StyleError, clean_style
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
 from tests.test_living_messages import DEFERRED, MODAL
 

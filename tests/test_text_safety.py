@@ -8,8 +8,8 @@ from dataclasses import replace
 import discord
 import pytest
 
-from bot import messages
-from bot.models import JobStatus
+from bot.core import messages
+from bot.core.models import JobStatus
 from tests.bot_harness import World, wait_for_job
 from tests.helpers import FAST_RUNNER
 

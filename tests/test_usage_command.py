@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bot.models import ImageRequest, JobStatus, Origin
-from bot.quotas import Member, day_bounds, discord_time
-from bot.store import Store
+from bot.adapters.store import Store
+from bot.core.models import ImageRequest, JobStatus, Origin
+from bot.core.policy.quotas import Member, day_bounds, discord_time
+from testing.fake_discord import MANAGE_MESSAGES, FakeDiscord
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
-from tests.fake_discord import MANAGE_MESSAGES, FakeDiscord
 
 DEFERRED = 5
 

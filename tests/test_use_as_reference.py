@@ -7,11 +7,11 @@ from typing import Any
 
 import yarl
 
-from bot import messages
-from bot.discord.reference import expires_soon
-from bot.models import JobStatus
+from bot.core import messages
+from bot.core.models import JobStatus
+from bot.discord.reference_menu import expires_soon
+from testing.fake_discord import FakeInteraction
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
-from tests.fake_discord import FakeInteraction
 from tests.helpers import png_bytes
 from tests.test_living_messages import DEFERRED, MODAL
 

@@ -22,14 +22,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import reports
+from bot.core import reports
+from bot.core.i18n import N_, t
 from bot.discord.checks import NEEDS_MANAGE_SERVER, is_server_admin
 from bot.discord.members import member_view
 from bot.discord.replies import reply
-from bot.i18n import N_, t
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 log = logging.getLogger(__name__)
 

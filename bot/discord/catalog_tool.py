@@ -28,8 +28,8 @@ from babel.messages.pofile import read_po, write_po
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.i18n import LOCALES_DIR, SOURCE_LANGUAGE, Key, catalog_path
 from bot.discord.translator import catalog_context
-from bot.i18n import LOCALES_DIR, SOURCE_LANGUAGE, Key, catalog_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = ("bot", "cogs")
@@ -67,7 +67,7 @@ class _Recorder(app_commands.Translator):
 
 async def command_texts() -> dict[Key, list[str]]:
     """Every string of the command tree that Discord shows (names, descriptions, options, choices)."""
-    from bot.app import EXTENSIONS  # noqa: PLC0415 - the bot module is heavy; only this tool needs it
+    from bot.discord.client import EXTENSIONS  # noqa: PLC0415 - the bot module is heavy; only this tool needs it
 
     bot = commands.Bot(command_prefix=commands.when_mentioned, intents=discord.Intents.none())
     async with bot:

@@ -18,7 +18,7 @@ from typing import Any
 
 import discord
 
-from bot.i18n import N_
+from bot.core.i18n import N_
 
 NOT_YOURS = N_("This is not your request: only the member who asked, or a moderator, can do that.")
 NOT_A_MODERATOR = N_("Only moderators (Manage Messages or Manage Server) can do that.")

@@ -6,7 +6,7 @@ from typing import Any
 
 import discord
 
-from bot.quotas import Member
+from bot.core.policy.quotas import Member
 
 
 def member_of(interaction: discord.Interaction[Any]) -> Member:

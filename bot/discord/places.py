@@ -7,7 +7,7 @@ from typing import Any
 
 import discord
 
-from bot.models import DM, GUILD, PERSONAL_CONTEXTS, PRIVATE_CHANNEL, USER_INSTALL_GUILD
+from bot.core.models import DM, GUILD, PERSONAL_CONTEXTS, PRIVATE_CHANNEL, USER_INSTALL_GUILD
 
 
 def context_of(interaction: discord.Interaction[Any]) -> str:

@@ -6,8 +6,8 @@ from typing import Any
 
 import discord
 
-from bot import messages, reports
-from bot.i18n import N_, translate_text
+from bot.core import messages, reports
+from bot.core.i18n import N_, translate_text
 
 # Every message the bot sends uses this: prompt text can never ping anyone.
 NO_PINGS = discord.AllowedMentions.none()

@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot import messages
+from bot.adapters.store import StoreError
+from bot.core import messages
+from bot.core.i18n import N_, t
+from bot.core.models import PERSONAL_CONTEXTS, ImageRequest, Job, Origin, Stage
+from bot.core.policy.quotas import BAD_INPUT, Decision
+from bot.core.policy.styles import MemberSettings, RequestDefaults
+from bot.core.policy.validation import AttachmentInfo, InputRefused, validate_request
 from bot.discord.members import member_of
 from bot.discord.places import context_of
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
-from bot.i18n import N_, t
-from bot.models import PERSONAL_CONTEXTS, ImageRequest, Job, Origin, Stage
-from bot.quotas import BAD_INPUT, Decision
-from bot.store import StoreError
-from bot.styles import MemberSettings, RequestDefaults
-from bot.validation import AttachmentInfo, InputRefused, validate_request
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 log = logging.getLogger(__name__)
 

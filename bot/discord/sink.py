@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot import messages
-from bot.delivery import ImageFile, fit_to_limit
+from bot.adapters.media import ImageFile, fit_to_limit
+from bot.core import messages
+from bot.core.i18n import N_, t
+from bot.core.models import Job, Stage
+from bot.core.policy.styles import DELIVERY_DM, DELIVERY_EPHEMERAL, PRIVATE_DELIVERIES
+from bot.core.runner import DeliveryReceipt
 from bot.discord.replies import NO_PINGS
 from bot.discord.views import private_result_view, result_view, status_view
-from bot.i18n import N_, t
-from bot.jobs import DeliveryReceipt
-from bot.models import Job, Stage
-from bot.styles import DELIVERY_DM, DELIVERY_EPHEMERAL, PRIVATE_DELIVERIES
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import discord
 
+from bot.core.i18n import N_
 from bot.discord.replies import say_privately
-from bot.i18n import N_
 
 log = logging.getLogger(__name__)
 

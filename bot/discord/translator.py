@@ -15,7 +15,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.i18n import (
+from bot.core.i18n import (
     CHOICE_NAME,
     COMMAND_NAME,
     CONTEXT_MENU_NAME,

@@ -17,23 +17,23 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import discord
 from discord.http import Route
 
-from bot import messages
-from bot.api import ASPECT_RATIOS
-from bot.clock import Clock
-from bot.delivery import DownloadError, download_image
+from bot.adapters.image_api import ASPECT_RATIOS
+from bot.adapters.media import DownloadError, download_image
+from bot.adapters.store.jobs_repo import HISTORY_COUNT_CAP
+from bot.core import messages
+from bot.core.clock import Clock
+from bot.core.i18n import N_, t, translate_text
+from bot.core.models import ImageRequest, Job
+from bot.core.policy.styles import Style
+from bot.core.policy.validation import InputRefused, validate_request
 from bot.discord.checks import NOT_YOURS, may_act_on
 from bot.discord.places import server_of
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
 from bot.discord.requests import refuse_bad_input, start_request
 from bot.discord.stopping import Dialog, admit
-from bot.i18n import N_, t, translate_text
-from bot.models import ImageRequest, Job
-from bot.store.jobs import HISTORY_COUNT_CAP
-from bot.styles import Style
-from bot.validation import InputRefused, validate_request
 
 if TYPE_CHECKING:
-    from bot.app import ImagineBot
+    from bot.discord.client import ImagineBot
 
 log = logging.getLogger(__name__)
 

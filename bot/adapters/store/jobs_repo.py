@@ -1,0 +1,461 @@
+"""The jobs repository: everything needed to finish a job after a restart, and the leases that keep
+two processes from working on the same job. Each function is one repository call (at most one write
+transaction) and runs with a `Session` on either backend."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.adapters.store.interface import Session, Tx
+from bot.core.models import ImageRequest, Job, JobStatus, Origin
+
+_RESUMABLE = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.COMPLETED)
+_DONE_OK = (JobStatus.COMPLETED, JobStatus.DELIVERED)
+_UNFINISHED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
+_ENDED = (JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED, JobStatus.UNKNOWN)
+# /history counts a member's images up to this many; beyond it, the count says "more than".
+HISTORY_COUNT_CAP = 10_000
+# How long a process holds a job it submits or delivers, unless the store is opened with another
+# lease (JOB_LEASE_SECONDS). A live process renews the leases of the jobs it works on (the runner,
+# every quarter lease); a process that dies holding a job lets it go after this long.
+WORK_LEASE = 60.0
+
+
+def job_row(
+    request: ImageRequest, origin: Origin, now: float, owner: str, lease: float = WORK_LEASE
+) -> dict[str, Any]:
+    return {
+        "source": origin.source,
+        "status": JobStatus.QUEUED.value,
+        "prompt": request.prompt,
+        "aspect_ratio": request.aspect_ratio,
+        "reference_urls": json.dumps(list(request.reference_urls)),
+        "has_refs": 1 if request.reference_urls else 0,
+        "guild_id": origin.guild_id,
+        "channel_id": origin.channel_id,
+        "user_id": origin.user_id,
+        "interaction_id": origin.interaction_id,
+        "application_id": origin.application_id,
+        "interaction_token": origin.interaction_token,
+        "token_expires_at": origin.token_expires_at,
+        "message_id": origin.message_id,
+        "context": origin.context,
+        "place_guild_id": origin.place_guild_id,
+        "followups_used": 0,
+        "style": request.style,
+        "style_text": request.style_text,
+        "deliver_to": origin.deliver_to,
+        "locale": origin.locale,
+        "guild_locale": origin.guild_locale,
+        "created_at": now,
+        "poll_count": 0,
+        "poll_errors": 0,
+        # The process that writes a job submits it.
+        "lease_owner": owner,
+        "leased_until": now + lease,
+    }
+
+
+def read_job(s: Session | Tx, job_id: int) -> Job:
+    rows = s.dicts("SELECT * FROM jobs WHERE id = ?", [job_id])
+    if not rows:
+        raise LookupError(job_id)
+    return Job.from_row(rows[0])
+
+
+# -- writes ---------------------------------------------------------------------------------------
+
+
+def create_job(s: Session, request: ImageRequest, origin: Origin, now: float) -> Job:
+    """A job outside any quota (terminal, benchmark): written QUEUED before anything is sent."""
+    with s.write() as tx:
+        job_id = tx.insert("jobs", job_row(request, origin, now, s.owner, s.lease))
+        return read_job(tx, job_id)
+
+
+def update_job(s: Session, job_id: int, values: dict[str, Any]) -> None:
+    with s.write() as tx:
+        tx.update("jobs", job_id, values)
+
+
+def move(s: Session, job_id: int, source: JobStatus, target: JobStatus) -> bool:
+    """Change the status only if it still is `source`: a cancel in between wins."""
+    with s.write() as tx:
+        cursor = tx.execute(
+            "UPDATE jobs SET status = ? WHERE id = ? AND status = ?", [target.value, job_id, source.value]
+        )
+    return cursor.rowcount > 0
+
+
+def _lease_free(s: Session) -> str:
+    """SQL (two `?`: owner, now) true for rows no other live process holds."""
+    if s.exclusive:
+        return "(? IS NOT NULL AND ? IS NOT NULL)"
+    return "(lease_owner IS NULL OR lease_owner = ? OR leased_until IS NULL OR leased_until <= ?)"
+
+
+def reset_leases(s: Session, source: str, now: float) -> None:
+    """After a restart, poll every running job at once, except those another live process holds."""
+    with s.write() as tx:
+        tx.execute(
+            "UPDATE jobs SET next_poll_at = ?, lease_owner = NULL, leased_until = NULL"
+            f" WHERE source = ? AND status = ? AND next_poll_at > ? AND {_lease_free(s)}",
+            [now, source, JobStatus.RUNNING.value, now, s.owner, now],
+        )
+
+
+def release_leases(s: Session, now: float) -> int:
+    """A clean stop: every job this process holds is free for the others at once (a running job
+    it had claimed for a poll is due now). The leases end rather than vanish, so the others'
+    periodic `take_over_jobs` finds them. Returns how many."""
+    with s.write() as tx:
+        cursor = tx.execute(
+            "UPDATE jobs SET leased_until = ?, next_poll_at = CASE"
+            " WHEN status = ? AND next_poll_at > ? THEN ? ELSE next_poll_at END WHERE lease_owner = ?",
+            [now, JobStatus.RUNNING.value, now, now, s.owner],
+        )
+    return cursor.rowcount
+
+
+def mark_running(s: Session, job_id: int, task_id: str, submitted_at: float, next_poll_at: float) -> bool:
+    """The API took the request. False if the job was cancelled meanwhile."""
+    with s.write() as tx:
+        cursor = tx.execute(
+            "UPDATE jobs SET status = ?, task_id = ?, submitted_at = ?, next_poll_at = ?,"
+            " api_status = 'pending' WHERE id = ? AND status IN (?, ?)",
+            [
+                JobStatus.RUNNING.value,
+                task_id,
+                submitted_at,
+                next_poll_at,
+                job_id,
+                JobStatus.SUBMITTING.value,
+                JobStatus.QUEUED.value,
+            ],
+        )
+        # The task id is worth keeping even for a cancelled job: the provider may bill it.
+        tx.execute("UPDATE jobs SET task_id = ? WHERE id = ? AND task_id IS NULL", [task_id, job_id])
+        tx.execute(
+            "UPDATE usage SET task_id = ? WHERE id = (SELECT usage_id FROM jobs WHERE id = ?)",
+            [task_id, job_id],
+        )
+    return cursor.rowcount > 0
+
+
+def record_poll(
+    s: Session,
+    job_id: int,
+    api_status: str | None,
+    trace_id: str | None,
+    next_poll_at: float,
+    poll_errors: int,
+) -> bool:
+    """False if the job is no longer running (cancelled meanwhile). The poll's lease ends."""
+    with s.write() as tx:
+        if s.dialect == "postgresql":
+            # Poll bookkeeping is the bulk of all writes and losing the last few in a server crash
+            # costs one early poll: it need not wait for the disk.
+            tx.execute("SET LOCAL synchronous_commit = off")
+        cursor = tx.execute(
+            "UPDATE jobs SET poll_count = poll_count + 1, next_poll_at = ?, poll_errors = ?,"
+            " api_status = COALESCE(?, api_status), trace_id = COALESCE(?, trace_id),"
+            " lease_owner = NULL, leased_until = NULL WHERE id = ? AND status = ?",
+            [next_poll_at, poll_errors, api_status, trace_id, job_id, JobStatus.RUNNING.value],
+        )
+    return cursor.rowcount > 0
+
+
+def mark_completed(
+    s: Session, job_id: int, urls: list[str], finished_at: float, trace_id: str | None
+) -> bool:
+    """The task finished with images. False if the job was cancelled meanwhile. The process that saw
+    it finish holds the job while it delivers."""
+    with s.write() as tx:
+        cursor = tx.execute(
+            "UPDATE jobs SET status = ?, result_urls = ?, finished_at = ?, next_poll_at = NULL,"
+            " poll_count = poll_count + 1, api_status = 'completed', trace_id = COALESCE(?, trace_id),"
+            " lease_owner = ?, leased_until = ? WHERE id = ? AND status = ?",
+            [
+                JobStatus.COMPLETED.value,
+                json.dumps(urls),
+                finished_at,
+                trace_id,
+                s.owner,
+                finished_at + s.lease,
+                job_id,
+                JobStatus.RUNNING.value,
+            ],
+        )
+        if cursor.rowcount == 0:
+            return False
+        tx.execute(
+            "UPDATE usage SET outcome = 'completed', duration = ? - created_at"
+            " WHERE id = (SELECT usage_id FROM jobs WHERE id = ?)",
+            [finished_at, job_id],
+        )
+    return True
+
+
+def mark_ended(
+    s: Session, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool
+) -> bool:
+    """A job ended without images (failed, timed out, cancelled, outcome unknown). Its use is
+    refunded (and a one-off credit given back) unless `refund` is False. False if the job had
+    already ended or finished: the first ending wins."""
+    with s.write() as tx:
+        return _end_in(s, tx, job_id, status, error, finished_at, refund)
+
+
+def _end_in(
+    s: Session, tx: Tx, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool
+) -> bool:
+    outcome = {JobStatus.TIMED_OUT: "timed_out", JobStatus.CANCELLED: "cancelled"}.get(status, "failed")
+    cursor = tx.execute(
+        "UPDATE jobs SET status = ?, error = ?, finished_at = ?, next_poll_at = NULL,"
+        " lease_owner = ?, leased_until = ? WHERE id = ? AND status IN (?, ?, ?)",
+        [
+            status.value,
+            error,
+            finished_at,
+            s.owner,
+            finished_at + s.lease,
+            job_id,
+            *(st.value for st in _UNFINISHED),
+        ],
+    )
+    if cursor.rowcount == 0:
+        return False
+    row = tx.execute(
+        "SELECT u.id, u.guild_id, u.user_id, u.counted, u.used_credit FROM usage u"
+        " JOIN jobs j ON j.usage_id = u.id WHERE j.id = ?",
+        [job_id],
+    ).fetchone()
+    if row is None:
+        return True
+    usage_id, guild_id, user_id, counted, used_credit = row
+    give_back = refund and counted
+    tx.execute(
+        "UPDATE usage SET outcome = ?, duration = ? - created_at, counted = ?, used_credit = ? WHERE id = ?",
+        [outcome, finished_at, 0 if give_back else counted, 0 if give_back else used_credit, usage_id],
+    )
+    if give_back and used_credit:
+        tx.execute(
+            "UPDATE user_quotas SET credits = credits + 1 WHERE guild_id = ? AND user_id = ?",
+            [guild_id, user_id],
+        )
+    return True
+
+
+def mark_delivered(
+    s: Session, job_id: int, delivery: str, message_id: int | None, channel_id: int | None, now: float
+) -> None:
+    """The outcome reached the requester. The interaction token is dropped: it is no longer needed."""
+    with s.write() as tx:
+        tx.execute(
+            "UPDATE jobs SET status = CASE WHEN status = ? THEN ? ELSE status END,"
+            " delivered_at = ?, delivery = ?, result_message_id = COALESCE(?, result_message_id),"
+            " result_channel_id = COALESCE(?, result_channel_id), interaction_token = NULL,"
+            " lease_owner = NULL, leased_until = NULL WHERE id = ?",
+            [
+                JobStatus.COMPLETED.value,
+                JobStatus.DELIVERED.value,
+                now,
+                delivery,
+                message_id,
+                channel_id,
+                job_id,
+            ],
+        )
+
+
+def mark_undeliverable(s: Session, job_id: int, retries: int, now: float) -> int:
+    """Telling the requester failed again; returns how many times it has now failed. The job keeps
+    its status for a later attempt while that count is within `retries`; past it, it is closed
+    as `undeliverable` (never tried again, its token dropped)."""
+    with s.write() as tx:
+        row = tx.execute(
+            "UPDATE jobs SET delivery = 'undeliverable', delivery_attempts ="
+            " COALESCE(delivery_attempts, 0) + 1 WHERE id = ? RETURNING delivery_attempts",
+            [job_id],
+        ).fetchone()
+        attempts = 0 if row is None else int(row[0])
+        if attempts > retries:
+            tx.execute(
+                "UPDATE jobs SET delivered_at = ?, interaction_token = NULL, lease_owner = NULL,"
+                " leased_until = NULL WHERE id = ?",
+                [now, job_id],
+            )
+    return attempts
+
+
+def abandon(s: Session, job_id: int, reason: str, now: float) -> None:
+    """An admitted job that could not even be acknowledged: ended as failed (so refunded) and
+    closed, with nobody left to tell, in one transaction."""
+    with s.write() as tx:
+        _end_in(s, tx, job_id, JobStatus.FAILED, reason, now, True)
+        tx.execute(
+            "UPDATE jobs SET delivered_at = ?, delivery = 'none', interaction_token = NULL,"
+            " lease_owner = NULL, leased_until = NULL WHERE id = ?",
+            [now, job_id],
+        )
+
+
+def claim_due_jobs(s: Session, source: str, now: float, limit: int, lease: float) -> list[Job]:
+    """Running jobs whose poll is due, leased for `lease` seconds so no other pass, and no other
+    process, takes them. Rows another transaction is claiming right now are skipped, not waited for."""
+    skip = " FOR UPDATE SKIP LOCKED" if s.dialect == "postgresql" else ""
+    with s.write() as tx:
+        rows = tx.dicts(
+            "UPDATE jobs SET next_poll_at = ?, lease_owner = ?, leased_until = ? WHERE id IN ("
+            " SELECT id FROM jobs WHERE source = ? AND status = ? AND next_poll_at <= ?"
+            f" ORDER BY next_poll_at LIMIT ?{skip}) RETURNING *",
+            [now + lease, s.owner, now + lease, source, JobStatus.RUNNING.value, now, limit],
+        )
+    return sorted((Job.from_row(row) for row in rows), key=lambda job: (job.next_poll_at or 0.0, job.id))
+
+
+def jobs_to_resume(s: Session, source: str, now: float, lease: float) -> list[Job]:
+    """Jobs a previous process left half-way: not sent, sent with unknown outcome, finished but
+    not delivered, or ended without the requester being told. Jobs another live process holds are
+    left to it; the ones returned are now held by this process."""
+    states = [st.value for st in (*_RESUMABLE, *_ENDED)]
+    marks = ", ".join("?" for _ in states)
+    skip = " FOR UPDATE SKIP LOCKED" if s.dialect == "postgresql" else ""
+    with s.write() as tx:
+        rows = tx.dicts(
+            "UPDATE jobs SET lease_owner = ?, leased_until = ? WHERE id IN ("
+            f" SELECT id FROM jobs WHERE source = ? AND delivered_at IS NULL AND status IN ({marks})"
+            f" AND {_lease_free(s)}{skip}) RETURNING *",
+            [s.owner, now + lease, source, *states, s.owner, now],
+        )
+    return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
+
+
+def renew_leases(s: Session, held: list[int], polling: list[int], now: float, lease: float) -> int:
+    """This process is still working on these jobs: its leases on them last `lease` seconds from
+    now, and a poll still in flight keeps its claim (`next_poll_at`) as long. Rows another process
+    has taken meanwhile are left alone. Returns how many rows were renewed."""
+    renewed = 0
+    with s.write() as tx:
+        if held:
+            marks = ", ".join("?" for _ in held)
+            renewed += tx.execute(
+                f"UPDATE jobs SET leased_until = ? WHERE lease_owner = ? AND id IN ({marks})",
+                [now + lease, s.owner, *held],
+            ).rowcount
+        if polling:
+            marks = ", ".join("?" for _ in polling)
+            renewed += tx.execute(
+                "UPDATE jobs SET next_poll_at = ?, leased_until = ? WHERE lease_owner = ? AND status = ?"
+                f" AND next_poll_at > ? AND id IN ({marks})",
+                [now + lease, now + lease, s.owner, JobStatus.RUNNING.value, now, *polling],
+            ).rowcount
+    return renewed
+
+
+def take_over_jobs(s: Session, source: str, now: float, lease: float, limit: int) -> list[Job]:
+    """Work a process left when it died (or stopped): queued, being sent, finished but not delivered,
+    or ended without the requester told, whose lease has run out. The rows returned are now held by
+    this process. Only rows that carry a lease are looked at, on the partial index jobs_lease_owner,
+    so a periodic call costs little however long the jobs table grows. (Rows without any lease, e.g.
+    copied by migrate-db, are taken by `jobs_to_resume` at start-up.)"""
+    states = [st.value for st in (*_RESUMABLE, *_ENDED)]
+    marks = ", ".join("?" for _ in states)
+    skip = " FOR UPDATE SKIP LOCKED" if s.dialect == "postgresql" else ""
+    with s.write() as tx:
+        rows = tx.dicts(
+            "UPDATE jobs SET lease_owner = ?, leased_until = ? WHERE id IN ("
+            " SELECT id FROM jobs WHERE lease_owner IS NOT NULL AND leased_until <= ? AND source = ?"
+            f" AND delivered_at IS NULL AND status IN ({marks}) ORDER BY id LIMIT ?{skip}) RETURNING *",
+            [s.owner, now + lease, now, source, *states, limit],
+        )
+    return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
+
+
+# -- reads ----------------------------------------------------------------------------------------
+
+
+def get_job(s: Session, job_id: int) -> Job | None:
+    try:
+        return read_job(s, job_id)
+    except LookupError:
+        return None
+
+
+def _server(guild_id: int | None) -> tuple[str, list[Any]]:
+    """The WHERE term for one server's jobs, or (None) for personal use, which belongs to no server."""
+    return ("guild_id = ?", [guild_id]) if guild_id is not None else ("guild_id IS NULL", [])
+
+
+def unfinished_jobs(s: Session, guild_id: int | None, user_id: int | None, limit: int) -> list[Job]:
+    """Jobs still on their way, oldest first: one member's, or the whole guild's (guild None: the
+    member's personal use)."""
+    states = [st.value for st in (*_UNFINISHED, JobStatus.COMPLETED)]
+    marks = ", ".join("?" for _ in states)
+    who, params = ("AND user_id = ?", [user_id]) if user_id is not None else ("", [])
+    server, server_params = _server(guild_id)
+    rows = s.dicts(
+        f"SELECT * FROM jobs WHERE {server} {who} AND status IN ({marks}) AND delivered_at IS NULL"
+        " ORDER BY id LIMIT ?",
+        [*server_params, *params, *states, limit],
+    )
+    return [Job.from_row(row) for row in rows]
+
+
+def delivered_history(
+    s: Session, guild_id: int | None, user_id: int, limit: int, older_than: int | None, newer_than: int | None
+) -> tuple[list[Job], int]:
+    """A page of a member's posted images, newest first, and how many there are in all (counted up
+    to HISTORY_COUNT_CAP). Keyset-paged by job id: the page just older than job `older_than`, or
+    just newer than job `newer_than`, or the newest page."""
+    # The WHERE matches the partial index jobs_history_posts, so both queries stay on the index.
+    server, server_params = _server(guild_id)
+    where = f"{server} AND user_id = ? AND status = 'delivered' AND result_message_id IS NOT NULL"
+    total = s.row(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_history_posts WHERE {where} LIMIT ?) AS h",
+        [*server_params, user_id, HISTORY_COUNT_CAP],
+    )
+    if newer_than is not None:
+        page, params = "AND id > ? ORDER BY id ASC LIMIT ?", [newer_than, limit]
+    elif older_than is not None:
+        page, params = "AND id < ? ORDER BY id DESC LIMIT ?", [older_than, limit]
+    else:
+        page, params = "ORDER BY id DESC LIMIT ?", [limit]
+    jobs = [
+        Job.from_row(row)
+        for row in s.dicts(
+            f"SELECT * FROM jobs INDEXED BY jobs_history_posts WHERE {where} {page}",
+            [*server_params, user_id, *params],
+        )
+    ]
+    if newer_than is not None:
+        jobs.reverse()
+    return jobs, int(total[0]) if total else 0
+
+
+def next_poll_time(s: Session, source: str) -> float | None:
+    row = s.row(
+        "SELECT MIN(next_poll_at) FROM jobs WHERE source = ? AND status = ?",
+        [source, JobStatus.RUNNING.value],
+    )
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def running_count(s: Session, source: str) -> int:
+    row = s.row(
+        "SELECT COUNT(*) FROM jobs WHERE source = ? AND status = ?", [source, JobStatus.RUNNING.value]
+    )
+    return int(row[0]) if row else 0
+
+
+def recent_durations(s: Session, has_refs: bool, limit: int) -> list[float]:
+    """Seconds from submit to finish of the latest successful jobs of one kind, newest first, across
+    every process sharing the database."""
+    rows = s.rows(
+        "SELECT finished_at - submitted_at FROM jobs INDEXED BY jobs_durations"
+        " WHERE has_refs = ? AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
+        " AND status IN (?, ?) ORDER BY finished_at DESC LIMIT ?",
+        [1 if has_refs else 0, *(st.value for st in _DONE_OK), limit],
+    )
+    return [float(r[0]) for r in rows if r[0] is not None and r[0] >= 0]

@@ -1,0 +1,177 @@
+"""The personal-use repository: admission under the personal quota (usage rows with no server and the
+context they came from), the operator's bans from personal use, interaction follow-up counts, and
+reports on personal use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.adapters.store.interface import Session
+from bot.adapters.store.jobs_repo import job_row
+from bot.adapters.store.usage_repo import Stats, UsageSummary, reserve, stats_where
+from bot.core.models import MAX_FOLLOWUPS, ImageRequest, Job, Origin
+from bot.core.policy.prompt_rules import RuleMatch
+from bot.core.policy.quotas import Ban, Decision, PersonalSnapshot, day_bounds, decide_personal, month_start
+
+PERSONAL = "guild_id IS NULL"
+
+
+@dataclass(frozen=True)
+class PersonalBan:
+    user_id: int
+    reason: str | None
+    created_at: float
+    expires_at: float | None
+
+
+@dataclass(frozen=True)
+class PersonalStats:
+    """Personal use over one window: the usual report, split by where it came from."""
+
+    stats: Stats
+    by_context: dict[str, int]
+    people: int
+
+
+def _ban(s: Session, user_id: int) -> Ban | None:
+    row = s.row("SELECT reason, expires_at FROM personal_bans WHERE user_id = ?", [user_id])
+    return Ban(row[0], row[1]) if row is not None else None
+
+
+def _snapshot(s: Session, user_id: int, now: float, limit: int, max_running: int) -> PersonalSnapshot:
+    start, _ = day_bounds(now, "UTC")
+    row = s.row(
+        "SELECT"
+        " (SELECT COUNT(*) FROM usage INDEXED BY usage_user_time"
+        f"  WHERE {PERSONAL} AND user_id = ? AND created_at >= ? AND counted = 1),"
+        " (SELECT COUNT(*) FROM usage INDEXED BY usage_running"
+        f"  WHERE {PERSONAL} AND user_id = ? AND outcome = 'submitted')",
+        [user_id, start, user_id],
+    )
+    assert row is not None
+    return PersonalSnapshot(
+        user_id=user_id,
+        limit=limit,
+        ban=_ban(s, user_id),
+        used_today=int(row[0]),
+        running=int(row[1]),
+        max_running=max_running,
+        now=now,
+    )
+
+
+def admit_personal(
+    s: Session,
+    user_id: int,
+    request: ImageRequest,
+    origin: Origin,
+    now: float,
+    limit: int,
+    max_running: int,
+    rule_match: RuleMatch | None,
+) -> tuple[Decision, Job | None]:
+    """Personal admission: ban, concurrency and the daily personal quota checked and a use reserved in
+    one transaction, serialised per person (PostgreSQL: an advisory lock on the user), so requests from
+    several places at once can never overspend it."""
+    with s.write() as tx:
+        s.lock(tx, "admit-personal", user_id)
+        decision = decide_personal(_snapshot(s, user_id, now, limit, max_running), rule_match)
+        usage = {
+            "guild_id": None,
+            "context": origin.context,
+            "channel_id": origin.channel_id,
+            "user_id": user_id,
+            "created_at": now,
+            "prompt": request.prompt,
+            "aspect_ratio": request.aspect_ratio,
+            "ref_count": len(request.reference_urls),
+        }
+        if not decision.allowed:
+            tx.insert("usage", {**usage, "outcome": "refused", "reason": decision.reason})
+            return decision, None
+        job = {**job_row(request, origin, now, s.owner, s.lease), "guild_id": None}
+        written = reserve(s, tx, {**usage, "outcome": "submitted", "counted": 1}, job)
+    return decision, Job.from_row(written)
+
+
+def personal_usage_summary(
+    s: Session, user_id: int, now: float, limit: int, max_running: int
+) -> UsageSummary:
+    snapshot = _snapshot(s, user_id, now, limit, max_running)
+    _, reset = day_bounds(now, "UTC")
+    month = s.row(
+        f"SELECT COUNT(*) FROM usage WHERE {PERSONAL} AND user_id = ? AND created_at >= ? AND counted = 1",
+        [user_id, month_start(now, "UTC")],
+    )
+    ban = snapshot.ban
+    banned = ban is not None and (ban.expires_at is None or ban.expires_at > now)
+    return UsageSummary(
+        used_today=snapshot.used_today,
+        used_month=int(month[0]) if month else 0,
+        limit=limit,
+        credits=0,
+        running=snapshot.running,
+        resets_at=reset,
+        banned_until=ban.expires_at if banned and ban else None,
+        banned=banned,
+    )
+
+
+# -- the operator's bans -----------------------------------------------------------------------------
+
+
+def ban(s: Session, user_id: int, reason: str | None, expires_at: float | None, now: float) -> None:
+    with s.write() as tx:
+        tx.execute("DELETE FROM personal_bans WHERE user_id = ?", [user_id])
+        tx.execute(
+            "INSERT INTO personal_bans (user_id, reason, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            [user_id, reason, now, expires_at],
+        )
+
+
+def unban(s: Session, user_id: int) -> bool:
+    with s.write() as tx:
+        return tx.execute("DELETE FROM personal_bans WHERE user_id = ?", [user_id]).rowcount > 0
+
+
+def bans(s: Session, now: float) -> list[PersonalBan]:
+    """Bans in force, newest first (lapsed ones are left out)."""
+    return [
+        PersonalBan(int(user), reason, float(created), expires)
+        for user, reason, created, expires in s.rows(
+            "SELECT user_id, reason, created_at, expires_at FROM personal_bans"
+            " WHERE expires_at IS NULL OR expires_at > ? ORDER BY created_at DESC, user_id",
+            [now],
+        )
+    ]
+
+
+# -- interaction follow-ups --------------------------------------------------------------------------
+
+
+def use_followup(s: Session, job_id: int) -> bool:
+    """Count one follow-up message for the job's interaction, if fewer than MAX_FOLLOWUPS were sent:
+    counted before sending, so a retried delivery can never go past Discord's limit."""
+    with s.write() as tx:
+        cursor = tx.execute(
+            "UPDATE jobs SET followups_used = COALESCE(followups_used, 0) + 1"
+            " WHERE id = ? AND COALESCE(followups_used, 0) < ?",
+            [job_id, MAX_FOLLOWUPS],
+        )
+    return cursor.rowcount > 0
+
+
+# -- reports -----------------------------------------------------------------------------------------
+
+
+def personal_stats(s: Session, since: float) -> PersonalStats:
+    report = stats_where(s, f"{PERSONAL} AND created_at >= ?", [since])
+    by_context: dict[str, int] = {}
+    for context, count in s.rows(
+        f"SELECT context, COUNT(*) FROM usage WHERE {PERSONAL} AND created_at >= ?"
+        " AND outcome != 'refused' GROUP BY context",
+        [since],
+    ):
+        by_context[str(context or "unknown")] = int(count)
+    people = s.row(f"SELECT COUNT(DISTINCT user_id) FROM usage WHERE {PERSONAL} AND created_at >= ?", [since])
+    return PersonalStats(report, by_context, int(people[0]) if people else 0)

@@ -1,0 +1,238 @@
+"""The server settings and moderation repository: guild policy, role and member limits, credits, bans,
+prompt rules. Every change is written together with its admin-log entry, in one transaction."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bot.adapters.store.interface import Session, Tx
+from bot.adapters.store.usage_repo import POLICY_COLUMNS, read_policy
+from bot.core.policy.prompt_rules import MAX_RULES, PromptRule, RuleError
+from bot.core.policy.quotas import day_bounds
+
+
+@dataclass(frozen=True)
+class AdminEntry:
+    id: int
+    guild_id: int
+    actor_id: int
+    action: str
+    target: str | None
+    details: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class BanEntry:
+    user_id: int
+    reason: str | None
+    banned_by: int | None
+    created_at: float
+    expires_at: float | None
+
+
+def _log_admin(
+    tx: Tx, guild_id: int, actor_id: int, action: str, target: str | None, details: dict[str, Any], now: float
+) -> None:
+    tx.insert(
+        "admin_log",
+        {
+            "guild_id": guild_id,
+            "actor_id": actor_id,
+            "action": action,
+            "target": target,
+            "details": json.dumps(details, sort_keys=True, default=str),
+            "created_at": now,
+        },
+    )
+
+
+def update_policy(s: Session, guild_id: int, actor_id: int, now: float, changes: dict[str, Any]) -> None:
+    """Change guild settings (columns of GuildPolicy); None resets a setting to its default."""
+    unknown = set(changes) - set(POLICY_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown guild settings: {', '.join(sorted(unknown))}")
+    with s.write() as tx:
+        tx.execute("INSERT INTO guild_settings (guild_id) VALUES (?) ON CONFLICT DO NOTHING", [guild_id])
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        tx.execute(
+            f"UPDATE guild_settings SET {assignments} WHERE guild_id = ?", [*changes.values(), guild_id]
+        )
+        _log_admin(tx, guild_id, actor_id, "policy", None, changes, now)
+
+
+def set_role_quota(
+    s: Session, guild_id: int, role_id: int, limit: int | None, actor_id: int, now: float
+) -> None:
+    """A role's daily limit; None removes the role's own limit."""
+    with s.write() as tx:
+        if limit is None:
+            tx.execute("DELETE FROM role_quotas WHERE guild_id = ? AND role_id = ?", [guild_id, role_id])
+        else:
+            tx.execute(
+                "INSERT INTO role_quotas (guild_id, role_id, daily_limit) VALUES (?, ?, ?)"
+                " ON CONFLICT (guild_id, role_id) DO UPDATE SET daily_limit = excluded.daily_limit",
+                [guild_id, role_id, limit],
+            )
+        _log_admin(tx, guild_id, actor_id, "quota_role", f"role:{role_id}", {"limit": limit}, now)
+
+
+def role_quotas(s: Session, guild_id: int) -> dict[int, int]:
+    rows = s.rows("SELECT role_id, daily_limit FROM role_quotas WHERE guild_id = ?", [guild_id])
+    return {int(r): int(limit) for r, limit in rows}
+
+
+def set_user_quota(
+    s: Session, guild_id: int, user_id: int, limit: int | None, unlimited: bool, actor_id: int, now: float
+) -> None:
+    """A member's personal limit (or unlimited); limit None and unlimited False clears it."""
+    with s.write() as tx:
+        tx.execute(
+            "INSERT INTO user_quotas (guild_id, user_id, daily_limit, unlimited, credits)"
+            " VALUES (?, ?, ?, ?, 0)"
+            " ON CONFLICT (guild_id, user_id) DO UPDATE SET daily_limit = excluded.daily_limit,"
+            " unlimited = excluded.unlimited",
+            [guild_id, user_id, limit, int(unlimited)],
+        )
+        details = {"limit": limit, "unlimited": unlimited}
+        _log_admin(tx, guild_id, actor_id, "quota_user", f"user:{user_id}", details, now)
+
+
+def grant_credits(s: Session, guild_id: int, user_id: int, credits: int, actor_id: int, now: float) -> int:
+    """Add (or with a negative number, take away) one-off credits; returns the new balance."""
+    with s.write() as tx:
+        tx.execute(
+            "INSERT INTO user_quotas (guild_id, user_id, credits) VALUES (?, ?, ?)"
+            " ON CONFLICT (guild_id, user_id) DO UPDATE SET credits = CASE"
+            " WHEN user_quotas.credits + ? > 0 THEN user_quotas.credits + ? ELSE 0 END",
+            [guild_id, user_id, max(credits, 0), credits, credits],
+        )
+        row = tx.execute(
+            "SELECT credits FROM user_quotas WHERE guild_id = ? AND user_id = ?", [guild_id, user_id]
+        ).fetchone()
+        _log_admin(tx, guild_id, actor_id, "quota_grant", f"user:{user_id}", {"credits": credits}, now)
+    return int(row[0])
+
+
+def reset_today(s: Session, guild_id: int, user_id: int, actor_id: int, now: float) -> int:
+    """Give a member back today's uses (their rows stay in the log); returns how many."""
+    with s.write() as tx:
+        start, _ = day_bounds(now, read_policy(s, guild_id).timezone)
+        cursor = tx.execute(
+            "UPDATE usage SET counted = 0 WHERE guild_id = ? AND user_id = ? AND created_at >= ?"
+            " AND counted = 1 AND outcome != 'submitted'",
+            [guild_id, user_id, start],
+        )
+        given = cursor.rowcount
+        _log_admin(tx, guild_id, actor_id, "quota_reset", f"user:{user_id}", {"uses": given}, now)
+    return int(given)
+
+
+def ban(
+    s: Session,
+    guild_id: int,
+    user_id: int,
+    reason: str | None,
+    expires_at: float | None,
+    actor_id: int,
+    now: float,
+) -> None:
+    with s.write() as tx:
+        tx.execute(
+            "INSERT INTO bans (guild_id, user_id, reason, banned_by, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, user_id) DO UPDATE SET"
+            " reason = excluded.reason, banned_by = excluded.banned_by, created_at = excluded.created_at,"
+            " expires_at = excluded.expires_at",
+            [guild_id, user_id, reason, actor_id, now, expires_at],
+        )
+        details = {"reason": reason, "expires_at": expires_at}
+        _log_admin(tx, guild_id, actor_id, "ban", f"user:{user_id}", details, now)
+
+
+def unban(s: Session, guild_id: int, user_id: int, actor_id: int, now: float) -> bool:
+    with s.write() as tx:
+        cursor = tx.execute("DELETE FROM bans WHERE guild_id = ? AND user_id = ?", [guild_id, user_id])
+        lifted = cursor.rowcount > 0
+        _log_admin(tx, guild_id, actor_id, "unban", f"user:{user_id}", {"was_banned": lifted}, now)
+    return lifted
+
+
+def bans(s: Session, guild_id: int, now: float) -> list[BanEntry]:
+    """Bans in force now."""
+    rows = s.rows(
+        "SELECT user_id, reason, banned_by, created_at, expires_at FROM bans"
+        " WHERE guild_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at",
+        [guild_id, now],
+    )
+    return [BanEntry(*row) for row in rows]
+
+
+def add_rule(s: Session, guild_id: int, kind: str, pattern: str, actor_id: int, now: float) -> PromptRule:
+    """Store a rule already validated by `bot.moderation.check_rule`; raises RuleError when the
+    server already has MAX_RULES rules."""
+    with s.write() as tx:
+        # Two moderators adding the last allowed rule at once from two processes: one waits.
+        s.lock(tx, "rules", guild_id)
+        count = int(
+            tx.execute("SELECT COUNT(*) FROM prompt_rules WHERE guild_id = ?", [guild_id]).fetchone()[0]
+        )
+        if count >= MAX_RULES:
+            raise RuleError(
+                f"this server already has {count} prompt rules, the most it can have is {MAX_RULES}; "
+                "remove some (or merge several words into one regular expression) first"
+            )
+        rule_id = tx.insert(
+            "prompt_rules",
+            {"guild_id": guild_id, "kind": kind, "pattern": pattern, "added_by": actor_id, "created_at": now},
+        )
+        _log_admin(
+            tx, guild_id, actor_id, "rule_add", f"rule:{rule_id}", {"kind": kind, "pattern": pattern}, now
+        )
+    return PromptRule(rule_id, kind, pattern)
+
+
+def remove_rule(s: Session, guild_id: int, rule_id: int, actor_id: int, now: float) -> PromptRule | None:
+    with s.write() as tx:
+        row = tx.execute(
+            "SELECT id, kind, pattern FROM prompt_rules WHERE guild_id = ? AND id = ?", [guild_id, rule_id]
+        ).fetchone()
+        if row is None:
+            return None
+        tx.execute("DELETE FROM prompt_rules WHERE id = ?", [rule_id])
+        _log_admin(tx, guild_id, actor_id, "rule_remove", f"rule:{rule_id}", {"pattern": row[2]}, now)
+    return PromptRule(int(row[0]), str(row[1]), str(row[2]))
+
+
+def rules(s: Session, guild_id: int) -> list[PromptRule]:
+    rows = s.rows("SELECT id, kind, pattern FROM prompt_rules WHERE guild_id = ? ORDER BY id", [guild_id])
+    return [PromptRule(int(i), str(k), str(p)) for i, k, p in rows]
+
+
+def rules_if_changed(
+    s: Session, guild_id: int, known: tuple[object, ...] | None
+) -> tuple[tuple[object, ...], list[PromptRule] | None]:
+    """The rules' signature and, only if it differs from `known`, the rules themselves: one
+    small read per admission, so a compiled rule set is reused until the rules change, even
+    when another process changed them."""
+    # Rules are only added and removed, never edited; a removed id that is reused by a later
+    # rule still moves MAX(created_at).
+    row = s.row(
+        "SELECT COUNT(*), COALESCE(SUM(id), 0), MAX(created_at) FROM prompt_rules WHERE guild_id = ?",
+        [guild_id],
+    )
+    assert row is not None
+    signature = (int(row[0]), float(row[1]), row[2])
+    if signature == known:
+        return signature, None
+    return signature, rules(s, guild_id)
+
+
+def admin_log(s: Session, guild_id: int, limit: int) -> list[AdminEntry]:
+    rows = s.rows(
+        "SELECT id, guild_id, actor_id, action, target, details, created_at FROM admin_log"
+        " WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+        [guild_id, limit],
+    )
+    return [AdminEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}"), r[6]) for r in rows]

@@ -1,0 +1,125 @@
+"""The server styles and members' own settings repository. Style writes are logged in admin_log in the
+same transaction, like every other server setting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.adapters.store.interface import Session
+from bot.adapters.store.settings_repo import _log_admin
+from bot.adapters.store.usage_repo import read_policy
+from bot.core.policy.styles import MAX_STYLES, MemberSettings, RequestDefaults, Style, StyleError
+
+_MEMBER_COLUMNS = ("aspect_ratio", "style", "delivery")
+
+
+def add_style(s: Session, guild_id: int, style: Style, actor_id: int, now: float) -> bool:
+    """Save a style checked by `bot.styles.clean_style`; a style of the same name (in any case) has
+    its text replaced. True if it replaced one. Raises StyleError when the server has MAX_STYLES."""
+    with s.write() as tx:
+        # Two moderators adding the last allowed style at once from two processes: one waits.
+        s.lock(tx, "styles", guild_id)
+        existing = tx.execute(
+            "SELECT id FROM styles WHERE guild_id = ? AND lower(name) = lower(?)", [guild_id, style.name]
+        ).fetchone()
+        if existing is not None:
+            tx.execute(
+                "UPDATE styles SET name = ?, text = ?, created_by = ?, created_at = ? WHERE id = ?",
+                [style.name, style.text, actor_id, now, existing[0]],
+            )
+        else:
+            count = int(
+                tx.execute("SELECT COUNT(*) FROM styles WHERE guild_id = ?", [guild_id]).fetchone()[0]
+            )
+            if count >= MAX_STYLES:
+                raise StyleError(
+                    f"this server already has {count} styles, the most it can have is {MAX_STYLES}; "
+                    "remove one first"
+                )
+            tx.insert(
+                "styles",
+                {
+                    "guild_id": guild_id,
+                    "name": style.name,
+                    "text": style.text,
+                    "created_by": actor_id,
+                    "created_at": now,
+                },
+            )
+        action = "style_update" if existing is not None else "style_add"
+        _log_admin(tx, guild_id, actor_id, action, f"style:{style.name}", {"text": style.text}, now)
+    return existing is not None
+
+
+def remove_style(s: Session, guild_id: int, name: str, actor_id: int, now: float) -> Style | None:
+    with s.write() as tx:
+        row = tx.execute(
+            "SELECT id, name, text, created_by, created_at FROM styles"
+            " WHERE guild_id = ? AND lower(name) = lower(?)",
+            [guild_id, name],
+        ).fetchone()
+        if row is None:
+            return None
+        tx.execute("DELETE FROM styles WHERE id = ?", [row[0]])
+        _log_admin(tx, guild_id, actor_id, "style_remove", f"style:{row[1]}", {"text": row[2]}, now)
+    return Style(str(row[1]), str(row[2]), row[3], row[4])
+
+
+def styles(s: Session, guild_id: int) -> list[Style]:
+    rows = s.rows(
+        "SELECT name, text, created_by, created_at FROM styles WHERE guild_id = ? ORDER BY lower(name)",
+        [guild_id],
+    )
+    return [Style(str(n), str(t), by, at) for n, t, by, at in rows]
+
+
+def style(s: Session, guild_id: int, name: str) -> Style | None:
+    """The server's style of that name, in any case."""
+    row = s.row(
+        "SELECT name, text, created_by, created_at FROM styles WHERE guild_id = ? AND lower(name) = lower(?)",
+        [guild_id, name],
+    )
+    return Style(str(row[0]), str(row[1]), row[2], row[3]) if row is not None else None
+
+
+def member_settings(s: Session, guild_id: int, user_id: int) -> MemberSettings:
+    row = s.row(
+        f"SELECT {', '.join(_MEMBER_COLUMNS)} FROM member_settings WHERE guild_id = ? AND user_id = ?",
+        [guild_id, user_id],
+    )
+    return MemberSettings(*row) if row is not None else MemberSettings()
+
+
+def save_member_settings(
+    s: Session, guild_id: int, user_id: int, changes: dict[str, Any], now: float
+) -> MemberSettings:
+    """Set (a value) or clear (None) some of a member's settings; returns them all as they are now."""
+    unknown = set(changes) - set(_MEMBER_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown member settings: {', '.join(sorted(unknown))}")
+    with s.write() as tx:
+        tx.execute(
+            "INSERT INTO member_settings (guild_id, user_id, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (guild_id, user_id) DO UPDATE SET updated_at = excluded.updated_at",
+            [guild_id, user_id, now],
+        )
+        if changes:
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            tx.execute(
+                f"UPDATE member_settings SET {assignments} WHERE guild_id = ? AND user_id = ?",
+                [*changes.values(), guild_id, user_id],
+            )
+        row = tx.execute(
+            f"SELECT {', '.join(_MEMBER_COLUMNS)} FROM member_settings WHERE guild_id = ? AND user_id = ?",
+            [guild_id, user_id],
+        ).fetchone()
+    return MemberSettings(*row)
+
+
+def request_defaults(s: Session, guild_id: int, user_id: int, style_name: str | None) -> RequestDefaults:
+    """What a request of this member needs besides its own options, in one read: their settings,
+    the style it names (else their default style), and whether the server allows private images."""
+    own = member_settings(s, guild_id, user_id)
+    wanted = style_name or own.style
+    found = style(s, guild_id, wanted) if wanted else None
+    return RequestDefaults(own, found, read_policy(s, guild_id).private_images)

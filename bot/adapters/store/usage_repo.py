@@ -1,0 +1,339 @@
+"""The admission and usage repository: the quota check and reservation in one transaction, the usage
+log, and reports on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.adapters.store.interface import Session, Tx
+from bot.adapters.store.jobs_repo import job_row
+from bot.core.models import ImageRequest, Job, Origin
+from bot.core.policy.prompt_rules import RuleMatch
+from bot.core.policy.quotas import (
+    Ban,
+    Decision,
+    GuildPolicy,
+    Member,
+    Snapshot,
+    UserOverride,
+    day_bounds,
+    decide,
+    effective_limit,
+    month_start,
+)
+
+POLICY_COLUMNS = (
+    "default_quota",
+    "timezone",
+    "cooldown_seconds",
+    "max_running",
+    "daily_cap",
+    "exempt_managers",
+    "modlog_channel_id",
+    "modlog_finished",
+    "refund_cancelled",
+    "private_images",
+)
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """What /usage shows a member about themselves."""
+
+    used_today: int
+    used_month: int
+    limit: int | None
+    credits: int
+    running: int
+    resets_at: float
+    banned_until: float | None
+    banned: bool
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A report over one window of the usage log."""
+
+    generations: int
+    completed: int
+    failed: int
+    refusals: dict[str, int]
+    top_users: list[tuple[int, int]]
+
+    @property
+    def failure_rate(self) -> float:
+        finished = self.completed + self.failed
+        return self.failed / finished if finished else 0.0
+
+
+EXPORT_COLUMNS = (
+    "id",
+    "created_at",
+    "guild_id",
+    "channel_id",
+    "user_id",
+    "outcome",
+    "reason",
+    "detail",
+    "counted",
+    "aspect_ratio",
+    "ref_count",
+    "duration",
+    "task_id",
+    "job_id",
+    "style",
+    "prompt",
+)
+
+
+def read_policy(s: Session, guild_id: int) -> GuildPolicy:
+    row = s.row(f"SELECT {', '.join(POLICY_COLUMNS)} FROM guild_settings WHERE guild_id = ?", [guild_id])
+    if row is None:
+        return GuildPolicy(guild_id)
+    values = dict(zip(POLICY_COLUMNS, row, strict=True))
+    defaults = GuildPolicy(guild_id)
+    return GuildPolicy(
+        guild_id=guild_id,
+        default_quota=values["default_quota"],
+        timezone=values["timezone"] or defaults.timezone,
+        cooldown_seconds=values["cooldown_seconds"] if values["cooldown_seconds"] is not None else 0,
+        max_running=values["max_running"] if values["max_running"] is not None else defaults.max_running,
+        daily_cap=values["daily_cap"],
+        exempt_managers=bool(values["exempt_managers"]),
+        modlog_channel_id=values["modlog_channel_id"],
+        modlog_finished=bool(values["modlog_finished"]),
+        refund_cancelled=bool(values["refund_cancelled"]),
+        private_images=bool(values["private_images"]),
+    )
+
+
+def guild_policy(s: Session, guild_id: int) -> GuildPolicy:
+    return read_policy(s, guild_id)
+
+
+def _count(s: Session, sql: str, params: list[Any]) -> int:
+    row = s.row(sql, params)
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _snapshot(s: Session, member: Member, now: float, global_default: int, policy: GuildPolicy) -> Snapshot:
+    guild, user = member.guild_id, member.user_id
+    start, _ = day_bounds(now, policy.timezone)
+    role_limits: dict[int, int] = {}
+    if member.role_ids:
+        marks = ", ".join("?" for _ in member.role_ids)
+        for role_id, limit in s.rows(
+            f"SELECT role_id, daily_limit FROM role_quotas WHERE guild_id = ? AND role_id IN ({marks})",
+            [guild, *member.role_ids],
+        ):
+            role_limits[int(role_id)] = int(limit)
+    # One statement for the member's own rows and counts: on PostgreSQL each statement is a round trip.
+    cap = (
+        "SELECT COUNT(*) FROM usage INDEXED BY usage_guild_time"
+        " WHERE guild_id = ? AND created_at >= ? AND counted = 1"
+    )
+    last = (
+        "SELECT MAX(created_at) FROM usage INDEXED BY usage_user_time"
+        " WHERE guild_id = ? AND user_id = ? AND outcome != 'refused'"
+    )
+    row = s.row(
+        "SELECT uq.daily_limit, uq.unlimited, uq.credits, uq.user_id, b.reason, b.expires_at, b.banned_by,"
+        " b.user_id,"
+        " (SELECT COUNT(*) FROM usage INDEXED BY usage_user_time"
+        "  WHERE guild_id = ? AND user_id = ? AND created_at >= ? AND counted = 1),"
+        " (SELECT COUNT(*) FROM usage INDEXED BY usage_running"
+        "  WHERE guild_id = ? AND user_id = ? AND outcome = 'submitted'),"
+        f" ({cap if policy.daily_cap is not None else 'SELECT 0'}),"
+        f" ({last if policy.cooldown_seconds > 0 else 'SELECT NULL'})"
+        " FROM (SELECT 1 AS one) AS one"
+        " LEFT JOIN user_quotas uq ON uq.guild_id = ? AND uq.user_id = ?"
+        " LEFT JOIN bans b ON b.guild_id = ? AND b.user_id = ?",
+        [
+            guild, user, start,
+            guild, user,
+            *([guild, start] if policy.daily_cap is not None else []),
+            *([guild, user] if policy.cooldown_seconds > 0 else []),
+            guild, user, guild, user,
+        ],
+    )  # fmt: skip
+    assert row is not None
+    daily_limit, unlimited, credits, has_override, reason, expires_at, banned_by, is_banned = row[:8]
+    used_today, running, guild_used, last_at = row[8:]
+    override = (
+        UserOverride(daily_limit, bool(unlimited), int(credits or 0))
+        if has_override is not None
+        else UserOverride()
+    )
+    ban = Ban(reason, expires_at, banned_by) if is_banned is not None else None
+    return Snapshot(
+        member=member,
+        policy=policy,
+        global_default=global_default,
+        role_limits=role_limits,
+        override=override,
+        ban=ban,
+        used_today=int(used_today),
+        guild_used_today=int(guild_used),
+        running=int(running),
+        last_request_at=last_at,
+        now=now,
+    )
+
+
+# -- admission -------------------------------------------------------------------------------------
+
+
+def reserve(s: Session, tx: Tx, usage: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """Write the usage row and the job pointing at each other; the job row as written. On PostgreSQL
+    in one statement (round trips are most of an admission's time there: 8 became 6); SQLite, which
+    has no data-modifying CTEs and no round trips, writes them one by one."""
+    if s.dialect != "postgresql":
+        usage_id = tx.insert("usage", usage)
+        row = {**job, "usage_id": usage_id}
+        [written] = tx.dicts(
+            f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING *",
+            list(row.values()),
+        )
+        tx.execute("UPDATE usage SET job_id = ? WHERE id = ?", [written["id"], usage_id])
+        return written
+    # The sub-statements of one WITH cannot see each other's rows, so the job's id is drawn first and
+    # both rows are written already pointing at each other.
+    [written] = tx.dicts(
+        "WITH ids AS (SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS job_id),"
+        f" u AS (INSERT INTO usage ({', '.join(usage)}, job_id)"
+        f" SELECT {', '.join('?' for _ in usage)}, ids.job_id FROM ids RETURNING id)"
+        f" INSERT INTO jobs (id, {', '.join(job)}, usage_id)"
+        f" SELECT ids.job_id, {', '.join('?' for _ in job)}, u.id FROM ids, u RETURNING *",
+        [*usage.values(), *job.values()],
+    )
+    return written
+
+
+def admit(
+    s: Session,
+    member: Member,
+    request: ImageRequest,
+    origin: Origin,
+    now: float,
+    global_default: int,
+    rule_match: RuleMatch | None,
+) -> tuple[Decision, Job | None]:
+    """Check bans and quotas and, if allowed, reserve a use and write the job: one transaction, so
+    simultaneous requests can never overspend a quota, even from other processes. The prompt rules
+    were checked before, outside the transaction (`bot.rulebook`); `rule_match` is what they found."""
+    with s.write() as tx:
+        policy = read_policy(s, member.guild_id)
+        # Everything the decision reads is the member's own rows, plus the guild's count when the
+        # guild has a daily cap: holding that one lock makes the check and the reservation atomic.
+        if policy.daily_cap is not None:
+            s.lock(tx, "admit-guild", member.guild_id)
+        else:
+            s.lock(tx, "admit", member.guild_id, member.user_id)
+        decision = decide(_snapshot(s, member, now, global_default, policy), rule_match)
+        usage = {
+            "guild_id": member.guild_id,
+            "context": origin.context,
+            "channel_id": origin.channel_id,
+            "user_id": member.user_id,
+            "created_at": now,
+            # As sent (with the style's text): what the prompt rules were checked against.
+            "prompt": request.full_prompt,
+            "style": request.style,
+            "aspect_ratio": request.aspect_ratio,
+            "ref_count": len(request.reference_urls),
+        }
+        job: Job | None = None
+        if decision.allowed:
+            if decision.uses_credit:
+                tx.execute(
+                    "UPDATE user_quotas SET credits = credits - 1 WHERE guild_id = ? AND user_id = ?",
+                    [member.guild_id, member.user_id],
+                )
+            reserved = {
+                **usage,
+                "outcome": "submitted",
+                "counted": 1,
+                "used_credit": int(decision.uses_credit),
+            }
+            job = Job.from_row(reserve(s, tx, reserved, job_row(request, origin, now, s.owner, s.lease)))
+        else:
+            detail = decision.matched_rule.describe() if decision.matched_rule else None
+            tx.insert("usage", {**usage, "outcome": "refused", "reason": decision.reason, "detail": detail})
+    return decision, job
+
+
+def log_refusal(s: Session, row: dict[str, Any]) -> None:
+    """A request refused before admission (bad input): logged, never counted."""
+    with s.write() as tx:
+        tx.insert("usage", row)
+
+
+# -- what members and moderators read ---------------------------------------------------------------
+
+
+def usage_summary(s: Session, member: Member, now: float, global_default: int) -> UsageSummary:
+    snapshot = _snapshot(s, member, now, global_default, read_policy(s, member.guild_id))
+    _, reset = day_bounds(now, snapshot.policy.timezone)
+    month = _count(
+        s,
+        "SELECT COUNT(*) FROM usage INDEXED BY usage_user_time"
+        " WHERE guild_id = ? AND user_id = ? AND created_at >= ? AND counted = 1",
+        [member.guild_id, member.user_id, month_start(now, snapshot.policy.timezone)],
+    )
+    ban = snapshot.ban
+    banned = ban is not None and (ban.expires_at is None or ban.expires_at > now)
+    return UsageSummary(
+        used_today=snapshot.used_today,
+        used_month=month,
+        limit=effective_limit(snapshot),
+        credits=snapshot.override.credits,
+        running=snapshot.running,
+        resets_at=reset,
+        banned_until=ban.expires_at if banned and ban else None,
+        banned=banned,
+    )
+
+
+def stats(s: Session, guild_id: int | None, since: float) -> Stats:
+    """One server's report, or (guild None) every server's; personal use is reported apart."""
+    where, params = ("guild_id = ? AND created_at >= ?", [guild_id, since]) if guild_id else (
+        "guild_id IS NOT NULL AND created_at >= ?", [since])  # fmt: skip
+    return stats_where(s, where, params)
+
+
+def stats_where(s: Session, where: str, params: list[Any]) -> Stats:
+    counts: dict[str, int] = {}
+    refusals: dict[str, int] = {}
+    for outcome, reason, count in s.rows(
+        f"SELECT outcome, reason, COUNT(*) FROM usage WHERE {where} GROUP BY outcome, reason", params
+    ):
+        if outcome == "refused":
+            key = str(reason or "other")
+            refusals[key] = refusals.get(key, 0) + int(count)
+        else:
+            counts[str(outcome)] = counts.get(str(outcome), 0) + int(count)
+    top = [
+        (int(user), int(count))
+        for user, count in s.rows(
+            f"SELECT user_id, COUNT(*) AS n FROM usage WHERE {where} AND outcome != 'refused'"
+            " GROUP BY user_id ORDER BY n DESC, user_id LIMIT 5",
+            params,
+        )
+    ]
+    failed = counts.get("failed", 0) + counts.get("timed_out", 0)
+    return Stats(
+        generations=sum(counts.values()),
+        completed=counts.get("completed", 0),
+        failed=failed,
+        refusals=dict(sorted(refusals.items(), key=lambda item: -item[1])),
+        top_users=top,
+    )
+
+
+def export_usage(s: Session, guild_id: int, start: float, end: float, limit: int) -> list[tuple[Any, ...]]:
+    return s.rows(
+        f"SELECT {', '.join(EXPORT_COLUMNS)} FROM usage INDEXED BY usage_guild_time"
+        " WHERE guild_id = ? AND created_at >= ? AND created_at < ? ORDER BY created_at, id LIMIT ?",
+        [guild_id, start, end, limit],
+    )

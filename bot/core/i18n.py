@@ -1,0 +1,188 @@
+"""The message catalog: every member-facing text, in every shipped language.
+
+The source of truth is one gettext catalog per language, `bot/locales/<lang>/LC_MESSAGES/messages.po`,
+read with Babel at start-up (no compiled .mo files to forget). The msgid is the English text itself
+(the gettext convention): code reads naturally, and a text missing from a catalog still shows in
+English. Placeholders are named `{name}` fields, filled with `str.format`. Command names, option names
+and choice names are looked up under a msgctxt (`command name`, `option name`, `choice name`) because
+Discord's rules for them differ from ordinary text.
+
+    from bot.core.i18n import t, N_
+    t("zh-CN", "Cancelled request #{id}.", id=42)      # a text in the reader's language
+    BUSY = N_("The bot is busy.")                       # a constant, marked for the catalog checks
+    t(locale, BUSY)
+
+A Discord locale (`zh-CN`, `en-US`, `pt-BR`, …) is mapped to a catalog by a fallback chain:
+`zh-CN` → `zh_CN` → `zh` → `en`. Operator-facing text (logs, CLI output) is not translated.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+
+log = logging.getLogger(__name__)
+
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+DOMAIN = "messages"
+SOURCE_LANGUAGE = "en"
+
+# msgctxt of the names Discord shows for commands (lowercase, 1-32 characters, no spaces).
+COMMAND_NAME = "command name"
+OPTION_NAME = "option name"
+CHOICE_NAME = "choice name"
+# A context menu's name (the Apps menu of a message or user) follows other rules: 1-32 characters,
+# spaces and capitals allowed ("Use as reference").
+CONTEXT_MENU_NAME = "context menu name"
+
+Key = tuple[str | None, str]  # (msgctxt, msgid)
+
+
+def N_(text: str) -> str:
+    """Marks a constant as a catalog text; `t()` translates it where it is shown."""
+    return text
+
+
+def catalog_path(language: str) -> Path:
+    return LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def read_catalog(path: Path) -> dict[Key, str]:
+    """One .po file as {(msgctxt, msgid): translation}; untranslated and fuzzy entries are left out,
+    so they fall back to English instead of showing an empty or stale text."""
+    with path.open("rb") as handle:
+        catalog = read_po(handle)
+    texts: dict[Key, str] = {}
+    for message in catalog:
+        if not message.id or message.fuzzy or not isinstance(message.id, str):
+            continue
+        if isinstance(message.string, str) and message.string:
+            texts[(message.context, message.id)] = message.string
+    return texts
+
+
+@functools.cache
+def catalogs() -> dict[str, dict[Key, str]]:
+    """Every shipped language, read once per process: a language is a directory with a .po file."""
+    found: dict[str, dict[Key, str]] = {}
+    for path in sorted(LOCALES_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
+        found[path.parent.parent.name] = read_catalog(path)
+    return found
+
+
+def languages() -> list[str]:
+    return sorted(catalogs())
+
+
+def language_for(locale: object) -> str:
+    """The catalog for a Discord locale (`discord.Locale` or its value), along the fallback chain
+    `zh-CN` → `zh_CN` → `zh` → English. None or an unknown locale gives English."""
+    if locale is None:
+        return SOURCE_LANGUAGE
+    value = str(getattr(locale, "value", locale)).strip().replace("-", "_")
+    shipped = catalogs()
+    candidates = [value, value.split("_", 1)[0]]
+    lowered = {name.lower(): name for name in shipped}
+    for candidate in candidates:
+        if candidate in shipped:
+            return candidate
+        if candidate.lower() in lowered:
+            return lowered[candidate.lower()]
+    return SOURCE_LANGUAGE
+
+
+def lookup(locale: object, text: str, context: str | None = None) -> str | None:
+    """The translation of `text` for `locale`, or None where the catalog has none."""
+    return catalogs().get(language_for(locale), {}).get((context, text))
+
+
+def t(locale: object, text: str, /, *, context: str | None = None, **params: object) -> str:
+    """`text` (an English msgid) in the language of `locale`, with its `{name}` fields filled in.
+
+    A translation whose placeholders do not match (a broken catalog entry) falls back to English
+    rather than failing the message: the catalog test catches it before release."""
+    translated = lookup(locale, text, context) or text
+    if not params:
+        return translated
+    try:
+        return translated.format(**params)
+    except (KeyError, IndexError, ValueError):
+        log.error("catalog entry for %r in %s has bad placeholders", text, language_for(locale))
+        return text.format(**params)
+
+
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+# Texts longer than this are never filled templates (refusals and failure reasons are short): a long
+# report is not searched for one, so a private answer costs no regex work.
+_TEMPLATE_TEXT_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class _Template:
+    text: str
+    pattern: re.Pattern[str]
+    head: str  # the fixed text before the first placeholder
+    tail: str  # and after the last
+    fixed: tuple[str, ...]  # every fixed piece, for a cheap test before the regex
+
+    def match(self, english: str) -> dict[str, str] | None:
+        if not (english.startswith(self.head) and english.endswith(self.tail)):
+            return None
+        if not all(piece in english for piece in self.fixed):
+            return None
+        found = self.pattern.fullmatch(english)
+        return found.groupdict() if found else None
+
+
+@functools.cache
+def _templates() -> list[_Template]:
+    """Every English catalog text with placeholders, as a pattern that recovers their values; the most
+    specific (longest fixed text) first."""
+    found: list[_Template] = []
+    for context, text in catalogs().get(SOURCE_LANGUAGE, {}):
+        if context is not None or not _FIELD.search(text):
+            continue
+        pattern, position, seen, pieces = "", 0, set(), []
+        for field in _FIELD.finditer(text):
+            pieces.append(text[position : field.start()])
+            pattern += re.escape(pieces[-1])
+            name = field.group(1)
+            pattern += f"(?P={name})" if name in seen else f"(?P<{name}>.*?)"
+            seen.add(name)
+            position = field.end()
+        pieces.append(text[position:])
+        pattern += re.escape(pieces[-1])
+        fixed = tuple(piece for piece in pieces if piece)
+        found.append(_Template(text, re.compile(pattern, re.DOTALL), pieces[0], pieces[-1], fixed))
+    found.sort(key=lambda template: -sum(map(len, template.fixed)))
+    return found
+
+
+def translate_text(locale: object, english: str, *, _depth: int = 0) -> str:
+    """An English text the core made earlier (a refusal, a job's stored failure reason) in the
+    language of `locale`: a catalog text is translated; a text filled in from a catalog template is
+    matched back to it and re-filled in that language (its values translated too, where they are
+    catalog texts themselves). Anything else (the image API's own words) is returned as it is."""
+    if language_for(locale) == SOURCE_LANGUAGE or not english:
+        return english
+    exact = lookup(locale, english)
+    if exact is not None:
+        return exact
+    if _depth > 2 or len(english) > _TEMPLATE_TEXT_LIMIT:
+        return english
+    for template in _templates():
+        values = template.match(english)
+        if values is None:
+            continue
+        translated = {
+            name: translate_text(locale, value, _depth=_depth + 1) for name, value in values.items()
+        }
+        return t(locale, template.text, **translated)
+    return english

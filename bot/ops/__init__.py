@@ -1,0 +1,1 @@
+"""Operations: command line, settings, health and metrics, logs, backup and migration."""

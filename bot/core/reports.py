@@ -126,7 +126,7 @@ def usage_text(
         )
     )
     if summary.banned and personal:
-        lines.append(messages.personal_banned_text(summary.banned_until, None, locale))
+        lines.append(messages.personal_banned_text(summary.banned_until, None).render(locale))
     elif summary.banned:
         if summary.banned_until is not None:
             until = t(

@@ -118,9 +118,10 @@ def _decode(raw: Any) -> Param:
     if isinstance(raw, dict):
         if "v" in raw:
             return Verbatim(str(raw["v"]))
-        params = tuple((str(name), _decode(v)) for name, v in dict(raw.get("p", {})).items())
-        plural = raw.get("n")
-        return Text(str(raw["m"]), params, str(plural) if plural is not None else None)
+        msgid, params, plural = raw["m"], raw.get("p", {}), raw.get("n")
+        if not isinstance(msgid, str) or not isinstance(params, dict) or not isinstance(plural, str | None):
+            raise TypeError("not a stored text")
+        return Text(msgid, tuple((str(name), _decode(v)) for name, v in params.items()), plural)
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise TypeError("not a stored text parameter")
     return raw

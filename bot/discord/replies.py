@@ -43,7 +43,10 @@ async def say_privately(interaction: discord.Interaction[Any], text: Text | str)
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
-async def reply(interaction: discord.Interaction[Any], text: str) -> None:
+async def reply(interaction: discord.Interaction[Any], text: Text | str) -> None:
     """A private answer cut at a line boundary (for reports and lists): what /usage and
-    /imagine-admin answer with."""
-    await say_privately(interaction, reports.clip(text, locale=private_locale(interaction)))
+    /imagine-admin answer with. A `Text` is rendered in the reader's language first."""
+    locale = private_locale(interaction)
+    if isinstance(text, Text):
+        text = text.render(locale)
+    await say_privately(interaction, reports.clip(text, locale=locale))

@@ -9,7 +9,8 @@ import math
 import re
 from urllib.parse import quote
 
-from bot.core.i18n import N_, nt, t, translate_text
+from bot.core.i18n import N_, nt, t
+from bot.core.legacy_texts import translate_text
 from bot.core.models import Job, Stage
 from bot.core.texts import Text, Verbatim, msg, plural_msg
 

@@ -7,7 +7,8 @@ from typing import Any
 import discord
 
 from bot.core import messages, reports
-from bot.core.i18n import N_, translate_text
+from bot.core.i18n import N_
+from bot.core.legacy_texts import translate_text
 from bot.core.texts import Text
 
 # Every message the bot sends uses this: prompt text can never ping anyone.

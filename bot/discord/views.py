@@ -22,7 +22,8 @@ from bot.adapters.media import DownloadError, download_image
 from bot.adapters.store.jobs_repo import HISTORY_COUNT_CAP
 from bot.core import messages
 from bot.core.clock import Clock
-from bot.core.i18n import N_, t, translate_text
+from bot.core.i18n import N_, t
+from bot.core.legacy_texts import translate_text
 from bot.core.models import ImageRequest, Job
 from bot.core.policy.styles import Style
 from bot.core.policy.validation import InputRefused, validate_request

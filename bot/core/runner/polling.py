@@ -119,7 +119,8 @@ class Poller:
             await self._poll(job)
         except Exception:
             log.exception("job %s: unexpected error while polling", job.id)
-            await self.deliverer.end(job, JobStatus.FAILED, MSG_NOT_MADE)
+            if job_states.allowed(job.status, JobStatus.FAILED):  # not once its image is made
+                await self.deliverer.end(job, JobStatus.FAILED, MSG_NOT_MADE)
 
     async def _poll(self, job: Job) -> None:
         p = self.parts
@@ -207,7 +208,8 @@ class Poller:
             log.info("job %s finished upstream after it was cancelled; not delivering", job.id)
             p.durations.dropped(job)
             return
-        p.durations.finished(job, now - job.submitted_at)  # type: ignore[operator]
+        assert job.submitted_at is not None
+        p.durations.finished(job, now - job.submitted_at)
         job.status, job.result_urls, job.finished_at = JobStatus.COMPLETED, report.image_refs, now
         self.deliverer.deliver(job)
 

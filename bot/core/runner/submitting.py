@@ -70,7 +70,9 @@ class Submitter:
             pass
         except Exception:
             log.exception("job %s: unexpected error while submitting", job.id)
-            sent = job.status is not JobStatus.QUEUED
+            if job.status not in (JobStatus.QUEUED, JobStatus.SUBMITTING):
+                return  # it ended, or runs and the poll loop follows it: its state is settled
+            sent = job.status is JobStatus.SUBMITTING
             await self.deliverer.end(
                 job, JobStatus.UNKNOWN if sent else JobStatus.FAILED, MSG_UNKNOWN if sent else MSG_NOT_MADE
             )

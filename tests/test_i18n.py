@@ -19,7 +19,7 @@ from bot.adapters.store import Store
 from bot.core import i18n, messages
 from bot.core.legacy_texts import text_from_english, translate_text
 from bot.core.models import ImageRequest, Job, JobStatus, Origin
-from bot.core.texts import from_stored, stored
+from bot.core.texts import Verbatim, from_stored, msg, stored
 from bot.discord.catalog_tool import code_texts, command_texts
 from bot.discord.translator import CatalogTranslator
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
@@ -334,12 +334,14 @@ def test_translated_text_keeps_the_same_safety() -> None:
         None,
         None,
     )
-    text = messages.failure_text(
-        job, "The image service could not make this image: [click](https://x.example) @everyone", "zh-CN"
-    )
+
+    def reason(words: str) -> str:
+        return stored(msg("The image service could not make this image: {why}", why=Verbatim(words)))
+
+    text = messages.failure_text(job, reason("[click](https://x.example) @everyone"), "zh-CN")
     assert "图像服务无法生成这张图片" in text
     assert live_markup(text.split("\n")[0].replace("<@3>", "")) == []
-    long = messages.failure_text(job, "The image service could not make this image: " + "很" * 5000, "zh-CN")
+    long = messages.failure_text(job, reason("很" * 5000), "zh-CN")
     assert len(long) <= messages.MESSAGE_LIMIT
 
 

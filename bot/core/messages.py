@@ -12,7 +12,7 @@ from urllib.parse import quote
 from bot.core.i18n import N_, nt, t
 from bot.core.legacy_texts import translate_text
 from bot.core.models import Job, Stage
-from bot.core.texts import Text, Verbatim, msg, plural_msg
+from bot.core.texts import Text, Verbatim, from_stored, msg, plural_msg, render
 
 Locale = object  # a discord.Locale, its value ("zh-CN"), or None for English
 
@@ -221,13 +221,13 @@ def done_pointer(elapsed: float, jump_url: str, locale: Locale = None) -> str:
 
 
 def failure_text(job: Job, reason: str, locale: Locale = None) -> str:
-    """`reason` is a catalog text (the bot's own words, translated here) or the image API's own words,
-    which are shown as they came, as inert text."""
+    """`reason` is the job's stored reason (`bot.core.texts.stored`): the bot's own words, rendered
+    here in the reader's language, with the image API's words inside shown as they came; all inert."""
     head = t(
         locale,
         "❌ Sorry {who}, no image this time. {reason}",
         who=_who(job, locale),
-        reason=inert(translate_text(locale, reason)),
+        reason=inert(render(locale, from_stored(reason))),
     )
     return clip("\n".join([clip(head, MESSAGE_LIMIT - 200), quote_prompt(job.prompt, 150)]))
 

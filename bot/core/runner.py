@@ -29,7 +29,7 @@ from bot.adapters.image_api import (
     TransientError,
     extract_images,
 )
-from bot.adapters.media import DownloadError, ImageFile, download_image, limit_pixels
+from bot.adapters.media import DownloadError, ImageFile, download_image, limit_pixels_in_pool
 from bot.adapters.store import Store, StoreError
 from bot.core import messages
 from bot.core.clock import Clock, SystemClock
@@ -858,7 +858,7 @@ class JobRunner:
                 if attempt < self.config.download_attempts:
                     await asyncio.sleep(self.clock.real_seconds(attempt))
             else:
-                return await asyncio.to_thread(limit_pixels, image, self.config.max_result_pixels)
+                return await limit_pixels_in_pool(image, self.config.max_result_pixels)
         return ImageFile(url=url, data=None, error=last_error)
 
     async def _end(self, job: Job, status: JobStatus, reason: str, *, trace_id: str | None = None) -> None:

@@ -820,7 +820,9 @@ class JobRunner:
         if job.id in self._delivering:
             return
         self._delivering.add(job.id)
-        self._spawn_held(job.id, self.deliveries.run(lambda: self._deliver_now(job)), self._workers)
+        self._spawn_held(
+            job.id, self.deliveries.run(lambda: self._deliver_now(job), job.result_urls), self._workers
+        )
 
     async def _deliver_now(self, job: Job) -> None:
         try:

@@ -23,6 +23,7 @@ from bot.adapters.media import DownloadError, download_image, sniff_type
 from bot.core.i18n import N_
 from bot.core.messages import human_bytes, safe_name
 from bot.core.policy.validation import InputRefused
+from bot.core.texts import msg
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ async def check_linked_references(
     problems = await asyncio.gather(*(_link_problem(session, url, max_bytes, timeout) for url in urls))
     for url, problem in zip(urls, problems, strict=True):
         if problem is not None:
-            raise InputRefused(LINK_REFUSED.format(name=f"`{_link_name(url)}`", reason=problem))
+            raise InputRefused(msg(LINK_REFUSED, name=f"`{_link_name(url)}`", reason=msg(problem)))
 
 
 async def _link_problem(

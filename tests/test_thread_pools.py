@@ -54,7 +54,7 @@ async def named_host() -> AsyncIterator[int]:
 def test_each_kind_of_work_has_its_own_bounded_pool() -> None:
     executors = {IMAGES.executor, RULES.executor, DNS.executor}
     assert len(executors) == 3
-    assert (IMAGES.size, RULES.size) == (2, 2) and DNS.size >= 2
+    assert IMAGES.size == 2 and RULES.size >= 2 and DNS.size >= 2
     assert IMAGES.executor._max_workers == IMAGES.size  # the bound is the number of threads
 
 

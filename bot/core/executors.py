@@ -49,8 +49,9 @@ class WorkPool:
 IMAGES = WorkPool("imagine-images", 2)
 """Decoding and re-encoding result images. Decoding takes memory in proportion to the pixels (about
 100 MB at 16 MP with the re-encoding): two at once bound the process's peak."""
-RULES = WorkPool("imagine-rules", 2)
-"""Compiling and matching prompt rules: pure CPU under the GIL, so more threads would not be faster."""
+RULES = WorkPool("imagine-rules", 4)
+"""Compiling and matching prompt rules: pure CPU under the GIL, so more threads would not be faster,
+but a few let one server's long compilation (1000 rules) run beside other servers' checks."""
 DNS = WorkPool("imagine-dns", 4)
 """getaddrinfo for every connection the process makes (the image API, result hosts, Discord): it
 mostly waits on the network, so a few run side by side."""

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from PIL import Image
 
 from bot.adapters.media import ImageFile, limit_pixels_in_pool
-from bot.adapters.safe_fetch import FetchPolicy, fetch_public, open_session
+from bot.adapters.safe_fetch import FetchPolicy, PoolResolver, fetch_public, open_session
 from bot.adapters.store import Store
 from bot.core.executors import DNS, IMAGES, RULES
 from bot.core.policy.rulebook import NOT_CHECKED_IN_TIME, RuleBook
@@ -105,3 +107,18 @@ async def test_queued_decodes_hold_up_neither_a_rule_check_nor_a_name_look_up(
     assert waiting_after_look_up >= DECODES // 2, waiting_after_look_up
     assert all(r.data is not None and len(r.data) < len(data) * 2 for r in reduced)
     assert all(name.startswith("imagine-images") for name in threads_used)
+
+
+async def test_names_are_looked_up_on_the_dns_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    original = socket.getaddrinfo
+
+    def noting_the_thread(*args: Any, **kwargs: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", noting_the_thread)
+    resolver = PoolResolver()
+    [answer] = await resolver.resolve("localhost", 80, socket.AF_INET)
+    assert (answer["host"], answer["port"], answer["hostname"]) == ("127.0.0.1", 80, "localhost")
+    assert len(seen) == 1 and all(name.startswith("imagine-dns") for name in seen)

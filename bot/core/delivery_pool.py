@@ -4,7 +4,7 @@ A result host that trickles a byte a second would otherwise hold a poll slot for
 them would stall every other job's polls. Here each delivery holds one of `size` delivery slots, and a
 job's downloads together have one deadline: a slow host delays its own jobs, and only so long.
 
-Slots are shared fairly between result hosts: the jobs fetching from one host (its origin, scheme,
+Slots are shared fairly between result hosts: the jobs fetching from one host (its origin: scheme,
 name and port) hold at most `host_share` slots, half of them by default. Eight jobs whose host
 trickles cannot take every slot, so a job whose images come from elsewhere starts at once; the slow
 host's other jobs wait their turn without their deadline running. No Discord here.

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 
-from bot.adapters.media import DownloadError, ImageFile, download_image, limit_pixels
+from bot.adapters.media import DownloadError, ImageFile, download_image, limit_pixels_in_pool
 from bot.core.runner.ports import FetchFailed
 
 
@@ -24,7 +22,7 @@ class HttpResultFetcher:
             raise FetchFailed(
                 str(error), detail=error.detail, blocked=error.blocked, permanent=error.permanent
             ) from error
-        return await asyncio.to_thread(limit_pixels, image, self._max_pixels)
+        return await limit_pixels_in_pool(image, self._max_pixels)
 
     def unfetched(self, url: str | None, error: str) -> ImageFile:
         return ImageFile(url=url, data=None, error=error)

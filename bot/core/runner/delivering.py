@@ -57,7 +57,9 @@ class Deliverer:
     def deliver(self, job: Job) -> None:
         """Hand a completed job to the delivery pool and return: the caller's slot is free at once."""
         if self.parts.registry.begin_delivery(job.id):
-            self.parts.registry.spawn_for(job.id, self.pool.run(lambda: self._deliver_now(job)))
+            self.parts.registry.spawn_for(
+                job.id, self.pool.run(lambda: self._deliver_now(job), job.result_urls)
+            )
 
     async def _deliver_now(self, job: Job) -> None:
         bind_job(job)

@@ -2,8 +2,8 @@
 (a job's failure reason in the database), matched back to the catalog text it was filled from.
 
 Only for what is already stored: the migration that turns stored reasons into `Text` (bot/core/texts.py)
-uses `text_from_english`, and `translate_text` serves the last callers that still pass English until
-they make texts themselves. New code never needs this module.
+uses `text_from_english` once, at upgrade. Nothing reads English back at run time any more: new code
+never needs this module.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import functools
 import re
 from dataclasses import dataclass
 
-from bot.core.i18n import SOURCE_LANGUAGE, catalogs, language_for, lookup
-from bot.core.texts import Param, Text, render
+from bot.core.i18n import SOURCE_LANGUAGE, catalogs, lookup
+from bot.core.texts import Param, Text
 
 _FIELD = re.compile(r"\{(\w+)\}")
 
@@ -83,12 +83,3 @@ def text_from_english(english: str, *, _depth: int = 0) -> Text | None:
             params.append((name, nested if nested is not None else value))
         return Text(template.text, tuple(params))
     return None
-
-
-def translate_text(locale: object, english: str) -> str:
-    """An English text made before texts were data, in the language of `locale` (as it is where no
-    catalog text matches)."""
-    if language_for(locale) == SOURCE_LANGUAGE:
-        return english
-    text = text_from_english(english)
-    return render(locale, text) if text is not None else english

@@ -335,14 +335,6 @@ class JobRunner:
             self._acknowledging[job.id] = time.monotonic() + ACKNOWLEDGE_HOLD
         return decision, job
 
-    async def use_followup(self, job: Job) -> bool:
-        """Count one interaction follow-up for the job before the sink sends it; False when Discord's
-        limit for the interaction is reached (the sink then edits the original or sends a DM)."""
-        if not await self.store.use_followup(job.id):
-            return False
-        job.followups_used += 1
-        return True
-
     async def launch(self, job: Job, message_id: int | None, *, followups: int = 0) -> None:
         try:
             if followups:

@@ -21,13 +21,13 @@ from bot.adapters.image_api import ASPECT_RATIOS
 from bot.adapters.media import DownloadError, download_image
 from bot.adapters.store.jobs_repo import HISTORY_COUNT_CAP
 from bot.core import messages
-from bot.core.clock import Clock
 from bot.core.i18n import N_, t, translate_text
 from bot.core.models import ImageRequest, Job
 from bot.core.policy.styles import Style
 from bot.core.policy.validation import InputRefused, validate_request
 from bot.discord.checks import NOT_YOURS, may_act_on
 from bot.discord.places import server_of
+from bot.discord.rate_limit import RateLimiter
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
 from bot.discord.requests import refuse_bad_input, start_request
 from bot.discord.stopping import Dialog, admit
@@ -320,27 +320,6 @@ def private_result_view(job_id: int, locale: str | None = None) -> discord.ui.Vi
 
 
 REPOST_INTERVAL = 10.0  # seconds between two "Post again" of one member: reposts are public messages
-
-
-class RateLimiter:
-    """One use per `interval` seconds per key, on the bot's clock. In memory: a restart forgets it,
-    which costs at most one extra post."""
-
-    def __init__(self, clock: Clock, interval: float) -> None:
-        self.clock = clock
-        self.interval = interval
-        self._last: dict[tuple[int | None, int], float] = {}
-
-    def wait_needed(self, key: tuple[int | None, int]) -> float:
-        """0 and the use is counted, or the seconds left before the key may act again."""
-        now = self.clock.time()
-        left = self._last.get(key, float("-inf")) + self.interval - now
-        if left > 0:
-            return left
-        if len(self._last) > 10_000:
-            self._last = {k: t for k, t in self._last.items() if t + self.interval > now}
-        self._last[key] = now
-        return 0.0
 
 
 _repost_limiters: weakref.WeakKeyDictionary[ImagineBot, RateLimiter] = weakref.WeakKeyDictionary()

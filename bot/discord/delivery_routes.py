@@ -368,6 +368,11 @@ class DmRoute(Route):
         return None
 
 
+def jump_url(guild_id: int | None, channel_id: int | None, message_id: int | None) -> str:
+    """A link to a message, as Discord writes it (`@me` outside a server)."""
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
 def snowflake(timestamp: float) -> int:
     return discord.utils.time_snowflake(datetime.datetime.fromtimestamp(max(timestamp, 0.0), datetime.UTC))
 

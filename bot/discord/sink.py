@@ -35,6 +35,7 @@ from bot.discord.delivery_routes import (
     Upload,
     edit_status,
     interaction_webhook,
+    jump_url,
     public_language,
     send_dm,
 )
@@ -196,12 +197,16 @@ class DiscordSink:
                 await self._settle(parcel, REFUSED)
                 continue
             await self._record_sent(parcel, route, sent)
-            await route.after(self.bot, parcel, sent)
-            if route is CHANNEL and not parcel.failure:
-                await self._modlog_finished(job, sent.jump_url)
+            await self._after(parcel, route, sent)
             return sent.receipt
         log.warning("job %s: no route could take its outcome", job.id)
         return DeliveryReceipt(UNDELIVERABLE)
+
+    async def _after(self, parcel: Parcel, route: Route, sent: Sent) -> None:
+        """What follows a recorded delivery: the status message points at it, the mod-log notes it."""
+        await route.after(self.bot, parcel, sent)
+        if route is CHANNEL and not parcel.failure:
+            await self._modlog_finished(parcel.job, sent.jump_url)
 
     async def _record_sent(self, parcel: Parcel, route: Route, sent: Sent) -> None:
         """Discord accepted the parcel: record where it is (a few tries; if the database keeps refusing,
@@ -279,6 +284,10 @@ class DiscordSink:
         await self.store.settle_delivery(
             job.id, indexes, SENT, now, message_id=found.message_id, channel_id=found.channel_id
         )
+        # The earlier process died before the status message pointed at it.
+        elapsed = (job.finished_at or now) - job.created_at
+        url = jump_url(job.guild_id, found.channel_id or job.channel_id, found.message_id)
+        await self._after(Parcel(job, "", "", elapsed), route, Sent(found, url))
 
     async def _tell_unconfirmed(self, job: Job, unconfirmed: list[Delivery]) -> None:
         """Tell the requester privately, once, that the image may not have reached them. Marked as told

@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_FILES = 10  # Discord's limit of attachments per message
 MODLOG_THROTTLE = 60.0
-RECORD_ATTEMPTS = 3  # a refused "sent" record is retried briefly: the next try can only look, not resend
 MAY_NOT_HAVE_ARRIVED = N_(
     "Your image for request #{id} may not have reached you: the bot was interrupted while sending it, and "
     "Discord cannot show whether it arrived. It was not sent again, so that nobody else sees it. "
@@ -209,22 +208,13 @@ class DiscordSink:
             await self._modlog_finished(parcel.job, sent.jump_url)
 
     async def _record_sent(self, parcel: Parcel, route: Route, sent: Sent) -> None:
-        """Discord accepted the parcel: record where it is (a few tries; if the database keeps refusing,
-        the next attempt finds the intent and looks on `route` before sending anything)."""
-        if not parcel.indexes:
-            return
-        receipt = sent.receipt
-        for attempt in range(1, RECORD_ATTEMPTS):
-            try:
-                await self._settle(parcel, SENT, receipt)
-            except StoreError:
-                log.warning(
-                    "job %s: could not record its delivery (attempt %s); retrying", parcel.job.id, attempt
-                )
-                await asyncio.sleep(0.2 * attempt)
-            else:
-                return
-        await self._settle(parcel, SENT, receipt)
+        """Discord accepted the parcel: record where it is. If the database refuses, the receipt still
+        goes to the runner (which records the job, with retries of its own); should that fail too, the
+        intent left in place makes the next attempt look on `route` before sending anything."""
+        try:
+            await self._settle(parcel, SENT, sent.receipt)
+        except StoreError as exc:
+            log.warning("job %s: could not record its %s delivery (%s)", parcel.job.id, route.kind, exc)
 
     async def _settle(self, parcel: Parcel, state: str, receipt: DeliveryReceipt | None = None) -> None:
         if parcel.indexes:

@@ -200,3 +200,46 @@ async def test_a_take_over_on_postgresql_sends_nothing_twice_on_any_route(
             assert await other.wait(20) == 0
         jobs = [(job_id, user) for job_id, user in pg_rows(pg_url, "SELECT id, user_id FROM jobs")]
         check_outcome(fake, users, jobs, pg_rows(pg_url, deliveries_sql))
+
+
+async def test_a_delivery_cut_off_by_sigterm_is_not_sent_again(
+    quick_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """SIGTERM while Discord is slow to take a DM and a message only the requester sees: the grace runs
+    out, the process stops, and Discord carries both out afterwards. The next start finds the DM in its
+    history, and tells the other requester privately, once, instead of sending the image again."""
+    db = tmp_path / "bot.db"
+    async with running_fake(token=TOKEN) as fake:
+        users = await prepare(fake, await Store.open(db), fake.guild_id)
+        private = {"dm": users["dm"], "ephemeral": users["ephemeral"]}
+        # Longer than the runner's shutdown grace (5 s).
+        fake.slow_route("POST", rf"/channels/{fake.dm_channel(users['dm'])}/messages", 7.0)
+        fake.slow_route("POST", rf"/webhooks/{fake.application_id}/[^/]+", 7.0)
+
+        def sent_out() -> int:
+            return sum(1 for r in fake.requests if r.method == "POST" and r.files)
+
+        async with bot_process(fake, quick_sandbox, db) as first:
+            await wait_healthy(first)
+            await ask_on_every_route(fake, fake.guild_id, private)
+            await wait_for(lambda: sent_out() == 2, 20, "both images on their way to Discord")
+            first.process.send_signal(signal.SIGTERM)
+            assert await first.wait(20) == 0
+        await wait_for(
+            lambda: all(r.status == 200 for r in fake.requests if r.files), 10, "Discord took both"
+        )
+        fake.clear_faults()
+        assert sqlite_rows(db, "SELECT COUNT(*) FROM jobs WHERE delivered_at IS NULL") == [(2,)]
+
+        async with bot_process(fake, quick_sandbox, db) as again:
+            await wait_healthy(again)
+            await wait_for(
+                lambda: sqlite_rows(db, "SELECT COUNT(*) FROM jobs WHERE delivered_at IS NULL") == [(0,)],
+                30,
+                "both jobs recorded as delivered after the restart",
+            )
+            again.process.send_signal(signal.SIGTERM)
+            assert await again.wait(20) == 0
+    assert sorted(image_posts_per_job(fake).values()) == [1, 1]
+    assert sorted(image_messages_per_job(fake).values()) == [1, 1]
+    assert notes_per_user(fake, private) == {"ephemeral": 1}

@@ -23,9 +23,9 @@ import psycopg
 
 from bot.adapters.image_api import ASPECT_RATIOS
 from bot.adapters.store import Store, database_label, open_store
-from bot.adapters.store.postgres_backend import redact
 from bot.core import reports
 from bot.core.policy.quotas import day_bounds
+from bot.core.redaction import database_error, redact
 from bot.discord.launch import run_bot
 from bot.ops import backup, personal_cli
 from bot.ops.config import ConfigError, Settings, load_settings
@@ -165,7 +165,7 @@ async def _open_existing(settings: Settings) -> Store | None:
             return await open_store(settings)
         except (RuntimeError, psycopg.Error) as error:
             print(
-                f"cannot read the database at {database_label(settings)}: {redact(str(error))}",
+                f"cannot read the database: {database_error(database_label(settings), str(error))}",
                 file=sys.stderr,
             )
             return None
@@ -301,8 +301,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if healthy else 1
     if command == "migrate-db":
         url = args.url or (settings.database_url.reveal() if settings.database_url else "")
-        if not url.startswith(("postgresql://", "postgres://")):
+        if not url:
             print("migrate-db: say where to: --to postgresql://user:password@host/database", file=sys.stderr)
+            return 2
+        if not url.startswith(("postgresql://", "postgres://")):
+            given = "--to" if args.url else "DATABASE_URL"
+            print(
+                f"migrate-db: {given} must be a postgresql:// URL (got {redact(url)[:80]!r}); migrate-db"
+                " copies the SQLite database (--from, default DATABASE_PATH) into PostgreSQL",
+                file=sys.stderr,
+            )
             return 2
         return run_migrate_db(args.source or settings.database_path, url, args.replace)
     if command == "backup":
@@ -351,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"database {database_label(settings)}: {error}", file=sys.stderr)
         return 1
     except psycopg.Error as error:
-        print(f"database {database_label(settings)}: {redact(str(error)).strip()}", file=sys.stderr)
+        print(f"database {database_error(database_label(settings), str(error))}", file=sys.stderr)
         return 1
 
 

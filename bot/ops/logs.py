@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.core.log_context import CONTEXT_FIELDS, current_context
+from bot.core.redaction import redact
 
 REDACTED = "[redacted]"
 
@@ -59,6 +60,7 @@ class RedactSecrets(logging.Filter):
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         text = _TOKEN_IN_PATH.sub(lambda m: m.group(1) + REDACTED, text)
+        text = redact(text)  # a database password in any of its forms (URL, query, key=value)
         return _TOKEN_FIELD.sub(lambda m: m.group(1) + REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:

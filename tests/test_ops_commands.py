@@ -198,16 +198,16 @@ async def test_backup_is_consistent_while_the_database_is_written(tmp_path: Path
         await store.close()
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"backed up {db} to {copy}")
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["copy.db"]  # no temporary file left
     with sqlite3.connect(copy) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         copied = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
     assert 0 < copied <= written
-    assert not copy.with_name("copy.db.partial").exists()
     reopened = await Store.open(copy)  # a backup is a database the bot can start from
     await reopened.close()
 
     same = await asyncio.to_thread(run, "backup", str(db), env={"DATABASE_PATH": str(db)}, cwd=tmp_path)
-    assert same.returncode == 2 and "the database itself" in same.stderr
+    assert same.returncode == 2 and "the database's own file" in same.stderr
     missing = await asyncio.to_thread(
         run, "backup", str(copy), env={"DATABASE_PATH": str(tmp_path / "none.db")}, cwd=tmp_path
     )
@@ -298,9 +298,8 @@ async def test_a_backup_killed_half_way_leaves_the_previous_backup_intact(tmp_pa
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        partial = copy.with_name("copy.db.partial")
         async with asyncio.timeout(20):
-            while not partial.exists():
+            while not (partial := await asyncio.to_thread(lambda: list(tmp_path.glob(".copy.db.*.tmp")))):
                 await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)
         process.kill()
@@ -311,6 +310,6 @@ async def test_a_backup_killed_half_way_leaves_the_previous_backup_intact(tmp_pa
     with sqlite3.connect(copy) as conn:  # the earlier backup, untouched and whole
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT prompt FROM jobs").fetchall() == [("the first",)]
-    # The next backup clears the leftover and succeeds.
+    # The next backup clears the killed one's leftover and succeeds.
     assert (await asyncio.to_thread(run, "backup", str(copy), env=env, cwd=tmp_path)).returncode == 0
-    assert not partial.exists()
+    assert not partial[0].exists()

@@ -32,6 +32,7 @@ from bot.ops.config import ConfigError, Settings, load_settings
 from bot.ops.health import probe
 from bot.ops.logs import setup_logging
 from bot.ops.migrate_db import run_migrate_db
+from bot.ops.output_file import OutputRefused, database_files, writable_problem, write_output
 from bot.ops.preflight import PreflightError
 from bot.ops.terminal_imagine import run_imagine
 from sandbox import server as sandbox
@@ -131,7 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--guild", type=_snowflake_arg, metavar="ID", required=True, help="the server id")
     export.add_argument("--from", dest="start", metavar="DATE", required=True, help="first day, 2025-01-31")
     export.add_argument("--to", dest="end", metavar="DATE", required=True, help="last day, included")
-    export.add_argument("--out", type=Path, metavar="FILE", help="where to write (default: standard output)")
+    export.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="where to write; an existing file is replaced, a symlink written through (default, or -:"
+        " standard output)",
+    )
 
     backup_parser = sub.add_parser("backup", help="copy the database consistently, even while the bot runs")
     backup_parser.add_argument("path", type=Path, help="the backup file to write")
@@ -217,6 +224,14 @@ async def run_stats(settings: Settings, guild_id: int | None, days: int | None) 
 
 async def run_export(settings: Settings, guild_id: int, start: str, end: str, out: Path | None) -> int:
     """`python -m bot export`: the CSV of `/imagine-admin export`, with no upload limit."""
+    to_stdout = out is None or str(out) == "-"
+    protected = database_files(None if settings.database_url else settings.database_path)
+    if not to_stdout:
+        assert out is not None
+        problem = await asyncio.to_thread(writable_problem, out, protected=protected)
+        if problem is not None:
+            print(f"nothing exported: --out {problem}", file=sys.stderr)
+            return 2
     store = await _open_existing(settings)
     if store is None:
         return 1
@@ -232,14 +247,22 @@ async def run_export(settings: Settings, guild_id: int, start: str, end: str, ou
         )
     finally:
         await store.close()
-    if out is None:
+    if to_stdout:
         sys.stdout.buffer.write(table.data())
         sys.stdout.flush()
     else:
-        await asyncio.to_thread(out.write_bytes, table.data())
+        assert out is not None
+        try:
+            await asyncio.to_thread(write_output, out, table.data(), protected=protected)
+        except OutputRefused as refusal:  # the path changed since the check above
+            print(f"nothing exported: --out {refusal}", file=sys.stderr)
+            return 2
+        except OSError as error:
+            print(f"nothing exported: cannot write {out} ({error.strerror or error})", file=sys.stderr)
+            return 1
     print(
         f"{table.rows} rows from {start} to {end} ({policy.timezone})"
-        + (f" written to {out}" if out else ""),
+        + ("" if to_stdout else f" written to {out}"),
         file=sys.stderr,
     )
     return 0

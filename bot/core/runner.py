@@ -205,6 +205,9 @@ class JobRunner:
         self._acknowledging: dict[int, float] = {}
         self._lease_task: asyncio.Task[None] | None = None
         self._delivering: set[int] = set()
+        # Jobs this process finished, by outcome (completed, failed, timed_out, undeliverable,
+        # cancelled): read by /metrics. Counted where each job ends, once.
+        self.finished: collections.Counter[str] = collections.Counter()
         self.deliveries = DeliveryPool(self.config.delivery_concurrency, self.config.delivery_deadline)
         self._last_progress: dict[int, float] = {}
         self._history: dict[bool, list[float]] = {}
@@ -388,6 +391,7 @@ class JobRunner:
         now = self.clock.time()
         if not await self.store.mark_ended(job.id, JobStatus.CANCELLED, reason, now, refund=refund):
             return None
+        self.finished[JobStatus.CANCELLED.value] += 1
         await self.store.mark_cancelled_by(job.id, by_user)
         self._cohort(job).dropped(job.id)
         job.status, job.error, job.cancelled_by = JobStatus.CANCELLED, reason, by_user
@@ -895,6 +899,7 @@ class JobRunner:
 
         if await self._persist(job, "record its delivery", write, attempts=self.config.record_attempts):
             job.delivered_at = self.clock.time()
+            self.finished["completed" if job.status is JobStatus.COMPLETED else job.status.value] += 1
             log.info("job %s delivered via %s", job.id, receipt.delivery)
 
     async def _undeliverable(self, job: Job) -> None:
@@ -910,6 +915,7 @@ class JobRunner:
         if failures is None:
             return
         if failures > len(later):
+            self.finished["undeliverable"] += 1
             log.warning(
                 "job %s: its outcome could not be delivered; gave up after %s tries", job.id, failures
             )

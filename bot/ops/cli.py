@@ -27,7 +27,7 @@ from bot.core import reports
 from bot.core.policy.quotas import day_bounds
 from bot.core.redaction import database_error, redact
 from bot.discord.launch import run_bot
-from bot.ops import backup, personal_cli
+from bot.ops import backup, personal_cli, terminal_imagine
 from bot.ops.config import ConfigError, Settings, load_settings
 from bot.ops.health import probe
 from bot.ops.logs import setup_logging
@@ -113,9 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     imagine.add_argument("prompt")
     imagine.add_argument("--aspect", choices=ASPECT_RATIOS, help="aspect ratio")
     imagine.add_argument(
-        "--ref", action="append", default=[], metavar="URL", help="reference image URL (up to 5)"
+        "--ref",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="reference image URL (up to 5); the image API downloads it, so not a file on this computer",
     )
-    imagine.add_argument("--out", type=Path, default=Path("out.png"), help="where to write the image")
+    imagine.add_argument("--out", type=Path, metavar="FILE", help=terminal_imagine.OUT_HELP)
+    imagine.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     sandbox_parser = sub.add_parser("sandbox", help="run the offline stand-in for the image API")
     sandbox.build_arg_parser(sandbox_parser)
@@ -351,7 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if command == "imagine":
-            return asyncio.run(run_imagine(settings, args.prompt, args.aspect, args.ref, args.out))
+            return asyncio.run(
+                run_imagine(settings, args.prompt, args.aspect, args.ref, args.out, force=args.force)
+            )
         if command == "stats":
             return asyncio.run(run_stats(settings, args.guild, args.days))
         if command == "ban":

@@ -41,7 +41,7 @@ def resolve_output(path: Path, *, protected: Sequence[Path] = (), overwrite: boo
         raise OutputRefused(f"{shown} is the database's own file ({target.name}); choose another path")
     try:
         info = os.stat(target)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a missing folder is made, or fails, later
         return target
     except OSError as error:
         raise OutputRefused(f"{shown} cannot be used ({error.strerror or error})") from None

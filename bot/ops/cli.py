@@ -362,7 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "stats":
             return asyncio.run(run_stats(settings, args.guild, args.days))
         if command == "ban":
-            return asyncio.run(personal_cli.run_ban(settings, args.user, args.reason, args.duration))
+            return asyncio.run(
+                personal_cli.run_ban(settings, args.user, args.reason, args.duration, args.replace)
+            )
         if command == "unban":
             return asyncio.run(personal_cli.run_unban(settings, args.user))
         if command == "bans":

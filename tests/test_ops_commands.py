@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import os
 import socket
 import sqlite3
@@ -48,16 +49,20 @@ def run(
 # -- check -------------------------------------------------------------------------------------------
 
 
-async def test_check_says_everything_is_in_order(world: World) -> None:
+async def test_check_says_everything_is_in_order(world: World, caplog: pytest.LogCaptureFixture) -> None:
     async with world.bot():  # a start syncs the commands
         pass
     out = io.StringIO()
-    assert await run_check(world.settings(), out) == 0, out.getvalue()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert await run_check(world.settings(), out) == 0, out.getvalue()
+    # Its own probe's 404 (a task that cannot exist) is the answer it wants, not a warning.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     text = out.getvalue()
     assert f"logged in as imagine-bot#4821 (application id {world.fake.application_id})" in text
     assert "MOUNTSEA_API_KEY: accepted" in text
     assert "commands: all 7 are synced to the dev server" in text
-    assert "every permission in 1 visible channels" in text
+    assert "every permission in 1 visible channel\n" in text
     assert f"client_id={world.fake.application_id}" in text and "permissions=274878024704" in text
     assert "everything is in order" in text
 
@@ -75,13 +80,24 @@ async def test_check_lists_what_is_wrong(world: World) -> None:
     assert "PROBLEM  MOUNTSEA_API_KEY:" in text and "refused the key" in text
     assert (
         "PROBLEM  commands on the dev server" in text
-        and "(missing: /Use as reference, /history, /imagine, " in text
+        and '(missing: the "Use as reference" message menu, /history, /imagine, ' in text
     )
     assert f"#art ({art}): Attach Files" in text
     assert "#general" not in text and "#staff" not in text
     assert fake.sessions_started == 0  # REST only: no gateway session next to a running bot
     assert "3 problem(s) found." in text
     assert "invite link: https://discord.com/oauth2/authorize?client_id=" in text
+
+
+def test_check_exit_codes_are_documented_and_a_missing_token_is_2(tmp_path: Path) -> None:
+    helped = run("check", "--help")
+    assert helped.returncode == 0
+    said = " ".join(helped.stdout.split())
+    assert "Exit codes: 0 everything is in order, 1 something is broken" in said
+    assert "2 the configuration" in said
+    missing = run("check", env={"MOUNTSEA_API_KEY": "k", "DATABASE_PATH": str(tmp_path / "bot.db")})
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.startswith("configuration error: DISCORD_TOKEN") and missing.stderr.count("\n") == 1
 
 
 async def test_check_reports_a_refused_token(world: World) -> None:

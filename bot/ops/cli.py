@@ -107,7 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"imagine-bot {version()}")
     sub = parser.add_subparsers(dest="command", parser_class=OneLineParser)
     sub.add_parser("run", help="run the Discord bot (the default)")
-    sub.add_parser("check", help="check the token, the API key, commands, permissions; print the invite link")
+    sub.add_parser(
+        "check",
+        help="check the token, the API key, commands, permissions; print the invite link",
+        description="Check the token, the API key, the commands and the permissions in every channel;"
+        " print the invite links. Exit codes: 0 everything is in order, 1 something is broken (the"
+        " PROBLEM lines), 2 the configuration (a setting missing or malformed: nothing was checked).",
+    )
 
     imagine = sub.add_parser("imagine", help="make one image from the terminal, without Discord")
     imagine.add_argument("prompt")

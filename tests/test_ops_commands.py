@@ -8,6 +8,7 @@ import csv
 import io
 import logging
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -278,6 +279,29 @@ def test_every_sandbox_option_names_its_default(capsys: pytest.CaptureFixture[st
     assert "port to listen on (0: any free port) (default: 8090)" in help_text
     assert "(default: 127.0.0.1)" in help_text
     assert help_text.count("(default:") >= 10
+
+
+def test_sandbox_help_gives_each_option_one_default_that_reads_right(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["sandbox", "--help"])
+    text = capsys.readouterr().out
+    options = re.split(r"\n  (?=--)", text.split("options:", 1)[1])[2:]  # after -h
+    for entry in options:
+        said = " ".join(entry.split())
+        assert said.count("(default:") == 1, said  # one default each, never two
+        assert (
+            "(default: None)" not in said and "(default: True)" not in said and "(default: False)" not in said
+        )
+    joined = " ".join(text.split())
+    assert (
+        "--no-reference-check accept reference image URLs without downloading them (default: each" in joined
+    )
+    assert (
+        "simulate an outage S seconds after start: every request then answers 503 (default: no outage)"
+        in joined
+    )
 
 
 def test_healthcheck_without_a_running_bot_fails_in_one_line(tmp_path: Path) -> None:

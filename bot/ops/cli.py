@@ -95,7 +95,8 @@ def _describe_sandbox_options(parser: argparse.ArgumentParser) -> None:
             action.type = bounds
         if action.option_strings and action.dest != "help":
             action.help = action.help or text or action.dest.replace("_", " ")
-            if "%(default)" not in action.help:
+            # Once: options whose default is better said in words (a flag, "no outage") say it themselves.
+            if "%(default)" not in action.help and "(default:" not in action.help:
                 action.help += " (default: %(default)s)"
 
 

@@ -100,9 +100,15 @@ def _describe_sandbox_options(parser: argparse.ArgumentParser) -> None:
                 action.help += " (default: %(default)s)"
 
 
+def program_name(argv0: str | None = None) -> str:
+    """The name the operator ran: `imagine-bot` (the installed command) or `python -m bot`."""
+    name = Path(argv0 if argv0 is not None else sys.argv[0]).name
+    return name if name.startswith("imagine-bot") else "python -m bot"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m bot",
+        prog=program_name(),
         description="imagine-bot: images for a Discord community (also installed as `imagine-bot`)",
     )
     parser.add_argument("--version", action="version", version=f"imagine-bot {version()}")
@@ -284,12 +290,12 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     setup_logging("INFO")
     low_high = args.duration_range
     if low_high and low_high[0] > low_high[1]:
-        print("python -m bot sandbox: --duration-range LOW must not be above HIGH", file=sys.stderr)
+        print(f"{program_name()} sandbox: --duration-range LOW must not be above HIGH", file=sys.stderr)
         return 2
     try:
         config = sandbox.config_from_args(args)
     except ValueError as error:
-        print(f"python -m bot sandbox: {error}", file=sys.stderr)
+        print(f"{program_name()} sandbox: {error}", file=sys.stderr)
         return 2
 
     async def serve() -> None:
@@ -305,7 +311,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         asyncio.run(serve())
     except OSError as error:
         print(
-            f"python -m bot sandbox: cannot listen on {args.host}:{args.port} ({error.strerror or error})",
+            f"{program_name()} sandbox: cannot listen on {args.host}:{args.port} ({error.strerror or error})",
             file=sys.stderr,
         )
         return 2

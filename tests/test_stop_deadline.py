@@ -133,3 +133,28 @@ def _long_back_off(log_text: str) -> float | None:
         if float(seconds) > STOP_DEADLINE + GRACE + 3:
             return float(seconds)
     return None
+
+
+async def test_sigterm_exits_within_the_deadline_while_the_database_hangs(
+    sandbox: Sandbox, tmp_path: Path, pg_url: str
+) -> None:
+    """Every statement on the jobs table waits for another session's lock: releasing the leases, the
+    poll loop and the database threads never finish. The stop still ends within its deadline."""
+    import psycopg
+
+    async with (
+        running_fake(token=TOKEN) as fake,
+        bot_process(fake, sandbox, tmp_path / "bot.db", DATABASE_URL=pg_url) as bot,
+    ):
+        await wait_healthy(bot)
+        with psycopg.connect(pg_url) as locker:
+            locker.execute("LOCK TABLE jobs, usage IN ACCESS EXCLUSIVE MODE")
+            try:
+                await asyncio.sleep(0.5)  # the poll loop is now waiting on the lock
+                started = time.monotonic()
+                bot.process.send_signal(signal.SIGTERM)
+                assert await bot.wait(STOP_DEADLINE + GRACE) == 0
+                assert time.monotonic() - started < STOP_DEADLINE + GRACE
+            finally:
+                locker.rollback()
+    assert b"SIGTERM received" in bot.stderr

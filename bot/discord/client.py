@@ -25,6 +25,7 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.i18n import N_
 from bot.core.models import Job, JobStatus
 from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
+from bot.core.texts import Text, msg
 from bot.discord.replies import NO_PINGS, say_privately
 from bot.discord.sink import DiscordSink
 from bot.discord.stopping import admit
@@ -33,6 +34,7 @@ from bot.discord.views import DYNAMIC_ITEMS
 from bot.ops import metrics
 from bot.ops.config import Settings
 from bot.ops.health import OpsServer
+from bot.ops.runner_wiring import build_runner
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
     async def on_error(
         self, interaction: discord.Interaction[ImagineBot], error: app_commands.AppCommandError
     ) -> None:
+        text: Text | str
         if isinstance(error, app_commands.NoPrivateMessage):
             text = N_("This command works in a server channel, not in DMs.")
         elif isinstance(error, app_commands.CheckFailure):
@@ -94,10 +97,11 @@ class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
             reference = secrets.token_hex(4)
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error("command %s failed (ref %s)", command, reference, exc_info=error)
-            text = N_(
+            text = msg(
                 "Something went wrong on our side. Please try again; if it keeps happening, "
-                "tell a moderator (ref {reference})."
-            ).format(reference=f"`{reference}`")
+                "tell a moderator (ref {reference}).",
+                reference=f"`{reference}`",
+            )
         try:
             await say_privately(interaction, text)
         except discord.HTTPException:
@@ -156,7 +160,6 @@ class ImagineBot(commands.AutoShardedBot):
         return RunnerConfig(
             time_limit=s.job_time_limit,
             concurrency=s.poll_concurrency,
-            lease=s.job_lease,
             outage_queue_limit=s.outage_queue_limit,
             max_result_bytes=s.max_result_bytes,
             status_update_interval=s.status_update_interval,
@@ -186,7 +189,7 @@ class ImagineBot(commands.AutoShardedBot):
             self._lag_task = metrics.start_loop_lag_watch()
         self.api = s.image_api(self.session)
         self.sink = MeasuredSink(self)
-        self.runner = JobRunner(
+        self.runner = build_runner(
             self.store,
             self.api,
             self.session,

@@ -39,6 +39,15 @@ from aiohttp import web
 from PIL import Image, ImageDraw, ImageFont
 
 from bot.adapters.reference_check import reference_problem
+from bot.core.video_contract import VIDEO_MODEL
+from sandbox.clips import make_video
+from sandbox.video_route import (
+    VideoRequestError,
+    VideoSpec,
+    validate_video_submission,
+    video_result,
+    video_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +207,8 @@ class SandboxTask:
     raw_result: object = UNSET
     """A result returned verbatim instead of the configured shape (set by ``force_next``)."""
     image_count: int = 1
+    video: VideoSpec | None = None
+    """A video task's clip (POST /xai/videos); None for an image task."""
 
     @property
     def finished_clock(self) -> float | None:
@@ -282,6 +293,10 @@ def _is_http_url(value: object) -> bool:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"code": status, "message": message}, status=status, headers=headers)
+
+
+def _raw(status: int, body: bytes) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json")
 
 
 def _iso(moment: datetime) -> str:
@@ -434,6 +449,7 @@ class Sandbox:
         self._forced_outcomes: deque[_ForcedOutcome] = deque()
         self._forced_poll_failures: deque[int] = deque()
         self._forced_rate_limits: deque[int] = deque()
+        self._raw_answers: dict[str, deque[tuple[int, bytes]]] = {"submit": deque(), "poll": deque()}
         self._images = _ByteBudgetLRU(self.config.image_cache_bytes)
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None  # for reference images, made on first use
@@ -442,6 +458,8 @@ class Sandbox:
         self.app.router.add_post("/xai/images", self._handle_submit)
         self.app.router.add_get("/xai/tasks", self._handle_poll)
         self.app.router.add_get(r"/sandbox/images/{task_id}/{n:\d+}.png", self._handle_image)
+        self.app.router.add_post("/xai/videos", self._handle_video_submit)
+        self.app.router.add_get(r"/sandbox/videos/{task_id}.mp4", self._handle_video)
 
     # ----- lifecycle -----
 
@@ -506,6 +524,13 @@ class Sandbox:
     def rate_limit_next(self, n: int, retry_after: int = 1) -> None:
         """The next ``n`` API requests (submit or poll, after the key check) answer 429."""
         self._forced_rate_limits.extend([retry_after] * n)
+
+    def answer_next(self, route: Literal["submit", "poll"], body: bytes, *, status: int = 200) -> None:
+        """The next request to ``route`` (after the key check) is answered with exactly ``body`` as
+        ``application/json``, whatever it holds: broken, nested, oversized or mistyped answers for
+        the client's tests. A submit answered this way still creates its task, as a real gateway
+        that took the request and then garbled its answer would have."""
+        self._raw_answers[route].append((status, body))
 
     def start_outage(self, seconds: float, *, after: float = 0.0) -> tuple[float, float]:
         """From ``after`` seconds (of ``clock``) from now, every request answers 503 for ``seconds``.
@@ -627,7 +652,56 @@ class Sandbox:
             # The task exists before the delay, as on a real gateway: a client that gives up
             # waiting has still started (and been billed for) a task.
             await asyncio.sleep(self.config.submit_delay)
+        if self._raw_answers["submit"]:
+            return _raw(*self._raw_answers["submit"].popleft())
         return web.json_response({"taskId": task.task_id})
+
+    async def _handle_video_submit(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        try:
+            video = validate_video_submission(body)
+        except VideoRequestError as exc:
+            return _error(400, str(exc))
+        if self.config.check_references and video.reference_images:
+            problem = await self._check_reference(0, video.reference_images[0])
+            if problem is not None:
+                return _error(400, problem)
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        spec = await video_spec(video, self._http)
+        submission = _Submission(video.prompt, VIDEO_MODEL, video.aspect_ratio, video.reference_images)
+        task = self._create_task(submission)
+        task.video = spec
+        if self._raw_answers["submit"]:
+            return _raw(*self._raw_answers["submit"].popleft())
+        return web.json_response({"taskId": task.task_id})
+
+    async def _handle_video(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        task = self.tasks.get(request.match_info["task_id"])
+        if task is None or task.video is None or task.status_at(self.config.clock()) != "completed":
+            return _error(404, "Video not found")
+        mp4 = await asyncio.get_running_loop().run_in_executor(None, self.video_bytes, task.task_id)
+        return web.Response(body=mp4, content_type="video/mp4")
+
+    def video_url(self, base_url: str, task_id: str) -> str:
+        return f"{base_url.rstrip('/')}/sandbox/videos/{task_id}.mp4"
+
+    def video_bytes(self, task_id: str) -> bytes:
+        """Exactly the MP4 the video route serves for this task; made on first use, then cached."""
+        task = self.tasks[task_id]
+        if task.video is None:
+            raise ValueError(f"task {task_id} is not a video task")
+        cached = self._images.get((task_id, -1))
+        if cached is not None:
+            return cached
+        spec = task.video
+        mp4 = make_video(task.prompt, spec.duration, spec.width, spec.height)
+        self._images.put((task_id, -1), mp4)
+        return mp4
 
     async def _check_reference(self, index: int, url: str) -> str | None:
         """The refusal message for one unusable reference image, or None. The service has to read the
@@ -650,6 +724,8 @@ class Sandbox:
         if self._forced_poll_failures:
             status = self._forced_poll_failures.popleft()
             return _error(status, "Injected failure (sandbox)")
+        if self._raw_answers["poll"]:
+            return _raw(*self._raw_answers["poll"].popleft())
         task_id = request.query.get("taskId", "")
         if not task_id:
             return _error(400, "taskId is required")
@@ -747,6 +823,8 @@ class Sandbox:
         if task.final_status != "completed":
             return None
         shape = self.config.result_shape
+        if task.video is not None:
+            return video_result(self.video_url(base_url, task.task_id), shape)
         if shape == "b64":
             loop = asyncio.get_running_loop()
             pngs = [

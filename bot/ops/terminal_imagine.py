@@ -35,6 +35,7 @@ from bot.core.clock import Clock
 from bot.core.models import ImageRequest, Job, JobStatus, Origin, Stage
 from bot.core.policy.validation import InputRefused, validate_request
 from bot.core.runner import MSG_OUTAGE, MSG_UNAVAILABLE, DeliveryReceipt, RunnerConfig
+from bot.core.texts import Text, from_stored, render
 from bot.ops.config import Settings
 from bot.ops.output_file import OutputRefused, database_files, writable_problem, write_output
 from bot.ops.runner_wiring import build_runner
@@ -115,9 +116,10 @@ def encode(data: bytes, image_format: str | None) -> bytes:
 
 # Runner texts written for Discord members, said the terminal's way.
 TERMINAL_REASONS = {
-    MSG_OUTAGE: "the image service kept failing past OUTAGE_QUEUE_LIMIT; the request was never sent,"
-    " so nothing is billed",
-    MSG_UNAVAILABLE: "the image service refused the key; check MOUNTSEA_API_KEY and the account's balance",
+    MSG_OUTAGE.msgid: "the image service kept failing past OUTAGE_QUEUE_LIMIT; the request was never"
+    " sent, so nothing is billed",
+    MSG_UNAVAILABLE.msgid: "the image service refused the key; check MOUNTSEA_API_KEY and the account's"
+    " balance",
 }
 
 
@@ -168,7 +170,8 @@ class FileSink:
         try:
             for index, image in enumerate(images):
                 if image.data is None:
-                    self._say(f"image {index + 1} could not be downloaded: {image.error}")
+                    why = render(None, image.error) if image.error else "no reason given"
+                    self._say(f"image {index + 1} could not be downloaded: {why}")
                     continue
                 downloaded += 1
                 if self.output.path is None:
@@ -245,7 +248,9 @@ class FileSink:
         return None  # nothing to look up: an earlier process's output is not visible from here
 
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
-        self.error = TERMINAL_REASONS.get(reason, reason)
+        stored = from_stored(reason)
+        terminal = TERMINAL_REASONS.get(stored.msgid) if isinstance(stored, Text) else None
+        self.error = terminal or render(None, stored)  # the terminal reads English
         self._say(f"failed: {self.error}")
         self.done.set()
         return DeliveryReceipt("terminal")

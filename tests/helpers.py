@@ -1,16 +1,20 @@
-"""Shared test helpers: a sink that records what the runner tells it, and runner wiring."""
+"""Shared test helpers: waiting with a deadline, a sink that records what the runner tells it, and runner
+wiring."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
+import inspect
 import io
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 from PIL import Image
@@ -32,6 +36,62 @@ FAST_RUNNER = RunnerConfig(
     shutdown_grace=0.2,
     idle_wait=0.5,
 )
+
+
+T = TypeVar("T")
+
+
+async def wait_until(
+    condition: Callable[[], T | Awaitable[T]],
+    what: str | Callable[[], str],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+) -> T:
+    """Check `condition` (plain or async) every `interval` seconds until it returns something truthy, and
+    return that. After `timeout` seconds fail with a TimeoutError naming `what` (a text, or a function
+    that describes what was last seen), so that a wait that would never end fails instead of hanging."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return found  # type: ignore[return-value]
+        if time.monotonic() >= deadline:
+            text = what if isinstance(what, str) else what()
+            raise TimeoutError(f"waited {timeout:g} s for {text}")
+        await asyncio.sleep(interval)
+
+
+def runner_idle(runner: JobRunner) -> bool:
+    """Nothing under way in this runner: no submit, poll, delivery or later retry. The one place the
+    tests read the runner's task groups (if the runner keeps one registry of what it holds, ask it)."""
+    return not (runner._submits or runner._workers or runner._retries)
+
+
+async def runner_settled(runner: JobRunner, timeout: float = 10.0) -> None:
+    """Wait for a definite "nothing more will happen": the poll loop has made a whole pass since this
+    call (woken, so at once; a job the store says is due would have been claimed in it) and nothing
+    is under way. Meant for when every job has reached its end in the store."""
+    for _ in range(2):  # the second pass starts only once the first has claimed what was due
+        before = getattr(runner, "loop_ran_at", None)
+        runner.wake()
+        await wait_until(
+            lambda b=before: getattr(runner, "loop_ran_at", None) != b,  # type: ignore[misc]
+            "a pass of the runner's poll loop",
+            timeout,
+            interval=0.005,
+        )
+    await wait_until(
+        lambda: runner_idle(runner),
+        lambda: f"the runner to finish {_under_way(runner)}",
+        timeout,
+    )
+
+
+def _under_way(runner: JobRunner) -> str:
+    tasks = [*runner._submits, *runner._workers, *runner._retries]
+    return ", ".join(sorted(t.get_coro().__qualname__ for t in tasks)) or "nothing"  # type: ignore[union-attr]
 
 
 def as_shown(content: str) -> str:
@@ -71,10 +131,11 @@ class RecordingSink:
         return DeliveryReceipt("test")
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[Outcome]:
-        async with asyncio.timeout(timeout):
-            while len(self.outcomes) < count:
-                self.changed.clear()
-                await self.changed.wait()
+        await wait_until(
+            lambda: len(self.outcomes) >= count,
+            lambda: f"{count} outcome(s) at the sink (it has {len(self.outcomes)})",
+            timeout,
+        )
         return self.outcomes
 
 

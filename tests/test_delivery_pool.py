@@ -3,14 +3,13 @@ its own job, which ends at its delivery deadline with a plain reason."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from pathlib import Path
 
 from bot.core.delivery_pool import MSG_TOO_SLOW
 from bot.core.models import ImageRequest, Origin
 from sandbox.server import Sandbox
-from tests.helpers import FAST_RUNNER, ImageHost, RecordingSink, running_runner
+from tests.helpers import FAST_RUNNER, ImageHost, RecordingSink, running_runner, wait_until
 
 ORIGIN = Origin(source="test", guild_id=1, channel_id=2, user_id=3)
 
@@ -26,9 +25,7 @@ async def test_a_trickling_result_host_delays_only_its_own_job(sandbox: Sandbox,
             db_path, sandbox.base_url or "", sink, config=config, result_hosts=(slow.origin,)
         ) as runner:
             slow_job = await runner.enqueue(ImageRequest("from a slow host"), ORIGIN)
-            async with asyncio.timeout(5):
-                while not slow.hits:  # its download has begun
-                    await asyncio.sleep(0.02)
+            await wait_until(lambda: slow.hits, "the slow job's download to begin", timeout=5)
             quick = [await runner.enqueue(ImageRequest(f"quick {i}"), ORIGIN) for i in range(3)]
             first = await sink.wait_for(3, timeout=5.9)
             assert {o.job.id for o in first} == {job.id for job in quick}

@@ -236,7 +236,7 @@ class ImageHost:
         await response.prepare(request)
         for byte in png_bytes():
             await response.write(bytes([byte]))
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # the trickle this route simulates
         return response
 
 

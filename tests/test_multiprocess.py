@@ -113,21 +113,21 @@ async def quiet(fake: FakeDiscord, bots: list[BotProcess]) -> None:
 
 
 async def wait_until_all_told(url: str, count: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    async def all_told() -> bool:
         [(told,)] = await asyncio.to_thread(
             query, url, "SELECT COUNT(*) FROM jobs WHERE delivered_at IS NOT NULL"
         )
-        if told >= count:
-            return
-        if time.monotonic() > deadline:
-            left = query(
-                url,
-                "SELECT id, status, lease_owner, leased_until - EXTRACT(EPOCH FROM now()), delivery,"
-                " delivery_attempts FROM jobs WHERE delivered_at IS NULL",
-            )
-            raise AssertionError(f"{count - told} jobs not told in {timeout} s: {left}")
-        await asyncio.sleep(0.2)
+        return bool(told >= count)
+
+    def left() -> str:
+        rows = query(
+            url,
+            "SELECT id, status, lease_owner, leased_until - EXTRACT(EPOCH FROM now()), delivery,"
+            " delivery_attempts FROM jobs WHERE delivered_at IS NULL",
+        )
+        return f"all {count} jobs to be told ({len(rows)} not told: {rows})"
+
+    await wait_until(all_told, left, timeout, interval=0.2)
 
 
 def image_posts_per_job(fake: FakeDiscord) -> collections.Counter[int]:
@@ -248,7 +248,7 @@ async def test_a_killed_process_s_jobs_are_finished_by_the_others_within_the_lea
                 takeover = time.monotonic() - killed_at
                 try:
                     await wait_until_all_told(pg_url, count, timeout=40)
-                except AssertionError:
+                except TimeoutError:
                     for n, bot in enumerate(bots):  # for whoever reads the failure
                         (tmp_path / f"process-{n}.log").write_bytes(bytes(bot.stderr))
                     raise

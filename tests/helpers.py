@@ -70,21 +70,30 @@ def runner_idle(runner: JobRunner) -> bool:
 
 
 async def runner_settled(runner: JobRunner, timeout: float = 10.0) -> None:
-    """Wait for a definite "nothing more will happen": the poll loop has made a whole pass since this
-    call (woken, so at once; a job the store says is due would have been claimed in it) and nothing
-    is under way. Meant for when every job has reached its end in the store."""
-    for _ in range(2):  # the second pass starts only once the first has claimed what was due
-        before = getattr(runner, "loop_ran_at", None)
-        runner.wake()
-        await wait_until(
-            lambda b=before: getattr(runner, "loop_ran_at", None) != b,  # type: ignore[misc]
-            "a pass of the runner's poll loop",
-            timeout,
-            interval=0.005,
-        )
+    """Wait for a definite "nothing more will happen": no job of the runner's source is still queued,
+    submitting or running in the store, the poll loop has made a whole pass since then (woken, so at
+    once; a job the store says is due would have been claimed in it), and nothing is under way."""
+    seen: dict[str, int] = {}
+
+    async def done() -> bool:
+        seen.clear()
+        seen.update(await runner.store.unfinished_jobs_by_status(runner.source))
+        if set(seen) & {"queued", "submitting", "running"}:
+            return False
+        for _ in range(2):  # the second pass starts only once the first has claimed what was due
+            before = getattr(runner, "loop_ran_at", None)
+            runner.wake()
+            await wait_until(
+                lambda b=before: getattr(runner, "loop_ran_at", None) != b,  # type: ignore[misc]
+                "a pass of the runner's poll loop",
+                timeout,
+                interval=0.005,
+            )
+        return runner_idle(runner)
+
     await wait_until(
-        lambda: runner_idle(runner),
-        lambda: f"the runner to finish {_under_way(runner)}",
+        done,
+        lambda: f"the runner to settle (jobs not ended: {seen or 'none'}; under way: {_under_way(runner)})",
         timeout,
     )
 

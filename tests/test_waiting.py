@@ -1,17 +1,24 @@
-"""Every test has a time limit that really fires: a wait that never ends fails the test, with an error
-saying so, instead of hanging the run (pytest-timeout, set in pyproject.toml)."""
+"""Waits in the tests end. Every test has a time limit that really fires (pytest-timeout, set in
+pyproject.toml): a wait that never ends fails the test with an error saying so instead of hanging the
+run. wait_until names what it waited for. The definite "nothing more will happen" waits that replace
+fixed sleeps do wait for the work under way."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
-from tests.helpers import wait_until
+from bot.core.models import ImageRequest, JobStatus, Origin
+from sandbox.server import Sandbox
+from testing.fake_discord import running_fake
+from tests.helpers import RecordingSink, runner_settled, running_runner, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,3 +77,26 @@ async def test_wait_until_names_what_it_waited_for() -> None:
         await wait_until(lambda: False, lambda: "the moon to turn blue (it is grey)", timeout=0.2)
     assert time.monotonic() - started < 2
     assert await wait_until(lambda: "found", "anything", timeout=0.2) == "found"
+
+
+async def test_a_settled_runner_has_finished_what_was_under_way(sandbox: Sandbox, db_path: Path) -> None:
+    sandbox.config.duration = 0.5
+    sink = RecordingSink()
+    async with running_runner(db_path, sandbox.base_url or "", sink) as runner:
+        job = await runner.enqueue(ImageRequest("under way"), Origin(source="test"))
+        await runner_settled(runner)  # at once: it may return only when nothing more will happen
+        row = await runner.store.get_job(job.id)
+    assert len(sink.outcomes) == 1 and sink.outcomes[0].images is not None
+    assert row is not None and row.status is JobStatus.DELIVERED and row.delivered_at is not None
+
+
+async def test_the_fake_discord_is_idle_only_once_every_request_is_answered() -> None:
+    async with running_fake() as fake, aiohttp.ClientSession() as http:
+        fake.slow_route("GET", "/users/@me", 0.3)
+        headers = {"Authorization": f"Bot {fake.token}"}
+        call = asyncio.create_task(http.get(f"{fake.api_base}/users/@me", headers=headers))
+        await wait_until(lambda: fake.requests, "the request to reach the fake Discord")
+        await fake.wait_idle()
+        [request] = fake.requests
+        assert request.status == 200 and fake.in_flight == 0
+        (await call).release()

@@ -38,8 +38,8 @@ HANGING = textwrap.dedent(
         lock.acquire()
 
 
-    def test_the_next_test_still_runs() -> None:
-        assert True
+    async def test_the_next_test_still_runs() -> None:
+        await asyncio.sleep(0)
     """
 )
 
@@ -50,13 +50,15 @@ def test_the_suite_sets_a_time_limit_on_every_test(pytestconfig: pytest.Config) 
 
 
 def test_a_wait_that_never_ends_fails_quickly_and_says_so(tmp_path: Path) -> None:
-    """The suite's own settings (pyproject.toml), on two xdist workers, with the limit cut to 2 s."""
+    """The suite's own settings (pyproject.toml) under xdist, with the limit cut to 2 s. The file's tests
+    run in order on one worker (--dist loadfile): after two time-outs its next async test still runs."""
     (tmp_path / "test_hanging.py").write_text(HANGING)
     started = time.monotonic()
     run = subprocess.run(
         [
             *(sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(tmp_path)),
-            *("-p", "no:cacheprovider", "-o", "timeout=2", "-n", "2", "-rA", str(tmp_path)),
+            *("-p", "no:cacheprovider", "-o", "timeout=2", "-n", "2", "--dist", "loadfile"),
+            *("-rA", str(tmp_path)),
         ],
         capture_output=True,
         text=True,
@@ -96,7 +98,9 @@ async def test_the_fake_discord_is_idle_only_once_every_request_is_answered() ->
         headers = {"Authorization": f"Bot {fake.token}"}
         call = asyncio.create_task(http.get(f"{fake.api_base}/users/@me", headers=headers))
         await wait_until(lambda: fake.requests, "the request to reach the fake Discord")
+        assert fake.in_flight == 1  # still being handled
         await fake.wait_idle()
         [request] = fake.requests
         assert request.status == 200 and fake.in_flight == 0
+        assert await fake.wait_for_requests(lambda r: r.path == "/users/@me", 1) == [request]
         (await call).release()

@@ -1225,13 +1225,17 @@ class FakeDiscord:
         between the bot and Discord. A request still on its way through the socket, or one the bot
         starts later (a timer, a background task), is the bot's to account for: combine this with
         the bot's own tasks being done (tests/bot_harness.py: World.settle)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                if self._live_sessions():
-                    await self.sync_gateway(timeout)
-                if self.in_flight == 0:
-                    return
-                await self._wait(lambda: self.in_flight == 0 or None, timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if self._live_sessions():
+                        await self.sync_gateway(timeout)
+                    if self.in_flight == 0:
+                        return
+                    await self._wait(lambda: self.in_flight == 0 or None, timeout)
+        except TimeoutError:
+            busy = f"{self.in_flight} request(s) in flight"
+            raise TimeoutError(f"the fake Discord was not idle within {timeout:g} s ({busy})") from None
 
     # ------------------------------------------------------------------------------------ fault injection
 

@@ -34,6 +34,7 @@ from bot.discord.views import DYNAMIC_ITEMS
 from bot.ops import metrics
 from bot.ops.config import Settings
 from bot.ops.health import OpsServer
+from bot.ops.runner_wiring import build_runner
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,6 @@ class ImagineBot(commands.AutoShardedBot):
         return RunnerConfig(
             time_limit=s.job_time_limit,
             concurrency=s.poll_concurrency,
-            lease=s.job_lease,
             outage_queue_limit=s.outage_queue_limit,
             max_result_bytes=s.max_result_bytes,
             status_update_interval=s.status_update_interval,
@@ -188,7 +188,7 @@ class ImagineBot(commands.AutoShardedBot):
             self._lag_task = metrics.start_loop_lag_watch()
         self.api = s.image_api(self.session)
         self.sink = MeasuredSink(self)
-        self.runner = JobRunner(
+        self.runner = build_runner(
             self.store,
             self.api,
             self.session,

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from PIL import Image
@@ -64,10 +64,15 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+def _runner_tasks(runner: JobRunner) -> list[asyncio.Task[Any]]:
+    """Every background task of the runner's registry: submits, other work on jobs (polls, deliveries,
+    endings) and later delivery attempts. The one place the tests read the registry's task groups."""
+    return [task for group in runner.parts.registry._tasks.values() for task in group]
+
+
 def runner_idle(runner: JobRunner) -> bool:
-    """Nothing under way in this runner: no submit, poll, delivery or later retry. The one place the
-    tests read the runner's task groups (if the runner keeps one registry of what it holds, ask it)."""
-    return not (runner._submits or runner._workers or runner._retries)
+    """Nothing under way in this runner: no submit, poll, delivery or later retry."""
+    return not _runner_tasks(runner)
 
 
 async def runner_settled(runner: JobRunner, timeout: float = 10.0) -> None:
@@ -100,8 +105,8 @@ async def runner_settled(runner: JobRunner, timeout: float = 10.0) -> None:
 
 
 def _under_way(runner: JobRunner) -> str:
-    tasks = [*runner._submits, *runner._workers, *runner._retries]
-    return ", ".join(sorted(t.get_coro().__qualname__ for t in tasks)) or "nothing"  # type: ignore[union-attr]
+    names = sorted(t.get_coro().__qualname__ for t in _runner_tasks(runner))  # type: ignore[union-attr]
+    return ", ".join(names) or "nothing"
 
 
 def as_shown(content: str) -> str:

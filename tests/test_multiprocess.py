@@ -25,6 +25,7 @@ import psycopg
 import pytest
 
 from bot.core.runner import MSG_INTERRUPTED
+from bot.core.texts import from_stored
 from sandbox.server import Sandbox, SandboxConfig, log_uniform
 from testing.fake_discord import FakeDiscord, running_fake
 from tests.helpers import wait_until
@@ -273,5 +274,5 @@ async def test_a_killed_process_s_jobs_are_finished_by_the_others_within_the_lea
             assert (submits[prompt], posts[job_id]) == (1, 1), job_id
         else:
             # Only a submit cut off by the kill, whose outcome nobody can know: told, never resent.
-            assert (status, error, posts[job_id]) == ("unknown", MSG_INTERRUPTED, 0), job_id
+            assert (status, from_stored(error), posts[job_id]) == ("unknown", MSG_INTERRUPTED, 0), job_id
     assert sum(status == "delivered" for _, status, _, _ in rows) >= count - 3

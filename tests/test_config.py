@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.ops import wiring
 from bot.ops.config import ConfigError, Secret, load_settings
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789AB"
@@ -125,7 +126,7 @@ def test_result_hosts_and_the_api_origin_make_the_fetch_policy() -> None:
     settings = load_settings(env, env_file=None)
     assert settings.result_hosts == ("cdn.example.com", "[::1]:9000")
     assert settings.max_result_pixels == 8_500_000 and settings.max_answer_bytes == 2 * 1024 * 1024
-    policy = settings.fetch_policy()
+    policy = wiring.fetch_policy(settings)
     assert policy.allows("127.0.0.1", 8090) and policy.allows("cdn.example.com", 443)
     assert policy.allows("::1", 9000) and not policy.allows("::1", 9001)
     assert not policy.allows("127.0.0.1", 8091)

@@ -26,7 +26,8 @@ from bot.core import messages
 from bot.core.clock import Clock
 from bot.core.models import ImageRequest, Job, Origin, Stage
 from bot.core.policy.validation import InputRefused, validate_request
-from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
+from bot.core.runner import DeliveryReceipt, JobRunner
+from bot.ops import wiring
 from bot.ops.config import Settings
 
 log = logging.getLogger(__name__)
@@ -194,29 +195,20 @@ async def run_imagine(
     request = ImageRequest(request.prompt, request.aspect_ratio, tuple(refs))
 
     sink = FileSink(out, stream)
-    async with open_session(settings.fetch_policy()) as session:
+    async with open_session(wiring.fetch_policy(settings)) as session:
         if refs:
             problems = await references_problems(session, refs, settings.max_attachment_bytes)
             if problems:
                 print("\n".join(problems), file=stream)
                 return 2
         store = await open_store(settings)
-        api = settings.image_api(session)
         runner = JobRunner(
             store,
-            api,
+            wiring.image_api(settings, session),
             session,
             sink,
-            RunnerConfig(
-                time_limit=settings.job_time_limit,
-                lease=settings.job_lease,
-                outage_queue_limit=settings.outage_queue_limit,
-                max_result_bytes=settings.max_result_bytes,
-                status_update_interval=0,
-                delivery_deadline=settings.delivery_timeout,
-                max_result_pixels=settings.max_result_pixels,
-            ),
-            schedule=settings.poll_schedule(),
+            wiring.terminal_runner_config(settings),
+            schedule=wiring.poll_schedule(settings),
             # Its own source: this run must not pick up jobs of the bot or of another terminal.
             source=f"cli:{secrets.token_hex(4)}",
             clock=clock,

@@ -53,6 +53,10 @@ async def run_bot(settings: Settings) -> int:
     finally:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
+        # `start` returns as soon as a stop signal's close has shut the gateway, and leaving `async
+        # with` does not wait for the rest once the gateway is closed: wait here, or the session, the
+        # store (its lease release and final checkpoint) and the endpoint are cancelled at exit.
+        await bot.close()
     if stopped_by:
         log.info("stopped cleanly")
     return 0

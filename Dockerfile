@@ -18,9 +18,11 @@ COPY --from=build /venv /venv
 WORKDIR /app
 RUN mkdir -p /app/data && chown imagine:imagine /app/data
 ENV PATH="/venv/bin:$PATH" \
-    PYTHONUNBUFFERED=1 \
-    DATABASE_PATH=/app/data/bot.db \
-    METRICS_PORT=9100
+    PYTHONUNBUFFERED=1
+# The image's settings (the database in the volume, /healthz on 9100) as the bot's .env, not as ENV:
+# compose's env_file sets every name of the operator's .env, and an empty `METRICS_PORT=` there would
+# replace an ENV value, where it leaves a .env value in force (an empty value means the default).
+COPY docker/image.env /app/.env
 USER imagine
 VOLUME ["/app/data"]
 # /healthz inside the container (127.0.0.1): gateway connected, database answering, poll loop alive.

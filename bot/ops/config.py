@@ -570,7 +570,7 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def _kind(field: FieldInfo) -> str:
+def kind(field: FieldInfo) -> str:
     """The type of a setting in words, None left out: "whole number", "number", "path", ..."""
     kind: Any = field.annotation
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
@@ -599,18 +599,18 @@ def requirement(field: FieldInfo) -> str:
     meta = extra(field)
     if "allowed" in meta:
         return str(meta["allowed"])
-    kind = _kind(field)
-    if kind == "choice":
+    kind_ = kind(field)
+    if kind_ == "choice":
         return "one of " + ", ".join(str(c) for c in typing.get_args(field.annotation))
-    if kind not in ("whole number", "number"):
-        return kind
+    if kind_ not in ("whole number", "number"):
+        return kind_
     unit = meta.get("unit")
     if unit == "port":
         words = "a port number"
     elif unit:
-        words = f"a {kind} of {unit}"
+        words = f"a {kind_} of {unit}"
     else:
-        words = f"a {kind}"
+        words = f"a {kind_}"
     bounds = _bounds(field)
     low, high, above = bounds.get("ge"), bounds.get("le"), bounds.get("gt")
     if low is not None and high is not None:

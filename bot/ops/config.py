@@ -81,17 +81,21 @@ def setting(
     group: str,
     unit: str | None = None,
     allowed: str | None = None,
+    see: tuple[str, str] | None = None,
     ge: float | None = None,
     gt: float | None = None,
     le: float | None = None,
 ) -> Any:
     """One setting: its variable name, default, help text and bounds (`ge`, `gt`, `le`). `unit` words a
-    number ("seconds"); `allowed` words what a value must look like when the type does not say it."""
+    number ("seconds"); `allowed` words what a value must look like when the type does not say it;
+    `see` is (title, page#anchor) of the docs/ page that says more."""
     extra: dict[str, Any] = {"group": group}
     if unit is not None:
         extra["unit"] = unit
     if allowed is not None:
         extra["allowed"] = allowed
+    if see is not None:
+        extra["see"] = list(see)
     return Field(
         default, validation_alias=env, description=help_text, json_schema_extra=extra, ge=ge, gt=gt, le=le
     )
@@ -121,15 +125,16 @@ class Settings(BaseSettings):
     discord_token: Secret | None = setting(
         None,
         "DISCORD_TOKEN",
-        "The bot's token: Developer Portal → your application → Bot → Reset Token. Required to run the bot.",
+        "The bot's token: Developer Portal → your application → Bot → Reset Token. Required to run the "
+        "bot; never logged, stored or shown.",
         group="Required",
         allowed="a bot token (three dot-separated parts)",
     )
     api_key: Secret = setting(
         Secret(""),
         "MOUNTSEA_API_KEY",
-        "Your Mountsea API key. To try the bot offline, run `make sandbox` and use `sandbox-key` with "
-        "MOUNTSEA_BASE_URL=http://127.0.0.1:8090.",
+        "Your Mountsea API key; never logged, stored or shown. To try the bot offline, run `make "
+        "sandbox` and use `sandbox-key` with MOUNTSEA_BASE_URL=http://127.0.0.1:8090.",
         group="Required",
         allowed="the key, without spaces",
     )
@@ -138,11 +143,13 @@ class Settings(BaseSettings):
     base_url: str = setting(
         DEFAULT_BASE_URL,
         "MOUNTSEA_BASE_URL",
-        "The image API gateway.",
+        "The image API gateway (or the sandbox).",
         group="Image API",
         allowed="an http(s) URL",
     )
-    model: str = setting(DEFAULT_MODEL, "MOUNTSEA_MODEL", "The model to ask for.", group="Image API")
+    model: str = setting(
+        DEFAULT_MODEL, "MOUNTSEA_MODEL", "The model name sent with each request.", group="Image API"
+    )
     request_timeout: float = setting(
         30.0,
         "REQUEST_TIMEOUT",
@@ -155,7 +162,8 @@ class Settings(BaseSettings):
     max_answer_mb: float = setting(
         20.0,
         "MAX_ANSWER_MB",
-        "Largest answer of the image API the bot reads; a larger one is treated as malformed.",
+        "Largest answer of the image API (submit or status) the bot reads; a larger one is treated "
+        "as malformed.",
         group="Image API",
         unit="megabytes",
         gt=0,
@@ -171,16 +179,19 @@ class Settings(BaseSettings):
         "DATABASE_URL",
         "PostgreSQL instead of the SQLite file, needed to run more than one bot process "
         "(postgresql://user:password@host:5432/database). Move existing data with "
-        "`python -m bot migrate-db`.",
+        "`python -m bot migrate-db`. The password is never logged.",
         group="Data",
         allowed="a PostgreSQL URL",
+        see=("PostgreSQL", "operations.md#postgresql"),
     )
     job_lease: float = setting(
         60.0,
         "JOB_LEASE_SECONDS",
-        "With PostgreSQL: how long a process holds a job it works on between renewals. When a process "
-        "dies, the others take its jobs over within this time (plus one poll interval).",
+        "With PostgreSQL: how long a process holds a job it works on (a poll, a submit, a delivery) "
+        "between renewals, every quarter of it. When a process dies, the others take its jobs over "
+        "within this time plus one poll interval.",
         group="Data",
+        see=("Running more than one process", "operations.md#running-more-than-one-process"),
         unit="seconds",
         ge=2,
         le=3600,
@@ -207,7 +218,8 @@ class Settings(BaseSettings):
     discord_api_base: str | None = setting(
         None,
         "DISCORD_API_BASE",
-        "Discord's REST API (unset: https://discord.com/api/v10), for an API proxy.",
+        "Discord's REST API (unset: https://discord.com/api/v10), for an API proxy (the tests point it "
+        "at the fake Discord); the gateway address is asked from it.",
         group="Discord",
         allowed="an http(s) URL like https://discord.com/api/v10",
     )
@@ -217,7 +229,7 @@ class Settings(BaseSettings):
         10,
         "DEFAULT_DAILY_QUOTA",
         "Images per member per day in each server, unless the server sets its own with "
-        "/imagine-admin quota default (0: off until a server sets a limit).",
+        "/imagine-admin quota default; 0 turns the bot off until a server sets a limit.",
         group="Quotas and limits",
         ge=0,
         le=1000,
@@ -229,6 +241,7 @@ class Settings(BaseSettings):
         "without the bot): images per person per UTC day across all those places; 0 turns personal "
         "use off.",
         group="Quotas and limits",
+        see=("Personal use", "moderation.md#personal-use-quota-and-bans"),
         ge=0,
         le=1000,
     )
@@ -258,6 +271,7 @@ class Settings(BaseSettings):
         "Status polls per task the adaptive schedule aims for: fewer means less load on the API but a "
         "finished image waits longer for the poll that finds it.",
         group="Polling the image API",
+        see=("Performance", "performance.md#why-the-overhead-target-is-missed"),
         unit="polls per task",
         ge=1,
         le=1000,
@@ -274,7 +288,9 @@ class Settings(BaseSettings):
     poll_max_interval: float = setting(
         15.0,
         "POLL_MAX_INTERVAL",
-        "Longest wait between two polls of one task.",
+        "Longest wait between two polls of one task; also the cap of the backoff after poll errors and "
+        "of the gap between outage probes. Only the first poll of a task may come later, when no "
+        "recent task of its kind finished that early.",
         group="Polling the image API",
         unit="seconds",
         gt=0,
@@ -325,6 +341,7 @@ class Settings(BaseSettings):
         "Largest result image the bot decodes. A larger JPEG is scaled down while decoding; a larger "
         "PNG, WebP or GIF is refused with a message to the member.",
         group="Fetching results",
+        see=("Hostile input", "security.md#memory-bounds"),
         unit="megapixels",
         gt=0,
         le=100,  # bot/adapters/media.py's PIXEL_CEILING (tests/test_settings_declaration.py checks it)
@@ -333,7 +350,8 @@ class Settings(BaseSettings):
         (),
         "RESULT_HOSTS",
         "Result images are downloaded only from public addresses (and the image API's own origin). "
-        "Hosts listed here (`host` or `host:port`) are allowed too, even on internal addresses.",
+        "Hosts listed here (`host` or `host:port`, e.g. minio.internal:9000) are allowed too, even on "
+        "internal addresses.",
         group="Fetching results",
         allowed="host names or addresses, optionally with :port, separated by commas",
     )
@@ -348,7 +366,7 @@ class Settings(BaseSettings):
     delivery_timeout: float = setting(
         120.0,
         "DELIVERY_TIMEOUT",
-        "Time all of one job's downloads together may take.",
+        "Time all of one job's downloads together may take; what has not arrived by then is given up.",
         group="Fetching results",
         unit="seconds",
         gt=0,
@@ -357,12 +375,16 @@ class Settings(BaseSettings):
 
     # -- Operators ------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = setting(
-        "INFO", "LOG_LEVEL", "How much the bot logs.", group="Operations"
+        "INFO",
+        "LOG_LEVEL",
+        "How much the bot logs; DEBUG shows every poll and its trace id.",
+        group="Operations",
     )
     log_format: Literal["text", "json"] = setting(
         "text",
         "LOG_FORMAT",
-        "text, or json: one JSON object per line, with job_id, task_id, trace_id and guild_id where known.",
+        "text, or json: one JSON object per line with time, level, logger, message and, where known, "
+        "job_id, task_id, trace_id and guild_id.",
         group="Operations",
     )
     metrics_port: int | None = setting(
@@ -370,6 +392,7 @@ class Settings(BaseSettings):
         "METRICS_PORT",
         "Serve /healthz and /metrics on this port (unset: off). The Docker image sets 9100.",
         group="Operations",
+        see=("Health and metrics", "operations.md#health-and-metrics"),
         unit="port",
         ge=1,
         le=65535,
@@ -377,7 +400,7 @@ class Settings(BaseSettings):
     metrics_host: str = setting(
         "127.0.0.1",
         "METRICS_HOST",
-        "Address of that endpoint (0.0.0.0 lets another host scrape it).",
+        "Address of that endpoint; 0.0.0.0 lets another host (Prometheus) reach it.",
         group="Operations",
     )
 
@@ -388,13 +411,14 @@ class Settings(BaseSettings):
         "The number of Discord shards of all processes together (unset: this one process runs every "
         "shard Discord recommends).",
         group="Several processes",
+        see=("Running more than one process", "operations.md#running-more-than-one-process"),
         ge=1,
     )
     shard_ids: tuple[int, ...] | None = setting(
         None,
         "SHARD_IDS",
-        "The shards this process runs, e.g. 0,1 or 0-3 (needs SHARD_COUNT). Only the process with "
-        "shard 0 syncs the commands.",
+        "The shards this process runs, e.g. 0,1 or 0-3 (needs SHARD_COUNT; unset with SHARD_COUNT: "
+        "all of them). Only the process with shard 0 syncs the commands.",
         group="Several processes",
         allowed="shard numbers such as 0,1 or a range such as 0-3, each once",
     )

@@ -77,6 +77,8 @@ def reference() -> str:
             default = default_text(field)
             shown = f"`{default}`" if default else "(unset)"
             help_text = (field.description or "").replace("|", "\\|")
+            if see := extra(field).get("see"):
+                help_text += f" See [{see[0]}]({see[1]})."
             row = [f"`{variable(field)}`", kind(field), shown, requirement(field), help_text]
             lines.append("| " + " | ".join(row) + " |")
     lines += ["", "## Read by compose.yaml only", "", "| Name | What it is |", "|---|---|"]
@@ -109,7 +111,8 @@ def example() -> str:
     for title, fields in groups():
         lines += ["", f"# -- {title} --"]
         for field in fields:
-            lines += _comment(field.description or "")
+            see = extra(field).get("see")
+            lines += _comment((field.description or "") + (f" See docs/{see[1]}." if see else ""))
             if (allowed := requirement(field)) not in ("text", "path"):
                 lines += _comment(f"Allowed: {allowed}.")
             name, default = variable(field), default_text(field)

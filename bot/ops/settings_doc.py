@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
-from bot.ops.config import COMPOSE_NAMES, Settings, extra, is_secret, kind, requirement, variable
+from bot.ops.config import COMPOSE_NAMES, Settings
+from bot.ops.setting_fields import extra, is_secret, kind, requirement, variable
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = Path("docs/configuration.md")

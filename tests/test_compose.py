@@ -160,3 +160,12 @@ def test_an_empty_metrics_port_in_env_leaves_the_image_s_port(tmp_path: Path) ->
     assert str(settings.database_path) == "/app/data/bot.db"
     result = healthcheck(env, tmp_path)
     assert "http://127.0.0.1:9100/healthz" in result.stdout + result.stderr
+
+
+def test_an_operator_env_mounted_over_the_image_s_keeps_9100(tmp_path: Path) -> None:
+    """`docker run -v $PWD/.env:/app/.env` (docs/operations.md) replaces the image's .env: its ENV
+    still gives 9100, the operator's file the rest."""
+    operator = tmp_path / ".env"
+    operator.write_text(f"DISCORD_TOKEN={TOKEN}\nMOUNTSEA_API_KEY=k\nMETRICS_PORT=\n")
+    settings = load_settings(dockerfile_env(), operator)
+    assert settings.metrics_port == 9100 and str(settings.database_path) == "/app/data/bot.db"

@@ -55,6 +55,7 @@ def test_dockerfile_uses_the_lock_a_pinned_base_and_the_health_check() -> None:
     assert 'CMD ["python", "-m", "bot", "healthcheck"]' in dockerfile
     assert re.search(r'^CMD \["python", "-m", "bot"\]$', dockerfile, re.MULTILINE)
     assert "COPY docker/image.env /app/.env" in dockerfile  # its settings, under the container's
+    assert "METRICS_PORT=9100" in dockerfile
     assert "METRICS_PORT=9100" in (ROOT / "docker/image.env").read_text()
 
 

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         validate_default=False,
         allow_inf_nan=False,
         frozen=True,
-        extra="ignore",
+        extra="forbid",  # a misspelt keyword in code is an error too (names in .env: check_names)
     )
 
     # -- Required -------------------------------------------------------------------------------

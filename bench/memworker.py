@@ -27,8 +27,9 @@ from bot.adapters.media import ImageFile, fit_to_limit
 from bot.adapters.safe_fetch import FetchPolicy, open_session
 from bot.adapters.store import Store
 from bot.core.models import ImageRequest, Job, Origin, Stage
-from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
+from bot.core.runner import DeliveryReceipt, RunnerConfig
 from bot.core.schedule import PollSchedule
+from bot.ops.runner_wiring import build_runner
 
 UPLOAD_LIMIT = 10 * 1024 * 1024  # a server without boosts
 SOURCE = "bench-memory"
@@ -72,7 +73,7 @@ async def deliver_image(base_url: str, image_host: str) -> dict[str, object]:
             api = ImageApi(session, base_url, "sandbox-key", "grok-imagine-image", timeout=30.0)
             # The first poll at once: what is measured is the delivery, not the wait for the poll.
             schedule = PollSchedule(min_interval=0.1, first_poll=0.1)
-            runner = JobRunner(store, api, session, sink, RunnerConfig(), schedule=schedule, source=SOURCE)
+            runner = build_runner(store, api, session, sink, RunnerConfig(), schedule=schedule, source=SOURCE)
             started = time.monotonic()
             try:
                 await runner.start()

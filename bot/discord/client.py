@@ -34,6 +34,7 @@ from bot.discord.views import DYNAMIC_ITEMS
 from bot.ops import metrics, wiring
 from bot.ops.config import Settings
 from bot.ops.health import OpsServer
+from bot.ops.runner_wiring import build_runner
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class ImagineBot(commands.AutoShardedBot):
             self._lag_task = metrics.start_loop_lag_watch()
         self.api = wiring.image_api(s, self.session)
         self.sink = MeasuredSink(self)
-        self.runner = JobRunner(
+        self.runner = build_runner(
             self.store,
             self.api,
             self.session,

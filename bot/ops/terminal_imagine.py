@@ -26,9 +26,10 @@ from bot.core import messages
 from bot.core.clock import Clock
 from bot.core.models import ImageRequest, Job, Origin, Stage
 from bot.core.policy.validation import InputRefused, validate_request
-from bot.core.runner import DeliveryReceipt, JobRunner
+from bot.core.runner import DeliveryReceipt
 from bot.ops import wiring
 from bot.ops.config import Settings
+from bot.ops.runner_wiring import build_runner
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ async def run_imagine(
                 print("\n".join(problems), file=stream)
                 return 2
         store = await open_store(settings)
-        runner = JobRunner(
+        runner = build_runner(
             store,
             wiring.image_api(settings, session),
             session,

@@ -53,7 +53,6 @@ def runner_config(settings: Settings) -> RunnerConfig:
     return RunnerConfig(
         time_limit=settings.job_time_limit,
         concurrency=settings.poll_concurrency,
-        lease=settings.job_lease,
         outage_queue_limit=settings.outage_queue_limit,
         max_result_bytes=settings.max_result_bytes,
         status_update_interval=settings.status_update_interval,

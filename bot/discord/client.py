@@ -293,8 +293,8 @@ class ImagineBot(commands.AutoShardedBot):
 
     async def close(self) -> None:
         """Stop in the order that loses nothing: refuse new work, let writes and in-flight deliveries
-        finish, then close the gateway, the session, the database (closing it releases the jobs this
-        process held, once: another process, or the next start, takes them at once) and the endpoint."""
+        finish, release the jobs this process was polling (another process, or the next start, takes
+        them at once), then close the gateway, the session, the database and the endpoint."""
         if self._close_task is None:
             self._close_task = asyncio.ensure_future(self._close_once())
         # Shielded: a second close (a second signal, `async with` leaving) waits for the first.
@@ -304,11 +304,19 @@ class ImagineBot(commands.AutoShardedBot):
         self.stopping = True
         if hasattr(self, "runner"):
             await self.runner.stop()
+            if self.store.exclusive:
+                # SQLite: this process is the database's only user, so every running job of the bot is
+                # made due at once for the next start. (With PostgreSQL the store releases what this
+                # process holds as it closes, below: one release either way.)
+                try:
+                    await self.store.reset_leases(self.runner.source, self.clock.time())
+                except Exception:
+                    log.warning("could not release the leases of running jobs", exc_info=True)
         await super().close()
         if hasattr(self, "session"):
             await self.session.close()
         if hasattr(self, "store"):
-            await self.store.close()  # releases this process's leases on jobs, once
+            await self.store.close()
         await metrics.stop_task(self._lag_task)
         if self.ops_server is not None:
             await self.ops_server.stop()

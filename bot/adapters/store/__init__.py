@@ -142,10 +142,10 @@ class Store:
         if self._closed:
             return
         self._closed = True
-        # The one release of this process's leases at a stop: another process (PostgreSQL), or the
-        # next start, polls its running jobs at once instead of after their leases or poll times.
-        with contextlib.suppress(*StoreError):  # if not, the leases expire by themselves
-            await self._backend.run(jobs.release_leases, time.time())
+        if not self._backend.exclusive:
+            # Another process may take this one's jobs at once instead of after their leases.
+            with contextlib.suppress(*StoreError):  # if not, the leases expire by themselves
+                await self._backend.run(jobs.release_leases, time.time())
         await self._backend.close()
 
     async def schema_version(self) -> int:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from bench.loadworker import peak_rss_mb
 from bot.adapters.image_api import ImageApi, MalformedAnswerError
-from bot.adapters.media import ImageFile, fit_to_limit
+from bot.adapters.media import ImageFile, fit_to_limit_in_pool
 from bot.adapters.safe_fetch import FetchPolicy, open_session
 from bot.adapters.store import Store
 from bot.core.models import ImageRequest, Job, Origin, Stage
@@ -50,7 +50,7 @@ class UploadingSink:
             if image.data is None:
                 self.got.append(f"a message: {image.error}")
                 continue
-            fitted = await asyncio.to_thread(fit_to_limit, image.data, image.content_type, UPLOAD_LIMIT)
+            fitted = await fit_to_limit_in_pool(image.data, image.content_type, UPLOAD_LIMIT)
             if fitted is None:
                 self.got.append("a link: too large to upload")
                 continue

@@ -19,7 +19,7 @@ from discord.ext import commands
 
 from bot.adapters.image_api import ImageApi
 from bot.adapters.media import ImageFile
-from bot.adapters.safe_fetch import open_session
+from bot.adapters.safe_fetch import open_session, pooled_connector
 from bot.adapters.store import Store, open_store
 from bot.core.clock import Clock, SystemClock
 from bot.core.i18n import N_
@@ -136,6 +136,8 @@ class ImagineBot(commands.AutoShardedBot):
             client_options.setdefault("shard_count", settings.shard_count)
         if settings.shard_ids is not None:
             client_options.setdefault("shard_ids", list(settings.shard_ids))
+        # discord.py's own session resolves names on the DNS pool too, not in asyncio's default executor.
+        client_options.setdefault("connector", pooled_connector(limit=0))
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,

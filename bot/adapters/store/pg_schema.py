@@ -152,6 +152,14 @@ PG_MIGRATIONS: list[list[str]] = [
     _V3_STYLES_AND_PERSONAL_SETTINGS,
     # The requester's and the server's Discord locale: later messages are written in their language.
     ["ALTER TABLE jobs ADD COLUMN locale TEXT", "ALTER TABLE jobs ADD COLUMN guild_locale TEXT"],
+    # Each image's way to its requester, written before it is sent (SQLite v10).
+    [
+        """CREATE TABLE deliveries (
+            job_id BIGINT NOT NULL, image_index INTEGER NOT NULL, route TEXT NOT NULL, state TEXT NOT NULL,
+            message_id BIGINT, channel_id BIGINT, updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (job_id, image_index)
+        )"""
+    ],
 ]
 
 # Every table, in an order that copies cleanly (used by `migrate-db`).
@@ -168,4 +176,5 @@ TABLES = (
     "jobs",
     "styles",
     "member_settings",
+    "deliveries",
 )

@@ -278,6 +278,17 @@ def _v9_job_locales(db: sqlite_utils.Database) -> None:
     jobs.add_column("guild_locale", str)  # type: ignore[union-attr]
 
 
+def _v10_deliveries(db: sqlite_utils.Database) -> None:
+    """Each image's way to its requester, written before it is sent: after a crash, a take-over or a
+    refused record, the next process knows which route to look on and never sends an image twice."""
+    db.execute(
+        "CREATE TABLE deliveries ("
+        " job_id INTEGER NOT NULL, image_index INTEGER NOT NULL, route TEXT NOT NULL, state TEXT NOT NULL,"
+        " message_id INTEGER, channel_id INTEGER, updated_at REAL NOT NULL,"
+        " PRIMARY KEY (job_id, image_index))"
+    )
+
+
 # Applied in order; a database at version N gets MIGRATIONS[N:].
 MIGRATIONS: list[Migration] = [
     _v1_jobs,
@@ -289,4 +300,5 @@ MIGRATIONS: list[Migration] = [
     _v7_personal_use,
     _v8_styles_and_personal_settings,
     _v9_job_locales,
+    _v10_deliveries,
 ]

@@ -55,6 +55,9 @@ class World:
             # The fake Discord's CDN plays Discord's public CDN (reposts fetch images from it).
             result_hosts=(f"127.0.0.1:{self.fake.port}",),
         )
+        unknown = overrides.keys() - Settings.model_fields.keys()
+        if unknown:  # model_copy would set them without a word (e.g. a derived max_attachment_bytes)
+            raise TypeError(f"not settings: {sorted(unknown)}")
         return base.model_copy(update=overrides)
 
     @contextlib.asynccontextmanager

@@ -17,10 +17,15 @@ RUN useradd --create-home --uid 10001 imagine
 COPY --from=build /venv /venv
 WORKDIR /app
 RUN mkdir -p /app/data && chown imagine:imagine /app/data
+# The image's settings (the database in the volume, /healthz on 9100) twice, on purpose: as ENV, for an
+# operator's .env mounted over /app/.env; and as the image's own /app/.env, because compose's env_file
+# sets every name of the operator's .env, and an empty `METRICS_PORT=` there replaces an ENV value but
+# leaves a .env value in force (an empty value means the default). tests/test_compose.py checks both.
 ENV PATH="/venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
     DATABASE_PATH=/app/data/bot.db \
     METRICS_PORT=9100
+COPY docker/image.env /app/.env
 USER imagine
 VOLUME ["/app/data"]
 # /healthz inside the container (127.0.0.1): gateway connected, database answering, poll loop alive.

@@ -2,23 +2,34 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint format bench sandbox clean lock messages
+.PHONY: run test lint format bench sandbox clean lock messages settings-doc
 
-$(STAMP): pyproject.toml
+# What `make run` runs on is what the Docker image runs on: every dependency at the version and hash
+# requirements.lock pins, then the bot itself with nothing resolved again (--no-deps).
+$(RUN_STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
 
-run: $(STAMP)
+# The development tools (pytest, ruff, mypy, ...) on top, with the bot's own dependencies held at the
+# lock's versions (pip refuses hashes in a constraints file, so they are left out of this copy).
+$(DEV_STAMP): $(RUN_STAMP)
+	sed -n 's/^\([A-Za-z0-9_.-]*==[^ ]*\).*/\1/p' requirements.lock > $(VENV)/lock-constraints.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/lock-constraints.txt -e '.[dev]'
+	touch $@
+
+run: $(RUN_STAMP)
 	$(BIN)/python -m bot
 
-sandbox: $(STAMP)
+sandbox: $(RUN_STAMP)
 	$(BIN)/python -m bot sandbox --port 8090
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -26,17 +37,22 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q -n 2
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 # Bring bot/locales/*/messages.po up to date with the texts the code and the commands use (README:
 # Languages). New texts get an empty translation that the catalog test reports; PRUNE=1 drops unused ones.
-messages: $(STAMP)
+messages: $(DEV_STAMP)
 	$(BIN)/python -m bot.discord.catalog_tool $(if $(PRUNE),--prune,)
+
+# Write docs/configuration.md and .env.example from the settings declaration (bot/ops/config.py); the
+# tests fail when either is out of date.
+settings-doc: $(RUN_STAMP)
+	$(BIN)/python -m bot.ops.settings_doc
 
 # Re-pin requirements.lock (used by the Dockerfile) after changing pyproject's dependencies.
 # The tests check that the lock still satisfies pyproject.toml.

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,10 @@ class World:
             # The fake Discord's CDN plays Discord's public CDN (reposts fetch images from it).
             result_hosts=(f"127.0.0.1:{self.fake.port}",),
         )
-        return replace(base, **overrides)
+        unknown = overrides.keys() - Settings.model_fields.keys()
+        if unknown:  # model_copy would set them without a word (e.g. a derived max_attachment_bytes)
+            raise TypeError(f"not settings: {sorted(unknown)}")
+        return base.model_copy(update=overrides)
 
     @contextlib.asynccontextmanager
     async def bot(

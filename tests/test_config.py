@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.ops import wiring
 from bot.ops.config import ConfigError, Secret, load_settings
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789AB"
@@ -125,7 +126,7 @@ def test_result_hosts_and_the_api_origin_make_the_fetch_policy() -> None:
     settings = load_settings(env, env_file=None)
     assert settings.result_hosts == ("cdn.example.com", "[::1]:9000")
     assert settings.max_result_pixels == 8_500_000 and settings.max_answer_bytes == 2 * 1024 * 1024
-    policy = settings.fetch_policy()
+    policy = wiring.fetch_policy(settings)
     assert policy.allows("127.0.0.1", 8090) and policy.allows("cdn.example.com", 443)
     assert policy.allows("::1", 9000) and not policy.allows("::1", 9001)
     assert not policy.allows("127.0.0.1", 8091)
@@ -162,3 +163,62 @@ def test_job_lease_is_validated(value: str) -> None:
     assert refused.value.variable == "JOB_LEASE_SECONDS"
     assert load_settings({**env, "JOB_LEASE_SECONDS": "90"}, env_file=None).job_lease == 90.0
     assert load_settings({**env, "JOB_LEASE_SECONDS": ""}, env_file=None).job_lease == 60.0
+
+
+# -- issue 19, item 11: misspelt names, bounds, and empty values ------------------------------------
+
+BASE = {"DISCORD_TOKEN": TOKEN, "MOUNTSEA_API_KEY": "k"}
+
+
+def test_a_misspelt_name_in_env_file_is_one_line_naming_the_nearest_setting(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN={TOKEN}\nMOUNTSEA_API_KEY=k\nPOLL_BUGET=3\n")
+    result = run_bot({}, tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "POLL_BUGET" in line and "did you mean POLL_BUDGET?" in line
+    # Compose's own name in the same file is no mistake.
+    (tmp_path / ".env").write_text("MOUNTSEA_API_KEY=k\nPOSTGRES_PASSWORD=s3cret\n")
+    assert load_settings({}, tmp_path / ".env", require_token=False).api_key.reveal() == "k"
+
+
+def test_in_the_environment_only_names_close_to_a_setting_are_flagged() -> None:
+    warnings: list[str] = []
+    environment = {
+        **BASE,
+        "POLL_BUGET": "3",  # a misspelling: warned, not fatal (the environment is shared)
+        "POSTGRES_PASSWORD": "s3cret",  # compose passes it: another program's variable
+        "PGDATA": "/var/lib/postgresql",
+        "HOME": "/home/bot",
+        "PYTHONUNBUFFERED": "1",
+    }
+    settings = load_settings(environment, None, warn=warnings.append)
+    assert settings.poll_budget == 7.5
+    [warning] = warnings
+    assert "POLL_BUGET" in warning and "POLL_BUDGET" in warning and "\n" not in warning
+
+
+def test_max_attachment_mb_1e9_is_refused_by_its_bounds() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**BASE, "MAX_ATTACHMENT_MB": "1e9"}, None)
+    assert refused.value.variable == "MAX_ATTACHMENT_MB"
+    assert "at most 100" in str(refused.value) and "1e9" in str(refused.value)
+    assert load_settings({**BASE, "MAX_ATTACHMENT_MB": "25"}, None).max_attachment_bytes == 25 * 1024 * 1024
+
+
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_exported_empty_token_does_not_hide_the_env_file_value(tmp_path: Path, empty: str) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"DISCORD_TOKEN={TOKEN}\nMOUNTSEA_API_KEY=from-file\nMETRICS_PORT=9100\n")
+    settings = load_settings({"DISCORD_TOKEN": empty, "METRICS_PORT": empty}, env_file)
+    assert settings.discord_token is not None and settings.discord_token.reveal() == TOKEN
+    assert settings.metrics_port == 9100
+    # And as the bot runs it: the exported empty token is no "is not set".
+    result = run_bot({"DISCORD_TOKEN": empty, "DEV_GUILD_ID": "abc"}, tmp_path)
+    assert result.returncode == 2 and "DEV_GUILD_ID" in result.stderr, result.stderr
+
+
+def test_an_empty_value_anywhere_means_the_default() -> None:
+    blank = dict.fromkeys(("POLL_BUDGET", "LOG_LEVEL", "SHARD_COUNT", "RESULT_HOSTS", "DATABASE_PATH"), "")
+    settings = load_settings({**BASE, **blank}, None)
+    assert (settings.poll_budget, settings.log_level, settings.shard_count) == (7.5, "INFO", None)
+    assert settings.result_hosts == () and str(settings.database_path) == "data/bot.db"

@@ -4,6 +4,7 @@ every package with hashes, and the Dockerfile must use it (there is no Docker en
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -53,4 +54,53 @@ def test_dockerfile_uses_the_lock_a_pinned_base_and_the_health_check() -> None:
     assert "pip install --no-cache-dir --no-deps ." in dockerfile
     assert 'CMD ["python", "-m", "bot", "healthcheck"]' in dockerfile
     assert re.search(r'^CMD \["python", "-m", "bot"\]$', dockerfile, re.MULTILINE)
-    assert "METRICS_PORT=" in dockerfile
+    assert "COPY docker/image.env /app/.env" in dockerfile  # its settings, under the container's
+    assert "METRICS_PORT=9100" in dockerfile
+    assert "METRICS_PORT=9100" in (ROOT / "docker/image.env").read_text()
+
+
+def dry_run(target: str, tmp_path: Path) -> list[str]:
+    """The commands `make TARGET` would run on a fresh virtualenv (make -n: nothing is executed)."""
+    result = subprocess.run(
+        ["make", "-n", target, f"VENV={tmp_path / 'venv'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.splitlines()
+
+
+def test_make_run_installs_the_lock_then_the_bot_without_dependencies(tmp_path: Path) -> None:
+    """Issue 19, item 14: `make run` runs on the image's versions, not on pyproject's ranges."""
+    commands = dry_run("run", tmp_path)
+    installs = [c for c in commands if "pip install" in c and "--upgrade pip" not in c]
+    assert len(installs) == 2, commands
+    assert "--require-hashes -r requirements.lock" in installs[0]
+    assert "--no-deps" in installs[1] and "[dev]" not in installs[1]
+    assert commands[-1].endswith("-m bot")
+
+
+def test_make_test_adds_the_dev_tools_held_to_the_lock(tmp_path: Path) -> None:
+    commands = dry_run("test", tmp_path)
+    installs = [c for c in commands if "pip install" in c and "--upgrade pip" not in c]
+    assert "--require-hashes -r requirements.lock" in installs[0]
+    assert "-c " in installs[-1] and "[dev]" in installs[-1], installs
+    assert any("pytest" in c for c in commands)
+
+
+def test_this_environment_runs_the_locked_versions() -> None:
+    """The suite runs where `make test` installed it: every locked package at the locked version
+    (rebuild .venv with `make lint` if this fails after an upgrade by hand)."""
+    from importlib import metadata
+
+    wrong = {}
+    for name, (version, _) in locked().items():
+        try:
+            installed = Version(metadata.version(name))
+        except metadata.PackageNotFoundError:
+            continue  # a platform-only dependency (e.g. of Windows)
+        if installed != version:
+            wrong[name] = f"{installed} installed, {version} locked"
+    assert wrong == {}

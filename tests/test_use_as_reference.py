@@ -10,6 +10,7 @@ import yarl
 from bot.core import messages
 from bot.core.models import JobStatus
 from bot.discord.reference_menu import expires_soon
+from bot.ops.config import MEGABYTE
 from testing.fake_discord import FakeInteraction
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
 from tests.helpers import ImageHost, png_bytes
@@ -99,7 +100,7 @@ async def test_embed_links_are_read_like_result_images_before_anything_is_sent(w
         public.files["notes.png"] = b"just some text, not a picture\n" * 20
         public.files["huge.png"] = b"\x89PNG\r\n\x1a\n" + bytes(limit)
         hosts = (f"127.0.0.1:{fake.port}", public.origin)  # 127.0.0.2 is not allowed: internal
-        async with world.bot(result_hosts=hosts, max_attachment_bytes=limit) as bot:
+        async with world.bot(result_hosts=hosts, max_attachment_mb=limit / MEGABYTE) as bot:
             cases = [
                 (internal.url("/latest/meta-data/cat.png"), "`cat.png`", "not on a public address"),
                 (public.url("/file/notes.png"), "`notes.png`", "did not lead to an image"),

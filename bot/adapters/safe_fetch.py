@@ -30,6 +30,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from bot.core.executors import DNS
+from bot.core.origins import origin as _origin
+from bot.core.origins import parse_host_entry
 from bot.core.texts import Text, msg
 
 log = logging.getLogger(__name__)
@@ -82,34 +84,6 @@ def is_public_address(address: str | ipaddress.IPv4Address | ipaddress.IPv6Addre
         or ip.is_reserved
         or ip.is_unspecified
     )
-
-
-def _origin(host: str, port: int | None) -> tuple[str, int | None]:
-    return host.strip("[]").lower().rstrip("."), port
-
-
-def parse_host_entry(entry: str) -> tuple[str, int | None]:
-    """`host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address. Raises ValueError."""
-    text = entry.strip()
-    if not text or "/" in text or "@" in text or any(ch.isspace() for ch in text):
-        raise ValueError(entry)
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else None
-        if rest and port_text is None:
-            raise ValueError(entry)
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    else:
-        host, port_text = text, None  # a name, an IPv4 address, or a bare IPv6 address
-    port: int | None = None
-    if port_text is not None:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(entry)
-        port = int(port_text)
-    if not host:
-        raise ValueError(entry)
-    return _origin(host, port)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from bot.discord.sink import DiscordSink
 from bot.discord.stopping import admit
 from bot.discord.translator import CatalogTranslator
 from bot.discord.views import DYNAMIC_ITEMS
-from bot.ops import metrics
+from bot.ops import metrics, wiring
 from bot.ops.config import Settings
 from bot.ops.health import OpsServer
 from bot.ops.runner_wiring import build_runner
@@ -126,6 +126,7 @@ class ImagineBot(commands.AutoShardedBot):
         *,
         clock: Clock | None = None,
         runner_config: RunnerConfig | None = None,
+        store: Store | None = None,
         identify_interval: float = IDENTIFY_INTERVAL,
         **client_options: Any,
     ) -> None:
@@ -148,6 +149,10 @@ class ImagineBot(commands.AutoShardedBot):
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self._runner_config = runner_config
+        # The store the entry point opened (bot.discord.launch): the bot owns it from here and closes
+        # it as it stops. Without one (tests), setup_hook opens it.
+        if store is not None:
+            self.store = store
         self.identify_interval = identify_interval
         self.stopping = False
         self.ops_server: OpsServer | None = None
@@ -158,30 +163,18 @@ class ImagineBot(commands.AutoShardedBot):
     def runner_config(self) -> RunnerConfig:
         if self._runner_config is not None:
             return self._runner_config
-        s = self.settings
-        return RunnerConfig(
-            time_limit=s.job_time_limit,
-            concurrency=s.poll_concurrency,
-            outage_queue_limit=s.outage_queue_limit,
-            max_result_bytes=s.max_result_bytes,
-            status_update_interval=s.status_update_interval,
-            delivery_concurrency=s.delivery_concurrency,
-            delivery_deadline=s.delivery_timeout,
-            max_result_pixels=s.max_result_pixels,
-            # A member whose outcome could not be posted (Discord down, channel and DMs closed) gets
-            # a few more tries over the next 20 minutes before the job is marked undeliverable.
-            redeliver_delays=(60.0, 300.0, 900.0),
-        )
+        return wiring.runner_config(self.settings)
 
     async def setup_hook(self) -> None:
         s = self.settings
         # Its connector resolves names to public addresses only (bot/safe_fetch.py), except the API's.
         self.session = open_session(
-            s.fetch_policy(),
+            wiring.fetch_policy(s),
             total_timeout=s.request_timeout * 2,
             trace_configs=[metrics.api_trace_config(s.base_url)],
         )
-        self.store = await open_store(s)
+        if not hasattr(self, "store"):
+            self.store = await open_store(s)
         self._refusals_counted_to = self.clock.time()
         if s.metrics_port is not None:
             self.ops_server = OpsServer(
@@ -189,7 +182,7 @@ class ImagineBot(commands.AutoShardedBot):
             )
             await self.ops_server.start()
             self._lag_task = metrics.start_loop_lag_watch()
-        self.api = s.image_api(self.session)
+        self.api = wiring.image_api(s, self.session)
         self.sink = MeasuredSink(self, self.store, self.clock)
         self.runner = build_runner(
             self.store,
@@ -197,7 +190,7 @@ class ImagineBot(commands.AutoShardedBot):
             self.session,
             self.sink,
             self.runner_config(),
-            schedule=s.poll_schedule(),
+            schedule=wiring.poll_schedule(s),
             clock=self.clock,
         )
         # Command names and descriptions in every shipped language (bot/locales), before the sync.
@@ -319,10 +312,14 @@ class ImagineBot(commands.AutoShardedBot):
         self.stopping = True
         if hasattr(self, "runner"):
             await self.runner.stop()
-            try:
-                await self.store.reset_leases(self.runner.source, self.clock.time())
-            except Exception:
-                log.warning("could not release the leases of running jobs", exc_info=True)
+            if self.store.exclusive:
+                # SQLite: this process is the database's only user, so every running job of the bot is
+                # made due at once for the next start. (With PostgreSQL the store releases what this
+                # process holds as it closes, below: one release either way.)
+                try:
+                    await self.store.reset_leases(self.runner.source, self.clock.time())
+                except Exception:
+                    log.warning("could not release the leases of running jobs", exc_info=True)
         await super().close()
         if hasattr(self, "session"):
             await self.session.close()

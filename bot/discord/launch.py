@@ -14,7 +14,7 @@ import discord
 
 from bot.discord.client import ImagineBot, point_discord_at
 from bot.ops.config import Settings
-from bot.ops.preflight import DISCORD_API, check_database, discord_gateway_url
+from bot.ops.preflight import preflight
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +24,6 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # the session and the database) gets ORDERLY_STOP of it; what remains is for discord.py to unwind.
 STOP_DEADLINE = 8.0
 ORDERLY_STOP = 6.0
-
-
-async def _preflight(settings: Settings) -> None:
-    """The database, then Discord's reachability, before any login: one line for the first failure."""
-    await check_database(settings.database_path, settings)
-    api_base = settings.discord_api_base or DISCORD_API
-    gateway = await discord_gateway_url(api_base)
-    if settings.discord_api_base:
-        point_discord_at(api_base, gateway)
 
 
 async def _serve(bot: ImagineBot, token: str) -> None:
@@ -79,8 +70,10 @@ async def _stop(bot: ImagineBot, serving: asyncio.Task[None]) -> None:
 
 
 async def run_bot(settings: Settings) -> int:
-    await _preflight(settings)
-    bot = ImagineBot(settings)
+    store, gateway = await preflight(settings)
+    if settings.discord_api_base:
+        point_discord_at(settings.discord_api_base, gateway)
+    bot = ImagineBot(settings, store=store)  # the bot owns the store from here and closes it as it stops
     assert settings.discord_token is not None
     loop = asyncio.get_running_loop()
     serving = asyncio.create_task(_serve(bot, settings.discord_token.reveal()), name="bot")

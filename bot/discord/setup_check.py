@@ -26,6 +26,7 @@ from bot.adapters import image_api
 from bot.adapters.image_api import ApiError, BadKeyError, TaskNotFoundError
 from bot.discord.checks import missing_permissions
 from bot.discord.client import EXTENSIONS, ImagineBot, point_discord_at
+from bot.ops import wiring
 from bot.ops.config import Settings
 from bot.ops.preflight import PreflightError, discord_gateway_url
 
@@ -204,7 +205,7 @@ def _quiet(logger_name: str) -> Iterator[None]:
 
 async def _check_key(settings: Settings, report: Report) -> None:
     async with aiohttp.ClientSession() as session:
-        api = settings.image_api(session)
+        api = wiring.image_api(settings, session)
         try:
             # A task that cannot exist: the answer proves the key is accepted, and nothing is billed.
             with _quiet(image_api.__name__):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from pathlib import Path
 
 import aiohttp
 import psycopg
 
 from bot.adapters.store import DatabaseSettings, Store, database_label, open_store
 from bot.core.redaction import database_error
+from bot.ops.config import Settings
 
 DISCORD_API = "https://discord.com/api/v10"
 
@@ -23,21 +23,20 @@ class PreflightError(Exception):
         self.code = code
 
 
-async def check_database(path: Path, settings: DatabaseSettings | None = None) -> None:
-    """Open (creating and migrating if need be) and close the database: the SQLite file at `path`,
-    or the database `settings` name (PostgreSQL when DATABASE_URL is set)."""
-    if settings is not None and settings.database_url:
+async def open_database(settings: DatabaseSettings) -> Store:
+    """Open (creating and migrating) the database the settings name, once for the whole process: the
+    SQLite file at DATABASE_PATH, or PostgreSQL when DATABASE_URL is set. The caller owns the store."""
+    if settings.database_url:
         where = database_label(settings)
         try:
-            store = await open_store(settings)
+            return await open_store(settings)
         except psycopg.Error as error:  # the message names the server, never the password
             raise PreflightError(f"database {database_error(where, str(error))}") from None
         except RuntimeError as error:  # a schema from a newer bot
             raise PreflightError(f"database {where}: {error}") from None
-        await store.close()
-        return
+    path = settings.database_path
     try:
-        store = await Store.open(path)
+        return await open_store(settings)
     except OSError as error:
         where = f" at {error.filename}" if error.filename and str(error.filename) != str(path) else ""
         cause = f"{error.strerror or error}{where}"
@@ -46,7 +45,6 @@ async def check_database(path: Path, settings: DatabaseSettings | None = None) -
         raise PreflightError(f"database {path}: not usable ({error})") from None
     except RuntimeError as error:  # a schema from a newer bot
         raise PreflightError(f"database {path}: {error}") from None
-    await store.close()
 
 
 def describe_connection_error(error: BaseException) -> str:
@@ -85,3 +83,16 @@ async def discord_gateway_url(api_base: str = DISCORD_API, timeout: float = 10.0
     if not isinstance(gateway, str) or not gateway.startswith(("ws://", "wss://")):
         raise PreflightError(f"Discord: {url} gave no gateway address; is DISCORD_API_BASE right?")
     return gateway
+
+
+async def preflight(settings: Settings) -> tuple[Store, str]:
+    """The database, then Discord's reachability, before any login: one line for the first failure.
+    Returns the open store, the bot's for the whole run (migrations and checks run once per process),
+    and Discord's gateway address."""
+    store = await open_database(settings)
+    try:
+        gateway = await discord_gateway_url(settings.discord_api_base or DISCORD_API)
+    except BaseException:
+        await store.close()
+        raise
+    return store, gateway

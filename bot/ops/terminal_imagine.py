@@ -34,8 +34,9 @@ from bot.core import messages
 from bot.core.clock import Clock
 from bot.core.models import ImageRequest, Job, JobStatus, Origin, Stage
 from bot.core.policy.validation import InputRefused, validate_request
-from bot.core.runner import MSG_OUTAGE, MSG_UNAVAILABLE, DeliveryReceipt, RunnerConfig
+from bot.core.runner import MSG_OUTAGE, MSG_UNAVAILABLE, DeliveryReceipt
 from bot.core.texts import Text, from_stored, render
+from bot.ops import wiring
 from bot.ops.config import Settings
 from bot.ops.output_file import OutputRefused, database_files, writable_problem, write_output
 from bot.ops.runner_wiring import build_runner
@@ -386,7 +387,7 @@ async def run_imagine(
     request = ImageRequest(request.prompt, request.aspect_ratio, tuple(refs))
 
     sink = FileSink(output, stream, image_out, api=settings.base_url)
-    async with open_session(settings.fetch_policy()) as session:
+    async with open_session(wiring.fetch_policy(settings)) as session:
         if refs:
             problems = await references_problems(session, refs, settings.max_attachment_bytes)
             if problems:
@@ -397,21 +398,13 @@ async def run_imagine(
             print(unreachable, file=stream)
             return 1
         store = await open_store(settings)
-        api = settings.image_api(session)
         runner = build_runner(
             store,
-            api,
+            wiring.image_api(settings, session),
             session,
             sink,
-            RunnerConfig(
-                time_limit=settings.job_time_limit,
-                outage_queue_limit=settings.outage_queue_limit,
-                max_result_bytes=settings.max_result_bytes,
-                status_update_interval=0,
-                delivery_deadline=settings.delivery_timeout,
-                max_result_pixels=settings.max_result_pixels,
-            ),
-            schedule=settings.poll_schedule(),
+            wiring.terminal_runner_config(settings),
+            schedule=wiring.poll_schedule(settings),
             # Its own source: this run must not pick up jobs of the bot or of another terminal.
             source=f"cli:{secrets.token_hex(4)}",
             clock=clock,

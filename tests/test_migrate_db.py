@@ -13,7 +13,7 @@ import pytest
 
 from bot.__main__ import main
 from bot.adapters.store import Store
-from bot.adapters.store.pg_schema import TABLES
+from bot.adapters.store.schema import TABLES
 from bot.core.models import ImageRequest, JobStatus, Origin
 from bot.core.policy.quotas import Member
 from bot.core.policy.styles import Style
@@ -141,3 +141,26 @@ def test_migrate_db_copies_everything_once(
 def test_migrate_db_needs_a_source_and_a_postgresql_target(tmp_path: Path, pg_url: str) -> None:
     assert main(["migrate-db", "--from", str(tmp_path / "missing.db"), "--to", pg_url]) == 2
     assert main(["migrate-db", "--from", str(tmp_path / "missing.db"), "--to", "mysql://x"]) == 2
+
+
+def test_migrate_db_lists_conflicts_before_it_starts(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rows SQLite accepted but PostgreSQL would refuse are listed, and nothing is copied: here a
+    member limit without a server (a key SQLite created before the migration chain may hold NULL).
+    Style names cannot conflict any more: revision 0010 folded them alike on both backends."""
+    from tests.legacy_fixtures import sqlite_legacy
+
+    source = tmp_path / "bot.db"
+    sqlite_legacy(source, 9)
+    conn = sqlite3.connect(source)
+    conn.execute("INSERT INTO user_quotas (guild_id, user_id, daily_limit) VALUES (NULL, 5, 1)")
+    conn.commit()
+    conn.close()
+
+    assert main(["migrate-db", "--from", str(source), "--to", pg_url]) == 2
+    err = capsys.readouterr().err
+    assert "1 row in SQLite would break PostgreSQL's constraints; nothing copied" in err
+    assert "user_quotas: guild_id is empty" in err
+    with psycopg.connect(pg_url) as dst:
+        assert dst.execute("SELECT to_regclass('jobs')").fetchone() == (None,)

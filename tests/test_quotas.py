@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.store import EXPORT_COLUMNS, MIGRATIONS, Store
+from bot.adapters.store import EXPORT_COLUMNS, SCHEMA_HEAD, Store
 from bot.core.models import ImageRequest, JobStatus, Origin
 from bot.core.policy.quotas import (
     BANNED,
@@ -230,13 +230,10 @@ async def test_usage_rows_follow_the_job(store: Store) -> None:
 
 async def test_previous_schema_upgrades_with_its_rows(db_path: Path) -> None:
     """A database written by the pipeline release (schema 2) gains the usage tables in place."""
-    import sqlite_utils
+    from tests.legacy_fixtures import sqlite_legacy
 
+    sqlite_legacy(db_path, 2, rows=False)
     conn = sqlite3.connect(db_path, isolation_level=None)
-    db = sqlite_utils.Database(conn)
-    for step in MIGRATIONS[:2]:
-        step(db)
-    conn.execute("PRAGMA user_version = 2")
     conn.execute(
         "INSERT INTO jobs (source, status, prompt, created_at, reference_urls, result_urls, guild_id,"
         " user_id) VALUES ('discord', 'running', 'kept through the upgrade', 1.0, '[]', '[]', 100, 1)"
@@ -246,7 +243,7 @@ async def test_previous_schema_upgrades_with_its_rows(db_path: Path) -> None:
 
     store = await Store.open(db_path)
     try:
-        assert await store.schema_version() == len(MIGRATIONS)
+        assert await store.schema_version() == SCHEMA_HEAD
         old = await store.get_job(1)
         assert old is not None and old.prompt == "kept through the upgrade" and old.usage_id is None
         assert await store.get_meta("commands_digest") == "abc"

@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from bot.adapters.store import MIGRATIONS, Store
+from bot.adapters.store import SCHEMA_HEAD, Store
+from bot.adapters.store.migrations.chain import chain
 from bot.core.models import ImageRequest, JobStatus, Origin
 from bot.core.policy.quotas import Member
+from tests.legacy_fixtures import sqlite_legacy
 from tests.store_crash_child import CRASHED, GUILD, USER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,26 +96,31 @@ CASES: dict[str, tuple[State, tuple[Any, ...], tuple[Any, ...]]] = {
         (0, 1),
     ),
     "migrate": (
-        lambda c: (one(c, "PRAGMA user_version"), one(c, "SELECT outcome, counted FROM usage")),
-        (4, ("submitted", 1)),
-        (len(MIGRATIONS), ("failed", 0)),
+        lambda c: (revision(c), one(c, "SELECT outcome, counted FROM usage")),
+        (None, ("submitted", 1)),
+        (SCHEMA_HEAD, ("failed", 0)),
     ),
 }
 
-# Each migration commits whole: a crash in a later one leaves the earlier ones applied.
+# Each revision commits whole: a crash in a later one leaves the earlier ones applied (0005 repairs).
 INTERMEDIATE: dict[str, list[tuple[Any, ...]]] = {
-    "migrate": [(version, ("failed", 0)) for version in range(5, len(MIGRATIONS))]
+    "migrate": [(rev, ("failed", 0)) for rev in chain()[chain().index("0005") : -1]]
 }
+
+
+def revision(conn: sqlite3.Connection) -> str | None:
+    """The migration chain's revision (None: still as version 4 of the bot left it)."""
+    if one(conn, "SELECT name FROM sqlite_master WHERE name = 'alembic_version'") is None:
+        return None
+    return one(conn, "SELECT version_num FROM alembic_version")  # type: ignore[no-any-return]
 
 
 def make_v4_database(path: Path, job_status: str, **usage: Any) -> None:
     """A database as version 4 of the bot left it after a crash between a job's end and its usage row:
     the job finished, its usage row still says 'submitted'."""
+    sqlite_legacy(path, 4, rows=False)
     conn = sqlite3.connect(path, isolation_level=None)
     db = sqlite_utils.Database(conn)
-    for step in MIGRATIONS[:4]:
-        step(db)
-    conn.execute("PRAGMA user_version = 4")
     row = {"guild_id": GUILD, "user_id": USER, "created_at": 100.0, "outcome": "submitted", "counted": 1,
            "used_credit": 0, "job_id": 1} | usage  # fmt: skip
     db["usage"].insert(row)  # type: ignore[union-attr]
@@ -166,7 +173,8 @@ async def test_a_write_killed_between_its_statements_leaves_all_or_nothing(
     tmp_path: Path, scenario: str
 ) -> None:
     state, before, after = CASES[scenario]
-    crash_points = range(1, 7)
+    # One crash point per statement of a write; for the migration, one per revision from 0005 on.
+    crash_points = range(1, 8 if scenario == "migrate" else 7)
     paths = [tmp_path / f"crash-{n}.db" for n in crash_points]
     if scenario == "migrate":
         for path in paths:

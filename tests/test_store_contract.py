@@ -11,8 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from bot.adapters.store import Store
-from bot.adapters.store.pg_schema import PG_MIGRATIONS
+from bot.adapters.store import SCHEMA_HEAD, Store
 from bot.adapters.store.postgres_backend import redact
 from bot.core.models import ImageRequest, JobStatus, Origin
 from bot.core.policy.prompt_rules import RuleError
@@ -201,7 +200,7 @@ async def three(pg_url: str) -> AsyncIterator[list[Store]]:
 
 
 async def test_processes_starting_at_once_migrate_once(three: list[Store]) -> None:
-    assert {await store.schema_version() for store in three} == {len(PG_MIGRATIONS)}
+    assert {await store.schema_version() for store in three} == {SCHEMA_HEAD}
     assert len({store.owner for store in three}) == 3
 
 

@@ -21,8 +21,8 @@ from typing import Any
 import psycopg
 
 from bot.adapters.store import Store
-from bot.adapters.store.pg_schema import TABLES
 from bot.adapters.store.postgres_backend import redact
+from bot.adapters.store.schema import TABLES, metadata
 
 # Which process holds a job means nothing once the SQLite bot has stopped: not copied.
 _PROCESS_STATE = ("lease_owner", "leased_until")
@@ -38,6 +38,39 @@ class MigrateError(Exception):
         self.code = code
 
 
+# How many conflicting rows the refusal names (it says how many more there are).
+MAX_LISTED = 20
+
+
+def _conflicts(source: Path) -> list[str]:
+    """Rows PostgreSQL would refuse, found before anything is written: NULL in a column the schema
+    says is never NULL (SQLite lets a composite primary key hold NULL), and two rows with one key of
+    a primary key or unique index (both sides compare text byte for byte: names are made unique by
+    `schema.name_key`, the same case folding on both)."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    found: list[str] = []
+    try:
+        for table in metadata.sorted_tables:
+            for column in table.columns:
+                if column.nullable:
+                    continue
+                (count,) = src.execute(
+                    f"SELECT COUNT(*) FROM {table.name} WHERE {column.name} IS NULL"
+                ).fetchone()
+                found.extend([f"{table.name}: {column.name} is empty"] * int(count))
+            keys = [list(table.primary_key.columns)] + [list(i.columns) for i in table.indexes if i.unique]
+            for key in keys:
+                names = ", ".join(c.name for c in key)
+                for row in src.execute(
+                    f"SELECT {names}, COUNT(*) FROM {table.name} GROUP BY {names} HAVING COUNT(*) > 1"
+                ):
+                    shown = ", ".join(f"{c.name}={v!r}" for c, v in zip(key, row, strict=False))
+                    found.append(f"{table.name}: {row[-1]} rows with {shown}")
+    finally:
+        src.close()
+    return found
+
+
 @dataclass(frozen=True)
 class Copied:
     counts: dict[str, int]
@@ -49,6 +82,15 @@ async def migrate_database(source: Path, url: str, *, replace: bool = False) -> 
     # Both ends at the newest schema, exactly as the bot would bring them there.
     store = await Store.open(source)
     await store.close()
+    conflicts = await asyncio.to_thread(_conflicts, source)
+    if conflicts:
+        raise MigrateError(
+            f"{len(conflicts)} {'row' if len(conflicts) == 1 else 'rows'} in SQLite would break"
+            " PostgreSQL's constraints; nothing copied: "
+            + "; ".join(conflicts[:MAX_LISTED])
+            + (f"; and {len(conflicts) - MAX_LISTED} more" if len(conflicts) > MAX_LISTED else ""),
+            2,
+        )
     target = await Store.open_url(url, pool_size=1)
     await target.close()
     return await asyncio.to_thread(_copy, source, url, replace)

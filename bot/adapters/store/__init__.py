@@ -28,12 +28,12 @@ from bot.adapters.store import settings_repo as settings
 from bot.adapters.store import styles_repo as styles
 from bot.adapters.store import usage_repo as usage
 from bot.adapters.store.interface import Backend
+from bot.adapters.store.migrations.chain import HEAD as SCHEMA_HEAD
 from bot.adapters.store.overview_repo import QuotaOverview
 from bot.adapters.store.personal_repo import PersonalBan, PersonalStats
 from bot.adapters.store.postgres_backend import PostgresBackend, redact
 from bot.adapters.store.settings_repo import AdminEntry, BanEntry
 from bot.adapters.store.sqlite_backend import SqliteBackend, StoreCorruptError, migrate
-from bot.adapters.store.sqlite_schema import MIGRATIONS
 from bot.adapters.store.usage_repo import EXPORT_COLUMNS, Stats, UsageSummary
 from bot.core.models import ImageRequest, Job, JobStatus, Origin
 from bot.core.policy.prompt_rules import PromptRule, RuleMatch
@@ -145,7 +145,7 @@ class Store:
                 await self._backend.run(jobs.release_leases, time.time())
         await self._backend.close()
 
-    async def schema_version(self) -> int:
+    async def schema_version(self) -> str | None:
         return await self._backend.schema_version()
 
     # The SQLite backend's writer thread and connection, for tests of the write path only.
@@ -510,7 +510,7 @@ class Store:
 __all__ = [
     "EXPORT_COLUMNS",
     "HISTORY_COUNT_CAP",
-    "MIGRATIONS",
+    "SCHEMA_HEAD",
     "AdminEntry",
     "BanEntry",
     "PersonalBan",

@@ -82,7 +82,8 @@ class Backend(abc.ABC):
         """Run `fn(session, *args, **kwargs)` off the event loop."""
 
     @abc.abstractmethod
-    async def schema_version(self) -> int: ...
+    async def schema_version(self) -> str | None:
+        """The Alembic revision the database is at (None: not yet created)."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -20,19 +20,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self, TypeVar
 
 import psycopg
+import sqlalchemy as sa
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from bot.adapters.store import sqlite_backend as base
 from bot.adapters.store.interface import Backend, Dialect
-from bot.adapters.store.pg_schema import PG_MIGRATIONS
+from bot.adapters.store.migrations.chain import upgrade_postgresql
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-# The advisory lock every starting process takes around its migrations.
-MIGRATION_LOCK = 0x1A6E_B07D
 _INDEX_HINT = re.compile(r"\s+INDEXED BY \w+", re.IGNORECASE)
 
 
@@ -174,8 +173,8 @@ class PostgresBackend(Backend):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(self._call, fn, *args, **kwargs))
 
-    async def schema_version(self) -> int:
-        return await self.run(lambda s: _version(s._conn))
+    async def schema_version(self) -> str | None:
+        return await self.run(lambda s: _revision(s._conn))
 
     async def close(self) -> None:
         if self._closed:
@@ -187,8 +186,8 @@ class PostgresBackend(Backend):
 
 def _open_pool(url: str, size: int) -> ConnectionPool[Any]:
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate_pg(conn)
+        with psycopg.connect(url) as conn:  # not autocommit: the migrations are one transaction
+            _with_sqlalchemy(conn, _migrate)
     except psycopg.OperationalError as exc:
         raise psycopg.OperationalError(
             f"cannot reach the PostgreSQL database at {redact(url)}: {redact(str(exc)).strip()}"
@@ -206,35 +205,34 @@ def _open_pool(url: str, size: int) -> ConnectionPool[Any]:
     return pool
 
 
-def _version(conn: psycopg.Connection[Any]) -> int:
-    found = conn.execute("SELECT to_regclass('schema_version')").fetchone()
+def _revision(conn: psycopg.Connection[Any]) -> str | None:
+    found = conn.execute("SELECT to_regclass('alembic_version')").fetchone()
     if found is None or found[0] is None:
-        return 0
-    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    return int(row[0] or 0) if row else 0
+        return None
+    row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return None if row is None else str(row[0])
 
 
-def migrate_pg(conn: psycopg.Connection[Any]) -> None:
-    """Bring the schema to the newest version in one transaction, under an advisory lock: a second
-    process starting at the same moment waits, then finds the work done."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version"
-            " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION)"
-        )
-        current = _version(conn)
-        if current > len(PG_MIGRATIONS):
-            raise RuntimeError(
-                f"the database is at schema version {current}, newer than this bot knows "
-                f"({len(PG_MIGRATIONS)}); run a newer version of the bot"
-            )
-        for version, statements in enumerate(PG_MIGRATIONS[current:], start=current + 1):
-            for statement in statements:
-                conn.execute(statement)
-                if base.after_statement is not None:
-                    base.after_statement()
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (%s, extract(epoch FROM now()))",
-                [version],
-            )
+def _migrate(conn: sa.Connection) -> None:
+    with conn.begin():
+        upgrade_postgresql(conn, _after_step)
+
+
+def _after_step() -> None:
+    if base.after_statement is not None:
+        base.after_statement()
+
+
+def _with_sqlalchemy(raw: psycopg.Connection[Any], fn: Callable[[sa.Connection], R]) -> R:
+    """`fn` given SQLAlchemy's view of a psycopg connection this module holds (for Alembic). Errors
+    come out as psycopg's own, as from every other statement of the store."""
+    engine = sa.create_engine("postgresql+psycopg://", creator=lambda: raw, poolclass=sa.pool.StaticPool)
+    try:
+        with engine.connect() as conn:
+            return fn(conn)
+    except sa.exc.DBAPIError as exc:
+        if isinstance(exc.orig, psycopg.Error):
+            raise exc.orig from None
+        raise
+    finally:
+        engine.dispose()

@@ -1,4 +1,4 @@
-"""The connection, its single worker thread, the one write path, and schema migrations.
+"""The SQLite connection, its single worker thread, and the one write path (migrations included).
 
 Every write goes through `write_transaction`: BEGIN IMMEDIATE, the statements, COMMIT, and ROLLBACK on
 any error. Outside it the connection is read-only (`PRAGMA query_only`), so a write that bypasses the
@@ -20,7 +20,7 @@ from typing import Any, ParamSpec, Self, TypeVar
 import sqlite_utils
 
 from bot.adapters.store.interface import Backend, Dialect
-from bot.adapters.store.sqlite_schema import MIGRATIONS
+from bot.adapters.store.migrations.chain import sqlite_revision, upgrade_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,8 @@ class SqliteBackend(Backend):
             raise RuntimeError("store writes run on the store's writer thread (through _run)")
         return write_transaction(self._db.conn)
 
-    async def schema_version(self) -> int:
-        return await self.run_raw(_user_version, self._db)
+    async def schema_version(self) -> str | None:
+        return await self.run_raw(sqlite_revision, self._db.conn)
 
 
 class SqliteSession:
@@ -290,20 +290,11 @@ def _checkpoint(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
 
-def _user_version(db: sqlite_utils.Database) -> int:
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
+def _after_step() -> None:
+    if after_statement is not None:
+        after_statement()
 
 
 def migrate(db: sqlite_utils.Database) -> None:
-    """Bring the schema to the newest version, one migration per transaction."""
-    current = _user_version(db)
-    if current > len(MIGRATIONS):
-        raise RuntimeError(
-            f"the database is at schema version {current}, newer than this bot knows ({len(MIGRATIONS)}); "
-            "run a newer version of the bot"
-        )
-    for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
-        # The steps use sqlite-utils' schema helpers on the same connection, inside the transaction.
-        with write_transaction(db.conn) as tx:
-            step(db)
-            tx.execute(f"PRAGMA user_version = {version}")
+    """Bring the schema to the newest revision, one revision per write transaction."""
+    upgrade_sqlite(db.conn, write_transaction, _after_step)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.adapters.store.interface import Session
+from bot.adapters.store.schema import name_key
 from bot.adapters.store.settings_repo import _log_admin
 from bot.adapters.store.usage_repo import read_policy
 from bot.core.policy.styles import MAX_STYLES, MemberSettings, RequestDefaults, Style, StyleError
@@ -20,12 +21,13 @@ def add_style(s: Session, guild_id: int, style: Style, actor_id: int, now: float
         # Two moderators adding the last allowed style at once from two processes: one waits.
         s.lock(tx, "styles", guild_id)
         existing = tx.execute(
-            "SELECT id FROM styles WHERE guild_id = ? AND lower(name) = lower(?)", [guild_id, style.name]
+            "SELECT id FROM styles WHERE guild_id = ? AND name_key = ?", [guild_id, name_key(style.name)]
         ).fetchone()
         if existing is not None:
             tx.execute(
-                "UPDATE styles SET name = ?, text = ?, created_by = ?, created_at = ? WHERE id = ?",
-                [style.name, style.text, actor_id, now, existing[0]],
+                "UPDATE styles SET name = ?, name_key = ?, text = ?, created_by = ?, created_at = ?"
+                " WHERE id = ?",
+                [style.name, name_key(style.name), style.text, actor_id, now, existing[0]],
             )
         else:
             count = int(
@@ -41,6 +43,7 @@ def add_style(s: Session, guild_id: int, style: Style, actor_id: int, now: float
                 {
                     "guild_id": guild_id,
                     "name": style.name,
+                    "name_key": name_key(style.name),
                     "text": style.text,
                     "created_by": actor_id,
                     "created_at": now,
@@ -54,9 +57,8 @@ def add_style(s: Session, guild_id: int, style: Style, actor_id: int, now: float
 def remove_style(s: Session, guild_id: int, name: str, actor_id: int, now: float) -> Style | None:
     with s.write() as tx:
         row = tx.execute(
-            "SELECT id, name, text, created_by, created_at FROM styles"
-            " WHERE guild_id = ? AND lower(name) = lower(?)",
-            [guild_id, name],
+            "SELECT id, name, text, created_by, created_at FROM styles WHERE guild_id = ? AND name_key = ?",
+            [guild_id, name_key(name)],
         ).fetchone()
         if row is None:
             return None
@@ -67,7 +69,7 @@ def remove_style(s: Session, guild_id: int, name: str, actor_id: int, now: float
 
 def styles(s: Session, guild_id: int) -> list[Style]:
     rows = s.rows(
-        "SELECT name, text, created_by, created_at FROM styles WHERE guild_id = ? ORDER BY lower(name)",
+        "SELECT name, text, created_by, created_at FROM styles WHERE guild_id = ? ORDER BY name_key, id",
         [guild_id],
     )
     return [Style(str(n), str(t), by, at) for n, t, by, at in rows]
@@ -76,8 +78,8 @@ def styles(s: Session, guild_id: int) -> list[Style]:
 def style(s: Session, guild_id: int, name: str) -> Style | None:
     """The server's style of that name, in any case."""
     row = s.row(
-        "SELECT name, text, created_by, created_at FROM styles WHERE guild_id = ? AND lower(name) = lower(?)",
-        [guild_id, name],
+        "SELECT name, text, created_by, created_at FROM styles WHERE guild_id = ? AND name_key = ?",
+        [guild_id, name_key(name)],
     )
     return Style(str(row[0]), str(row[1]), row[2], row[3]) if row is not None else None
 

@@ -597,7 +597,7 @@ def settings_text(
 
 PRIVATE_NOT_ALLOWED = N_(
     "This server does not allow private images, so your images will be posted in the channel. "
-    "A moderator can allow them with `/imagine-admin private-images`."
+    "A server admin can allow them with `/imagine-admin private-images`."
 )
 
 

@@ -1,8 +1,8 @@
 """The PostgreSQL backend: a psycopg 3 connection pool created once, each repository call run on a
 worker thread with one pooled connection, and the schema migrated at start-up under an advisory lock.
 
-Repository SQL is written with `?` placeholders in the subset both databases share; this module
-translates it (placeholders, SQLite's index hints). Connections are read-only outside `write()`
+Repository SQL is written once with named parameters and compiled for psycopg by SQLAlchemy
+(`statements.compiled`). Connections are read-only outside `write()`
 (`default_transaction_read_only`), as SQLite's are (`query_only`), so a write that bypasses the one
 write path fails at once.
 """
@@ -15,7 +15,7 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self, TypeVar
 
@@ -25,25 +25,22 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from bot.adapters.store import sqlite_backend as base
-from bot.adapters.store.interface import Backend, Dialect
+from bot.adapters.store.interface import Backend, Dialect, Params
 from bot.adapters.store.migrations.chain import upgrade_postgresql
+from bot.adapters.store.statements import compiled
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-_INDEX_HINT = re.compile(r"\s+INDEXED BY \w+", re.IGNORECASE)
 
-
-@functools.lru_cache(maxsize=512)
-def translate(sql: str) -> str:
-    """SQLite-flavoured repository SQL to PostgreSQL: no index hints, `%s` placeholders."""
-    return _INDEX_HINT.sub("", sql).replace("%", "%%").replace("?", "%s")
-
-
-def _params(params: Sequence[Any]) -> list[Any]:
+def _params(params: Params | None) -> dict[str, Any]:
     # Flags are INTEGER columns, as in SQLite; PostgreSQL will not store a boolean in one.
-    return [int(p) if isinstance(p, bool) else p for p in params]
+    return {k: int(v) if isinstance(v, bool) else v for k, v in (params or {}).items()}
+
+
+def _sql(sql: str) -> str:
+    return compiled(sql, "postgresql")
 
 
 def lock_key(*key: object) -> int:
@@ -63,18 +60,18 @@ class PgTx:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn: psycopg.Connection[Any] | None = conn
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+    def execute(self, sql: str, params: Params | None = None) -> psycopg.Cursor[Any]:
         if self._conn is None:
             raise RuntimeError("this write transaction has already ended")
-        cursor = self._conn.execute(translate(sql), _params(params))
+        cursor = self._conn.execute(_sql(sql), _params(params))
         if base.after_statement is not None:
             base.after_statement()
         return cursor
 
     def insert(self, table: str, row: dict[str, Any]) -> int:
         cursor = self.execute(
-            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING id",
-            list(row.values()),
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(f':{c}' for c in row)}) RETURNING id",
+            row,
         )
         found = cursor.fetchone()
         assert found is not None
@@ -83,12 +80,12 @@ class PgTx:
     def update(self, table: str, row_id: int, values: dict[str, Any]) -> int:
         if not values:
             return 0
-        assignments = ", ".join(f"{column} = ?" for column in values)
+        assignments = ", ".join(f"{column} = :{column}" for column in values)
         return self.execute(
-            f"UPDATE {table} SET {assignments} WHERE id = ?", [*values.values(), row_id]
+            f"UPDATE {table} SET {assignments} WHERE id = :row_id", {**values, "row_id": row_id}
         ).rowcount
 
-    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def dicts(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         cursor = self.execute(sql, params)
         columns = [c.name for c in cursor.description or ()]
         return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
@@ -106,16 +103,16 @@ class PgSession:
         self.owner = owner
         self.lease = lease
 
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self._conn.execute(translate(sql), _params(params)).fetchall()]
+    def rows(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._conn.execute(_sql(sql), _params(params)).fetchall()]
 
-    def row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        found = self._conn.execute(translate(sql), _params(params)).fetchone()
+    def row(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None:
+        found = self._conn.execute(_sql(sql), _params(params)).fetchone()
         return None if found is None else tuple(found)
 
-    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def dicts(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         with self._conn.cursor(row_factory=dict_row) as cursor:
-            return list(cursor.execute(translate(sql), _params(params)).fetchall())
+            return list(cursor.execute(_sql(sql), _params(params)).fetchall())
 
     @contextlib.contextmanager
     def write(self) -> Iterator[PgTx]:
@@ -137,7 +134,7 @@ class PgSession:
             tx._end()
 
     def lock(self, tx: Any, *key: object) -> None:
-        tx.execute("SELECT pg_advisory_xact_lock(?)", [lock_key(*key)])
+        tx.execute("SELECT pg_advisory_xact_lock(:key)", {"key": lock_key(*key)})
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

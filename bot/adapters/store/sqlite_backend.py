@@ -12,15 +12,16 @@ import functools
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ParamSpec, Self, TypeVar
 
 import sqlite_utils
 
-from bot.adapters.store.interface import Backend, Dialect
+from bot.adapters.store.interface import Backend, Dialect, Params
 from bot.adapters.store.migrations.chain import sqlite_revision, upgrade_sqlite
+from bot.adapters.store.statements import compiled
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +144,17 @@ class SqliteSession:
     def lease(self) -> float:
         return self._backend.lease
 
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self._db.execute(sql, list(params)).fetchall()]
+    def rows(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._db.conn.execute(compiled(sql, "sqlite"), params or {}).fetchall()]
 
-    def row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        found = self._db.execute(sql, list(params)).fetchone()
+    def row(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None:
+        found = self._db.conn.execute(compiled(sql, "sqlite"), params or {}).fetchone()
         return None if found is None else tuple(found)
 
-    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return list(self._db.query(sql, list(params)))
+    def dicts(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        cursor = self._db.conn.execute(compiled(sql, "sqlite"), params or {})
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
 
     def write(self) -> contextlib.AbstractContextManager[Tx]:
         return self._backend.write()
@@ -171,10 +174,10 @@ class Tx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn: sqlite3.Connection | None = conn
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Params | None = None) -> sqlite3.Cursor:
         if self._conn is None:
             raise RuntimeError("this write transaction has already ended")
-        cursor = self._conn.execute(sql, params)
+        cursor = self._conn.execute(compiled(sql, "sqlite"), params or {})
         if after_statement is not None:
             after_statement()
         return cursor
@@ -182,8 +185,7 @@ class Tx:
     def insert(self, table: str, row: dict[str, Any]) -> int:
         """Insert one row and return its id."""
         cursor = self.execute(
-            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-            list(row.values()),
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(f':{c}' for c in row)})", row
         )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
@@ -192,11 +194,13 @@ class Tx:
         """Update columns of one row by id; returns how many rows changed (0 or 1)."""
         if not values:
             return 0
-        assignments = ", ".join(f"{column} = ?" for column in values)
-        cursor = self.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", [*values.values(), row_id])
+        assignments = ", ".join(f"{column} = :{column}" for column in values)
+        cursor = self.execute(
+            f"UPDATE {table} SET {assignments} WHERE id = :row_id", {**values, "row_id": row_id}
+        )
         return cursor.rowcount
 
-    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def dicts(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         cursor = self.execute(sql, params)
         columns = [c[0] for c in cursor.description]
         return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]

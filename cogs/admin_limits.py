@@ -14,8 +14,9 @@ from discord import app_commands
 
 from bot.core import reports
 from bot.core.durations import describe_seconds
-from bot.core.i18n import N_, t
+from bot.core.i18n import N_, nt, t
 from bot.core.policy.quotas import day_bounds, discord_time, valid_timezone
+from bot.core.texts import msg
 from bot.discord.admin import AdminCog, Interaction, Target
 from bot.discord.replies import private_locale, reply
 
@@ -165,16 +166,22 @@ class AdminLimits(AdminCog):
             guild_id, member.id, credits, interaction.user.id, self.now()
         )
         locale = private_locale(interaction)
-        if credits == 1:
-            text = t(locale, "Gave {member} **1 one-off credit**", member=member.mention)
-        elif credits > 0:
-            text = t(
-                locale, "Gave {member} **{count} one-off credits**", member=member.mention, count=credits
+        if credits > 0:
+            text = nt(
+                locale,
+                "Gave {member} **1 one-off credit**",
+                "Gave {member} **{count} one-off credits**",
+                credits,
+                member=member.mention,
             )
-        elif credits == -1:
-            text = t(locale, "Took back 1 credit from {member}", member=member.mention)
         else:
-            text = t(locale, "Took back {count} credits from {member}", member=member.mention, count=-credits)
+            text = nt(
+                locale,
+                "Took back 1 credit from {member}",
+                "Took back {count} credits from {member}",
+                -credits,
+                member=member.mention,
+            )
         await reply(
             interaction,
             t(
@@ -191,11 +198,13 @@ class AdminLimits(AdminCog):
         guild_id = self.gid(interaction)
         given = await self.bot.store.reset_today(guild_id, member.id, interaction.user.id, self.now())
         locale = private_locale(interaction)
-        if given == 1:
-            text = t(locale, "Gave {member} back **1 use** of today.", member=member.mention)
-        elif given:
-            text = t(
-                locale, "Gave {member} back **{count} uses** of today.", member=member.mention, count=given
+        if given:
+            text = nt(
+                locale,
+                "Gave {member} back **1 use** of today.",
+                "Gave {member} back **{count} uses** of today.",
+                given,
+                member=member.mention,
             )
         else:
             text = t(locale, "{member} had no finished uses today to give back.", member=member.mention)
@@ -212,20 +221,16 @@ class AdminLimits(AdminCog):
         before = await self.bot.store.guild_policy(guild_id)
         await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), daily_cap=limit)
         locale = private_locale(interaction)
-        was = (
-            t(locale, "none")
-            if before.daily_cap is None
-            else t(locale, "{count} images", count=before.daily_cap)
-            if before.daily_cap != 1
-            else t(locale, "1 image")
-        )
+        was = t(locale, "none")
+        if before.daily_cap is not None:
+            was = nt(locale, "1 image", "{count} images", before.daily_cap)
         if limit is None:
             text = t(locale, "The server has **no daily cap** any more (was {was}).", was=was)
         else:
             text = t(
                 locale,
                 "The whole server can now make **{count} a day** together (was {was}).",
-                count=t(locale, "1 image") if limit == 1 else t(locale, "{count} images", count=limit),
+                count=nt(locale, "1 image", "{count} images", limit),
                 was=was,
             )
         await reply(interaction, text)
@@ -279,12 +284,16 @@ class AdminLimits(AdminCog):
             guild_id, interaction.user.id, self.now(), cooldown_seconds=seconds
         )
         locale = private_locale(interaction)
-        was = describe_seconds(before.cooldown_seconds) if before.cooldown_seconds else t(locale, "none")
+        was = (
+            describe_seconds(before.cooldown_seconds, locale)
+            if before.cooldown_seconds
+            else t(locale, "none")
+        )
         if seconds:
             text = t(
                 locale,
                 "Members now wait **{time}** between two requests (was {was}).",
-                time=describe_seconds(seconds),
+                time=describe_seconds(seconds, locale),
                 was=was,
             )
         else:
@@ -308,9 +317,7 @@ class AdminLimits(AdminCog):
             t(
                 private_locale(interaction),
                 "A member may now have **{count}** running at once (was {was}).",
-                count=t(private_locale(interaction), "1 image")
-                if jobs == 1
-                else t(private_locale(interaction), "{count} images", count=jobs),
+                count=nt(private_locale(interaction), "1 image", "{count} images", jobs),
                 was=before.max_running,
             ),
         )
@@ -323,10 +330,11 @@ class AdminLimits(AdminCog):
         if not valid_timezone(zone_name):
             await reply(
                 interaction,
-                N_(
+                msg(
                     "{zone} is not a time zone I know. Pick one from the list, such as `Europe/Paris`, "
-                    "`America/New_York` or `UTC`. Nothing was changed."
-                ).format(zone=reports.code(zone_name)),
+                    "`America/New_York` or `UTC`. Nothing was changed.",
+                    zone=reports.code(zone_name),
+                ),
             )
             return
         before = await self.bot.store.guild_policy(guild_id)
@@ -334,11 +342,13 @@ class AdminLimits(AdminCog):
         _, reset = day_bounds(self.now(), zone_name)
         await reply(
             interaction,
-            N_(
+            msg(
                 "The server's day now starts at 00:00 in **{zone}** (was {was}). "
-                "Daily limits next reset {when} ({time})."
-            ).format(
-                zone=zone_name, was=before.timezone, when=discord_time(reset), time=discord_time(reset, "f")
+                "Daily limits next reset {when} ({time}).",
+                zone=zone_name,
+                was=before.timezone,
+                when=discord_time(reset),
+                time=discord_time(reset, "f"),
             ),
         )
 

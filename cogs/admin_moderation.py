@@ -14,6 +14,7 @@ from bot.core.durations import DurationError, parse_duration
 from bot.core.i18n import N_, t
 from bot.core.policy.prompt_rules import MAX_PATTERN_CHARS, RuleError, check_rule
 from bot.core.policy.quotas import discord_time
+from bot.core.texts import msg
 from bot.discord.admin import AdminCog, Interaction, Target
 from bot.discord.replies import private_locale, reply
 
@@ -57,7 +58,7 @@ class AdminModeration(AdminCog):
                         private_locale(interaction),
                         "{member} was not banned: {error}.",
                         member=member.mention,
-                        error=error,
+                        error=error.text.render(private_locale(interaction)),
                     ),
                 )
                 return
@@ -91,9 +92,9 @@ class AdminModeration(AdminCog):
         guild_id = self.gid(interaction)
         lifted = await self.bot.store.unban(guild_id, member.id, interaction.user.id, self.now())
         if lifted:
-            text = N_("{member} can use the image bot again.").format(member=member.mention)
+            text = msg("{member} can use the image bot again.", member=member.mention)
         else:
-            text = N_("{member} was not banned; nothing to lift.").format(member=member.mention)
+            text = msg("{member} was not banned; nothing to lift.", member=member.mention)
         await reply(interaction, text)
 
     @app_commands.command(name="bans", description="Members banned from the image bot, and until when")
@@ -121,14 +122,15 @@ class AdminModeration(AdminCog):
             actor, now = interaction.user.id, self.now()
             rule = await self.bot.store.add_rule(guild_id, kind.value, checked, actor, now)
         except RuleError as error:
-            await reply(interaction, N_("That rule was not added: {error}.").format(error=error))
+            await reply(interaction, msg("That rule was not added: {error}.", error=error.text))
             return
         await reply(
             interaction,
-            N_(
+            msg(
                 "Added rule {rule}. Prompts that match it are refused with a neutral message and logged "
-                "with the rule."
-            ).format(rule=reports.rule_text(rule)),
+                "with the rule.",
+                rule=reports.rule_text(rule),
+            ),
         )
 
     @blocklist.command(name="remove", description="Remove a prompt rule by its number")
@@ -142,12 +144,10 @@ class AdminModeration(AdminCog):
         if removed is None:
             await reply(
                 interaction,
-                N_("There is no rule #{id} in this server; see `/imagine-admin blocklist list`.").format(
-                    id=rule
-                ),
+                msg("There is no rule #{id} in this server; see `/imagine-admin blocklist list`.", id=rule),
             )
             return
-        await reply(interaction, N_("Removed rule {rule}.").format(rule=reports.rule_text(removed)))
+        await reply(interaction, msg("Removed rule {rule}.", rule=reports.rule_text(removed)))
 
     @blocklist.command(name="list", description="The server's prompt rules")
     async def blocklist_list(self, interaction: Interaction) -> None:

@@ -10,7 +10,7 @@ from discord import app_commands
 
 from bot.core import messages, reports
 from bot.core.durations import describe_seconds
-from bot.core.i18n import t, translate_text
+from bot.core.i18n import nt, t
 from bot.core.policy.quotas import day_bounds
 from bot.discord.admin import AdminCog, Interaction
 from bot.discord.checks import MODLOG_NEEDS, missing_permissions
@@ -24,11 +24,11 @@ UPLOAD_MARGIN = 64 * 1024  # room for the multipart envelope around the CSV
 
 
 def _members(count: int, locale: str) -> str:
-    return t(locale, "1 member") if count == 1 else t(locale, "{count} members", count=count)
+    return nt(locale, "1 member", "{count} members", count)
 
 
 def _credits(count: int, locale: str) -> str:
-    return t(locale, "1 credit") if count == 1 else t(locale, "{count} credits", count=count)
+    return nt(locale, "1 credit", "{count} credits", count)
 
 
 class AdminReports(AdminCog):
@@ -65,7 +65,7 @@ class AdminReports(AdminCog):
             )
         else:
             modlog = t(locale, "Mod-log: {channel}", channel=f"<#{policy.modlog_channel_id}>")
-        cooldown = describe_seconds(policy.cooldown_seconds) if policy.cooldown_seconds else none
+        cooldown = describe_seconds(policy.cooldown_seconds, locale) if policy.cooldown_seconds else none
         lines = [
             t(locale, "⚙️ **Image bot settings for this server**"),
             t(
@@ -179,7 +179,7 @@ class AdminReports(AdminCog):
         try:
             begin, finish = reports.export_bounds(start, end, policy.timezone)
         except reports.ReportError as error:
-            why = translate_text(locale, str(error))
+            why = error.text.render(locale)
             await reply(interaction, t(locale, "Nothing exported: {reason}.", reason=why))
             return
         await interaction.response.defer(ephemeral=True, thinking=True)

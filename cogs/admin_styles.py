@@ -39,7 +39,7 @@ class AdminStyles(AdminCog):
                 self.gid(interaction), style, interaction.user.id, self.now()
             )
         except StyleError as error:
-            await reply(interaction, messages.style_not_saved(str(error), private_locale(interaction)))
+            await reply(interaction, messages.style_not_saved(error.text, private_locale(interaction)))
             return
         await reply(
             interaction,

@@ -159,7 +159,7 @@ async def test_a_prompt_too_long_once_normalized_is_refused_as_unchecked(world: 
         interaction = await fake.invoke_slash("imagine", {"prompt": "\ufdfa" * 5000})
         answer = (await fake.wait_for_callback(interaction)).json
         assert answer["type"] == 4 and answer["data"]["flags"] & EPHEMERAL
-        assert answer["data"]["content"] == UNCHECKED_TEXT
+        assert answer["data"]["content"] == UNCHECKED_TEXT.english()
         [row] = await usage_rows(bot.store, fake.guild_id)
     assert (row["outcome"], row["reason"], row["counted"]) == ("refused", BLOCKED_PROMPT, 0)
     assert str(row["detail"]).startswith("unchecked: over 20000 characters")

@@ -46,18 +46,43 @@ def test_english_and_simplified_chinese_are_shipped() -> None:
 def test_every_text_is_translated_with_the_same_placeholders(language: str) -> None:
     english = {(m.context, m.id) for m in po_entries("en")}
     entries = po_entries(language)
-    keys = {(m.context, m.id) for m in entries}
+    keys = {(m.context, m.id) for m in entries}  # a plural's key is its (singular, plural) pair
     assert keys - english == set(), f"{language} has texts English lacks"
     assert english - keys == set(), f"{language} lacks texts"
     problems = []
     for m in entries:
-        if not isinstance(m.string, str) or not m.string.strip():
+        if isinstance(m.id, tuple):  # a plural (ngettext): every form of the language, each filled
+            problems += plural_problems(m)
+        elif not isinstance(m.string, str) or not m.string.strip():
             problems.append(f"empty: {m.id!r}")
         elif m.fuzzy:
             problems.append(f"fuzzy: {m.id!r}")
         elif fields(m.string) != fields(m.id):
             problems.append(f"placeholders {sorted(fields(m.string))} != {sorted(fields(m.id))}: {m.id!r}")
     assert problems == []
+
+
+def plural_problems(m: Any) -> list[str]:
+    """A plural's forms may leave out `{count}` (English "an image"), nothing else, and add nothing."""
+    forms = m.string if isinstance(m.string, tuple) else (m.string,)
+    allowed = fields(m.id[0]) | fields(m.id[1])
+    needed = allowed - {"count"}
+    problems = []
+    for form in forms:
+        if not form or not form.strip():
+            problems.append(f"empty plural form: {m.id[0]!r}")
+        elif not needed <= fields(form) <= allowed:
+            problems.append(f"plural placeholders {sorted(fields(form))} vs {sorted(allowed)}: {m.id[0]!r}")
+    return problems or (["fuzzy: " + repr(m.id[0])] if m.fuzzy else [])
+
+
+def test_plurals_follow_each_languages_rule() -> None:
+    """ngettext through the catalog: English has two forms, Chinese one (its count is in the text)."""
+    one = i18n.nt("en", "1 reference image", "{count} reference images", 1)
+    three = i18n.nt("en", "1 reference image", "{count} reference images", 3)
+    assert (one, three) == ("1 reference image", "3 reference images")
+    assert i18n.nt("zh-CN", "1 reference image", "{count} reference images", 3) == "3 张参考图"
+    assert i18n.nt("zh-CN", "1 reference image", "{count} reference images", 1) == "1 张参考图"
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -108,7 +133,7 @@ async def test_the_catalogs_hold_exactly_what_the_code_and_commands_use() -> Non
     """`make messages` is up to date: no text the code asks for is missing, none is left unused."""
     used = set(code_texts()) | set(await command_texts())
     for language in LANGUAGES:
-        present = {(m.context, m.id) for m in po_entries(language)}
+        present = {(m.context, m.id[0] if isinstance(m.id, tuple) else m.id) for m in po_entries(language)}
         assert sorted(used - present, key=str) == [], f"{language}: run `make messages` and translate"
         assert sorted(present - used, key=str) == [], f"{language}: run `make messages` with PRUNE=1"
 
@@ -171,7 +196,11 @@ def _prose_outside_catalog(path: Path) -> list[str]:
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             owner = getattr(func.value, "id", "") if isinstance(func, ast.Attribute) else ""
             # Command and group texts (Group, Choice, decorators) go through the Translator.
-            if name in {"t", "N_", "Choice", "Group"} or owner == "log" or name in {"getLogger", "Route"}:
+            if (
+                name in {"t", "nt", "N_", "msg", "plural_msg", "Text", "Choice", "Group"}
+                or owner == "log"
+                or name in {"getLogger", "Route"}
+            ):
                 skip |= {id(n) for n in ast.walk(node)}
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             if node.name in OPERATOR_FUNCTIONS:

@@ -52,7 +52,7 @@ async def test_personal_quota_resets_at_utc_midnight_and_failed_jobs_are_given_b
     decision, job = await any_store.admit_personal(USER, ImageRequest("a"), origin(DM), NOW, 1, 2)
     assert decision.allowed and job is not None
     refused, _ = await any_store.admit_personal(USER, ImageRequest("b"), origin(DM), NOW + 1, 1, 2)
-    assert refused.reason == QUOTA and "reset" in refused.message
+    assert refused.reason == QUOTA and "reset" in str(refused.message)
     await any_store.mark_ended(job.id, JobStatus.FAILED, "no", NOW + 2)
     again, _ = await any_store.admit_personal(USER, ImageRequest("c"), origin(DM), NOW + 3, 1, 2)
     assert again.allowed  # a failure does not count
@@ -65,7 +65,7 @@ async def test_concurrency_and_personal_use_turned_off(any_store: Store) -> None
         decision, _ = await any_store.admit_personal(USER, ImageRequest(f"{n}"), origin(DM), NOW, 10, 2)
         assert decision.allowed
     busy, _ = await any_store.admit_personal(USER, ImageRequest("3"), origin(DM), NOW, 10, 2)
-    assert busy.reason == CONCURRENCY and "/queue" in busy.message
+    assert busy.reason == CONCURRENCY and "/queue" in str(busy.message)
     off, job = await any_store.admit_personal(USER + 1, ImageRequest("x"), origin(DM, USER + 1), NOW, 0, 2)
     assert off.reason == DISABLED and job is None
 
@@ -78,7 +78,7 @@ async def test_bans_from_personal_use(any_store: Store) -> None:
     decision, job = await any_store.admit_personal(
         USER, ImageRequest("x"), origin(PRIVATE_CHANNEL), NOW, 5, 2
     )
-    assert decision.reason == BANNED and job is None and "spam" in decision.message
+    assert decision.reason == BANNED and job is None and "spam" in str(decision.message)
     assert (await any_store.personal_usage_summary(USER, NOW, 5, 2)).banned
     later, _ = await any_store.admit_personal(USER, ImageRequest("x"), origin(DM), NOW + 3601, 5, 2)
     assert later.allowed  # the ban ran out

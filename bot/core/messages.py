@@ -9,8 +9,9 @@ import math
 import re
 from urllib.parse import quote
 
-from bot.core.i18n import N_, t, translate_text
+from bot.core.i18n import N_, nt, t, translate_text
 from bot.core.models import Job, Stage
+from bot.core.texts import Text, Verbatim, msg, plural_msg
 
 Locale = object  # a discord.Locale, its value ("zh-CN"), or None for English
 
@@ -123,10 +124,8 @@ def duration(seconds: float, locale: Locale = None) -> str:
 def details_line(job: Job, locale: Locale = None) -> str:
     parts = [t(locale, "Aspect ratio: {ratio}", ratio=job.aspect_ratio or t(locale, "default"))]
     refs = len(job.reference_urls)
-    if refs == 1:
-        parts.append(t(locale, "1 reference image"))
-    elif refs:
-        parts.append(t(locale, "{count} reference images", count=refs))
+    if refs:
+        parts.append(nt(locale, "1 reference image", "{count} reference images", refs))
     if job.style:
         parts.append(t(locale, "Style: {name}", name=inert(job.style)))
     return " · ".join(parts)
@@ -185,12 +184,14 @@ def status_text(job: Job, stage: Stage, elapsed: float, typical: float | None, l
 def done_text(job: Job, elapsed: float, count: int, locale: Locale = None) -> str:
     who = _who(job, locale)
     time = duration(elapsed, locale)
-    if count == 1:
-        head = t(locale, "🖼️ Here is your image, {who} — made in {time}.", who=who, time=time)
-    else:
-        head = t(
-            locale, "🖼️ Here are your {count} images, {who} — made in {time}.", count=count, who=who, time=time
-        )
+    head = nt(
+        locale,
+        "🖼️ Here is your image, {who} — made in {time}.",
+        "🖼️ Here are your {count} images, {who} — made in {time}.",
+        count,
+        who=who,
+        time=time,
+    )
     lines = [head, quote_prompt(job.prompt), details_line(job, locale)]
     note = size_note(job, locale)
     if note:
@@ -379,8 +380,7 @@ def _when(epoch: float, style: str = "R") -> str:
     return f"<t:{math.ceil(epoch)}:{style}>"
 
 
-# One whole text per case (with or without an end, with or without a reason): the core fills one in
-# English and the Discord side matches it back to translate it (bot.i18n.translate_text).
+# One whole text per case (with or without an end, with or without a reason), rendered at the edge.
 _PERSONAL_BANNED = {
     (False, False): N_(
         "You cannot use the image bot outside servers that added it: the bot's operator has blocked your "
@@ -402,35 +402,37 @@ _PERSONAL_BANNED = {
 }
 
 
-def personal_banned_text(expires_at: float | None, reason: str | None, locale: Locale = None) -> str:
+def personal_banned_text(expires_at: float | None, reason: str | None) -> Text:
     template = _PERSONAL_BANNED[(bool(expires_at), bool(reason))]
     time = _when(expires_at, "f") if expires_at else ""
-    return t(locale, template, time=time, reason=inert(reason or ""))
+    return Text(template, (("time", time), ("reason", Verbatim(inert(reason or "")))))
 
 
-PERSONAL_OFF = N_(
+PERSONAL_OFF = msg(
     "Personal use of the image bot is turned off by its operator. It still works in servers that "
     "added the bot."
 )
 
 
-def personal_quota_text(limit: int, resets_at: float) -> str:
-    return N_(
+def personal_quota_text(limit: int, resets_at: float) -> Text:
+    return msg(
         "You have used all {limit} of today's personal images (in DMs, group DMs and servers without the "
-        "bot, together). They reset {when} ({time})."
-    ).format(limit=limit, when=_when(resets_at), time=_when(resets_at, "t"))
+        "bot, together). They reset {when} ({time}).",
+        limit=limit,
+        when=_when(resets_at),
+        time=_when(resets_at, "t"),
+    )
 
 
-def personal_busy_text(running: int, limit: int) -> str:
-    if running == 1:
-        return N_(
-            "You already have 1 image in progress (the limit is {limit}). Please wait for it to finish; "
-            "see it with /queue."
-        ).format(limit=limit)
-    return N_(
+def personal_busy_text(running: int, limit: int) -> Text:
+    return plural_msg(
+        "You already have 1 image in progress (the limit is {limit}). Please wait for it to finish; "
+        "see it with /queue.",
         "You already have {count} images in progress (the limit is {limit}). Please wait for one to "
-        "finish; see them with /queue."
-    ).format(count=running, limit=limit)
+        "finish; see them with /queue.",
+        running,
+        limit=limit,
+    )
 
 
 # Where a personal request was made, as its requester reads it later (a DM after 15 minutes): one whole
@@ -494,12 +496,13 @@ def style_name(name: str) -> str:
     return f"`{name.replace('`', chr(39))}`"
 
 
-def style_unknown(name: str) -> str:
-    """Made where no Discord object is at hand (a Draft): English, translated where it is shown."""
-    return N_(
+def style_unknown(name: str) -> Text:
+    """Made where no Discord object is at hand (a Draft): rendered where it is shown."""
+    return msg(
         "There is no style called {name} in this server. Pick one from the list that appears as you type, "
-        "or leave `style` out. Nothing was started and nothing was counted."
-    ).format(name=style_name(name[:40]))
+        "or leave `style` out. Nothing was started and nothing was counted.",
+        name=style_name(name[:40]),
+    )
 
 
 def style_saved(name: str, text: str, *, replaced: bool, locale: Locale = None) -> str:
@@ -510,8 +513,8 @@ def style_saved(name: str, text: str, *, replaced: bool, locale: Locale = None) 
     return f"{head}\n{quote_prompt(text, 1000)}"
 
 
-def style_not_saved(reason: str, locale: Locale = None) -> str:
-    return t(locale, "The style was not saved: {reason}.", reason=translate_text(locale, reason))
+def style_not_saved(reason: Text, locale: Locale = None) -> str:
+    return t(locale, "The style was not saved: {reason}.", reason=reason.render(locale))
 
 
 def style_removed(name: str, *, found: bool, locale: Locale = None) -> str:

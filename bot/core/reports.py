@@ -16,9 +16,10 @@ from zoneinfo import available_timezones
 
 from bot.adapters.store import EXPORT_COLUMNS, BanEntry, Stats, UsageSummary
 from bot.core import messages
-from bot.core.i18n import N_, t, translate_text
+from bot.core.i18n import N_, t
 from bot.core.policy.prompt_rules import PromptRule
 from bot.core.policy.quotas import discord_time, zone
+from bot.core.texts import Text, msg, plural_msg, render
 
 DISCORD_LIMIT = 2000
 EXPORT_MAX_ROWS = 100_000
@@ -31,7 +32,12 @@ Mention = Callable[[int], str]
 
 
 class ReportError(ValueError):
-    """Input to a report that cannot be used; the text says why, for the moderator."""
+    """Input to a report that cannot be used; `text` says why, in the moderator's language (`str()`
+    of it is the English, for the terminal)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text)
+        self.text = text
 
 
 def user_mention(user_id: int) -> str:
@@ -126,7 +132,7 @@ def usage_text(
         )
     )
     if summary.banned and personal:
-        lines.append(messages.personal_banned_text(summary.banned_until, None, locale))
+        lines.append(messages.personal_banned_text(summary.banned_until, None).render(locale))
     elif summary.banned:
         if summary.banned_until is not None:
             until = t(
@@ -181,20 +187,21 @@ def rules_text(rules: Sequence[PromptRule], locale: object = None) -> str:
 
 @dataclass(frozen=True)
 class Window:
-    label: str
+    label: Text | str  # TODAY, or a text rendered in the reader's language
     stats: Stats
 
 
 TODAY = N_("Today")
 
 
-def report_windows(now: float, day_start: float, days: Sequence[int] = (7, 30)) -> list[tuple[str, float]]:
+def report_windows(
+    now: float, day_start: float, days: Sequence[int] = (7, 30)
+) -> list[tuple[Text | str, float]]:
     """The report's windows: today (in the guild's time zone) and the last N days. The labels are
-    English catalog texts; `stats_text` shows them in the reader's language."""
-    windows = [(TODAY, day_start)]
+    texts; `stats_text` shows them in the reader's language."""
+    windows: list[tuple[Text | str, float]] = [(TODAY, day_start)]
     for n in days:
-        label = N_("Last day") if n == 1 else N_("Last {count} days").format(count=n)
-        windows.append((label, now - n * 86_400))
+        windows.append((plural_msg("Last day", "Last {count} days", n), now - n * 86_400))
     return windows
 
 
@@ -223,7 +230,7 @@ def stats_text(
         if window.label == TODAY:
             label = t(locale, "Today (since 00:00 {timezone})", timezone=timezone)
         else:
-            label = translate_text(locale, window.label)
+            label = render(locale, window.label)
         lines.append("")
         lines.append(bold(label))
         other = s.generations - s.completed - s.failed
@@ -261,15 +268,14 @@ def stats_text(
 def parse_day(text: str, what: str) -> date:
     cleaned = text.strip()
     if not _DATE.match(cleaned):
+        got = code(cleaned[:20])
         if what == "start":
-            template = N_("the start date must look like 2025-01-31 (got {text})")
-        else:
-            template = N_("the end date must look like 2025-01-31 (got {text})")
-        raise ReportError(template.format(text=code(cleaned[:20])))
+            raise ReportError(msg("the start date must look like 2025-01-31 (got {text})", text=got))
+        raise ReportError(msg("the end date must look like 2025-01-31 (got {text})", text=got))
     try:
         return date.fromisoformat(cleaned)
     except ValueError:
-        raise ReportError(N_("{text} is not a real date").format(text=code(cleaned))) from None
+        raise ReportError(msg("{text} is not a real date", text=code(cleaned))) from None
 
 
 def export_bounds(start: str, end: str, timezone: str) -> tuple[float, float]:
@@ -277,8 +283,10 @@ def export_bounds(start: str, end: str, timezone: str) -> tuple[float, float]:
     first, last = parse_day(start, "start"), parse_day(end, "end")
     if last < first:
         raise ReportError(
-            N_("the end date {end} is before the start date {start}").format(
-                end=last.isoformat(), start=first.isoformat()
+            msg(
+                "the end date {end} is before the start date {start}",
+                end=last.isoformat(),
+                start=first.isoformat(),
             )
         )
     tz = zone(timezone)
@@ -287,7 +295,7 @@ def export_bounds(start: str, end: str, timezone: str) -> tuple[float, float]:
         begin = datetime.combine(first, datetime.min.time(), tz).timestamp()
         finish = datetime.combine(after, datetime.min.time(), tz).timestamp()
     except (OverflowError, ValueError):
-        raise ReportError(N_("those dates are out of range")) from None
+        raise ReportError(msg("those dates are out of range")) from None
     return begin, finish
 
 

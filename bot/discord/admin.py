@@ -23,7 +23,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core import reports
-from bot.core.i18n import N_, t
+from bot.core.i18n import t
+from bot.core.texts import msg
 from bot.discord.checks import NEEDS_MANAGE_SERVER, is_server_admin
 from bot.discord.members import member_view
 from bot.discord.replies import reply
@@ -38,10 +39,6 @@ GROUP_DESCRIPTION = "Moderate the image bot in this server"
 
 Interaction = discord.Interaction["ImagineBot"]
 Target = discord.Member | discord.User
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def admin_group(tree: app_commands.CommandTree[Any]) -> app_commands.Group:
@@ -125,8 +122,10 @@ class AdminCog(commands.Cog):
         """Discord enforces option ranges; this keeps a forged or stale request from slipping past."""
         if value is None or low <= value <= high:
             return False
-        text = N_("{name} must be from {low} to {high}. Nothing was changed.")
-        await reply(interaction, text.format(name=f"`{name}`", low=low, high=high))
+        text = msg(
+            "{name} must be from {low} to {high}. Nothing was changed.", name=f"`{name}`", low=low, high=high
+        )
+        await reply(interaction, text)
         return True
 
     def default_text(self, default: int | None, locale: object = None) -> str:

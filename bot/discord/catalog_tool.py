@@ -33,7 +33,11 @@ from bot.discord.translator import catalog_context
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = ("bot", "cogs")
-KEYWORDS: dict[str, Any] = {"t": (2,), "N_": None}  # t(locale, "msgid"), N_("msgid")
+# t(locale, "msgid"), N_("msgid"), msg("msgid", …) and the plurals nt(locale, "one", "many", n) and
+# plural_msg("one", "many", n, …): Babel reads a plural as the tuple (singular, plural).
+KEYWORDS: dict[str, Any] = {"t": (2,), "N_": None, "msg": None, "nt": (2, 3), "plural_msg": (1, 2)}
+# The plural msgid of each plural text found in the code, by (msgctxt, singular msgid).
+PLURALS: dict[Key, str] = {}
 
 
 def code_texts(root: Path = ROOT) -> dict[Key, list[str]]:
@@ -41,9 +45,13 @@ def code_texts(root: Path = ROOT) -> dict[Key, list[str]]:
     found: dict[Key, list[str]] = {}
     for folder in SOURCE_DIRS:
         for path in sorted((root / folder).rglob("*.py")):
-            for line, message, _comments, context in extract_from_file(
+            for line, extracted, _comments, context in extract_from_file(
                 "python", str(path), keywords=KEYWORDS, options={"encoding": "utf-8"}
             ):
+                message = extracted
+                if isinstance(extracted, tuple) and extracted[0] and extracted[1]:
+                    PLURALS[(context, extracted[0])] = extracted[1]
+                    message = extracted[0]
                 if isinstance(message, str) and message:
                     found.setdefault((context, message), []).append(f"{path.relative_to(root)}:{line}")
     return found
@@ -110,25 +118,60 @@ def read_catalog_file(language: str) -> Catalog:
 
 
 def _keys(catalog: Catalog) -> Iterator[Key]:
+    """Every entry's key; a plural entry is known by its singular msgid."""
     for message in catalog:
         if message.id and isinstance(message.id, str):
             yield (message.context, message.id)
+        elif message.id and isinstance(message.id, tuple):
+            yield (message.context, message.id[0])
+
+
+def _make_plurals(catalog: Catalog, language: str) -> bool:
+    """Entries the code now asks for as plurals become plural entries, keeping their translations: the
+    singular's for the first form, the translation the plural text had on its own for the others."""
+    changed = False
+    for (context, singular), plural in PLURALS.items():
+        entry = catalog.get(singular, context=context)
+        if entry is None or isinstance(entry.id, tuple):
+            continue
+        if language == SOURCE_LANGUAGE:
+            forms: tuple[str, ...] = (singular, plural)
+        else:
+            other = catalog.get(plural, context=context)
+            other_text = other.string if other is not None and isinstance(other.string, str) else ""
+            if catalog.num_plurals == 1:
+                forms = (other_text,)
+            else:
+                forms = (str(entry.string or ""), *([other_text] * (catalog.num_plurals - 1)))
+        locations, comments = entry.locations, entry.auto_comments
+        catalog.delete(singular, context=context)
+        catalog.add((singular, plural), forms, locations=locations, auto_comments=comments, context=context)
+        changed = True
+    return changed
 
 
 def update(language: str, used: dict[Key, list[str]], *, prune: bool) -> tuple[list[Key], list[Key]]:
     """Add what the catalog lacks (and with `prune`, drop what nothing uses); returns (added, unused)."""
     catalog = read_catalog_file(language)
+    made_plural = _make_plurals(catalog, language)
     present = set(_keys(catalog))
     added = [key for key in used if key not in present]
     unused = [key for key in present if key not in used]
     for context, text in added:
         where = [(place.rsplit(":", 1)[0], 0) for place in used[(context, text)][:3]]
-        string = text if language == SOURCE_LANGUAGE else ""
-        catalog.add(text, string, locations=[(p, n) for p, n in where], context=context)
+        plural = PLURALS.get((context, text))
+        msgid: str | tuple[str, str] = text if plural is None else (text, plural)
+        string: str | tuple[str, ...]
+        if plural is None:
+            string = text if language == SOURCE_LANGUAGE else ""
+        else:
+            string = (text, plural) if language == SOURCE_LANGUAGE else ("",) * catalog.num_plurals
+        catalog.add(msgid, string, locations=[(p, n) for p, n in where], context=context)
     if prune:
         for context, text in unused:
-            catalog.delete(text, context=context)
-    if added or (prune and unused):
+            entry = next((m.id for m in catalog if isinstance(m.id, tuple) and m.id[0] == text), text)
+            catalog.delete(entry, context=context)
+    if added or (prune and unused) or made_plural:
         with catalog_path(language).open("wb") as handle:
             write_po(handle, catalog, width=110, omit_header=False, include_lineno=False)
     return added, unused

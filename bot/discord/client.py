@@ -25,6 +25,7 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.i18n import N_
 from bot.core.models import Job, JobStatus
 from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
+from bot.core.texts import Text, msg
 from bot.discord.replies import NO_PINGS, say_privately
 from bot.discord.sink import DiscordSink
 from bot.discord.stopping import admit
@@ -84,6 +85,7 @@ class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
     async def on_error(
         self, interaction: discord.Interaction[ImagineBot], error: app_commands.AppCommandError
     ) -> None:
+        text: Text | str
         if isinstance(error, app_commands.NoPrivateMessage):
             text = N_("This command works in a server channel, not in DMs.")
         elif isinstance(error, app_commands.CheckFailure):
@@ -94,10 +96,11 @@ class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
             reference = secrets.token_hex(4)
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error("command %s failed (ref %s)", command, reference, exc_info=error)
-            text = N_(
+            text = msg(
                 "Something went wrong on our side. Please try again; if it keeps happening, "
-                "tell a moderator (ref {reference})."
-            ).format(reference=f"`{reference}`")
+                "tell a moderator (ref {reference}).",
+                reference=f"`{reference}`",
+            )
         try:
             await say_privately(interaction, text)
         except discord.HTTPException:

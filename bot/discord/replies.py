@@ -8,6 +8,7 @@ import discord
 
 from bot.core import messages, reports
 from bot.core.i18n import N_, translate_text
+from bot.core.texts import Text
 
 # Every message the bot sends uses this: prompt text can never ping anyone.
 NO_PINGS = discord.AllowedMentions.none()
@@ -28,20 +29,24 @@ def public_locale(interaction: discord.Interaction[Any]) -> str:
     return private_locale(interaction)
 
 
-async def say_privately(interaction: discord.Interaction[Any], text: str) -> None:
+async def say_privately(interaction: discord.Interaction[Any], text: Text | str) -> None:
     """A private answer that pings nobody, whether or not the interaction was answered already.
 
-    `text` may be a catalog text in English (a constant, a refusal made by the core): it is shown in
-    the member's language. A text already translated with `t()` passes through unchanged."""
+    A `Text` (a refusal made by the core) is rendered in the member's language, and so is a catalog
+    constant (`N_`); a text already translated with `t()` passes through unchanged."""
     # Clipped after translating: a reply over Discord's limit would be refused whole.
-    text = messages.clip(translate_text(private_locale(interaction), text))
+    locale = private_locale(interaction)
+    text = messages.clip(text.render(locale) if isinstance(text, Text) else translate_text(locale, text))
     if interaction.response.is_done():
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
     else:
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
-async def reply(interaction: discord.Interaction[Any], text: str) -> None:
+async def reply(interaction: discord.Interaction[Any], text: Text | str) -> None:
     """A private answer cut at a line boundary (for reports and lists): what /usage and
-    /imagine-admin answer with."""
-    await say_privately(interaction, reports.clip(text, locale=private_locale(interaction)))
+    /imagine-admin answer with. A `Text` is rendered in the reader's language first."""
+    locale = private_locale(interaction)
+    if isinstance(text, Text):
+        text = text.render(locale)
+    await say_privately(interaction, reports.clip(text, locale=locale))

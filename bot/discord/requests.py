@@ -18,6 +18,7 @@ from bot.core.models import PERSONAL_CONTEXTS, ImageRequest, Job, Origin, Stage
 from bot.core.policy.quotas import BAD_INPUT, Decision
 from bot.core.policy.styles import MemberSettings, RequestDefaults
 from bot.core.policy.validation import AttachmentInfo, InputRefused, validate_request
+from bot.core.texts import Text
 from bot.discord.members import member_of
 from bot.discord.places import context_of
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
@@ -32,6 +33,8 @@ TOKEN_LIFETIME = timedelta(minutes=15)
 ADMISSION_BUDGET = 1.5
 """Seconds admission may take before the interaction is deferred privately: well inside Discord's
 3 seconds, with room for the deferral's own round trip."""
+# A refused decision always says why; this is only there so a refusal without a text still reads well.
+REFUSED = N_("This request was not accepted. Nothing was started and nothing was counted.")
 ACCEPTED_LATE = N_("Your request was accepted; its progress is shown in the channel.")
 BUSY = N_(
     "The bot could not take your request right now (its database is busy). Nothing was started and "
@@ -63,7 +66,7 @@ def origin_of(interaction: discord.Interaction[ImagineBot]) -> Origin:
 
 async def refuse(
     interaction: discord.Interaction[ImagineBot],
-    text: str,
+    text: Text | str,
     *,
     reason: str,
     prompt: str,
@@ -78,7 +81,7 @@ async def refuse(
 
 async def refuse_bad_input(
     interaction: discord.Interaction[ImagineBot],
-    text: str,
+    text: Text | str,
     *,
     prompt: str,
     aspect_ratio: str | None,
@@ -93,7 +96,7 @@ async def refuse_bad_input(
         aspect_ratio=aspect_ratio,
         ref_count=ref_count,
         reason=BAD_INPUT,
-        detail=text[:300],
+        detail=str(text)[:300],
     )
 
 
@@ -155,7 +158,7 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
             assert isinstance(request, Draft)
             await refuse_bad_input(
                 interaction,
-                str(refusal),
+                refusal.text,
                 prompt=request.prompt,
                 aspect_ratio=request.aspect_ratio,
                 ref_count=len(request.attachments) + len(request.extra_urls),
@@ -167,7 +170,7 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
         detail = decision.matched_rule.describe() if decision.matched_rule else None
         await refuse(
             interaction,
-            decision.message,
+            decision.message or REFUSED,
             reason=decision.reason or "refused",
             prompt=admitted.full_prompt,
             detail=detail,

@@ -268,7 +268,7 @@ class EditModal(Dialog):
             )
         except InputRefused as refusal:
             await refuse_bad_input(
-                interaction, str(refusal), prompt=self.prompt.value, aspect_ratio=ratio, ref_count=1
+                interaction, refusal.text, prompt=self.prompt.value, aspect_ratio=ratio, ref_count=1
             )
             return
         await start_request(interaction, dataclasses.replace(request, reference_urls=(image_url,)))

@@ -11,6 +11,7 @@ from bot.adapters.store.interface import Session, Tx
 from bot.adapters.store.usage_repo import POLICY_COLUMNS, read_policy
 from bot.core.policy.prompt_rules import MAX_RULES, PromptRule, RuleError
 from bot.core.policy.quotas import day_bounds
+from bot.core.texts import msg
 
 
 @dataclass(frozen=True)
@@ -198,8 +199,12 @@ def add_rule(s: Session, guild_id: int, kind: str, pattern: str, actor_id: int, 
         )
         if count >= MAX_RULES:
             raise RuleError(
-                f"this server already has {count} prompt rules, the most it can have is {MAX_RULES}; "
-                "remove some (or merge several words into one regular expression) first"
+                msg(
+                    "this server already has {count} prompt rules, the most it can have is {most}; "
+                    "remove some (or merge several words into one regular expression) first",
+                    count=count,
+                    most=MAX_RULES,
+                )
             )
         rule_id = tx.insert(
             "prompt_rules",

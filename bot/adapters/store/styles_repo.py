@@ -10,6 +10,7 @@ from bot.adapters.store.schema import name_key
 from bot.adapters.store.settings_repo import _log_admin
 from bot.adapters.store.usage_repo import read_policy
 from bot.core.policy.styles import MAX_STYLES, MemberSettings, RequestDefaults, Style, StyleError
+from bot.core.texts import msg
 
 _MEMBER_COLUMNS = ("aspect_ratio", "style", "delivery")
 
@@ -41,8 +42,12 @@ def add_style(s: Session, guild_id: int, style: Style, actor_id: int, now: float
             count = int(tx.execute("SELECT COUNT(*) FROM styles WHERE guild_id = :guild", key).fetchone()[0])
             if count >= MAX_STYLES:
                 raise StyleError(
-                    f"this server already has {count} styles, the most it can have is {MAX_STYLES}; "
-                    "remove one first"
+                    msg(
+                        "this server already has {count} styles, the most it can have is {most}; "
+                        "remove one first",
+                        count=count,
+                        most=MAX_STYLES,
+                    )
                 )
             tx.insert(
                 "styles",

@@ -31,6 +31,8 @@ from typing import Any
 
 import re2
 
+from bot.core.texts import Text, Verbatim, msg
+
 MAX_PATTERN_CHARS = 300
 MAX_WORD_CHARS = 100
 MAX_RULES = 1000
@@ -69,7 +71,11 @@ _LONE_WORDS = frozenset("ai")  # one-letter English words a spaced run may start
 
 
 class RuleError(ValueError):
-    """A rule that cannot be added; the text says why, for the moderator."""
+    """A rule that cannot be added; `text` says why, in the moderator's language."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text)
+        self.text = text
 
 
 @dataclass(frozen=True)
@@ -293,25 +299,30 @@ def check_rule(kind: str, pattern: str) -> str:
     text = pattern.strip()
     if kind == "word":
         if not text or len(text) > MAX_WORD_CHARS:
-            raise RuleError(f"a blocked word or phrase must be 1 to {MAX_WORD_CHARS} characters")
+            raise RuleError(
+                msg("a blocked word or phrase must be 1 to {most} characters", most=MAX_WORD_CHARS)
+            )
         if not word_tokens(text):
-            raise RuleError("a blocked word must contain letters or digits")
+            raise RuleError(msg("a blocked word must contain letters or digits"))
         return text
     if kind == "regex":
         if not text or len(text) > MAX_PATTERN_CHARS:
-            raise RuleError(f"a pattern must be 1 to {MAX_PATTERN_CHARS} characters")
+            raise RuleError(msg("a pattern must be 1 to {most} characters", most=MAX_PATTERN_CHARS))
         try:
             compiled = _compiled(regex_source(text))
         except re2.error as exc:
             detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
             raise RuleError(
-                f"that regular expression is not valid ({detail}); back-references and look-arounds "
-                "are not supported, so that matching can never hang"
+                msg(
+                    "that regular expression is not valid ({detail}); back-references and look-arounds "
+                    "are not supported, so that matching can never hang",
+                    detail=Verbatim(detail),  # the regular expression library's own words
+                )
             ) from None
         if compiled.search(""):
-            raise RuleError("that pattern matches an empty prompt, so it would block everything")
+            raise RuleError(msg("that pattern matches an empty prompt, so it would block everything"))
         return text
-    raise RuleError("the rule kind must be 'word' or 'regex'")
+    raise RuleError(msg("the rule kind must be 'word' or 'regex'"))
 
 
 @dataclass(frozen=True)

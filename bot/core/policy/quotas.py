@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core import messages
-from bot.core.i18n import N_
 from bot.core.policy.prompt_rules import RuleMatch
+from bot.core.texts import Text, Verbatim, msg, plural_msg
 
 DEFAULT_MAX_RUNNING = 2
 
@@ -86,7 +86,7 @@ class Snapshot:
 class Decision:
     allowed: bool
     reason: str | None = None  # one of the refusal reasons above
-    message: str = ""  # what the member reads when refused
+    message: Text | None = None  # what the member reads when refused, rendered in their language
     uses_credit: bool = False
     limit: int | None = None  # None: unlimited
     matched_rule: RuleMatch | None = None
@@ -148,13 +148,30 @@ def effective_limit(snapshot: Snapshot) -> int | None:
     return snapshot.global_default
 
 
-# Member-facing texts are catalog templates filled in English here; the Discord side shows them in the
-# member's language (`bot.i18n.translate_text`).
-BLOCKED_TEXT = N_("This prompt is not allowed in this server. Please rephrase it.")
-UNCHECKED_TEXT = N_(
+# Member-facing texts are data (`bot.core.texts`): the edge renders them in the member's language.
+BLOCKED_TEXT = msg("This prompt is not allowed in this server. Please rephrase it.")
+UNCHECKED_TEXT = msg(
     "This prompt could not be checked against this server's rules, so it was not sent (nothing was "
     "counted). Please shorten it or use fewer special characters, and try again."
 )
+
+
+def ban_text(ban: Ban) -> Text:
+    """Why a banned member is turned away; the moderator's reason is their own words, not translated."""
+    until = discord_time(ban.expires_at, "f") if ban.expires_at else None
+    if ban.reason and until:
+        return msg(
+            "You cannot use the image bot in this server until {time}. Reason: {reason}",
+            time=until,
+            reason=Verbatim(ban.reason),
+        )
+    if ban.reason:
+        return msg(
+            "You cannot use the image bot in this server. Reason: {reason}", reason=Verbatim(ban.reason)
+        )
+    if until:
+        return msg("You cannot use the image bot in this server until {time}.", time=until)
+    return msg("You cannot use the image bot in this server.")
 
 
 def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
@@ -162,21 +179,13 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
     the transaction, because matching is CPU work that must not hold the database)."""
     now = snapshot.now
     _, reset = day_bounds(now, snapshot.policy.timezone)
-    resets = N_("Your quota resets {when} ({time}).").format(
-        when=discord_time(reset), time=discord_time(reset, "t")
+    resets = msg(
+        "Your quota resets {when} ({time}).", when=discord_time(reset), time=discord_time(reset, "t")
     )
 
     ban = snapshot.ban
     if ban is not None and (ban.expires_at is None or ban.expires_at > now):
-        if ban.expires_at:
-            text = N_("You cannot use the image bot in this server until {time}.").format(
-                time=discord_time(ban.expires_at, "f")
-            )
-        else:
-            text = N_("You cannot use the image bot in this server.")
-        if ban.reason:
-            text += N_(" Reason: {reason}").format(reason=ban.reason)
-        return Decision(False, BANNED, text)
+        return Decision(False, BANNED, ban_text(ban))
 
     if rule_match is not None:
         text = BLOCKED_TEXT if rule_match.rule is not None else UNCHECKED_TEXT
@@ -186,24 +195,21 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
     exempt = is_exempt(snapshot)
     if limit == 0 and snapshot.override.credits <= 0:
         return Decision(
-            False, DISABLED, N_("Image generation is not enabled for you in this server."), limit=0
+            False, DISABLED, msg("Image generation is not enabled for you in this server."), limit=0
         )
 
     if not exempt and snapshot.running >= snapshot.policy.max_running:
         return Decision(
             False,
             CONCURRENCY,
-            (
-                N_(
-                    "You already have an image in progress (the limit is {limit}). Please wait for it "
-                    "to finish; see it with /queue."
-                )
-                if snapshot.running == 1
-                else N_(
-                    "You already have {count} images in progress (the limit is {limit}). Please wait "
-                    "for one to finish; see them with /queue."
-                )
-            ).format(count=snapshot.running, limit=snapshot.policy.max_running),
+            plural_msg(
+                "You already have an image in progress (the limit is {limit}). Please wait for it "
+                "to finish; see it with /queue.",
+                "You already have {count} images in progress (the limit is {limit}). Please wait "
+                "for one to finish; see them with /queue.",
+                snapshot.running,
+                limit=snapshot.policy.max_running,
+            ),
             limit=limit,
         )
 
@@ -214,8 +220,10 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
             return Decision(
                 False,
                 COOLDOWN,
-                N_("Please wait a little: you can ask again {when}. {resets}").format(
-                    when=discord_time(ready), resets=resets
+                msg(
+                    "Please wait a little: you can ask again {when}. {resets}",
+                    when=discord_time(ready),
+                    resets=resets,
                 ),
                 limit=limit,
                 retry_at=ready,
@@ -229,9 +237,7 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
             return Decision(
                 False,
                 QUOTA,
-                N_("You have used all {limit} of today's images. {resets}").format(
-                    limit=limit, resets=resets
-                ),
+                msg("You have used all {limit} of today's images. {resets}", limit=limit, resets=resets),
                 limit=limit,
                 retry_at=reset,
             )
@@ -241,8 +247,11 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
         return Decision(
             False,
             GUILD_CAP,
-            N_("This server has used all {cap} of today's images. The count resets {when} ({time}).").format(
-                cap=cap, when=discord_time(reset), time=discord_time(reset, "t")
+            msg(
+                "This server has used all {cap} of today's images. The count resets {when} ({time}).",
+                cap=cap,
+                when=discord_time(reset),
+                time=discord_time(reset, "t"),
             ),
             limit=limit,
             retry_at=reset,

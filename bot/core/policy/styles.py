@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.core.i18n import N_
+from bot.core.texts import Text, msg
 
 MAX_STYLE_NAME = 32
 MAX_STYLE_TEXT = 1000
@@ -20,7 +20,11 @@ PRIVATE_DELIVERIES = (DELIVERY_EPHEMERAL, DELIVERY_DM)
 
 
 class StyleError(Exception):
-    """A style that cannot be saved; the text (a catalog text, in English) is shown to the moderator."""
+    """A style that cannot be saved; `text` says what to change, in the moderator's language."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text)
+        self.text = text
 
 
 @dataclass(frozen=True)
@@ -62,17 +66,15 @@ def clean_style(name: str, text: str) -> Style:
     clean_name = " ".join(name.split())
     clean_text = " ".join(text.split())
     if not clean_name:
-        raise StyleError(N_("a style needs a name"))
+        raise StyleError(msg("a style needs a name"))
     if len(clean_name) > MAX_STYLE_NAME:
-        raise StyleError(N_("a style name may be at most {count} characters").format(count=MAX_STYLE_NAME))
+        raise StyleError(msg("a style name may be at most {count} characters", count=MAX_STYLE_NAME))
     if not all(ch.isprintable() for ch in clean_name) or "`" in clean_name:
-        raise StyleError(N_("a style name may not hold backticks or control characters"))
+        raise StyleError(msg("a style name may not hold backticks or control characters"))
     if not clean_text:
-        raise StyleError(N_("a style needs a text"))
+        raise StyleError(msg("a style needs a text"))
     if len(clean_text) > MAX_STYLE_TEXT:
-        raise StyleError(
-            N_("a style's text may be at most {count} characters").format(count=f"{MAX_STYLE_TEXT:,}")
-        )
+        raise StyleError(msg("a style's text may be at most {count} characters", count=f"{MAX_STYLE_TEXT:,}"))
     if "\x00" in clean_text:
-        raise StyleError(N_("a style's text may not hold a null byte"))
+        raise StyleError(msg("a style's text may not hold a null byte"))
     return Style(clean_name, clean_text)

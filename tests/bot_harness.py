@@ -90,7 +90,7 @@ async def wait_for_job(
     """Poll the bot's own store until the job row satisfies `predicate` (the database is the truth)."""
     async with asyncio.timeout(timeout):
         while True:
-            job = await bot.store.get_job(job_id)
+            job = await bot.store.jobs.get(job_id)
             if job is not None and predicate(job):
                 return job
             await asyncio.sleep(0.02)

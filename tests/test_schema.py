@@ -192,11 +192,34 @@ async def test_sqlite_and_postgresql_schemas_match_column_by_column_and_index_by
 
 async def test_style_names_fold_alike_on_both_backends(any_store: Store) -> None:
     """`ÉCLAIR` and `éclair` are one style on both backends (SQLite's lower() kept them apart)."""
-    assert await any_store.add_style(100, Style("ÉCLAIR", "bright"), 9, 1.0) is False
-    assert await any_store.add_style(100, Style("éclair", "brighter"), 9, 2.0) is True
-    assert await any_store.add_style(100, Style("STRASSE", "street"), 9, 3.0) is False
-    assert await any_store.add_style(100, Style("Straße", "road"), 9, 4.0) is True
-    listed = [(s.name, s.text) for s in await any_store.styles(100)]
+    assert await any_store.styles.add(100, Style("ÉCLAIR", "bright"), 9, 1.0) is False
+    assert await any_store.styles.add(100, Style("éclair", "brighter"), 9, 2.0) is True
+    assert await any_store.styles.add(100, Style("STRASSE", "street"), 9, 3.0) is False
+    assert await any_store.styles.add(100, Style("Straße", "road"), 9, 4.0) is True
+    listed = [(s.name, s.text) for s in await any_store.styles.all(100)]
     assert listed == [("Straße", "road"), ("éclair", "brighter")]
-    found = await any_store.style(100, "ÉCLAIR")
+    found = await any_store.styles.get(100, "ÉCLAIR")
     assert found is not None and found.text == "brighter"
+
+
+def test_a_sqlite_bot_at_the_head_loads_neither_alembic_nor_sqlalchemy(tmp_path: Path) -> None:
+    """Memory and start-up stay as they were: only a migration (or PostgreSQL) loads them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio, sys\n"
+        "from bot.adapters.store import Store\n"
+        "async def main():\n"
+        f"    store = await Store.open({str(tmp_path / 'bot.db')!r})\n"
+        "    await store.jobs.running_count('discord')\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+        "print('sqlalchemy' in sys.modules, 'alembic' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    run = [sys.executable, "-c", script]
+    first = subprocess.run(run, cwd=root, capture_output=True, text=True, timeout=60, check=True)
+    assert first.stdout.split() == ["True", "True"]  # the new database was built by the chain
+    again = subprocess.run(run, cwd=root, capture_output=True, text=True, timeout=60, check=True)
+    assert again.stdout.split() == ["False", "False"]

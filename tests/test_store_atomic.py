@@ -154,8 +154,8 @@ async def assert_consistent_after_restart(path: Path) -> None:
     number of jobs really on their way."""
     store = await Store.open(path)
     try:
-        summary = await store.usage_summary(Member(GUILD, USER), 1_800_000_100.0, 3)
-        unfinished = await store.unfinished_jobs(GUILD, USER)
+        summary = await store.usage.summary(Member(GUILD, USER), 1_800_000_100.0, 3)
+        unfinished = await store.jobs.unfinished(GUILD, USER)
     finally:
         await store.close()
     conn = sqlite3.connect(path)
@@ -226,11 +226,11 @@ async def test_writing_outside_the_write_path_fails(db_path: Path) -> None:
 
         with pytest.raises(sqlite3.OperationalError, match="no such table"):
             await store._run(fail_half_way)
-        assert await store.get_meta("a") == "1"
-        assert await store.get_meta("c") is None
+        assert await store.ops.get_meta("a") == "1"
+        assert await store.ops.get_meta("c") is None
         # ...and the store works on afterwards.
-        await store.set_meta("d", "4")
-        assert await store.get_meta("d") == "4"
+        await store.ops.set_meta("d", "4")
+        assert await store.ops.get_meta("d") == "4"
     finally:
         await store.close()
 
@@ -256,7 +256,7 @@ async def test_the_repair_migration_finishes_usage_rows_of_finished_jobs(
     conn.close()
     store = await Store.open(db_path)
     try:
-        summary = await store.usage_summary(Member(GUILD, USER), 200.0, 3)
+        summary = await store.usage.summary(Member(GUILD, USER), 200.0, 3)
     finally:
         await store.close()
     conn = sqlite3.connect(db_path)
@@ -284,11 +284,11 @@ async def test_a_fresh_database_admits_and_finishes_through_the_write_path(db_pa
     store = await Store.open(db_path)
     try:
         origin = Origin(source="discord", guild_id=GUILD, channel_id=5, user_id=USER)
-        decision, job = await store.admit(Member(GUILD, USER), ImageRequest("p"), origin, 100.0, 3)
+        decision, job = await store.usage.admit(Member(GUILD, USER), ImageRequest("p"), origin, 100.0, 3)
         assert decision.allowed and job is not None
-        assert await store.mark_running(job.id, "t", 101.0, 102.0)
-        assert (await store.usage_summary(Member(GUILD, USER), 103.0, 3)).running == 1
-        assert await store.mark_ended(job.id, JobStatus.FAILED, "x", 104.0)
-        assert (await store.usage_summary(Member(GUILD, USER), 105.0, 3)).running == 0
+        assert await store.jobs.mark_running(job.id, "t", 101.0, 102.0)
+        assert (await store.usage.summary(Member(GUILD, USER), 103.0, 3)).running == 1
+        assert await store.jobs.mark_ended(job.id, JobStatus.FAILED, "x", 104.0)
+        assert (await store.usage.summary(Member(GUILD, USER), 105.0, 3)).running == 0
     finally:
         await store.close()

@@ -214,7 +214,7 @@ class JobRunner:
         self._planning: dict[bool, tuple[float, list[float]]] = {}
         self._closing = False
         self._retries: set[asyncio.Task[Any]] = set()
-        self.rules = RuleBook(store)
+        self.rules = RuleBook(store.settings)
         self._rng = random.Random()
         # Probes at most half of POLL_MAX_INTERVAL apart: the backlog of images that finished during
         # the outage takes a few seconds to deliver, and each should arrive within POLL_MAX_INTERVAL
@@ -230,8 +230,8 @@ class JobRunner:
 
     async def start(self) -> None:
         """Resume what a previous process left, then start the poll loop."""
-        history_text = await self.store.recent_durations(False, self.config.history_size)
-        history_refs = await self.store.recent_durations(True, self.config.history_size)
+        history_text = await self.store.jobs.recent_durations(False, self.config.history_size)
+        history_refs = await self.store.jobs.recent_durations(True, self.config.history_size)
         self._history = {False: history_text, True: history_refs}
         size = self.config.history_size
         self._cohorts = {False: Cohort(size, history_text), True: Cohort(size, history_refs)}
@@ -297,7 +297,7 @@ class JobRunner:
 
     async def enqueue(self, request: ImageRequest, origin: Origin) -> Job:
         """Write the job, then submit it in the background. The row exists before any HTTP call."""
-        job = await self.store.create_job(request, origin, self.clock.time())
+        job = await self.store.jobs.create(request, origin, self.clock.time())
         if self._closing:
             # Shutting down: the row stays QUEUED and the next start submits it.
             log.info("job %s queued during shutdown; it will be submitted after the restart", job.id)
@@ -313,7 +313,7 @@ class JobRunner:
         quotas and reserve a use, in one transaction. An admitted job is written QUEUED but not sent:
         `launch` sends it once the requester has been acknowledged."""
         rule_match = await self.rules.check(member.guild_id or None, request.full_prompt)
-        decision, job = await self.store.admit(
+        decision, job = await self.store.usage.admit(
             member, request, origin, self.clock.time(), default_quota, rule_match=rule_match
         )
         if job is not None:
@@ -328,7 +328,7 @@ class JobRunner:
         """Personal use (no server): the operator's ban, the personal daily quota and concurrency,
         checked and reserved in one transaction. No server's prompt rules apply."""
         assert origin.user_id is not None
-        decision, job = await self.store.admit_personal(
+        decision, job = await self.store.personal.admit(
             origin.user_id, request, origin, self.clock.time(), limit, DEFAULT_MAX_RUNNING
         )
         if job is not None:
@@ -338,7 +338,7 @@ class JobRunner:
     async def use_followup(self, job: Job) -> bool:
         """Count one interaction follow-up for the job before the sink sends it; False when Discord's
         limit for the interaction is reached (the sink then edits the original or sends a DM)."""
-        if not await self.store.use_followup(job.id):
+        if not await self.store.jobs.use_followup(job.id):
             return False
         job.followups_used += 1
         return True
@@ -347,10 +347,10 @@ class JobRunner:
         try:
             if followups:
                 # The acknowledgement used follow-ups of the interaction already (a slow admission).
-                await self.store.set_followups(job.id, followups)
+                await self.store.jobs.set_followups(job.id, followups)
                 job.followups_used = followups
             if message_id is not None:
-                await self.store.set_message_id(job.id, message_id)
+                await self.store.jobs.set_message_id(job.id, message_id)
                 job.message_id = message_id
             if self._closing:
                 log.info("job %s admitted during shutdown; it will be submitted after the restart", job.id)
@@ -363,7 +363,7 @@ class JobRunner:
         """An admitted job that could not be acknowledged: refunded, and nobody left to tell."""
         try:
             await self._persist(
-                job, "abandon it", lambda: self.store.abandon(job.id, reason, self.clock.time())
+                job, "abandon it", lambda: self.store.jobs.abandon(job.id, reason, self.clock.time())
             )
         finally:
             self._acknowledging.pop(job.id, None)
@@ -380,15 +380,15 @@ class JobRunner:
         (a cancel from elsewhere, e.g. /queue); otherwise the caller shows `Cancelled.text` itself."""
         by_moderator = by_user != job.user_id
         if refund is None:
-            policy = await self.store.guild_policy(job.guild_id) if job.guild_id else None
+            policy = await self.store.settings.guild_policy(job.guild_id) if job.guild_id else None
             refund = (
                 job.status is JobStatus.QUEUED or by_moderator or bool(policy and policy.refund_cancelled)
             )
         reason = N_("Cancelled by a moderator.") if by_moderator else N_("Cancelled by the requester.")
         now = self.clock.time()
-        if not await self.store.mark_ended(job.id, JobStatus.CANCELLED, reason, now, refund=refund):
+        if not await self.store.jobs.mark_ended(job.id, JobStatus.CANCELLED, reason, now, refund=refund):
             return None
-        await self.store.mark_cancelled_by(job.id, by_user)
+        await self.store.jobs.mark_cancelled_by(job.id, by_user)
         self._cohort(job).dropped(job.id)
         job.status, job.error, job.cancelled_by = JobStatus.CANCELLED, reason, by_user
         self._last_progress.pop(job.id, None)
@@ -398,7 +398,7 @@ class JobRunner:
             job, by_user, now - job.created_at, refunded=refund, locale=job.guild_locale
         )
         # The requester is told (by the caller, or below): nothing is left to deliver.
-        await self.store.mark_delivered(job.id, delivery="cancelled", result_message_id=None, now=now)
+        await self.store.jobs.mark_delivered(job.id, delivery="cancelled", result_message_id=None, now=now)
         show = getattr(self.sink, "show_cancelled", None)  # the terminal and benchmark sinks have none
         if announce and show is not None:
             # In the background: the caller still has to answer its interaction within 3 seconds.
@@ -407,7 +407,7 @@ class JobRunner:
 
     async def record_deleted(self, job_id: int) -> None:
         """The job's image message was deleted on Discord; the job and its usage rows stay."""
-        await self.store.mark_result_deleted(job_id, self.clock.time())
+        await self.store.jobs.mark_result_deleted(job_id, self.clock.time())
 
     async def log_refusal(
         self,
@@ -423,7 +423,7 @@ class JobRunner:
         mod-log. A busy database only costs the usage row; the requester was answered already."""
         if (origin.guild_id is not None or origin.is_personal) and origin.user_id is not None:
             try:
-                await self.store.log_refusal(
+                await self.store.usage.log_refusal(
                     guild_id=origin.guild_id,
                     context=origin.context,
                     channel_id=origin.channel_id,
@@ -461,7 +461,9 @@ class JobRunner:
         deadline = self.clock.time() + self.config.outage_queue_limit
         if self._outage.down and not await self._wait_for_service(job, deadline):
             return
-        if not await self._persist(job, "mark it as being sent", lambda: self.store.mark_submitting(job.id)):
+        if not await self._persist(
+            job, "mark it as being sent", lambda: self.store.jobs.mark_submitting(job.id)
+        ):
             log.info("job %s was cancelled before it was sent", job.id)
             return
         attempt = 0
@@ -487,11 +489,11 @@ class JobRunner:
                     return
                 if self._outage.down:
                     # Not this request's fault: wait for the service instead of spending attempts.
-                    if not await self.store.mark_requeued(job.id):
+                    if not await self.store.jobs.mark_requeued(job.id):
                         return
                     if not await self._wait_for_service(job, deadline):
                         return
-                    if not await self.store.mark_submitting(job.id):
+                    if not await self.store.jobs.mark_submitting(job.id):
                         return
                     attempt = 0
                     continue
@@ -534,7 +536,7 @@ class JobRunner:
         async def write() -> bool:
             now = self.clock.time()
             delay = self.schedule.next_delay(now - submitted_at, self._planning_history(job.has_references))
-            return await self.store.mark_running(job.id, task_id, submitted_at, now + delay)
+            return await self.store.jobs.mark_running(job.id, task_id, submitted_at, now + delay)
 
         try:
             recorded = await self._persist(job, f"record its task id {task_id}", write)
@@ -592,10 +594,10 @@ class JobRunner:
     async def _wait_before_resubmit(self, job: Job, seconds: float) -> bool:
         """Back to QUEUED while waiting: the request certainly did not reach the API, so a restart
         during this wait may submit it again safely. False if the job was cancelled meanwhile."""
-        if not await self.store.mark_requeued(job.id):
+        if not await self.store.jobs.mark_requeued(job.id):
             return False
         await asyncio.sleep(self.clock.real_seconds(seconds))
-        return await self.store.mark_submitting(job.id)
+        return await self.store.jobs.mark_submitting(job.id)
 
     # -- the poll loop -----------------------------------------------------------------------------
 
@@ -622,12 +624,12 @@ class JobRunner:
             if self._recovered:
                 # The service is back: every running job is due now, not at its backed-off time.
                 self._recovered = False
-                await self.store.reset_leases(self.source, now)
+                await self.store.jobs.reset_leases(self.source, now)
             if free > 0:
-                for job in await self.store.claim_due_jobs(self.source, now, free, self.config.lease):
+                for job in await self.store.jobs.claim_due(self.source, now, free, self.config.lease):
                     self._polling += 1
                     self._spawn_held(job.id, self._poll_one(job), self._workers, self._polls_out)
-            next_at = await self.store.next_poll_time(self.source)
+            next_at = await self.store.jobs.next_poll_time(self.source)
         except Exception:
             log.exception("poll loop: database error; retrying")
             next_at = now + 5.0
@@ -738,7 +740,7 @@ class JobRunner:
         now = self.clock.time()
         if status.is_running:
             delay = self.schedule.next_delay(now - job.submitted_at, history)
-            still_running = await self.store.record_poll(
+            still_running = await self.store.jobs.record_poll(
                 job.id,
                 api_status=status.status,
                 trace_id=status.trace_id,
@@ -760,7 +762,7 @@ class JobRunner:
             await self._end(job, JobStatus.FAILED, MSG_NO_IMAGE, trace_id=status.trace_id)
             return
         refs = [image.ref for image in images]
-        if not await self.store.mark_completed(job.id, refs, now, status.trace_id):
+        if not await self.store.jobs.mark_completed(job.id, refs, now, status.trace_id):
             log.info("job %s finished upstream after it was cancelled; not delivering", job.id)
             self._cohort(job).dropped(job.id)
             return
@@ -774,7 +776,7 @@ class JobRunner:
             delay = retry_after_delay(retry_after, self._rng)  # as the API asked, never stretched
         else:
             delay = backoff_delay(errors, self.schedule.min_interval, self.schedule.max_interval, self._rng)
-        if not await self.store.record_poll(
+        if not await self.store.jobs.record_poll(
             job.id, api_status=None, trace_id=None, next_poll_at=self.clock.time() + delay, poll_errors=errors
         ):
             self._cohort(job).dropped(job.id)
@@ -863,7 +865,7 @@ class JobRunner:
 
     async def _end(self, job: Job, status: JobStatus, reason: str, *, trace_id: str | None = None) -> None:
         self._cohort(job).dropped(job.id)
-        ended = lambda: self.store.mark_ended(job.id, status, reason, self.clock.time())  # noqa: E731
+        ended = lambda: self.store.jobs.mark_ended(job.id, status, reason, self.clock.time())  # noqa: E731
         if not await self._persist(job, "record its end", ended):
             return  # it had already ended (e.g. cancelled): whoever ended it told the requester
         job.status, job.error = status, reason
@@ -884,7 +886,7 @@ class JobRunner:
             return
 
         async def write() -> bool:
-            await self.store.mark_delivered(
+            await self.store.jobs.mark_delivered(
                 job.id,
                 delivery=receipt.delivery,
                 result_message_id=receipt.message_id,
@@ -904,7 +906,7 @@ class JobRunner:
         failures = await self._persist(
             job,
             "record that it could not be delivered",
-            lambda: self.store.mark_undeliverable(job.id, retries=len(later), now=self.clock.time()),
+            lambda: self.store.jobs.mark_undeliverable(job.id, retries=len(later), now=self.clock.time()),
             attempts=self.config.record_attempts,
         )
         if failures is None:
@@ -946,8 +948,8 @@ class JobRunner:
 
     async def _resume(self) -> None:
         now = self.clock.time()
-        await self.store.reset_leases(self.source, now)
-        for job in await self.store.jobs_to_resume(self.source, now=now, lease=self.config.lease):
+        await self.store.jobs.reset_leases(self.source, now)
+        for job in await self.store.jobs.to_resume(self.source, now=now, lease=self.config.lease):
             self._pick_up(job)
 
     def _pick_up(self, job: Job) -> None:
@@ -992,10 +994,10 @@ class JobRunner:
                 del self._acknowledging[job_id]
         # A poll may end its job and tell the requester before it returns: that work is held too.
         held = sorted({*self._held, *self._acknowledging, *self._polls_out})
-        await self.store.renew_leases(held, sorted(self._polls_out), now, self.config.lease)
+        await self.store.jobs.renew_leases(held, sorted(self._polls_out), now, self.config.lease)
         taken = 0
         while not self._closing:
-            batch = await self.store.take_over_jobs(
+            batch = await self.store.jobs.take_over(
                 self.source, self.clock.time(), self.config.lease, self.config.takeover_batch
             )
             for job in batch:

@@ -407,7 +407,7 @@ class DiscordSink:
             if len(self._modlog_last) > 10_000:
                 self._modlog_last.clear()
         try:
-            policy = await self.bot.store.guild_policy(guild_id)
+            policy = await self.bot.store.settings.guild_policy(guild_id)
             if policy.modlog_channel_id is None:
                 return
             channel = self.bot.get_partial_messageable(policy.modlog_channel_id, guild_id=guild_id)
@@ -418,7 +418,7 @@ class DiscordSink:
     async def _modlog_finished(self, job: Job, jump_url: str) -> None:
         if job.guild_id is None:
             return
-        policy = await self.bot.store.guild_policy(job.guild_id)
+        policy = await self.bot.store.settings.guild_policy(job.guild_id)
         if policy.modlog_finished:
             await self.modlog(job.guild_id, messages.modlog_finished(job, jump_url, job.guild_locale))
 

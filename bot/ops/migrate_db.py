@@ -22,7 +22,6 @@ import psycopg
 
 from bot.adapters.store import Store
 from bot.adapters.store.postgres_backend import redact
-from bot.adapters.store.schema import TABLES, metadata
 
 # Which process holds a job means nothing once the SQLite bot has stopped: not copied.
 _PROCESS_STATE = ("lease_owner", "leased_until")
@@ -47,6 +46,8 @@ def _conflicts(source: Path) -> list[str]:
     says is never NULL (SQLite lets a composite primary key hold NULL), and two rows with one key of
     a primary key or unique index (both sides compare text byte for byte: names are made unique by
     `schema.name_key`, the same case folding on both)."""
+    from bot.adapters.store.schema import metadata  # noqa: PLC0415 - SQLAlchemy only for this command
+
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     found: list[str] = []
     try:
@@ -122,6 +123,8 @@ def _count(dst: psycopg.Connection[Any], table: str) -> int:
 
 
 def _copy_tables(src: sqlite3.Connection, dst: psycopg.Connection[Any], replace: bool) -> dict[str, int]:
+    from bot.adapters.store.schema import TABLES  # noqa: PLC0415 - SQLAlchemy only for this command
+
     # No process may write while the copy runs (and a second copy waits for this one).
     dst.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
     holding = {table: n for table in TABLES if (n := _count(dst, table))}

@@ -64,7 +64,7 @@ async def run_ban(settings: Settings, user_id: int, reason: str | None, duration
     now = time.time()
     expires = now + duration if duration else None
     try:
-        await store.ban_personal(
+        await store.personal.ban(
             user_id, reason=(reason or "").strip()[:300] or None, expires_at=expires, now=now
         )
     finally:
@@ -77,7 +77,7 @@ async def run_ban(settings: Settings, user_id: int, reason: str | None, duration
 async def run_unban(settings: Settings, user_id: int) -> int:
     store = await open_store(settings)
     try:
-        lifted = await store.unban_personal(user_id)
+        lifted = await store.personal.unban(user_id)
     finally:
         await store.close()
     print(f"user {user_id} may use the bot personally again" if lifted else f"user {user_id} was not banned")
@@ -87,7 +87,7 @@ async def run_unban(settings: Settings, user_id: int) -> int:
 async def run_bans(settings: Settings) -> int:
     store = await open_store(settings)
     try:
-        bans = await store.personal_bans(time.time())
+        bans = await store.personal.bans(time.time())
     finally:
         await store.close()
     if not bans:
@@ -107,7 +107,7 @@ async def personal_report(store: Store, days: int | None) -> str:
     windows = []
     where: list[str] = []
     for label, since in reports.report_windows(now, day_start, (days,) if days else (7, 30)):
-        report = await store.personal_stats(since)
+        report = await store.personal.stats(since)
         windows.append(reports.Window(label, report.stats))
         places = ", ".join(f"{CONTEXT_NAMES.get(k, k)} {n}" for k, n in sorted(report.by_context.items()))
         where.append(f"{label}: {report.people} people" + (f" · {places}" if places else ""))

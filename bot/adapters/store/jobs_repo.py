@@ -5,11 +5,13 @@ transaction) and runs with a `Session` on either backend."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from bot.adapters.store.interface import Session, Tx
+from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.statements import indexed_by, listed, skip_locked
-from bot.core.models import ImageRequest, Job, JobStatus, Origin
+from bot.core.models import MAX_FOLLOWUPS, ImageRequest, Job, JobStatus, Origin
 
 _RESUMABLE = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.COMPLETED)
 _DONE_OK = (JobStatus.COMPLETED, JobStatus.DELIVERED)
@@ -78,6 +80,45 @@ def create_job(s: Session, request: ImageRequest, origin: Origin, now: float) ->
 def update_job(s: Session, job_id: int, values: dict[str, Any]) -> None:
     with s.write() as tx:
         tx.update("jobs", job_id, values)
+
+
+def set_message_id(s: Session, job_id: int, message_id: int) -> None:
+    update_job(s, job_id, {"message_id": message_id})
+
+
+def mark_cancelled_by(s: Session, job_id: int, user_id: int) -> None:
+    update_job(s, job_id, {"cancelled_by": user_id})
+
+
+def mark_result_deleted(s: Session, job_id: int, now: float) -> None:
+    """The bot's image message was deleted; the job and usage rows stay."""
+    update_job(s, job_id, {"result_deleted_at": now})
+
+
+def set_followups(s: Session, job_id: int, count: int) -> None:
+    update_job(s, job_id, {"followups_used": count})
+
+
+def mark_requeued(s: Session, job_id: int) -> bool:
+    """A submit that certainly did not reach the API waits to be retried. False if cancelled."""
+    return move(s, job_id, JobStatus.SUBMITTING, JobStatus.QUEUED)
+
+
+def mark_submitting(s: Session, job_id: int) -> bool:
+    """The submit is about to be sent. False if the job was cancelled before that."""
+    return move(s, job_id, JobStatus.QUEUED, JobStatus.SUBMITTING)
+
+
+def use_followup(s: Session, job_id: int) -> bool:
+    """Count one follow-up message for the job's interaction, if fewer than MAX_FOLLOWUPS were sent:
+    counted before sending, so a retried delivery can never go past Discord's limit."""
+    with s.write() as tx:
+        cursor = tx.execute(
+            "UPDATE jobs SET followups_used = COALESCE(followups_used, 0) + 1"
+            " WHERE id = :id AND COALESCE(followups_used, 0) < :most",
+            {"id": job_id, "most": MAX_FOLLOWUPS},
+        )
+    return cursor.rowcount > 0
 
 
 def move(s: Session, job_id: int, source: JobStatus, target: JobStatus) -> bool:
@@ -178,7 +219,7 @@ def record_poll(
 
 
 def mark_completed(
-    s: Session, job_id: int, urls: list[str], finished_at: float, trace_id: str | None
+    s: Session, job_id: int, result_urls: list[str], finished_at: float, trace_id: str | None
 ) -> bool:
     """The task finished with images. False if the job was cancelled meanwhile. The process that saw
     it finish holds the job while it delivers."""
@@ -190,7 +231,7 @@ def mark_completed(
             " WHERE id = :id AND status = :running",
             {
                 "completed": JobStatus.COMPLETED.value,
-                "urls": json.dumps(urls),
+                "urls": json.dumps(result_urls),
                 "finished": finished_at,
                 "trace": trace_id,
                 "owner": s.owner,
@@ -210,7 +251,7 @@ def mark_completed(
 
 
 def mark_ended(
-    s: Session, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool
+    s: Session, job_id: int, status: JobStatus, error: str, finished_at: float, *, refund: bool = True
 ) -> bool:
     """A job ended without images (failed, timed out, cancelled, outcome unknown). Its use is
     refunded (and a one-off credit given back) unless `refund` is False. False if the job had
@@ -268,7 +309,13 @@ def _end_in(
 
 
 def mark_delivered(
-    s: Session, job_id: int, delivery: str, message_id: int | None, channel_id: int | None, now: float
+    s: Session,
+    job_id: int,
+    *,
+    delivery: str,
+    result_message_id: int | None,
+    now: float,
+    result_channel_id: int | None = None,
 ) -> None:
     """The outcome reached the requester. The interaction token is dropped: it is no longer needed."""
     with s.write() as tx:
@@ -283,14 +330,14 @@ def mark_delivered(
                 "delivered": JobStatus.DELIVERED.value,
                 "now": now,
                 "delivery": delivery,
-                "message": message_id,
-                "channel": channel_id,
+                "message": result_message_id,
+                "channel": result_channel_id,
                 "id": job_id,
             },
         )
 
 
-def mark_undeliverable(s: Session, job_id: int, retries: int, now: float) -> int:
+def mark_undeliverable(s: Session, job_id: int, *, retries: int, now: float) -> int:
     """Telling the requester failed again; returns how many times it has now failed. The job keeps
     its status for a later attempt while that count is within `retries`; past it, it is closed
     as `undeliverable` (never tried again, its token dropped)."""
@@ -342,10 +389,13 @@ def claim_due_jobs(s: Session, source: str, now: float, limit: int, lease: float
     return sorted((Job.from_row(row) for row in rows), key=lambda job: (job.next_poll_at or 0.0, job.id))
 
 
-def jobs_to_resume(s: Session, source: str, now: float, lease: float) -> list[Job]:
+def jobs_to_resume(
+    s: Session, source: str, *, now: float | None = None, lease: float = WORK_LEASE
+) -> list[Job]:
     """Jobs a previous process left half-way: not sent, sent with unknown outcome, finished but
     not delivered, or ended without the requester being told. Jobs another live process holds are
     left to it; the ones returned are now held by this process."""
+    now = time.time() if now is None else now
     marks, states = listed("state", [st.value for st in (*_RESUMABLE, *_ENDED)])
     with s.write() as tx:
         rows = tx.dicts(
@@ -385,7 +435,7 @@ def renew_leases(s: Session, held: list[int], polling: list[int], now: float, le
     return renewed
 
 
-def take_over_jobs(s: Session, source: str, now: float, lease: float, limit: int) -> list[Job]:
+def take_over_jobs(s: Session, source: str, now: float, lease: float, limit: int = 100) -> list[Job]:
     """Work a process left when it died (or stopped): queued, being sent, finished but not delivered,
     or ended without the requester told, whose lease has run out. The rows returned are now held by
     this process. Only rows that carry a lease are looked at, on the partial index jobs_lease_owner,
@@ -418,7 +468,7 @@ def _server(guild_id: int | None) -> tuple[str, dict[str, Any]]:
     return ("guild_id = :guild", {"guild": guild_id}) if guild_id is not None else ("guild_id IS NULL", {})
 
 
-def unfinished_jobs(s: Session, guild_id: int | None, user_id: int | None, limit: int) -> list[Job]:
+def unfinished_jobs(s: Session, guild_id: int | None, user_id: int | None, limit: int = 25) -> list[Job]:
     """Jobs still on their way, oldest first: one member's, or the whole guild's (guild None: the
     member's personal use)."""
     marks, states = listed("state", [st.value for st in (*_UNFINISHED, JobStatus.COMPLETED)])
@@ -433,7 +483,13 @@ def unfinished_jobs(s: Session, guild_id: int | None, user_id: int | None, limit
 
 
 def delivered_history(
-    s: Session, guild_id: int | None, user_id: int, limit: int, older_than: int | None, newer_than: int | None
+    s: Session,
+    guild_id: int | None,
+    user_id: int,
+    limit: int,
+    *,
+    older_than: int | None = None,
+    newer_than: int | None = None,
 ) -> tuple[list[Job], int]:
     """A page of a member's posted images, newest first, and how many there are in all (counted up
     to HISTORY_COUNT_CAP). Keyset-paged by job id: the page just older than job `older_than`, or
@@ -472,7 +528,7 @@ def running_count(s: Session, source: str) -> int:
     return int(row[0]) if row else 0
 
 
-def recent_durations(s: Session, has_refs: bool, limit: int) -> list[float]:
+def recent_durations(s: Session, has_refs: bool, limit: int = 50) -> list[float]:
     """Seconds from submit to finish of the latest successful jobs of one kind, newest first, across
     every process sharing the database."""
     marks, states = listed("state", [st.value for st in _DONE_OK])
@@ -483,3 +539,35 @@ def recent_durations(s: Session, has_refs: bool, limit: int) -> list[float]:
         {"refs": 1 if has_refs else 0, **states, "limit": limit},
     )
     return [float(r[0]) for r in rows if r[0] is not None and r[0] >= 0]
+
+
+class Jobs(Repository):
+    """Jobs and their leases: `store.jobs`."""
+
+    create = call(create_job)
+    get = call(get_job)
+    set_message_id = call(set_message_id)
+    mark_cancelled_by = call(mark_cancelled_by)
+    mark_result_deleted = call(mark_result_deleted)
+    set_followups = call(set_followups)
+    use_followup = call(use_followup)
+    mark_requeued = call(mark_requeued)
+    mark_submitting = call(mark_submitting)
+    mark_running = call(mark_running)
+    record_poll = call(record_poll)
+    mark_completed = call(mark_completed)
+    mark_ended = call(mark_ended)
+    mark_delivered = call(mark_delivered)
+    mark_undeliverable = call(mark_undeliverable)
+    abandon = call(abandon)
+    unfinished = call(unfinished_jobs)
+    delivered_history = call(delivered_history)
+    claim_due = call(claim_due_jobs)
+    next_poll_time = call(next_poll_time)
+    to_resume = call(jobs_to_resume)
+    reset_leases = call(reset_leases)
+    renew_leases = call(renew_leases)
+    release_leases = call(release_leases)
+    take_over = call(take_over_jobs)
+    running_count = call(running_count)
+    recent_durations = call(recent_durations)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.adapters.store.interface import Session
+from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.statements import indexed_by, listed
 from bot.core.models import JobStatus
 
@@ -73,3 +74,14 @@ class QuotaOverview:
     unlimited: int
     credit_holders: int
     credits: int
+
+
+class Overview(Repository):
+    """What operators read, and the key/value meta table: `store.ops`."""
+
+    ping = call(ping)
+    unfinished_by_status = call(unfinished_jobs_by_status)
+    refusals_between = call(refusals_between)
+    quota_overview = call(quota_overview)
+    get_meta = call(get_meta)
+    set_meta = call(set_meta)

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from bot.adapters.store.interface import Session
 from bot.adapters.store.jobs_repo import job_row
+from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.statements import indexed_by
 from bot.adapters.store.usage_repo import Stats, UsageSummary, reserve, stats_where
-from bot.core.models import MAX_FOLLOWUPS, ImageRequest, Job, Origin
+from bot.core.models import ImageRequest, Job, Origin
 from bot.core.policy.prompt_rules import RuleMatch
 from bot.core.policy.quotas import Ban, Decision, PersonalSnapshot, day_bounds, decide_personal, month_start
 
@@ -69,7 +70,7 @@ def admit_personal(
     now: float,
     limit: int,
     max_running: int,
-    rule_match: RuleMatch | None,
+    rule_match: RuleMatch | None = None,
 ) -> tuple[Decision, Job | None]:
     """Personal admission: ban, concurrency and the daily personal quota checked and a use reserved in
     one transaction, serialised per person (PostgreSQL: an advisory lock on the user), so requests from
@@ -122,7 +123,7 @@ def personal_usage_summary(
 # -- the operator's bans -----------------------------------------------------------------------------
 
 
-def ban(s: Session, user_id: int, reason: str | None, expires_at: float | None, now: float) -> None:
+def ban(s: Session, user_id: int, *, reason: str | None, expires_at: float | None, now: float) -> None:
     with s.write() as tx:
         row = {"user_id": user_id, "reason": reason, "created_at": now, "expires_at": expires_at}
         tx.execute("DELETE FROM personal_bans WHERE user_id = :user_id", row)
@@ -150,21 +151,6 @@ def bans(s: Session, now: float) -> list[PersonalBan]:
     ]
 
 
-# -- interaction follow-ups --------------------------------------------------------------------------
-
-
-def use_followup(s: Session, job_id: int) -> bool:
-    """Count one follow-up message for the job's interaction, if fewer than MAX_FOLLOWUPS were sent:
-    counted before sending, so a retried delivery can never go past Discord's limit."""
-    with s.write() as tx:
-        cursor = tx.execute(
-            "UPDATE jobs SET followups_used = COALESCE(followups_used, 0) + 1"
-            " WHERE id = :id AND COALESCE(followups_used, 0) < :most",
-            {"id": job_id, "most": MAX_FOLLOWUPS},
-        )
-    return cursor.rowcount > 0
-
-
 # -- reports -----------------------------------------------------------------------------------------
 
 
@@ -182,3 +168,14 @@ def personal_stats(s: Session, since: float) -> PersonalStats:
         f"SELECT COUNT(DISTINCT user_id) FROM usage WHERE {PERSONAL} AND created_at >= :since", window
     )
     return PersonalStats(report, by_context, int(people[0]) if people else 0)
+
+
+class Personal(Repository):
+    """Personal use (the app on a person's account): `store.personal`."""
+
+    admit = call(admit_personal)
+    summary = call(personal_usage_summary)
+    ban = call(ban)
+    unban = call(unban)
+    bans = call(bans)
+    stats = call(personal_stats)

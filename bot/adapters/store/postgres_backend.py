@@ -17,17 +17,19 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import psycopg
-import sqlalchemy as sa
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from bot.adapters.store import sqlite_backend as base
 from bot.adapters.store.interface import Backend, Dialect, Params
-from bot.adapters.store.migrations.chain import upgrade_postgresql
+from bot.adapters.store.migrations import HEAD
 from bot.adapters.store.statements import compiled
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +186,8 @@ class PostgresBackend(Backend):
 def _open_pool(url: str, size: int) -> ConnectionPool[Any]:
     try:
         with psycopg.connect(url) as conn:  # not autocommit: the migrations are one transaction
-            _with_sqlalchemy(conn, _migrate)
+            if _revision(conn) != HEAD:  # else neither Alembic nor SQLAlchemy need loading
+                _with_sqlalchemy(conn, _migrate)
     except psycopg.OperationalError as exc:
         raise psycopg.OperationalError(
             f"cannot reach the PostgreSQL database at {redact(url)}: {redact(str(exc)).strip()}"
@@ -211,6 +214,8 @@ def _revision(conn: psycopg.Connection[Any]) -> str | None:
 
 
 def _migrate(conn: sa.Connection) -> None:
+    from bot.adapters.store.migrations.chain import upgrade_postgresql  # noqa: PLC0415
+
     with conn.begin():
         upgrade_postgresql(conn, _after_step)
 
@@ -223,6 +228,8 @@ def _after_step() -> None:
 def _with_sqlalchemy(raw: psycopg.Connection[Any], fn: Callable[[sa.Connection], R]) -> R:
     """`fn` given SQLAlchemy's view of a psycopg connection this module holds (for Alembic). Errors
     come out as psycopg's own, as from every other statement of the store."""
+    import sqlalchemy as sa  # noqa: PLC0415 - only a migration needs it
+
     engine = sa.create_engine("postgresql+psycopg://", creator=lambda: raw, poolclass=sa.pool.StaticPool)
     try:
         with engine.connect() as conn:

@@ -7,9 +7,9 @@ column and index by index. Change it only together with a new revision at the en
 
 from __future__ import annotations
 
-import unicodedata
-
 import sqlalchemy as sa
+
+from bot.adapters.store.folding import name_key
 
 # Row ids and Discord snowflakes need 64 bits on PostgreSQL. On SQLite a table's INTEGER PRIMARY KEY is
 # its rowid (64 bits, assigned on insert) only when declared exactly INTEGER.
@@ -22,13 +22,7 @@ ZERO = sa.text("0")
 
 metadata = sa.MetaData()
 
-
-def name_key(name: str) -> str:
-    """The one case folding of unique names (style names), computed here rather than by the database:
-    SQLite's lower() folds only ASCII and PostgreSQL's follows the server's locale, so `ÉCLAIR` and
-    `éclair` were one name on PostgreSQL and two on SQLite. Unicode's caseless match (NFKC, then full
-    case folding, then NFKC) makes `Straße` and `STRASSE` one name too, on both."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+__all__ = ["TABLES", "metadata", "name_key"]
 
 
 jobs = sa.Table(
@@ -229,7 +223,9 @@ styles = sa.Table(
     sa.Column("text", Text, nullable=False),
     sa.Column("created_by", Id),
     sa.Column("created_at", Time, nullable=False),
-    sa.Column("name_key", Text, nullable=False),  # name_key(name): one style per name, whatever its case
+    sa.Column(
+        "name_key", Text, nullable=False
+    ),  # folding.name_key(name): one style per name, whatever its case
     sa.Index("styles_name_key", "guild_id", "name_key", unique=True),
 )
 

@@ -7,10 +7,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.adapters.store.interface import Session, Tx
+from bot.adapters.store.interface import Backend, Session, Tx
+from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.usage_repo import POLICY_COLUMNS, read_policy
 from bot.core.policy.prompt_rules import MAX_RULES, PromptRule, RuleError
-from bot.core.policy.quotas import day_bounds
+from bot.core.policy.quotas import GuildPolicy, day_bounds
 from bot.core.texts import msg
 
 
@@ -50,7 +51,7 @@ def _log_admin(
     )
 
 
-def update_policy(s: Session, guild_id: int, actor_id: int, now: float, changes: dict[str, Any]) -> None:
+def update_policy(s: Session, /, guild_id: int, actor_id: int, now: float, **changes: Any) -> None:
     """Change guild settings (columns of GuildPolicy); None resets a setting to its default."""
     unknown = set(changes) - set(POLICY_COLUMNS)
     if unknown:
@@ -90,7 +91,7 @@ def role_quotas(s: Session, guild_id: int) -> dict[int, int]:
 
 
 def set_user_quota(
-    s: Session, guild_id: int, user_id: int, limit: int | None, unlimited: bool, actor_id: int, now: float
+    s: Session, guild_id: int, user_id: int, *, limit: int | None, unlimited: bool, actor_id: int, now: float
 ) -> None:
     """A member's personal limit (or unlimited); limit None and unlimited False clears it."""
     with s.write() as tx:
@@ -140,6 +141,7 @@ def ban(
     s: Session,
     guild_id: int,
     user_id: int,
+    *,
     reason: str | None,
     expires_at: float | None,
     actor_id: int,
@@ -255,10 +257,71 @@ def rules_if_changed(
     return signature, rules(s, guild_id)
 
 
-def admin_log(s: Session, guild_id: int, limit: int) -> list[AdminEntry]:
+def admin_log(s: Session, guild_id: int, limit: int = 50) -> list[AdminEntry]:
     rows = s.rows(
         "SELECT id, guild_id, actor_id, action, target, details, created_at FROM admin_log"
         " WHERE guild_id = :guild ORDER BY id DESC LIMIT :limit",
         {"guild": guild_id, "limit": limit},
     )
     return [AdminEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}"), r[6]) for r in rows]
+
+
+def guild_policy(s: Session, guild_id: int) -> GuildPolicy:
+    return read_policy(s, guild_id)
+
+
+class Settings(Repository):
+    """Server settings and moderation: policy, role and member limits, credits, bans, prompt rules
+    and the admin log: `store.settings`."""
+
+    guild_policy = call(guild_policy)
+    update_policy = call(update_policy)
+    set_role_quota = call(set_role_quota)
+    role_quotas = call(role_quotas)
+    set_user_quota = call(set_user_quota)
+    grant_credits = call(grant_credits)
+    reset_today = call(reset_today)
+    ban = call(ban)
+    unban = call(unban)
+    bans = call(bans)
+    rules = call(rules)
+    admin_log = call(admin_log)
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        # Prompt rules (SQLite only, where this process is the database's only writer): per server,
+        # the rules' signature last read and the count of rule changes made here at the time.
+        self._rule_changes: dict[int, int] = {}
+        self._rules_seen: dict[int, tuple[tuple[object, ...], int]] = {}
+
+    async def add_rule(self, guild_id: int, kind: str, pattern: str, actor_id: int, now: float) -> PromptRule:
+        try:
+            return await self._backend.run(add_rule, guild_id, kind, pattern, actor_id, now)
+        finally:
+            self._rules_changed(guild_id)
+
+    async def remove_rule(self, guild_id: int, rule_id: int, actor_id: int, now: float) -> PromptRule | None:
+        try:
+            return await self._backend.run(remove_rule, guild_id, rule_id, actor_id, now)
+        finally:
+            self._rules_changed(guild_id)
+
+    def _rules_changed(self, guild_id: int) -> None:
+        self._rule_changes[guild_id] = self._rule_changes.get(guild_id, 0) + 1
+
+    async def rules_if_changed(
+        self, guild_id: int, known: tuple[object, ...] | None
+    ) -> tuple[tuple[object, ...], list[PromptRule] | None]:
+        """The rules' signature, and the rules if it differs from `known`. On SQLite every rule change
+        goes through this object (one process owns the file), so a signature read after the last
+        change made here is still true and needs no trip to the database thread: that hand-off was
+        half of a rule check's time. PostgreSQL is shared with other processes and is always asked."""
+        exclusive = self._backend.exclusive
+        changes = self._rule_changes.get(guild_id, 0)
+        if exclusive and known is not None and self._rules_seen.get(guild_id) == (known, changes):
+            return known, None
+        signature, found = await self._backend.run(rules_if_changed, guild_id, known)
+        if exclusive:
+            # Counted before the read: a change that ends while it runs makes this entry stale.
+            self._rules_seen[guild_id] = (signature, changes)
+        return signature, found

@@ -20,7 +20,7 @@ from typing import Any, ParamSpec, Self, TypeVar
 import sqlite_utils
 
 from bot.adapters.store.interface import Backend, Dialect, Params
-from bot.adapters.store.migrations.chain import sqlite_revision, upgrade_sqlite
+from bot.adapters.store.migrations import HEAD
 from bot.adapters.store.statements import compiled
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class SqliteBackend(Backend):
         return write_transaction(self._db.conn)
 
     async def schema_version(self) -> str | None:
-        return await self.run_raw(sqlite_revision, self._db.conn)
+        return await self.run_raw(_revision, self._db.conn)
 
 
 class SqliteSession:
@@ -299,6 +299,18 @@ def _after_step() -> None:
         after_statement()
 
 
+def _revision(conn: sqlite3.Connection) -> str | None:
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone() is None:
+        return None
+    found = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return None if found is None else str(found[0])
+
+
 def migrate(db: sqlite_utils.Database) -> None:
-    """Bring the schema to the newest revision, one revision per write transaction."""
+    """Bring the schema to the newest revision, one revision per write transaction. A database already
+    there (every start but the first after an upgrade) needs neither Alembic nor SQLAlchemy loaded."""
+    if _revision(db.conn) == HEAD:
+        return
+    from bot.adapters.store.migrations.chain import upgrade_sqlite  # noqa: PLC0415
+
     upgrade_sqlite(db.conn, write_transaction, _after_step)

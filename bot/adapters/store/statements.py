@@ -1,11 +1,13 @@
-"""How the store's SQL is written once for both backends: text with named parameters (`:name`),
-compiled for each dialect by SQLAlchemy (SQLite keeps `:name`, psycopg gets `%(name)s` with its `%`
-escaped) and cached, plus the few per-dialect pieces where the SQL really differs (SQLite's index
+"""How the store's SQL is written once for both backends: text with named parameters (`:name`), the
+form SQLAlchemy's text() and SQLite's driver both take, compiled for psycopg by SQLAlchemy (`%(name)s`,
+its `%` escaped) and cached, plus the few per-dialect pieces where the SQL really differs (SQLite's index
 hints, PostgreSQL's row locks). Nothing rewrites SQL text by pattern at run time.
 
 Text rather than Core expressions: the statements are hot (an admission is a handful of them) and a
 compiled text is a dictionary look-up, where compiling an expression tree costs more than running
-the statement on SQLite. The table definitions themselves are Core (`schema.py`)."""
+the statement on SQLite. The table definitions themselves are Core (`schema.py`). SQLAlchemy is
+imported on the first PostgreSQL statement: a SQLite bot runs its statements as written and does
+not carry it (15 MB) in memory."""
 
 from __future__ import annotations
 
@@ -13,23 +15,21 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.dialects.postgresql import psycopg
-
 Dialect = Literal["sqlite", "postgresql"]
 Params = Mapping[str, Any]
 
-_DIALECTS: dict[str, sa.Dialect] = {
-    "sqlite": sqlite.dialect(paramstyle="named"),
-    "postgresql": psycopg.dialect(),  # type: ignore[no-untyped-call]
-}
+
+def compiled(sql: str, dialect: Dialect) -> str:
+    """`sql` (named `:parameters`) as the dialect's driver takes it."""
+    return sql if dialect == "sqlite" else _for_psycopg(sql)
 
 
 @functools.lru_cache(maxsize=2048)
-def compiled(sql: str, dialect: Dialect) -> str:
-    """`sql` (named `:parameters`) as the dialect's driver takes it."""
-    return str(sa.text(sql).compile(dialect=_DIALECTS[dialect]))
+def _for_psycopg(sql: str) -> str:
+    import sqlalchemy as sa  # noqa: PLC0415 - only PostgreSQL needs it (see above)
+    from sqlalchemy.dialects.postgresql import psycopg  # noqa: PLC0415
+
+    return str(sa.text(sql).compile(dialect=psycopg.dialect()))  # type: ignore[no-untyped-call]
 
 
 def listed(name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:

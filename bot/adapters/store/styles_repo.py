@@ -3,10 +3,9 @@ same transaction, like every other server setting."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from bot.adapters.store.folding import name_key
 from bot.adapters.store.interface import Session
-from bot.adapters.store.schema import name_key
+from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.settings_repo import _log_admin
 from bot.adapters.store.usage_repo import read_policy
 from bot.core.policy.styles import MAX_STYLES, MemberSettings, RequestDefaults, Style, StyleError
@@ -106,7 +105,7 @@ def member_settings(s: Session, guild_id: int, user_id: int) -> MemberSettings:
 
 
 def save_member_settings(
-    s: Session, guild_id: int, user_id: int, changes: dict[str, Any], now: float
+    s: Session, /, guild_id: int, user_id: int, now: float, **changes: str | None
 ) -> MemberSettings:
     """Set (a value) or clear (None) some of a member's settings; returns them all as they are now."""
     unknown = set(changes) - set(_MEMBER_COLUMNS)
@@ -136,3 +135,15 @@ def request_defaults(s: Session, guild_id: int, user_id: int, style_name: str | 
     wanted = style_name or own.style
     found = style(s, guild_id, wanted) if wanted else None
     return RequestDefaults(own, found, read_policy(s, guild_id).private_images)
+
+
+class Styles(Repository):
+    """Server styles and members' own settings: `store.styles`."""
+
+    add = call(add_style)
+    remove = call(remove_style)
+    all = call(styles)
+    get = call(style)
+    request_defaults = call(request_defaults)
+    member_settings = call(member_settings)
+    save_member_settings = call(save_member_settings)

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.adapters.store.interface import Session, Tx
 from bot.adapters.store.jobs_repo import job_row
+from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.statements import indexed_by, listed
 from bot.core.models import ImageRequest, Job, Origin
 from bot.core.policy.prompt_rules import RuleMatch
@@ -112,10 +113,6 @@ def read_policy(s: Session, guild_id: int) -> GuildPolicy:
     )
 
 
-def guild_policy(s: Session, guild_id: int) -> GuildPolicy:
-    return read_policy(s, guild_id)
-
-
 def _count(s: Session, sql: str, params: dict[str, Any]) -> int:
     row = s.row(sql, params)
     return int(row[0]) if row and row[0] is not None else 0
@@ -216,7 +213,7 @@ def admit(
     origin: Origin,
     now: float,
     global_default: int,
-    rule_match: RuleMatch | None,
+    rule_match: RuleMatch | None = None,
 ) -> tuple[Decision, Job | None]:
     """Check bans and quotas and, if allowed, reserve a use and write the job: one transaction, so
     simultaneous requests can never overspend a quota, even from other processes. The prompt rules
@@ -263,8 +260,34 @@ def admit(
     return decision, job
 
 
-def log_refusal(s: Session, row: dict[str, Any]) -> None:
+def log_refusal(
+    s: Session,
+    *,
+    guild_id: int | None,
+    channel_id: int | None,
+    user_id: int,
+    prompt: str | None,
+    aspect_ratio: str | None,
+    ref_count: int,
+    reason: str,
+    detail: str | None,
+    now: float,
+    context: str | None = None,
+) -> None:
     """A request refused before admission (bad input): logged, never counted."""
+    row = {
+        "guild_id": guild_id,
+        "context": context,
+        "channel_id": channel_id,
+        "user_id": user_id,
+        "created_at": now,
+        "prompt": (prompt or "")[:6000],
+        "aspect_ratio": aspect_ratio,
+        "ref_count": ref_count,
+        "outcome": "refused",
+        "reason": reason,
+        "detail": detail,
+    }
     with s.write() as tx:
         tx.insert("usage", row)
 
@@ -342,3 +365,13 @@ def export_usage(s: Session, guild_id: int, start: float, end: float, limit: int
         " LIMIT :limit",
         {"guild": guild_id, "start": start, "end": end, "limit": limit},
     )
+
+
+class Usage(Repository):
+    """Admission under a server's quotas, the usage log, and reports on it: `store.usage`."""
+
+    admit = call(admit)
+    log_refusal = call(log_refusal)
+    summary = call(usage_summary)
+    stats = call(stats)
+    export = call(export_usage)

@@ -29,9 +29,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.pool import StaticPool
 
+from bot.adapters.store.migrations import HEAD
 from bot.adapters.store.schema import metadata
 
-HEAD = "0010"
 # An earlier version's schema number, and the revision that is the same schema.
 SQLITE_LEGACY = {n: f"{n:04d}" for n in range(1, 10)}
 POSTGRESQL_LEGACY = {1: "0006", 2: "0007", 3: "0008", 4: "0009"}
@@ -146,11 +146,6 @@ def upgrade_sqlite(
                 _upgrade(conn, target)
                 raw.execute(f"PRAGMA user_version = {SQLITE_FENCE}")
                 after_step()
-
-
-def sqlite_revision(raw: sqlite3.Connection) -> str | None:
-    with _sqlalchemy_view(raw) as conn:
-        return current_revision(conn)
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------------

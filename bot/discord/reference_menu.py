@@ -1,5 +1,10 @@
 """ "Use as reference": a message's images (attachments and image embeds) as the references of a new
-job, with the prompt typed in a dialog. The job goes through `start_request` like /imagine."""
+job, with the prompt typed in a dialog. The job goes through `start_request` like /imagine.
+
+Attachments are Discord's own files, checked from what Discord says of them (type, size). An embed's
+image link may point anywhere (a link preview, a webhook's embed), so it is read before the job is
+admitted, like a result image (`check_linked_references`: public addresses only, type and size), and
+a link that fails refuses the request privately, naming it; nothing is sent or counted."""
 
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ import discord
 
 from bot.adapters.image_api import ASPECT_RATIOS, MAX_REFERENCE_IMAGES
 from bot.core import messages
-from bot.core.i18n import N_, t
+from bot.core.i18n import t
 from bot.core.policy.validation import AttachmentInfo
+from bot.core.texts import msg
 from bot.discord.replies import private_locale, say_privately
 from bot.discord.requests import Draft, refuse_bad_input, start_request
 from bot.discord.stopping import Dialog
@@ -35,7 +41,7 @@ class MessageImages:
     """A message's images: attachments (checked like /imagine's) and image embeds (links only)."""
 
     attachments: tuple[AttachmentInfo, ...]
-    embed_urls: tuple[str, ...]
+    embed_urls: tuple[str, ...]  # read and checked at admission (requests.Draft.extra_urls)
     more: bool  # the message had more than MAX_REFERENCE_IMAGES
 
     @property
@@ -54,7 +60,7 @@ def images_of(message: discord.Message) -> MessageImages:
     embed_urls: list[str] = []
     for embed in message.embeds:
         url = embed.image.url or (embed.thumbnail.url if embed.type == "image" else None) or None
-        if url and url.startswith("https://") and url not in embed_urls:
+        if url and url.startswith(("https://", "http://")) and url not in embed_urls:
             embed_urls.append(url)
     total = len(attachments) + len(embed_urls)
     attachments = attachments[:MAX_REFERENCE_IMAGES]
@@ -124,9 +130,9 @@ class ReferenceModal(Dialog):
     async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
         ratio = self.aspect.value.strip() or None
         if ratio is not None and ratio not in ASPECT_RATIOS:
-            # English here (it goes to the usage log too); the member reads it in their language.
-            text = N_("The aspect ratio must be one of {ratios}, or left blank.").format(
-                ratios=", ".join(ASPECT_RATIOS)
+            # A text: the member reads it in their language, the usage log in English.
+            text = msg(
+                "The aspect ratio must be one of {ratios}, or left blank.", ratios=", ".join(ASPECT_RATIOS)
             )
             await refuse_bad_input(
                 interaction, text, prompt=self.prompt.value, aspect_ratio=ratio, ref_count=self.images.count

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import io
 import logging
@@ -10,12 +9,13 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.adapters.media import ImageFile, fit_to_limit
+from bot.adapters.media import ImageFile, fit_to_limit_in_pool
 from bot.core import messages
-from bot.core.i18n import N_, t
+from bot.core.i18n import t
 from bot.core.models import Job, Stage
 from bot.core.policy.styles import DELIVERY_DM, DELIVERY_EPHEMERAL, PRIVATE_DELIVERIES
 from bot.core.runner import DeliveryReceipt
+from bot.core.texts import Text, msg, stored
 from bot.discord.replies import NO_PINGS
 from bot.discord.views import private_result_view, result_view, status_view
 
@@ -110,24 +110,24 @@ class DiscordSink:
 
     async def _prepare(
         self, job: Job, images: list[ImageFile]
-    ) -> tuple[list[discord.File], list[tuple[str, str]]]:
+    ) -> tuple[list[discord.File], list[tuple[str, Text]]]:
         limit = self._upload_limit(job)
         files: list[discord.File] = []
-        links: list[tuple[str, str]] = []
+        links: list[tuple[str, Text]] = []
         for index, image in enumerate(images, start=1):
             if len(files) >= MAX_FILES:
                 if image.url:
-                    links.append((image.url, N_("more images than one message can hold")))
+                    links.append((image.url, msg("more images than one message can hold")))
                 continue
             if image.data is None:
                 if image.url:
-                    links.append((image.url, image.error or N_("download failed")))
+                    links.append((image.url, image.error or msg("download failed")))
                 continue
-            # Pillow work is CPU-bound: keep it off the event loop.
-            fitted = await asyncio.to_thread(fit_to_limit, image.data, image.content_type, limit)
+            # Pillow work is CPU-bound: off the event loop, on the image pool.
+            fitted = await fit_to_limit_in_pool(image.data, image.content_type, limit)
             if fitted is None:
                 if image.url:
-                    links.append((image.url, N_("too large to upload here")))
+                    links.append((image.url, msg("too large to upload here")))
                 continue
             extension = "jpg" if fitted.content_type == "image/jpeg" else image.extension
             name = f"imagine-{job.id}-{index}.{extension}"
@@ -143,8 +143,10 @@ class DiscordSink:
             # Each image's error is member-safe text (details of the host went to the log only).
             why = next((image.error for image in images if image.error), None)
             if why:
-                return await self.fail(job, N_("The image could not be downloaded: {why}.").format(why=why))
-            return await self.fail(job, N_("The image could not be downloaded from the image service."))
+                return await self.fail(job, stored(msg("The image could not be downloaded: {why}.", why=why)))
+            return await self.fail(
+                job, stored(msg("The image could not be downloaded from the image service."))
+            )
         if job.is_personal:
             return await self._deliver_personal(job, content, files, elapsed)
         if job.deliver_to in PRIVATE_DELIVERIES:

@@ -22,10 +22,11 @@ from bot.adapters.media import DownloadError, download_image
 from bot.adapters.store.jobs_repo import HISTORY_COUNT_CAP
 from bot.core import messages
 from bot.core.clock import Clock
-from bot.core.i18n import N_, t, translate_text
+from bot.core.i18n import N_, t
 from bot.core.models import ImageRequest, Job
 from bot.core.policy.styles import Style
 from bot.core.policy.validation import InputRefused, validate_request
+from bot.core.texts import msg
 from bot.discord.checks import NOT_YOURS, may_act_on
 from bot.discord.places import server_of
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
@@ -243,8 +244,8 @@ class EditModal(Dialog):
             return
         ratio = self.aspect.value.strip() or None
         if ratio is not None and ratio not in ASPECT_RATIOS:
-            text = N_("The aspect ratio must be one of {ratios}, or left blank.").format(
-                ratios=", ".join(ASPECT_RATIOS)
+            text = msg(
+                "The aspect ratio must be one of {ratios}, or left blank.", ratios=", ".join(ASPECT_RATIOS)
             )
             await refuse_bad_input(
                 interaction, text, prompt=self.prompt.value, aspect_ratio=ratio, ref_count=1
@@ -396,7 +397,7 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
                 t(
                     private_locale(interaction),
                     "The image could not be fetched again ({why}).",
-                    why=messages.inert(translate_text(private_locale(interaction), str(exc))),
+                    why=messages.inert(exc.text.render(private_locale(interaction))),
                 ),
                 ephemeral=True,
                 allowed_mentions=NO_PINGS,

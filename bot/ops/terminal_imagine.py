@@ -26,8 +26,10 @@ from bot.core import messages
 from bot.core.clock import Clock
 from bot.core.models import ImageRequest, Job, Origin, Stage
 from bot.core.policy.validation import InputRefused, validate_request
-from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
+from bot.core.runner import DeliveryReceipt, RunnerConfig
+from bot.core.texts import from_stored, render
 from bot.ops.config import Settings
+from bot.ops.runner_wiring import build_runner
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +112,8 @@ class FileSink:
         return None  # nothing to look up: an earlier process's output is not visible from here
 
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
-        self.error = reason
-        self._say(f"failed: {reason}")
+        self.error = render(None, from_stored(reason))  # the terminal reads English
+        self._say(f"failed: {self.error}")
         self.done.set()
         return DeliveryReceipt("terminal")
 
@@ -202,14 +204,13 @@ async def run_imagine(
                 return 2
         store = await open_store(settings)
         api = settings.image_api(session)
-        runner = JobRunner(
+        runner = build_runner(
             store,
             api,
             session,
             sink,
             RunnerConfig(
                 time_limit=settings.job_time_limit,
-                lease=settings.job_lease,
                 outage_queue_limit=settings.outage_queue_limit,
                 max_result_bytes=settings.max_result_bytes,
                 status_update_interval=0,

@@ -82,6 +82,9 @@ async def open_store(settings: DatabaseSettings) -> Store:
 class Store:
     """The bot's database: its repositories, and its life cycle (opened once, closed once)."""
 
+    # A database that failed for now (busy, full, connection lost): what the runner retries.
+    errors: tuple[type[Exception], ...] = StoreError
+
     def __init__(self, backend: Backend, lease: float = WORK_LEASE) -> None:
         self._backend = backend
         backend.lease = lease

@@ -1,4 +1,4 @@
-"""Databases as earlier versions of the bot left them: SQLite schema versions 0-9 and PostgreSQL 1-4.
+"""Databases as earlier versions of the bot left them: SQLite schema versions 0-10 and PostgreSQL 1-5.
 
 Saved once from the old migration lists (`sqlite_schema.MIGRATIONS`, `pg_schema.PG_MIGRATIONS`) before
 the one migration chain replaced them, with two rows in every table (snowflake-sized ids, non-ASCII
@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "legacy"
-SQLITE_VERSIONS = range(10)
-POSTGRESQL_VERSIONS = range(1, 5)
+SQLITE_VERSIONS = range(11)
+POSTGRESQL_VERSIONS = range(1, 6)
 
 
 def sqlite_legacy(path: Path, version: int, *, rows: bool = True) -> None:

@@ -149,6 +149,8 @@ MEMBER_FACING = [
     "bot/discord/requests.py",
     "bot/discord/views.py",
     "bot/discord/sink.py",
+    "bot/discord/delivery_routes.py",
+    "bot/discord/route_planner.py",
     "cogs/imagine.py",
     "cogs/queue.py",
     "cogs/usage.py",

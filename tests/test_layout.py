@@ -118,9 +118,16 @@ STORE_READS = {
     "styles.get",
     "styles.request_defaults",
     "styles.member_settings",
+    "deliveries.of",
 }
 # A member's own /settings are theirs to write, not a job event: the one write a member command makes.
-MEMBER_WRITES = {"cogs/settings.py": {"styles.save_member_settings"}}
+# The sink writes its own ledger: the intent before each send and what became of it (and the count of
+# interaction follow-ups, taken before one is sent).
+MEMBER_WRITES = {
+    "cogs/settings.py": {"styles.save_member_settings"},
+    "bot/discord/sink.py": {"deliveries.intend", "deliveries.settle", "jobs.use_followup"},
+    "bot/discord/delivery_routes.py": {"jobs.use_followup"},
+}
 
 
 def _named_store(node: ast.expr) -> bool:

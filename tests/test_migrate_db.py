@@ -58,6 +58,10 @@ async def fill(path: Path) -> None:
                 await store.jobs.mark_ended(job.id, JobStatus.FAILED, "the API said no", NOW + n + 9)
                 continue
             await store.jobs.mark_completed(job.id, [f"https://x/{n}.png"], NOW + n + 9, f"trace-{n}")
+            await store.deliveries.intend(job.id, [1], "channel", NOW + n + 9)
+            await store.deliveries.settle(
+                job.id, [1], "sent", NOW + n + 10, message_id=10_000 + n, channel_id=5
+            )
             await store.jobs.mark_delivered(
                 job.id, delivery="channel", result_message_id=10_000 + n, now=NOW + n + 10
             )
@@ -85,6 +89,7 @@ def rows_of(conn: Any, table: str) -> list[tuple[Any, ...]]:
         "bans",
         "personal_bans",
         "member_settings",
+        "deliveries",
     )
     order = "id" if table not in keyed else "1, 2"
     columns = COLUMNS[table]

@@ -69,10 +69,10 @@ class MeasuredSink(DiscordSink):
         receipt = await super().deliver(job, images, elapsed)
         finished = job.finished_at
         if finished is None:  # the runner may hand over the row as it was before completion
-            current = await self.bot.store.jobs.get(job.id)
+            current = await self.store.jobs.get(job.id)
             finished = current.finished_at if current else None
         if finished is not None and receipt.delivery in ("channel", "interaction", "dm"):
-            metrics.delivery_delay.observe(max(0.0, self.bot.clock.time() - finished))
+            metrics.delivery_delay.observe(max(0.0, self.clock.time() - finished))
         return receipt
 
 
@@ -189,7 +189,7 @@ class ImagineBot(commands.AutoShardedBot):
             await self.ops_server.start()
             self._lag_task = metrics.start_loop_lag_watch()
         self.api = s.image_api(self.session)
-        self.sink = MeasuredSink(self)
+        self.sink = MeasuredSink(self, self.store, self.clock)
         self.runner = build_runner(
             self.store,
             self.api,

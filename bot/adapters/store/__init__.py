@@ -3,6 +3,7 @@
 The rest of the bot speaks to the store's repositories (`store.jobs.claim_due(…)`,
 `store.usage.admit(…)`, `store.settings.ban(…)`), so nothing outside this package knows which
 database it is. Each repository is written once for both backends: `jobs` (jobs and their leases),
+`deliveries` (each image's way to its requester),
 `usage` (admission and the usage log), `personal` (personal use), `settings` (server settings and
 moderation), `styles` (server styles and members' own settings) and `ops` (operator queries and
 meta). Each repository function is one transaction; a `Backend` runs it off the event loop (SQLite:
@@ -24,6 +25,7 @@ from typing import Any, Protocol, Self
 import psycopg
 
 from bot.adapters.store import jobs_repo
+from bot.adapters.store.deliveries_repo import Deliveries, Delivery
 from bot.adapters.store.interface import Backend
 from bot.adapters.store.jobs_repo import Jobs
 from bot.adapters.store.migrations import HEAD as SCHEMA_HEAD
@@ -90,6 +92,7 @@ class Store:
         backend.lease = lease
         self._closed = False
         self.jobs = Jobs(backend)
+        self.deliveries = Deliveries(backend)
         self.usage = Usage(backend)
         self.personal = Personal(backend)
         self.settings = Settings(backend)
@@ -170,6 +173,7 @@ __all__ = [
     "WORK_LEASE",
     "AdminEntry",
     "BanEntry",
+    "Delivery",
     "PersonalBan",
     "PersonalStats",
     "QuotaOverview",

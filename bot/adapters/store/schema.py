@@ -240,6 +240,19 @@ member_settings = sa.Table(
     sa.Column("updated_at", Time),
 )
 
+# Each image's way to its requester, written before it is sent (`deliveries_repo`).
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("job_id", Id, primary_key=True, autoincrement=False),
+    sa.Column("image_index", Count, primary_key=True, autoincrement=False),
+    sa.Column("route", Text, nullable=False),
+    sa.Column("state", Text, nullable=False),
+    sa.Column("message_id", Id),
+    sa.Column("channel_id", Id),
+    sa.Column("updated_at", Time, nullable=False),
+)
+
 # Every table, in an order that copies cleanly (used by `migrate-db`).
 TABLES = tuple(table.name for table in metadata.sorted_tables)
 # Tables whose `id` is drawn from a sequence on PostgreSQL.

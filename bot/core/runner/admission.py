@@ -78,14 +78,6 @@ class Admission:
             p.registry.acknowledging(job.id)
         return decision, job
 
-    async def use_followup(self, job: Job) -> bool:
-        """Count one interaction follow-up for the job before the sink sends it; False when Discord's
-        limit for the interaction is reached (the sink then edits the original or sends a DM)."""
-        if not await self.parts.store.jobs.use_followup(job.id):
-            return False
-        job.followups_used += 1
-        return True
-
     async def launch(self, job: Job, message_id: int | None, *, followups: int = 0) -> None:
         """The requester was acknowledged: record the status message and the follow-ups the
         acknowledgement used (one transaction), then send the job."""

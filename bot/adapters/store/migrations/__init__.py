@@ -1,6 +1,6 @@
 """The one ordered migration chain (Alembic revisions in `versions/`) that builds `schema.metadata` on
-SQLite and PostgreSQL. Revisions 0001-0009 are the schema versions 1-9 the bot had on SQLite
-(PostgreSQL's versions 1-4 are 0006-0009), so every database an earlier version wrote is taken over
+SQLite and PostgreSQL. Revisions 0001-0010 are the schema versions 1-10 the bot had on SQLite
+(PostgreSQL's versions 1-5 are 0006-0010), so every database an earlier version wrote is taken over
 where it stands (`chain.py`). Never edit a released revision: append a new one."""
 
 import logging
@@ -11,4 +11,4 @@ import logging
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 # The newest revision: a database there needs no migration (checked without loading Alembic).
-HEAD = "0010"
+HEAD = "0011"

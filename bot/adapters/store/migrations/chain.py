@@ -6,10 +6,10 @@ SQLite: one revision per write transaction, on the store's own connection and it
 half-way. PostgreSQL: the whole chain in one transaction under an advisory lock, so a second process
 starting at the same moment waits, then finds the work done.
 
-Earlier versions kept their own numbers: SQLite's `PRAGMA user_version` (1-9) and PostgreSQL's
-`schema_version` table (1-4). Revisions 0001-0009 are those same schemas, so such a database is
+Earlier versions kept their own numbers: SQLite's `PRAGMA user_version` (1-10) and PostgreSQL's
+`schema_version` table (1-5). Revisions 0001-0010 are those same schemas, so such a database is
 stamped with its revision and upgraded from there. Afterwards the old marks are set past what those
-versions know (user_version 10, schema_version 5): an older bot started on an upgraded database
+versions know (user_version 11, schema_version 6): an older bot started on an upgraded database
 refuses it instead of writing into a schema it does not understand.
 """
 
@@ -33,8 +33,8 @@ from bot.adapters.store.migrations import HEAD
 from bot.adapters.store.schema import metadata
 
 # An earlier version's schema number, and the revision that is the same schema.
-SQLITE_LEGACY = {n: f"{n:04d}" for n in range(1, 10)}
-POSTGRESQL_LEGACY = {1: "0006", 2: "0007", 3: "0008", 4: "0009"}
+SQLITE_LEGACY = {n: f"{n:04d}" for n in range(1, 11)}
+POSTGRESQL_LEGACY = {1: "0006", 2: "0007", 3: "0008", 4: "0009", 5: "0010"}
 # What the old marks are set to once the chain runs the database: past what any older bot knows.
 SQLITE_FENCE = len(SQLITE_LEGACY) + 1
 POSTGRESQL_FENCE = len(POSTGRESQL_LEGACY) + 1

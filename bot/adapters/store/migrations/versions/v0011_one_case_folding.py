@@ -1,4 +1,5 @@
-"""One case folding for style names on both backends, and the lease index on both.
+"""One case folding for style names on both backends, and the lease index on both (the first revision
+past the bot's own schema versions).
 
 Style names were unique by the database's lower(): ASCII only on SQLite, the server's locale on
 PostgreSQL, so `ÉCLAIR` and `éclair` could both exist on SQLite and then stopped `migrate-db`. Each
@@ -15,8 +16,8 @@ from alembic import op
 
 from bot.adapters.store.schema import Text, name_key
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 
 MAX_STYLE_NAME = 32
 

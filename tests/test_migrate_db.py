@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -172,3 +173,23 @@ def test_migrate_db_lists_conflicts_before_it_starts(
     assert "user_quotas: guild_id is empty" in err
     with psycopg.connect(pg_url) as dst:
         assert dst.execute("SELECT to_regclass('jobs')").fetchone() == (None,)
+
+
+def test_migrate_db_says_what_is_wrong_with_the_target(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file path for --to is named as the mistake; a server that refuses the role is quoted, in one
+    line, with the address once and never its password."""
+    source = tmp_path / "bot.db"
+    asyncio.run(fill(source))
+    assert main(["migrate-db", "--from", str(source), "--to", "data/other.db"]) == 2
+    said = capsys.readouterr().err
+    assert "--to must be a postgresql:// URL (got 'data/other.db')" in said and "say where to" not in said
+
+    parts = urlsplit(pg_url)
+    nobody = urlunsplit(parts._replace(netloc=f"nobody:pw-secret-9@{parts.hostname or ''}"))
+    assert main(["migrate-db", "--from", str(source), "--to", nobody]) == 1
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and said.count("postgresql://nobody:***@") == 1, said
+    assert 'the server answered: role "nobody" does not exist' in said and "cannot reach" not in said
+    assert "pw-secret-9" not in said

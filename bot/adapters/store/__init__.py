@@ -31,11 +31,12 @@ from bot.adapters.store.jobs_repo import Jobs
 from bot.adapters.store.migrations import HEAD as SCHEMA_HEAD
 from bot.adapters.store.overview_repo import Overview, QuotaOverview
 from bot.adapters.store.personal_repo import Personal, PersonalBan, PersonalStats
-from bot.adapters.store.postgres_backend import PostgresBackend, redact
+from bot.adapters.store.postgres_backend import PostgresBackend
 from bot.adapters.store.settings_repo import AdminEntry, BanEntry, Settings
 from bot.adapters.store.sqlite_backend import SqliteBackend, StoreCorruptError, migrate
 from bot.adapters.store.styles_repo import Styles
 from bot.adapters.store.usage_repo import EXPORT_COLUMNS, Stats, Usage, UsageSummary
+from bot.core.redaction import redact
 
 # Any database failure: busy, full, damaged, connection lost, ...
 StoreError: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import hashlib
 import logging
-import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -30,6 +29,7 @@ from bot.adapters.store.statements import compiled
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
+from bot.core.redaction import database_answer, redact
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,6 @@ def lock_key(*key: object) -> int:
     """A stable signed 64-bit advisory-lock key for any tuple of names and ids."""
     digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def redact(url: str) -> str:
-    """The URL without its password, fit for logs and messages."""
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 class PgTx:
@@ -189,8 +184,9 @@ def _open_pool(url: str, size: int) -> ConnectionPool[Any]:
             if _revision(conn) != HEAD:  # else neither Alembic nor SQLAlchemy need loading
                 _with_sqlalchemy(conn, _migrate)
     except psycopg.OperationalError as exc:
+        # One line: the address once, then what the server (or the system) answered.
         raise psycopg.OperationalError(
-            f"cannot reach the PostgreSQL database at {redact(url)}: {redact(str(exc)).strip()}"
+            f"cannot connect to the PostgreSQL database at {redact(url)}: {database_answer(str(exc))}"
         ) from None
     pool: ConnectionPool[Any] = ConnectionPool(
         url,

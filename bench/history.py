@@ -73,7 +73,7 @@ async def run_history(rows: int = 300_000, samples: int = 600, seed: int = 7) ->
         store = await Store.open(path)
         timings: list[float] = []
         try:
-            newest, total = await store.delivered_history(GUILD, MEMBER, PAGE)
+            newest, total = await store.jobs.delivered_history(GUILD, MEMBER, PAGE)
             assert total > 0 and len(newest) == PAGE
             top = newest[0].id
             cursor: int | None = None
@@ -81,12 +81,14 @@ async def run_history(rows: int = 300_000, samples: int = 600, seed: int = 7) ->
                 kind = index % 3
                 begin = time.perf_counter()
                 if kind == 0:  # the next older page of a walk from the newest
-                    jobs, _ = await store.delivered_history(GUILD, MEMBER, PAGE, older_than=cursor)
+                    jobs, _ = await store.jobs.delivered_history(GUILD, MEMBER, PAGE, older_than=cursor)
                     cursor = jobs[-1].id if jobs else None
                 elif kind == 1:  # "Older" from anywhere in the history
-                    await store.delivered_history(GUILD, MEMBER, PAGE, older_than=rng.randrange(PAGE, top))
+                    await store.jobs.delivered_history(
+                        GUILD, MEMBER, PAGE, older_than=rng.randrange(PAGE, top)
+                    )
                 else:  # "Newer" from anywhere
-                    await store.delivered_history(GUILD, MEMBER, PAGE, newer_than=rng.randrange(1, top))
+                    await store.jobs.delivered_history(GUILD, MEMBER, PAGE, newer_than=rng.randrange(1, top))
                 timings.append((time.perf_counter() - begin) * 1000.0)
         finally:
             await store.close()

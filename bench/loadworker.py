@@ -75,10 +75,10 @@ async def seed_history(store: Store, durations: Sequence[float]) -> None:
     origin = Origin(source=HISTORY_SOURCE)
     for i, duration in enumerate(durations):
         finished = now - 100.0 + i  # oldest first, all in the recent past
-        job = await store.create_job(ImageRequest(f"history {i}"), origin, finished - duration)
-        await store.mark_running(job.id, f"history-{i}", finished - duration, finished)
-        await store.mark_completed(job.id, [], finished, None)
-        await store.mark_delivered(job.id, delivery="history", result_message_id=None, now=finished)
+        job = await store.jobs.create(ImageRequest(f"history {i}"), origin, finished - duration)
+        await store.jobs.mark_running(job.id, f"history-{i}", finished - duration, finished)
+        await store.jobs.mark_completed(job.id, [], finished, None)
+        await store.jobs.mark_delivered(job.id, delivery="history", result_message_id=None, now=finished)
 
 
 async def run(base_url: str, jobs: int, seconds: float, seed: int) -> dict[str, float]:

@@ -79,12 +79,14 @@ def _fill(path: Path, rows: int, users: int, now: float, seed: int) -> None:
 
 async def prepare_guild(store: Store, now: float) -> None:
     """The server's policy, role limits and prompt rules, so every part of the check does real work."""
-    await store.update_policy(GUILD, ADMIN, now, default_quota=50, max_running=1000, cooldown_seconds=0)
+    await store.settings.update_policy(
+        GUILD, ADMIN, now, default_quota=50, max_running=1000, cooldown_seconds=0
+    )
     for role in range(10):
-        await store.set_role_quota(GUILD, 500 + role, 20 + role, ADMIN, now)
+        await store.settings.set_role_quota(GUILD, 500 + role, 20 + role, ADMIN, now)
     for word in ("gore", "nsfw", "blood"):
-        await store.add_rule(GUILD, "word", word, ADMIN, now)
-    await store.add_rule(GUILD, "regex", r"b[l1]ood\s*bath", ADMIN, now)
+        await store.settings.add_rule(GUILD, "word", word, ADMIN, now)
+    await store.settings.add_rule(GUILD, "regex", r"b[l1]ood\s*bath", ADMIN, now)
 
 
 def usage_rows(rows: int, users: int, now: float, seed: int) -> Iterator[tuple[object, ...]]:
@@ -111,7 +113,7 @@ USAGE_COLUMNS = (
 async def time_admissions(store: Store, users: int, samples: int, seed: int) -> list[float]:
     """`samples` admissions of random members, one at a time as /imagine makes them, in milliseconds."""
     rng = random.Random(seed)
-    rules = RuleBook(store)
+    rules = RuleBook(store.settings)
     timings: list[float] = []
     request = ImageRequest("a lighthouse at dusk, oil painting", "16:9")
     for _ in range(samples):
@@ -120,7 +122,7 @@ async def time_admissions(store: Store, users: int, samples: int, seed: int) -> 
         origin = Origin(source="bench", guild_id=GUILD, channel_id=77, user_id=user)
         begin = time.perf_counter()
         rule_match = await rules.check(GUILD, request.prompt)
-        await store.admit(member, request, origin, time.time(), 10, rule_match=rule_match)
+        await store.usage.admit(member, request, origin, time.time(), 10, rule_match=rule_match)
         timings.append((time.perf_counter() - begin) * 1000.0)
     return timings
 

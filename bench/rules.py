@@ -117,7 +117,7 @@ async def _store_with_rules(path: Path, count: int, seed: int) -> Store:
     store = await Store.open(path)
     now = time.time()
     for kind, pattern in make_rules(count, seed):
-        await store.add_rule(GUILD, kind, pattern, ADMIN, now)
+        await store.settings.add_rule(GUILD, kind, pattern, ADMIN, now)
     return store
 
 
@@ -132,7 +132,7 @@ async def run_rules(profile: Profile) -> RulesResult:
         for count in (500, MAX_RULES):
             store = await _store_with_rules(Path(folder) / f"rules-{count}.db", count, profile.seed)
             try:
-                book = RuleBook(store)
+                book = RuleBook(store.settings)
                 await book.check(GUILD, "warm-up: compiles the rules once")
                 timings: list[float] = []
                 p99s: dict[str, float] = {}
@@ -211,7 +211,7 @@ async def run_rules_ack(profile: Profile) -> RulesAckResult:
                     await bot.wait_until_ready()
                     now = time.time()
                     for kind, pattern in make_rules(MAX_RULES, profile.seed):
-                        await bot.store.add_rule(fake.guild_id, kind, pattern, ADMIN, now)
+                        await bot.store.settings.add_rule(fake.guild_id, kind, pattern, ADMIN, now)
                     warm = await fake.invoke_slash("imagine", {"prompt": "warm-up"}, user_id=people[0])
                     await fake.wait_for_callback(warm, timeout=10.0)
                     for round_no in range(rounds):

@@ -44,8 +44,10 @@ class AdminLimits(AdminCog):
         guild_id = self.gid(interaction)
         if await self.out_of_range(interaction, "limit", limit, 0, MAX_LIMIT):
             return
-        before = await self.bot.store.guild_policy(guild_id)
-        await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), default_quota=limit)
+        before = await self.bot.store.settings.guild_policy(guild_id)
+        await self.bot.store.settings.update_policy(
+            guild_id, interaction.user.id, self.now(), default_quota=limit
+        )
         locale = private_locale(interaction)
         await reply(
             interaction,
@@ -72,8 +74,10 @@ class AdminLimits(AdminCog):
         if role.is_default():
             await reply(interaction, N_("For everyone, use `/imagine-admin quota default` instead."))
             return
-        before = (await self.bot.store.role_quotas(guild_id)).get(role.id)
-        await self.bot.store.set_role_quota(guild_id, role.id, limit, interaction.user.id, self.now())
+        before = (await self.bot.store.settings.role_quotas(guild_id)).get(role.id)
+        await self.bot.store.settings.set_role_quota(
+            guild_id, role.id, limit, interaction.user.id, self.now()
+        )
         locale = private_locale(interaction)
         was = reports.optional_limit(before, none=t(locale, "none"), locale=locale)
         if limit is None:
@@ -116,7 +120,7 @@ class AdminLimits(AdminCog):
                 interaction, N_("Choose either a limit or `unlimited`, not both. Nothing was changed.")
             )
             return
-        await self.bot.store.set_user_quota(
+        await self.bot.store.settings.set_user_quota(
             guild_id,
             member.id,
             limit=limit,
@@ -162,7 +166,7 @@ class AdminLimits(AdminCog):
                 N_("Nothing to change: give a positive number to add credits, negative to take back."),
             )
             return
-        balance = await self.bot.store.grant_credits(
+        balance = await self.bot.store.settings.grant_credits(
             guild_id, member.id, credits, interaction.user.id, self.now()
         )
         locale = private_locale(interaction)
@@ -196,7 +200,9 @@ class AdminLimits(AdminCog):
     @app_commands.describe(member="The member")
     async def quota_reset(self, interaction: Interaction, member: Target) -> None:
         guild_id = self.gid(interaction)
-        given = await self.bot.store.reset_today(guild_id, member.id, interaction.user.id, self.now())
+        given = await self.bot.store.settings.reset_today(
+            guild_id, member.id, interaction.user.id, self.now()
+        )
         locale = private_locale(interaction)
         if given:
             text = nt(
@@ -218,8 +224,10 @@ class AdminLimits(AdminCog):
         guild_id = self.gid(interaction)
         if await self.out_of_range(interaction, "limit", limit, 1, MAX_GUILD_CAP):
             return
-        before = await self.bot.store.guild_policy(guild_id)
-        await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), daily_cap=limit)
+        before = await self.bot.store.settings.guild_policy(guild_id)
+        await self.bot.store.settings.update_policy(
+            guild_id, interaction.user.id, self.now(), daily_cap=limit
+        )
         locale = private_locale(interaction)
         was = t(locale, "none")
         if before.daily_cap is not None:
@@ -239,7 +247,9 @@ class AdminLimits(AdminCog):
     @app_commands.describe(enabled="True: the owner and members with Manage Server have no limits")
     async def quota_exempt(self, interaction: Interaction, enabled: bool) -> None:
         guild_id = self.gid(interaction)
-        await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), exempt_managers=enabled)
+        await self.bot.store.settings.update_policy(
+            guild_id, interaction.user.id, self.now(), exempt_managers=enabled
+        )
         if enabled:
             text = N_(
                 "The server owner and members with Manage Server are now **exempt** from daily limits, "
@@ -255,7 +265,7 @@ class AdminLimits(AdminCog):
     @app_commands.describe(enabled="True: cancelled jobs are given back; False (default): they count")
     async def quota_refund_cancelled(self, interaction: Interaction, enabled: bool) -> None:
         guild_id = self.gid(interaction)
-        await self.bot.store.update_policy(
+        await self.bot.store.settings.update_policy(
             guild_id, interaction.user.id, self.now(), refund_cancelled=enabled
         )
         if enabled:
@@ -279,8 +289,8 @@ class AdminLimits(AdminCog):
         guild_id = self.gid(interaction)
         if await self.out_of_range(interaction, "seconds", seconds, 0, MAX_COOLDOWN):
             return
-        before = await self.bot.store.guild_policy(guild_id)
-        await self.bot.store.update_policy(
+        before = await self.bot.store.settings.guild_policy(guild_id)
+        await self.bot.store.settings.update_policy(
             guild_id, interaction.user.id, self.now(), cooldown_seconds=seconds
         )
         locale = private_locale(interaction)
@@ -310,8 +320,10 @@ class AdminLimits(AdminCog):
         guild_id = self.gid(interaction)
         if await self.out_of_range(interaction, "jobs", jobs, 1, MAX_RUNNING):
             return
-        before = await self.bot.store.guild_policy(guild_id)
-        await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), max_running=jobs)
+        before = await self.bot.store.settings.guild_policy(guild_id)
+        await self.bot.store.settings.update_policy(
+            guild_id, interaction.user.id, self.now(), max_running=jobs
+        )
         await reply(
             interaction,
             t(
@@ -337,8 +349,10 @@ class AdminLimits(AdminCog):
                 ),
             )
             return
-        before = await self.bot.store.guild_policy(guild_id)
-        await self.bot.store.update_policy(guild_id, interaction.user.id, self.now(), timezone=zone_name)
+        before = await self.bot.store.settings.guild_policy(guild_id)
+        await self.bot.store.settings.update_policy(
+            guild_id, interaction.user.id, self.now(), timezone=zone_name
+        )
         _, reset = day_bounds(self.now(), zone_name)
         await reply(
             interaction,

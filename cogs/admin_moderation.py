@@ -63,7 +63,7 @@ class AdminModeration(AdminCog):
                 )
                 return
         cleaned = " ".join(reason.split())[:200] if reason else None
-        await self.bot.store.ban(
+        await self.bot.store.settings.ban(
             guild_id, member.id, reason=cleaned, expires_at=expires_at, actor_id=interaction.user.id, now=now
         )
         locale = private_locale(interaction)
@@ -90,7 +90,7 @@ class AdminModeration(AdminCog):
     @app_commands.describe(member="The member")
     async def unban(self, interaction: Interaction, member: Target) -> None:
         guild_id = self.gid(interaction)
-        lifted = await self.bot.store.unban(guild_id, member.id, interaction.user.id, self.now())
+        lifted = await self.bot.store.settings.unban(guild_id, member.id, interaction.user.id, self.now())
         if lifted:
             text = msg("{member} can use the image bot again.", member=member.mention)
         else:
@@ -99,7 +99,7 @@ class AdminModeration(AdminCog):
 
     @app_commands.command(name="bans", description="Members banned from the image bot, and until when")
     async def bans(self, interaction: Interaction) -> None:
-        entries = await self.bot.store.bans(self.gid(interaction), self.now())
+        entries = await self.bot.store.settings.bans(self.gid(interaction), self.now())
         await reply(interaction, reports.bans_text(entries, locale=private_locale(interaction)))
 
     # -- prompt rules ------------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ class AdminModeration(AdminCog):
         try:
             checked = check_rule(kind.value, pattern)
             actor, now = interaction.user.id, self.now()
-            rule = await self.bot.store.add_rule(guild_id, kind.value, checked, actor, now)
+            rule = await self.bot.store.settings.add_rule(guild_id, kind.value, checked, actor, now)
         except RuleError as error:
             await reply(interaction, msg("That rule was not added: {error}.", error=error.text))
             return
@@ -140,7 +140,7 @@ class AdminModeration(AdminCog):
         self, interaction: Interaction, rule: app_commands.Range[int, 1, 2**53]
     ) -> None:
         guild_id = self.gid(interaction)
-        removed = await self.bot.store.remove_rule(guild_id, rule, interaction.user.id, self.now())
+        removed = await self.bot.store.settings.remove_rule(guild_id, rule, interaction.user.id, self.now())
         if removed is None:
             await reply(
                 interaction,
@@ -154,7 +154,7 @@ class AdminModeration(AdminCog):
         await reply(
             interaction,
             reports.rules_text(
-                await self.bot.store.rules(self.gid(interaction)), locale=private_locale(interaction)
+                await self.bot.store.settings.rules(self.gid(interaction)), locale=private_locale(interaction)
             ),
         )
 
@@ -176,14 +176,14 @@ class AdminModeration(AdminCog):
         guild_id = self.gid(interaction)
         actor, now = interaction.user.id, self.now()
         if channel is None:
-            await self.bot.store.update_policy(
+            await self.bot.store.settings.update_policy(
                 guild_id, actor, now, modlog_channel_id=None, modlog_finished=False
             )
             await reply(interaction, N_("The mod-log is **off**: refusals are no longer posted anywhere."))
             return
-        before = await self.bot.store.guild_policy(guild_id)
+        before = await self.bot.store.settings.guild_policy(guild_id)
         log_finished = before.modlog_finished if finished is None else finished
-        await self.bot.store.update_policy(
+        await self.bot.store.settings.update_policy(
             guild_id, actor, now, modlog_channel_id=channel.id, modlog_finished=log_finished
         )
         locale = private_locale(interaction)

@@ -41,12 +41,12 @@ class AdminReports(AdminCog):
         guild_id = self.gid(interaction)
         store = self.bot.store
         locale = private_locale(interaction)
-        policy = await store.guild_policy(guild_id)
-        roles = await store.role_quotas(guild_id)
-        overview = await store.quota_overview(guild_id)
-        rules = await store.rules(guild_id)
-        bans = await store.bans(guild_id, self.now())
-        styles = await store.styles(guild_id)
+        policy = await store.settings.guild_policy(guild_id)
+        roles = await store.settings.role_quotas(guild_id)
+        overview = await store.ops.quota_overview(guild_id)
+        rules = await store.settings.rules(guild_id)
+        bans = await store.settings.bans(guild_id, self.now())
+        styles = await store.styles.all(guild_id)
         none = t(locale, "none")
         role_text = (
             ", ".join(
@@ -147,11 +147,11 @@ class AdminReports(AdminCog):
     async def stats(self, interaction: Interaction) -> None:
         guild_id = self.gid(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        policy = await self.bot.store.guild_policy(guild_id)
+        policy = await self.bot.store.settings.guild_policy(guild_id)
         now = self.now()
         day_start, _ = day_bounds(now, policy.timezone)
         windows = [
-            reports.Window(label, await self.bot.store.stats(guild_id, since))
+            reports.Window(label, await self.bot.store.usage.stats(guild_id, since))
             for label, since in reports.report_windows(now, day_start)
         ]
         locale = private_locale(interaction)
@@ -175,7 +175,7 @@ class AdminReports(AdminCog):
     ) -> None:
         guild_id = self.gid(interaction)
         locale = private_locale(interaction)
-        policy = await self.bot.store.guild_policy(guild_id)
+        policy = await self.bot.store.settings.guild_policy(guild_id)
         try:
             begin, finish = reports.export_bounds(start, end, policy.timezone)
         except reports.ReportError as error:
@@ -206,7 +206,7 @@ class AdminReports(AdminCog):
     async def _export_rows(
         self, guild_id: int, begin: float, finish: float, table: reports.UsageCsv
     ) -> reports.UsageCsv:
-        return await reports.fill_export(self.bot.store, guild_id, begin, finish, table, EXPORT_CHUNK)
+        return await reports.fill_export(self.bot.store.usage, guild_id, begin, finish, table, EXPORT_CHUNK)
 
 
 async def setup(bot: ImagineBot) -> None:

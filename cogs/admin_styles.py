@@ -35,7 +35,7 @@ class AdminStyles(AdminCog):
     ) -> None:
         try:
             style = clean_style(name, text)
-            replaced = await self.bot.store.add_style(
+            replaced = await self.bot.store.styles.add(
                 self.gid(interaction), style, interaction.user.id, self.now()
             )
         except StyleError as error:
@@ -52,7 +52,7 @@ class AdminStyles(AdminCog):
     @app_commands.describe(name="The style's name")
     @app_commands.autocomplete(name=style_choices)
     async def style_remove(self, interaction: Interaction, name: app_commands.Range[str, 1, 100]) -> None:
-        removed = await self.bot.store.remove_style(
+        removed = await self.bot.store.styles.remove(
             self.gid(interaction), name.strip(), interaction.user.id, self.now()
         )
         await reply(
@@ -64,7 +64,7 @@ class AdminStyles(AdminCog):
 
     @style.command(name="list", description="The server's styles and their texts")
     async def style_list(self, interaction: Interaction) -> None:
-        styles = await self.bot.store.styles(self.gid(interaction))
+        styles = await self.bot.store.styles.all(self.gid(interaction))
         await reply(
             interaction,
             messages.style_list([(s.name, s.text) for s in styles], MAX_STYLES, private_locale(interaction)),
@@ -77,7 +77,7 @@ class AdminStyles(AdminCog):
         enabled="True: members may choose private delivery in /settings; False (default): never"
     )
     async def private_images(self, interaction: Interaction, enabled: bool) -> None:
-        await self.bot.store.update_policy(
+        await self.bot.store.settings.update_policy(
             self.gid(interaction), interaction.user.id, self.now(), private_images=enabled
         )
         await reply(interaction, messages.private_images_switched(enabled, private_locale(interaction)))

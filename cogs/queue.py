@@ -40,7 +40,7 @@ class Queue(commands.Cog):
             return
         locale = private_locale(interaction)
         user_id = None if everyone else interaction.user.id
-        jobs = await self.bot.store.unfinished_jobs(server, user_id, MAX_LISTED + 1)
+        jobs = await self.bot.store.jobs.unfinished(server, user_id, MAX_LISTED + 1)
         if not jobs:
             text = (
                 N_("Nothing is in progress in this server.")

@@ -71,18 +71,20 @@ class Settings(commands.Cog):
         if delivery is not None:
             changes["delivery"] = delivery.value
         if style is not None:
-            found = await store.style(guild_id, style)
+            found = await store.styles.get(guild_id, style)
             if found is None:
                 await say_privately(interaction, messages.style_unknown(style))
                 return
             changes["style"] = found.name
         if changes:
             # The member's own settings: the one write a member command makes (see tests/test_layout.py).
-            saved = await store.save_member_settings(guild_id, user_id, self.bot.clock.time(), **changes)
+            saved = await store.styles.save_member_settings(
+                guild_id, user_id, self.bot.clock.time(), **changes
+            )
         else:
-            saved = await store.member_settings(guild_id, user_id)
-        policy = await store.guild_policy(guild_id)
-        exists = saved.style is None or await store.style(guild_id, saved.style) is not None
+            saved = await store.styles.member_settings(guild_id, user_id)
+        policy = await store.settings.guild_policy(guild_id)
+        exists = saved.style is None or await store.styles.get(guild_id, saved.style) is not None
         text = messages.settings_text(
             saved.aspect_ratio,
             saved.style,

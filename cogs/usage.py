@@ -48,7 +48,7 @@ class Usage(commands.Cog):
             await reply(interaction, NOT_A_MODERATOR)
             return
         subject = member_view(interaction, member) if member is not None else member_of(interaction)
-        summary = await self.bot.store.usage_summary(
+        summary = await self.bot.store.usage.summary(
             subject, self.bot.clock.time(), self.bot.settings.default_daily_quota
         )
         await reply(
@@ -67,7 +67,7 @@ class Usage(commands.Cog):
         if member is not None and member.id != interaction.user.id:
             await reply(interaction, NOT_A_MODERATOR)
             return
-        summary = await self.bot.store.personal_usage_summary(
+        summary = await self.bot.store.personal.summary(
             interaction.user.id,
             self.bot.clock.time(),
             self.bot.settings.default_personal_quota,

@@ -98,7 +98,7 @@ async def wait_for_job(
     seen: list[Job | None] = [None]
 
     async def satisfied() -> Job | None:
-        seen[0] = job = await bot.store.get_job(job_id)
+        seen[0] = job = await bot.store.jobs.get(job_id)
         return job if job is not None and predicate(job) else None
 
     def last_seen() -> str:

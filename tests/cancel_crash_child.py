@@ -31,9 +31,9 @@ async def main(path: Path, crash_at: int) -> None:
         decision, job = await runner.admit(ImageRequest("a cat"), ORIGIN, MEMBER, 3)
         assert decision.allowed and job is not None, decision
         # Admitted and running (the submit's store writes made by hand: no image service here).
-        assert await store.mark_submitting(job.id)
-        assert await store.mark_running(job.id, "task-1", NOW + 1, NOW + 2)
-        running = await store.get_job(job.id)
+        assert await store.jobs.mark_submitting(job.id)
+        assert await store.jobs.mark_running(job.id, "task-1", NOW + 1, NOW + 2)
+        running = await store.jobs.get(job.id)
         assert running is not None
         base.after_statement = _crash_after(crash_at)
         await runner.cancel(running, by_user=USER)

@@ -84,7 +84,7 @@ async def runner_settled(runner: JobRunner, timeout: float = 10.0) -> None:
 
     async def done() -> bool:
         seen.clear()
-        seen.update(await runner.store.unfinished_jobs_by_status(runner.source))
+        seen.update(await runner.store.ops.unfinished_by_status(runner.source))
         if set(seen) & {"queued", "submitting", "running"}:
             return False
         for _ in range(2):  # the second pass starts only once the first has claimed what was due

@@ -24,7 +24,10 @@ async def main(url: str, start: float, count: int) -> int:
         await asyncio.sleep(max(0.0, start - time.time()))  # every process admits at one agreed moment
         origin = Origin(source="discord", guild_id=GUILD, channel_id=5, user_id=USER)
         results = await asyncio.gather(
-            *(store.admit(Member(GUILD, USER), ImageRequest("a cat"), origin, NOW, 3) for _ in range(count))
+            *(
+                store.usage.admit(Member(GUILD, USER), ImageRequest("a cat"), origin, NOW, 3)
+                for _ in range(count)
+            )
         )
     finally:
         await store.close()

@@ -49,8 +49,11 @@ def counted_release(original: Any) -> Any:
 
 Store.open = counted_open("open")  # type: ignore[method-assign]
 Store.open_url = counted_open("open_url")  # type: ignore[method-assign]
-jobs_repo.reset_leases = counted_release(jobs_repo.reset_leases)
-jobs_repo.release_leases = counted_release(jobs_repo.release_leases)
+# The repository binds its functions when the class is made (`Jobs.reset_leases = call(...)`): wrap the
+# function each binding runs.
+for name in ("reset_leases", "release_leases"):
+    binding = jobs_repo.Jobs.__dict__[name]
+    binding._fn = counted_release(binding._fn)
 close_once = client.ImagineBot._close_once
 
 

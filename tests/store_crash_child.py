@@ -28,39 +28,39 @@ Step = Callable[[Store], Awaitable[object]]
 
 
 async def _admit(store: Store) -> int:
-    decision, job = await store.admit(MEMBER, ImageRequest("a cat"), ORIGIN, NOW, 3)
+    decision, job = await store.usage.admit(MEMBER, ImageRequest("a cat"), ORIGIN, NOW, 3)
     assert decision.allowed and job is not None, decision
     return job.id
 
 
 async def _only_credits(store: Store) -> None:
     """The member's daily limit is 0 and they hold one credit: an admission spends it."""
-    await store.set_user_quota(GUILD, USER, limit=0, unlimited=False, actor_id=ADMIN, now=NOW)
-    await store.grant_credits(GUILD, USER, 1, ADMIN, NOW)
+    await store.settings.set_user_quota(GUILD, USER, limit=0, unlimited=False, actor_id=ADMIN, now=NOW)
+    await store.settings.grant_credits(GUILD, USER, 1, ADMIN, NOW)
 
 
 async def _running_on_credit(store: Store) -> None:
     await _only_credits(store)
     job_id = await _admit(store)
-    await store.mark_running(job_id, "task-1", NOW + 1, NOW + 2)
+    await store.jobs.mark_running(job_id, "task-1", NOW + 1, NOW + 2)
 
 
 async def _submitting(store: Store) -> None:
-    await store.mark_submitting(await _admit(store))
+    await store.jobs.mark_submitting(await _admit(store))
 
 
 async def _running(store: Store) -> None:
-    await store.mark_running(await _admit(store), "task-1", NOW + 1, NOW + 2)
+    await store.jobs.mark_running(await _admit(store), "task-1", NOW + 1, NOW + 2)
 
 
 async def _completed(store: Store) -> None:
     await _running(store)
-    await store.mark_completed(1, ["https://x/1.png"], NOW + 5, "trace")
+    await store.jobs.mark_completed(1, ["https://x/1.png"], NOW + 5, "trace")
 
 
 async def _admit_personal(store: Store) -> int:
     origin = Origin(source="discord", user_id=USER, channel_id=5, context="dm", interaction_token="tok")
-    decision, job = await store.admit_personal(USER, ImageRequest("a cat"), origin, NOW, 5, 2)
+    decision, job = await store.personal.admit(USER, ImageRequest("a cat"), origin, NOW, 5, 2)
     assert decision.allowed and job is not None, decision
     return job.id
 
@@ -73,18 +73,24 @@ async def _nothing(store: Store) -> None:
 SCENARIOS: dict[str, tuple[Step, Step]] = {
     "admit": (_only_credits, _admit),
     "admit_personal": (_nothing, _admit_personal),
-    "mark_running": (_submitting, lambda s: s.mark_running(1, "task-x", NOW + 1, NOW + 2)),
-    "mark_completed": (_running, lambda s: s.mark_completed(1, ["https://x/1.png"], NOW + 5, "trace")),
-    "mark_ended": (_running_on_credit, lambda s: s.mark_ended(1, JobStatus.FAILED, "it failed", NOW + 5)),
+    "mark_running": (_submitting, lambda s: s.jobs.mark_running(1, "task-x", NOW + 1, NOW + 2)),
+    "mark_completed": (_running, lambda s: s.jobs.mark_completed(1, ["https://x/1.png"], NOW + 5, "trace")),
+    "mark_ended": (
+        _running_on_credit,
+        lambda s: s.jobs.mark_ended(1, JobStatus.FAILED, "it failed", NOW + 5),
+    ),
     "mark_delivered": (
         _completed,
-        lambda s: s.mark_delivered(1, delivery="channel", result_message_id=7, now=NOW + 6),
+        lambda s: s.jobs.mark_delivered(1, delivery="channel", result_message_id=7, now=NOW + 6),
     ),
-    "grant_credits": (_nothing, lambda s: s.grant_credits(GUILD, USER, 5, ADMIN, NOW)),
-    "update_policy": (_nothing, lambda s: s.update_policy(GUILD, ADMIN, NOW, cooldown_seconds=30)),
-    "ban": (_nothing, lambda s: s.ban(GUILD, USER, reason="spam", expires_at=None, actor_id=ADMIN, now=NOW)),
-    "add_rule": (_nothing, lambda s: s.add_rule(GUILD, "word", "badword", ADMIN, NOW)),
-    "reset_today": (_completed, lambda s: s.reset_today(GUILD, USER, ADMIN, NOW + 10)),
+    "grant_credits": (_nothing, lambda s: s.settings.grant_credits(GUILD, USER, 5, ADMIN, NOW)),
+    "update_policy": (_nothing, lambda s: s.settings.update_policy(GUILD, ADMIN, NOW, cooldown_seconds=30)),
+    "ban": (
+        _nothing,
+        lambda s: s.settings.ban(GUILD, USER, reason="spam", expires_at=None, actor_id=ADMIN, now=NOW),
+    ),
+    "add_rule": (_nothing, lambda s: s.settings.add_rule(GUILD, "word", "badword", ADMIN, NOW)),
+    "reset_today": (_completed, lambda s: s.settings.reset_today(GUILD, USER, ADMIN, NOW + 10)),
     "migrate": (_nothing, _nothing),  # the database is prepared by the test; opening it migrates
 }
 

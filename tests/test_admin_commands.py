@@ -93,12 +93,12 @@ async def test_non_admins_are_refused_every_admin_command_and_nothing_changes(wo
                 )
                 assert not answer.files
         store, guild = bot.store, fake.guild_id
-        assert await store.admin_log(guild) == []
-        assert await store.guild_policy(guild) == GuildPolicy(guild)
-        assert await store.role_quotas(guild) == {}
-        assert await store.rules(guild) == []
-        assert await store.bans(guild, bot.clock.time()) == []
-        summary = await store.usage_summary(Member(guild, target), bot.clock.time(), 10)
+        assert await store.settings.admin_log(guild) == []
+        assert await store.settings.guild_policy(guild) == GuildPolicy(guild)
+        assert await store.settings.role_quotas(guild) == {}
+        assert await store.settings.rules(guild) == []
+        assert await store.settings.bans(guild, bot.clock.time()) == []
+        summary = await store.usage.summary(Member(guild, target), bot.clock.time(), 10)
         assert (summary.limit, summary.credits) == (10, 0)
         # Discord declares the group for Manage Server only; the check above holds whatever a server
         # does with that default.
@@ -129,20 +129,20 @@ async def test_moderator_changes_quotas_and_the_store_reflects_it(world: World) 
         store = bot.store
 
         async def summary() -> Any:
-            return await store.usage_summary(member, bot.clock.time(), bot.settings.default_daily_quota)
+            return await store.usage.summary(member, bot.clock.time(), bot.settings.default_daily_quota)
 
         answer = await admin(fake, "quota default", {"limit": 5})
         assert answer.text.startswith("The server's daily limit is now **5 a day** (was the bot default, 10")
-        assert (await store.guild_policy(guild)).default_quota == 5
+        assert (await store.settings.guild_policy(guild)).default_quota == 5
 
         answer = await admin(fake, "quota role", {"role": role, "limit": 20})
         assert f"Daily limit for <@&{role}> is now **20 a day** (was none)" in answer.text
-        assert await store.role_quotas(guild) == {role: 20}
+        assert await store.settings.role_quotas(guild) == {role: 20}
         answer = await admin(fake, "quota role", {"role": role, "limit": 0})
         assert "**off (0)** (was 20 a day)" in answer.text
         answer = await admin(fake, "quota role", {"role": role})
         assert "no longer has a daily limit of its own (was off (0))" in answer.text
-        assert await store.role_quotas(guild) == {}
+        assert await store.settings.role_quotas(guild) == {}
         assert "quota default" in (await admin(fake, "quota role", {"role": guild, "limit": 3})).text
 
         answer = await admin(fake, "quota user", {"member": user, "limit": 3})
@@ -172,31 +172,31 @@ async def test_moderator_changes_quotas_and_the_store_reflects_it(world: World) 
         assert (await summary()).used_today == 0
 
         await admin(fake, "cooldown", {"seconds": 90})
-        assert (await store.guild_policy(guild)).cooldown_seconds == 90
+        assert (await store.settings.guild_policy(guild)).cooldown_seconds == 90
         assert "no cooldown" in (await admin(fake, "cooldown", {"seconds": 0})).text
         answer = await admin(fake, "concurrency", {"jobs": 4})
         assert "**4 images** running at once (was 2)" in answer.text
-        assert (await store.guild_policy(guild)).max_running == 4
+        assert (await store.settings.guild_policy(guild)).max_running == 4
         assert "must be from 1 to 20" in (await admin(fake, "concurrency", {"jobs": 0})).text
-        assert (await store.guild_policy(guild)).max_running == 4
+        assert (await store.settings.guild_policy(guild)).max_running == 4
 
         answer = await admin(fake, "timezone", {"name": "Europe/Paris"})
         assert "00:00 in **Europe/Paris** (was UTC)" in answer.text and "<t:" in answer.text
-        assert (await store.guild_policy(guild)).timezone == "Europe/Paris"
+        assert (await store.settings.guild_policy(guild)).timezone == "Europe/Paris"
         answer = await admin(fake, "timezone", {"name": "Mars/Olympus_Mons"})
         assert "not a time zone I know" in answer.text and "Nothing was changed" in answer.text
-        assert (await store.guild_policy(guild)).timezone == "Europe/Paris"
+        assert (await store.settings.guild_policy(guild)).timezone == "Europe/Paris"
 
         answer = await admin(fake, "quota guildcap", {"limit": 50})
         assert "**50 images a day** together (was none)" in answer.text
-        assert (await store.guild_policy(guild)).daily_cap == 50
+        assert (await store.settings.guild_policy(guild)).daily_cap == 50
         assert "no daily cap" in (await admin(fake, "quota guildcap")).text
-        assert (await store.guild_policy(guild)).daily_cap is None
+        assert (await store.settings.guild_policy(guild)).daily_cap is None
 
         assert "**exempt**" in (await admin(fake, "quota exempt", {"enabled": True})).text
-        assert (await store.guild_policy(guild)).exempt_managers is True
+        assert (await store.settings.guild_policy(guild)).exempt_managers is True
 
-        log = await store.admin_log(guild)
+        log = await store.settings.admin_log(guild)
         assert {entry.actor_id for entry in log} == {fake.moderator_id}
         actions = {entry.action for entry in log}
         assert {"policy", "quota_role", "quota_user", "quota_grant", "quota_reset"} <= actions
@@ -215,7 +215,7 @@ async def test_ban_with_duration_refuses_imagine_until_unbanned(world: World) ->
         answer = await admin(
             fake, "ban", {"member": user, "reason": "flooding  the channel", "duration": "2h"}
         )
-        [ban] = await bot.store.bans(guild, bot.clock.time())
+        [ban] = await bot.store.settings.bans(guild, bot.clock.time())
         assert ban.user_id == user and ban.reason == "flooding the channel" and ban.expires_at is not None
         assert abs(ban.expires_at - (bot.clock.time() + 7200)) < 5
         expiry = discord_time(ban.expires_at, "f")
@@ -237,7 +237,7 @@ async def test_ban_with_duration_refuses_imagine_until_unbanned(world: World) ->
             await admin(fake, "unban", {"member": user})
         ).text == f"<@{user}> can use the image bot again."
         assert "was not banned" in (await admin(fake, "unban", {"member": user})).text
-        assert [b.user_id for b in await bot.store.bans(guild, bot.clock.time())] == [other]
+        assert [b.user_id for b in await bot.store.settings.bans(guild, bot.clock.time())] == [other]
         assert (await imagine(fake, "let me in"))["type"] == DEFERRED
         await wait_for_job(bot, lambda j: j.delivered_at is not None)
 
@@ -268,7 +268,7 @@ async def test_blocklist_rules_and_a_look_alike_prompt(world: World) -> None:
 
         assert (await admin(fake, "blocklist remove", {"id": 3})).text == "Removed rule #3 word `sun`."
         assert "no rule #3" in (await admin(fake, "blocklist remove", {"id": 3})).text
-        assert [r.id for r in await bot.store.rules(guild)] == [1, 2]
+        assert [r.id for r in await bot.store.settings.rules(guild)] == [1, 2]
 
         # Two Cyrillic "\u043e" for the Latin "o": looks the same, blocked the same.
         refused = await imagine(fake, "a full m\u043e\u043en over the sea")
@@ -282,7 +282,7 @@ async def test_blocklist_rules_and_a_look_alike_prompt(world: World) -> None:
         ] == DEFERRED  # a removed rule no longer applies
         await wait_for_job(bot, lambda j: j.delivered_at is not None)
 
-        rows = await bot.store.export_usage(guild, 0, bot.clock.time() + 60, 100)
+        rows = await bot.store.usage.export(guild, 0, bot.clock.time() + 60, 100)
     usage = [dict(zip(EXPORT_COLUMNS, row, strict=True)) for row in rows]
     blocked = [row for row in usage if row["reason"] == "blocked_prompt"]
     assert [(row["outcome"], row["counted"]) for row in blocked] == [("refused", 0), ("refused", 0)]
@@ -299,7 +299,7 @@ async def test_modlog_gets_refusals_and_finished_images_without_pings(world: Wor
     async with world.bot() as bot:
         answer = await admin(fake, "modlog", {"channel": modlog})
         assert answer.text == f"The mod-log is now <#{modlog}>: it gets a short entry for every refusal."
-        assert (await bot.store.guild_policy(fake.guild_id)).modlog_channel_id == modlog
+        assert (await bot.store.settings.guild_policy(fake.guild_id)).modlog_channel_id == modlog
         await admin(fake, "blocklist add", {"kind": "word", "pattern": "forbidden"})
         await imagine(fake, "forbidden fruit @everyone")
         entry = await fake.wait_for_request(
@@ -322,7 +322,7 @@ async def test_modlog_gets_refusals_and_finished_images_without_pings(world: Wor
         assert finished.json["allowed_mentions"] == {"parse": []}
 
         assert "**off**" in (await admin(fake, "modlog")).text
-        policy = await bot.store.guild_policy(fake.guild_id)
+        policy = await bot.store.settings.guild_policy(fake.guild_id)
         assert (policy.modlog_channel_id, policy.modlog_finished) == (None, False)
     assert len(world.bot_posts(modlog)) == 2
 
@@ -345,7 +345,7 @@ async def test_stats_and_export_match_the_usage_log(world: World) -> None:
         await admin(fake, "quota default", {"limit": 2})  # the failed job was refunded: 2 used
         assert (await imagine(fake, "one more"))["data"]["content"].startswith("You have used all 2")
         await imagine(fake, "forbidden fruit")
-        jobs = [await bot.store.get_job(i) for i in (1, 2, 3)]
+        jobs = [await bot.store.jobs.get(i) for i in (1, 2, 3)]
         assert [j.status for j in jobs if j is not None].count(JobStatus.DELIVERED) == 2
 
         report = (await admin(fake, "stats")).text
@@ -362,7 +362,7 @@ async def test_stats_and_export_match_the_usage_log(world: World) -> None:
         assert answer.text.startswith(f"5 usage rows from {start} to {end} (UTC)")
         [upload] = answer.files
         assert upload.filename == f"usage-{guild}-{start}-to-{end}.csv"
-        stored = await bot.store.export_usage(guild, 0, bot.clock.time() + 60, 100)
+        stored = await bot.store.usage.export(guild, 0, bot.clock.time() + 60, 100)
 
         assert "is before the start date" in (await admin(fake, "export", {"start": end, "end": start})).text
         assert "not a real date" in (await admin(fake, "export", {"start": "2025-02-30", "end": end})).text
@@ -398,7 +398,7 @@ async def test_export_pages_through_rows_sharing_one_instant(
         for n, at in enumerate(
             [now - 5, now - 4, now - 4, now - 4, now - 4, now - 4, now - 4, now - 3, now - 2]
         ):
-            await bot.store.log_refusal(
+            await bot.store.usage.log_refusal(
                 guild_id=fake.guild_id,
                 channel_id=fake.channel_id,
                 user_id=fake.user_id,
@@ -477,15 +477,15 @@ async def test_repeated_refusals_of_one_member_do_not_flood_the_modlog(world: Wo
 async def test_refund_cancelled_setting(world: World) -> None:
     fake = world.fake
     async with world.bot() as bot:
-        assert (await bot.store.guild_policy(fake.guild_id)).refund_cancelled is False
+        assert (await bot.store.settings.guild_policy(fake.guild_id)).refund_cancelled is False
         answer = await admin(fake, "quota refund-cancelled", {"enabled": True})
         assert "given back" in answer.text
-        assert (await bot.store.guild_policy(fake.guild_id)).refund_cancelled is True
+        assert (await bot.store.settings.guild_policy(fake.guild_id)).refund_cancelled is True
         world.sandbox.force_next(never_finish=True)
         interaction = await fake.invoke_slash("imagine", {"prompt": "changed my mind"})
         await wait_for_job(bot, lambda j: j.status is JobStatus.RUNNING)
         click = await fake.invoke_component("imagine:cancel:1", interaction.original_message_id or 0)
         await fake.wait_for_callback(click)
         await wait_for_job(bot, lambda j: j.status is JobStatus.CANCELLED)
-        summary = await bot.store.usage_summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
+        summary = await bot.store.usage.summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
         assert summary.used_today == 0

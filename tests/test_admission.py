@@ -43,7 +43,7 @@ def hold_write_lock(db_path: Path) -> sqlite3.Connection:
 
 
 async def usage_rows(store: Store, guild: int) -> list[dict[str, object]]:
-    rows = await store.export_usage(guild, 0, time.time() + 60, 100)
+    rows = await store.usage.export(guild, 0, time.time() + 60, 100)
     return [dict(zip(EXPORT_COLUMNS, row, strict=True)) for row in rows]
 
 
@@ -51,7 +51,7 @@ async def test_a_locked_database_defers_privately_and_the_answer_follows(strict_
     fake = strict_world.fake
     other = fake.add_member(fake.guild_id, username="other")
     async with strict_world.bot() as bot:
-        await bot.store.add_rule(fake.guild_id, "word", "moon", fake.owner_id, time.time())
+        await bot.store.settings.add_rule(fake.guild_id, "word", "moon", fake.owner_id, time.time())
         lock = hold_write_lock(strict_world.db_path)
         try:
             asker = await fake.invoke_slash("imagine", {"prompt": "a lighthouse at dusk"})
@@ -100,18 +100,18 @@ async def refused_rows(store: Store, guild: int) -> list[dict[str, object]]:
 async def test_rules_are_compiled_once_and_again_only_when_they_change(db_path: Path) -> None:
     store = await Store.open(db_path)
     try:
-        book = RuleBook(store)
+        book = RuleBook(store.settings)
         guild, mod = 5, 9
         assert await book.check(guild, "anything") is None
-        await store.add_rule(guild, "word", "zebra", mod, 1.0)
+        await store.settings.add_rule(guild, "word", "zebra", mod, 1.0)
         first = await book.compiled(guild)
         assert await book.compiled(guild) is first  # unchanged rules: the same compilation
         match = await book.check(guild, "a z 3 b r 4 crossing")
         assert match is not None and match.rule is not None and match.rule.pattern == "zebra"
-        rule = await store.add_rule(guild, "regex", "red\\s*planet", mod, 2.0)
+        rule = await store.settings.add_rule(guild, "regex", "red\\s*planet", mod, 2.0)
         second = await book.compiled(guild)
         assert second is not first and len(second) == 2
-        await store.remove_rule(guild, rule.id, mod, 3.0)
+        await store.settings.remove_rule(guild, rule.id, mod, 3.0)
         assert len(await book.compiled(guild)) == 1
         assert await book.check(guild, "the red planet") is None
         assert await book.check(None, "zebra") is None  # no server, no server rules
@@ -133,7 +133,7 @@ async def test_a_server_has_at_most_max_rules(world: World) -> None:
     async with world.bot() as bot:
         now = time.time()
         for n in range(MAX_RULES):
-            await bot.store.add_rule(fake.guild_id, "word", f"word{n}", fake.moderator_id, now)
+            await bot.store.settings.add_rule(fake.guild_id, "word", f"word{n}", fake.moderator_id, now)
         interaction = await fake.invoke_slash(
             "imagine-admin",
             {"kind": "word", "pattern": "one too many"},
@@ -143,7 +143,7 @@ async def test_a_server_has_at_most_max_rules(world: World) -> None:
         answer = (await fake.wait_for_callback(interaction)).json["data"]
         assert answer["flags"] & EPHEMERAL
         assert answer["content"].startswith(f"That rule was not added: this server already has {MAX_RULES}")
-        assert len(await bot.store.rules(fake.guild_id)) == MAX_RULES
+        assert len(await bot.store.settings.rules(fake.guild_id)) == MAX_RULES
 
         # With a thousand rules the last one is in force, spaced out or not.
         spaced = " ".join(f"word{MAX_RULES - 1}")
@@ -157,7 +157,7 @@ async def test_a_server_has_at_most_max_rules(world: World) -> None:
 async def test_a_prompt_too_long_once_normalized_is_refused_as_unchecked(world: World) -> None:
     fake = world.fake
     async with world.bot() as bot:
-        await bot.store.add_rule(fake.guild_id, "word", "zebra", fake.moderator_id, time.time())
+        await bot.store.settings.add_rule(fake.guild_id, "word", "zebra", fake.moderator_id, time.time())
         # 5000 characters, each of which NFKC spells out as 18 letters.
         interaction = await fake.invoke_slash("imagine", {"prompt": "\ufdfa" * 5000})
         answer = (await fake.wait_for_callback(interaction)).json

@@ -55,6 +55,6 @@ async def test_a_cancel_killed_anywhere_is_all_or_nothing(tmp_path: Path) -> Non
         # What the next start would pick up to tell: nothing (a running job is followed by the poll loop).
         store = await Store.open(path)
         try:
-            assert await store.jobs_to_resume("discord", now=1_900_000_000.0) == []
+            assert await store.jobs.to_resume("discord", now=1_900_000_000.0) == []
         finally:
             await store.close()

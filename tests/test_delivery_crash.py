@@ -55,9 +55,9 @@ async def prepare(fake: FakeDiscord, store: Store, guild_id: int) -> dict[str, i
     now = time.time()
     users = {route: fake.add_member(guild_id, username=f"asks-by-{route}") for route in ROUTES}
     try:
-        await store.update_policy(guild_id, fake.owner_id, now, max_running=20, private_images=True)
-        await store.save_member_settings(guild_id, users["ephemeral"], now, delivery="ephemeral")
-        await store.save_member_settings(guild_id, users["dm"], now, delivery="dm")
+        await store.settings.update_policy(guild_id, fake.owner_id, now, max_running=20, private_images=True)
+        await store.styles.save_member_settings(guild_id, users["ephemeral"], now, delivery="ephemeral")
+        await store.styles.save_member_settings(guild_id, users["dm"], now, delivery="dm")
     finally:
         await store.close()
     return users

@@ -28,26 +28,26 @@ async def test_an_intent_stands_until_it_is_settled_and_only_a_refusal_frees_the
     any_store: Store,
 ) -> None:
     store = any_store
-    assert await store.deliveries_of(7) == []
-    assert await store.intend_delivery(7, [1, 2], "ephemeral", NOW)
+    assert await store.deliveries.of(7) == []
+    assert await store.deliveries.intend(7, [1, 2], "ephemeral", NOW)
     # While the images may be on their way, nothing else may be sent.
-    assert not await store.intend_delivery(7, [2], "dm", NOW + 1)
-    assert [(d.image_index, d.route, d.state) for d in await store.deliveries_of(7)] == [
+    assert not await store.deliveries.intend(7, [2], "dm", NOW + 1)
+    assert [(d.image_index, d.route, d.state) for d in await store.deliveries.of(7)] == [
         (1, "ephemeral", SENDING),
         (2, "ephemeral", SENDING),
     ]
-    assert await store.settle_delivery(7, [1, 2], REFUSED, NOW + 2)
-    assert await store.intend_delivery(7, [1, 2], "dm", NOW + 3)  # refused: the next route may try
+    assert await store.deliveries.settle(7, [1, 2], REFUSED, NOW + 2)
+    assert await store.deliveries.intend(7, [1, 2], "dm", NOW + 3)  # refused: the next route may try
     big = 1_300_000_000_000_000_000  # Discord ids need 64 bits
-    assert await store.settle_delivery(7, [1, 2], SENT, NOW + 4, message_id=big, channel_id=big + 1)
-    rows = await store.deliveries_of(7)
+    assert await store.deliveries.settle(7, [1, 2], SENT, NOW + 4, message_id=big, channel_id=big + 1)
+    rows = await store.deliveries.of(7)
     assert {(d.route, d.state, d.message_id, d.channel_id) for d in rows} == {("dm", SENT, big, big + 1)}
-    assert not await store.intend_delivery(7, [1], "channel", NOW + 5)
+    assert not await store.deliveries.intend(7, [1], "channel", NOW + 5)
     # Settling is a compare-and-set: the requester is told once, whoever asks twice.
-    assert await store.intend_delivery(8, [1], "followup", NOW)
-    assert await store.settle_delivery(8, [1], UNCONFIRMED, NOW + 1)
-    assert await store.settle_delivery(8, [1], TOLD, NOW + 2, was=(UNCONFIRMED,))
-    assert not await store.settle_delivery(8, [1], TOLD, NOW + 3, was=(UNCONFIRMED,))
+    assert await store.deliveries.intend(8, [1], "followup", NOW)
+    assert await store.deliveries.settle(8, [1], UNCONFIRMED, NOW + 1)
+    assert await store.deliveries.settle(8, [1], TOLD, NOW + 2, was=(UNCONFIRMED,))
+    assert not await store.deliveries.settle(8, [1], TOLD, NOW + 3, was=(UNCONFIRMED,))
 
 
 # -- the planner -------------------------------------------------------------------------------------

@@ -346,8 +346,8 @@ def test_translated_text_keeps_the_same_safety() -> None:
 
 async def test_the_job_keeps_both_locales(any_store: Store) -> None:
     origin = Origin(source="discord", guild_id=9, channel_id=5, user_id=1, locale="zh-CN", guild_locale="ja")
-    created = await any_store.create_job(ImageRequest("a cat", None, ()), origin, 1000.0)
-    job = await any_store.get_job(created.id)
+    created = await any_store.jobs.create(ImageRequest("a cat", None, ()), origin, 1000.0)
+    job = await any_store.jobs.get(created.id)
     assert job is not None and (job.locale, job.guild_locale) == ("zh-CN", "ja")
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
+from bot.adapters.store import jobs_repo
 from bot.core.models import JobStatus
 from tests.bot_harness import World, wait_for_job
 from tests.helpers import FAST_RUNNER
@@ -75,7 +76,7 @@ async def test_forbidden_channel_after_the_token_expired_goes_to_a_dm(world: Wor
         interaction = await fake.invoke_slash("imagine", {"prompt": "late"})
         await wait_for_job(bot, lambda j: j.status is JobStatus.RUNNING)
         # Fifteen minutes pass: the row's expiry is what the bot goes by.
-        await bot.store._update(1, token_expires_at=0.0)
+        await bot.store.backend.run(jobs_repo.update_job, 1, {"token_expires_at": 0.0})
         job = await wait_for_job(bot, lambda j: j.delivered_at is not None)
     assert job.delivery == "dm"
     dm = fake.dm_channel(fake.user_id)
@@ -96,7 +97,7 @@ async def test_expired_token_delivers_with_a_channel_message(world: World) -> No
         await fake.wait_for_request(
             lambda r: r.method == "PATCH" and "Submitted" in str((r.json or {}).get("content"))
         )
-        await bot.store._update(1, token_expires_at=0.0)
+        await bot.store.backend.run(jobs_repo.update_job, 1, {"token_expires_at": 0.0})
         edits_before = len(status_edits(world, interaction.token))
         job = await wait_for_job(bot, lambda j: j.delivered_at is not None)
     assert job.delivery == "channel"

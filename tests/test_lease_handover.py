@@ -54,7 +54,7 @@ def submits(sandbox: Sandbox) -> collections.Counter[str]:
 
 
 async def all_recorded(store: Store, ids: list[int]) -> bool:
-    rows = [await store.get_job(job_id) for job_id in ids]
+    rows = [await store.jobs.get(job_id) for job_id in ids]
     return all(row is not None and row.delivered_at is not None for row in rows)
 
 
@@ -64,7 +64,7 @@ async def test_a_slow_delivery_keeps_its_job_and_nobody_posts_it_twice(sandbox: 
         job = await first.enqueue(ImageRequest("a slow upload"), Origin(source="test"))
         [outcome] = await slow.wait_for(1, timeout=15)
         await runner_settled(first)  # the delivery is recorded
-        final = await first.store.get_job(job.id)
+        final = await first.store.jobs.get(job.id)
         assert await second.renew_and_take_over() == 0  # another round of the other's lease loop
         await runner_settled(second)  # a delivery it had taken over would be under way or done by now
     assert outcome.images and other.outcomes == []  # the other process never took it over
@@ -82,11 +82,11 @@ async def test_a_dead_process_s_queued_and_finished_jobs_are_taken_over_while_ru
             task_id = await live.parts.service.submit("made", None, ())  # what the dead process had sent
             # Written by a process that dies at once: one never sent, one finished but not posted.
             started = time.monotonic()
-            queued = await dead.create_job(ImageRequest("never sent"), Origin(source="test"), time.time())
-            finished = await dead.create_job(ImageRequest("made"), Origin(source="test"), time.time())
-            assert await dead.mark_running(finished.id, task_id, time.time(), time.time())
+            queued = await dead.jobs.create(ImageRequest("never sent"), Origin(source="test"), time.time())
+            finished = await dead.jobs.create(ImageRequest("made"), Origin(source="test"), time.time())
+            assert await dead.jobs.mark_running(finished.id, task_id, time.time(), time.time())
             url = sandbox.image_url(sandbox.base_url or "", task_id)
-            assert await dead.mark_completed(finished.id, [url], time.time(), None)
+            assert await dead.jobs.mark_completed(finished.id, [url], time.time(), None)
             outcomes = await sink.wait_for(2, timeout=LEASE * 4)
             took = time.monotonic() - started
             await wait_until(  # the delivery is recorded just after the sink returns

@@ -22,7 +22,9 @@ def custom_ids(message: dict[str, Any]) -> list[str]:
 
 async def roomy(bot: ImagineBot, world: World) -> None:
     """Lift the default limits so a test can run many jobs."""
-    await bot.store.update_policy(world.fake.guild_id, world.fake.owner_id, bot.clock.time(), max_running=20)
+    await bot.store.settings.update_policy(
+        world.fake.guild_id, world.fake.owner_id, bot.clock.time(), max_running=20
+    )
 
 
 async def deliver_one(world: World, bot: ImagineBot, job_id: int, **options: Any) -> dict[str, Any]:
@@ -103,7 +105,7 @@ async def test_cancel_by_requester_and_refusal_for_a_stranger(world: World) -> N
         stranger = await fake.invoke_component("imagine:cancel:1", status_id, user_id=someone)
         answer = (await fake.wait_for_callback(stranger)).json
         assert answer["data"]["flags"] & EPHEMERAL and "not your request" in answer["data"]["content"]
-        assert (await bot.store.get_job(1)).status is JobStatus.RUNNING  # type: ignore[union-attr]
+        assert (await bot.store.jobs.get(1)).status is JobStatus.RUNNING  # type: ignore[union-attr]
 
         mine = await fake.invoke_component("imagine:cancel:1", status_id, user_id=fake.user_id)
         answer = (await fake.wait_for_callback(mine)).json
@@ -111,7 +113,7 @@ async def test_cancel_by_requester_and_refusal_for_a_stranger(world: World) -> N
         assert answer["data"]["components"] == []
         job = await wait_for_job(bot, lambda j: j.status is JobStatus.CANCELLED)
         assert job.cancelled_by == fake.user_id
-        summary = await bot.store.usage_summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
+        summary = await bot.store.usage.summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
         assert summary.used_today == 1 and summary.running == 0  # the provider may bill it: it counts
         await world.settle(bot)  # a post of the cancelled job would be under way or made by now
     assert world.bot_posts() == []
@@ -140,7 +142,7 @@ async def test_moderator_cancel_is_refunded(world: World) -> None:
         )
         assert (await fake.wait_for_callback(click)).json["type"] == UPDATE_MESSAGE
         await wait_for_job(bot, lambda j: j.status is JobStatus.CANCELLED)
-        summary = await bot.store.usage_summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
+        summary = await bot.store.usage.summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
         assert summary.used_today == 0
 
 
@@ -245,7 +247,7 @@ async def test_delete_by_requester_keeps_the_usage_row(world: World) -> None:
             lambda r: r.method == "DELETE" and r.path.endswith(f"/messages/{message['id']}")
         )
         job = await wait_for_job(bot, lambda j: j.result_deleted_at is not None)
-        summary = await bot.store.usage_summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
+        summary = await bot.store.usage.summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
         assert summary.used_today == 1
         assert job.status is JobStatus.DELIVERED and click is not None
 

@@ -66,7 +66,7 @@ async def test_shared_database_figures_are_exported_by_one_process(sandbox: Sand
                 f"http://127.0.0.1:{server.port}/metrics" for server in (first.ops_server, second.ops_server)
             ]
             before = [(await get(url))[1] for url in urls][-1]
-            await first.store.log_refusal(
+            await first.store.usage.log_refusal(
                 guild_id=fake.guild_id, channel_id=fake.channel_id, user_id=fake.user_id, prompt="x",
                 aspect_ratio=None, ref_count=0, reason="cooldown", detail=None, now=clock.time(),
             )  # fmt: skip

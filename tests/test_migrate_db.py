@@ -14,7 +14,7 @@ import pytest
 
 from bot.__main__ import main
 from bot.adapters.store import Store
-from bot.adapters.store.pg_schema import TABLES
+from bot.adapters.store.schema import TABLES
 from bot.core.models import ImageRequest, JobStatus, Origin
 from bot.core.policy.quotas import Member
 from bot.core.policy.styles import Style
@@ -26,20 +26,23 @@ async def fill(path: Path) -> None:
     """What a few days of a server leave behind: jobs in every state, usage, settings, moderation."""
     store = await Store.open(path)
     try:
-        await store.update_policy(GUILD, MOD, NOW, default_quota=20, timezone="Europe/Berlin", daily_cap=500,
-                                  max_running=100)  # fmt: skip
-        await store.set_role_quota(GUILD, 77, 5, MOD, NOW)
-        await store.set_user_quota(GUILD, 3, limit=None, unlimited=True, actor_id=MOD, now=NOW)
-        await store.grant_credits(GUILD, 4, 2, MOD, NOW)
-        await store.ban(GUILD, 9, reason="spam", expires_at=NOW + 3600, actor_id=MOD, now=NOW)
-        await store.add_rule(GUILD, "word", "badword", MOD, NOW)
-        await store.set_meta("commands_digest", "abc")
-        await store.add_style(GUILD, Style("Anime", "in anime style"), MOD, NOW)
-        await store.save_member_settings(GUILD, 2, NOW, aspect_ratio="16:9", style="Anime", delivery="dm")
+        await store.settings.update_policy(
+            GUILD, MOD, NOW, default_quota=20, timezone="Europe/Berlin", daily_cap=500, max_running=100
+        )
+        await store.settings.set_role_quota(GUILD, 77, 5, MOD, NOW)
+        await store.settings.set_user_quota(GUILD, 3, limit=None, unlimited=True, actor_id=MOD, now=NOW)
+        await store.settings.grant_credits(GUILD, 4, 2, MOD, NOW)
+        await store.settings.ban(GUILD, 9, reason="spam", expires_at=NOW + 3600, actor_id=MOD, now=NOW)
+        await store.settings.add_rule(GUILD, "word", "badword", MOD, NOW)
+        await store.ops.set_meta("commands_digest", "abc")
+        await store.styles.add(GUILD, Style("Anime", "in anime style"), MOD, NOW)
+        await store.styles.save_member_settings(
+            GUILD, 2, NOW, aspect_ratio="16:9", style="Anime", delivery="dm"
+        )
         for n in range(30):
             member = Member(GUILD, 1 + n % 4)
             origin = Origin(guild_id=GUILD, channel_id=5, user_id=member.user_id, interaction_token=f"tok{n}")
-            decision, job = await store.admit(
+            decision, job = await store.usage.admit(
                 member,
                 ImageRequest(f"picture {n}", "1:1", style="Anime", style_text="in anime style"),
                 origin,
@@ -49,30 +52,30 @@ async def fill(path: Path) -> None:
             assert job is not None, decision
             if n % 5 == 0:
                 continue  # still queued
-            await store.mark_running(job.id, f"task-{n}", NOW + n, NOW + n + 3)
+            await store.jobs.mark_running(job.id, f"task-{n}", NOW + n, NOW + n + 3)
             if n % 5 == 1:
                 continue  # running
             if n % 5 == 2:
-                await store.mark_ended(job.id, JobStatus.FAILED, "the API said no", NOW + n + 9)
+                await store.jobs.mark_ended(job.id, JobStatus.FAILED, "the API said no", NOW + n + 9)
                 continue
-            await store.mark_completed(job.id, [f"https://x/{n}.png"], NOW + n + 9, f"trace-{n}")
-            await store.intend_delivery(job.id, [1], "channel", NOW + n + 9)
-            await store.settle_delivery(
+            await store.jobs.mark_completed(job.id, [f"https://x/{n}.png"], NOW + n + 9, f"trace-{n}")
+            await store.deliveries.intend(job.id, [1], "channel", NOW + n + 9)
+            await store.deliveries.settle(
                 job.id, [1], "sent", NOW + n + 10, message_id=10_000 + n, channel_id=5
             )
-            await store.mark_delivered(
+            await store.jobs.mark_delivered(
                 job.id, delivery="channel", result_message_id=10_000 + n, now=NOW + n + 10
             )
-        await store.log_refusal(guild_id=GUILD, channel_id=5, user_id=9, prompt="x", aspect_ratio=None,
+        await store.usage.log_refusal(guild_id=GUILD, channel_id=5, user_id=9, prompt="x", aspect_ratio=None,
                                 ref_count=0, reason="bad_input", detail="empty", now=NOW)  # fmt: skip
-        decision, _ = await store.admit(
+        decision, _ = await store.usage.admit(
             Member(GUILD, 9), ImageRequest("again"), Origin(guild_id=GUILD), NOW, 20
         )
         assert decision.reason == "banned"
         # Personal use: a usage row with no server, and a ban from personal use.
-        await store.ban_personal(77, reason="spam", expires_at=None, now=NOW)
+        await store.personal.ban(77, reason="spam", expires_at=None, now=NOW)
         origin = Origin(user_id=78, context="dm")
-        decision, job = await store.admit_personal(78, ImageRequest("mine"), origin, NOW, 5, 2)
+        decision, job = await store.personal.admit(78, ImageRequest("mine"), origin, NOW, 5, 2)
         assert job is not None and job.guild_id is None, decision
     finally:
         await store.close()
@@ -131,13 +134,13 @@ def test_migrate_db_copies_everything_once(
         # The bot carries on from the copy: new ids after the copied ones, the state as it was.
         store = await Store.open_url(pg_url)
         try:
-            resumed = await store.jobs_to_resume("discord", now=NOW + 100)
+            resumed = await store.jobs.to_resume("discord", now=NOW + 100)
             assert len(resumed) == 13  # queued (6 + the personal one) and failed-but-not-told (6)
-            job = await store.create_job(ImageRequest("after the move"), Origin(), NOW + 100)
+            job = await store.jobs.create(ImageRequest("after the move"), Origin(), NOW + 100)
             assert job.id == max_job + 1
-            assert (await store.guild_policy(GUILD)).timezone == "Europe/Berlin"
-            assert [b.user_id for b in await store.bans(GUILD, NOW)] == [9]
-            assert [b.user_id for b in await store.personal_bans(NOW)] == [77]
+            assert (await store.settings.guild_policy(GUILD)).timezone == "Europe/Berlin"
+            assert [b.user_id for b in await store.settings.bans(GUILD, NOW)] == [9]
+            assert [b.user_id for b in await store.personal.bans(NOW)] == [77]
         finally:
             await store.close()
 
@@ -147,6 +150,29 @@ def test_migrate_db_copies_everything_once(
 def test_migrate_db_needs_a_source_and_a_postgresql_target(tmp_path: Path, pg_url: str) -> None:
     assert main(["migrate-db", "--from", str(tmp_path / "missing.db"), "--to", pg_url]) == 2
     assert main(["migrate-db", "--from", str(tmp_path / "missing.db"), "--to", "mysql://x"]) == 2
+
+
+def test_migrate_db_lists_conflicts_before_it_starts(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rows SQLite accepted but PostgreSQL would refuse are listed, and nothing is copied: here a
+    member limit without a server (a key SQLite created before the migration chain may hold NULL).
+    Style names cannot conflict any more: revision 0010 folded them alike on both backends."""
+    from tests.legacy_fixtures import sqlite_legacy
+
+    source = tmp_path / "bot.db"
+    sqlite_legacy(source, 9)
+    conn = sqlite3.connect(source)
+    conn.execute("INSERT INTO user_quotas (guild_id, user_id, daily_limit) VALUES (NULL, 5, 1)")
+    conn.commit()
+    conn.close()
+
+    assert main(["migrate-db", "--from", str(source), "--to", pg_url]) == 2
+    err = capsys.readouterr().err
+    assert "1 row in SQLite would break PostgreSQL's constraints; nothing copied" in err
+    assert "user_quotas: guild_id is empty" in err
+    with psycopg.connect(pg_url) as dst:
+        assert dst.execute("SELECT to_regclass('jobs')").fetchone() == (None,)
 
 
 def test_migrate_db_says_what_is_wrong_with_the_target(

@@ -45,7 +45,7 @@ async def test_the_owner_without_any_role_is_a_moderator_everywhere(world: World
         assert (await answer(world, click))["type"] == UPDATE_MESSAGE
         job = await wait_for_job(bot, lambda j: j.status is JobStatus.CANCELLED)
         assert job.cancelled_by == fake.owner_id
-        summary = await bot.store.usage_summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
+        summary = await bot.store.usage.summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
         assert summary.used_today == 0  # a moderator's cancel never counts against the member
 
         image = await deliver_one(world, bot, 2)
@@ -95,11 +95,11 @@ async def test_a_plain_member_cannot_act_on_another_members_job(world: World) ->
         assert refused["flags"] & EPHEMERAL and "not your request" in refused["content"]
         everyone = await answer(world, await fake.invoke_slash("queue", {"all": True}, user_id=other))
         assert "Only moderators" in everyone["data"]["content"]
-        assert (await bot.store.get_job(1)).status is JobStatus.RUNNING  # type: ignore[union-attr]
+        assert (await bot.store.jobs.get(1)).status is JobStatus.RUNNING  # type: ignore[union-attr]
 
         image = await deliver_one(world, bot, 2)
         delete = await fake.invoke_component("imagine:delete:2", int(image["id"]), user_id=other)
         assert "not your request" in (await answer(world, delete))["data"]["content"]
         assert int(image["id"]) in fake.messages
-        job = await bot.store.get_job(2)
+        job = await bot.store.jobs.get(2)
         assert job is not None and job.result_deleted_at is None

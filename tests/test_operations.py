@@ -337,7 +337,7 @@ async def test_while_stopping_new_requests_are_turned_away_politely(sandbox: San
             )
             assert callback.json["data"]["flags"] & 64  # private
             assert callback.json["data"]["allowed_mentions"] == {"parse": []}
-            assert await bot.store.get_job(1) is None
+            assert await bot.store.jobs.get(1) is None
     assert not world.submits()
 
 
@@ -360,7 +360,7 @@ async def test_while_stopping_buttons_dialogs_menus_and_autocomplete_start_nothi
     async with running_fake() as fake:
         world = World(fake, sandbox, tmp_path / "bot.db")
         async with world.bot() as bot:
-            await bot.store.add_style(fake.guild_id, Style("Noir", "film noir"), fake.moderator_id, 0.0)
+            await bot.store.styles.add(fake.guild_id, Style("Noir", "film noir"), fake.moderator_id, 0.0)
             message_id = int((await deliver_one(world, bot, 1))["id"])
             click = await fake.invoke_component("imagine:edit:1", message_id)
             dialog = (await fake.wait_for_callback(click)).json
@@ -401,10 +401,14 @@ async def test_metrics_count_refusals_and_time_deliveries(sandbox: Sandbox, tmp_
             assert bot.ops_server is not None
             url = f"http://127.0.0.1:{bot.ops_server.port}/metrics"
             before = (await get(url))[1]
-            await bot.store.update_policy(fake.guild_id, fake.moderator_id, clock.time(), default_quota=0)
+            await bot.store.settings.update_policy(
+                fake.guild_id, fake.moderator_id, clock.time(), default_quota=0
+            )
             refused = await fake.invoke_slash("imagine", {"prompt": "over the limit"})
             await fake.wait_for_callback(refused)
-            await bot.store.update_policy(fake.guild_id, fake.moderator_id, clock.time(), default_quota=5)
+            await bot.store.settings.update_policy(
+                fake.guild_id, fake.moderator_id, clock.time(), default_quota=5
+            )
             made = await fake.invoke_slash("imagine", {"prompt": "a harbour"})
             await fake.wait_for_callback(made)
             await wait_for_job(bot, lambda job: job.delivered_at is not None)

@@ -27,7 +27,7 @@ def db(tmp_path: Path) -> Path:
     async def fill() -> None:
         store = await Store.open(path)
         for n in range(3):
-            await store.create_job(ImageRequest(f"prompt {n}"), Origin(source="test"), 1.0)
+            await store.jobs.create(ImageRequest(f"prompt {n}"), Origin(source="test"), 1.0)
         await store.close()
 
     asyncio.run(fill())

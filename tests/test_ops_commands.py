@@ -148,7 +148,7 @@ async def test_export_command_writes_the_same_csv_as_discord(world: World, tmp_p
     async with world.bot() as bot:
         now = bot.clock.time()
         for n in range(5):
-            await bot.store.log_refusal(
+            await bot.store.usage.log_refusal(
                 guild_id=fake.guild_id,
                 channel_id=fake.channel_id,
                 user_id=fake.user_id,
@@ -201,7 +201,7 @@ async def test_backup_is_consistent_while_the_database_is_written(tmp_path: Path
 
     async def keep_writing() -> int:
         while not stop.is_set():
-            await store.create_job(ImageRequest(f"prompt {so_far[0]}" * 20), Origin(source="test"), 1.0)
+            await store.jobs.create(ImageRequest(f"prompt {so_far[0]}" * 20), Origin(source="test"), 1.0)
             so_far[0] += 1
         return so_far[0]
 
@@ -320,7 +320,7 @@ def test_healthcheck_without_a_running_bot_fails_in_one_line(tmp_path: Path) -> 
 async def test_a_backup_killed_half_way_leaves_the_previous_backup_intact(tmp_path: Path) -> None:
     db, copy = tmp_path / "bot.db", tmp_path / "copy.db"
     store = await Store.open(db)
-    await store.create_job(ImageRequest("the first"), Origin(source="test"), 1.0)
+    await store.jobs.create(ImageRequest("the first"), Origin(source="test"), 1.0)
     await store.close()
     env = {"DATABASE_PATH": str(db)}
     assert (await asyncio.to_thread(run, "backup", str(copy), env=env, cwd=tmp_path)).returncode == 0

@@ -37,7 +37,7 @@ def test_ban_list_and_unban_from_the_terminal(tmp_path: Path) -> None:
         store = await Store.open(tmp_path / "bot.db")
         try:
             origin = Origin(user_id=USER, context=DM)
-            decision, _ = await store.admit_personal(USER, ImageRequest("x"), origin, time.time(), 5, 2)
+            decision, _ = await store.personal.admit(USER, ImageRequest("x"), origin, time.time(), 5, 2)
         finally:
             await store.close()
         return decision.reason
@@ -86,8 +86,8 @@ def test_stats_reports_personal_use_apart(tmp_path: Path) -> None:
             now = time.time()
             for n, context in enumerate((DM, USER_INSTALL_GUILD, DM)):
                 origin = Origin(user_id=USER + n, context=context, place_guild_id=7)
-                await store.admit_personal(USER + n, ImageRequest("x"), origin, now, 5, 2)
-            await store.admit_personal(USER, ImageRequest("y"), Origin(user_id=USER, context=DM), now, 0, 2)
+                await store.personal.admit(USER + n, ImageRequest("x"), origin, now, 5, 2)
+            await store.personal.admit(USER, ImageRequest("y"), Origin(user_id=USER, context=DM), now, 0, 2)
         finally:
             await store.close()
 

@@ -23,7 +23,7 @@ async def test_concurrent_personal_admissions_start_exactly_the_quota(any_store:
     contexts = [DM, PRIVATE_CHANNEL, USER_INSTALL_GUILD]
     results = await asyncio.gather(
         *(
-            any_store.admit_personal(USER, ImageRequest(f"cat {n}"), origin(contexts[n % 3]), NOW, 4, 100)
+            any_store.personal.admit(USER, ImageRequest(f"cat {n}"), origin(contexts[n % 3]), NOW, 4, 100)
             for n in range(24)
         )
     )
@@ -31,10 +31,10 @@ async def test_concurrent_personal_admissions_start_exactly_the_quota(any_store:
     assert len(admitted) == 4
     assert {decision.reason for decision, _ in results} == {None, QUOTA}
     assert all(job is not None and job.guild_id is None for job in admitted)
-    summary = await any_store.personal_usage_summary(USER, NOW + 1, 4, 100)
+    summary = await any_store.personal.summary(USER, NOW + 1, 4, 100)
     assert (summary.used_today, summary.limit, summary.running) == (4, 4, 4)
     # A server's quota is apart: the same person still has their server's images.
-    decision, job = await any_store.admit(
+    decision, job = await any_store.usage.admit(
         Member(GUILD, USER),
         ImageRequest("in the server"),
         Origin(source="discord", guild_id=GUILD, user_id=USER, context="guild"),
@@ -42,57 +42,57 @@ async def test_concurrent_personal_admissions_start_exactly_the_quota(any_store:
         10,
     )
     assert decision.allowed and job is not None and job.guild_id == GUILD
-    report = await any_store.personal_stats(NOW - 1)
+    report = await any_store.personal.stats(NOW - 1)
     assert report.stats.generations == 4 and report.stats.refusals == {QUOTA: 20} and report.people == 1
     assert sum(report.by_context.values()) == 4
-    assert (await any_store.stats(None, NOW - 1)).generations == 1  # servers only
+    assert (await any_store.usage.stats(None, NOW - 1)).generations == 1  # servers only
 
 
 async def test_personal_quota_resets_at_utc_midnight_and_failed_jobs_are_given_back(any_store: Store) -> None:
-    decision, job = await any_store.admit_personal(USER, ImageRequest("a"), origin(DM), NOW, 1, 2)
+    decision, job = await any_store.personal.admit(USER, ImageRequest("a"), origin(DM), NOW, 1, 2)
     assert decision.allowed and job is not None
-    refused, _ = await any_store.admit_personal(USER, ImageRequest("b"), origin(DM), NOW + 1, 1, 2)
+    refused, _ = await any_store.personal.admit(USER, ImageRequest("b"), origin(DM), NOW + 1, 1, 2)
     assert refused.reason == QUOTA and "reset" in str(refused.message)
-    await any_store.mark_ended(job.id, JobStatus.FAILED, "no", NOW + 2)
-    again, _ = await any_store.admit_personal(USER, ImageRequest("c"), origin(DM), NOW + 3, 1, 2)
+    await any_store.jobs.mark_ended(job.id, JobStatus.FAILED, "no", NOW + 2)
+    again, _ = await any_store.personal.admit(USER, ImageRequest("c"), origin(DM), NOW + 3, 1, 2)
     assert again.allowed  # a failure does not count
-    tomorrow, _ = await any_store.admit_personal(USER, ImageRequest("d"), origin(DM), NOW + 86_400, 1, 2)
+    tomorrow, _ = await any_store.personal.admit(USER, ImageRequest("d"), origin(DM), NOW + 86_400, 1, 2)
     assert tomorrow.allowed
 
 
 async def test_concurrency_and_personal_use_turned_off(any_store: Store) -> None:
     for n in range(2):
-        decision, _ = await any_store.admit_personal(USER, ImageRequest(f"{n}"), origin(DM), NOW, 10, 2)
+        decision, _ = await any_store.personal.admit(USER, ImageRequest(f"{n}"), origin(DM), NOW, 10, 2)
         assert decision.allowed
-    busy, _ = await any_store.admit_personal(USER, ImageRequest("3"), origin(DM), NOW, 10, 2)
+    busy, _ = await any_store.personal.admit(USER, ImageRequest("3"), origin(DM), NOW, 10, 2)
     assert busy.reason == CONCURRENCY and "/queue" in str(busy.message)
-    off, job = await any_store.admit_personal(USER + 1, ImageRequest("x"), origin(DM, USER + 1), NOW, 0, 2)
+    off, job = await any_store.personal.admit(USER + 1, ImageRequest("x"), origin(DM, USER + 1), NOW, 0, 2)
     assert off.reason == DISABLED and job is None
 
 
 async def test_bans_from_personal_use(any_store: Store) -> None:
-    await any_store.ban_personal(USER, reason="spam", expires_at=NOW + 3600, now=NOW)
-    await any_store.ban_personal(USER + 1, reason=None, expires_at=None, now=NOW + 1)
-    await any_store.ban_personal(USER + 2, reason="old", expires_at=NOW - 1, now=NOW - 10)
-    assert [b.user_id for b in await any_store.personal_bans(NOW)] == [USER + 1, USER]
-    decision, job = await any_store.admit_personal(
+    await any_store.personal.ban(USER, reason="spam", expires_at=NOW + 3600, now=NOW)
+    await any_store.personal.ban(USER + 1, reason=None, expires_at=None, now=NOW + 1)
+    await any_store.personal.ban(USER + 2, reason="old", expires_at=NOW - 1, now=NOW - 10)
+    assert [b.user_id for b in await any_store.personal.bans(NOW)] == [USER + 1, USER]
+    decision, job = await any_store.personal.admit(
         USER, ImageRequest("x"), origin(PRIVATE_CHANNEL), NOW, 5, 2
     )
     assert decision.reason == BANNED and job is None and "spam" in str(decision.message)
-    assert (await any_store.personal_usage_summary(USER, NOW, 5, 2)).banned
-    later, _ = await any_store.admit_personal(USER, ImageRequest("x"), origin(DM), NOW + 3601, 5, 2)
+    assert (await any_store.personal.summary(USER, NOW, 5, 2)).banned
+    later, _ = await any_store.personal.admit(USER, ImageRequest("x"), origin(DM), NOW + 3601, 5, 2)
     assert later.allowed  # the ban ran out
-    assert await any_store.unban_personal(USER + 1)
-    assert not await any_store.unban_personal(USER + 1)
-    assert [b.user_id for b in await any_store.personal_bans(NOW)] == [USER]
+    assert await any_store.personal.unban(USER + 1)
+    assert not await any_store.personal.unban(USER + 1)
+    assert [b.user_id for b in await any_store.personal.bans(NOW)] == [USER]
 
 
 async def test_follow_ups_are_counted_up_to_discords_limit(any_store: Store) -> None:
-    _, job = await any_store.admit_personal(USER, ImageRequest("x"), origin(DM), NOW, 5, 2)
+    _, job = await any_store.personal.admit(USER, ImageRequest("x"), origin(DM), NOW, 5, 2)
     assert job is not None
-    await any_store.set_followups(job.id, 3)
-    assert [await any_store.use_followup(job.id) for _ in range(4)] == [True, True, False, False]
-    stored = await any_store.get_job(job.id)
+    await any_store.jobs.set_followups(job.id, 3)
+    assert [await any_store.jobs.use_followup(job.id) for _ in range(4)] == [True, True, False, False]
+    stored = await any_store.jobs.get(job.id)
     assert stored is not None and stored.followups_used == 5 and stored.context == DM
-    assert [j.id for j in await any_store.unfinished_jobs(None, USER)] == [job.id]
-    assert await any_store.unfinished_jobs(GUILD, USER) == []
+    assert [j.id for j in await any_store.jobs.unfinished(None, USER)] == [job.id]
+    assert await any_store.jobs.unfinished(GUILD, USER) == []

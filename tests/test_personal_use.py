@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bot.adapters.store import jobs_repo
 from bot.core.models import DM, PRIVATE_CHANNEL, USER_INSTALL_GUILD, JobStatus
 from testing.fake_discord import FakeInteraction
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
@@ -129,7 +130,7 @@ async def test_the_personal_quota_spans_every_place_and_servers_keep_their_own(w
 async def test_a_person_banned_from_personal_use_is_told_privately(world: World) -> None:
     fake = world.fake
     async with world.bot() as bot:
-        await bot.store.ban_personal(fake.user_id, reason="spamming", expires_at=None, now=time.time())
+        await bot.store.personal.ban(fake.user_id, reason="spamming", expires_at=None, now=time.time())
         interaction = await fake.invoke_slash("imagine", {"prompt": "anything"}, dm=True, user_install=True)
         text = await private_answer(world, interaction)
         usage = await fake.invoke_slash("usage", {}, dm=True, user_install=True)
@@ -149,7 +150,7 @@ async def test_no_follow_up_past_discords_limit_the_image_goes_into_the_status_m
     async with world.bot() as bot:
         interaction = await fake.invoke_slash("imagine", {"prompt": "limits"}, dm=True, user_install=True)
         await wait_for_job(bot, lambda j: j.status is JobStatus.RUNNING)
-        await bot.store.set_followups(1, 5)  # the interaction has used all its follow-ups
+        await bot.store.jobs.set_followups(1, 5)  # the interaction has used all its follow-ups
         job = await wait_for_job(bot, lambda j: j.delivered_at is not None)
     assert job.delivery == "interaction" and job.followups_used == 5
     assert followups(world, interaction) == []
@@ -165,7 +166,9 @@ async def test_after_the_token_expired_the_image_comes_by_dm_saying_so(world: Wo
         interaction = await fake.invoke_slash("imagine", {"prompt": "late owl"}, group_dm=group)
         await wait_for_job(bot, lambda j: j.status is JobStatus.RUNNING)
         fake.expire_interaction(interaction)
-        await bot.store._update(1, token_expires_at=0.0)  # fifteen minutes pass
+        await bot.store.backend.run(
+            jobs_repo.update_job, 1, {"token_expires_at": 0.0}
+        )  # fifteen minutes pass
         job = await wait_for_job(bot, lambda j: j.delivered_at is not None)
     assert job.delivery == "dm"
     dm = fake.dm_channel(fake.user_id)

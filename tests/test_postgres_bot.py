@@ -7,7 +7,7 @@ import sqlite3
 
 import psycopg
 
-from bot.adapters.store.pg_schema import TABLES
+from bot.adapters.store.schema import TABLES
 from bot.core.models import JobStatus
 from bot.ops.config import Secret
 from bot.ops.migrate_db import migrate_database

@@ -22,7 +22,7 @@ MOD = 999
 async def test_fifty_admissions_over_three_processes_start_exactly_the_quota(pg_url: str) -> None:
     store = await Store.open_url(pg_url)
     try:
-        await store.update_policy(GUILD, MOD, NOW, default_quota=5, max_running=100)
+        await store.settings.update_policy(GUILD, MOD, NOW, default_quota=5, max_running=100)
     finally:
         await store.close()
     start = time.time() + 3.0  # every child has its pool open by then, so the admissions overlap
@@ -47,7 +47,7 @@ async def test_fifty_admissions_over_three_processes_start_exactly_the_quota(pg_
 
     store = await Store.open_url(pg_url)
     try:
-        rows = await store.export_usage(GUILD, 0, NOW + 10, 100)
+        rows = await store.usage.export(GUILD, 0, NOW + 10, 100)
     finally:
         await store.close()
     counted = [row for row in rows if "submitted" in row]

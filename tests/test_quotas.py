@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.store import EXPORT_COLUMNS, MIGRATIONS, Store
+from bot.adapters.store import EXPORT_COLUMNS, SCHEMA_HEAD, Store
 from bot.core.models import ImageRequest, JobStatus, Origin
 from bot.core.policy.quotas import (
     BANNED,
@@ -52,15 +52,15 @@ async def ask(
 ) -> tuple[str | None, int | None]:
     """Admit one request; returns (refusal reason or None, job id or None)."""
     origin = Origin(source="discord", guild_id=member.guild_id, channel_id=5, user_id=member.user_id)
-    decision, job = await store.admit(member, ImageRequest(prompt), origin, now, DEFAULT)
+    decision, job = await store.usage.admit(member, ImageRequest(prompt), origin, now, DEFAULT)
     assert (job is None) == (not decision.allowed)
     return decision.reason, job.id if job else None
 
 
 async def finish(store: Store, job_id: int, now: float) -> None:
-    await store.mark_running(job_id, f"task-{job_id}", now, now + 1)
-    await store.mark_completed(job_id, ["https://x/1.png"], now + 1, None)
-    await store.mark_delivered(job_id, delivery="test", result_message_id=None, now=now + 2)
+    await store.jobs.mark_running(job_id, f"task-{job_id}", now, now + 1)
+    await store.jobs.mark_completed(job_id, ["https://x/1.png"], now + 1, None)
+    await store.jobs.mark_delivered(job_id, delivery="test", result_message_id=None, now=now + 2)
 
 
 async def use_up(store: Store, member: Member, count: int, now: float) -> None:
@@ -73,7 +73,7 @@ async def use_up(store: Store, member: Member, count: int, now: float) -> None:
 async def test_quota_runs_out_and_resets_at_midnight_utc(store: Store) -> None:
     evening = at("2026-11-24T23:59:00")
     await use_up(store, ALICE, DEFAULT, evening)
-    decision, job = await store.admit(ALICE, ImageRequest("one more"), Origin(), evening, DEFAULT)
+    decision, job = await store.usage.admit(ALICE, ImageRequest("one more"), Origin(), evening, DEFAULT)
     assert decision.reason == QUOTA and job is None
     reset = at("2026-11-25T00:00:00")
     assert f"<t:{int(reset)}:R>" in str(decision.message)  # the reader sees it in their own time zone
@@ -82,7 +82,7 @@ async def test_quota_runs_out_and_resets_at_midnight_utc(store: Store) -> None:
 
 
 async def test_guild_time_zone_moves_the_day_boundary(store: Store) -> None:
-    await store.update_policy(GUILD, MOD, NOON, timezone="America/New_York")
+    await store.settings.update_policy(GUILD, MOD, NOON, timezone="America/New_York")
     # 03:00 UTC on the 25th is still the 24th in New York; the day ends at 05:00 UTC.
     late = at("2026-11-25T03:00:00")
     await use_up(store, ALICE, DEFAULT, at("2026-11-24T20:00:00"))
@@ -100,42 +100,42 @@ def test_day_bounds_follow_daylight_saving() -> None:
 
 async def test_role_limits_take_the_most_generous_and_personal_overrides_win(store: Store) -> None:
     member = Member(GUILD, 2, role_ids=(10, 11, 12))
-    await store.set_role_quota(GUILD, 10, 1, MOD, NOON)
-    await store.set_role_quota(GUILD, 11, 5, MOD, NOON)
-    await store.set_role_quota(GUILD, 99, 50, MOD, NOON)  # a role the member does not have
-    summary = await store.usage_summary(member, NOON, DEFAULT)
+    await store.settings.set_role_quota(GUILD, 10, 1, MOD, NOON)
+    await store.settings.set_role_quota(GUILD, 11, 5, MOD, NOON)
+    await store.settings.set_role_quota(GUILD, 99, 50, MOD, NOON)  # a role the member does not have
+    summary = await store.usage.summary(member, NOON, DEFAULT)
     assert summary.limit == 5
-    await store.set_user_quota(GUILD, 2, limit=1, unlimited=False, actor_id=MOD, now=NOON)
-    assert (await store.usage_summary(member, NOON, DEFAULT)).limit == 1
-    await store.set_user_quota(GUILD, 2, limit=None, unlimited=True, actor_id=MOD, now=NOON)
-    assert (await store.usage_summary(member, NOON, DEFAULT)).limit is None
-    await store.set_user_quota(GUILD, 2, limit=None, unlimited=False, actor_id=MOD, now=NOON)
-    assert (await store.usage_summary(member, NOON, DEFAULT)).limit == 5
+    await store.settings.set_user_quota(GUILD, 2, limit=1, unlimited=False, actor_id=MOD, now=NOON)
+    assert (await store.usage.summary(member, NOON, DEFAULT)).limit == 1
+    await store.settings.set_user_quota(GUILD, 2, limit=None, unlimited=True, actor_id=MOD, now=NOON)
+    assert (await store.usage.summary(member, NOON, DEFAULT)).limit is None
+    await store.settings.set_user_quota(GUILD, 2, limit=None, unlimited=False, actor_id=MOD, now=NOON)
+    assert (await store.usage.summary(member, NOON, DEFAULT)).limit == 5
 
 
 async def test_guild_default_and_zero_switches_the_feature_off(store: Store) -> None:
-    await store.update_policy(GUILD, MOD, NOON, default_quota=1)
+    await store.settings.update_policy(GUILD, MOD, NOON, default_quota=1)
     loner = Member(GUILD, 3)
-    assert (await store.usage_summary(loner, NOON, DEFAULT)).limit == 1
-    await store.set_role_quota(GUILD, 10, 0, MOD, NOON)
+    assert (await store.usage.summary(loner, NOON, DEFAULT)).limit == 1
+    await store.settings.set_role_quota(GUILD, 10, 0, MOD, NOON)
     assert (await ask(store, ALICE, NOON))[0] == DISABLED
     assert (await ask(store, loner, NOON))[0] is None
 
 
 async def test_credits_extend_the_day_once_and_come_back_on_failure(store: Store) -> None:
     await use_up(store, ALICE, DEFAULT, NOON)
-    assert await store.grant_credits(GUILD, ALICE.user_id, 2, MOD, NOON) == 2
+    assert await store.settings.grant_credits(GUILD, ALICE.user_id, 2, MOD, NOON) == 2
     reason, first = await ask(store, ALICE, NOON)
     assert reason is None and first is not None
-    assert (await store.usage_summary(ALICE, NOON, DEFAULT)).credits == 1
-    await store.mark_ended(first, JobStatus.FAILED, "boom", NOON + 5)
-    assert (await store.usage_summary(ALICE, NOON, DEFAULT)).credits == 2  # refunded
+    assert (await store.usage.summary(ALICE, NOON, DEFAULT)).credits == 1
+    await store.jobs.mark_ended(first, JobStatus.FAILED, "boom", NOON + 5)
+    assert (await store.usage.summary(ALICE, NOON, DEFAULT)).credits == 2  # refunded
     await use_up(store, ALICE, 2, NOON)
     assert (await ask(store, ALICE, NOON))[0] == QUOTA
 
 
 async def test_cooldown_between_requests(store: Store) -> None:
-    await store.update_policy(GUILD, MOD, NOON, cooldown_seconds=60)
+    await store.settings.update_policy(GUILD, MOD, NOON, cooldown_seconds=60)
     reason, job_id = await ask(store, ALICE, NOON)
     assert reason is None and job_id is not None
     await finish(store, job_id, NOON)
@@ -144,7 +144,7 @@ async def test_cooldown_between_requests(store: Store) -> None:
 
 
 async def test_running_jobs_are_capped(store: Store) -> None:
-    await store.update_policy(GUILD, MOD, NOON, default_quota=10)
+    await store.settings.update_policy(GUILD, MOD, NOON, default_quota=10)
     first = await ask(store, ALICE, NOON)
     second = await ask(store, ALICE, NOON)
     assert first[0] is None and second[0] is None
@@ -155,7 +155,7 @@ async def test_running_jobs_are_capped(store: Store) -> None:
 
 
 async def test_guild_wide_daily_cap(store: Store) -> None:
-    await store.update_policy(GUILD, MOD, NOON, daily_cap=2)
+    await store.settings.update_policy(GUILD, MOD, NOON, daily_cap=2)
     for user in (11, 12):
         reason, job_id = await ask(store, Member(GUILD, user), NOON)
         assert reason is None and job_id is not None
@@ -168,21 +168,23 @@ async def test_managers_are_limited_unless_the_guild_exempts_them(store: Store) 
     boss = Member(GUILD, 50, can_manage_guild=True)
     await use_up(store, boss, DEFAULT, NOON)
     assert (await ask(store, boss, NOON))[0] == QUOTA
-    await store.update_policy(GUILD, MOD, NOON, exempt_managers=True)
+    await store.settings.update_policy(GUILD, MOD, NOON, exempt_managers=True)
     assert (await ask(store, boss, NOON))[0] is None
     owner = Member(GUILD, 51, is_owner=True)
-    assert (await store.usage_summary(owner, NOON, DEFAULT)).limit is None
+    assert (await store.usage.summary(owner, NOON, DEFAULT)).limit is None
 
 
 async def test_ban_with_expiry(store: Store) -> None:
-    await store.ban(GUILD, ALICE.user_id, reason="spam", expires_at=NOON + 3600, actor_id=MOD, now=NOON)
-    decision, _ = await store.admit(ALICE, ImageRequest("x"), Origin(), NOON + 10, DEFAULT)
+    await store.settings.ban(
+        GUILD, ALICE.user_id, reason="spam", expires_at=NOON + 3600, actor_id=MOD, now=NOON
+    )
+    decision, _ = await store.usage.admit(ALICE, ImageRequest("x"), Origin(), NOON + 10, DEFAULT)
     assert decision.reason == BANNED and "spam" in str(decision.message)
     assert (await ask(store, ALICE, NOON + 3600))[0] is None  # expired
 
 
 async def test_fifty_simultaneous_requests_with_five_left_start_exactly_five(store: Store) -> None:
-    await store.update_policy(GUILD, MOD, NOON, default_quota=5, max_running=100)
+    await store.settings.update_policy(GUILD, MOD, NOON, default_quota=5, max_running=100)
     results = await asyncio.gather(*(ask(store, ALICE, NOON) for _ in range(50)))
     started = [job_id for reason, job_id in results if reason is None]
     assert len(started) == 5
@@ -190,21 +192,21 @@ async def test_fifty_simultaneous_requests_with_five_left_start_exactly_five(sto
 
 
 async def test_refund_on_failed_timed_out_and_unknown_jobs(store: Store) -> None:
-    await store.update_policy(GUILD, MOD, NOON, max_running=10)
+    await store.settings.update_policy(GUILD, MOD, NOON, max_running=10)
     for status in (JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.UNKNOWN):
         reason, job_id = await ask(store, ALICE, NOON)
         assert reason is None and job_id is not None
-        await store.mark_running(job_id, "t", NOON, NOON)
-        await store.mark_ended(job_id, status, "no", NOON + 1)
-    summary = await store.usage_summary(ALICE, NOON, DEFAULT)
+        await store.jobs.mark_running(job_id, "t", NOON, NOON)
+        await store.jobs.mark_ended(job_id, status, "no", NOON + 1)
+    summary = await store.usage.summary(ALICE, NOON, DEFAULT)
     assert summary.used_today == 0 and summary.running == 0
     await use_up(store, ALICE, DEFAULT, NOON)  # the whole quota is still there
 
 
 async def test_refused_requests_are_logged_but_never_count(store: Store) -> None:
-    await store.ban(GUILD, ALICE.user_id, reason=None, expires_at=None, actor_id=MOD, now=NOON)
+    await store.settings.ban(GUILD, ALICE.user_id, reason=None, expires_at=None, actor_id=MOD, now=NOON)
     assert (await ask(store, ALICE, NOON))[0] == BANNED
-    await store.log_refusal(
+    await store.usage.log_refusal(
         guild_id=GUILD,
         channel_id=5,
         user_id=ALICE.user_id,
@@ -215,7 +217,7 @@ async def test_refused_requests_are_logged_but_never_count(store: Store) -> None
         detail="empty",
         now=NOON,
     )
-    rows = usage_rows(await store.export_usage(GUILD, 0, NOON + 1, 10), "outcome", "reason", "counted")
+    rows = usage_rows(await store.usage.export(GUILD, 0, NOON + 1, 10), "outcome", "reason", "counted")
     assert rows == [("refused", "banned", 0), ("refused", "bad_input", 0)]
 
 
@@ -223,20 +225,17 @@ async def test_usage_rows_follow_the_job(store: Store) -> None:
     reason, job_id = await ask(store, ALICE, NOON, prompt="a lighthouse")
     assert reason is None and job_id is not None
     await finish(store, job_id, NOON + 10)
-    rows = await store.export_usage(GUILD, 0, NOON + 1, 10)
+    rows = await store.usage.export(GUILD, 0, NOON + 1, 10)
     columns = ("outcome", "counted", "task_id", "duration", "job_id", "prompt", "channel_id")
     assert usage_rows(rows, *columns) == [("completed", 1, f"task-{job_id}", 11.0, job_id, "a lighthouse", 5)]
 
 
 async def test_previous_schema_upgrades_with_its_rows(db_path: Path) -> None:
     """A database written by the pipeline release (schema 2) gains the usage tables in place."""
-    import sqlite_utils
+    from tests.legacy_fixtures import sqlite_legacy
 
+    sqlite_legacy(db_path, 2, rows=False)
     conn = sqlite3.connect(db_path, isolation_level=None)
-    db = sqlite_utils.Database(conn)
-    for step in MIGRATIONS[:2]:
-        step(db)
-    conn.execute("PRAGMA user_version = 2")
     conn.execute(
         "INSERT INTO jobs (source, status, prompt, created_at, reference_urls, result_urls, guild_id,"
         " user_id) VALUES ('discord', 'running', 'kept through the upgrade', 1.0, '[]', '[]', 100, 1)"
@@ -246,12 +245,12 @@ async def test_previous_schema_upgrades_with_its_rows(db_path: Path) -> None:
 
     store = await Store.open(db_path)
     try:
-        assert await store.schema_version() == len(MIGRATIONS)
-        old = await store.get_job(1)
+        assert await store.schema_version() == SCHEMA_HEAD
+        old = await store.jobs.get(1)
         assert old is not None and old.prompt == "kept through the upgrade" and old.usage_id is None
-        assert await store.get_meta("commands_digest") == "abc"
+        assert await store.ops.get_meta("commands_digest") == "abc"
         # The old running job can still finish; it has no usage row, and nothing breaks.
-        await store.mark_ended(1, JobStatus.FAILED, "x", 2.0)
+        await store.jobs.mark_ended(1, JobStatus.FAILED, "x", 2.0)
         assert (await ask(store, ALICE, NOON))[0] is None
     finally:
         await store.close()
@@ -261,7 +260,7 @@ async def test_two_processes_racing_on_one_database_still_start_exactly_five(db_
     """Two stores (two connections, two writer threads), as two bot processes would have."""
     first, second = await Store.open(db_path), await Store.open(db_path)
     try:
-        await first.update_policy(GUILD, MOD, NOON, default_quota=5, max_running=100)
+        await first.settings.update_policy(GUILD, MOD, NOON, default_quota=5, max_running=100)
         results = await asyncio.gather(*(ask(s, ALICE, NOON) for _ in range(25) for s in (first, second)))
     finally:
         await first.close()

@@ -19,7 +19,9 @@ async def test_fifty_simultaneous_imagines_with_five_left_start_exactly_five(wor
     fake = world.fake
     world.sandbox.config.duration = 2.0
     async with world.bot(default_daily_quota=5) as bot:
-        await bot.store.update_policy(fake.guild_id, fake.owner_id, bot.clock.time(), max_running=100)
+        await bot.store.settings.update_policy(
+            fake.guild_id, fake.owner_id, bot.clock.time(), max_running=100
+        )
         interactions = await asyncio.gather(
             *(fake.invoke_slash("imagine", {"prompt": f"cat number {i}"}) for i in range(50))
         )
@@ -64,19 +66,19 @@ async def test_failed_and_timed_out_jobs_do_not_count(world: World) -> None:
         await fake.invoke_slash("imagine", {"prompt": "will time out"})
         job = await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=2)
         assert job.status is JobStatus.TIMED_OUT
-        summary = await bot.store.usage_summary(member, bot.clock.time(), 2)
+        summary = await bot.store.usage.summary(member, bot.clock.time(), 2)
         assert summary.used_today == 0 and summary.running == 0
         await fake.invoke_slash("imagine", {"prompt": "works"})
         job = await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=3)
         assert job.status is JobStatus.DELIVERED
-        assert (await bot.store.usage_summary(member, bot.clock.time(), 2)).used_today == 1
+        assert (await bot.store.usage.summary(member, bot.clock.time(), 2)).used_today == 1
 
 
 async def test_banned_member_is_refused_privately_and_nothing_is_sent(world: World) -> None:
     fake = world.fake
     async with world.bot() as bot:
         until = bot.clock.time() + 3600
-        await bot.store.ban(
+        await bot.store.settings.ban(
             fake.guild_id,
             fake.user_id,
             reason="flooding",

@@ -26,7 +26,7 @@ def database_bytes(db_path: Path) -> bytes:
 async def job_row(db_path: Path, job_id: int) -> dict[str, object]:
     store = await Store.open(db_path)
     try:
-        job = await store.get_job(job_id)
+        job = await store.jobs.get(job_id)
     finally:
         await store.close()
     assert job is not None
@@ -204,7 +204,7 @@ async def test_submit_cut_off_by_restart_is_not_resubmitted(sandbox: Sandbox, db
 
 async def test_queued_job_that_never_left_is_submitted_after_restart(sandbox: Sandbox, db_path: Path) -> None:
     store = await Store.open(db_path)
-    job = await store.create_job(ImageRequest("left behind"), ORIGIN, 0.0)
+    job = await store.jobs.create(ImageRequest("left behind"), ORIGIN, 0.0)
     await store.close()
     sink = RecordingSink()
     async with running_runner(db_path, sandbox.base_url or "", sink):
@@ -220,9 +220,9 @@ async def test_inline_base64_result_survives_restart_before_delivery(sandbox: Sa
         await sink.wait_for(1)
     data = png(next(iter(sandbox.tasks)))
     store = await Store.open(db_path)
-    job = await store.create_job(ImageRequest("inline"), ORIGIN, 0.0)
-    await store.mark_running(job.id, "t-inline", 0.0, 0.0)
-    await store.mark_completed(
+    job = await store.jobs.create(ImageRequest("inline"), ORIGIN, 0.0)
+    await store.jobs.mark_running(job.id, "t-inline", 0.0, 0.0)
+    await store.jobs.mark_completed(
         job.id, ["data:image/png;base64," + base64.b64encode(data).decode()], 1.0, None
     )
     await store.close()

@@ -89,7 +89,7 @@ async def slot_and_usage(db_path: Path) -> tuple[int, int]:
     """(the member's running jobs, the uses counted today) as the next admission would see them."""
     store = await Store.open(db_path)
     try:
-        summary = await store.usage_summary(MEMBER, time.time(), 5)
+        summary = await store.usage.summary(MEMBER, time.time(), 5)
     finally:
         await store.close()
     return summary.running, summary.used_today
@@ -104,7 +104,7 @@ async def admitted(runner: Any) -> Job:
 async def ended(db_path: Path, job_id: int) -> Job:
     store = await Store.open(db_path)
     try:
-        job = await store.get_job(job_id)
+        job = await store.jobs.get(job_id)
     finally:
         await store.close()
     assert job is not None
@@ -143,13 +143,17 @@ async def test_unreadable_poll_answers_are_retried_and_the_job_delivered(
 
 
 class BrokenStore:
-    """The real store, but one write fails with an error no database raises (a bug, say)."""
+    """The real store, but one write fails with an error no database raises (a bug, say). `method` is
+    `repository.method` (`jobs.record_poll`)."""
 
-    def __init__(self, store: Store, method: str) -> None:
+    def __init__(self, store: Any, method: str) -> None:
         self._store, self._method = store, method
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._store, name)
+        repository, _, method = self._method.partition(".")
+        if method:
+            return BrokenStore(attribute, method) if name == repository else attribute
         if name != self._method:
             return attribute
 
@@ -167,7 +171,7 @@ async def test_an_unexpected_error_while_polling_ends_the_job_refunded(
     async with open_session(FetchPolicy.build(base, ())) as session:
         store = await Store.open(db_path)
         api = ImageApi(session, base, "sandbox-key", "grok-imagine-image", timeout=5.0)
-        broken: Any = BrokenStore(store, "record_poll")
+        broken: Any = BrokenStore(store, "jobs.record_poll")
         runner = build_runner(broken, api, session, sink, FAST_RUNNER, schedule=FAST_SCHEDULE, source="test")
         try:
             await runner.start()
@@ -189,7 +193,7 @@ async def test_an_unexpected_error_while_delivering_closes_the_job(sandbox: Sand
     async with open_session(FetchPolicy.build(base, ())) as session:
         store = await Store.open(db_path)
         api = ImageApi(session, base, "sandbox-key", "grok-imagine-image", timeout=5.0)
-        broken: Any = BrokenStore(store, "mark_delivered")
+        broken: Any = BrokenStore(store, "jobs.mark_delivered")
         runner = build_runner(broken, api, session, sink, FAST_RUNNER, schedule=FAST_SCHEDULE, source="test")
         try:
             await runner.start()
@@ -197,7 +201,7 @@ async def test_an_unexpected_error_while_delivering_closes_the_job(sandbox: Sand
             await runner.launch(job, None)
 
             async def closed() -> Job | None:
-                found = await store.get_job(job.id)
+                found = await store.jobs.get(job.id)
                 return found if found is not None and found.delivered_at is not None else None
 
             row = await wait_until(closed, "the job to be closed", interval=0.05)

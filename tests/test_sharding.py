@@ -214,7 +214,7 @@ async def test_a_job_is_finished_by_the_other_process_when_its_shard_process_sto
                 running = await wait_for_job(first, lambda j: j.status is JobStatus.RUNNING)
             # The first process is gone, with the job still running at the image API.
             assert fake.connected_shards() == [(1, 2)]
-            still = await second.store.get_job(running.id)
+            still = await second.store.jobs.get(running.id)
             assert still is not None and still.status is JobStatus.RUNNING
             assert second.get_guild(guilds[0]) is None
             job = await wait_for_job(second, delivered, timeout=15.0)

@@ -7,18 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.store import MIGRATIONS, Store
+from bot.adapters.store import SCHEMA_HEAD, Store
 from bot.core.models import ImageRequest, JobStatus, Origin
+from tests.legacy_fixtures import sqlite_legacy
 
 
 def make_v1_database(path: Path) -> None:
     """A database exactly as the first released schema left it, with a row in it."""
-    import sqlite_utils
-
+    sqlite_legacy(path, 1, rows=False)
     conn = sqlite3.connect(path, isolation_level=None)
-    db = sqlite_utils.Database(conn)
-    MIGRATIONS[0](db)
-    conn.execute("PRAGMA user_version = 1")
     conn.execute(
         "INSERT INTO jobs (source, status, prompt, created_at, reference_urls, result_urls)"
         " VALUES ('discord', 'delivered', 'an old job', 1.0, '[]', '[\"https://x/1.png\"]')"
@@ -30,18 +27,18 @@ async def test_upgrades_an_old_database_without_losing_rows(db_path: Path) -> No
     make_v1_database(db_path)
     store = await Store.open(db_path)
     try:
-        assert await store.schema_version() == len(MIGRATIONS)
-        old = await store.get_job(1)
+        assert await store.schema_version() == SCHEMA_HEAD
+        old = await store.jobs.get(1)
         assert old is not None and old.prompt == "an old job" and old.status is JobStatus.DELIVERED
-        await store.set_meta("k", "v")
-        assert await store.get_meta("k") == "v"
+        await store.ops.set_meta("k", "v")
+        assert await store.ops.get_meta("k") == "v"
     finally:
         await store.close()
 
 
 async def test_refuses_a_database_from_a_newer_bot(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    conn.execute("PRAGMA user_version = 15")  # past the last version before the migration chain
     conn.close()
     with pytest.raises(RuntimeError, match="newer"):
         await Store.open(db_path)
@@ -50,16 +47,18 @@ async def test_refuses_a_database_from_a_newer_bot(db_path: Path) -> None:
 async def test_wal_mode_and_claiming(db_path: Path) -> None:
     store = await Store.open(db_path)
     try:
-        job = await store.create_job(ImageRequest("p", "1:1", ("https://r/1.png",)), Origin(source="s"), 10.0)
-        await store.mark_running(job.id, "task", 11.0, 12.0)
-        assert await store.claim_due_jobs("s", 11.5, 10, 60) == []
-        [claimed] = await store.claim_due_jobs("s", 12.0, 10, 60)
+        job = await store.jobs.create(
+            ImageRequest("p", "1:1", ("https://r/1.png",)), Origin(source="s"), 10.0
+        )
+        await store.jobs.mark_running(job.id, "task", 11.0, 12.0)
+        assert await store.jobs.claim_due("s", 11.5, 10, 60) == []
+        [claimed] = await store.jobs.claim_due("s", 12.0, 10, 60)
         assert claimed.id == job.id and claimed.reference_urls == ["https://r/1.png"]
         # Leased: a second pass at the same moment gets nothing.
-        assert await store.claim_due_jobs("s", 12.0, 10, 60) == []
-        assert await store.claim_due_jobs("other", 100.0, 10, 60) == []
-        await store.reset_leases("s", 13.0)
-        assert await store.next_poll_time("s") == 13.0
+        assert await store.jobs.claim_due("s", 12.0, 10, 60) == []
+        assert await store.jobs.claim_due("other", 100.0, 10, 60) == []
+        await store.jobs.reset_leases("s", 13.0)
+        assert await store.jobs.next_poll_time("s") == 13.0
     finally:
         await store.close()
     mode = sqlite3.connect(db_path).execute("PRAGMA journal_mode").fetchone()[0]
@@ -71,19 +70,21 @@ async def test_history_is_keyset_paged_by_job_id(db_path: Path) -> None:
     try:
         origin = Origin(source="discord", guild_id=1, channel_id=2, user_id=3)
         for n in range(12):
-            job = await store.create_job(ImageRequest(f"p{n}"), origin, float(n))
-            await store.mark_running(job.id, f"t{n}", n + 0.5, n + 1.0)
-            await store.mark_completed(job.id, ["https://x/1.png"], n + 0.8, None)
+            job = await store.jobs.create(ImageRequest(f"p{n}"), origin, float(n))
+            await store.jobs.mark_running(job.id, f"t{n}", n + 0.5, n + 1.0)
+            await store.jobs.mark_completed(job.id, ["https://x/1.png"], n + 0.8, None)
             # Every third image went to a DM without a message to link: not listed.
             message = None if n % 3 == 2 else 100 + n
-            await store.mark_delivered(job.id, delivery="channel", result_message_id=message, now=n + 0.9)
+            await store.jobs.mark_delivered(
+                job.id, delivery="channel", result_message_id=message, now=n + 0.9
+            )
         listed = [j for j in range(12, 0, -1) if (j - 1) % 3 != 2]
-        first, total = await store.delivered_history(1, 3, 5)
+        first, total = await store.jobs.delivered_history(1, 3, 5)
         assert [j.id for j in first] == listed[:5] and total == len(listed)
-        second, _ = await store.delivered_history(1, 3, 5, older_than=first[-1].id)
+        second, _ = await store.jobs.delivered_history(1, 3, 5, older_than=first[-1].id)
         assert [j.id for j in second] == listed[5:]
-        back, _ = await store.delivered_history(1, 3, 5, newer_than=second[0].id)
+        back, _ = await store.jobs.delivered_history(1, 3, 5, newer_than=second[0].id)
         assert [j.id for j in back] == listed[:5]
-        assert (await store.delivered_history(1, 4, 5)) == ([], 0)
+        assert (await store.jobs.delivered_history(1, 4, 5)) == ([], 0)
     finally:
         await store.close()

@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from bot.adapters.store import MIGRATIONS, Store
+from bot.adapters.store import SCHEMA_HEAD, Store
+from bot.adapters.store.migrations.chain import chain
 from bot.core.models import ImageRequest, JobStatus, Origin
 from bot.core.policy.quotas import Member
+from tests.legacy_fixtures import sqlite_legacy
 from tests.store_crash_child import CRASHED, GUILD, USER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,26 +96,31 @@ CASES: dict[str, tuple[State, tuple[Any, ...], tuple[Any, ...]]] = {
         (0, 1),
     ),
     "migrate": (
-        lambda c: (one(c, "PRAGMA user_version"), one(c, "SELECT outcome, counted FROM usage")),
-        (4, ("submitted", 1)),
-        (len(MIGRATIONS), ("failed", 0)),
+        lambda c: (revision(c), one(c, "SELECT outcome, counted FROM usage")),
+        (None, ("submitted", 1)),
+        (SCHEMA_HEAD, ("failed", 0)),
     ),
 }
 
-# Each migration commits whole: a crash in a later one leaves the earlier ones applied.
+# Each revision commits whole: a crash in a later one leaves the earlier ones applied (0005 repairs).
 INTERMEDIATE: dict[str, list[tuple[Any, ...]]] = {
-    "migrate": [(version, ("failed", 0)) for version in range(5, len(MIGRATIONS))]
+    "migrate": [(rev, ("failed", 0)) for rev in chain()[chain().index("0005") : -1]]
 }
+
+
+def revision(conn: sqlite3.Connection) -> str | None:
+    """The migration chain's revision (None: still as version 4 of the bot left it)."""
+    if one(conn, "SELECT name FROM sqlite_master WHERE name = 'alembic_version'") is None:
+        return None
+    return one(conn, "SELECT version_num FROM alembic_version")  # type: ignore[no-any-return]
 
 
 def make_v4_database(path: Path, job_status: str, **usage: Any) -> None:
     """A database as version 4 of the bot left it after a crash between a job's end and its usage row:
     the job finished, its usage row still says 'submitted'."""
+    sqlite_legacy(path, 4, rows=False)
     conn = sqlite3.connect(path, isolation_level=None)
     db = sqlite_utils.Database(conn)
-    for step in MIGRATIONS[:4]:
-        step(db)
-    conn.execute("PRAGMA user_version = 4")
     row = {"guild_id": GUILD, "user_id": USER, "created_at": 100.0, "outcome": "submitted", "counted": 1,
            "used_credit": 0, "job_id": 1} | usage  # fmt: skip
     db["usage"].insert(row)  # type: ignore[union-attr]
@@ -152,8 +159,8 @@ async def assert_consistent_after_restart(path: Path) -> None:
     number of jobs really on their way."""
     store = await Store.open(path)
     try:
-        summary = await store.usage_summary(Member(GUILD, USER), 1_800_000_100.0, 3)
-        unfinished = await store.unfinished_jobs(GUILD, USER)
+        summary = await store.usage.summary(Member(GUILD, USER), 1_800_000_100.0, 3)
+        unfinished = await store.jobs.unfinished(GUILD, USER)
     finally:
         await store.close()
     conn = sqlite3.connect(path)
@@ -171,7 +178,8 @@ async def test_a_write_killed_between_its_statements_leaves_all_or_nothing(
     tmp_path: Path, scenario: str
 ) -> None:
     state, before, after = CASES[scenario]
-    crash_points = range(1, 8)  # the longest write: migrating a version-4 database to the newest
+    # One crash point per statement of a write; for the migration, one per revision from 0005 on.
+    crash_points = range(1, 9 if scenario == "migrate" else 7)
     paths = [tmp_path / f"crash-{n}.db" for n in crash_points]
     if scenario == "migrate":
         for path in paths:
@@ -223,11 +231,11 @@ async def test_writing_outside_the_write_path_fails(db_path: Path) -> None:
 
         with pytest.raises(sqlite3.OperationalError, match="no such table"):
             await store._run(fail_half_way)
-        assert await store.get_meta("a") == "1"
-        assert await store.get_meta("c") is None
+        assert await store.ops.get_meta("a") == "1"
+        assert await store.ops.get_meta("c") is None
         # ...and the store works on afterwards.
-        await store.set_meta("d", "4")
-        assert await store.get_meta("d") == "4"
+        await store.ops.set_meta("d", "4")
+        assert await store.ops.get_meta("d") == "4"
     finally:
         await store.close()
 
@@ -253,7 +261,7 @@ async def test_the_repair_migration_finishes_usage_rows_of_finished_jobs(
     conn.close()
     store = await Store.open(db_path)
     try:
-        summary = await store.usage_summary(Member(GUILD, USER), 200.0, 3)
+        summary = await store.usage.summary(Member(GUILD, USER), 200.0, 3)
     finally:
         await store.close()
     conn = sqlite3.connect(db_path)
@@ -281,11 +289,11 @@ async def test_a_fresh_database_admits_and_finishes_through_the_write_path(db_pa
     store = await Store.open(db_path)
     try:
         origin = Origin(source="discord", guild_id=GUILD, channel_id=5, user_id=USER)
-        decision, job = await store.admit(Member(GUILD, USER), ImageRequest("p"), origin, 100.0, 3)
+        decision, job = await store.usage.admit(Member(GUILD, USER), ImageRequest("p"), origin, 100.0, 3)
         assert decision.allowed and job is not None
-        assert await store.mark_running(job.id, "t", 101.0, 102.0)
-        assert (await store.usage_summary(Member(GUILD, USER), 103.0, 3)).running == 1
-        assert await store.mark_ended(job.id, JobStatus.FAILED, "x", 104.0)
-        assert (await store.usage_summary(Member(GUILD, USER), 105.0, 3)).running == 0
+        assert await store.jobs.mark_running(job.id, "t", 101.0, 102.0)
+        assert (await store.usage.summary(Member(GUILD, USER), 103.0, 3)).running == 1
+        assert await store.jobs.mark_ended(job.id, JobStatus.FAILED, "x", 104.0)
+        assert (await store.usage.summary(Member(GUILD, USER), 105.0, 3)).running == 0
     finally:
         await store.close()

@@ -17,7 +17,9 @@ async def make_database(path: Path, jobs: int = 2000) -> None:
     store = await Store.open(path)
     try:
         for n in range(jobs):
-            await store.create_job(ImageRequest(f"job {n} " + "words " * 30), Origin(source="test"), float(n))
+            await store.jobs.create(
+                ImageRequest(f"job {n} " + "words " * 30), Origin(source="test"), float(n)
+            )
     finally:
         await store.close()
 

@@ -188,7 +188,7 @@ async def test_a_sink_that_keeps_failing_ends_and_the_job_is_marked_undeliverabl
     assert sink.calls == 2 * config.tell_attempts and job.id == 1
     store = await Store.open(db_path)
     try:
-        assert await store.unfinished_jobs(1, 3) == []  # not shown in /queue as still on its way
+        assert await store.jobs.unfinished(1, 3) == []  # not shown in /queue as still on its way
     finally:
         await store.close()
 

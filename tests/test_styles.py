@@ -21,24 +21,24 @@ GUILD, MOD = 100, 7
 
 async def test_styles_are_saved_listed_replaced_and_removed(any_store: Store) -> None:
     store = any_store
-    assert await store.add_style(GUILD, Style("Anime", "in anime style"), MOD, 1.0) is False
-    assert await store.add_style(GUILD, Style("watercolour", "soft watercolour"), MOD, 2.0) is False
-    assert await store.add_style(GUILD + 1, Style("Anime", "elsewhere"), MOD, 2.0) is False
+    assert await store.styles.add(GUILD, Style("Anime", "in anime style"), MOD, 1.0) is False
+    assert await store.styles.add(GUILD, Style("watercolour", "soft watercolour"), MOD, 2.0) is False
+    assert await store.styles.add(GUILD + 1, Style("Anime", "elsewhere"), MOD, 2.0) is False
     # Same name in another case: the text is replaced, there is still one style of that name.
-    assert await store.add_style(GUILD, Style("ANIME", "cel-shaded anime"), MOD, 3.0) is True
-    listed = await store.styles(GUILD)
+    assert await store.styles.add(GUILD, Style("ANIME", "cel-shaded anime"), MOD, 3.0) is True
+    listed = await store.styles.all(GUILD)
     assert [(s.name, s.text) for s in listed] == [
         ("ANIME", "cel-shaded anime"),
         ("watercolour", "soft watercolour"),
     ]
-    found = await store.style(GUILD, "anime")
+    found = await store.styles.get(GUILD, "anime")
     assert found is not None and found.text == "cel-shaded anime"
-    removed = await store.remove_style(GUILD, "Anime", MOD, 4.0)
+    removed = await store.styles.remove(GUILD, "Anime", MOD, 4.0)
     assert removed is not None and removed.name == "ANIME"
-    assert await store.remove_style(GUILD, "Anime", MOD, 5.0) is None
-    assert [s.name for s in await store.styles(GUILD)] == ["watercolour"]
-    assert [s.text for s in await store.styles(GUILD + 1)] == ["elsewhere"]
-    actions = [(e.action, e.target) for e in await store.admin_log(GUILD)]
+    assert await store.styles.remove(GUILD, "Anime", MOD, 5.0) is None
+    assert [s.name for s in await store.styles.all(GUILD)] == ["watercolour"]
+    assert [s.text for s in await store.styles.all(GUILD + 1)] == ["elsewhere"]
+    actions = [(e.action, e.target) for e in await store.settings.admin_log(GUILD)]
     assert actions == [
         ("style_remove", "style:ANIME"),
         ("style_update", "style:ANIME"),
@@ -49,29 +49,31 @@ async def test_styles_are_saved_listed_replaced_and_removed(any_store: Store) ->
 
 async def test_a_server_has_at_most_max_styles(any_store: Store) -> None:
     for n in range(MAX_STYLES):
-        await any_store.add_style(GUILD, Style(f"s{n}", "text"), MOD, float(n))
+        await any_store.styles.add(GUILD, Style(f"s{n}", "text"), MOD, float(n))
     with pytest.raises(StyleError, match="remove one first"):
-        await any_store.add_style(GUILD, Style("one more", "text"), MOD, 99.0)
-    await any_store.add_style(GUILD, Style("S1", "replaced"), MOD, 100.0)  # replacing is still allowed
-    assert len(await any_store.styles(GUILD)) == MAX_STYLES
+        await any_store.styles.add(GUILD, Style("one more", "text"), MOD, 99.0)
+    await any_store.styles.add(GUILD, Style("S1", "replaced"), MOD, 100.0)  # replacing is still allowed
+    assert len(await any_store.styles.all(GUILD)) == MAX_STYLES
 
 
 async def test_member_settings_and_request_defaults(any_store: Store) -> None:
     store = any_store
-    empty = await store.request_defaults(GUILD, 1, None)
+    empty = await store.styles.request_defaults(GUILD, 1, None)
     assert empty.style is None and empty.settings.aspect_ratio is None and empty.deliver_to is None
-    await store.add_style(GUILD, Style("Noir", "black and white film noir"), MOD, 1.0)
-    saved = await store.save_member_settings(GUILD, 1, 2.0, aspect_ratio="16:9", style="Noir", delivery="dm")
+    await store.styles.add(GUILD, Style("Noir", "black and white film noir"), MOD, 1.0)
+    saved = await store.styles.save_member_settings(
+        GUILD, 1, 2.0, aspect_ratio="16:9", style="Noir", delivery="dm"
+    )
     assert (saved.aspect_ratio, saved.style, saved.delivery) == ("16:9", "Noir", "dm")
-    defaults = await store.request_defaults(GUILD, 1, None)
+    defaults = await store.styles.request_defaults(GUILD, 1, None)
     assert defaults.style == Style("Noir", "black and white film noir", MOD, 1.0)
     assert defaults.deliver_to is None  # the server does not allow private images
-    await store.update_policy(GUILD, MOD, 3.0, private_images=True)
-    assert (await store.request_defaults(GUILD, 1, None)).deliver_to == "dm"
-    assert (await store.request_defaults(GUILD, 1, "missing")).style is None  # named: no fallback
-    cleared = await store.save_member_settings(GUILD, 1, 4.0, style=None)
+    await store.settings.update_policy(GUILD, MOD, 3.0, private_images=True)
+    assert (await store.styles.request_defaults(GUILD, 1, None)).deliver_to == "dm"
+    assert (await store.styles.request_defaults(GUILD, 1, "missing")).style is None  # named: no fallback
+    cleared = await store.styles.save_member_settings(GUILD, 1, 4.0, style=None)
     assert (cleared.aspect_ratio, cleared.style, cleared.delivery) == ("16:9", None, "dm")
-    assert (await store.member_settings(GUILD, 2)).aspect_ratio is None  # someone else
+    assert (await store.styles.member_settings(GUILD, 2)).aspect_ratio is None  # someone else
 
 
 def test_style_names_and_texts_are_checked() -> None:
@@ -95,7 +97,7 @@ async def admin(world: World, subcommand: str, options: dict[str, Any]) -> str:
 
 
 async def usage_rows(world: World, store: Store) -> list[dict[str, Any]]:
-    rows = await store.export_usage(world.fake.guild_id, 0, 1e12, 100)
+    rows = await store.usage.export(world.fake.guild_id, 0, 1e12, 100)
     return [dict(zip(EXPORT_COLUMNS, row, strict=True)) for row in rows]
 
 
@@ -157,7 +159,9 @@ async def test_unknown_style_rules_and_length_apply_to_the_whole(world: World) -
     async with world.bot() as bot:
         await admin(world, "style add", {"name": "Gore", "text": "with lots of forbidden blood"})
         await admin(world, "style add", {"name": "Long", "text": "y" * 1000})
-        await bot.store.add_rule(fake.guild_id, "word", "forbidden", fake.moderator_id, bot.clock.time())
+        await bot.store.settings.add_rule(
+            fake.guild_id, "word", "forbidden", fake.moderator_id, bot.clock.time()
+        )
 
         async def refused(options: dict[str, Any]) -> str:
             interaction = await fake.invoke_slash("imagine", options)

@@ -71,8 +71,8 @@ async def test_queued_decodes_hold_up_neither_a_rule_check_nor_a_name_look_up(
         threads_used.add(threading.current_thread().name)
 
     try:
-        book = RuleBook(store)
-        await store.add_rule(7, "word", "zebra", 9, 1.0)
+        book = RuleBook(store.settings)
+        await store.settings.add_rule(7, "word", "zebra", 9, 1.0)
         decodes = [
             asyncio.create_task(
                 limit_pixels_in_pool(ImageFile(None, data, "image/jpeg"), max_pixels=4_000_000)

@@ -34,7 +34,9 @@ async def test_usage_shows_my_use_limit_and_reset(world: World) -> None:
     async with world.bot() as bot:
         await fake.invoke_slash("imagine", {"prompt": "a kite"})
         await wait_for_job(bot, lambda j: j.delivered_at is not None)
-        await bot.store.grant_credits(fake.guild_id, fake.user_id, 2, fake.moderator_id, bot.clock.time())
+        await bot.store.settings.grant_credits(
+            fake.guild_id, fake.user_id, 2, fake.moderator_id, bot.clock.time()
+        )
         text = await usage(fake)
         _, reset = day_bounds(bot.clock.time(), "UTC")
     assert text.startswith("**Your image use in this server**")
@@ -49,12 +51,16 @@ async def test_usage_shows_unlimited_off_and_a_ban(world: World) -> None:
     guild, user = fake.guild_id, fake.user_id
     async with world.bot() as bot:
         now = bot.clock.time()
-        await bot.store.set_user_quota(
+        await bot.store.settings.set_user_quota(
             guild, user, limit=None, unlimited=True, actor_id=fake.owner_id, now=now
         )
         assert "Today: **0** (no daily limit)" in await usage(fake)
-        await bot.store.set_user_quota(guild, user, limit=0, unlimited=False, actor_id=fake.owner_id, now=now)
-        await bot.store.ban(guild, user, reason="spam", expires_at=now + 600, actor_id=fake.owner_id, now=now)
+        await bot.store.settings.set_user_quota(
+            guild, user, limit=0, unlimited=False, actor_id=fake.owner_id, now=now
+        )
+        await bot.store.settings.ban(
+            guild, user, reason="spam", expires_at=now + 600, actor_id=fake.owner_id, now=now
+        )
         text = await usage(fake)
     assert "image generation is off for you (limit 0)" in text
     assert f"⛔ You cannot use the image bot in this server until {discord_time(now + 600, 'f')}" in text
@@ -68,7 +74,7 @@ async def test_moderators_see_another_members_use_with_their_roles(world: World)
     helper_role = fake.add_role(guild, "Helper", MANAGE_MESSAGES)
     helper = fake.add_member(guild, username="helper-hal", roles=[helper_role])
     async with world.bot() as bot:
-        await bot.store.set_role_quota(guild, artist, 25, fake.owner_id, bot.clock.time())
+        await bot.store.settings.set_role_quota(guild, artist, 25, fake.owner_id, bot.clock.time())
         await fake.invoke_slash("imagine", {"prompt": "a boat"})
         await wait_for_job(bot, lambda j: j.delivered_at is not None)
         by_moderator = await usage(fake, user_id=fake.moderator_id, member=user)
@@ -98,18 +104,20 @@ async def _fill(db_path: Path, guild: int, user: int) -> None:
     try:
         origin = Origin(guild_id=guild, channel_id=7, user_id=user)
         for n in range(3):
-            decision, job = await store.admit(Member(guild, user), ImageRequest(f"cat {n}"), origin, now, 10)
+            decision, job = await store.usage.admit(
+                Member(guild, user), ImageRequest(f"cat {n}"), origin, now, 10
+            )
             assert decision.allowed and job is not None
-            await store.mark_submitting(job.id)
-            await store.mark_running(job.id, f"task-{n}", now, now + 1)
+            await store.jobs.mark_submitting(job.id)
+            await store.jobs.mark_running(job.id, f"task-{n}", now, now + 1)
             if n < 2:
-                await store.mark_completed(job.id, [], now + 1, None)
+                await store.jobs.mark_completed(job.id, [], now + 1, None)
             else:
-                await store.mark_ended(job.id, JobStatus.FAILED, "upstream error", now + 1)
+                await store.jobs.mark_ended(job.id, JobStatus.FAILED, "upstream error", now + 1)
         common: dict[str, Any] = {"guild_id": guild, "channel_id": 7, "prompt": "x", "aspect_ratio": None}
         common |= {"ref_count": 0, "detail": None}
-        await store.log_refusal(**common, user_id=user, reason="quota", now=now)
-        await store.log_refusal(**common, user_id=user + 1, reason="banned", now=now - 20 * 86_400)
+        await store.usage.log_refusal(**common, user_id=user, reason="quota", now=now)
+        await store.usage.log_refusal(**common, user_id=user + 1, reason="banned", now=now - 20 * 86_400)
     finally:
         await store.close()
 

@@ -48,7 +48,7 @@ async def test_a_message_with_two_images_becomes_the_references(world: World) ->
         )
         assert (await fake.wait_for_callback(submitted)).json["type"] == DEFERRED
         job = await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED)
-        rows = await bot.store.export_usage(fake.guild_id, 0, 1e12, 10)
+        rows = await bot.store.usage.export(fake.guild_id, 0, 1e12, 10)
     assert (job.user_id, job.prompt, len(job.reference_urls)) == (fake.user_id, "both as one painting", 2)
     [submit] = world.submits()
     sent = [yarl.URL(u).path for u in submit.json["images"]]

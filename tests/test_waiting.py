@@ -87,7 +87,7 @@ async def test_a_settled_runner_has_finished_what_was_under_way(sandbox: Sandbox
     async with running_runner(db_path, sandbox.base_url or "", sink) as runner:
         job = await runner.enqueue(ImageRequest("under way"), Origin(source="test"))
         await runner_settled(runner)  # at once: it may return only when nothing more will happen
-        row = await runner.store.get_job(job.id)
+        row = await runner.store.jobs.get(job.id)
     assert len(sink.outcomes) == 1 and sink.outcomes[0].images is not None
     assert row is not None and row.status is JobStatus.DELIVERED and row.delivered_at is not None
 

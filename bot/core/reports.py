@@ -355,13 +355,11 @@ class UsageCsv:
 
 
 class UsageRows(Protocol):
-    async def export_usage(
-        self, guild_id: int, start: float, end: float, limit: int
-    ) -> list[tuple[Any, ...]]: ...
+    async def export(self, guild_id: int, start: float, end: float, limit: int) -> list[tuple[Any, ...]]: ...
 
 
 async def fill_export(
-    store: UsageRows, guild_id: int, begin: float, finish: float, table: UsageCsv, chunk: int = 5000
+    usage: UsageRows, guild_id: int, begin: float, finish: float, table: UsageCsv, chunk: int = 5000
 ) -> UsageCsv:
     """Page through the range oldest first (rows sharing the page's last instant are skipped when
     the next page starts at that instant), formatting off the event loop. Used by `/imagine-admin
@@ -370,7 +368,7 @@ async def fill_export(
     cursor = begin
     seen: set[int] = set()
     while not table.full:
-        rows = await store.export_usage(guild_id, cursor, finish, chunk)
+        rows = await usage.export(guild_id, cursor, finish, chunk)
         fresh = [row for row in rows if row[id_at] not in seen]
         if not await asyncio.to_thread(table.extend, fresh) or len(rows) < chunk:
             break

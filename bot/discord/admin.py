@@ -110,7 +110,7 @@ class AdminCog(commands.Cog):
         return interaction.guild_id
 
     async def describe_limit(self, interaction: Interaction, member: Target) -> str:
-        summary = await self.bot.store.usage_summary(
+        summary = await self.bot.store.usage.summary(
             member_view(interaction, member), self.now(), self.bot.settings.default_daily_quota
         )
         return reports.limit_text(summary.limit, interaction.locale.value)

@@ -69,7 +69,7 @@ class MeasuredSink(DiscordSink):
         receipt = await super().deliver(job, images, elapsed)
         finished = job.finished_at
         if finished is None:  # the runner may hand over the row as it was before completion
-            current = await self.store.get_job(job.id)
+            current = await self.store.jobs.get(job.id)
             finished = current.finished_at if current else None
         if finished is not None and receipt.delivery in ("channel", "interaction", "dm"):
             metrics.delivery_delay.observe(max(0.0, self.clock.time() - finished))
@@ -227,11 +227,11 @@ class ImagineBot(commands.AutoShardedBot):
         # The application id is part of the digest: a new token for another app must sync again.
         marker = json.dumps([self.application_id, payload], sort_keys=True)
         digest = hashlib.sha256(marker.encode()).hexdigest()
-        if await self.store.get_meta("commands_digest") == digest:
+        if await self.store.ops.get_meta("commands_digest") == digest:
             log.info("commands unchanged since the last global sync; not syncing")
             return
         synced = await self.tree.sync()
-        await self.store.set_meta("commands_digest", digest)
+        await self.store.ops.set_meta("commands_digest", digest)
         log.info("synced %s commands globally (they can take a while to appear)", len(synced))
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
@@ -264,7 +264,7 @@ class ImagineBot(commands.AutoShardedBot):
             which = ", ".join(map(str, down))
             problems["gateway"] = f"shard{'s' if len(down) > 1 else ''} {which} not connected to Discord"
         try:
-            await asyncio.wait_for(self.store.ping(), DATABASE_PING_TIMEOUT)
+            await asyncio.wait_for(self.store.ops.ping(), DATABASE_PING_TIMEOUT)
         except TimeoutError:
             problems["database"] = f"no answer within {DATABASE_PING_TIMEOUT:g} s"
         except Exception as error:  # noqa: BLE001 - any failed ping (SQLite, a lost PostgreSQL server) is the answer
@@ -291,12 +291,12 @@ class ImagineBot(commands.AutoShardedBot):
         if not self.settings.syncs_commands:
             return
         states = [status.value for status in JobStatus if not status.is_final]
-        metrics.set_jobs_by_state(await self.store.unfinished_jobs_by_status(runner.source), states)
+        metrics.set_jobs_by_state(await self.store.ops.unfinished_by_status(runner.source), states)
         # Refusals logged since the previous scrape, counted once each; the newest seconds wait for the
         # next scrape so a row committed just after this read is not skipped.
         until = self.clock.time() - REFUSAL_SETTLE
         if until > self._refusals_counted_to:
-            metrics.add_refusals(await self.store.refusals_between(self._refusals_counted_to, until))
+            metrics.add_refusals(await self.store.ops.refusals_between(self._refusals_counted_to, until))
             self._refusals_counted_to = until
 
     async def close(self) -> None:
@@ -317,7 +317,7 @@ class ImagineBot(commands.AutoShardedBot):
                 # made due at once for the next start. (With PostgreSQL the store releases what this
                 # process holds as it closes, below: one release either way.)
                 try:
-                    await self.store.reset_leases(self.runner.source, self.clock.time())
+                    await self.store.jobs.reset_leases(self.runner.source, self.clock.time())
                 except Exception:
                     log.warning("could not release the leases of running jobs", exc_info=True)
         await super().close()

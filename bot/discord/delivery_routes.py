@@ -282,7 +282,7 @@ class FollowupRoute(Route):
     async def send(self, bot: SinkBot, parcel: Parcel) -> Sent:
         job = parcel.job
         # Counted before sending, so that a retried delivery can never go past Discord's limit.
-        if not await bot.store.use_followup(job.id):
+        if not await bot.store.jobs.use_followup(job.id):
             raise Unavailable
         job.followups_used += 1
         posted = await interaction_webhook(bot, job).send(

@@ -211,7 +211,7 @@ async def _admit(
     defaults = RequestDefaults(MemberSettings(), None, private_allowed=False)
     if interaction.guild_id is not None and not origin.is_personal:
         named = request.style if isinstance(request, Draft) else None
-        defaults = await bot.store.request_defaults(interaction.guild_id, interaction.user.id, named)
+        defaults = await bot.store.styles.request_defaults(interaction.guild_id, interaction.user.id, named)
         origin = dataclasses.replace(origin, deliver_to=defaults.deliver_to)
     if isinstance(request, Draft):
         links = request.extra_urls

@@ -180,7 +180,7 @@ class DiscordSink:
         place and propagates: whether it arrived is looked up before anything is sent again."""
         job = parcel.job
         for route in routes:
-            if parcel.indexes and not await self.store.intend_delivery(
+            if parcel.indexes and not await self.store.deliveries.intend(
                 job.id, parcel.indexes, route.kind, self.clock.time()
             ):
                 raise RuntimeError(f"job {job.id}: another delivery is under way")
@@ -220,7 +220,7 @@ class DiscordSink:
 
     async def _settle(self, parcel: Parcel, state: str, receipt: DeliveryReceipt | None = None) -> None:
         if parcel.indexes:
-            await self.store.settle_delivery(
+            await self.store.deliveries.settle(
                 parcel.job.id,
                 parcel.indexes,
                 state,
@@ -235,14 +235,14 @@ class DiscordSink:
         """What the recorded deliveries say: a receipt when the images are (or may be) with the requester,
         None when nothing arrived; and whether anything was recorded at all. Images whose send was cut
         off are looked for on their route first."""
-        rows = await self.store.deliveries_of(job.id)
+        rows = await self.store.deliveries.of(job.id)
         if not rows:
             return None, False
         sending = [r for r in rows if r.state == SENDING]
         for kind, group in itertools.groupby(sending, key=lambda r: r.route):
             await self._look_for(job, BY_KIND[kind], [r.image_index for r in group])
         if sending:
-            rows = await self.store.deliveries_of(job.id)
+            rows = await self.store.deliveries.of(job.id)
         sent = [r for r in rows if r.state == SENT]
         if sent:
             first = sent[0]
@@ -264,16 +264,16 @@ class DiscordSink:
                 job.id,
                 route.kind,
             )
-            await self.store.settle_delivery(job.id, indexes, UNCONFIRMED, now)
+            await self.store.deliveries.settle(job.id, indexes, UNCONFIRMED, now)
             return
         if found is None:
             log.info("job %s: its %s delivery did not arrive; delivering again", job.id, route.kind)
-            await self.store.settle_delivery(job.id, indexes, REFUSED, now)
+            await self.store.deliveries.settle(job.id, indexes, REFUSED, now)
             return
         log.info(
             "job %s: found its %s delivery (message %s); recording it", job.id, route.kind, found.message_id
         )
-        await self.store.settle_delivery(
+        await self.store.deliveries.settle(
             job.id, indexes, SENT, now, message_id=found.message_id, channel_id=found.channel_id
         )
         # The earlier process died before the status message pointed at it.
@@ -285,14 +285,14 @@ class DiscordSink:
         """Tell the requester privately, once, that the image may not have reached them. Marked as told
         before it is sent: a crash in between costs the note, never a second one."""
         indexes = [r.image_index for r in unconfirmed]
-        if not indexes or not await self.store.settle_delivery(
+        if not indexes or not await self.store.deliveries.settle(
             job.id, indexes, TOLD, self.clock.time(), was=(UNCONFIRMED,)
         ):
             return
         text = messages.clip(t(job.locale, MAY_NOT_HAVE_ARRIVED, id=job.id))
         try:
             if job.token_usable(self.clock.time()) and (
-                not job.is_personal or await self.store.use_followup(job.id)
+                not job.is_personal or await self.store.jobs.use_followup(job.id)
             ):
                 await interaction_webhook(self.bot, job).send(
                     text, ephemeral=True, wait=True, allowed_mentions=NO_PINGS
@@ -318,7 +318,7 @@ class DiscordSink:
         if throttle is not None and self.modlog_throttle.wait_needed((guild_id, *throttle)) > 0:
             return
         try:
-            policy = await self.store.guild_policy(guild_id)
+            policy = await self.store.settings.guild_policy(guild_id)
             if policy.modlog_channel_id is None:
                 return
             channel = self.bot.client.get_partial_messageable(policy.modlog_channel_id, guild_id=guild_id)
@@ -329,6 +329,6 @@ class DiscordSink:
     async def _modlog_finished(self, job: Job, jump_url: str) -> None:
         if job.guild_id is None:
             return
-        policy = await self.store.guild_policy(job.guild_id)
+        policy = await self.store.settings.guild_policy(job.guild_id)
         if policy.modlog_finished:
             await self.modlog(job.guild_id, messages.modlog_finished(job, jump_url, job.guild_locale))

@@ -19,7 +19,7 @@ async def style_choices(
     if interaction.guild_id is None:
         return []
     typed = current.strip().lower()
-    found = await bot.store.styles(interaction.guild_id)
+    found = await bot.store.styles.all(interaction.guild_id)
     # Names that start with the typed text first, then those that only contain it.
     matching = sorted(
         (s for s in found if typed in s.name.lower()),

@@ -44,7 +44,7 @@ NOT_FOUND = N_("That request no longer exists (it may have been removed from the
 
 
 async def _load(interaction: Interaction, job_id: int) -> Job | None:
-    job = await interaction.client.store.get_job(job_id)
+    job = await interaction.client.store.jobs.get(job_id)
     if job is None or job.guild_id != server_of(interaction):
         await say_privately(interaction, NOT_FOUND)
         return None
@@ -506,13 +506,13 @@ async def history_page(
     costs what page 1 does. Post again is offered where the image was public, and for a private image
     only to its requester (who gets it privately)."""
     viewer = member_id if viewer_id is None else viewer_id
-    jobs, total = await bot.store.delivered_history(
+    jobs, total = await bot.store.jobs.delivered_history(
         guild_id, member_id, HISTORY_PAGE_SIZE, older_than=older_than, newer_than=newer_than
     )
     if newer_than is not None and len(jobs) < HISTORY_PAGE_SIZE:
         # Newer images were deleted meanwhile: this is the newest page now.
         page = 0
-        jobs, total = await bot.store.delivered_history(guild_id, member_id, HISTORY_PAGE_SIZE)
+        jobs, total = await bot.store.jobs.delivered_history(guild_id, member_id, HISTORY_PAGE_SIZE)
     pages = max(page + 1, -(-total // HISTORY_PAGE_SIZE))
     view = discord.ui.View(timeout=None)
     for job in jobs:

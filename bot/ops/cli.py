@@ -214,11 +214,11 @@ async def run_stats(settings: Settings, guild_id: int | None, days: int | None) 
     if store is None:
         return 1
     try:
-        timezone = (await store.guild_policy(guild_id)).timezone if guild_id is not None else "UTC"
+        timezone = (await store.settings.guild_policy(guild_id)).timezone if guild_id is not None else "UTC"
         now = time.time()
         day_start, _ = day_bounds(now, timezone)
         windows = [
-            reports.Window(label, await store.stats(guild_id, since))
+            reports.Window(label, await store.usage.stats(guild_id, since))
             for label, since in reports.report_windows(now, day_start, (days,) if days else (7, 30))
         ]
         # Personal use has no server and its own quota: reported apart, in the all-servers report.
@@ -254,14 +254,14 @@ async def run_export(settings: Settings, guild_id: int, start: str, end: str, ou
     if store is None:
         return 1
     try:
-        policy = await store.guild_policy(guild_id)
+        policy = await store.settings.guild_policy(guild_id)
         try:
             begin, finish = reports.export_bounds(start, end, policy.timezone)
         except reports.ReportError as error:
             print(f"nothing exported: {str(error).replace('`', '')}", file=sys.stderr)
             return 2
         table = await reports.fill_export(
-            store, guild_id, begin, finish, reports.UsageCsv(sys.maxsize, max_rows=sys.maxsize)
+            store.usage, guild_id, begin, finish, reports.UsageCsv(sys.maxsize, max_rows=sys.maxsize)
         )
     finally:
         await store.close()

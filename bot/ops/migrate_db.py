@@ -21,7 +21,6 @@ from typing import Any
 import psycopg
 
 from bot.adapters.store import Store
-from bot.adapters.store.pg_schema import TABLES
 from bot.core.redaction import database_error, redact
 
 # Which process holds a job means nothing once the SQLite bot has stopped: not copied.
@@ -38,6 +37,41 @@ class MigrateError(Exception):
         self.code = code
 
 
+# How many conflicting rows the refusal names (it says how many more there are).
+MAX_LISTED = 20
+
+
+def _conflicts(source: Path) -> list[str]:
+    """Rows PostgreSQL would refuse, found before anything is written: NULL in a column the schema
+    says is never NULL (SQLite lets a composite primary key hold NULL), and two rows with one key of
+    a primary key or unique index (both sides compare text byte for byte: names are made unique by
+    `schema.name_key`, the same case folding on both)."""
+    from bot.adapters.store.schema import metadata  # noqa: PLC0415 - SQLAlchemy only for this command
+
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    found: list[str] = []
+    try:
+        for table in metadata.sorted_tables:
+            for column in table.columns:
+                if column.nullable:
+                    continue
+                (count,) = src.execute(
+                    f"SELECT COUNT(*) FROM {table.name} WHERE {column.name} IS NULL"
+                ).fetchone()
+                found.extend([f"{table.name}: {column.name} is empty"] * int(count))
+            keys = [list(table.primary_key.columns)] + [list(i.columns) for i in table.indexes if i.unique]
+            for key in keys:
+                names = ", ".join(c.name for c in key)
+                for row in src.execute(
+                    f"SELECT {names}, COUNT(*) FROM {table.name} GROUP BY {names} HAVING COUNT(*) > 1"
+                ):
+                    shown = ", ".join(f"{c.name}={v!r}" for c, v in zip(key, row, strict=False))
+                    found.append(f"{table.name}: {row[-1]} rows with {shown}")
+    finally:
+        src.close()
+    return found
+
+
 @dataclass(frozen=True)
 class Copied:
     counts: dict[str, int]
@@ -49,6 +83,15 @@ async def migrate_database(source: Path, url: str, *, replace: bool = False) -> 
     # Both ends at the newest schema, exactly as the bot would bring them there.
     store = await Store.open(source)
     await store.close()
+    conflicts = await asyncio.to_thread(_conflicts, source)
+    if conflicts:
+        raise MigrateError(
+            f"{len(conflicts)} {'row' if len(conflicts) == 1 else 'rows'} in SQLite would break"
+            " PostgreSQL's constraints; nothing copied: "
+            + "; ".join(conflicts[:MAX_LISTED])
+            + (f"; and {len(conflicts) - MAX_LISTED} more" if len(conflicts) > MAX_LISTED else ""),
+            2,
+        )
     target = await Store.open_url(url, pool_size=1)
     await target.close()
     return await asyncio.to_thread(_copy, source, url, replace)
@@ -80,6 +123,8 @@ def _count(dst: psycopg.Connection[Any], table: str) -> int:
 
 
 def _copy_tables(src: sqlite3.Connection, dst: psycopg.Connection[Any], replace: bool) -> dict[str, int]:
+    from bot.adapters.store.schema import TABLES  # noqa: PLC0415 - SQLAlchemy only for this command
+
     # No process may write while the copy runs (and a second copy waits for this one).
     dst.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
     holding = {table: n for table in TABLES if (n := _count(dst, table))}

@@ -79,7 +79,7 @@ async def run_ban(
     reason = (reason or "").strip()[:300] or None
     kept_reason = False
     try:
-        current = next((b for b in await store.personal_bans(now) if b.user_id == user_id), None)
+        current = next((b for b in await store.personal.bans(now) if b.user_id == user_id), None)
         if current is not None and not replace:
             # A shorter ban over a longer one would quietly shorten it (and drop its reason).
             if current.expires_at is None or (expires is not None and current.expires_at > expires):
@@ -92,7 +92,7 @@ async def run_ban(
                 return 1
             if reason is None and current.reason:
                 reason, kept_reason = current.reason, True
-        await store.ban_personal(user_id, reason=reason, expires_at=expires, now=now)
+        await store.personal.ban(user_id, reason=reason, expires_at=expires, now=now)
     finally:
         await store.close()
     print(
@@ -105,7 +105,7 @@ async def run_ban(
 async def run_unban(settings: Settings, user_id: int) -> int:
     store = await open_store(settings)
     try:
-        lifted = await store.unban_personal(user_id)
+        lifted = await store.personal.unban(user_id)
     finally:
         await store.close()
     print(f"user {user_id} may use the bot personally again" if lifted else f"user {user_id} was not banned")
@@ -118,7 +118,7 @@ BANS_HEADER = ("USER ID", "SINCE", "UNTIL", "REASON")
 async def run_bans(settings: Settings) -> int:
     store = await open_store(settings)
     try:
-        bans = await store.personal_bans(time.time())
+        bans = await store.personal.bans(time.time())
     finally:
         await store.close()
     if not bans:
@@ -147,7 +147,7 @@ async def personal_report(store: Store, days: int | None) -> str:
     windows = []
     where: list[str] = []
     for label, since in reports.report_windows(now, day_start, (days,) if days else (7, 30)):
-        report = await store.personal_stats(since)
+        report = await store.personal.stats(since)
         windows.append(reports.Window(label, report.stats))
         places = ", ".join(f"{CONTEXT_NAMES.get(k, k)} {n}" for k, n in sorted(report.by_context.items()))
         where.append(f"{label}: {report.people} people" + (f" · {places}" if places else ""))

@@ -320,7 +320,7 @@ async def _say_what_was_submitted(store: Store, job: Job, sink: FileSink, stream
     current: Job | None = None
     with contextlib.suppress(Exception):
         async with asyncio.timeout(2.0):
-            current = await store.get_job(job.id)
+            current = await store.jobs.get(job.id)
     task_id = (current.task_id if current else None) or sink.task_id
     status = current.status if current else None
     if task_id:

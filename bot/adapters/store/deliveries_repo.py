@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.adapters.store.interface import Session
+from bot.adapters.store.repository import Repository, call
+from bot.adapters.store.statements import listed
 
 SENDING = "sending"
 SENT = "sent"
@@ -43,8 +45,8 @@ def deliveries_of(s: Session, job_id: int) -> list[Delivery]:
     """The job's delivery rows, by image."""
     rows = s.rows(
         "SELECT job_id, image_index, route, state, message_id, channel_id, updated_at FROM deliveries"
-        " WHERE job_id = ? ORDER BY image_index",
-        [job_id],
+        " WHERE job_id = :job ORDER BY image_index",
+        {"job": job_id},
     )
     return [Delivery(*row) for row in rows]
 
@@ -52,24 +54,25 @@ def deliveries_of(s: Session, job_id: int) -> list[Delivery]:
 def intend(s: Session, job_id: int, indexes: Sequence[int], route: str, now: float) -> bool:
     """Write the intent to send the images `indexes` on `route`. False (and nothing written) when one of
     them may already be with the requester: the caller must reconcile instead of sending."""
-    marks = ", ".join("?" for _ in indexes)
+    marks, images = listed("image", indexes)
+    states, state_values = listed("state", SETTLED_OR_PENDING)
     with s.write() as tx:
         s.lock(tx, "deliveries", job_id)
         taken = tx.execute(
-            f"SELECT COUNT(*) FROM deliveries WHERE job_id = ? AND image_index IN ({marks})"
-            f" AND state IN ({', '.join('?' for _ in SETTLED_OR_PENDING)})",
-            [job_id, *indexes, *SETTLED_OR_PENDING],
+            f"SELECT COUNT(*) FROM deliveries WHERE job_id = :job AND image_index IN ({marks})"
+            f" AND state IN ({states})",
+            {"job": job_id, **images, **state_values},
         ).fetchone()
         if taken is not None and int(taken[0]) > 0:
             return False
         for index in indexes:
             tx.execute(
                 "INSERT INTO deliveries (job_id, image_index, route, state, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)"
+                " VALUES (:job, :image, :route, :state, :now)"
                 " ON CONFLICT (job_id, image_index) DO UPDATE SET route = excluded.route,"
                 " state = excluded.state, message_id = NULL, channel_id = NULL,"
                 " updated_at = excluded.updated_at",
-                [job_id, index, route, SENDING, now],
+                {"job": job_id, "image": index, "route": route, "state": SENDING, "now": now},
             )
     return True
 
@@ -87,12 +90,29 @@ def settle(
 ) -> bool:
     """Move the images `indexes` from one of the states `was` to `state`; False if none was in them
     (another process settled them first)."""
-    marks = ", ".join("?" for _ in indexes)
+    marks, images = listed("image", indexes)
+    states, state_values = listed("was", was)
     with s.write() as tx:
         cursor = tx.execute(
-            "UPDATE deliveries SET state = ?, message_id = COALESCE(?, message_id),"
-            " channel_id = COALESCE(?, channel_id), updated_at = ?"
-            f" WHERE job_id = ? AND image_index IN ({marks}) AND state IN ({', '.join('?' for _ in was)})",
-            [state, message_id, channel_id, now, job_id, *indexes, *was],
+            "UPDATE deliveries SET state = :state, message_id = COALESCE(:message, message_id),"
+            " channel_id = COALESCE(:channel, channel_id), updated_at = :now"
+            f" WHERE job_id = :job AND image_index IN ({marks}) AND state IN ({states})",
+            {
+                "state": state,
+                "message": message_id,
+                "channel": channel_id,
+                "now": now,
+                "job": job_id,
+                **images,
+                **state_values,
+            },
         )
     return cursor.rowcount > 0
+
+
+class Deliveries(Repository):
+    """Each image's way to its requester: `store.deliveries`."""
+
+    of = call(deliveries_of)
+    intend = call(intend)
+    settle = call(settle)

@@ -3,21 +3,23 @@
 A repository method is a plain function `fn(session, ...)`: it reads through the session and writes in
 exactly one `session.write()` transaction. A backend runs such a function off the event loop with a
 session of its own: SQLite on its one writer thread (the only connection), PostgreSQL on a worker
-thread holding one pooled connection for the whole call. The SQL is written once in the common subset
-of both dialects, with `?` placeholders; the PostgreSQL session translates it.
+thread holding one pooled connection for the whole call. The SQL is written once, with named
+`:parameters`, and compiled per dialect (`statements.compiled`).
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Callable, Sequence
-from typing import Any, Literal, ParamSpec, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+from bot.adapters.store.statements import Dialect, Params
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-Dialect = Literal["sqlite", "postgresql"]
+__all__ = ["Backend", "Cursor", "Dialect", "Params", "Session", "Tx"]
 
 
 class Cursor(Protocol):
@@ -34,13 +36,13 @@ class Cursor(Protocol):
 class Tx(Protocol):
     """The only writable handle; it exists only inside `Session.write()`."""
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+    def execute(self, sql: str, params: Params | None = None) -> Cursor: ...
 
     def insert(self, table: str, row: dict[str, Any]) -> int: ...
 
     def update(self, table: str, row_id: int, values: dict[str, Any]) -> int: ...
 
-    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+    def dicts(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]: ...
 
 
 class Session(Protocol):
@@ -55,11 +57,11 @@ class Session(Protocol):
     # How long this process's leases on the jobs it works on last before they are renewed.
     lease: float
 
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def rows(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]: ...
 
-    def row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+    def row(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None: ...
 
-    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+    def dicts(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]: ...
 
     def write(self) -> contextlib.AbstractContextManager[Tx]: ...
 
@@ -82,7 +84,8 @@ class Backend(abc.ABC):
         """Run `fn(session, *args, **kwargs)` off the event loop."""
 
     @abc.abstractmethod
-    async def schema_version(self) -> int: ...
+    async def schema_version(self) -> str | None:
+        """The Alembic revision the database is at (None: not yet created)."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

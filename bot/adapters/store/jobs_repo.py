@@ -5,10 +5,13 @@ transaction) and runs with a `Session` on either backend."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from bot.adapters.store.interface import Session, Tx
-from bot.core.models import ImageRequest, Job, JobStatus, Origin
+from bot.adapters.store.repository import Repository, call
+from bot.adapters.store.statements import indexed_by, listed, skip_locked
+from bot.core.models import MAX_FOLLOWUPS, ImageRequest, Job, JobStatus, Origin
 
 _RESUMABLE = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.COMPLETED)
 _DONE_OK = (JobStatus.COMPLETED, JobStatus.DELIVERED)
@@ -58,7 +61,7 @@ def job_row(
 
 
 def read_job(s: Session | Tx, job_id: int) -> Job:
-    rows = s.dicts("SELECT * FROM jobs WHERE id = ?", [job_id])
+    rows = s.dicts("SELECT * FROM jobs WHERE id = :id", {"id": job_id})
     if not rows:
         raise LookupError(job_id)
     return Job.from_row(rows[0])
@@ -79,29 +82,69 @@ def update_job(s: Session, job_id: int, values: dict[str, Any]) -> None:
         tx.update("jobs", job_id, values)
 
 
+def set_message_id(s: Session, job_id: int, message_id: int) -> None:
+    update_job(s, job_id, {"message_id": message_id})
+
+
+def mark_cancelled_by(s: Session, job_id: int, user_id: int) -> None:
+    update_job(s, job_id, {"cancelled_by": user_id})
+
+
+def mark_result_deleted(s: Session, job_id: int, now: float) -> None:
+    """The bot's image message was deleted; the job and usage rows stay."""
+    update_job(s, job_id, {"result_deleted_at": now})
+
+
+def set_followups(s: Session, job_id: int, count: int) -> None:
+    update_job(s, job_id, {"followups_used": count})
+
+
+def mark_requeued(s: Session, job_id: int) -> bool:
+    """A submit that certainly did not reach the API waits to be retried. False if cancelled."""
+    return move(s, job_id, JobStatus.SUBMITTING, JobStatus.QUEUED)
+
+
+def mark_submitting(s: Session, job_id: int) -> bool:
+    """The submit is about to be sent. False if the job was cancelled before that."""
+    return move(s, job_id, JobStatus.QUEUED, JobStatus.SUBMITTING)
+
+
+def use_followup(s: Session, job_id: int) -> bool:
+    """Count one follow-up message for the job's interaction, if fewer than MAX_FOLLOWUPS were sent:
+    counted before sending, so a retried delivery can never go past Discord's limit."""
+    with s.write() as tx:
+        cursor = tx.execute(
+            "UPDATE jobs SET followups_used = COALESCE(followups_used, 0) + 1"
+            " WHERE id = :id AND COALESCE(followups_used, 0) < :most",
+            {"id": job_id, "most": MAX_FOLLOWUPS},
+        )
+    return cursor.rowcount > 0
+
+
 def move(s: Session, job_id: int, source: JobStatus, target: JobStatus) -> bool:
     """Change the status only if it still is `source`: a cancel in between wins."""
     with s.write() as tx:
         cursor = tx.execute(
-            "UPDATE jobs SET status = ? WHERE id = ? AND status = ?", [target.value, job_id, source.value]
+            "UPDATE jobs SET status = :target WHERE id = :id AND status = :source",
+            {"target": target.value, "id": job_id, "source": source.value},
         )
     return cursor.rowcount > 0
 
 
 def _lease_free(s: Session) -> str:
-    """SQL (two `?`: owner, now) true for rows no other live process holds."""
+    """SQL (parameters :owner and :now) true for rows no other live process holds."""
     if s.exclusive:
-        return "(? IS NOT NULL AND ? IS NOT NULL)"
-    return "(lease_owner IS NULL OR lease_owner = ? OR leased_until IS NULL OR leased_until <= ?)"
+        return "(:owner IS NOT NULL AND :now IS NOT NULL)"
+    return "(lease_owner IS NULL OR lease_owner = :owner OR leased_until IS NULL OR leased_until <= :now)"
 
 
 def reset_leases(s: Session, source: str, now: float) -> None:
     """After a restart, poll every running job at once, except those another live process holds."""
     with s.write() as tx:
         tx.execute(
-            "UPDATE jobs SET next_poll_at = ?, lease_owner = NULL, leased_until = NULL"
-            f" WHERE source = ? AND status = ? AND next_poll_at > ? AND {_lease_free(s)}",
-            [now, source, JobStatus.RUNNING.value, now, s.owner, now],
+            "UPDATE jobs SET next_poll_at = :now, lease_owner = NULL, leased_until = NULL"
+            f" WHERE source = :source AND status = :running AND next_poll_at > :now AND {_lease_free(s)}",
+            {"now": now, "source": source, "running": JobStatus.RUNNING.value, "owner": s.owner},
         )
 
 
@@ -111,9 +154,10 @@ def release_leases(s: Session, now: float) -> int:
     periodic `take_over_jobs` finds them. Returns how many."""
     with s.write() as tx:
         cursor = tx.execute(
-            "UPDATE jobs SET leased_until = ?, next_poll_at = CASE"
-            " WHEN status = ? AND next_poll_at > ? THEN ? ELSE next_poll_at END WHERE lease_owner = ?",
-            [now, JobStatus.RUNNING.value, now, now, s.owner],
+            "UPDATE jobs SET leased_until = :now, next_poll_at = CASE"
+            " WHEN status = :running AND next_poll_at > :now THEN :now ELSE next_poll_at END"
+            " WHERE lease_owner = :owner",
+            {"now": now, "running": JobStatus.RUNNING.value, "owner": s.owner},
         )
     return cursor.rowcount
 
@@ -122,23 +166,24 @@ def mark_running(s: Session, job_id: int, task_id: str, submitted_at: float, nex
     """The API took the request. False if the job was cancelled meanwhile."""
     with s.write() as tx:
         cursor = tx.execute(
-            "UPDATE jobs SET status = ?, task_id = ?, submitted_at = ?, next_poll_at = ?,"
-            " api_status = 'pending' WHERE id = ? AND status IN (?, ?)",
-            [
-                JobStatus.RUNNING.value,
-                task_id,
-                submitted_at,
-                next_poll_at,
-                job_id,
-                JobStatus.SUBMITTING.value,
-                JobStatus.QUEUED.value,
-            ],
+            "UPDATE jobs SET status = :running, task_id = :task, submitted_at = :submitted,"
+            " next_poll_at = :next, api_status = 'pending'"
+            " WHERE id = :id AND status IN (:submitting, :queued)",
+            {
+                "running": JobStatus.RUNNING.value,
+                "task": task_id,
+                "submitted": submitted_at,
+                "next": next_poll_at,
+                "id": job_id,
+                "submitting": JobStatus.SUBMITTING.value,
+                "queued": JobStatus.QUEUED.value,
+            },
         )
         # The task id is worth keeping even for a cancelled job: the provider may bill it.
-        tx.execute("UPDATE jobs SET task_id = ? WHERE id = ? AND task_id IS NULL", [task_id, job_id])
+        ids = {"task": task_id, "id": job_id}
+        tx.execute("UPDATE jobs SET task_id = :task WHERE id = :id AND task_id IS NULL", ids)
         tx.execute(
-            "UPDATE usage SET task_id = ? WHERE id = (SELECT usage_id FROM jobs WHERE id = ?)",
-            [task_id, job_id],
+            "UPDATE usage SET task_id = :task WHERE id = (SELECT usage_id FROM jobs WHERE id = :id)", ids
         )
     return cursor.rowcount > 0
 
@@ -158,47 +203,55 @@ def record_poll(
             # costs one early poll: it need not wait for the disk.
             tx.execute("SET LOCAL synchronous_commit = off")
         cursor = tx.execute(
-            "UPDATE jobs SET poll_count = poll_count + 1, next_poll_at = ?, poll_errors = ?,"
-            " api_status = COALESCE(?, api_status), trace_id = COALESCE(?, trace_id),"
-            " lease_owner = NULL, leased_until = NULL WHERE id = ? AND status = ?",
-            [next_poll_at, poll_errors, api_status, trace_id, job_id, JobStatus.RUNNING.value],
+            "UPDATE jobs SET poll_count = poll_count + 1, next_poll_at = :next, poll_errors = :errors,"
+            " api_status = COALESCE(:api_status, api_status), trace_id = COALESCE(:trace, trace_id),"
+            " lease_owner = NULL, leased_until = NULL WHERE id = :id AND status = :running",
+            {
+                "next": next_poll_at,
+                "errors": poll_errors,
+                "api_status": api_status,
+                "trace": trace_id,
+                "id": job_id,
+                "running": JobStatus.RUNNING.value,
+            },
         )
     return cursor.rowcount > 0
 
 
 def mark_completed(
-    s: Session, job_id: int, urls: list[str], finished_at: float, trace_id: str | None
+    s: Session, job_id: int, result_urls: list[str], finished_at: float, trace_id: str | None
 ) -> bool:
     """The task finished with images. False if the job was cancelled meanwhile. The process that saw
     it finish holds the job while it delivers."""
     with s.write() as tx:
         cursor = tx.execute(
-            "UPDATE jobs SET status = ?, result_urls = ?, finished_at = ?, next_poll_at = NULL,"
-            " poll_count = poll_count + 1, api_status = 'completed', trace_id = COALESCE(?, trace_id),"
-            " lease_owner = ?, leased_until = ? WHERE id = ? AND status = ?",
-            [
-                JobStatus.COMPLETED.value,
-                json.dumps(urls),
-                finished_at,
-                trace_id,
-                s.owner,
-                finished_at + s.lease,
-                job_id,
-                JobStatus.RUNNING.value,
-            ],
+            "UPDATE jobs SET status = :completed, result_urls = :urls, finished_at = :finished,"
+            " next_poll_at = NULL, poll_count = poll_count + 1, api_status = 'completed',"
+            " trace_id = COALESCE(:trace, trace_id), lease_owner = :owner, leased_until = :until"
+            " WHERE id = :id AND status = :running",
+            {
+                "completed": JobStatus.COMPLETED.value,
+                "urls": json.dumps(result_urls),
+                "finished": finished_at,
+                "trace": trace_id,
+                "owner": s.owner,
+                "until": finished_at + s.lease,
+                "id": job_id,
+                "running": JobStatus.RUNNING.value,
+            },
         )
         if cursor.rowcount == 0:
             return False
         tx.execute(
-            "UPDATE usage SET outcome = 'completed', duration = ? - created_at"
-            " WHERE id = (SELECT usage_id FROM jobs WHERE id = ?)",
-            [finished_at, job_id],
+            "UPDATE usage SET outcome = 'completed', duration = :finished - created_at"
+            " WHERE id = (SELECT usage_id FROM jobs WHERE id = :id)",
+            {"finished": finished_at, "id": job_id},
         )
     return True
 
 
 def mark_ended(
-    s: Session, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool
+    s: Session, job_id: int, status: JobStatus, error: str, finished_at: float, *, refund: bool = True
 ) -> bool:
     """A job ended without images (failed, timed out, cancelled, outcome unknown). Its use is
     refunded (and a one-off credit given back) unless `refund` is False. False if the job had
@@ -211,61 +264,76 @@ def _end_in(
     s: Session, tx: Tx, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool
 ) -> bool:
     outcome = {JobStatus.TIMED_OUT: "timed_out", JobStatus.CANCELLED: "cancelled"}.get(status, "failed")
+    unfinished, states = listed("state", [st.value for st in _UNFINISHED])
     cursor = tx.execute(
-        "UPDATE jobs SET status = ?, error = ?, finished_at = ?, next_poll_at = NULL,"
-        " lease_owner = ?, leased_until = ? WHERE id = ? AND status IN (?, ?, ?)",
-        [
-            status.value,
-            error,
-            finished_at,
-            s.owner,
-            finished_at + s.lease,
-            job_id,
-            *(st.value for st in _UNFINISHED),
-        ],
+        "UPDATE jobs SET status = :status, error = :error, finished_at = :finished, next_poll_at = NULL,"
+        f" lease_owner = :owner, leased_until = :until WHERE id = :id AND status IN ({unfinished})",
+        {
+            "status": status.value,
+            "error": error,
+            "finished": finished_at,
+            "owner": s.owner,
+            "until": finished_at + s.lease,
+            "id": job_id,
+            **states,
+        },
     )
     if cursor.rowcount == 0:
         return False
     row = tx.execute(
         "SELECT u.id, u.guild_id, u.user_id, u.counted, u.used_credit FROM usage u"
-        " JOIN jobs j ON j.usage_id = u.id WHERE j.id = ?",
-        [job_id],
+        " JOIN jobs j ON j.usage_id = u.id WHERE j.id = :id",
+        {"id": job_id},
     ).fetchone()
     if row is None:
         return True
     usage_id, guild_id, user_id, counted, used_credit = row
     give_back = refund and counted
     tx.execute(
-        "UPDATE usage SET outcome = ?, duration = ? - created_at, counted = ?, used_credit = ? WHERE id = ?",
-        [outcome, finished_at, 0 if give_back else counted, 0 if give_back else used_credit, usage_id],
+        "UPDATE usage SET outcome = :outcome, duration = :finished - created_at, counted = :counted,"
+        " used_credit = :credit WHERE id = :id",
+        {
+            "outcome": outcome,
+            "finished": finished_at,
+            "counted": 0 if give_back else counted,
+            "credit": 0 if give_back else used_credit,
+            "id": usage_id,
+        },
     )
     if give_back and used_credit:
         tx.execute(
-            "UPDATE user_quotas SET credits = credits + 1 WHERE guild_id = ? AND user_id = ?",
-            [guild_id, user_id],
+            "UPDATE user_quotas SET credits = credits + 1 WHERE guild_id = :guild AND user_id = :user",
+            {"guild": guild_id, "user": user_id},
         )
     return True
 
 
 def mark_delivered(
-    s: Session, job_id: int, delivery: str, message_id: int | None, channel_id: int | None, now: float
+    s: Session,
+    job_id: int,
+    *,
+    delivery: str,
+    result_message_id: int | None,
+    now: float,
+    result_channel_id: int | None = None,
 ) -> None:
     """The outcome reached the requester. The interaction token is dropped: it is no longer needed."""
     with s.write() as tx:
         tx.execute(
-            "UPDATE jobs SET status = CASE WHEN status = ? THEN ? ELSE status END,"
-            " delivered_at = ?, delivery = ?, result_message_id = COALESCE(?, result_message_id),"
-            " result_channel_id = COALESCE(?, result_channel_id), interaction_token = NULL,"
-            " lease_owner = NULL, leased_until = NULL WHERE id = ?",
-            [
-                JobStatus.COMPLETED.value,
-                JobStatus.DELIVERED.value,
-                now,
-                delivery,
-                message_id,
-                channel_id,
-                job_id,
-            ],
+            "UPDATE jobs SET status = CASE WHEN status = :completed THEN :delivered ELSE status END,"
+            " delivered_at = :now, delivery = :delivery,"
+            " result_message_id = COALESCE(:message, result_message_id),"
+            " result_channel_id = COALESCE(:channel, result_channel_id), interaction_token = NULL,"
+            " lease_owner = NULL, leased_until = NULL WHERE id = :id",
+            {
+                "completed": JobStatus.COMPLETED.value,
+                "delivered": JobStatus.DELIVERED.value,
+                "now": now,
+                "delivery": delivery,
+                "message": result_message_id,
+                "channel": result_channel_id,
+                "id": job_id,
+            },
         )
 
 
@@ -280,7 +348,7 @@ def launch(s: Session, job_id: int, message_id: int | None, followups: int) -> N
         tx.update("jobs", job_id, values)
 
 
-def cancel(s: Session, job_id: int, by_user: int, reason: str, now: float, refund: bool) -> bool:
+def cancel(s: Session, job_id: int, by_user: int, reason: str, now: float, *, refund: bool) -> bool:
     """End an unfinished job as cancelled, record who cancelled it and that the requester was told,
     in one transaction: a crash leaves it either running or cancelled and told, never told twice.
     False if it had already ended or finished."""
@@ -288,29 +356,29 @@ def cancel(s: Session, job_id: int, by_user: int, reason: str, now: float, refun
         if not _end_in(s, tx, job_id, JobStatus.CANCELLED, reason, now, refund):
             return False
         tx.execute(
-            "UPDATE jobs SET cancelled_by = ?, delivered_at = ?, delivery = 'cancelled',"
-            " interaction_token = NULL, lease_owner = NULL, leased_until = NULL WHERE id = ?",
-            [by_user, now, job_id],
+            "UPDATE jobs SET cancelled_by = :by, delivered_at = :now, delivery = 'cancelled',"
+            " interaction_token = NULL, lease_owner = NULL, leased_until = NULL WHERE id = :id",
+            {"by": by_user, "now": now, "id": job_id},
         )
     return True
 
 
-def mark_undeliverable(s: Session, job_id: int, retries: int, now: float) -> int:
+def mark_undeliverable(s: Session, job_id: int, *, retries: int, now: float) -> int:
     """Telling the requester failed again; returns how many times it has now failed. The job keeps
     its status for a later attempt while that count is within `retries`; past it, it is closed
     as `undeliverable` (never tried again, its token dropped)."""
     with s.write() as tx:
         row = tx.execute(
             "UPDATE jobs SET delivery = 'undeliverable', delivery_attempts ="
-            " COALESCE(delivery_attempts, 0) + 1 WHERE id = ? RETURNING delivery_attempts",
-            [job_id],
+            " COALESCE(delivery_attempts, 0) + 1 WHERE id = :id RETURNING delivery_attempts",
+            {"id": job_id},
         ).fetchone()
         attempts = 0 if row is None else int(row[0])
         if attempts > retries:
             tx.execute(
-                "UPDATE jobs SET delivered_at = ?, interaction_token = NULL, lease_owner = NULL,"
-                " leased_until = NULL WHERE id = ?",
-                [now, job_id],
+                "UPDATE jobs SET delivered_at = :now, interaction_token = NULL, lease_owner = NULL,"
+                " leased_until = NULL WHERE id = :id",
+                {"now": now, "id": job_id},
             )
     return attempts
 
@@ -321,39 +389,46 @@ def abandon(s: Session, job_id: int, reason: str, now: float) -> None:
     with s.write() as tx:
         _end_in(s, tx, job_id, JobStatus.FAILED, reason, now, True)
         tx.execute(
-            "UPDATE jobs SET delivered_at = ?, delivery = 'none', interaction_token = NULL,"
-            " lease_owner = NULL, leased_until = NULL WHERE id = ?",
-            [now, job_id],
+            "UPDATE jobs SET delivered_at = :now, delivery = 'none', interaction_token = NULL,"
+            " lease_owner = NULL, leased_until = NULL WHERE id = :id",
+            {"now": now, "id": job_id},
         )
 
 
 def claim_due_jobs(s: Session, source: str, now: float, limit: int, lease: float) -> list[Job]:
     """Running jobs whose poll is due, leased for `lease` seconds so no other pass, and no other
     process, takes them. Rows another transaction is claiming right now are skipped, not waited for."""
-    skip = " FOR UPDATE SKIP LOCKED" if s.dialect == "postgresql" else ""
     with s.write() as tx:
         rows = tx.dicts(
-            "UPDATE jobs SET next_poll_at = ?, lease_owner = ?, leased_until = ? WHERE id IN ("
-            " SELECT id FROM jobs WHERE source = ? AND status = ? AND next_poll_at <= ?"
-            f" ORDER BY next_poll_at LIMIT ?{skip}) RETURNING *",
-            [now + lease, s.owner, now + lease, source, JobStatus.RUNNING.value, now, limit],
+            "UPDATE jobs SET next_poll_at = :until, lease_owner = :owner, leased_until = :until WHERE id IN ("
+            " SELECT id FROM jobs WHERE source = :source AND status = :running AND next_poll_at <= :now"
+            f" ORDER BY next_poll_at LIMIT :limit{skip_locked(s.dialect)}) RETURNING *",
+            {
+                "until": now + lease,
+                "owner": s.owner,
+                "source": source,
+                "running": JobStatus.RUNNING.value,
+                "now": now,
+                "limit": limit,
+            },
         )
     return sorted((Job.from_row(row) for row in rows), key=lambda job: (job.next_poll_at or 0.0, job.id))
 
 
-def jobs_to_resume(s: Session, source: str, now: float, lease: float) -> list[Job]:
+def jobs_to_resume(
+    s: Session, source: str, *, now: float | None = None, lease: float = WORK_LEASE
+) -> list[Job]:
     """Jobs a previous process left half-way: not sent, sent with unknown outcome, finished but
     not delivered, or ended without the requester being told. Jobs another live process holds are
     left to it; the ones returned are now held by this process."""
-    states = [st.value for st in (*_RESUMABLE, *_ENDED)]
-    marks = ", ".join("?" for _ in states)
-    skip = " FOR UPDATE SKIP LOCKED" if s.dialect == "postgresql" else ""
+    now = time.time() if now is None else now
+    marks, states = listed("state", [st.value for st in (*_RESUMABLE, *_ENDED)])
     with s.write() as tx:
         rows = tx.dicts(
-            "UPDATE jobs SET lease_owner = ?, leased_until = ? WHERE id IN ("
-            f" SELECT id FROM jobs WHERE source = ? AND delivered_at IS NULL AND status IN ({marks})"
-            f" AND {_lease_free(s)}{skip}) RETURNING *",
-            [s.owner, now + lease, source, *states, s.owner, now],
+            "UPDATE jobs SET lease_owner = :owner, leased_until = :until WHERE id IN ("
+            f" SELECT id FROM jobs WHERE source = :source AND delivered_at IS NULL AND status IN ({marks})"
+            f" AND {_lease_free(s)}{skip_locked(s.dialect)}) RETURNING *",
+            {"owner": s.owner, "until": now + lease, "source": source, "now": now, **states},
         )
     return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
 
@@ -365,36 +440,41 @@ def renew_leases(s: Session, held: list[int], polling: list[int], now: float, le
     renewed = 0
     with s.write() as tx:
         if held:
-            marks = ", ".join("?" for _ in held)
+            marks, ids = listed("id", held)
             renewed += tx.execute(
-                f"UPDATE jobs SET leased_until = ? WHERE lease_owner = ? AND id IN ({marks})",
-                [now + lease, s.owner, *held],
+                f"UPDATE jobs SET leased_until = :until WHERE lease_owner = :owner AND id IN ({marks})",
+                {"until": now + lease, "owner": s.owner, **ids},
             ).rowcount
         if polling:
-            marks = ", ".join("?" for _ in polling)
+            marks, ids = listed("id", polling)
             renewed += tx.execute(
-                "UPDATE jobs SET next_poll_at = ?, leased_until = ? WHERE lease_owner = ? AND status = ?"
-                f" AND next_poll_at > ? AND id IN ({marks})",
-                [now + lease, now + lease, s.owner, JobStatus.RUNNING.value, now, *polling],
+                "UPDATE jobs SET next_poll_at = :until, leased_until = :until WHERE lease_owner = :owner"
+                f" AND status = :running AND next_poll_at > :now AND id IN ({marks})",
+                {
+                    "until": now + lease,
+                    "owner": s.owner,
+                    "running": JobStatus.RUNNING.value,
+                    "now": now,
+                    **ids,
+                },
             ).rowcount
     return renewed
 
 
-def take_over_jobs(s: Session, source: str, now: float, lease: float, limit: int) -> list[Job]:
+def take_over_jobs(s: Session, source: str, now: float, lease: float, limit: int = 100) -> list[Job]:
     """Work a process left when it died (or stopped): queued, being sent, finished but not delivered,
     or ended without the requester told, whose lease has run out. The rows returned are now held by
     this process. Only rows that carry a lease are looked at, on the partial index jobs_lease_owner,
     so a periodic call costs little however long the jobs table grows. (Rows without any lease, e.g.
     copied by migrate-db, are taken by `jobs_to_resume` at start-up.)"""
-    states = [st.value for st in (*_RESUMABLE, *_ENDED)]
-    marks = ", ".join("?" for _ in states)
-    skip = " FOR UPDATE SKIP LOCKED" if s.dialect == "postgresql" else ""
+    marks, states = listed("state", [st.value for st in (*_RESUMABLE, *_ENDED)])
     with s.write() as tx:
         rows = tx.dicts(
-            "UPDATE jobs SET lease_owner = ?, leased_until = ? WHERE id IN ("
-            " SELECT id FROM jobs WHERE lease_owner IS NOT NULL AND leased_until <= ? AND source = ?"
-            f" AND delivered_at IS NULL AND status IN ({marks}) ORDER BY id LIMIT ?{skip}) RETURNING *",
-            [s.owner, now + lease, now, source, *states, limit],
+            "UPDATE jobs SET lease_owner = :owner, leased_until = :until WHERE id IN ("
+            " SELECT id FROM jobs WHERE lease_owner IS NOT NULL AND leased_until <= :now AND source = :source"
+            f" AND delivered_at IS NULL AND status IN ({marks}) ORDER BY id LIMIT :limit"
+            f"{skip_locked(s.dialect)}) RETURNING *",
+            {"owner": s.owner, "until": now + lease, "now": now, "source": source, "limit": limit, **states},
         )
     return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
 
@@ -409,52 +489,50 @@ def get_job(s: Session, job_id: int) -> Job | None:
         return None
 
 
-def _server(guild_id: int | None) -> tuple[str, list[Any]]:
+def _server(guild_id: int | None) -> tuple[str, dict[str, Any]]:
     """The WHERE term for one server's jobs, or (None) for personal use, which belongs to no server."""
-    return ("guild_id = ?", [guild_id]) if guild_id is not None else ("guild_id IS NULL", [])
+    return ("guild_id = :guild", {"guild": guild_id}) if guild_id is not None else ("guild_id IS NULL", {})
 
 
-def unfinished_jobs(s: Session, guild_id: int | None, user_id: int | None, limit: int) -> list[Job]:
+def unfinished_jobs(s: Session, guild_id: int | None, user_id: int | None, limit: int = 25) -> list[Job]:
     """Jobs still on their way, oldest first: one member's, or the whole guild's (guild None: the
     member's personal use)."""
-    states = [st.value for st in (*_UNFINISHED, JobStatus.COMPLETED)]
-    marks = ", ".join("?" for _ in states)
-    who, params = ("AND user_id = ?", [user_id]) if user_id is not None else ("", [])
+    marks, states = listed("state", [st.value for st in (*_UNFINISHED, JobStatus.COMPLETED)])
+    who = "AND user_id = :user" if user_id is not None else ""
     server, server_params = _server(guild_id)
     rows = s.dicts(
         f"SELECT * FROM jobs WHERE {server} {who} AND status IN ({marks}) AND delivered_at IS NULL"
-        " ORDER BY id LIMIT ?",
-        [*server_params, *params, *states, limit],
+        " ORDER BY id LIMIT :limit",
+        {**server_params, "user": user_id, **states, "limit": limit},
     )
     return [Job.from_row(row) for row in rows]
 
 
 def delivered_history(
-    s: Session, guild_id: int | None, user_id: int, limit: int, older_than: int | None, newer_than: int | None
+    s: Session,
+    guild_id: int | None,
+    user_id: int,
+    limit: int,
+    *,
+    older_than: int | None = None,
+    newer_than: int | None = None,
 ) -> tuple[list[Job], int]:
     """A page of a member's posted images, newest first, and how many there are in all (counted up
     to HISTORY_COUNT_CAP). Keyset-paged by job id: the page just older than job `older_than`, or
     just newer than job `newer_than`, or the newest page."""
     # The WHERE matches the partial index jobs_history_posts, so both queries stay on the index.
     server, server_params = _server(guild_id)
-    where = f"{server} AND user_id = ? AND status = 'delivered' AND result_message_id IS NOT NULL"
-    total = s.row(
-        f"SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_history_posts WHERE {where} LIMIT ?) AS h",
-        [*server_params, user_id, HISTORY_COUNT_CAP],
-    )
+    where = f"{server} AND user_id = :user AND status = 'delivered' AND result_message_id IS NOT NULL"
+    posts = "jobs" + indexed_by(s.dialect, "jobs_history_posts")
+    params = {**server_params, "user": user_id, "cap": HISTORY_COUNT_CAP, "limit": limit}
+    total = s.row(f"SELECT COUNT(*) FROM (SELECT 1 FROM {posts} WHERE {where} LIMIT :cap) AS h", params)
     if newer_than is not None:
-        page, params = "AND id > ? ORDER BY id ASC LIMIT ?", [newer_than, limit]
+        page, params["edge"] = "AND id > :edge ORDER BY id ASC LIMIT :limit", newer_than
     elif older_than is not None:
-        page, params = "AND id < ? ORDER BY id DESC LIMIT ?", [older_than, limit]
+        page, params["edge"] = "AND id < :edge ORDER BY id DESC LIMIT :limit", older_than
     else:
-        page, params = "ORDER BY id DESC LIMIT ?", [limit]
-    jobs = [
-        Job.from_row(row)
-        for row in s.dicts(
-            f"SELECT * FROM jobs INDEXED BY jobs_history_posts WHERE {where} {page}",
-            [*server_params, user_id, *params],
-        )
-    ]
+        page = "ORDER BY id DESC LIMIT :limit"
+    jobs = [Job.from_row(row) for row in s.dicts(f"SELECT * FROM {posts} WHERE {where} {page}", params)]
     if newer_than is not None:
         jobs.reverse()
     return jobs, int(total[0]) if total else 0
@@ -462,26 +540,62 @@ def delivered_history(
 
 def next_poll_time(s: Session, source: str) -> float | None:
     row = s.row(
-        "SELECT MIN(next_poll_at) FROM jobs WHERE source = ? AND status = ?",
-        [source, JobStatus.RUNNING.value],
+        "SELECT MIN(next_poll_at) FROM jobs WHERE source = :source AND status = :running",
+        {"source": source, "running": JobStatus.RUNNING.value},
     )
     return None if row is None or row[0] is None else float(row[0])
 
 
 def running_count(s: Session, source: str) -> int:
     row = s.row(
-        "SELECT COUNT(*) FROM jobs WHERE source = ? AND status = ?", [source, JobStatus.RUNNING.value]
+        "SELECT COUNT(*) FROM jobs WHERE source = :source AND status = :running",
+        {"source": source, "running": JobStatus.RUNNING.value},
     )
     return int(row[0]) if row else 0
 
 
-def recent_durations(s: Session, has_refs: bool, limit: int) -> list[float]:
+def recent_durations(s: Session, has_refs: bool, limit: int = 50) -> list[float]:
     """Seconds from submit to finish of the latest successful jobs of one kind, newest first, across
     every process sharing the database."""
+    marks, states = listed("state", [st.value for st in _DONE_OK])
     rows = s.rows(
-        "SELECT finished_at - submitted_at FROM jobs INDEXED BY jobs_durations"
-        " WHERE has_refs = ? AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
-        " AND status IN (?, ?) ORDER BY finished_at DESC LIMIT ?",
-        [1 if has_refs else 0, *(st.value for st in _DONE_OK), limit],
+        f"SELECT finished_at - submitted_at FROM jobs{indexed_by(s.dialect, 'jobs_durations')}"
+        " WHERE has_refs = :refs AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
+        f" AND status IN ({marks}) ORDER BY finished_at DESC LIMIT :limit",
+        {"refs": 1 if has_refs else 0, **states, "limit": limit},
     )
     return [float(r[0]) for r in rows if r[0] is not None and r[0] >= 0]
+
+
+class Jobs(Repository):
+    """Jobs and their leases: `store.jobs`."""
+
+    create = call(create_job)
+    get = call(get_job)
+    launch = call(launch)
+    cancel = call(cancel)
+    set_message_id = call(set_message_id)
+    mark_cancelled_by = call(mark_cancelled_by)
+    mark_result_deleted = call(mark_result_deleted)
+    set_followups = call(set_followups)
+    use_followup = call(use_followup)
+    mark_requeued = call(mark_requeued)
+    mark_submitting = call(mark_submitting)
+    mark_running = call(mark_running)
+    record_poll = call(record_poll)
+    mark_completed = call(mark_completed)
+    mark_ended = call(mark_ended)
+    mark_delivered = call(mark_delivered)
+    mark_undeliverable = call(mark_undeliverable)
+    abandon = call(abandon)
+    unfinished = call(unfinished_jobs)
+    delivered_history = call(delivered_history)
+    claim_due = call(claim_due_jobs)
+    next_poll_time = call(next_poll_time)
+    to_resume = call(jobs_to_resume)
+    reset_leases = call(reset_leases)
+    renew_leases = call(renew_leases)
+    release_leases = call(release_leases)
+    take_over = call(take_over_jobs)
+    running_count = call(running_count)
+    recent_durations = call(recent_durations)

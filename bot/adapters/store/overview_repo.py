@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.adapters.store.interface import Session
+from bot.adapters.store.repository import Repository, call
+from bot.adapters.store.statements import indexed_by, listed
 from bot.core.models import JobStatus
 
 
@@ -17,11 +19,11 @@ def ping(s: Session) -> None:
 def unfinished_jobs_by_status(s: Session, source: str) -> dict[str, int]:
     """Jobs of one source not yet final, by state: an index range, not a scan of the whole history
     (a GROUP BY over 300,000 jobs held the writer thread for 150 ms)."""
-    states = [status.value for status in JobStatus if not status.is_final]
+    marks, states = listed("state", [status.value for status in JobStatus if not status.is_final])
     rows = s.rows(
-        f"SELECT status, COUNT(*) FROM jobs INDEXED BY jobs_due WHERE source = ?"
-        f" AND status IN ({', '.join('?' for _ in states)}) GROUP BY status",
-        [source, *states],
+        f"SELECT status, COUNT(*) FROM jobs{indexed_by(s.dialect, 'jobs_due')} WHERE source = :source"
+        f" AND status IN ({marks}) GROUP BY status",
+        {"source": source, **states},
     )
     return {str(status): int(count) for status, count in rows}
 
@@ -29,9 +31,9 @@ def unfinished_jobs_by_status(s: Session, source: str) -> dict[str, int]:
 def refusals_between(s: Session, since: float, until: float) -> dict[str, int]:
     """Refused requests logged in [since, until), by reason (on the usage table's time index)."""
     rows = s.rows(
-        "SELECT reason, COUNT(*) FROM usage INDEXED BY usage_time"
-        " WHERE created_at >= ? AND created_at < ? AND outcome = 'refused' GROUP BY reason",
-        [since, until],
+        f"SELECT reason, COUNT(*) FROM usage{indexed_by(s.dialect, 'usage_time')}"
+        " WHERE created_at >= :since AND created_at < :until AND outcome = 'refused' GROUP BY reason",
+        {"since": since, "until": until},
     )
     found: dict[str, int] = {}
     for reason, count in rows:
@@ -43,24 +45,24 @@ def quota_overview(s: Session, guild_id: int) -> QuotaOverview:
     row = s.row(
         "SELECT COUNT(daily_limit), SUM(CASE WHEN unlimited != 0 THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN credits > 0 THEN 1 ELSE 0 END), SUM(CASE WHEN credits > 0 THEN credits ELSE 0 END)"
-        " FROM user_quotas WHERE guild_id = ?",
-        [guild_id],
+        " FROM user_quotas WHERE guild_id = :guild",
+        {"guild": guild_id},
     )
     assert row is not None
     return QuotaOverview(*(int(value or 0) for value in row))
 
 
 def get_meta(s: Session, key: str) -> str | None:
-    row = s.row("SELECT value FROM meta WHERE key = ?", [key])
+    row = s.row("SELECT value FROM meta WHERE key = :key", {"key": key})
     return None if row is None else str(row[0])
 
 
 def set_meta(s: Session, key: str, value: str) -> None:
     with s.write() as tx:
         tx.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            "INSERT INTO meta (key, value) VALUES (:key, :value)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [key, value],
+            {"key": key, "value": value},
         )
 
 
@@ -72,3 +74,14 @@ class QuotaOverview:
     unlimited: int
     credit_holders: int
     credits: int
+
+
+class Overview(Repository):
+    """What operators read, and the key/value meta table: `store.ops`."""
+
+    ping = call(ping)
+    unfinished_by_status = call(unfinished_jobs_by_status)
+    refusals_between = call(refusals_between)
+    quota_overview = call(quota_overview)
+    get_meta = call(get_meta)
+    set_meta = call(set_meta)

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 from bot.adapters.store.interface import Session
 from bot.adapters.store.jobs_repo import job_row
+from bot.adapters.store.repository import Repository, call
+from bot.adapters.store.statements import indexed_by
 from bot.adapters.store.usage_repo import Stats, UsageSummary, reserve, stats_where
-from bot.core.models import MAX_FOLLOWUPS, ImageRequest, Job, Origin
+from bot.core.models import ImageRequest, Job, Origin
 from bot.core.policy.prompt_rules import RuleMatch
 from bot.core.policy.quotas import Ban, Decision, PersonalSnapshot, day_bounds, decide_personal, month_start
 
@@ -34,7 +36,7 @@ class PersonalStats:
 
 
 def _ban(s: Session, user_id: int) -> Ban | None:
-    row = s.row("SELECT reason, expires_at FROM personal_bans WHERE user_id = ?", [user_id])
+    row = s.row("SELECT reason, expires_at FROM personal_bans WHERE user_id = :user", {"user": user_id})
     return Ban(row[0], row[1]) if row is not None else None
 
 
@@ -42,11 +44,11 @@ def _snapshot(s: Session, user_id: int, now: float, limit: int, max_running: int
     start, _ = day_bounds(now, "UTC")
     row = s.row(
         "SELECT"
-        " (SELECT COUNT(*) FROM usage INDEXED BY usage_user_time"
-        f"  WHERE {PERSONAL} AND user_id = ? AND created_at >= ? AND counted = 1),"
-        " (SELECT COUNT(*) FROM usage INDEXED BY usage_running"
-        f"  WHERE {PERSONAL} AND user_id = ? AND outcome = 'submitted')",
-        [user_id, start, user_id],
+        f" (SELECT COUNT(*) FROM usage{indexed_by(s.dialect, 'usage_user_time')}"
+        f"  WHERE {PERSONAL} AND user_id = :user AND created_at >= :start AND counted = 1),"
+        f" (SELECT COUNT(*) FROM usage{indexed_by(s.dialect, 'usage_running')}"
+        f"  WHERE {PERSONAL} AND user_id = :user AND outcome = 'submitted')",
+        {"user": user_id, "start": start},
     )
     assert row is not None
     return PersonalSnapshot(
@@ -68,7 +70,7 @@ def admit_personal(
     now: float,
     limit: int,
     max_running: int,
-    rule_match: RuleMatch | None,
+    rule_match: RuleMatch | None = None,
 ) -> tuple[Decision, Job | None]:
     """Personal admission: ban, concurrency and the daily personal quota checked and a use reserved in
     one transaction, serialised per person (PostgreSQL: an advisory lock on the user), so requests from
@@ -100,8 +102,9 @@ def personal_usage_summary(
     snapshot = _snapshot(s, user_id, now, limit, max_running)
     _, reset = day_bounds(now, "UTC")
     month = s.row(
-        f"SELECT COUNT(*) FROM usage WHERE {PERSONAL} AND user_id = ? AND created_at >= ? AND counted = 1",
-        [user_id, month_start(now, "UTC")],
+        f"SELECT COUNT(*) FROM usage WHERE {PERSONAL} AND user_id = :user AND created_at >= :start"
+        " AND counted = 1",
+        {"user": user_id, "start": month_start(now, "UTC")},
     )
     ban = snapshot.ban
     banned = ban is not None and (ban.expires_at is None or ban.expires_at > now)
@@ -120,18 +123,20 @@ def personal_usage_summary(
 # -- the operator's bans -----------------------------------------------------------------------------
 
 
-def ban(s: Session, user_id: int, reason: str | None, expires_at: float | None, now: float) -> None:
+def ban(s: Session, user_id: int, *, reason: str | None, expires_at: float | None, now: float) -> None:
     with s.write() as tx:
-        tx.execute("DELETE FROM personal_bans WHERE user_id = ?", [user_id])
+        row = {"user_id": user_id, "reason": reason, "created_at": now, "expires_at": expires_at}
+        tx.execute("DELETE FROM personal_bans WHERE user_id = :user_id", row)
         tx.execute(
-            "INSERT INTO personal_bans (user_id, reason, created_at, expires_at) VALUES (?, ?, ?, ?)",
-            [user_id, reason, now, expires_at],
+            "INSERT INTO personal_bans (user_id, reason, created_at, expires_at)"
+            " VALUES (:user_id, :reason, :created_at, :expires_at)",
+            row,
         )
 
 
 def unban(s: Session, user_id: int) -> bool:
     with s.write() as tx:
-        return tx.execute("DELETE FROM personal_bans WHERE user_id = ?", [user_id]).rowcount > 0
+        return tx.execute("DELETE FROM personal_bans WHERE user_id = :user", {"user": user_id}).rowcount > 0
 
 
 def bans(s: Session, now: float) -> list[PersonalBan]:
@@ -140,38 +145,37 @@ def bans(s: Session, now: float) -> list[PersonalBan]:
         PersonalBan(int(user), reason, float(created), expires)
         for user, reason, created, expires in s.rows(
             "SELECT user_id, reason, created_at, expires_at FROM personal_bans"
-            " WHERE expires_at IS NULL OR expires_at > ? ORDER BY created_at DESC, user_id",
-            [now],
+            " WHERE expires_at IS NULL OR expires_at > :now ORDER BY created_at DESC, user_id",
+            {"now": now},
         )
     ]
-
-
-# -- interaction follow-ups --------------------------------------------------------------------------
-
-
-def use_followup(s: Session, job_id: int) -> bool:
-    """Count one follow-up message for the job's interaction, if fewer than MAX_FOLLOWUPS were sent:
-    counted before sending, so a retried delivery can never go past Discord's limit."""
-    with s.write() as tx:
-        cursor = tx.execute(
-            "UPDATE jobs SET followups_used = COALESCE(followups_used, 0) + 1"
-            " WHERE id = ? AND COALESCE(followups_used, 0) < ?",
-            [job_id, MAX_FOLLOWUPS],
-        )
-    return cursor.rowcount > 0
 
 
 # -- reports -----------------------------------------------------------------------------------------
 
 
 def personal_stats(s: Session, since: float) -> PersonalStats:
-    report = stats_where(s, f"{PERSONAL} AND created_at >= ?", [since])
+    window = {"since": since}
+    report = stats_where(s, f"{PERSONAL} AND created_at >= :since", window)
     by_context: dict[str, int] = {}
     for context, count in s.rows(
-        f"SELECT context, COUNT(*) FROM usage WHERE {PERSONAL} AND created_at >= ?"
+        f"SELECT context, COUNT(*) FROM usage WHERE {PERSONAL} AND created_at >= :since"
         " AND outcome != 'refused' GROUP BY context",
-        [since],
+        window,
     ):
         by_context[str(context or "unknown")] = int(count)
-    people = s.row(f"SELECT COUNT(DISTINCT user_id) FROM usage WHERE {PERSONAL} AND created_at >= ?", [since])
+    people = s.row(
+        f"SELECT COUNT(DISTINCT user_id) FROM usage WHERE {PERSONAL} AND created_at >= :since", window
+    )
     return PersonalStats(report, by_context, int(people[0]) if people else 0)
+
+
+class Personal(Repository):
+    """Personal use (the app on a person's account): `store.personal`."""
+
+    admit = call(admit_personal)
+    summary = call(personal_usage_summary)
+    ban = call(ban)
+    unban = call(unban)
+    bans = call(bans)
+    stats = call(personal_stats)

@@ -1,8 +1,8 @@
 """The PostgreSQL backend: a psycopg 3 connection pool created once, each repository call run on a
 worker thread with one pooled connection, and the schema migrated at start-up under an advisory lock.
 
-Repository SQL is written with `?` placeholders in the subset both databases share; this module
-translates it (placeholders, SQLite's index hints). Connections are read-only outside `write()`
+Repository SQL is written once with named parameters and compiled for psycopg by SQLAlchemy
+(`statements.compiled`). Connections are read-only outside `write()`
 (`default_transaction_read_only`), as SQLite's are (`query_only`), so a write that bypasses the one
 write path fails at once.
 """
@@ -14,38 +14,35 @@ import contextlib
 import functools
 import hashlib
 import logging
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from bot.adapters.store import sqlite_backend as base
-from bot.adapters.store.interface import Backend, Dialect
-from bot.adapters.store.pg_schema import PG_MIGRATIONS
+from bot.adapters.store.interface import Backend, Dialect, Params
+from bot.adapters.store.migrations import HEAD
+from bot.adapters.store.statements import compiled
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 from bot.core.redaction import database_answer, redact
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-# The advisory lock every starting process takes around its migrations.
-MIGRATION_LOCK = 0x1A6E_B07D
-_INDEX_HINT = re.compile(r"\s+INDEXED BY \w+", re.IGNORECASE)
 
-
-@functools.lru_cache(maxsize=512)
-def translate(sql: str) -> str:
-    """SQLite-flavoured repository SQL to PostgreSQL: no index hints, `%s` placeholders."""
-    return _INDEX_HINT.sub("", sql).replace("%", "%%").replace("?", "%s")
-
-
-def _params(params: Sequence[Any]) -> list[Any]:
+def _params(params: Params | None) -> dict[str, Any]:
     # Flags are INTEGER columns, as in SQLite; PostgreSQL will not store a boolean in one.
-    return [int(p) if isinstance(p, bool) else p for p in params]
+    return {k: int(v) if isinstance(v, bool) else v for k, v in (params or {}).items()}
+
+
+def _sql(sql: str) -> str:
+    return compiled(sql, "postgresql")
 
 
 def lock_key(*key: object) -> int:
@@ -60,18 +57,18 @@ class PgTx:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn: psycopg.Connection[Any] | None = conn
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+    def execute(self, sql: str, params: Params | None = None) -> psycopg.Cursor[Any]:
         if self._conn is None:
             raise RuntimeError("this write transaction has already ended")
-        cursor = self._conn.execute(translate(sql), _params(params))
+        cursor = self._conn.execute(_sql(sql), _params(params))
         if base.after_statement is not None:
             base.after_statement()
         return cursor
 
     def insert(self, table: str, row: dict[str, Any]) -> int:
         cursor = self.execute(
-            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING id",
-            list(row.values()),
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(f':{c}' for c in row)}) RETURNING id",
+            row,
         )
         found = cursor.fetchone()
         assert found is not None
@@ -80,12 +77,12 @@ class PgTx:
     def update(self, table: str, row_id: int, values: dict[str, Any]) -> int:
         if not values:
             return 0
-        assignments = ", ".join(f"{column} = ?" for column in values)
+        assignments = ", ".join(f"{column} = :{column}" for column in values)
         return self.execute(
-            f"UPDATE {table} SET {assignments} WHERE id = ?", [*values.values(), row_id]
+            f"UPDATE {table} SET {assignments} WHERE id = :row_id", {**values, "row_id": row_id}
         ).rowcount
 
-    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def dicts(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         cursor = self.execute(sql, params)
         columns = [c.name for c in cursor.description or ()]
         return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
@@ -103,16 +100,16 @@ class PgSession:
         self.owner = owner
         self.lease = lease
 
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self._conn.execute(translate(sql), _params(params)).fetchall()]
+    def rows(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._conn.execute(_sql(sql), _params(params)).fetchall()]
 
-    def row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        found = self._conn.execute(translate(sql), _params(params)).fetchone()
+    def row(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None:
+        found = self._conn.execute(_sql(sql), _params(params)).fetchone()
         return None if found is None else tuple(found)
 
-    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def dicts(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         with self._conn.cursor(row_factory=dict_row) as cursor:
-            return list(cursor.execute(translate(sql), _params(params)).fetchall())
+            return list(cursor.execute(_sql(sql), _params(params)).fetchall())
 
     @contextlib.contextmanager
     def write(self) -> Iterator[PgTx]:
@@ -134,7 +131,7 @@ class PgSession:
             tx._end()
 
     def lock(self, tx: Any, *key: object) -> None:
-        tx.execute("SELECT pg_advisory_xact_lock(?)", [lock_key(*key)])
+        tx.execute("SELECT pg_advisory_xact_lock(:key)", {"key": lock_key(*key)})
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -170,8 +167,8 @@ class PostgresBackend(Backend):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(self._call, fn, *args, **kwargs))
 
-    async def schema_version(self) -> int:
-        return await self.run(lambda s: _version(s._conn))
+    async def schema_version(self) -> str | None:
+        return await self.run(lambda s: _revision(s._conn))
 
     async def close(self) -> None:
         if self._closed:
@@ -183,8 +180,9 @@ class PostgresBackend(Backend):
 
 def _open_pool(url: str, size: int) -> ConnectionPool[Any]:
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate_pg(conn)
+        with psycopg.connect(url) as conn:  # not autocommit: the migrations are one transaction
+            if _revision(conn) != HEAD:  # else neither Alembic nor SQLAlchemy need loading
+                _with_sqlalchemy(conn, _migrate)
     except psycopg.OperationalError as exc:
         # One line: the address once, then what the server (or the system) answered.
         raise psycopg.OperationalError(
@@ -203,35 +201,38 @@ def _open_pool(url: str, size: int) -> ConnectionPool[Any]:
     return pool
 
 
-def _version(conn: psycopg.Connection[Any]) -> int:
-    found = conn.execute("SELECT to_regclass('schema_version')").fetchone()
+def _revision(conn: psycopg.Connection[Any]) -> str | None:
+    found = conn.execute("SELECT to_regclass('alembic_version')").fetchone()
     if found is None or found[0] is None:
-        return 0
-    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    return int(row[0] or 0) if row else 0
+        return None
+    row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return None if row is None else str(row[0])
 
 
-def migrate_pg(conn: psycopg.Connection[Any]) -> None:
-    """Bring the schema to the newest version in one transaction, under an advisory lock: a second
-    process starting at the same moment waits, then finds the work done."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version"
-            " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION)"
-        )
-        current = _version(conn)
-        if current > len(PG_MIGRATIONS):
-            raise RuntimeError(
-                f"the database is at schema version {current}, newer than this bot knows "
-                f"({len(PG_MIGRATIONS)}); run a newer version of the bot"
-            )
-        for version, statements in enumerate(PG_MIGRATIONS[current:], start=current + 1):
-            for statement in statements:
-                conn.execute(statement)
-                if base.after_statement is not None:
-                    base.after_statement()
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (%s, extract(epoch FROM now()))",
-                [version],
-            )
+def _migrate(conn: sa.Connection) -> None:
+    from bot.adapters.store.migrations.chain import upgrade_postgresql  # noqa: PLC0415
+
+    with conn.begin():
+        upgrade_postgresql(conn, _after_step)
+
+
+def _after_step() -> None:
+    if base.after_statement is not None:
+        base.after_statement()
+
+
+def _with_sqlalchemy(raw: psycopg.Connection[Any], fn: Callable[[sa.Connection], R]) -> R:
+    """`fn` given SQLAlchemy's view of a psycopg connection this module holds (for Alembic). Errors
+    come out as psycopg's own, as from every other statement of the store."""
+    import sqlalchemy as sa  # noqa: PLC0415 - only a migration needs it
+
+    engine = sa.create_engine("postgresql+psycopg://", creator=lambda: raw, poolclass=sa.pool.StaticPool)
+    try:
+        with engine.connect() as conn:
+            return fn(conn)
+    except sa.exc.DBAPIError as exc:
+        if isinstance(exc.orig, psycopg.Error):
+            raise exc.orig from None
+        raise
+    finally:
+        engine.dispose()

@@ -7,10 +7,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.adapters.store.interface import Session, Tx
+from bot.adapters.store.interface import Backend, Session, Tx
+from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.usage_repo import POLICY_COLUMNS, read_policy
 from bot.core.policy.prompt_rules import MAX_RULES, PromptRule, RuleError
-from bot.core.policy.quotas import day_bounds
+from bot.core.policy.quotas import GuildPolicy, day_bounds
 from bot.core.texts import msg
 
 
@@ -50,16 +51,19 @@ def _log_admin(
     )
 
 
-def update_policy(s: Session, guild_id: int, actor_id: int, now: float, changes: dict[str, Any]) -> None:
+def update_policy(s: Session, /, guild_id: int, actor_id: int, now: float, **changes: Any) -> None:
     """Change guild settings (columns of GuildPolicy); None resets a setting to its default."""
     unknown = set(changes) - set(POLICY_COLUMNS)
     if unknown:
         raise ValueError(f"unknown guild settings: {', '.join(sorted(unknown))}")
     with s.write() as tx:
-        tx.execute("INSERT INTO guild_settings (guild_id) VALUES (?) ON CONFLICT DO NOTHING", [guild_id])
-        assignments = ", ".join(f"{column} = ?" for column in changes)
         tx.execute(
-            f"UPDATE guild_settings SET {assignments} WHERE guild_id = ?", [*changes.values(), guild_id]
+            "INSERT INTO guild_settings (guild_id) VALUES (:guild) ON CONFLICT DO NOTHING",
+            {"guild": guild_id},
+        )
+        assignments = ", ".join(f"{column} = :{column}" for column in changes)
+        tx.execute(
+            f"UPDATE guild_settings SET {assignments} WHERE guild_id = :guild", {**changes, "guild": guild_id}
         )
         _log_admin(tx, guild_id, actor_id, "policy", None, changes, now)
 
@@ -69,33 +73,34 @@ def set_role_quota(
 ) -> None:
     """A role's daily limit; None removes the role's own limit."""
     with s.write() as tx:
+        row = {"guild": guild_id, "role": role_id, "limit": limit}
         if limit is None:
-            tx.execute("DELETE FROM role_quotas WHERE guild_id = ? AND role_id = ?", [guild_id, role_id])
+            tx.execute("DELETE FROM role_quotas WHERE guild_id = :guild AND role_id = :role", row)
         else:
             tx.execute(
-                "INSERT INTO role_quotas (guild_id, role_id, daily_limit) VALUES (?, ?, ?)"
+                "INSERT INTO role_quotas (guild_id, role_id, daily_limit) VALUES (:guild, :role, :limit)"
                 " ON CONFLICT (guild_id, role_id) DO UPDATE SET daily_limit = excluded.daily_limit",
-                [guild_id, role_id, limit],
+                row,
             )
         _log_admin(tx, guild_id, actor_id, "quota_role", f"role:{role_id}", {"limit": limit}, now)
 
 
 def role_quotas(s: Session, guild_id: int) -> dict[int, int]:
-    rows = s.rows("SELECT role_id, daily_limit FROM role_quotas WHERE guild_id = ?", [guild_id])
+    rows = s.rows("SELECT role_id, daily_limit FROM role_quotas WHERE guild_id = :guild", {"guild": guild_id})
     return {int(r): int(limit) for r, limit in rows}
 
 
 def set_user_quota(
-    s: Session, guild_id: int, user_id: int, limit: int | None, unlimited: bool, actor_id: int, now: float
+    s: Session, guild_id: int, user_id: int, *, limit: int | None, unlimited: bool, actor_id: int, now: float
 ) -> None:
     """A member's personal limit (or unlimited); limit None and unlimited False clears it."""
     with s.write() as tx:
         tx.execute(
             "INSERT INTO user_quotas (guild_id, user_id, daily_limit, unlimited, credits)"
-            " VALUES (?, ?, ?, ?, 0)"
+            " VALUES (:guild, :user, :limit, :unlimited, 0)"
             " ON CONFLICT (guild_id, user_id) DO UPDATE SET daily_limit = excluded.daily_limit,"
             " unlimited = excluded.unlimited",
-            [guild_id, user_id, limit, int(unlimited)],
+            {"guild": guild_id, "user": user_id, "limit": limit, "unlimited": int(unlimited)},
         )
         details = {"limit": limit, "unlimited": unlimited}
         _log_admin(tx, guild_id, actor_id, "quota_user", f"user:{user_id}", details, now)
@@ -105,13 +110,14 @@ def grant_credits(s: Session, guild_id: int, user_id: int, credits: int, actor_i
     """Add (or with a negative number, take away) one-off credits; returns the new balance."""
     with s.write() as tx:
         tx.execute(
-            "INSERT INTO user_quotas (guild_id, user_id, credits) VALUES (?, ?, ?)"
+            "INSERT INTO user_quotas (guild_id, user_id, credits) VALUES (:guild, :user, :initial)"
             " ON CONFLICT (guild_id, user_id) DO UPDATE SET credits = CASE"
-            " WHEN user_quotas.credits + ? > 0 THEN user_quotas.credits + ? ELSE 0 END",
-            [guild_id, user_id, max(credits, 0), credits, credits],
+            " WHEN user_quotas.credits + :credits > 0 THEN user_quotas.credits + :credits ELSE 0 END",
+            {"guild": guild_id, "user": user_id, "initial": max(credits, 0), "credits": credits},
         )
         row = tx.execute(
-            "SELECT credits FROM user_quotas WHERE guild_id = ? AND user_id = ?", [guild_id, user_id]
+            "SELECT credits FROM user_quotas WHERE guild_id = :guild AND user_id = :user",
+            {"guild": guild_id, "user": user_id},
         ).fetchone()
         _log_admin(tx, guild_id, actor_id, "quota_grant", f"user:{user_id}", {"credits": credits}, now)
     return int(row[0])
@@ -122,9 +128,9 @@ def reset_today(s: Session, guild_id: int, user_id: int, actor_id: int, now: flo
     with s.write() as tx:
         start, _ = day_bounds(now, read_policy(s, guild_id).timezone)
         cursor = tx.execute(
-            "UPDATE usage SET counted = 0 WHERE guild_id = ? AND user_id = ? AND created_at >= ?"
-            " AND counted = 1 AND outcome != 'submitted'",
-            [guild_id, user_id, start],
+            "UPDATE usage SET counted = 0 WHERE guild_id = :guild AND user_id = :user"
+            " AND created_at >= :start AND counted = 1 AND outcome != 'submitted'",
+            {"guild": guild_id, "user": user_id, "start": start},
         )
         given = cursor.rowcount
         _log_admin(tx, guild_id, actor_id, "quota_reset", f"user:{user_id}", {"uses": given}, now)
@@ -135,6 +141,7 @@ def ban(
     s: Session,
     guild_id: int,
     user_id: int,
+    *,
     reason: str | None,
     expires_at: float | None,
     actor_id: int,
@@ -143,10 +150,18 @@ def ban(
     with s.write() as tx:
         tx.execute(
             "INSERT INTO bans (guild_id, user_id, reason, banned_by, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, user_id) DO UPDATE SET"
-            " reason = excluded.reason, banned_by = excluded.banned_by, created_at = excluded.created_at,"
+            " VALUES (:guild, :user, :reason, :actor, :now, :expires)"
+            " ON CONFLICT (guild_id, user_id) DO UPDATE SET reason = excluded.reason,"
+            " banned_by = excluded.banned_by, created_at = excluded.created_at,"
             " expires_at = excluded.expires_at",
-            [guild_id, user_id, reason, actor_id, now, expires_at],
+            {
+                "guild": guild_id,
+                "user": user_id,
+                "reason": reason,
+                "actor": actor_id,
+                "now": now,
+                "expires": expires_at,
+            },
         )
         details = {"reason": reason, "expires_at": expires_at}
         _log_admin(tx, guild_id, actor_id, "ban", f"user:{user_id}", details, now)
@@ -154,7 +169,10 @@ def ban(
 
 def unban(s: Session, guild_id: int, user_id: int, actor_id: int, now: float) -> bool:
     with s.write() as tx:
-        cursor = tx.execute("DELETE FROM bans WHERE guild_id = ? AND user_id = ?", [guild_id, user_id])
+        cursor = tx.execute(
+            "DELETE FROM bans WHERE guild_id = :guild AND user_id = :user",
+            {"guild": guild_id, "user": user_id},
+        )
         lifted = cursor.rowcount > 0
         _log_admin(tx, guild_id, actor_id, "unban", f"user:{user_id}", {"was_banned": lifted}, now)
     return lifted
@@ -164,8 +182,8 @@ def bans(s: Session, guild_id: int, now: float) -> list[BanEntry]:
     """Bans in force now."""
     rows = s.rows(
         "SELECT user_id, reason, banned_by, created_at, expires_at FROM bans"
-        " WHERE guild_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at",
-        [guild_id, now],
+        " WHERE guild_id = :guild AND (expires_at IS NULL OR expires_at > :now) ORDER BY created_at",
+        {"guild": guild_id, "now": now},
     )
     return [BanEntry(*row) for row in rows]
 
@@ -177,7 +195,9 @@ def add_rule(s: Session, guild_id: int, kind: str, pattern: str, actor_id: int, 
         # Two moderators adding the last allowed rule at once from two processes: one waits.
         s.lock(tx, "rules", guild_id)
         count = int(
-            tx.execute("SELECT COUNT(*) FROM prompt_rules WHERE guild_id = ?", [guild_id]).fetchone()[0]
+            tx.execute(
+                "SELECT COUNT(*) FROM prompt_rules WHERE guild_id = :guild", {"guild": guild_id}
+            ).fetchone()[0]
         )
         if count >= MAX_RULES:
             raise RuleError(
@@ -201,17 +221,20 @@ def add_rule(s: Session, guild_id: int, kind: str, pattern: str, actor_id: int, 
 def remove_rule(s: Session, guild_id: int, rule_id: int, actor_id: int, now: float) -> PromptRule | None:
     with s.write() as tx:
         row = tx.execute(
-            "SELECT id, kind, pattern FROM prompt_rules WHERE guild_id = ? AND id = ?", [guild_id, rule_id]
+            "SELECT id, kind, pattern FROM prompt_rules WHERE guild_id = :guild AND id = :id",
+            {"guild": guild_id, "id": rule_id},
         ).fetchone()
         if row is None:
             return None
-        tx.execute("DELETE FROM prompt_rules WHERE id = ?", [rule_id])
+        tx.execute("DELETE FROM prompt_rules WHERE id = :id", {"id": rule_id})
         _log_admin(tx, guild_id, actor_id, "rule_remove", f"rule:{rule_id}", {"pattern": row[2]}, now)
     return PromptRule(int(row[0]), str(row[1]), str(row[2]))
 
 
 def rules(s: Session, guild_id: int) -> list[PromptRule]:
-    rows = s.rows("SELECT id, kind, pattern FROM prompt_rules WHERE guild_id = ? ORDER BY id", [guild_id])
+    rows = s.rows(
+        "SELECT id, kind, pattern FROM prompt_rules WHERE guild_id = :guild ORDER BY id", {"guild": guild_id}
+    )
     return [PromptRule(int(i), str(k), str(p)) for i, k, p in rows]
 
 
@@ -224,8 +247,8 @@ def rules_if_changed(
     # Rules are only added and removed, never edited; a removed id that is reused by a later
     # rule still moves MAX(created_at).
     row = s.row(
-        "SELECT COUNT(*), COALESCE(SUM(id), 0), MAX(created_at) FROM prompt_rules WHERE guild_id = ?",
-        [guild_id],
+        "SELECT COUNT(*), COALESCE(SUM(id), 0), MAX(created_at) FROM prompt_rules WHERE guild_id = :guild",
+        {"guild": guild_id},
     )
     assert row is not None
     signature = (int(row[0]), float(row[1]), row[2])
@@ -234,10 +257,71 @@ def rules_if_changed(
     return signature, rules(s, guild_id)
 
 
-def admin_log(s: Session, guild_id: int, limit: int) -> list[AdminEntry]:
+def admin_log(s: Session, guild_id: int, limit: int = 50) -> list[AdminEntry]:
     rows = s.rows(
         "SELECT id, guild_id, actor_id, action, target, details, created_at FROM admin_log"
-        " WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
-        [guild_id, limit],
+        " WHERE guild_id = :guild ORDER BY id DESC LIMIT :limit",
+        {"guild": guild_id, "limit": limit},
     )
     return [AdminEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}"), r[6]) for r in rows]
+
+
+def guild_policy(s: Session, guild_id: int) -> GuildPolicy:
+    return read_policy(s, guild_id)
+
+
+class Settings(Repository):
+    """Server settings and moderation: policy, role and member limits, credits, bans, prompt rules
+    and the admin log: `store.settings`."""
+
+    guild_policy = call(guild_policy)
+    update_policy = call(update_policy)
+    set_role_quota = call(set_role_quota)
+    role_quotas = call(role_quotas)
+    set_user_quota = call(set_user_quota)
+    grant_credits = call(grant_credits)
+    reset_today = call(reset_today)
+    ban = call(ban)
+    unban = call(unban)
+    bans = call(bans)
+    rules = call(rules)
+    admin_log = call(admin_log)
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        # Prompt rules (SQLite only, where this process is the database's only writer): per server,
+        # the rules' signature last read and the count of rule changes made here at the time.
+        self._rule_changes: dict[int, int] = {}
+        self._rules_seen: dict[int, tuple[tuple[object, ...], int]] = {}
+
+    async def add_rule(self, guild_id: int, kind: str, pattern: str, actor_id: int, now: float) -> PromptRule:
+        try:
+            return await self._backend.run(add_rule, guild_id, kind, pattern, actor_id, now)
+        finally:
+            self._rules_changed(guild_id)
+
+    async def remove_rule(self, guild_id: int, rule_id: int, actor_id: int, now: float) -> PromptRule | None:
+        try:
+            return await self._backend.run(remove_rule, guild_id, rule_id, actor_id, now)
+        finally:
+            self._rules_changed(guild_id)
+
+    def _rules_changed(self, guild_id: int) -> None:
+        self._rule_changes[guild_id] = self._rule_changes.get(guild_id, 0) + 1
+
+    async def rules_if_changed(
+        self, guild_id: int, known: tuple[object, ...] | None
+    ) -> tuple[tuple[object, ...], list[PromptRule] | None]:
+        """The rules' signature, and the rules if it differs from `known`. On SQLite every rule change
+        goes through this object (one process owns the file), so a signature read after the last
+        change made here is still true and needs no trip to the database thread: that hand-off was
+        half of a rule check's time. PostgreSQL is shared with other processes and is always asked."""
+        exclusive = self._backend.exclusive
+        changes = self._rule_changes.get(guild_id, 0)
+        if exclusive and known is not None and self._rules_seen.get(guild_id) == (known, changes):
+            return known, None
+        signature, found = await self._backend.run(rules_if_changed, guild_id, known)
+        if exclusive:
+            # Counted before the read: a change that ends while it runs makes this entry stale.
+            self._rules_seen[guild_id] = (signature, changes)
+        return signature, found

@@ -1,4 +1,4 @@
-"""The connection, its single worker thread, the one write path, and schema migrations.
+"""The SQLite connection, its single worker thread, and the one write path (migrations included).
 
 Every write goes through `write_transaction`: BEGIN IMMEDIATE, the statements, COMMIT, and ROLLBACK on
 any error. Outside it the connection is read-only (`PRAGMA query_only`), so a write that bypasses the
@@ -12,15 +12,16 @@ import functools
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ParamSpec, Self, TypeVar
 
 import sqlite_utils
 
-from bot.adapters.store.interface import Backend, Dialect
-from bot.adapters.store.sqlite_schema import MIGRATIONS
+from bot.adapters.store.interface import Backend, Dialect, Params
+from bot.adapters.store.migrations import HEAD
+from bot.adapters.store.statements import compiled
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,8 @@ class SqliteBackend(Backend):
             raise RuntimeError("store writes run on the store's writer thread (through _run)")
         return write_transaction(self._db.conn)
 
-    async def schema_version(self) -> int:
-        return await self.run_raw(_user_version, self._db)
+    async def schema_version(self) -> str | None:
+        return await self.run_raw(_revision, self._db.conn)
 
 
 class SqliteSession:
@@ -143,15 +144,17 @@ class SqliteSession:
     def lease(self) -> float:
         return self._backend.lease
 
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self._db.execute(sql, list(params)).fetchall()]
+    def rows(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._db.conn.execute(compiled(sql, "sqlite"), params or {}).fetchall()]
 
-    def row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        found = self._db.execute(sql, list(params)).fetchone()
+    def row(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None:
+        found = self._db.conn.execute(compiled(sql, "sqlite"), params or {}).fetchone()
         return None if found is None else tuple(found)
 
-    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return list(self._db.query(sql, list(params)))
+    def dicts(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        cursor = self._db.conn.execute(compiled(sql, "sqlite"), params or {})
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
 
     def write(self) -> contextlib.AbstractContextManager[Tx]:
         return self._backend.write()
@@ -171,10 +174,10 @@ class Tx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn: sqlite3.Connection | None = conn
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Params | None = None) -> sqlite3.Cursor:
         if self._conn is None:
             raise RuntimeError("this write transaction has already ended")
-        cursor = self._conn.execute(sql, params)
+        cursor = self._conn.execute(compiled(sql, "sqlite"), params or {})
         if after_statement is not None:
             after_statement()
         return cursor
@@ -182,8 +185,7 @@ class Tx:
     def insert(self, table: str, row: dict[str, Any]) -> int:
         """Insert one row and return its id."""
         cursor = self.execute(
-            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-            list(row.values()),
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(f':{c}' for c in row)})", row
         )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
@@ -192,11 +194,13 @@ class Tx:
         """Update columns of one row by id; returns how many rows changed (0 or 1)."""
         if not values:
             return 0
-        assignments = ", ".join(f"{column} = ?" for column in values)
-        cursor = self.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", [*values.values(), row_id])
+        assignments = ", ".join(f"{column} = :{column}" for column in values)
+        cursor = self.execute(
+            f"UPDATE {table} SET {assignments} WHERE id = :row_id", {**values, "row_id": row_id}
+        )
         return cursor.rowcount
 
-    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def dicts(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         cursor = self.execute(sql, params)
         columns = [c[0] for c in cursor.description]
         return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
@@ -290,20 +294,23 @@ def _checkpoint(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
 
-def _user_version(db: sqlite_utils.Database) -> int:
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
+def _after_step() -> None:
+    if after_statement is not None:
+        after_statement()
+
+
+def _revision(conn: sqlite3.Connection) -> str | None:
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone() is None:
+        return None
+    found = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return None if found is None else str(found[0])
 
 
 def migrate(db: sqlite_utils.Database) -> None:
-    """Bring the schema to the newest version, one migration per transaction."""
-    current = _user_version(db)
-    if current > len(MIGRATIONS):
-        raise RuntimeError(
-            f"the database is at schema version {current}, newer than this bot knows ({len(MIGRATIONS)}); "
-            "run a newer version of the bot"
-        )
-    for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
-        # The steps use sqlite-utils' schema helpers on the same connection, inside the transaction.
-        with write_transaction(db.conn) as tx:
-            step(db)
-            tx.execute(f"PRAGMA user_version = {version}")
+    """Bring the schema to the newest revision, one revision per write transaction. A database already
+    there (every start but the first after an upgrade) needs neither Alembic nor SQLAlchemy loaded."""
+    if _revision(db.conn) == HEAD:
+        return
+    from bot.adapters.store.migrations.chain import upgrade_sqlite  # noqa: PLC0415
+
+    upgrade_sqlite(db.conn, write_transaction, _after_step)

@@ -3,11 +3,14 @@ log, and reports on it."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from bot.adapters.store.interface import Session, Tx
 from bot.adapters.store.jobs_repo import job_row
+from bot.adapters.store.repository import Repository, call
+from bot.adapters.store.statements import indexed_by, listed
 from bot.core.models import ImageRequest, Job, Origin
 from bot.core.policy.prompt_rules import RuleMatch
 from bot.core.policy.quotas import (
@@ -88,7 +91,9 @@ EXPORT_COLUMNS = (
 
 
 def read_policy(s: Session, guild_id: int) -> GuildPolicy:
-    row = s.row(f"SELECT {', '.join(POLICY_COLUMNS)} FROM guild_settings WHERE guild_id = ?", [guild_id])
+    row = s.row(
+        f"SELECT {', '.join(POLICY_COLUMNS)} FROM guild_settings WHERE guild_id = :guild", {"guild": guild_id}
+    )
     if row is None:
         return GuildPolicy(guild_id)
     values = dict(zip(POLICY_COLUMNS, row, strict=True))
@@ -108,11 +113,7 @@ def read_policy(s: Session, guild_id: int) -> GuildPolicy:
     )
 
 
-def guild_policy(s: Session, guild_id: int) -> GuildPolicy:
-    return read_policy(s, guild_id)
-
-
-def _count(s: Session, sql: str, params: list[Any]) -> int:
+def _count(s: Session, sql: str, params: dict[str, Any]) -> int:
     row = s.row(sql, params)
     return int(row[0]) if row and row[0] is not None else 0
 
@@ -122,41 +123,36 @@ def _snapshot(s: Session, member: Member, now: float, global_default: int, polic
     start, _ = day_bounds(now, policy.timezone)
     role_limits: dict[int, int] = {}
     if member.role_ids:
-        marks = ", ".join("?" for _ in member.role_ids)
+        marks, roles = listed("role", member.role_ids)
         for role_id, limit in s.rows(
-            f"SELECT role_id, daily_limit FROM role_quotas WHERE guild_id = ? AND role_id IN ({marks})",
-            [guild, *member.role_ids],
+            f"SELECT role_id, daily_limit FROM role_quotas WHERE guild_id = :guild AND role_id IN ({marks})",
+            {"guild": guild, **roles},
         ):
             role_limits[int(role_id)] = int(limit)
     # One statement for the member's own rows and counts: on PostgreSQL each statement is a round trip.
+    hint = functools.partial(indexed_by, s.dialect)
     cap = (
-        "SELECT COUNT(*) FROM usage INDEXED BY usage_guild_time"
-        " WHERE guild_id = ? AND created_at >= ? AND counted = 1"
+        f"SELECT COUNT(*) FROM usage{hint('usage_guild_time')}"
+        " WHERE guild_id = :guild AND created_at >= :start AND counted = 1"
     )
     last = (
-        "SELECT MAX(created_at) FROM usage INDEXED BY usage_user_time"
-        " WHERE guild_id = ? AND user_id = ? AND outcome != 'refused'"
+        f"SELECT MAX(created_at) FROM usage{hint('usage_user_time')}"
+        " WHERE guild_id = :guild AND user_id = :user AND outcome != 'refused'"
     )
     row = s.row(
         "SELECT uq.daily_limit, uq.unlimited, uq.credits, uq.user_id, b.reason, b.expires_at, b.banned_by,"
         " b.user_id,"
-        " (SELECT COUNT(*) FROM usage INDEXED BY usage_user_time"
-        "  WHERE guild_id = ? AND user_id = ? AND created_at >= ? AND counted = 1),"
-        " (SELECT COUNT(*) FROM usage INDEXED BY usage_running"
-        "  WHERE guild_id = ? AND user_id = ? AND outcome = 'submitted'),"
+        f" (SELECT COUNT(*) FROM usage{hint('usage_user_time')}"
+        "  WHERE guild_id = :guild AND user_id = :user AND created_at >= :start AND counted = 1),"
+        f" (SELECT COUNT(*) FROM usage{hint('usage_running')}"
+        "  WHERE guild_id = :guild AND user_id = :user AND outcome = 'submitted'),"
         f" ({cap if policy.daily_cap is not None else 'SELECT 0'}),"
         f" ({last if policy.cooldown_seconds > 0 else 'SELECT NULL'})"
         " FROM (SELECT 1 AS one) AS one"
-        " LEFT JOIN user_quotas uq ON uq.guild_id = ? AND uq.user_id = ?"
-        " LEFT JOIN bans b ON b.guild_id = ? AND b.user_id = ?",
-        [
-            guild, user, start,
-            guild, user,
-            *([guild, start] if policy.daily_cap is not None else []),
-            *([guild, user] if policy.cooldown_seconds > 0 else []),
-            guild, user, guild, user,
-        ],
-    )  # fmt: skip
+        " LEFT JOIN user_quotas uq ON uq.guild_id = :guild AND uq.user_id = :user"
+        " LEFT JOIN bans b ON b.guild_id = :guild AND b.user_id = :user",
+        {"guild": guild, "user": user, "start": start},
+    )
     assert row is not None
     daily_limit, unlimited, credits, has_override, reason, expires_at, banned_by, is_banned = row[:8]
     used_today, running, guild_used, last_at = row[8:]
@@ -192,20 +188,20 @@ def reserve(s: Session, tx: Tx, usage: dict[str, Any], job: dict[str, Any]) -> d
         usage_id = tx.insert("usage", usage)
         row = {**job, "usage_id": usage_id}
         [written] = tx.dicts(
-            f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING *",
-            list(row.values()),
+            f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join(f':{c}' for c in row)}) RETURNING *", row
         )
-        tx.execute("UPDATE usage SET job_id = ? WHERE id = ?", [written["id"], usage_id])
+        tx.execute("UPDATE usage SET job_id = :job WHERE id = :id", {"job": written["id"], "id": usage_id})
         return written
     # The sub-statements of one WITH cannot see each other's rows, so the job's id is drawn first and
     # both rows are written already pointing at each other.
+    params = {f"u_{c}": v for c, v in usage.items()} | {f"j_{c}": v for c, v in job.items()}
     [written] = tx.dicts(
         "WITH ids AS (SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS job_id),"
         f" u AS (INSERT INTO usage ({', '.join(usage)}, job_id)"
-        f" SELECT {', '.join('?' for _ in usage)}, ids.job_id FROM ids RETURNING id)"
+        f" SELECT {', '.join(f':u_{c}' for c in usage)}, ids.job_id FROM ids RETURNING id)"
         f" INSERT INTO jobs (id, {', '.join(job)}, usage_id)"
-        f" SELECT ids.job_id, {', '.join('?' for _ in job)}, u.id FROM ids, u RETURNING *",
-        [*usage.values(), *job.values()],
+        f" SELECT ids.job_id, {', '.join(f':j_{c}' for c in job)}, u.id FROM ids, u RETURNING *",
+        params,
     )
     return written
 
@@ -217,7 +213,7 @@ def admit(
     origin: Origin,
     now: float,
     global_default: int,
-    rule_match: RuleMatch | None,
+    rule_match: RuleMatch | None = None,
 ) -> tuple[Decision, Job | None]:
     """Check bans and quotas and, if allowed, reserve a use and write the job: one transaction, so
     simultaneous requests can never overspend a quota, even from other processes. The prompt rules
@@ -247,8 +243,9 @@ def admit(
         if decision.allowed:
             if decision.uses_credit:
                 tx.execute(
-                    "UPDATE user_quotas SET credits = credits - 1 WHERE guild_id = ? AND user_id = ?",
-                    [member.guild_id, member.user_id],
+                    "UPDATE user_quotas SET credits = credits - 1"
+                    " WHERE guild_id = :guild AND user_id = :user",
+                    {"guild": member.guild_id, "user": member.user_id},
                 )
             reserved = {
                 **usage,
@@ -263,8 +260,34 @@ def admit(
     return decision, job
 
 
-def log_refusal(s: Session, row: dict[str, Any]) -> None:
+def log_refusal(
+    s: Session,
+    *,
+    guild_id: int | None,
+    channel_id: int | None,
+    user_id: int,
+    prompt: str | None,
+    aspect_ratio: str | None,
+    ref_count: int,
+    reason: str,
+    detail: str | None,
+    now: float,
+    context: str | None = None,
+) -> None:
     """A request refused before admission (bad input): logged, never counted."""
+    row = {
+        "guild_id": guild_id,
+        "context": context,
+        "channel_id": channel_id,
+        "user_id": user_id,
+        "created_at": now,
+        "prompt": (prompt or "")[:6000],
+        "aspect_ratio": aspect_ratio,
+        "ref_count": ref_count,
+        "outcome": "refused",
+        "reason": reason,
+        "detail": detail,
+    }
     with s.write() as tx:
         tx.insert("usage", row)
 
@@ -277,9 +300,13 @@ def usage_summary(s: Session, member: Member, now: float, global_default: int) -
     _, reset = day_bounds(now, snapshot.policy.timezone)
     month = _count(
         s,
-        "SELECT COUNT(*) FROM usage INDEXED BY usage_user_time"
-        " WHERE guild_id = ? AND user_id = ? AND created_at >= ? AND counted = 1",
-        [member.guild_id, member.user_id, month_start(now, snapshot.policy.timezone)],
+        f"SELECT COUNT(*) FROM usage{indexed_by(s.dialect, 'usage_user_time')}"
+        " WHERE guild_id = :guild AND user_id = :user AND created_at >= :start AND counted = 1",
+        {
+            "guild": member.guild_id,
+            "user": member.user_id,
+            "start": month_start(now, snapshot.policy.timezone),
+        },
     )
     ban = snapshot.ban
     banned = ban is not None and (ban.expires_at is None or ban.expires_at > now)
@@ -297,12 +324,12 @@ def usage_summary(s: Session, member: Member, now: float, global_default: int) -
 
 def stats(s: Session, guild_id: int | None, since: float) -> Stats:
     """One server's report, or (guild None) every server's; personal use is reported apart."""
-    where, params = ("guild_id = ? AND created_at >= ?", [guild_id, since]) if guild_id else (
-        "guild_id IS NOT NULL AND created_at >= ?", [since])  # fmt: skip
-    return stats_where(s, where, params)
+    where = "guild_id = :guild AND created_at >= :since" if guild_id else (
+        "guild_id IS NOT NULL AND created_at >= :since")  # fmt: skip
+    return stats_where(s, where, {"guild": guild_id, "since": since})
 
 
-def stats_where(s: Session, where: str, params: list[Any]) -> Stats:
+def stats_where(s: Session, where: str, params: dict[str, Any]) -> Stats:
     counts: dict[str, int] = {}
     refusals: dict[str, int] = {}
     for outcome, reason, count in s.rows(
@@ -333,7 +360,18 @@ def stats_where(s: Session, where: str, params: list[Any]) -> Stats:
 
 def export_usage(s: Session, guild_id: int, start: float, end: float, limit: int) -> list[tuple[Any, ...]]:
     return s.rows(
-        f"SELECT {', '.join(EXPORT_COLUMNS)} FROM usage INDEXED BY usage_guild_time"
-        " WHERE guild_id = ? AND created_at >= ? AND created_at < ? ORDER BY created_at, id LIMIT ?",
-        [guild_id, start, end, limit],
+        f"SELECT {', '.join(EXPORT_COLUMNS)} FROM usage{indexed_by(s.dialect, 'usage_guild_time')}"
+        " WHERE guild_id = :guild AND created_at >= :start AND created_at < :end ORDER BY created_at, id"
+        " LIMIT :limit",
+        {"guild": guild_id, "start": start, "end": end, "limit": limit},
     )
+
+
+class Usage(Repository):
+    """Admission under a server's quotas, the usage log, and reports on it: `store.usage`."""
+
+    admit = call(admit)
+    log_refusal = call(log_refusal)
+    summary = call(usage_summary)
+    stats = call(stats)
+    export = call(export_usage)

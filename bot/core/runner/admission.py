@@ -34,12 +34,12 @@ class Admission:
     def __init__(self, parts: Parts, submitter: Submitter) -> None:
         self.parts = parts
         self.submitter = submitter
-        self.rules = RuleBook(parts.store)
+        self.rules = RuleBook(parts.store.settings)
 
     async def enqueue(self, request: ImageRequest, origin: Origin) -> Job:
         """Write the job, then submit it in the background. The row exists before any HTTP call."""
         p = self.parts
-        job = await p.store.create_job(request, origin, p.clock.time())
+        job = await p.store.jobs.create(request, origin, p.clock.time())
         with job_context(job):
             if p.closing:
                 # Shutting down: the row stays QUEUED and the next start submits it.
@@ -57,7 +57,7 @@ class Admission:
         `launch` sends it once the requester has been acknowledged."""
         p = self.parts
         rule_match = await self.rules.check(member.guild_id or None, request.full_prompt)
-        decision, job = await p.store.admit(
+        decision, job = await p.store.usage.admit(
             member, request, origin, p.clock.time(), default_quota, rule_match=rule_match
         )
         if job is not None:
@@ -71,7 +71,7 @@ class Admission:
         checked and reserved in one transaction. No server's prompt rules apply."""
         assert origin.user_id is not None
         p = self.parts
-        decision, job = await p.store.admit_personal(
+        decision, job = await p.store.personal.admit(
             origin.user_id, request, origin, p.clock.time(), limit, DEFAULT_MAX_RUNNING
         )
         if job is not None:
@@ -88,7 +88,7 @@ class Admission:
         p = self.parts
         try:
             if followups or message_id is not None:
-                await p.store.launch(job.id, message_id, followups)
+                await p.store.jobs.launch(job.id, message_id, followups)
                 job.followups_used = followups or job.followups_used
                 job.message_id = message_id if message_id is not None else job.message_id
             if p.closing:
@@ -103,7 +103,9 @@ class Admission:
         p = self.parts
         try:
             with job_context(job):
-                await p.persist(job, "abandon it", lambda: p.store.abandon(job.id, reason, p.clock.time()))
+                await p.persist(
+                    job, "abandon it", lambda: p.store.jobs.abandon(job.id, reason, p.clock.time())
+                )
         finally:
             p.registry.acknowledged(job.id)
 
@@ -127,7 +129,7 @@ class Admission:
             return None
         by_moderator = by_user != job.user_id
         if refund is None:
-            policy = await p.store.guild_policy(job.guild_id) if job.guild_id else None
+            policy = await p.store.settings.guild_policy(job.guild_id) if job.guild_id else None
             refund = (
                 job.status is JobStatus.QUEUED or by_moderator or bool(policy and policy.refund_cancelled)
             )
@@ -135,7 +137,7 @@ class Admission:
             msg("Cancelled by a moderator.") if by_moderator else msg("Cancelled by the requester.")
         )
         now = p.clock.time()
-        if not await p.store.cancel(job.id, by_user, reason, now, refund=refund):
+        if not await p.store.jobs.cancel(job.id, by_user, reason, now, refund=refund):
             return None
         p.finished[JobStatus.CANCELLED.value] += 1
         p.durations.dropped(job)
@@ -155,7 +157,7 @@ class Admission:
 
     async def record_deleted(self, job_id: int) -> None:
         """The job's image message was deleted on Discord; the job and its usage rows stay."""
-        await self.parts.store.mark_result_deleted(job_id, self.parts.clock.time())
+        await self.parts.store.jobs.mark_result_deleted(job_id, self.parts.clock.time())
 
     async def log_refusal(
         self,
@@ -172,7 +174,7 @@ class Admission:
         p = self.parts
         if (origin.guild_id is not None or origin.is_personal) and origin.user_id is not None:
             try:
-                await p.store.log_refusal(
+                await p.store.usage.log_refusal(
                     guild_id=origin.guild_id,
                     context=origin.context,
                     channel_id=origin.channel_id,

@@ -39,7 +39,7 @@ class Deliverer:
         p = self.parts
         p.durations.dropped(job)
         kept = stored(reason)
-        ended = lambda: p.store.mark_ended(job.id, status, kept, p.clock.time())  # noqa: E731
+        ended = lambda: p.store.jobs.mark_ended(job.id, status, kept, p.clock.time())  # noqa: E731
         if not await p.persist(job, "record its end", ended):
             return
         job.status, job.error = status, kept
@@ -152,7 +152,7 @@ class Deliverer:
         p = self.parts
 
         async def write() -> bool:
-            await p.store.mark_delivered(
+            await p.store.jobs.mark_delivered(
                 job.id,
                 delivery=receipt.delivery,
                 result_message_id=receipt.message_id,
@@ -176,7 +176,7 @@ class Deliverer:
         failures = await p.persist(
             job,
             "record that it could not be delivered",
-            lambda: p.store.mark_undeliverable(job.id, retries=len(later), now=p.clock.time()),
+            lambda: p.store.jobs.mark_undeliverable(job.id, retries=len(later), now=p.clock.time()),
             attempts=p.config.record_attempts,
         )
         if failures is None:

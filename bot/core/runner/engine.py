@@ -102,7 +102,7 @@ class JobRunner(Admission):
     async def start(self) -> None:
         """Resume what a previous process left, then start the poll loop."""
         for has_refs in (False, True):
-            durations = await self.store.recent_durations(has_refs, self.config.history_size)
+            durations = await self.store.jobs.recent_durations(has_refs, self.config.history_size)
             self.parts.durations.load(has_refs, durations)
         await self._resume()
         self._loop_task = asyncio.create_task(self.poller.run(), name="job-poll-loop")
@@ -131,8 +131,8 @@ class JobRunner(Admission):
 
     async def _resume(self) -> None:
         now = self.parts.clock.time()
-        await self.store.reset_leases(self.source, now)
-        for job in await self.store.jobs_to_resume(self.source, now=now, lease=self.parts.registry.lease):
+        await self.store.jobs.reset_leases(self.source, now)
+        for job in await self.store.jobs.to_resume(self.source, now=now, lease=self.parts.registry.lease):
             self._pick_up(job)
 
     def _pick_up(self, job: Job) -> None:
@@ -178,10 +178,10 @@ class JobRunner(Admission):
         """One round of `_lease_loop`; returns how many jobs were taken over."""
         registry, clock = self.parts.registry, self.parts.clock
         held, polling = registry.held()
-        await self.store.renew_leases(held, polling, clock.time(), registry.lease)
+        await self.store.jobs.renew_leases(held, polling, clock.time(), registry.lease)
         taken = 0
         while not self.parts.closing:
-            batch = await self.store.take_over_jobs(
+            batch = await self.store.jobs.take_over(
                 self.source, clock.time(), registry.lease, self.config.takeover_batch
             )
             for job in batch:

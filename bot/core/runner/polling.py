@@ -75,11 +75,11 @@ class Poller:
             if p.watch.recovered:
                 # The service is back: every running job is due now, not at its backed-off time.
                 p.watch.recovered = False
-                await p.store.reset_leases(p.source, now)
+                await p.store.jobs.reset_leases(p.source, now)
             if free > 0:
-                for job in await p.store.claim_due_jobs(p.source, now, free, p.registry.lease):
+                for job in await p.store.jobs.claim_due(p.source, now, free, p.registry.lease):
                     p.registry.spawn_for(job.id, self._poll_one(job), poll=True)
-            next_at = await p.store.next_poll_time(p.source)
+            next_at = await p.store.jobs.next_poll_time(p.source)
         except Exception:
             log.exception("poll loop: database error; retrying")
             next_at = now + 5.0
@@ -139,7 +139,7 @@ class Poller:
             now = p.clock.time()
             if report.is_running:
                 delay = p.schedule.next_delay(now - job.submitted_at, history)
-                still_running = await p.store.record_poll(
+                still_running = await p.store.jobs.record_poll(
                     job.id,
                     api_status=report.status,
                     trace_id=report.trace_id,
@@ -204,7 +204,7 @@ class Poller:
             await self.deliverer.end(job, JobStatus.FAILED, MSG_NO_IMAGE)
             return
         job_states.check(job, JobStatus.COMPLETED)
-        if not await p.store.mark_completed(job.id, report.image_refs, now, report.trace_id):
+        if not await p.store.jobs.mark_completed(job.id, report.image_refs, now, report.trace_id):
             log.info("job %s finished upstream after it was cancelled; not delivering", job.id)
             p.durations.dropped(job)
             return
@@ -220,7 +220,7 @@ class Poller:
             delay = retry_after_delay(retry_after, p.rng)  # as the API asked, never stretched
         else:
             delay = backoff_delay(errors, p.schedule.min_interval, p.schedule.max_interval, p.rng)
-        if not await p.store.record_poll(
+        if not await p.store.jobs.record_poll(
             job.id, api_status=None, trace_id=None, next_poll_at=p.clock.time() + delay, poll_errors=errors
         ):
             p.durations.dropped(job)

@@ -137,48 +137,12 @@ class JobSink(Protocol):
 # -- the store ---------------------------------------------------------------------------------------------
 
 
-class JobStore(Protocol):
-    """The job repository as the runner uses it: every method is one transaction. `errors` are the
-    exceptions of a database that failed for now (busy, full, connection lost): worth retrying."""
-
-    errors: tuple[type[Exception], ...]
-
-    @property
-    def exclusive(self) -> bool: ...
-
-    @property
-    def lease(self) -> float:
-        """How long this process's leases on jobs last (JOB_LEASE_SECONDS): the one setting."""
-        ...
-
-    async def rules_if_changed(
-        self, guild_id: int, known: Signature | None
-    ) -> tuple[Signature, list[PromptRule] | None]: ...
+class JobRows(Protocol):
+    """The jobs repository (`store.jobs`) as the runner uses it: every method is one transaction."""
 
     async def recent_durations(self, has_refs: bool, limit: int = 50) -> list[float]: ...
 
-    async def create_job(self, request: ImageRequest, origin: Origin, now: float) -> Job: ...
-
-    async def admit(
-        self,
-        member: Member,
-        request: ImageRequest,
-        origin: Origin,
-        now: float,
-        global_default: int,
-        rule_match: RuleMatch | None = None,
-    ) -> tuple[Decision, Job | None]: ...
-
-    async def admit_personal(
-        self,
-        user_id: int,
-        request: ImageRequest,
-        origin: Origin,
-        now: float,
-        limit: int,
-        max_running: int,
-        rule_match: RuleMatch | None = None,
-    ) -> tuple[Decision, Job | None]: ...
+    async def create(self, request: ImageRequest, origin: Origin, now: float) -> Job: ...
 
     async def launch(self, job_id: int, message_id: int | None, followups: int) -> None: ...
 
@@ -186,24 +150,7 @@ class JobStore(Protocol):
 
     async def cancel(self, job_id: int, by_user: int, reason: str, now: float, *, refund: bool) -> bool: ...
 
-    async def guild_policy(self, guild_id: int) -> GuildPolicy: ...
-
     async def mark_result_deleted(self, job_id: int, now: float) -> None: ...
-
-    async def log_refusal(
-        self,
-        *,
-        guild_id: int | None,
-        channel_id: int | None,
-        user_id: int,
-        prompt: str | None,
-        aspect_ratio: str | None,
-        ref_count: int,
-        reason: str,
-        detail: str | None,
-        now: float,
-        context: str | None = None,
-    ) -> None: ...
 
     async def mark_submitting(self, job_id: int) -> bool: ...
 
@@ -245,14 +192,93 @@ class JobStore(Protocol):
 
     async def reset_leases(self, source: str, now: float) -> None: ...
 
-    async def claim_due_jobs(self, source: str, now: float, limit: int, lease: float) -> list[Job]: ...
+    async def claim_due(self, source: str, now: float, limit: int, lease: float) -> list[Job]: ...
 
     async def next_poll_time(self, source: str) -> float | None: ...
 
-    async def jobs_to_resume(
-        self, source: str, *, now: float | None = None, lease: float = ...
-    ) -> list[Job]: ...
+    async def to_resume(self, source: str, *, now: float | None = None, lease: float = ...) -> list[Job]: ...
 
     async def renew_leases(self, held: list[int], polling: list[int], now: float, lease: float) -> int: ...
 
-    async def take_over_jobs(self, source: str, now: float, lease: float, limit: int = 100) -> list[Job]: ...
+    async def take_over(self, source: str, now: float, lease: float, limit: int = 100) -> list[Job]: ...
+
+
+class ServerAdmission(Protocol):
+    """Admission under a server's quotas and the usage log (`store.usage`)."""
+
+    async def admit(
+        self,
+        member: Member,
+        request: ImageRequest,
+        origin: Origin,
+        now: float,
+        global_default: int,
+        rule_match: RuleMatch | None = None,
+    ) -> tuple[Decision, Job | None]: ...
+
+    async def log_refusal(
+        self,
+        *,
+        guild_id: int | None,
+        channel_id: int | None,
+        user_id: int,
+        prompt: str | None,
+        aspect_ratio: str | None,
+        ref_count: int,
+        reason: str,
+        detail: str | None,
+        now: float,
+        context: str | None = None,
+    ) -> None: ...
+
+
+class PersonalAdmission(Protocol):
+    """Admission under the personal quota (`store.personal`)."""
+
+    async def admit(
+        self,
+        user_id: int,
+        request: ImageRequest,
+        origin: Origin,
+        now: float,
+        limit: int,
+        max_running: int,
+        rule_match: RuleMatch | None = None,
+    ) -> tuple[Decision, Job | None]: ...
+
+
+class ServerSettings(Protocol):
+    """A server's policy and prompt rules (`store.settings`)."""
+
+    async def guild_policy(self, guild_id: int) -> GuildPolicy: ...
+
+    async def rules_if_changed(
+        self, guild_id: int, known: Signature | None
+    ) -> tuple[Signature, list[PromptRule] | None]: ...
+
+
+class JobStore(Protocol):
+    """The store as the runner uses it, by repository. `errors` are the exceptions of a database that
+    failed for now (busy, full, connection lost): worth retrying."""
+
+    errors: tuple[type[Exception], ...]
+
+    @property
+    def exclusive(self) -> bool: ...
+
+    @property
+    def lease(self) -> float:
+        """How long this process's leases on jobs last (JOB_LEASE_SECONDS): the one setting."""
+        ...
+
+    @property
+    def jobs(self) -> JobRows: ...
+
+    @property
+    def usage(self) -> ServerAdmission: ...
+
+    @property
+    def personal(self) -> PersonalAdmission: ...
+
+    @property
+    def settings(self) -> ServerSettings: ...

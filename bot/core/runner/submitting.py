@@ -169,9 +169,13 @@ class Submitter:
         job_states.check(job, target)
         p = self.parts
         if target is JobStatus.SUBMITTING:
-            moved = await p.persist(job, "mark it as being sent", lambda: p.store.mark_submitting(job.id))
+            moved = await p.persist(
+                job, "mark it as being sent", lambda: p.store.jobs.mark_submitting(job.id)
+            )
         else:
-            moved = await p.persist(job, "put it back in the queue", lambda: p.store.mark_requeued(job.id))
+            moved = await p.persist(
+                job, "put it back in the queue", lambda: p.store.jobs.mark_requeued(job.id)
+            )
         if not moved:
             log.info("job %s was cancelled before it was sent", job.id)
             raise JobGone
@@ -206,7 +210,7 @@ class Submitter:
         async def write() -> bool:
             now = p.clock.time()
             delay = p.schedule.next_delay(now - submitted_at, p.durations.sample(job.has_references))
-            return await p.store.mark_running(job.id, task_id, submitted_at, now + delay)
+            return await p.store.jobs.mark_running(job.id, task_id, submitted_at, now + delay)
 
         with log_context(task_id=task_id):
             try:

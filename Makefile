@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 
 .PHONY: run test lint format bench sandbox clean lock messages
 
@@ -23,7 +24,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The web gallery's tests drive Debian's chromium, with CJK fonts for the Chinese pages (docs/web.md).
 test: lint
+	@test -x /usr/bin/chromium && test -e $(CJK_FONT) || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk)
 	$(BIN)/python -m pytest -q -n 2
 
 format: $(STAMP)

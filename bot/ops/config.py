@@ -22,6 +22,9 @@ from bot.core.schedule import PollSchedule
 
 DEFAULT_BASE_URL = "https://api.mountsea.ai"
 DEFAULT_MODEL = "grok-imagine-image"
+DISCORD_AUTHORIZE_URL = "https://discord.com/oauth2/authorize"
+# The session secret is hashed into the cookie encryption key; short secrets are guessable.
+MIN_SESSION_SECRET_CHARS = 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 
@@ -123,6 +126,21 @@ class Settings:
     # Discord recommends, in this one process.
     shard_count: int | None = None
     shard_ids: tuple[int, ...] | None = None
+    # The web gallery (docs/web.md): off unless WEB_PORT is set. Sign-in is Discord's OAuth2 with the
+    # application's client id and secret; WEB_SESSION_SECRET encrypts the session cookies and is shared
+    # by every web process of a deployment.
+    web_port: int | None = None
+    web_host: str = "127.0.0.1"
+    public_url: str | None = None
+    web_session_secret: Secret | None = None
+    discord_client_id: int | None = None
+    discord_client_secret: Secret | None = None
+    discord_authorize_url: str = DISCORD_AUTHORIZE_URL
+
+    @property
+    def web_url(self) -> str:
+        """The address people open (PUBLIC_URL, behind the operator's reverse proxy), no trailing /."""
+        return self.public_url or f"http://{self.web_host}:{self.web_port}"
 
     @property
     def syncs_commands(self) -> bool:
@@ -142,6 +160,9 @@ class Settings:
         values = [self.api_key.reveal()]
         if self.discord_token:
             values.append(self.discord_token.reveal())
+        for secret in (self.web_session_secret, self.discord_client_secret):
+            if secret:
+                values.append(secret.reveal())
         if self.database_url:
             password = urlsplit(self.database_url.reveal()).password
             if password:
@@ -268,6 +289,27 @@ def _megapixels(raw: str) -> int:
     if pixels > PIXEL_CEILING:
         raise ValueError(raw)
     return pixels
+
+
+def _secret(env: Mapping[str, str], name: str) -> Secret | None:
+    raw = env.get(name, "").strip()
+    return Secret(raw) if raw else None
+
+
+def _check_web(settings: Settings) -> None:
+    """The web gallery needs its sign-in settings once WEB_PORT turns it on."""
+    secret = settings.web_session_secret
+    if secret is None or len(secret.reveal()) < MIN_SESSION_SECRET_CHARS:
+        raise ConfigError(
+            "WEB_SESSION_SECRET",
+            f"must be set to at least {MIN_SESSION_SECRET_CHARS} random characters when WEB_PORT is set"
+            " (e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+        )
+    if settings.discord_client_id is None or not settings.discord_client_secret:
+        raise ConfigError(
+            "DISCORD_CLIENT_ID" if settings.discord_client_id is None else "DISCORD_CLIENT_SECRET",
+            "is needed for signing in to the web gallery (Developer Portal: your app → OAuth2)",
+        )
 
 
 def load_settings(
@@ -427,7 +469,22 @@ def load_settings(
             None,
             "must be shard numbers such as 0,1 or a range such as 0-3, each once",
         ),
+        web_port=_parse(env, "WEB_PORT", _port, None, "must be a port number from 1 to 65535"),
+        web_host=env.get("WEB_HOST", "").strip() or "127.0.0.1",
+        public_url=_parse(
+            env, "PUBLIC_URL", _base_url, None, "must be an http(s) URL like https://img.example.org"
+        ),
+        web_session_secret=_secret(env, "WEB_SESSION_SECRET"),
+        discord_client_id=_parse(
+            env, "DISCORD_CLIENT_ID", _snowflake, None, "must be the application id (a long number)"
+        ),
+        discord_client_secret=_secret(env, "DISCORD_CLIENT_SECRET"),
+        discord_authorize_url=_parse(
+            env, "DISCORD_AUTHORIZE_URL", _base_url, DISCORD_AUTHORIZE_URL, "must be an http(s) URL"
+        ),
     )
+    if settings.web_port is not None:
+        _check_web(settings)
     if settings.poll_min_interval > settings.poll_max_interval:
         raise ConfigError("POLL_MIN_INTERVAL", "must not be larger than POLL_MAX_INTERVAL")
     if settings.shard_ids is not None:

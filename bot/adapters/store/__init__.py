@@ -21,12 +21,14 @@ from typing import Any, Protocol, Self
 
 import psycopg
 
+from bot.adapters.store import gallery_repo as gallery
 from bot.adapters.store import jobs_repo as jobs
 from bot.adapters.store import overview_repo as ops
 from bot.adapters.store import personal_repo as personal
 from bot.adapters.store import settings_repo as settings
 from bot.adapters.store import styles_repo as styles
 from bot.adapters.store import usage_repo as usage
+from bot.adapters.store.gallery_repo import Facets, GalleryFilter, GalleryImage
 from bot.adapters.store.interface import Backend
 from bot.adapters.store.overview_repo import QuotaOverview
 from bot.adapters.store.personal_repo import PersonalBan, PersonalStats
@@ -272,6 +274,25 @@ class Store:
             jobs.delivered_history, guild_id, user_id, limit, older_than, newer_than
         )
 
+    # -- the web gallery ---------------------------------------------------------------------------
+
+    async def gallery_page(
+        self, user_id: int, flt: GalleryFilter, *, before_id: int | None = None, limit: int = 30
+    ) -> list[GalleryImage]:
+        """A page of the member's own images, newest first, older than job `before_id`."""
+        return await self._backend.run(gallery.my_images, user_id, flt, before_id, limit)
+
+    async def gallery_image(self, user_id: int, job_id: int) -> GalleryImage | None:
+        """One image of the member's own; None for anyone else's."""
+        return await self._backend.run(gallery.my_image, user_id, job_id)
+
+    async def gallery_facets(self, user_id: int) -> Facets:
+        return await self._backend.run(gallery.my_facets, user_id)
+
+    async def backfill_prompt_words(self, batch: int = 500) -> bool:
+        """Index the prompt words of images posted before the gallery existed; True once done."""
+        return await self._backend.run(gallery.backfill_terms, batch)
+
     async def get_job(self, job_id: int) -> Job | None:
         return await self._backend.run(jobs.get_job, job_id)
 
@@ -513,6 +534,9 @@ __all__ = [
     "MIGRATIONS",
     "AdminEntry",
     "BanEntry",
+    "Facets",
+    "GalleryFilter",
+    "GalleryImage",
     "PersonalBan",
     "PersonalStats",
     "QuotaOverview",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.adapters.store import gallery_repo
 from bot.adapters.store.interface import Session, Tx
 from bot.core.models import ImageRequest, Job, JobStatus, Origin
 
@@ -267,6 +268,8 @@ def mark_delivered(
                 job_id,
             ],
         )
+        # A posted image is found by its prompt's words in the web gallery from now on.
+        gallery_repo.index_posted(tx, job_id)
 
 
 def mark_undeliverable(s: Session, job_id: int, retries: int, now: float) -> int:

@@ -152,6 +152,17 @@ PG_MIGRATIONS: list[list[str]] = [
     _V3_STYLES_AND_PERSONAL_SETTINGS,
     # The requester's and the server's Discord locale: later messages are written in their language.
     ["ALTER TABLE jobs ADD COLUMN locale TEXT", "ALTER TABLE jobs ADD COLUMN guild_locale TEXT"],
+    # The web gallery (SQLite's version 10): a member's posted images newest first, and the words of
+    # their prompts; images posted before it get their words from gallery_repo.backfill_terms.
+    [
+        "CREATE INDEX jobs_gallery_user ON jobs (user_id, id) WHERE status = 'delivered'",
+        """CREATE TABLE prompt_terms (
+            user_id BIGINT NOT NULL, term TEXT NOT NULL, job_id BIGINT NOT NULL,
+            PRIMARY KEY (user_id, term, job_id)
+        )""",
+        "INSERT INTO meta (key, value) SELECT 'prompt_terms_backfill', CAST(MAX(id) AS TEXT) FROM jobs"
+        " HAVING MAX(id) IS NOT NULL",
+    ],
 ]
 
 # Every table, in an order that copies cleanly (used by `migrate-db`).
@@ -168,4 +179,5 @@ TABLES = (
     "jobs",
     "styles",
     "member_settings",
+    "prompt_terms",
 )

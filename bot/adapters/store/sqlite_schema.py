@@ -278,6 +278,21 @@ def _v9_job_locales(db: sqlite_utils.Database) -> None:
     jobs.add_column("guild_locale", str)  # type: ignore[union-attr]
 
 
+def _v10_gallery(db: sqlite_utils.Database) -> None:
+    """The web gallery: a member's posted images newest first, and the words of their prompts
+    (bot/core/prompt_words.py). Images posted before this version get their words from a backfill
+    that starts at the newest job id of today (gallery_repo.backfill_terms)."""
+    db.execute("CREATE INDEX jobs_gallery_user ON jobs (user_id, id) WHERE status = 'delivered'")
+    db.execute(
+        "CREATE TABLE prompt_terms (user_id INTEGER NOT NULL, term TEXT NOT NULL, job_id INTEGER NOT NULL,"
+        " PRIMARY KEY (user_id, term, job_id)) WITHOUT ROWID"
+    )
+    db.execute(
+        "INSERT INTO meta (key, value) SELECT 'prompt_terms_backfill', CAST(MAX(id) AS TEXT) FROM jobs"
+        " HAVING MAX(id) IS NOT NULL"
+    )
+
+
 # Applied in order; a database at version N gets MIGRATIONS[N:].
 MIGRATIONS: list[Migration] = [
     _v1_jobs,
@@ -289,4 +304,5 @@ MIGRATIONS: list[Migration] = [
     _v7_personal_use,
     _v8_styles_and_personal_settings,
     _v9_job_locales,
+    _v10_gallery,
 ]

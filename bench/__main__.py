@@ -103,6 +103,12 @@ async def _multiproc(profile: Profile) -> dict[str, float | None]:
     return (await run_multiproc(profile)).figures()
 
 
+async def _fairness(profile: Profile) -> dict[str, float | None]:
+    from bench.delivery_fairness import run_delivery_fairness
+
+    return (await run_delivery_fairness(profile)).figures()
+
+
 async def _mixes(profile: Profile) -> dict[str, float | None]:
     from bench.mix import adaptive_schedule_args
     from bench.mixes import evaluate_all, figures, table
@@ -128,6 +134,7 @@ SCENARIOS: dict[str, Scenario] = {
     "rules": _rules,
     "rules_ack": _rules_ack,
     "outage": _outage,
+    "fairness": _fairness,
     "mixes": _mixes,
     "multiproc": _multiproc,
 }
@@ -151,6 +158,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "rules": ("rules_check_p99_ms_500", "rules_check_p99_ms_1000"),
     "rules_ack": ("rules_ack_others_max_ms",),
     "outage": ("outage_requests_per_s", "outage_recovery_max_s"),
+    "fairness": ("delivery_fast_host_delay_s",),
     "mixes": ("mix_worst_vs_oracle", "mix_switch_window2_vs_oracle"),
     "multiproc": ("mp_polls_per_s", "mp_double_claims", "mp_failover_s"),
 }

@@ -32,6 +32,7 @@ from bot.adapters.store import Store
 from bot.core.models import ImageRequest, Origin
 from bot.core.runner import JobRunner, RunnerConfig
 from bot.core.schedule import PollSchedule
+from bot.ops.runner_wiring import build_runner
 
 SOURCE = "bench"
 HISTORY_SOURCE = "bench-history"
@@ -90,7 +91,7 @@ async def run(base_url: str, jobs: int, seconds: float, seed: int) -> dict[str, 
             api = CountingApi(session, base_url, "sandbox-key", "grok-imagine-image", timeout=30.0)
             sink = TimingSink()
             schedule = PollSchedule(*adaptive_schedule_args())
-            runner = JobRunner(store, api, session, sink, config, schedule=schedule, source=SOURCE)
+            runner = build_runner(store, api, session, sink, config, schedule=schedule, source=SOURCE)
             probe = LagProbe()
             try:
                 await runner.start()

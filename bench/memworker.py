@@ -23,12 +23,13 @@ from PIL import Image
 
 from bench.loadworker import peak_rss_mb
 from bot.adapters.image_api import ImageApi, MalformedAnswerError
-from bot.adapters.media import ImageFile, fit_to_limit
+from bot.adapters.media import ImageFile, fit_to_limit_in_pool
 from bot.adapters.safe_fetch import FetchPolicy, open_session
 from bot.adapters.store import Store
 from bot.core.models import ImageRequest, Job, Origin, Stage
-from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
+from bot.core.runner import DeliveryReceipt, RunnerConfig
 from bot.core.schedule import PollSchedule
+from bot.ops.runner_wiring import build_runner
 
 UPLOAD_LIMIT = 10 * 1024 * 1024  # a server without boosts
 SOURCE = "bench-memory"
@@ -49,7 +50,7 @@ class UploadingSink:
             if image.data is None:
                 self.got.append(f"a message: {image.error}")
                 continue
-            fitted = await asyncio.to_thread(fit_to_limit, image.data, image.content_type, UPLOAD_LIMIT)
+            fitted = await fit_to_limit_in_pool(image.data, image.content_type, UPLOAD_LIMIT)
             if fitted is None:
                 self.got.append("a link: too large to upload")
                 continue
@@ -72,7 +73,7 @@ async def deliver_image(base_url: str, image_host: str) -> dict[str, object]:
             api = ImageApi(session, base_url, "sandbox-key", "grok-imagine-image", timeout=30.0)
             # The first poll at once: what is measured is the delivery, not the wait for the poll.
             schedule = PollSchedule(min_interval=0.1, first_poll=0.1)
-            runner = JobRunner(store, api, session, sink, RunnerConfig(), schedule=schedule, source=SOURCE)
+            runner = build_runner(store, api, session, sink, RunnerConfig(), schedule=schedule, source=SOURCE)
             started = time.monotonic()
             try:
                 await runner.start()

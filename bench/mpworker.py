@@ -29,6 +29,7 @@ from bot.adapters.store import Store
 from bot.core.models import ImageRequest, Job, Origin
 from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.core.schedule import PollSchedule
+from bot.ops.runner_wiring import build_runner
 
 SOURCE = "bench-mp"
 INTAKE_LIMIT = 120.0
@@ -69,7 +70,7 @@ async def run(args: argparse.Namespace) -> None:
     store = await Store.open_url(args.database_url, lease=args.lease)
     low, high, first = adaptive_schedule_args()
     schedule = PollSchedule(low, args.poll_max or high, first)
-    config = RunnerConfig(lease=args.lease, shutdown_grace=1.0)
+    config = RunnerConfig(shutdown_grace=1.0)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with open_session(FetchPolicy.build(args.base_url)) as session:
@@ -77,7 +78,7 @@ async def run(args: argparse.Namespace) -> None:
         api.log = log
         sink = LoggedSink()
         sink.log = log
-        runner = JobRunner(store, api, session, sink, config, schedule=schedule, source=SOURCE)
+        runner = build_runner(store, api, session, sink, config, schedule=schedule, source=SOURCE)
         try:
             log.write(f"O {store.owner}\n")
             await runner.start()

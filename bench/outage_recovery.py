@@ -33,8 +33,9 @@ from bot.adapters.safe_fetch import FetchPolicy, open_session
 from bot.adapters.store import Store
 from bot.core.clock import ScaledClock, SystemClock
 from bot.core.models import ImageRequest, Origin
-from bot.core.runner import JobRunner, RunnerConfig
+from bot.core.runner import RunnerConfig
 from bot.core.schedule import PollSchedule
+from bot.ops.runner_wiring import build_runner
 from sandbox.server import Sandbox, SandboxConfig
 
 SOURCE = "bench"
@@ -87,7 +88,7 @@ async def run_outage(profile: Profile) -> OutageResult:
                 await seed_history(store, [draw(rng) for _ in range(config.history_size)])
                 api = ImageApi(session, base_url, "sandbox-key", "grok-imagine-image", timeout=30.0)
                 sink = TimingSink()
-                runner = JobRunner(
+                runner = build_runner(
                     store,
                     api,
                     session,

@@ -42,6 +42,7 @@ from bot.core.clock import ScaledClock
 from bot.core.models import ImageRequest, Origin
 from bot.core.runner import JobRunner, RunnerConfig
 from bot.core.schedule import PollSchedule
+from bot.ops.runner_wiring import build_runner
 from sandbox.server import SandboxConfig
 
 SOURCE = "bench"
@@ -68,7 +69,7 @@ async def lane(
         store = await Store.open(db_path)
         api = ImageApi(session, base_url, "sandbox-key", "grok-imagine-image", timeout=30.0)
         sink = TimingSink()
-        runner = JobRunner(
+        runner = build_runner(
             store, api, session, sink, RunnerConfig(), schedule=schedule, source=SOURCE, clock=clock
         )
         try:

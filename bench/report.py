@@ -45,6 +45,8 @@ ROWS: tuple[Row, ...] = (
     Row("outage_requests_per_s", "requests/s to the API during an outage", "/s", 2, 1),
     # POLL_MAX_INTERVAL (15 s) + 1 s
     Row("outage_recovery_max_s", "after an outage: finished -> delivered, max", "s", 2, 16),
+    # A fast host's job beside eight trickling ones, minus the same job alone: no slot to wait for.
+    Row("delivery_fast_host_delay_s", "fast host's job delayed by 8 slow ones", "s", 2, 1.0),
     Row("mix_worst_vs_oracle", "schedule p95 / best possible, worst mix", "x", 2, 1.1),
     Row("mix_switch_window2_vs_oracle", "the same, jobs 100-200 after a switch", "x", 2, 1.1),
     Row("mp_polls_per_s", "polls/s, 3 processes, 1000 jobs, PostgreSQL", "/s", 1),
@@ -106,6 +108,9 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("outage_backlog_jobs", "tasks finished during it or 15 s after", "", 0),
     ("outage_failed_jobs", "jobs failed by the outage", "", 0),
     ("outage_drain_s", "delivering the tasks finished during it", "s", 2),
+    ("delivery_fast_host_alone_s", "fast host's job alone, enqueue -> delivered", "s", 2),
+    ("delivery_fast_host_beside_slow_s", "the same beside 8 trickling jobs", "s", 2),
+    ("delivery_slow_downloads_running", "trickling downloads running meanwhile", "", 0),
     ("mix_standard_vs_oracle", "p95 / best possible, 5-90 s (simulated)", "x", 2),
     ("mix_short_vs_oracle", "p95 / best possible, 2-12 s", "x", 2),
     ("mix_long_vs_oracle", "p95 / best possible, 30-180 s", "x", 2),

@@ -284,6 +284,10 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return web.json_response({"code": status, "message": message}, status=status, headers=headers)
 
 
+def _raw(status: int, body: bytes) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -434,6 +438,7 @@ class Sandbox:
         self._forced_outcomes: deque[_ForcedOutcome] = deque()
         self._forced_poll_failures: deque[int] = deque()
         self._forced_rate_limits: deque[int] = deque()
+        self._raw_answers: dict[str, deque[tuple[int, bytes]]] = {"submit": deque(), "poll": deque()}
         self._images = _ByteBudgetLRU(self.config.image_cache_bytes)
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None  # for reference images, made on first use
@@ -506,6 +511,13 @@ class Sandbox:
     def rate_limit_next(self, n: int, retry_after: int = 1) -> None:
         """The next ``n`` API requests (submit or poll, after the key check) answer 429."""
         self._forced_rate_limits.extend([retry_after] * n)
+
+    def answer_next(self, route: Literal["submit", "poll"], body: bytes, *, status: int = 200) -> None:
+        """The next request to ``route`` (after the key check) is answered with exactly ``body`` as
+        ``application/json``, whatever it holds: broken, nested, oversized or mistyped answers for
+        the client's tests. A submit answered this way still creates its task, as a real gateway
+        that took the request and then garbled its answer would have."""
+        self._raw_answers[route].append((status, body))
 
     def start_outage(self, seconds: float, *, after: float = 0.0) -> tuple[float, float]:
         """From ``after`` seconds (of ``clock``) from now, every request answers 503 for ``seconds``.
@@ -627,6 +639,8 @@ class Sandbox:
             # The task exists before the delay, as on a real gateway: a client that gives up
             # waiting has still started (and been billed for) a task.
             await asyncio.sleep(self.config.submit_delay)
+        if self._raw_answers["submit"]:
+            return _raw(*self._raw_answers["submit"].popleft())
         return web.json_response({"taskId": task.task_id})
 
     async def _check_reference(self, index: int, url: str) -> str | None:
@@ -650,6 +664,8 @@ class Sandbox:
         if self._forced_poll_failures:
             status = self._forced_poll_failures.popleft()
             return _error(status, "Injected failure (sandbox)")
+        if self._raw_answers["poll"]:
+            return _raw(*self._raw_answers["poll"].popleft())
         task_id = request.query.get("taskId", "")
         if not task_id:
             return _error(400, "taskId is required")

@@ -23,6 +23,7 @@ from bot.core.clock import Clock
 from bot.core.models import Job, Stage
 from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.core.schedule import PollSchedule
+from bot.ops.runner_wiring import build_runner
 
 FAST_SCHEDULE = PollSchedule(min_interval=0.05, max_interval=0.5, first_poll=0.1)
 FAST_RUNNER = RunnerConfig(
@@ -95,7 +96,9 @@ async def running_runner(
     async with open_session(FetchPolicy.build(base_url, result_hosts)) as session:
         store = await Store.open(db_path, busy_timeout=busy_timeout)
         api = ImageApi(session, base_url, api_key, "grok-imagine-image", timeout=5.0)
-        runner = JobRunner(store, api, session, sink, config, schedule=schedule, source="test", clock=clock)
+        runner = build_runner(
+            store, api, session, sink, config, schedule=schedule, source="test", clock=clock
+        )
         try:
             await runner.start()
             yield runner

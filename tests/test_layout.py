@@ -33,7 +33,6 @@ KNOWN_CROSSINGS = {
     "bot/core/delivery_pool.py": ["bot.adapters.media"],
     "bot/core/policy/validation.py": ["bot.adapters.image_api", "bot.adapters.media"],
     "bot/core/reports.py": ["bot.adapters.store"],
-    "bot/core/runner.py": ["bot.adapters.image_api", "bot.adapters.media", "bot.adapters.store"],
 }
 # Libraries the core must not import: it is the same code behind Discord, the terminal and the web.
 CORE_FORBIDDEN = {"discord", "psycopg", "psycopg_pool", "sqlite3", "sqlite_utils", "sqlalchemy", "alembic"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 
@@ -17,11 +16,12 @@ from bot.adapters.safe_fetch import FetchPolicy, open_session
 from bot.adapters.store import Store
 from bot.core.models import ImageRequest, Job, JobStatus, Origin
 from bot.core.runner import DeliveryReceipt, JobRunner
+from bot.ops.runner_wiring import build_runner
 from sandbox.server import Sandbox
 from tests.helpers import FAST_RUNNER, FAST_SCHEDULE, RecordingSink
 
 LEASE = 2.0
-CONFIG = dataclasses.replace(FAST_RUNNER, lease=LEASE)
+CONFIG = FAST_RUNNER  # the lease is the store's (Store.open_url(lease=LEASE))
 
 
 class SlowSink(RecordingSink):
@@ -38,7 +38,7 @@ async def process(pg_url: str, sandbox: Sandbox, sink: RecordingSink) -> AsyncIt
     async with open_session(FetchPolicy.build(base_url)) as session:
         store = await Store.open_url(pg_url, pool_size=4, lease=LEASE)
         api = ImageApi(session, base_url, "sandbox-key", "grok-imagine-image", timeout=5.0)
-        runner = JobRunner(store, api, session, sink, CONFIG, schedule=FAST_SCHEDULE, source="test")
+        runner = build_runner(store, api, session, sink, CONFIG, schedule=FAST_SCHEDULE, source="test")
         try:
             await runner.start()
             yield runner
@@ -77,7 +77,7 @@ async def test_a_dead_process_s_queued_and_finished_jobs_are_taken_over_while_ru
     dead = await Store.open_url(pg_url, pool_size=2, lease=LEASE)
     try:
         async with process(pg_url, sandbox, sink) as live:
-            task_id = await live.api.submit("made", None)  # what the dead process had sent
+            task_id = await live.parts.service.submit("made", None, ())  # what the dead process had sent
             # Written by a process that dies at once: one never sent, one finished but not posted.
             started = time.monotonic()
             queued = await dead.create_job(ImageRequest("never sent"), Origin(source="test"), time.time())

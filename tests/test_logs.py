@@ -12,9 +12,11 @@ import aiohttp
 import pytest
 
 from bot.core.log_context import log_context
+from bot.core.models import ImageRequest, Origin
 from bot.ops.config import load_settings
 from bot.ops.logs import setup_logging
 from sandbox.server import Sandbox
+from tests.helpers import RecordingSink, running_runner
 
 KEY = "sk-live-0123456789abcdef"
 TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789ab"
@@ -105,3 +107,35 @@ def test_a_dollar_in_a_key_is_kept(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("MOUNTSEA_API_KEY=ab$HOME${USER}cd\n")
     assert load_settings({}, env_file, require_token=False).api_key.reveal() == "ab$HOME${USER}cd"
+
+
+def test_ids_come_from_the_context_never_from_the_message_text(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    setup_logging("INFO", [], "json")
+    logging.getLogger("bot.core.runner").info(
+        "job 12: task abc-123 ended (trace t-99) in guild 123456789012345678"
+    )
+    record = json.loads(capsys.readouterr().err)
+    assert not {"job_id", "task_id", "trace_id", "guild_id"} & set(record)
+
+
+async def test_a_job_s_log_lines_carry_its_ids(
+    sandbox: Sandbox, db_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    setup_logging("DEBUG", [], "json")
+    sink = RecordingSink()
+    origin = Origin(source="test", guild_id=123456789012345678, channel_id=2, user_id=3)
+    async with running_runner(db_path, sandbox.base_url or "", sink) as runner:
+        job = await runner.enqueue(ImageRequest("a red fox"), origin)
+        await sink.wait_for(1)
+    task_id = next(iter(sandbox.tasks))
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    mine = [r for r in records if r["logger"].startswith("bot.core.runner")]
+    assert mine and all(r.get("job_id") == str(job.id) for r in mine)
+    assert all(r.get("guild_id") == "123456789012345678" for r in mine)
+    trace = sandbox.tasks[task_id].trace_id
+    assert any(r.get("task_id") == task_id and r.get("trace_id") == trace for r in mine)
+    # The image API client's own lines about the job's task carry its ids too.
+    client = [r for r in records if r["logger"] == "bot.adapters.image_api" and task_id in r["message"]]
+    assert client and all(r.get("job_id") == str(job.id) for r in client)

@@ -1,11 +1,15 @@
 """Client for the asynchronous image API: typed answers, typed errors, result extraction.
 
 Every HTTP request to the image API lives here. Errors are values the runner can act on; their
-messages never contain the API key (the key only ever travels in a request header).
+messages never contain the API key (the key only ever travels in a request header). `submit` and
+`poll` raise nothing but `ApiError`s: an answer that cannot be read (too large, not JSON, nested
+deeper than any real answer, fields of the wrong type) is a `MalformedAnswerError`, counted per
+endpoint in `MALFORMED_ANSWERS` (exported as a metric by bot/ops/metrics.py).
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import math
@@ -24,6 +28,12 @@ ASPECT_RATIOS = ("1:1", "2:3", "3:2", "9:16", "16:9")
 MAX_PROMPT_CHARS = 5000
 MAX_REFERENCE_IMAGES = 5
 MAX_IMAGES_PER_RESULT = 10
+# No documented answer is nested more than a few levels; a deeper one is refused before anything walks
+# it (a 200 KB `[[[…]]]` would otherwise raise RecursionError in the JSON decoder or in `repr`).
+MAX_ANSWER_DEPTH = 32
+ENDPOINTS = ("submit", "poll")
+MALFORMED_ANSWERS: collections.Counter[str] = collections.Counter()
+"""Malformed answers since the process started, by endpoint (submit, poll)."""
 
 
 class ApiError(Exception):
@@ -159,33 +169,33 @@ class ImageApi:
             body["aspectRatio"] = aspect_ratio
         if images:
             body["images"] = list(images)
-        data = await self._request("POST", "/xai/images", json_body=body, submitting=True)
+        data = await self._request("POST", "/xai/images", "submit", json_body=body, submitting=True)
         task_id = data.get("taskId") if isinstance(data, dict) else None
-        if not isinstance(task_id, str) or not task_id.strip():
+        if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > _MAX_ID_CHARS:
             # The API took the request but gave no usable id: it may be running and billed.
-            raise MalformedAnswerError("the image service accepted the request but returned no task id")
+            raise _malformed("submit", "the image service accepted the request but returned no task id")
         log.info("submitted task %s", task_id)
         return task_id
 
     async def poll(self, task_id: str) -> TaskStatus:
-        data = await self._request("GET", "/xai/tasks", params={"taskId": task_id})
+        data = await self._request("GET", "/xai/tasks", "poll", params={"taskId": task_id})
         if not isinstance(data, dict):
-            raise MalformedAnswerError("the image service sent a status that is not an object")
+            raise _malformed("poll", "the image service sent a status that is not an object")
         status = data.get("status")
         if not isinstance(status, str) or status.lower() not in RUNNING_STATUSES | FINAL_STATUSES:
-            raise MalformedAnswerError(
-                f"the image service sent an unknown status {sanitize(status, limit=40)!r}"
-            )
+            raise _malformed("poll", f"the image service sent an unknown status {_shown(status)}")
         code = data.get("errorCode")
+        message = _text(data.get("errorMessage"))
+        # Optional fields of the wrong type are dropped rather than failing a task that may be done.
         answer = TaskStatus(
-            task_id=str(data.get("taskId") or task_id),
+            task_id=_text(data.get("taskId")) or task_id,
             status=status.lower(),
             result=data.get("result"),
-            error_message=sanitize(data["errorMessage"], [self._key]) if data.get("errorMessage") else None,
+            error_message=sanitize(message, [self._key]) if message else None,
             error_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
-            trace_id=str(data["traceId"]) if data.get("traceId") else None,
-            created_at=str(data["createdAt"]) if data.get("createdAt") else None,
-            finished_at=str(data["finishedAt"]) if data.get("finishedAt") else None,
+            trace_id=_text(data.get("traceId")),
+            created_at=_text(data.get("createdAt")),
+            finished_at=_text(data.get("finishedAt")),
         )
         log.debug("task %s is %s (trace %s)", task_id, answer.status, answer.trace_id)
         return answer
@@ -194,6 +204,7 @@ class ImageApi:
         self,
         method: str,
         path: str,
+        endpoint: str,
         *,
         json_body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
@@ -229,10 +240,23 @@ class ImageApi:
                 self._max_answer,
                 f" (trace {trace})" if trace else "",
             )
-            raise MalformedAnswerError("the image service sent an answer larger than the bot accepts")
-        payload = _decode_json(raw) if complete else None
+            raise _malformed(endpoint, "the image service sent an answer larger than the bot accepts")
         if status == 200:
-            return payload
+            try:
+                return _decode_json(raw)
+            except _UnreadableAnswer as exc:
+                log.warning(
+                    "image API %s %s answered 200 with %s%s",
+                    method,
+                    path,
+                    exc,
+                    f" (trace {trace})" if trace else "",
+                )
+                raise _malformed(endpoint, f"the image service sent an answer that {exc}") from None
+        try:
+            payload = _decode_json(raw) if complete else None
+        except _UnreadableAnswer:
+            payload = None  # an error answer's body only lends its message; its raw start will do
         message = sanitize(_error_text(payload) or raw[:200].decode("utf-8", "replace"), [self._key])
         log.log(
             logging.ERROR if status in (401, 403) else logging.WARNING,
@@ -256,7 +280,7 @@ class ImageApi:
             raise TransientError("the image service is temporarily unavailable", reached_server=False)
         if status >= 500:
             raise TransientError(f"the image service had an error (HTTP {status})", reached_server=True)
-        raise MalformedAnswerError(f"the image service answered HTTP {status}")
+        raise _malformed(endpoint, f"the image service answered HTTP {status}")
 
 
 _ERROR_BODY_BYTES = 64 * 1024  # of an error answer, only its message is used
@@ -275,11 +299,64 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[byte
     return bytes(body), True
 
 
+_MAX_ID_CHARS = 200  # a task id is a short token; anything longer is not one
+
+
+class _UnreadableAnswer(Exception):
+    """Why a body is not a usable JSON answer, worded to follow "the image service sent an answer that"."""
+
+
+def _malformed(endpoint: str, reason: str) -> MalformedAnswerError:
+    MALFORMED_ANSWERS[endpoint] += 1
+    return MalformedAnswerError(reason)
+
+
 def _decode_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError):
+    """The parsed body (None when empty), or `_UnreadableAnswer`: invalid JSON or text, numbers Python
+    refuses (an integer of thousands of digits), or nesting deeper than MAX_ANSWER_DEPTH."""
+    if not raw:
         return None
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise _UnreadableAnswer(f"is nested deeper than {MAX_ANSWER_DEPTH} levels") from None
+    except UnicodeDecodeError:
+        raise _UnreadableAnswer("is not valid UTF-8 text") from None
+    except ValueError:  # JSONDecodeError, and int() refusing a number of thousands of digits
+        raise _UnreadableAnswer("is not valid JSON") from None
+    if _deeper_than(value, MAX_ANSWER_DEPTH):
+        raise _UnreadableAnswer(f"is nested deeper than {MAX_ANSWER_DEPTH} levels")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than `limit` levels; iterative, so no depth can overflow it."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _text(value: Any) -> str | None:
+    """An optional text field: a string or number as text; anything else (lists, objects) as absent."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str | int | float):
+        return str(value) or None
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A field's value for a log line or a reason: short, and a list or object only named."""
+    if isinstance(value, dict | list):
+        return f"(a JSON {'object' if isinstance(value, dict) else 'array'})"
+    return repr(sanitize(value, limit=40))
 
 
 def _error_text(payload: Any) -> str | None:

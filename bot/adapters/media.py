@@ -15,6 +15,7 @@ import aiohttp
 from PIL import Image, UnidentifiedImageError
 
 from bot.adapters.safe_fetch import FetchError, fetch_public
+from bot.core.executors import IMAGES
 from bot.core.i18n import N_
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,10 @@ DownloadError = FetchError
 PIXEL_CEILING = 100_000_000
 Image.MAX_IMAGE_PIXELS = PIXEL_CEILING
 # Decoding takes memory in proportion to the pixels (about 100 MB at 16 MP with the re-encoding):
-# however many deliveries run, at most this many images are decoded at once in the process.
-_DECODING = threading.BoundedSemaphore(2)
+# however many deliveries run, at most this many images are decoded at once in the process. The
+# bot's own calls come through the image pool (`limit_pixels_in_pool`, `fit_to_limit_in_pool`), whose
+# threads are as many as this, so they never wait here; this only bounds any other caller.
+_DECODING = threading.BoundedSemaphore(IMAGES.size)
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def limit_pixels(image: ImageFile, max_pixels: int) -> ImageFile:
     Within `max_pixels` it is returned as it is. A larger JPEG is decoded at 1/2, 1/4 or 1/8 scale
     (libjpeg's DCT scaling: the full-size image is never in memory) and re-encoded. Anything else
     larger has no cheap way down (PNG, WebP and GIF decode whole) and is refused with a reason the
-    member can read. Light, but it may decode a reduced JPEG: call it through `asyncio.to_thread`.
+    member can read. Light, but it may decode a reduced JPEG: call `limit_pixels_in_pool`.
     """
     if image.data is None:
         return image
@@ -144,6 +147,11 @@ def limit_pixels(image: ImageFile, max_pixels: int) -> ImageFile:
     return ImageFile(url=image.url, data=None, content_type=image.content_type, error=error)
 
 
+async def limit_pixels_in_pool(image: ImageFile, max_pixels: int) -> ImageFile:
+    """`limit_pixels` on the image pool's threads (bot/core/executors.py), off the event loop."""
+    return await IMAGES.run(limit_pixels, image, max_pixels)
+
+
 @dataclass(frozen=True)
 class _Reduced:
     data: bytes
@@ -179,12 +187,21 @@ def fit_to_limit(
 ) -> FittedImage | None:
     """Return the image unchanged if it fits, else re-encoded (and if need be downscaled) to fit.
 
-    CPU-bound: call it through `asyncio.to_thread`. None means it cannot be made to fit.
+    CPU-bound: call `fit_to_limit_in_pool`. None means it cannot be made to fit.
     """
     if len(data) <= limit:
         return FittedImage(data, content_type, reencoded=False)
     with _DECODING:
         return _reencode_to_fit(data, limit, max_pixels)
+
+
+async def fit_to_limit_in_pool(
+    data: bytes, content_type: str, limit: int, max_pixels: int = PIXEL_CEILING
+) -> FittedImage | None:
+    """`fit_to_limit` on the image pool's threads; an image that already fits takes no thread."""
+    if len(data) <= limit:
+        return FittedImage(data, content_type, reencoded=False)
+    return await IMAGES.run(fit_to_limit, data, content_type, limit, max_pixels)
 
 
 def _reencode_to_fit(data: bytes, limit: int, max_pixels: int) -> FittedImage | None:

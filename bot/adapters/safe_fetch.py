@@ -10,6 +10,10 @@ checking each hop the same way.
 
 Allowed without the address check: the image API's own origin (as configured, which may be a sandbox
 on 127.0.0.1) and the operator's `RESULT_HOSTS`.
+
+Names are looked up by `PoolResolver`, on the DNS thread pool of bot/core/executors.py rather than
+asyncio's default executor (which aiohttp's default resolver uses), so a flood of other blocking work
+cannot hold up a connection. `pooled_connector` gives other sessions (discord.py's) the same.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from bot.core.executors import DNS
 from bot.core.i18n import N_
 
 log = logging.getLogger(__name__)
@@ -124,6 +129,50 @@ class FetchPolicy:
         return (name, port) in self.allowed or (name, None) in self.allowed
 
 
+class PoolResolver(AbstractResolver):
+    """aiohttp's threaded resolution (getaddrinfo), on the process's DNS pool."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        infos = await DNS.run(
+            socket.getaddrinfo, host, port, family, socket.SOCK_STREAM, 0, socket.AI_ADDRCONFIG
+        )
+        results: list[ResolveResult] = []
+        for info_family, _type, proto, _name, address in infos:
+            if info_family == socket.AF_INET6:
+                if len(address) < 4:
+                    continue  # an IPv6 answer on a build without IPv6 support
+                # A link-local address is only usable with its interface (its scope id).
+                text = f"{address[0]}%{address[3]}" if address[3] else str(address[0])
+            elif info_family == socket.AF_INET:
+                text = str(address[0])
+            else:
+                continue
+            results.append(
+                ResolveResult(
+                    hostname=host,
+                    host=text,
+                    port=int(address[1]),
+                    family=info_family,
+                    proto=proto,
+                    flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                )
+            )
+        if not results:
+            raise OSError(f"no usable address for {host}")
+        return results
+
+    async def close(self) -> None:
+        pass
+
+
+def pooled_connector(**kwargs: object) -> aiohttp.TCPConnector:
+    """A plain connector (no address filtering) whose look-ups run on the DNS pool: for sessions that
+    only reach fixed services, like discord.py's. Call it inside the running event loop."""
+    return aiohttp.TCPConnector(resolver=PoolResolver(), **kwargs)  # type: ignore[arg-type]
+
+
 class PublicResolver(AbstractResolver):
     """Resolves names, and keeps only the public addresses unless the origin is allowed.
 
@@ -132,7 +181,7 @@ class PublicResolver(AbstractResolver):
 
     def __init__(self, policy: FetchPolicy, inner: AbstractResolver | None = None) -> None:
         self.policy = policy
-        self._inner = inner or aiohttp.DefaultResolver()
+        self._inner = inner or PoolResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-# Facts a JSON line carries when known: set around a piece of work with `log_context(...)`, passed as
-# `extra={...}`, or read from the house style of the messages ("job 12: ...", "task abc", "trace t-1").
+# Facts a JSON line carries when known: set around a piece of work with `log_context(...)` or
+# `bind_job(...)`, or passed as `extra={...}`. Never scraped from the message text.
 CONTEXT_FIELDS = ("job_id", "task_id", "trace_id", "guild_id")
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("log_context", default=None)
 
@@ -39,6 +39,14 @@ def bind_job(job: _HasIds) -> None:
     _context.set(
         {**(_context.get() or {}), "job_id": job.id, "task_id": job.task_id, "guild_id": job.guild_id}
     )
+
+
+@contextmanager
+def job_context(job: _HasIds) -> Iterator[None]:
+    """Like `bind_job`, for a block inside a task that is not the job's own (a command's use case, the
+    lease loop taking a job over): the ids end with the block."""
+    with log_context(job_id=job.id, task_id=job.task_id, guild_id=job.guild_id):
+        yield
 
 
 def current_context() -> dict[str, Any]:

@@ -19,7 +19,7 @@ from discord.ext import commands
 
 from bot.adapters.image_api import ImageApi
 from bot.adapters.media import ImageFile
-from bot.adapters.safe_fetch import open_session
+from bot.adapters.safe_fetch import open_session, pooled_connector
 from bot.adapters.store import Store, open_store
 from bot.core.clock import Clock, SystemClock
 from bot.core.i18n import N_
@@ -34,6 +34,7 @@ from bot.discord.views import DYNAMIC_ITEMS
 from bot.ops import metrics
 from bot.ops.config import Settings
 from bot.ops.health import OpsServer
+from bot.ops.runner_wiring import build_runner
 from bot.web.gallery_server import WebServer
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,8 @@ class ImagineBot(commands.AutoShardedBot):
             client_options.setdefault("shard_count", settings.shard_count)
         if settings.shard_ids is not None:
             client_options.setdefault("shard_ids", list(settings.shard_ids))
+        # discord.py's own session resolves names on the DNS pool too, not in asyncio's default executor.
+        client_options.setdefault("connector", pooled_connector(limit=0))
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -160,7 +163,6 @@ class ImagineBot(commands.AutoShardedBot):
         return RunnerConfig(
             time_limit=s.job_time_limit,
             concurrency=s.poll_concurrency,
-            lease=s.job_lease,
             outage_queue_limit=s.outage_queue_limit,
             max_result_bytes=s.max_result_bytes,
             status_update_interval=s.status_update_interval,
@@ -193,7 +195,7 @@ class ImagineBot(commands.AutoShardedBot):
             await self.web_server.start()
         self.api = s.image_api(self.session)
         self.sink = MeasuredSink(self)
-        self.runner = JobRunner(
+        self.runner = build_runner(
             self.store,
             self.api,
             self.session,

@@ -1,5 +1,10 @@
 """ "Use as reference": a message's images (attachments and image embeds) as the references of a new
-job, with the prompt typed in a dialog. The job goes through `start_request` like /imagine."""
+job, with the prompt typed in a dialog. The job goes through `start_request` like /imagine.
+
+Attachments are Discord's own files, checked from what Discord says of them (type, size). An embed's
+image link may point anywhere (a link preview, a webhook's embed), so it is read before the job is
+admitted, like a result image (`check_linked_references`: public addresses only, type and size), and
+a link that fails refuses the request privately, naming it; nothing is sent or counted."""
 
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ class MessageImages:
     """A message's images: attachments (checked like /imagine's) and image embeds (links only)."""
 
     attachments: tuple[AttachmentInfo, ...]
-    embed_urls: tuple[str, ...]
+    embed_urls: tuple[str, ...]  # read and checked at admission (requests.Draft.extra_urls)
     more: bool  # the message had more than MAX_REFERENCE_IMAGES
 
     @property
@@ -54,7 +59,7 @@ def images_of(message: discord.Message) -> MessageImages:
     embed_urls: list[str] = []
     for embed in message.embeds:
         url = embed.image.url or (embed.thumbnail.url if embed.type == "image" else None) or None
-        if url and url.startswith("https://") and url not in embed_urls:
+        if url and url.startswith(("https://", "http://")) and url not in embed_urls:
             embed_urls.append(url)
     total = len(attachments) + len(embed_urls)
     attachments = attachments[:MAX_REFERENCE_IMAGES]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.adapters.reference_check import check_linked_references
 from bot.adapters.store import StoreError
 from bot.core import messages
 from bot.core.i18n import N_, t
@@ -213,7 +214,10 @@ async def _admit(
         defaults = await bot.store.request_defaults(interaction.guild_id, interaction.user.id, named)
         origin = dataclasses.replace(origin, deliver_to=defaults.deliver_to)
     if isinstance(request, Draft):
+        links = request.extra_urls
         request = request.complete(defaults, bot.settings.max_attachment_bytes)
+        # Linked images (embeds) are read like result images before anything is admitted.
+        await check_linked_references(bot.session, links, max_bytes=bot.settings.max_attachment_bytes)
     if origin.is_personal:
         personal = bot.settings.default_personal_quota
         decision, job = await bot.runner.admit_personal(request, origin, personal)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import io
 import logging
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.adapters.media import ImageFile, fit_to_limit
+from bot.adapters.media import ImageFile, fit_to_limit_in_pool
 from bot.core import messages
 from bot.core.i18n import N_, t
 from bot.core.models import Job, Stage
@@ -123,8 +122,8 @@ class DiscordSink:
                 if image.url:
                     links.append((image.url, image.error or N_("download failed")))
                 continue
-            # Pillow work is CPU-bound: keep it off the event loop.
-            fitted = await asyncio.to_thread(fit_to_limit, image.data, image.content_type, limit)
+            # Pillow work is CPU-bound: off the event loop, on the image pool.
+            fitted = await fit_to_limit_in_pool(image.data, image.content_type, limit)
             if fitted is None:
                 if image.url:
                     links.append((image.url, N_("too large to upload here")))

@@ -27,13 +27,6 @@ _TOKEN_FIELD = re.compile(r"""(["'](?:interaction_)?token["']\s*:\s*["'])([^"']{
 # Everything below 0x20 except the tab, DEL, and the Unicode line and paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u0085\u2028\u2029]")
 
-_FROM_MESSAGE = {
-    "job_id": re.compile(r"\bjob #?(\d+)\b"),
-    "task_id": re.compile(r"\btask (?:id )?([A-Za-z0-9_\-:.]{4,})"),
-    "trace_id": re.compile(r"\btrace(?: id)?[ =:]+([A-Za-z0-9_\-:.]{4,})"),
-    "guild_id": re.compile(r"\bguild (\d{15,21})\b"),
-}
-
 
 def escape_controls(text: str) -> str:
     """Make a value from outside printable on one line: a newline becomes the two characters `\\n`."""
@@ -79,13 +72,9 @@ class RedactSecrets(logging.Filter):
 
 
 def context_of(record: logging.LogRecord) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    message = record.getMessage()
-    for name, pattern in _FROM_MESSAGE.items():
-        match = pattern.search(message)
-        if match:
-            found[name] = match.group(1)
-    found.update({k: v for k, v in current_context().items() if v is not None})
+    """The ids bound to the work the record was logged in (`bot.core.log_context`), or passed with
+    `extra={...}`; never read back out of the message text."""
+    found = {k: v for k, v in current_context().items() if v is not None}
     for name in CONTEXT_FIELDS:
         value = getattr(record, name, None)
         if value is not None:

@@ -22,10 +22,15 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from yarl import URL
+
+from bot.adapters import image_api
 
 # No `*_created` series next to every counter and histogram: nothing here needs them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -88,6 +93,24 @@ loop_lag = Histogram(
 loop_lag_last = Gauge(
     "imagine_event_loop_lag_last_seconds", "The latest event-loop lag sample", registry=registry
 )
+
+
+class _MalformedAnswers(Collector):
+    """The image API client's own count of answers it could not read, read at scrape time."""
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "imagine_api_malformed_answers",
+            "Image API answers the bot could not read (too large, not JSON, too deeply nested, wrong "
+            "field types), by endpoint",
+            labels=["endpoint"],
+        )
+        for endpoint in image_api.ENDPOINTS:
+            family.add_metric([endpoint], image_api.MALFORMED_ANSWERS[endpoint])
+        yield family
+
+
+registry.register(_MalformedAnswers())
 
 
 def render() -> bytes:

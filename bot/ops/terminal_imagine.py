@@ -26,8 +26,9 @@ from bot.core import messages
 from bot.core.clock import Clock
 from bot.core.models import ImageRequest, Job, Origin, Stage
 from bot.core.policy.validation import InputRefused, validate_request
-from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
+from bot.core.runner import DeliveryReceipt, RunnerConfig
 from bot.ops.config import Settings
+from bot.ops.runner_wiring import build_runner
 
 log = logging.getLogger(__name__)
 
@@ -202,14 +203,13 @@ async def run_imagine(
                 return 2
         store = await open_store(settings)
         api = settings.image_api(session)
-        runner = JobRunner(
+        runner = build_runner(
             store,
             api,
             session,
             sink,
             RunnerConfig(
                 time_limit=settings.job_time_limit,
-                lease=settings.job_lease,
                 outage_queue_limit=settings.outage_queue_limit,
                 max_result_bytes=settings.max_result_bytes,
                 status_update_interval=0,

@@ -88,6 +88,9 @@ async def open_store(settings: DatabaseSettings) -> Store:
 class Store:
     """Every intent the bot has for its database."""
 
+    # A database that failed for now (busy, full, connection lost): what the runner retries.
+    errors: tuple[type[Exception], ...] = StoreError
+
     def __init__(self, backend: Backend, lease: float = jobs.WORK_LEASE) -> None:
         self._backend = backend
         backend.lease = lease
@@ -191,6 +194,12 @@ class Store:
 
     async def _update(self, job_id: int, **values: Any) -> None:
         await self._backend.run(jobs.update_job, job_id, values)
+
+    async def launch(self, job_id: int, message_id: int | None, followups: int) -> None:
+        await self._backend.run(jobs.launch, job_id, message_id, followups)
+
+    async def cancel(self, job_id: int, by_user: int, reason: str, now: float, *, refund: bool) -> bool:
+        return await self._backend.run(jobs.cancel, job_id, by_user, reason, now, refund)
 
     async def set_message_id(self, job_id: int, message_id: int) -> None:
         await self._update(job_id, message_id=message_id)

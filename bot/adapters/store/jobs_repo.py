@@ -272,6 +272,32 @@ def mark_delivered(
         gallery_repo.index_posted(tx, job_id)
 
 
+def launch(s: Session, job_id: int, message_id: int | None, followups: int) -> None:
+    """The requester was acknowledged: the status message and the follow-ups it used, together."""
+    values: dict[str, Any] = {}
+    if message_id is not None:
+        values["message_id"] = message_id
+    if followups:
+        values["followups_used"] = followups
+    with s.write() as tx:
+        tx.update("jobs", job_id, values)
+
+
+def cancel(s: Session, job_id: int, by_user: int, reason: str, now: float, refund: bool) -> bool:
+    """End an unfinished job as cancelled, record who cancelled it and that the requester was told,
+    in one transaction: a crash leaves it either running or cancelled and told, never told twice.
+    False if it had already ended or finished."""
+    with s.write() as tx:
+        if not _end_in(s, tx, job_id, JobStatus.CANCELLED, reason, now, refund):
+            return False
+        tx.execute(
+            "UPDATE jobs SET cancelled_by = ?, delivered_at = ?, delivery = 'cancelled',"
+            " interaction_token = NULL, lease_owner = NULL, leased_until = NULL WHERE id = ?",
+            [by_user, now, job_id],
+        )
+    return True
+
+
 def mark_undeliverable(s: Session, job_id: int, retries: int, now: float) -> int:
     """Telling the requester failed again; returns how many times it has now failed. The job keeps
     its status for a later attempt while that count is within `retries`; past it, it is closed

@@ -1,5 +1,8 @@
 """Each server's prompt rules, compiled once and kept until they change, and checked off the event loop
-and off the database thread, within a bounded time. No Discord here."""
+and off the database thread, within a bounded time. No Discord here.
+
+Compiling and matching run on the rules' own thread pool (bot/core/executors.py): image decoding or
+DNS look-ups queued elsewhere cannot make a check miss its time bound."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import logging
 from collections import OrderedDict
 from typing import Protocol
 
+from bot.core.executors import RULES
 from bot.core.policy.prompt_rules import CompiledRules, PromptRule, RuleMatch
 
 log = logging.getLogger(__name__)
@@ -50,7 +54,7 @@ class RuleBook:
             if rules is None:
                 _, rules = await self._source.rules_if_changed(guild_id, None)
                 assert rules is not None
-            task = asyncio.create_task(asyncio.to_thread(CompiledRules, rules))
+            task = asyncio.create_task(RULES.run(CompiledRules, rules))
             known = (signature, task)
             self._cache[guild_id] = known
             if len(rules) > 0:
@@ -73,7 +77,7 @@ class RuleBook:
         cached = self._cache.get(guild_id)
         guess: asyncio.Future[RuleMatch | None] | None = None
         if cached is not None and _usable(cached[1]) and len(cached[1].result()):
-            guess = asyncio.ensure_future(asyncio.to_thread(cached[1].result().find, prompt))
+            guess = asyncio.ensure_future(RULES.run(cached[1].result().find, prompt))
             guess.add_done_callback(_retrieve)
         # The database read is not under the time bound: a busy database delays the answer (the
         # member has been acknowledged by then), it must not turn into a refusal.
@@ -85,7 +89,7 @@ class RuleBook:
                     return None
                 if guess is not None and cached is not None and compilation is cached[1]:
                     return await asyncio.shield(guess)
-                return await asyncio.to_thread(compiled.find, prompt)
+                return await RULES.run(compiled.find, prompt)
         except TimeoutError:
             log.warning("guild %s: prompt rules not checked within %.1f s; refusing", guild_id, self._timeout)
             return NOT_CHECKED_IN_TIME

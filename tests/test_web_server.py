@@ -4,6 +4,7 @@ are Secure behind https, and sign-in and search are rate-limited."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,37 @@ async def test_sign_in_and_search_are_rate_limited(web_world: WebWorld) -> None:
         assert (await status(browser, "/login/discord"))[0] == 303  # the third sign-in step
         code, page = await status(browser, "/login/discord")
         assert code == 429 and "Too many requests" in page
+
+
+async def test_python_m_bot_web_serves_alone_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """The gallery as a process of its own: up on PostgreSQL, answering, and stopping cleanly on SIGTERM."""
+    import os
+    import signal
+    import sys
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEB_", "DISCORD_", "DATABASE_"))}
+    env |= WEB_ENV | {"WEB_PORT": str(port), "DATABASE_URL": pg_url, "LOG_LEVEL": "INFO"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "web", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    async with client() as browser, browser.get(f"http://127.0.0.1:{port}/login") as page:
+                        assert page.status == 200 and "Sign in with Discord" in await page.text()
+                        break
+                except aiohttp.ClientConnectionError:
+                    assert process.returncode is None, "python -m bot web exited"
+                    await asyncio.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(15):
+            assert await process.wait() == 0
+        assert process.stderr is not None
+        logged = (await process.stderr.read()).decode()
+        assert "web gallery listening" in logged and SESSION_SECRET not in logged
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

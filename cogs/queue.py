@@ -85,7 +85,12 @@ class Queue(commands.Cog):
             )
             return
         content, view = await history_page(
-            self.bot, server_of(interaction), target.id, 0, locale=private_locale(interaction)
+            self.bot,
+            server_of(interaction),
+            target.id,
+            0,
+            locale=private_locale(interaction),
+            viewer_id=interaction.user.id,
         )
         await interaction.response.send_message(content, view=view, ephemeral=True, allowed_mentions=NO_PINGS)
 

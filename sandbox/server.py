@@ -39,6 +39,15 @@ from aiohttp import web
 from PIL import Image, ImageDraw, ImageFont
 
 from bot.adapters.reference_check import reference_problem
+from bot.core.video_contract import VIDEO_MODEL
+from sandbox.clips import make_video
+from sandbox.video_route import (
+    VideoRequestError,
+    VideoSpec,
+    validate_video_submission,
+    video_result,
+    video_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +207,8 @@ class SandboxTask:
     raw_result: object = UNSET
     """A result returned verbatim instead of the configured shape (set by ``force_next``)."""
     image_count: int = 1
+    video: VideoSpec | None = None
+    """A video task's clip (POST /xai/videos); None for an image task."""
 
     @property
     def finished_clock(self) -> float | None:
@@ -447,6 +458,8 @@ class Sandbox:
         self.app.router.add_post("/xai/images", self._handle_submit)
         self.app.router.add_get("/xai/tasks", self._handle_poll)
         self.app.router.add_get(r"/sandbox/images/{task_id}/{n:\d+}.png", self._handle_image)
+        self.app.router.add_post("/xai/videos", self._handle_video_submit)
+        self.app.router.add_get(r"/sandbox/videos/{task_id}.mp4", self._handle_video)
 
     # ----- lifecycle -----
 
@@ -643,6 +656,53 @@ class Sandbox:
             return _raw(*self._raw_answers["submit"].popleft())
         return web.json_response({"taskId": task.task_id})
 
+    async def _handle_video_submit(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        try:
+            video = validate_video_submission(body)
+        except VideoRequestError as exc:
+            return _error(400, str(exc))
+        if self.config.check_references and video.reference_images:
+            problem = await self._check_reference(0, video.reference_images[0])
+            if problem is not None:
+                return _error(400, problem)
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        spec = await video_spec(video, self._http)
+        submission = _Submission(video.prompt, VIDEO_MODEL, video.aspect_ratio, video.reference_images)
+        task = self._create_task(submission)
+        task.video = spec
+        if self._raw_answers["submit"]:
+            return _raw(*self._raw_answers["submit"].popleft())
+        return web.json_response({"taskId": task.task_id})
+
+    async def _handle_video(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        task = self.tasks.get(request.match_info["task_id"])
+        if task is None or task.video is None or task.status_at(self.config.clock()) != "completed":
+            return _error(404, "Video not found")
+        mp4 = await asyncio.get_running_loop().run_in_executor(None, self.video_bytes, task.task_id)
+        return web.Response(body=mp4, content_type="video/mp4")
+
+    def video_url(self, base_url: str, task_id: str) -> str:
+        return f"{base_url.rstrip('/')}/sandbox/videos/{task_id}.mp4"
+
+    def video_bytes(self, task_id: str) -> bytes:
+        """Exactly the MP4 the video route serves for this task; made on first use, then cached."""
+        task = self.tasks[task_id]
+        if task.video is None:
+            raise ValueError(f"task {task_id} is not a video task")
+        cached = self._images.get((task_id, -1))
+        if cached is not None:
+            return cached
+        spec = task.video
+        mp4 = make_video(task.prompt, spec.duration, spec.width, spec.height)
+        self._images.put((task_id, -1), mp4)
+        return mp4
+
     async def _check_reference(self, index: int, url: str) -> str | None:
         """The refusal message for one unusable reference image, or None. The service has to read the
         image to use it, so this is what it would say."""
@@ -763,6 +823,8 @@ class Sandbox:
         if task.final_status != "completed":
             return None
         shape = self.config.result_shape
+        if task.video is not None:
+            return video_result(self.video_url(base_url, task.task_id), shape)
         if shape == "b64":
             loop = asyncio.get_running_loop()
             pngs = [

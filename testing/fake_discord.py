@@ -1157,6 +1157,17 @@ class FakeDiscord:
                     embed[key] |= {"url": shown, "proxy_url": self._proxy_url(shown)}
         return message
 
+    # --------------------------------------------------------------- looking for an earlier delivery
+    # What a bot can learn afterwards about a message it may have sent. A channel's and a DM's history
+    # list what is there (GET /channels/{id}/messages); the interaction's original message and a
+    # follow-up can be fetched by id while the token lives (GET /webhooks/{app}/{token}/messages/…);
+    # follow-ups cannot be listed at all, and messages only their requester sees are in no history.
+
+    def _as_read(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A stored message as a GET shows it: Discord answers the nonce only to the create call (and
+        in the gateway event), so an earlier send cannot be found by its nonce afterwards."""
+        return {k: v for k, v in self._resign(message).items() if k != "nonce"}
+
     async def _cdn(self, request: web.Request) -> web.Response:
         info, q = request.match_info, request.query
         path = f"/{info['kind']}/{info['channel_id']}/{info['attachment_id']}/{info['filename']}"
@@ -1684,7 +1695,7 @@ class FakeDiscord:
             if "before" in query:
                 listed = [m for m in listed if int(m["id"]) < int(query["before"])]
             listed = listed[-limit:]
-        return self._json([self._resign(m) for m in reversed(listed)])
+        return self._json([self._as_read(m) for m in reversed(listed)])
 
     async def _channel_message(self, request: web.Request) -> web.Response:
         channel, message = self._channel(request), self.messages.get(int(request.match_info["message_id"]))
@@ -1696,7 +1707,7 @@ class FakeDiscord:
         """GET / PATCH / DELETE of one stored message, shared by channel and webhook routes."""
         rec = request[REC]
         if request.method == "GET":
-            return self._json(self._resign(message))
+            return self._json(self._as_read(message))
         if request.method == "PATCH":
             if message["author"]["id"] != str(self.bot_user_id):
                 raise ApiError(403, 50005, "Cannot edit a message authored by another user")

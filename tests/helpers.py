@@ -23,6 +23,7 @@ from bot.core.clock import Clock
 from bot.core.models import Job, Stage
 from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.core.schedule import PollSchedule
+from bot.core.texts import Text, Verbatim, from_stored, render
 from bot.ops.runner_wiring import build_runner
 
 FAST_SCHEDULE = PollSchedule(min_interval=0.05, max_interval=0.5, first_poll=0.1)
@@ -44,7 +45,16 @@ def as_shown(content: str) -> str:
 class Outcome:
     job: Job
     images: list[ImageFile] | None = None
-    reason: str | None = None
+    stored: str | None = None  # the reason as the job row keeps it (bot.core.texts.stored)
+
+    @property
+    def text(self) -> Text | Verbatim | None:
+        return from_stored(self.stored) if self.stored is not None else None
+
+    @property
+    def reason(self) -> str | None:
+        """The reason in English, as the operator's log and the CSV export read it."""
+        return render(None, self.text) if self.text is not None else None
 
 
 @dataclass
@@ -67,7 +77,7 @@ class RecordingSink:
         return None  # nothing to look up: an earlier process's output is not visible from here
 
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
-        self.outcomes.append(Outcome(job, reason=reason))
+        self.outcomes.append(Outcome(job, stored=reason))
         self.changed.set()
         return DeliveryReceipt("test")
 

@@ -17,7 +17,9 @@ from discord import app_commands
 
 from bot.adapters.store import Store
 from bot.core import i18n, messages
+from bot.core.legacy_texts import text_from_english
 from bot.core.models import ImageRequest, Job, JobStatus, Origin
+from bot.core.texts import Verbatim, from_stored, msg, stored
 from bot.discord.catalog_tool import code_texts, command_texts
 from bot.discord.translator import CatalogTranslator
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
@@ -147,6 +149,8 @@ MEMBER_FACING = [
     "bot/discord/requests.py",
     "bot/discord/views.py",
     "bot/discord/sink.py",
+    "bot/discord/delivery_routes.py",
+    "bot/discord/route_planner.py",
     "cogs/imagine.py",
     "cogs/queue.py",
     "cogs/usage.py",
@@ -284,18 +288,19 @@ def test_an_unknown_locale_reads_english() -> None:
     assert i18n.t("zh-CN", "Cancelled request #{id}.", id=7) == "已取消请求 #7。"
 
 
-def test_texts_the_core_made_in_english_are_shown_translated() -> None:
-    """A refusal or stored failure reason, filled from a template, is matched back and re-filled; its
-    values are translated where they are catalog texts too; the API's own words stay as they came."""
+def test_english_stored_before_texts_were_data_reads_translated() -> None:
+    """A reason stored in English by an earlier version, filled from a template, is matched back to its
+    text (values that were catalog texts become texts too); the API's own words stay as they came."""
     resets = "Your quota resets <t:100:R> (<t:100:t>)."
     refusal = f"You have used all 3 of today's images. {resets}"
-    assert i18n.translate_text("zh-CN", refusal) == (
+    text = text_from_english(refusal)
+    assert text is not None and text.render("zh-CN") == (
         "你今天的 3 张图片额度已全部用完。你的额度将于 <t:100:R>（<t:100:t>）重置。"
     )
-    api = "The image service could not make this image: NSFW content detected"
-    assert i18n.translate_text("zh-CN", api) == "图像服务无法生成这张图片：NSFW content detected"
-    assert i18n.translate_text("zh-CN", "Some words from the API") == "Some words from the API"
-    assert i18n.translate_text("en-US", refusal) == refusal
+    assert text.english() == refusal and from_stored(stored(text)) == text
+    api = text_from_english("The image service could not make this image: NSFW content detected")
+    assert api is not None and api.render("zh-CN") == "图像服务无法生成这张图片：NSFW content detected"
+    assert text_from_english("Some words from the API") is None
 
 
 def test_translated_text_keeps_the_same_safety() -> None:
@@ -329,12 +334,14 @@ def test_translated_text_keeps_the_same_safety() -> None:
         None,
         None,
     )
-    text = messages.failure_text(
-        job, "The image service could not make this image: [click](https://x.example) @everyone", "zh-CN"
-    )
+
+    def reason(words: str) -> str:
+        return stored(msg("The image service could not make this image: {why}", why=Verbatim(words)))
+
+    text = messages.failure_text(job, reason("[click](https://x.example) @everyone"), "zh-CN")
     assert "图像服务无法生成这张图片" in text
     assert live_markup(text.split("\n")[0].replace("<@3>", "")) == []
-    long = messages.failure_text(job, "The image service could not make this image: " + "很" * 5000, "zh-CN")
+    long = messages.failure_text(job, reason("很" * 5000), "zh-CN")
     assert len(long) <= messages.MESSAGE_LIMIT
 
 

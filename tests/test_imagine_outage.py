@@ -33,7 +33,7 @@ async def test_imagine_during_a_long_outage_ends_uncounted_after_the_queue_limit
     assert job.status is JobStatus.FAILED
     edits = status_edits(world, interaction.token)
     assert any("image service is not answering" in text for text in edits)
-    assert MSG_OUTAGE in edits[-1] and "no image this time" in edits[-1]
+    assert MSG_OUTAGE.english() in edits[-1] and "no image this time" in edits[-1]
     assert world.sandbox.task_count == 0
     with sqlite3.connect(world.db_path) as conn:
         [(outcome, counted)] = conn.execute("SELECT outcome, counted FROM usage").fetchall()

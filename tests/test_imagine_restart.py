@@ -49,7 +49,7 @@ async def test_submit_cut_off_by_shutdown_is_not_sent_again(world: World) -> Non
     assert job.status is JobStatus.UNKNOWN
     assert len(world.submits()) == 1
     final = fake.messages[interaction.original_message_id or 0]["content"]
-    assert MSG_INTERRUPTED.split(",")[0] in final
+    assert MSG_INTERRUPTED.english().split(",")[0] in final
 
 
 async def test_a_crash_between_posting_and_recording_does_not_post_twice(world: World) -> None:

@@ -120,9 +120,16 @@ STORE_READS = {
     "style",
     "request_defaults",
     "member_settings",
+    "deliveries_of",
 }
 # A member's own /settings are theirs to write, not a job event: the one write a member command makes.
-MEMBER_WRITES = {"cogs/settings.py": {"save_member_settings"}}
+# The sink writes its own ledger: the intent before each send and what became of it (and the count of
+# interaction follow-ups, taken before one is sent).
+MEMBER_WRITES = {
+    "cogs/settings.py": {"save_member_settings"},
+    "bot/discord/sink.py": {"intend_delivery", "settle_delivery", "use_followup"},
+    "bot/discord/delivery_routes.py": {"use_followup"},
+}
 
 
 def store_calls(path: Path) -> set[str]:

@@ -150,7 +150,7 @@ async def test_a_nested_submit_answer_ends_the_job_and_tells_the_member(
         job = await runner.enqueue(ImageRequest("a nested answer"), ORIGIN)
         [outcome] = await sink.wait_for(1)
         row = await runner.store.get_job(job.id)
-    assert outcome.reason == MSG_UNKNOWN
+    assert outcome.text == MSG_UNKNOWN
     assert row is not None and row.status is JobStatus.UNKNOWN  # not left `submitting`
 
 

@@ -55,6 +55,10 @@ async def fill(path: Path) -> None:
                 await store.mark_ended(job.id, JobStatus.FAILED, "the API said no", NOW + n + 9)
                 continue
             await store.mark_completed(job.id, [f"https://x/{n}.png"], NOW + n + 9, f"trace-{n}")
+            await store.intend_delivery(job.id, [1], "channel", NOW + n + 9)
+            await store.settle_delivery(
+                job.id, [1], "sent", NOW + n + 10, message_id=10_000 + n, channel_id=5
+            )
             await store.mark_delivered(
                 job.id, delivery="channel", result_message_id=10_000 + n, now=NOW + n + 10
             )
@@ -83,6 +87,7 @@ def rows_of(conn: Any, table: str) -> list[tuple[Any, ...]]:
         "personal_bans",
         "member_settings",
         "prompt_terms",
+        "deliveries",
     )
     order = "id" if table not in keyed else "1, 2, 3" if table == "prompt_terms" else "1, 2"
     columns = COLUMNS[table]

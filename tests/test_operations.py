@@ -53,8 +53,9 @@ class BotProcess:
 
 @contextlib.asynccontextmanager
 async def bot_process(
-    fake: FakeDiscord, sandbox: Sandbox, db: Path, **extra: str
+    fake: FakeDiscord, sandbox: Sandbox, db: Path, *, module: str = "bot", **extra: str
 ) -> AsyncIterator[BotProcess]:
+    """`python -m bot` (or `module`, a test's own wrapper of it) with these settings (`extra`)."""
     port = free_port()
     defaults = {
         "DISCORD_TOKEN": fake.token,
@@ -71,7 +72,7 @@ async def bot_process(
     }
     env = bot_env(**{**defaults, **extra})  # a test may override a default (e.g. LOG_LEVEL)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", env=env, cwd=db.parent, stderr=asyncio.subprocess.PIPE
+        sys.executable, "-m", module, env=env, cwd=db.parent, stderr=asyncio.subprocess.PIPE
     )
     stderr = bytearray()
 

@@ -178,7 +178,7 @@ async def test_a_request_queued_past_the_outage_limit_ends_and_is_refunded(
         assert decision.allowed and job is not None
         await runner.launch(job, None)
         [outcome] = await sink.wait_for(1, timeout=10)
-    assert outcome.reason == MSG_OUTAGE
+    assert outcome.text == MSG_OUTAGE
     assert (job.id, Stage.SERVICE_DOWN) in sink.progress_log
     assert sandbox.task_count == 0
     [(status,)] = await rows(db_path, f"SELECT status FROM jobs WHERE id = {job.id}")

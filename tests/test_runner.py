@@ -74,7 +74,7 @@ async def test_completed_without_image_is_a_failure(sandbox: Sandbox, db_path: P
     async with running_runner(db_path, sandbox.base_url or "", sink) as runner:
         job = await runner.enqueue(ImageRequest("empty"), ORIGIN)
         [outcome] = await sink.wait_for(1)
-    assert outcome.reason == MSG_NO_IMAGE
+    assert outcome.text == MSG_NO_IMAGE
     assert (await job_row(db_path, job.id))["status"] is JobStatus.FAILED
 
 
@@ -89,7 +89,7 @@ async def test_failed_task_reports_the_sanitized_api_reason(sandbox: Sandbox, db
     assert "\x00" not in outcome.reason and "\n" not in outcome.reason
     assert "@everyone" not in outcome.reason  # defused with a zero-width space
     row = await job_row(db_path, job.id)
-    assert row["status"] is JobStatus.FAILED and row["error"] == outcome.reason
+    assert row["status"] is JobStatus.FAILED and row["error"] == outcome.stored
 
 
 @pytest.mark.parametrize(("status", "word"), [("cancelled", "cancelled"), ("timeout", "timed out")])
@@ -154,7 +154,7 @@ async def test_bad_key_fails_without_leaking_it(
     async with running_runner(db_path, sandbox.base_url or "", sink, api_key=secret) as runner:
         job = await runner.enqueue(ImageRequest("x"), ORIGIN)
         [outcome] = await sink.wait_for(1)
-    assert outcome.reason == MSG_UNAVAILABLE
+    assert outcome.text == MSG_UNAVAILABLE
     assert secret not in caplog.text
     assert any("refused the key" in r.getMessage() for r in caplog.records)
     assert secret.encode() not in await asyncio.to_thread(database_bytes, db_path)
@@ -195,7 +195,7 @@ async def test_submit_cut_off_by_restart_is_not_resubmitted(sandbox: Sandbox, db
     async with running_runner(db_path, sandbox.base_url or "", second):
         [outcome] = await second.wait_for(1)
         await asyncio.sleep(0.3)
-    assert outcome.reason == MSG_INTERRUPTED
+    assert outcome.text == MSG_INTERRUPTED
     assert sandbox.task_count == 1  # the API saw exactly one submit: nothing was sent again
     assert len([r for r in sandbox.requests if r.method == "POST"]) == 1
     assert (await job_row(db_path, job.id))["status"] is JobStatus.UNKNOWN

@@ -121,7 +121,7 @@ async def test_an_unreadable_submit_answer_ends_the_job_unknown_and_refunded(
         job = await admitted(runner)
         await runner.launch(job, None)
         [outcome] = await sink.wait_for(1)
-    assert outcome.reason == MSG_UNKNOWN  # it may have started a task: never sent again
+    assert outcome.text == MSG_UNKNOWN  # it may have started a task: never sent again
     row = await ended(db_path, job.id)
     assert row.status is JobStatus.UNKNOWN and row.delivered_at is not None
     assert await slot_and_usage(db_path) == (0, 0)
@@ -179,7 +179,7 @@ async def test_an_unexpected_error_while_polling_ends_the_job_refunded(
         finally:
             await runner.stop()
             await store.close()
-    assert outcome.reason == MSG_NOT_MADE
+    assert outcome.text == MSG_NOT_MADE
     assert (await ended(db_path, job.id)).status is JobStatus.FAILED
     assert await slot_and_usage(db_path) == (0, 0)
 
@@ -219,6 +219,6 @@ async def test_a_job_resumed_after_a_restart_meets_an_unreadable_answer(
     sink = RecordingSink()
     async with running_runner(db_path, proxy.base_url, sink):
         [outcome] = await sink.wait_for(1)
-    assert outcome.reason == MSG_UNKNOWN
+    assert outcome.text == MSG_UNKNOWN
     assert (await ended(db_path, job.id)).status is JobStatus.UNKNOWN
     assert await slot_and_usage(db_path) == (0, 0)

@@ -1,10 +1,11 @@
 """Client for the asynchronous image API: typed answers, typed errors, result extraction.
 
-Every HTTP request to the image API lives here. Errors are values the runner can act on; their
-messages never contain the API key (the key only ever travels in a request header). `submit` and
-`poll` raise nothing but `ApiError`s: an answer that cannot be read (too large, not JSON, nested
-deeper than any real answer, fields of the wrong type) is a `MalformedAnswerError`, counted per
-endpoint in `MALFORMED_ANSWERS` (exported as a metric by bot/ops/metrics.py).
+Every HTTP request to the image API lives here, for images (`submit`) and videos (`submit_video`).
+Errors are values the runner can act on; their messages never contain the API key (the key only
+ever travels in a request header). `submit`, `submit_video` and `poll` raise nothing but `ApiError`s:
+an answer that cannot be read (too large, not JSON, nested deeper than any real answer, fields of the
+wrong type) is a `MalformedAnswerError`, counted per endpoint in `MALFORMED_ANSWERS` (exported as a
+metric by bot/ops/metrics.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
+from bot.core.video_contract import VIDEO_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +173,29 @@ class ImageApi:
         if images:
             body["images"] = list(images)
         data = await self._request("POST", "/xai/images", "submit", json_body=body, submitting=True)
-        task_id = data.get("taskId") if isinstance(data, dict) else None
-        if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > _MAX_ID_CHARS:
-            # The API took the request but gave no usable id: it may be running and billed.
-            raise _malformed("submit", "the image service accepted the request but returned no task id")
-        log.info("submitted task %s", task_id)
-        return task_id
+        return _task_id_of(data)
+
+    async def submit_video(
+        self,
+        prompt: str,
+        *,
+        duration: int,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        image: str | None = None,
+    ) -> str:
+        """Start a video task (`POST /xai/videos`, followed like an image task). With `image`, the clip
+        animates it and takes its size, so the aspect ratio and resolution are not sent."""
+        body: dict[str, Any] = {"prompt": prompt, "model": VIDEO_MODEL, "duration": duration}
+        if image:
+            body["images"] = [image]
+        else:
+            if aspect_ratio:
+                body["aspectRatio"] = aspect_ratio
+            if resolution:
+                body["resolution"] = resolution
+        data = await self._request("POST", "/xai/videos", "submit", json_body=body, submitting=True)
+        return _task_id_of(data)
 
     async def poll(self, task_id: str) -> TaskStatus:
         data = await self._request("GET", "/xai/tasks", "poll", params={"taskId": task_id})
@@ -329,6 +349,15 @@ def _decode_json(raw: bytes) -> Any:
     return value
 
 
+def _task_id_of(data: Any) -> str:
+    task_id = data.get("taskId") if isinstance(data, dict) else None
+    if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > _MAX_ID_CHARS:
+        # The API took the request but gave no usable id: it may be running and billed.
+        raise _malformed("submit", "the image service accepted the request but returned no task id")
+    log.info("submitted task %s", task_id)
+    return task_id
+
+
 def _deeper_than(value: Any, limit: int) -> bool:
     """Whether lists and objects nest more than `limit` levels; iterative, so no depth can overflow it."""
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -435,3 +464,28 @@ def _from_string(value: str) -> ResultImage | None:
     if text.startswith("data:image/") and ";base64," in text:
         return ResultImage(b64=text.split(",", 1)[1])
     return None
+
+
+_VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".m4v")
+
+
+def extract_videos(result: Any) -> list[str]:
+    """Every video link in a finished video task's undocumented `result`, the likeliest first: links
+    ending like a video file or found under a key that names a video, then any other web link. The
+    bytes decide in the end (an MP4 is checked when it is fetched); an empty list means no video."""
+    likely: list[str] = []
+    other: list[str] = []
+    stack: list[tuple[Any, str, int]] = [(result, "", 0)]
+    while stack:
+        node, key, depth = stack.pop(0)
+        if depth > _MAX_DEPTH:
+            continue
+        if isinstance(node, str):
+            if node.startswith(("https://", "http://")) and node not in likely and node not in other:
+                path = node.split("?", 1)[0].lower()
+                (likely if path.endswith(_VIDEO_SUFFIXES) or "video" in key.lower() else other).append(node)
+        elif isinstance(node, dict):
+            stack.extend((value, str(name), depth + 1) for name, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, key, depth + 1) for value in node)
+    return (likely + other)[:MAX_IMAGES_PER_RESULT]

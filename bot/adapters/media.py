@@ -16,15 +16,15 @@ from PIL import Image, UnidentifiedImageError
 
 from bot.adapters.safe_fetch import FetchError, fetch_public
 from bot.core.executors import IMAGES
-from bot.core.i18n import N_
+from bot.core.texts import Text, msg
 
 log = logging.getLogger(__name__)
 
 ALLOWED_IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
-_TOO_LARGE = N_("the image is larger than the bot accepts")
-_NOT_IMAGE = N_("the link did not lead to an image")
-_UNREADABLE = N_("the image could not be read")
+_TOO_LARGE = msg("the image is larger than the bot accepts")
+_NOT_IMAGE = msg("the link did not lead to an image")
+_UNREADABLE = msg("the image could not be read")
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -55,7 +55,7 @@ class ImageFile:
     url: str | None
     data: bytes | None
     content_type: str = "image/png"
-    error: str | None = None
+    error: Text | None = None  # why it could not be fetched, for the member
 
     @property
     def extension(self) -> str:
@@ -81,7 +81,7 @@ def decode_data_uri(ref: str, max_bytes: int) -> ImageFile:
         data = base64.b64decode(payload, validate=False)
     except (binascii.Error, ValueError):
         raise DownloadError(
-            N_("the image data was not valid"), "inline image is not base64", permanent=True
+            msg("the image data was not valid"), "inline image is not base64", permanent=True
         ) from None
     kind = sniff_type(data)
     if kind is None:
@@ -136,14 +136,18 @@ def limit_pixels(image: ImageFile, max_pixels: int) -> ImageFile:
     megapixels = f"{max_pixels / 1_000_000:g}"
     if size is None:
         log.warning("refused a result image declaring an absurd size (a decompression bomb?)")
-        error = N_(
-            "it is far larger in pixels than the bot handles ({megapixels} megapixels at most)"
-        ).format(megapixels=megapixels)
+        error = msg(
+            "it is far larger in pixels than the bot handles ({megapixels} megapixels at most)",
+            megapixels=megapixels,
+        )
     else:
         log.warning("refused a %sx%s result image (limit %s pixels)", *size, max_pixels)
-        error = N_(
-            "it is {width}×{height} pixels, more than the bot handles ({megapixels} megapixels at most)"
-        ).format(width=size[0], height=size[1], megapixels=megapixels)
+        error = msg(
+            "it is {width}×{height} pixels, more than the bot handles ({megapixels} megapixels at most)",
+            width=size[0],
+            height=size[1],
+            megapixels=megapixels,
+        )
     return ImageFile(url=image.url, data=None, content_type=image.content_type, error=error)
 
 

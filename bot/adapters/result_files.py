@@ -6,6 +6,7 @@ import aiohttp
 
 from bot.adapters.media import DownloadError, ImageFile, download_image, limit_pixels_in_pool
 from bot.core.runner.ports import FetchFailed
+from bot.core.texts import Text
 
 
 class HttpResultFetcher:
@@ -20,9 +21,9 @@ class HttpResultFetcher:
             image = await download_image(self._session, ref, max_bytes=self._max_bytes, timeout=self._timeout)
         except DownloadError as error:
             raise FetchFailed(
-                str(error), detail=error.detail, blocked=error.blocked, permanent=error.permanent
+                error.text, detail=error.detail, blocked=error.blocked, permanent=error.permanent
             ) from error
         return await limit_pixels_in_pool(image, self._max_pixels)
 
-    def unfetched(self, url: str | None, error: str) -> ImageFile:
+    def unfetched(self, url: str | None, error: Text) -> ImageFile:
         return ImageFile(url=url, data=None, error=error)

@@ -30,22 +30,25 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from bot.core.executors import DNS
-from bot.core.i18n import N_
+from bot.core.texts import Text, msg
 
 log = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
-_NOT_PUBLIC = N_("the link is not on a public address, so the bot did not fetch it")
+TOO_LARGE = msg("it is larger than the bot accepts")
+_NOT_PUBLIC = msg("the link is not on a public address, so the bot did not fetch it")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class FetchError(Exception):
-    """A fetch that did not give a body. `str()` is safe to show a member; `detail` is for the log only
-    (it may name an internal host, a status code or a content type). `permanent` errors are not retried."""
+    """A fetch that did not give a body. `text` is safe to show a member (in their language; `str()` is
+    the English); `detail` is for the log only (it may name an internal host, a status code or a content
+    type). `permanent` errors are not retried."""
 
-    def __init__(self, public: str, detail: str, *, permanent: bool = False, blocked: bool = False) -> None:
+    def __init__(self, public: Text, detail: str, *, permanent: bool = False, blocked: bool = False) -> None:
         super().__init__(public)
+        self.text = public
         self.detail = detail
         self.permanent = permanent or blocked
         self.blocked = blocked
@@ -242,10 +245,10 @@ def check_url(url: URL, policy: FetchPolicy) -> None:
     literal without asking the resolver). Names are checked by `PublicResolver` at connect time."""
     if url.scheme not in ("http", "https") or not url.host:
         raise FetchError(
-            N_("the link is not a web address"), f"scheme or host missing in {_for_log(url)}", blocked=True
+            msg("the link is not a web address"), f"scheme or host missing in {_for_log(url)}", blocked=True
         )
     if url.user or url.password:
-        raise FetchError(N_("the link is not usable"), f"credentials in {_for_log(url)}", blocked=True)
+        raise FetchError(msg("the link is not usable"), f"credentials in {_for_log(url)}", blocked=True)
     host = url.host
     if policy.allows(host, url.port):
         return
@@ -281,7 +284,7 @@ async def fetch_public(
     max_bytes: int,
     timeout: float,
     max_redirects: int = MAX_REDIRECTS,
-    too_large: str = N_("it is larger than the bot accepts"),
+    too_large: Text = TOO_LARGE,
 ) -> Fetched:
     """GET `url` from a public (or allowed) address, following at most `max_redirects` redirects, each
     checked; the body is read up to `max_bytes`. Raises `FetchError`."""
@@ -289,7 +292,7 @@ async def fetch_public(
     try:
         current = URL(url)
     except ValueError:
-        raise FetchError(N_("the link is not usable"), "a link that is not a URL", blocked=True) from None
+        raise FetchError(msg("the link is not usable"), "a link that is not a URL", blocked=True) from None
     try:
         async with asyncio.timeout(timeout):
             for _hop in range(max_redirects + 1):
@@ -301,14 +304,14 @@ async def fetch_public(
                         location = response.headers.get("Location")
                         if not location:
                             raise FetchError(
-                                N_("the image host sent nothing"),
+                                msg("the image host sent nothing"),
                                 f"redirect without Location from {_for_log(current)}",
                             )
                         current = current.join(URL(location))
                         continue
                     if response.status != 200:
                         raise FetchError(
-                            N_("the image host did not send it"),
+                            msg("the image host did not send it"),
                             f"HTTP {response.status} from {_for_log(current)}",
                             permanent=400 <= response.status < 500 and response.status not in (408, 429),
                         )
@@ -328,13 +331,13 @@ async def fetch_public(
                         chunks.append(chunk)
                     return Fetched(b"".join(chunks), response.content_type.lower())
             raise FetchError(
-                N_("the image host redirected too often"),
+                msg("the image host redirected too often"),
                 f"more than {max_redirects} redirects, last to {_for_log(current)}",
                 permanent=True,
             )
     except TimeoutError:
         raise FetchError(
-            N_("the image host did not answer in time"), f"timeout fetching {_for_log(current)}"
+            msg("the image host did not answer in time"), f"timeout fetching {_for_log(current)}"
         ) from None
     except aiohttp.ClientConnectorError as exc:
         if isinstance(getattr(exc, "os_error", None), BlockedAddressError) or isinstance(
@@ -346,14 +349,14 @@ async def fetch_public(
                 blocked=True,
             ) from None
         raise FetchError(
-            N_("the image host could not be reached"), f"{type(exc).__name__} for {_for_log(current)}"
+            msg("the image host could not be reached"), f"{type(exc).__name__} for {_for_log(current)}"
         ) from None
     except (aiohttp.InvalidURL, ValueError):
         # A link, or a redirect's Location, that is not a usable URL.
         raise FetchError(
-            N_("the link is not usable"), f"invalid URL after {_for_log(current)}", blocked=True
+            msg("the link is not usable"), f"invalid URL after {_for_log(current)}", blocked=True
         ) from None
     except aiohttp.ClientError as exc:
         raise FetchError(
-            N_("the download was cut off"), f"{type(exc).__name__} for {_for_log(current)}"
+            msg("the download was cut off"), f"{type(exc).__name__} for {_for_log(current)}"
         ) from None

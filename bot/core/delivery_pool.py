@@ -20,13 +20,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.adapters.media import ImageFile
-from bot.core.i18n import N_
+from bot.core.texts import msg
 
 log = logging.getLogger(__name__)
 
 # What the member reads about an image that did not arrive (translated where it is shown).
-MSG_TOO_SLOW = N_("the image host did not send it in time")
-MSG_FAILED = N_("the image could not be downloaded")
+MSG_TOO_SLOW = msg("the image host did not send it in time")
+MSG_FAILED = msg("the image could not be downloaded")
 
 
 def origins_of(refs: Iterable[str]) -> frozenset[str]:

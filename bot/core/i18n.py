@@ -25,9 +25,7 @@ from __future__ import annotations
 import functools
 import gettext
 import logging
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from babel.messages.pofile import read_po
@@ -160,75 +158,3 @@ def nt(
     except (KeyError, IndexError, ValueError):
         log.error("catalog entry for %r in %s has bad placeholders", singular, language_for(locale))
         return (singular if n == 1 else plural).format(**params)
-
-
-_FIELD = re.compile(r"\{(\w+)\}")
-
-
-# Texts longer than this are never filled templates (refusals and failure reasons are short): a long
-# report is not searched for one, so a private answer costs no regex work.
-_TEMPLATE_TEXT_LIMIT = 1000
-
-
-@dataclass(frozen=True)
-class _Template:
-    text: str
-    pattern: re.Pattern[str]
-    head: str  # the fixed text before the first placeholder
-    tail: str  # and after the last
-    fixed: tuple[str, ...]  # every fixed piece, for a cheap test before the regex
-
-    def match(self, english: str) -> dict[str, str] | None:
-        if not (english.startswith(self.head) and english.endswith(self.tail)):
-            return None
-        if not all(piece in english for piece in self.fixed):
-            return None
-        found = self.pattern.fullmatch(english)
-        return found.groupdict() if found else None
-
-
-@functools.cache
-def _templates() -> list[_Template]:
-    """Every English catalog text with placeholders, as a pattern that recovers their values; the most
-    specific (longest fixed text) first."""
-    found: list[_Template] = []
-    for context, text in catalogs().get(SOURCE_LANGUAGE, {}):
-        if context is not None or not _FIELD.search(text):
-            continue
-        pattern, position, seen, pieces = "", 0, set(), []
-        for field in _FIELD.finditer(text):
-            pieces.append(text[position : field.start()])
-            pattern += re.escape(pieces[-1])
-            name = field.group(1)
-            pattern += f"(?P={name})" if name in seen else f"(?P<{name}>.*?)"
-            seen.add(name)
-            position = field.end()
-        pieces.append(text[position:])
-        pattern += re.escape(pieces[-1])
-        fixed = tuple(piece for piece in pieces if piece)
-        found.append(_Template(text, re.compile(pattern, re.DOTALL), pieces[0], pieces[-1], fixed))
-    found.sort(key=lambda template: -sum(map(len, template.fixed)))
-    return found
-
-
-def translate_text(locale: object, english: str, *, _depth: int = 0) -> str:
-    """An English text the core made earlier (a refusal, a job's stored failure reason) in the
-    language of `locale`: a catalog text is translated; a text filled in from a catalog template is
-    matched back to it and re-filled in that language (its values translated too, where they are
-    catalog texts themselves). Anything else (the image API's own words) is returned as it is."""
-    if language_for(locale) == SOURCE_LANGUAGE or not english:
-        return english
-    exact = lookup(locale, english)
-    if exact is not None:
-        return exact
-    if _depth > 2 or len(english) > _TEMPLATE_TEXT_LIMIT:
-        return english
-    for template in _templates():
-        values = template.match(english)
-        if values is None:
-            continue
-        translated = {
-            name: translate_text(locale, value, _depth=_depth + 1) for name, value in values.items()
-        }
-        return t(locale, template.text, **translated)
-    return english

@@ -9,9 +9,9 @@ import math
 import re
 from urllib.parse import quote
 
-from bot.core.i18n import N_, nt, t, translate_text
+from bot.core.i18n import N_, nt, t
 from bot.core.models import Job, Stage
-from bot.core.texts import Text, Verbatim, msg, plural_msg
+from bot.core.texts import Text, Verbatim, from_stored, msg, plural_msg, render
 
 Locale = object  # a discord.Locale, its value ("zh-CN"), or None for English
 
@@ -200,7 +200,7 @@ def done_text(job: Job, elapsed: float, count: int, locale: Locale = None) -> st
 
 
 def result_text(
-    job: Job, elapsed: float, count: int, links: list[tuple[str, str]], locale: Locale = None
+    job: Job, elapsed: float, count: int, links: list[tuple[str, Text]], locale: Locale = None
 ) -> str:
     """The finished image's message: what it is, and the links of images that could not be
     uploaded, within Discord's limit so that the images themselves are always posted."""
@@ -220,13 +220,13 @@ def done_pointer(elapsed: float, jump_url: str, locale: Locale = None) -> str:
 
 
 def failure_text(job: Job, reason: str, locale: Locale = None) -> str:
-    """`reason` is a catalog text (the bot's own words, translated here) or the image API's own words,
-    which are shown as they came, as inert text."""
+    """`reason` is the job's stored reason (`bot.core.texts.stored`): the bot's own words, rendered
+    here in the reader's language, with the image API's words inside shown as they came; all inert."""
     head = t(
         locale,
         "❌ Sorry {who}, no image this time. {reason}",
         who=_who(job, locale),
-        reason=inert(translate_text(locale, reason)),
+        reason=inert(render(locale, from_stored(reason))),
     )
     return clip("\n".join([clip(head, MESSAGE_LIMIT - 200), quote_prompt(job.prompt, 150)]))
 
@@ -341,14 +341,14 @@ def history_text(
     return "\n".join(lines)
 
 
-def links_note(failed: list[tuple[str, str]], budget: int = MESSAGE_LIMIT, locale: Locale = None) -> str:
+def links_note(failed: list[tuple[str, Text]], budget: int = MESSAGE_LIMIT, locale: Locale = None) -> str:
     """For images that could not be uploaded: the link, with why, as many as fit in `budget`
     characters. A link is never cut (half a URL is a broken one): those that do not fit are counted."""
     head = t(locale, "Some images could not be uploaded here, so here are their links (they may expire):")
     lines = [head]
     used = len(head)
     for shown, (url, why) in enumerate(failed):
-        line = f"• {plain_link(url)} ({inert(translate_text(locale, why))})"
+        line = f"• {plain_link(url)} ({inert(why.render(locale))})"
         left = len(failed) - shown - 1
         # Keep room for the closing count line in case a later link does not fit.
         reserve = 80 if left else 0

@@ -70,10 +70,10 @@ class MeasuredSink(DiscordSink):
         receipt = await super().deliver(job, images, elapsed)
         finished = job.finished_at
         if finished is None:  # the runner may hand over the row as it was before completion
-            current = await self.bot.store.get_job(job.id)
+            current = await self.store.get_job(job.id)
             finished = current.finished_at if current else None
         if finished is not None and receipt.delivery in ("channel", "interaction", "dm"):
-            metrics.delivery_delay.observe(max(0.0, self.bot.clock.time() - finished))
+            metrics.delivery_delay.observe(max(0.0, self.clock.time() - finished))
         return receipt
 
 
@@ -194,7 +194,7 @@ class ImagineBot(commands.AutoShardedBot):
             self.web_server = WebServer(s, self.store)
             await self.web_server.start()
         self.api = s.image_api(self.session)
-        self.sink = MeasuredSink(self)
+        self.sink = MeasuredSink(self, self.store, self.clock)
         self.runner = build_runner(
             self.store,
             self.api,

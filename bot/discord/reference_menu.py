@@ -18,8 +18,9 @@ import discord
 
 from bot.adapters.image_api import ASPECT_RATIOS, MAX_REFERENCE_IMAGES
 from bot.core import messages
-from bot.core.i18n import N_, t
+from bot.core.i18n import t
 from bot.core.policy.validation import AttachmentInfo
+from bot.core.texts import msg
 from bot.discord.replies import private_locale, say_privately
 from bot.discord.requests import Draft, refuse_bad_input, start_request
 from bot.discord.stopping import Dialog
@@ -129,9 +130,9 @@ class ReferenceModal(Dialog):
     async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
         ratio = self.aspect.value.strip() or None
         if ratio is not None and ratio not in ASPECT_RATIOS:
-            # English here (it goes to the usage log too); the member reads it in their language.
-            text = N_("The aspect ratio must be one of {ratios}, or left blank.").format(
-                ratios=", ".join(ASPECT_RATIOS)
+            # A text: the member reads it in their language, the usage log in English.
+            text = msg(
+                "The aspect ratio must be one of {ratios}, or left blank.", ratios=", ".join(ASPECT_RATIOS)
             )
             await refuse_bad_input(
                 interaction, text, prompt=self.prompt.value, aspect_ratio=ratio, ref_count=self.images.count

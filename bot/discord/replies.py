@@ -7,7 +7,7 @@ from typing import Any
 import discord
 
 from bot.core import messages, reports
-from bot.core.i18n import N_, translate_text
+from bot.core.i18n import N_, t
 from bot.core.texts import Text
 
 # Every message the bot sends uses this: prompt text can never ping anyone.
@@ -36,7 +36,8 @@ async def say_privately(interaction: discord.Interaction[Any], text: Text | str)
     constant (`N_`); a text already translated with `t()` passes through unchanged."""
     # Clipped after translating: a reply over Discord's limit would be refused whole.
     locale = private_locale(interaction)
-    text = messages.clip(text.render(locale) if isinstance(text, Text) else translate_text(locale, text))
+    # A plain string is a catalog constant (looked up) or a text already rendered (passed through).
+    text = messages.clip(text.render(locale) if isinstance(text, Text) else t(locale, text))
     if interaction.response.is_done():
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
     else:

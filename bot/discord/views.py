@@ -21,13 +21,14 @@ from bot.adapters.image_api import ASPECT_RATIOS
 from bot.adapters.media import DownloadError, download_image
 from bot.adapters.store.jobs_repo import HISTORY_COUNT_CAP
 from bot.core import messages
-from bot.core.clock import Clock
-from bot.core.i18n import N_, t, translate_text
+from bot.core.i18n import N_, t
 from bot.core.models import ImageRequest, Job
 from bot.core.policy.styles import Style
 from bot.core.policy.validation import InputRefused, validate_request
+from bot.core.texts import msg
 from bot.discord.checks import NOT_YOURS, may_act_on
 from bot.discord.places import server_of
+from bot.discord.rate_limit import RateLimiter
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
 from bot.discord.requests import refuse_bad_input, start_request
 from bot.discord.stopping import Dialog, admit
@@ -243,8 +244,8 @@ class EditModal(Dialog):
             return
         ratio = self.aspect.value.strip() or None
         if ratio is not None and ratio not in ASPECT_RATIOS:
-            text = N_("The aspect ratio must be one of {ratios}, or left blank.").format(
-                ratios=", ".join(ASPECT_RATIOS)
+            text = msg(
+                "The aspect ratio must be one of {ratios}, or left blank.", ratios=", ".join(ASPECT_RATIOS)
             )
             await refuse_bad_input(
                 interaction, text, prompt=self.prompt.value, aspect_ratio=ratio, ref_count=1
@@ -320,28 +321,11 @@ def private_result_view(job_id: int, locale: str | None = None) -> discord.ui.Vi
 
 
 REPOST_INTERVAL = 10.0  # seconds between two "Post again" of one member: reposts are public messages
-
-
-class RateLimiter:
-    """One use per `interval` seconds per key, on the bot's clock. In memory: a restart forgets it,
-    which costs at most one extra post."""
-
-    def __init__(self, clock: Clock, interval: float) -> None:
-        self.clock = clock
-        self.interval = interval
-        self._last: dict[tuple[int | None, int], float] = {}
-
-    def wait_needed(self, key: tuple[int | None, int]) -> float:
-        """0 and the use is counted, or the seconds left before the key may act again."""
-        now = self.clock.time()
-        left = self._last.get(key, float("-inf")) + self.interval - now
-        if left > 0:
-            return left
-        if len(self._last) > 10_000:
-            self._last = {k: t for k, t in self._last.items() if t + self.interval > now}
-        self._last[key] = now
-        return 0.0
-
+# Where a delivered image was public: posted in a server's channel, or in the status message there.
+PUBLIC_DELIVERIES = ("channel", "interaction")
+ONLY_THE_REQUESTER = N_(
+    "This image was sent privately: only the member who asked for it can have it sent again."
+)
 
 _repost_limiters: weakref.WeakKeyDictionary[ImagineBot, RateLimiter] = weakref.WeakKeyDictionary()
 
@@ -353,7 +337,49 @@ def _repost_limiter(bot: ImagineBot) -> RateLimiter:
     return limiter
 
 
+def was_public(job: Job) -> bool:
+    """The image was shown in a server's channel (so posting it again there shows nothing new). A private
+    delivery (a message only the requester saw, a DM) and personal use (outside any server the bot
+    shares) were not: such an image is sent again only to its requester, privately."""
+    return (
+        job.guild_id is not None and not job.is_personal and (job.delivery or "channel") in PUBLIC_DELIVERIES
+    )
+
+
+def may_post_again(job: Job, viewer_id: int) -> bool:
+    """Whether /history offers Post again for the image to this viewer."""
+    return was_public(job) or viewer_id == job.user_id
+
+
+async def _image_bytes(bot: ImagineBot, job: Job, private: bool, locale: str) -> tuple[bytes, str] | str:
+    """The image's bytes and file name, or what the member reads when it cannot be had. A public image
+    comes from its message (a freshly signed link); a private one, whose message the bot cannot fetch
+    (a message only its requester saw), from the image service's link while that still answers."""
+    image = await finished_image(bot, job)
+    if image is not None:
+        url, filename = image.url, image.filename
+    elif private and job.result_urls:
+        url, filename = job.result_urls[0], f"imagine-{job.id}-1.png"
+    else:
+        return t(
+            locale,
+            "That image is no longer on Discord (its message was deleted), so it cannot be posted again.",
+        )
+    try:
+        # The bytes are uploaded again, not linked.
+        fetched = await download_image(bot.session, url, max_bytes=bot.settings.max_result_bytes)
+    except DownloadError as exc:
+        why = messages.inert(exc.text.render(locale))
+        return t(locale, "The image could not be fetched again ({why}).", why=why)
+    assert fetched.data is not None
+    if image is None:
+        filename = f"imagine-{job.id}-1.{fetched.extension}"
+    return fetched.data, filename
+
+
 class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
+    """Post a public image again in the channel, or send a private one again to its requester alone."""
+
     action = "repost"
 
     def __init__(self, job_id: int, label: str | None = None, locale: str | None = None) -> None:
@@ -363,6 +389,10 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
         bot = interaction.client
         job = await _load(interaction, self.job_id)
         if job is None:
+            return
+        private = not was_public(job)
+        if private and interaction.user.id != job.user_id:
+            await say_privately(interaction, ONLY_THE_REQUESTER)
             return
         wait = _repost_limiter(bot).wait_needed((interaction.guild_id, interaction.user.id))
         if wait > 0:
@@ -375,35 +405,23 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
                 ),
             )
             return
-        await interaction.response.defer(thinking=True)
-        image = await finished_image(bot, job)
-        if image is None:
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        got = await _image_bytes(bot, job, private, private_locale(interaction))
+        if isinstance(got, str):
+            await interaction.followup.send(got, ephemeral=True, allowed_mentions=NO_PINGS)
+            return
+        data, filename = got
+        file = discord.File(io.BytesIO(data), filename=filename)
+        if private:
+            locale = private_locale(interaction)
             await interaction.followup.send(
-                t(
-                    private_locale(interaction),
-                    "That image is no longer on Discord (its message was deleted), so it cannot be posted "
-                    "again.",
-                ),
+                t(locale, "Here is the image of request #{id} again, for your eyes only.", id=job.id),
+                file=file,
+                view=private_result_view(job.id, locale),
                 ephemeral=True,
                 allowed_mentions=NO_PINGS,
             )
             return
-        try:
-            # The fetched message gave a freshly signed link; the bytes are uploaded again, not linked.
-            fetched = await download_image(bot.session, image.url, max_bytes=bot.settings.max_result_bytes)
-        except DownloadError as exc:
-            await interaction.followup.send(
-                t(
-                    private_locale(interaction),
-                    "The image could not be fetched again ({why}).",
-                    why=messages.inert(translate_text(private_locale(interaction), str(exc))),
-                ),
-                ephemeral=True,
-                allowed_mentions=NO_PINGS,
-            )
-            return
-        assert fetched.data is not None
-        file = discord.File(io.BytesIO(fetched.data), filename=image.filename)
         await interaction.followup.send(
             messages.reposted_text(job, interaction.user.id, public_locale(interaction)),
             file=file,
@@ -464,6 +482,7 @@ class HistoryPageButton(
             older_than=older_than,
             newer_than=newer_than,
             locale=private_locale(interaction),
+            viewer_id=interaction.user.id,
         )
         await interaction.response.edit_message(content=content, view=view, allowed_mentions=NO_PINGS)
 
@@ -480,9 +499,13 @@ async def history_page(
     older_than: int | None = None,
     newer_than: int | None = None,
     locale: str | None = None,
+    viewer_id: int | None = None,
 ) -> tuple[str, discord.ui.View]:
-    """One page of a member's images. Pages are keyset-paged by job id (the buttons carry the id the
-    next page starts beyond), so page 5,000 costs what page 1 does."""
+    """One page of a member's images, as `viewer_id` (the member themselves by default) sees it. Pages
+    are keyset-paged by job id (the buttons carry the id the next page starts beyond), so page 5,000
+    costs what page 1 does. Post again is offered where the image was public, and for a private image
+    only to its requester (who gets it privately)."""
+    viewer = member_id if viewer_id is None else viewer_id
     jobs, total = await bot.store.delivered_history(
         guild_id, member_id, HISTORY_PAGE_SIZE, older_than=older_than, newer_than=newer_than
     )
@@ -493,7 +516,7 @@ async def history_page(
     pages = max(page + 1, -(-total // HISTORY_PAGE_SIZE))
     view = discord.ui.View(timeout=None)
     for job in jobs:
-        if guild_id is not None:  # personal images live in interaction messages: nothing to post again
+        if may_post_again(job, viewer):
             view.add_item(PostAgainButton(job.id, locale=locale))
     if page > 0 and jobs:
         view.add_item(HistoryPageButton(member_id, page - 1, "prev", jobs[0].id, locale))

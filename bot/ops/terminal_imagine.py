@@ -27,6 +27,7 @@ from bot.core.clock import Clock
 from bot.core.models import ImageRequest, Job, Origin, Stage
 from bot.core.policy.validation import InputRefused, validate_request
 from bot.core.runner import DeliveryReceipt, RunnerConfig
+from bot.core.texts import from_stored, render
 from bot.ops.config import Settings
 from bot.ops.runner_wiring import build_runner
 
@@ -111,8 +112,8 @@ class FileSink:
         return None  # nothing to look up: an earlier process's output is not visible from here
 
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
-        self.error = reason
-        self._say(f"failed: {reason}")
+        self.error = render(None, from_stored(reason))  # the terminal reads English
+        self._say(f"failed: {self.error}")
         self.done.set()
         return DeliveryReceipt("terminal")
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol, Self
 
 import psycopg
 
+from bot.adapters.store import deliveries_repo as deliveries
 from bot.adapters.store import gallery_repo as gallery
 from bot.adapters.store import jobs_repo as jobs
 from bot.adapters.store import overview_repo as ops
@@ -28,6 +29,7 @@ from bot.adapters.store import personal_repo as personal
 from bot.adapters.store import settings_repo as settings
 from bot.adapters.store import styles_repo as styles
 from bot.adapters.store import usage_repo as usage
+from bot.adapters.store.deliveries_repo import Delivery
 from bot.adapters.store.gallery_repo import Facets, GalleryFilter, GalleryImage
 from bot.adapters.store.interface import Backend
 from bot.adapters.store.overview_repo import QuotaOverview
@@ -259,6 +261,36 @@ class Store:
     ) -> None:
         await self._backend.run(
             jobs.mark_delivered, job_id, delivery, result_message_id, result_channel_id, now
+        )
+
+    # -- each image's delivery, written before it is sent -------------------------------------------
+
+    async def deliveries_of(self, job_id: int) -> list[Delivery]:
+        return await self._backend.run(deliveries.deliveries_of, job_id)
+
+    async def intend_delivery(self, job_id: int, indexes: list[int], route: str, now: float) -> bool:
+        return await self._backend.run(deliveries.intend, job_id, indexes, route, now)
+
+    async def settle_delivery(
+        self,
+        job_id: int,
+        indexes: list[int],
+        state: str,
+        now: float,
+        *,
+        was: tuple[str, ...] = (deliveries.SENDING,),
+        message_id: int | None = None,
+        channel_id: int | None = None,
+    ) -> bool:
+        return await self._backend.run(
+            deliveries.settle,
+            job_id,
+            indexes,
+            state,
+            now,
+            was=was,
+            message_id=message_id,
+            channel_id=channel_id,
         )
 
     async def mark_undeliverable(self, job_id: int, *, retries: int, now: float) -> int:

@@ -152,7 +152,15 @@ PG_MIGRATIONS: list[list[str]] = [
     _V3_STYLES_AND_PERSONAL_SETTINGS,
     # The requester's and the server's Discord locale: later messages are written in their language.
     ["ALTER TABLE jobs ADD COLUMN locale TEXT", "ALTER TABLE jobs ADD COLUMN guild_locale TEXT"],
-    # The web gallery (SQLite's version 10): a member's posted images newest first, and the words of
+    # Each image's way to its requester, written before it is sent (SQLite v10).
+    [
+        """CREATE TABLE deliveries (
+            job_id BIGINT NOT NULL, image_index INTEGER NOT NULL, route TEXT NOT NULL, state TEXT NOT NULL,
+            message_id BIGINT, channel_id BIGINT, updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (job_id, image_index)
+        )"""
+    ],
+    # The web gallery (SQLite's version 11): a member's posted images newest first, and the words of
     # their prompts; images posted before it get their words from gallery_repo.backfill_terms.
     [
         "CREATE INDEX jobs_gallery_user ON jobs (user_id, id) WHERE status = 'delivered'",
@@ -179,5 +187,6 @@ TABLES = (
     "jobs",
     "styles",
     "member_settings",
+    "deliveries",
     "prompt_terms",
 )

@@ -278,7 +278,18 @@ def _v9_job_locales(db: sqlite_utils.Database) -> None:
     jobs.add_column("guild_locale", str)  # type: ignore[union-attr]
 
 
-def _v10_gallery(db: sqlite_utils.Database) -> None:
+def _v10_deliveries(db: sqlite_utils.Database) -> None:
+    """Each image's way to its requester, written before it is sent: after a crash, a take-over or a
+    refused record, the next process knows which route to look on and never sends an image twice."""
+    db.execute(
+        "CREATE TABLE deliveries ("
+        " job_id INTEGER NOT NULL, image_index INTEGER NOT NULL, route TEXT NOT NULL, state TEXT NOT NULL,"
+        " message_id INTEGER, channel_id INTEGER, updated_at REAL NOT NULL,"
+        " PRIMARY KEY (job_id, image_index))"
+    )
+
+
+def _v11_gallery(db: sqlite_utils.Database) -> None:
     """The web gallery: a member's posted images newest first, and the words of their prompts
     (bot/core/prompt_words.py). Images posted before this version get their words from a backfill
     that starts at the newest job id of today (gallery_repo.backfill_terms)."""
@@ -304,5 +315,6 @@ MIGRATIONS: list[Migration] = [
     _v7_personal_use,
     _v8_styles_and_personal_settings,
     _v9_job_locales,
-    _v10_gallery,
+    _v10_deliveries,
+    _v11_gallery,
 ]

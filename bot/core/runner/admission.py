@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass
 
 from bot.core import messages
-from bot.core.i18n import N_
 from bot.core.log_context import job_context
 from bot.core.models import ImageRequest, Job, JobStatus, Origin
 from bot.core.policy.quotas import DEFAULT_MAX_RUNNING, Decision, Member
@@ -18,6 +17,7 @@ from bot.core.policy.rulebook import RuleBook
 from bot.core.runner import job_states
 from bot.core.runner.shared import Parts
 from bot.core.runner.submitting import Submitter
+from bot.core.texts import msg, stored
 
 log = logging.getLogger("bot.core.runner")
 
@@ -78,14 +78,6 @@ class Admission:
             p.registry.acknowledging(job.id)
         return decision, job
 
-    async def use_followup(self, job: Job) -> bool:
-        """Count one interaction follow-up for the job before the sink sends it; False when Discord's
-        limit for the interaction is reached (the sink then edits the original or sends a DM)."""
-        if not await self.parts.store.use_followup(job.id):
-            return False
-        job.followups_used += 1
-        return True
-
     async def launch(self, job: Job, message_id: int | None, *, followups: int = 0) -> None:
         """The requester was acknowledged: record the status message and the follow-ups the
         acknowledgement used (one transaction), then send the job."""
@@ -139,7 +131,9 @@ class Admission:
             refund = (
                 job.status is JobStatus.QUEUED or by_moderator or bool(policy and policy.refund_cancelled)
             )
-        reason = N_("Cancelled by a moderator.") if by_moderator else N_("Cancelled by the requester.")
+        reason = stored(
+            msg("Cancelled by a moderator.") if by_moderator else msg("Cancelled by the requester.")
+        )
         now = p.clock.time()
         if not await p.store.cancel(job.id, by_user, reason, now, refund=refund):
             return None

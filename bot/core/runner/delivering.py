@@ -19,6 +19,7 @@ from bot.core.runner.outcome_texts import MSG_NOT_MADE, UNDELIVERABLE
 from bot.core.runner.ports import DeliveryReceipt, FetchFailed
 from bot.core.runner.retrying import growing, retry
 from bot.core.runner.shared import Parts
+from bot.core.texts import Text, stored
 
 log = logging.getLogger("bot.core.runner")
 
@@ -31,21 +32,22 @@ class Deliverer:
 
     # -- ending ------------------------------------------------------------------------------------
 
-    async def end(self, job: Job, status: JobStatus, reason: str) -> None:
+    async def end(self, job: Job, status: JobStatus, reason: Text) -> None:
         """End an unfinished job without images (refunded unless it was cancelled) and tell the
         requester. Nothing happens if it had ended already: whoever ended it told them."""
         job_states.check(job, status)
         p = self.parts
         p.durations.dropped(job)
-        ended = lambda: p.store.mark_ended(job.id, status, reason, p.clock.time())  # noqa: E731
+        kept = stored(reason)
+        ended = lambda: p.store.mark_ended(job.id, status, kept, p.clock.time())  # noqa: E731
         if not await p.persist(job, "record its end", ended):
             return
-        job.status, job.error = status, reason
+        job.status, job.error = status, kept
         log.info("job %s ended %s: %s", job.id, status.value, reason)
         await self.tell_failure(job)
 
     async def tell_failure(self, job: Job) -> None:
-        reason = job.error or MSG_NOT_MADE
+        reason = job.error or stored(MSG_NOT_MADE)
         receipt = await self._tell(job, lambda: self.parts.sink.fail(job, reason))
         await self.record(job, DeliveryReceipt(receipt.delivery, None, receipt.channel_id))
         self.parts.last_progress.pop(job.id, None)

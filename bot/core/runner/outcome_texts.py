@@ -1,69 +1,72 @@
-"""What the requester reads when a job ends without an image: catalog texts, never a raw payload.
+"""What the requester reads when a job ends without an image: texts, never a raw payload.
 
-The job row keeps the English text (`error`, read by operators too); the sink shows it in the reader's
-language (`bot.core.i18n.translate_text` finds the catalog text, or the template it was made from).
+Each is a `Text` (bot/core/texts.py); the job row keeps it in its stored form (`stored()`, JSON), so the
+sink renders it in the reader's language and the CSV export and logs in English. The image service's
+own words travel inside as `Verbatim`, never looked up in a catalog.
 """
 
 from __future__ import annotations
 
-from bot.core.i18n import N_
 from bot.core.runner.ports import TaskReport
+from bot.core.texts import Text, Verbatim, msg
 
 # The delivery state of a job whose outcome could not be told (every way the sink knows failed).
 UNDELIVERABLE = "undeliverable"
 
-MSG_UNAVAILABLE = N_("The image service is unavailable right now. The bot's operator has been told.")
-MSG_UNREACHABLE = N_(
+MSG_UNAVAILABLE = msg("The image service is unavailable right now. The bot's operator has been told.")
+MSG_UNREACHABLE = msg(
     "The image service could not be reached, so nothing was started. Please try again shortly."
 )
-MSG_BUSY = N_(
+MSG_BUSY = msg(
     "The image service is too busy right now, so nothing was started. Please try again in a minute."
 )
-MSG_UNKNOWN = N_(
+MSG_UNKNOWN = msg(
     "The image service did not confirm that it received this request, so the bot cannot follow it. "
     "It was not retried, so that you are not charged twice. Please try again."
 )
-MSG_INTERRUPTED = N_(
+MSG_INTERRUPTED = msg(
     "The bot restarted while sending this request, and cannot tell whether the image service received "
     "it. It was not sent again, so that you are not charged twice. Please try again."
 )
-MSG_NO_IMAGE = N_("The image service finished but returned no image.")
-MSG_LOST = N_("The image service no longer knows this request.")
-MSG_OUTAGE = N_(
+MSG_NO_IMAGE = msg("The image service finished but returned no image.")
+MSG_LOST = msg("The image service no longer knows this request.")
+MSG_OUTAGE = msg(
     "The image service has not been answering for a while, so this request was not sent. "
     "It does not count against your quota. Please try again later."
 )
 # The job ended on an error nobody foresaw (a bug, an answer no check caught): refunded, logged in full.
-MSG_NOT_MADE = N_("The image could not be made.")
+MSG_NOT_MADE = msg("The image could not be made.")
 
 
-def refused_text(reason: str) -> str:
-    return N_("The image service refused this request: {reason}").format(reason=reason)
+def refused_text(reason: str) -> Text:
+    return msg("The image service refused this request: {reason}", reason=Verbatim(reason))
 
 
-def refused_poll_text(reason: str) -> str:
-    return N_(
-        "The image service refused to report on this request ({reason}), so the bot stopped following it."
-    ).format(reason=reason)
-
-
-def timed_out_text(time_limit: float) -> str:
-    return N_("The image took longer than {minutes} minutes, so the bot stopped waiting for it.").format(
-        minutes=f"{time_limit / 60:g}"
+def refused_poll_text(reason: str) -> Text:
+    return msg(
+        "The image service refused to report on this request ({reason}), so the bot stopped following it.",
+        reason=Verbatim(reason),
     )
 
 
-def end_text(report: TaskReport) -> str:
+def timed_out_text(time_limit: float) -> Text:
+    return msg(
+        "The image took longer than {minutes} minutes, so the bot stopped waiting for it.",
+        minutes=f"{time_limit / 60:g}",
+    )
+
+
+def end_text(report: TaskReport) -> Text:
     """Why a task that ended upstream without images did so, in the service's own words if it gave any."""
-    why = report.error_message
+    why = Verbatim(report.error_message) if report.error_message else None
     if report.status == "cancelled":
         if why:
-            return N_("The image service cancelled this request: {why}.").format(why=why)
-        return N_("The image service cancelled this request.")
+            return msg("The image service cancelled this request: {why}.", why=why)
+        return msg("The image service cancelled this request.")
     if report.status == "timeout":
         if why:
-            return N_("The image service timed out on this request: {why}.").format(why=why)
-        return N_("The image service timed out on this request.")
+            return msg("The image service timed out on this request: {why}.", why=why)
+        return msg("The image service timed out on this request.")
     if why:
-        return N_("The image service could not make this image: {why}").format(why=why)
-    return N_("The image service could not make this image.")
+        return msg("The image service could not make this image: {why}", why=why)
+    return msg("The image service could not make this image.")

@@ -15,6 +15,7 @@ from bot.core.models import ImageRequest, Job, JobStatus, Origin, Stage
 from bot.core.policy.prompt_rules import PromptRule, RuleMatch
 from bot.core.policy.quotas import Decision, GuildPolicy, Member
 from bot.core.policy.rulebook import Signature
+from bot.core.texts import Text
 
 # -- the image service ---------------------------------------------------------------------------------
 
@@ -86,7 +87,7 @@ class FetchFailed(Exception):
     """One download attempt failed. `text` is what the requester may read; `detail` only for logs.
     `blocked`: a link the bot refuses to fetch (never shown); `permanent`: retrying will not help."""
 
-    def __init__(self, text: str, *, detail: str, blocked: bool = False, permanent: bool = False) -> None:
+    def __init__(self, text: Text, *, detail: str, blocked: bool = False, permanent: bool = False) -> None:
         super().__init__(text)
         self.text, self.detail, self.blocked, self.permanent = text, detail, blocked, permanent
 
@@ -99,7 +100,7 @@ class ResultFetcher(Protocol):
         """One attempt at one image, its pixels limited; raises FetchFailed."""
         ...
 
-    def unfetched(self, url: str | None, error: str) -> Any:
+    def unfetched(self, url: str | None, error: Text) -> Any:
         """The file handed to the sink for an image that could not be fetched."""
         ...
 
@@ -184,8 +185,6 @@ class JobStore(Protocol):
     async def abandon(self, job_id: int, reason: str, now: float) -> None: ...
 
     async def cancel(self, job_id: int, by_user: int, reason: str, now: float, *, refund: bool) -> bool: ...
-
-    async def use_followup(self, job_id: int) -> bool: ...
 
     async def guild_policy(self, guild_id: int) -> GuildPolicy: ...
 

@@ -886,21 +886,32 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
         type=float,
         nargs=2,
         metavar=("LOW", "HIGH"),
-        help="draw each task's duration log-uniformly between LOW and HIGH seconds",
+        help="draw each task's duration log-uniformly between LOW and HIGH seconds (default: every task"
+        " takes --duration)",
     )
     parser.add_argument("--failure-rate", type=float, default=defaults.failure_rate)
     parser.add_argument("--rate-limit-rate", type=float, default=defaults.rate_limit_rate)
     parser.add_argument("--result-shape", choices=RESULT_SHAPES, default=defaults.result_shape)
     parser.add_argument("--images-per-task", type=int, default=defaults.images_per_task)
-    parser.add_argument("--big-images", action="store_true")
+    parser.add_argument(
+        "--big-images",
+        action="store_true",
+        help="serve multi-megabyte images, to try upload limits and re-encoding (default: small images)",
+    )
     parser.add_argument(
         "--no-reference-check",
         dest="check_references",
         action="store_false",
-        help="accept reference image URLs without downloading them",
+        help="accept reference image URLs without downloading them (default: each reference is"
+        " downloaded and checked, as the real API does)",
     )
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--public-base-url", help="base of result URLs when behind a proxy")
+    parser.add_argument(
+        "--seed", type=int, help="random seed, for repeatable runs (default: a new one each run)"
+    )
+    parser.add_argument(
+        "--public-base-url",
+        help="base of result URLs when behind a proxy (default: the address it listens on)",
+    )
     parser.add_argument(
         "--outage-after",
         type=float,

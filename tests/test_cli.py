@@ -32,12 +32,16 @@ def cli_settings(sandbox: Sandbox, tmp_path: Path) -> Settings:
     return load_settings(cli_env(sandbox, tmp_path), None, require_token=False)
 
 
-async def start_cli(sandbox: Sandbox, tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
-    """`python -m bot imagine ...` as a real process, its temporary folder inside the test's."""
+async def start_cli(
+    sandbox: Sandbox, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """`python -m bot imagine ...` as a real process, its temporary folder inside the test's; `env`
+    adds or overrides settings."""
     temporary = tmp_path / "tmp"
     temporary.mkdir(exist_ok=True)
+    settings = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOUNTSEA_")}
-    env |= cli_env(sandbox, tmp_path) | {"PYTHONPATH": str(ROOT), "TMPDIR": str(temporary)}
+    env |= cli_env(sandbox, tmp_path) | {"PYTHONPATH": str(ROOT), "TMPDIR": str(temporary)} | settings
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -90,7 +94,7 @@ async def test_an_unusable_out_is_refused_before_anything_is_sent(sandbox: Sandb
     process = await start_cli(sandbox, tmp_path, "a cat", "--out", str(tmp_path))
     code, stdout, stderr = await finish(process)
     assert code == 2 and stdout == ""
-    assert stderr.strip() == f"--out {tmp_path} is a folder; give a file name, e.g. {tmp_path / 'image.png'}"
+    assert stderr.strip() == f"--out {tmp_path} is a folder; give a file name, e.g. {tmp_path / 'file'}"
 
     blocker = tmp_path / "a-file"
     blocker.write_bytes(b"")
@@ -141,7 +145,10 @@ async def test_a_failed_write_saves_the_paid_image_elsewhere_and_exits(world: Wo
     assert rescued.parent == tmp_path / "tmp"
     assert rescued.read_bytes() == sandbox.image_bytes(next(iter(sandbox.tasks)))
     [said] = [line for line in stderr.splitlines() if "could not write" in line]
-    assert said == f"could not write {out} (Is a directory); the image was saved to {rescued} instead"
+    assert said == (
+        f"could not write {out} ({out} is a folder; give a file name, e.g. {out / 'file'});"
+        f" the image was saved to {rescued} instead"
+    )
     assert "Traceback" not in stderr and "attempt" not in stderr
     [submit] = [r for r in sandbox.requests if r.method == "POST"]
     assert submit.json["images"] == [reference["url"]]

@@ -119,6 +119,10 @@ def check_outcome(
 
 @contextlib.asynccontextmanager
 async def victim_process(fake: FakeDiscord, sandbox: Sandbox, db: Path, **env: str) -> AsyncIterator[Any]:
+    # The child holds every delivery at "Discord accepted" until the last route's arrives, and all five
+    # fetch from the one sandbox host, which may hold at most half the delivery slots: ten slots let
+    # all five be held at once.
+    env = {"DELIVERY_CONCURRENCY": "10", **env}
     async with bot_process(
         fake, sandbox, db, module="tests.delivery_crash_child", CRASH_AFTER_ROUTES=",".join(ROUTES), **env
     ) as victim:

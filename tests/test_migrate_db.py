@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -147,3 +148,23 @@ def test_migrate_db_copies_everything_once(
 def test_migrate_db_needs_a_source_and_a_postgresql_target(tmp_path: Path, pg_url: str) -> None:
     assert main(["migrate-db", "--from", str(tmp_path / "missing.db"), "--to", pg_url]) == 2
     assert main(["migrate-db", "--from", str(tmp_path / "missing.db"), "--to", "mysql://x"]) == 2
+
+
+def test_migrate_db_says_what_is_wrong_with_the_target(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file path for --to is named as the mistake; a server that refuses the role is quoted, in one
+    line, with the address once and never its password."""
+    source = tmp_path / "bot.db"
+    asyncio.run(fill(source))
+    assert main(["migrate-db", "--from", str(source), "--to", "data/other.db"]) == 2
+    said = capsys.readouterr().err
+    assert "--to must be a postgresql:// URL (got 'data/other.db')" in said and "say where to" not in said
+
+    parts = urlsplit(pg_url)
+    nobody = urlunsplit(parts._replace(netloc=f"nobody:pw-secret-9@{parts.hostname or ''}"))
+    assert main(["migrate-db", "--from", str(source), "--to", nobody]) == 1
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and said.count("postgresql://nobody:***@") == 1, said
+    assert 'the server answered: role "nobody" does not exist' in said and "cannot reach" not in said
+    assert "pw-secret-9" not in said

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -48,16 +50,20 @@ def run(
 # -- check -------------------------------------------------------------------------------------------
 
 
-async def test_check_says_everything_is_in_order(world: World) -> None:
+async def test_check_says_everything_is_in_order(world: World, caplog: pytest.LogCaptureFixture) -> None:
     async with world.bot():  # a start syncs the commands
         pass
     out = io.StringIO()
-    assert await run_check(world.settings(), out) == 0, out.getvalue()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert await run_check(world.settings(), out) == 0, out.getvalue()
+    # Its own probe's 404 (a task that cannot exist) is the answer it wants, not a warning.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     text = out.getvalue()
     assert f"logged in as imagine-bot#4821 (application id {world.fake.application_id})" in text
     assert "MOUNTSEA_API_KEY: accepted" in text
     assert "commands: all 7 are synced to the dev server" in text
-    assert "every permission in 1 visible channels" in text
+    assert "every permission in 1 visible channel\n" in text
     assert f"client_id={world.fake.application_id}" in text and "permissions=274878024704" in text
     assert "everything is in order" in text
 
@@ -75,13 +81,24 @@ async def test_check_lists_what_is_wrong(world: World) -> None:
     assert "PROBLEM  MOUNTSEA_API_KEY:" in text and "refused the key" in text
     assert (
         "PROBLEM  commands on the dev server" in text
-        and "(missing: /Use as reference, /history, /imagine, " in text
+        and '(missing: the "Use as reference" message menu, /history, /imagine, ' in text
     )
     assert f"#art ({art}): Attach Files" in text
     assert "#general" not in text and "#staff" not in text
     assert fake.sessions_started == 0  # REST only: no gateway session next to a running bot
     assert "3 problem(s) found." in text
     assert "invite link: https://discord.com/oauth2/authorize?client_id=" in text
+
+
+def test_check_exit_codes_are_documented_and_a_missing_token_is_2(tmp_path: Path) -> None:
+    helped = run("check", "--help")
+    assert helped.returncode == 0
+    said = " ".join(helped.stdout.split())
+    assert "Exit codes: 0 everything is in order, 1 something is broken" in said
+    assert "2 the configuration" in said
+    missing = run("check", env={"MOUNTSEA_API_KEY": "k", "DATABASE_PATH": str(tmp_path / "bot.db")})
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.startswith("configuration error: DISCORD_TOKEN") and missing.stderr.count("\n") == 1
 
 
 async def test_check_reports_a_refused_token(world: World) -> None:
@@ -198,16 +215,16 @@ async def test_backup_is_consistent_while_the_database_is_written(tmp_path: Path
         await store.close()
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"backed up {db} to {copy}")
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["copy.db"]  # no temporary file left
     with sqlite3.connect(copy) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         copied = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
     assert 0 < copied <= written
-    assert not copy.with_name("copy.db.partial").exists()
     reopened = await Store.open(copy)  # a backup is a database the bot can start from
     await reopened.close()
 
     same = await asyncio.to_thread(run, "backup", str(db), env={"DATABASE_PATH": str(db)}, cwd=tmp_path)
-    assert same.returncode == 2 and "the database itself" in same.stderr
+    assert same.returncode == 2 and "the database's own file" in same.stderr
     missing = await asyncio.to_thread(
         run, "backup", str(copy), env={"DATABASE_PATH": str(tmp_path / "none.db")}, cwd=tmp_path
     )
@@ -264,6 +281,29 @@ def test_every_sandbox_option_names_its_default(capsys: pytest.CaptureFixture[st
     assert help_text.count("(default:") >= 10
 
 
+def test_sandbox_help_gives_each_option_one_default_that_reads_right(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["sandbox", "--help"])
+    text = capsys.readouterr().out
+    options = re.split(r"\n  (?=--)", text.split("options:", 1)[1])[2:]  # after -h
+    for entry in options:
+        said = " ".join(entry.split())
+        assert said.count("(default:") == 1, said  # one default each, never two
+        assert (
+            "(default: None)" not in said and "(default: True)" not in said and "(default: False)" not in said
+        )
+    joined = " ".join(text.split())
+    assert (
+        "--no-reference-check accept reference image URLs without downloading them (default: each" in joined
+    )
+    assert (
+        "simulate an outage S seconds after start: every request then answers 503 (default: no outage)"
+        in joined
+    )
+
+
 def test_healthcheck_without_a_running_bot_fails_in_one_line(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -298,9 +338,8 @@ async def test_a_backup_killed_half_way_leaves_the_previous_backup_intact(tmp_pa
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        partial = copy.with_name("copy.db.partial")
         async with asyncio.timeout(20):
-            while not partial.exists():
+            while not (partial := await asyncio.to_thread(lambda: list(tmp_path.glob(".copy.db.*.tmp")))):
                 await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)
         process.kill()
@@ -311,6 +350,6 @@ async def test_a_backup_killed_half_way_leaves_the_previous_backup_intact(tmp_pa
     with sqlite3.connect(copy) as conn:  # the earlier backup, untouched and whole
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT prompt FROM jobs").fetchall() == [("the first",)]
-    # The next backup clears the leftover and succeeds.
+    # The next backup clears the killed one's leftover and succeeds.
     assert (await asyncio.to_thread(run, "backup", str(copy), env=env, cwd=tmp_path)).returncode == 0
-    assert not partial.exists()
+    assert not partial[0].exists()

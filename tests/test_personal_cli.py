@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -24,9 +25,13 @@ def test_ban_list_and_unban_from_the_terminal(tmp_path: Path) -> None:
 
     listed = run("bans", env=env)
     assert listed.returncode == 0
-    lines = listed.stdout.splitlines()
-    assert len(lines) == 2 and "until unbanned" in lines[0] and lines[0].startswith(str(USER + 1))
+    header, *lines = listed.stdout.splitlines()
+    assert header.split() == ["USER", "ID", "SINCE", "UNTIL", "REASON"]
+    assert len(lines) == 2 and lines[0].split()[-1] == "unbanned" and lines[0].startswith(str(USER + 1))
     assert lines[1].startswith(str(USER)) and "spamming people" in lines[1]
+    # One date format for every date: since and until alike.
+    dates = re.findall(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", lines[1])
+    assert len(dates) == 2 and header.index("UNTIL") == lines[1].index(dates[1])
 
     async def admission() -> str | None:
         store = await Store.open(tmp_path / "bot.db")
@@ -42,7 +47,29 @@ def test_ban_list_and_unban_from_the_terminal(tmp_path: Path) -> None:
     assert lifted.returncode == 0 and "may use the bot personally again" in lifted.stdout
     assert "was not banned" in run("unban", str(USER), env=env).stdout
     assert asyncio.run(admission()) is None  # admitted
-    assert run("bans", env=env).stdout.splitlines()[0].startswith(str(USER + 1))
+    assert run("bans", env=env).stdout.splitlines()[1].startswith(str(USER + 1))
+
+
+def test_a_shorter_ban_does_not_shorten_a_longer_one_or_drop_its_reason(tmp_path: Path) -> None:
+    env = {"DATABASE_PATH": str(tmp_path / "bot.db")}
+    assert run("ban", str(USER), "--reason", "spamming people", "--for", "7d", env=env).returncode == 0
+    shorter = run("ban", str(USER), "--for", "12h", env=env)
+    assert shorter.returncode == 1 and shorter.stdout == ""
+    assert (
+        "already banned from personal use until" in shorter.stderr and "(spamming people)" in shorter.stderr
+    )
+    assert "kept it. Pass --replace" in shorter.stderr
+
+    def until() -> str:
+        return run("bans", env=env).stdout.splitlines()[1]
+
+    week = until()
+    assert "spamming people" in week
+    longer = run("ban", str(USER), "--for", "2w", env=env)
+    assert longer.returncode == 0 and "(reason kept: spamming people)" in longer.stdout
+    assert until() != week and "spamming people" in until()
+    replaced = run("ban", str(USER), "--for", "12h", "--replace", "--reason", "calmer now", env=env)
+    assert replaced.returncode == 0 and "calmer now" in until()
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ import pytest
 
 from bot.adapters.store import Store
 from bot.adapters.store.pg_schema import PG_MIGRATIONS
-from bot.adapters.store.postgres_backend import redact
 from bot.core.models import ImageRequest, JobStatus, Origin
 from bot.core.policy.prompt_rules import RuleError
 from bot.core.policy.quotas import QUOTA, Member
+from bot.core.redaction import redact
 
 GUILD, MOD = 100, 999
 NOW = 1_800_000_000.0

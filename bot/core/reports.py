@@ -26,7 +26,6 @@ EXPORT_MAX_ROWS = 100_000
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # A spreadsheet runs a cell that starts with one of these as a formula: a prompt must never do that.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_TEXT_COLUMNS = {"prompt", "detail", "reason", "aspect_ratio", "task_id"}
 
 Mention = Callable[[int], str]
 
@@ -308,7 +307,9 @@ def _cell(column: str, value: Any) -> Any:
         return ""
     if column == "created_at":
         return iso_utc(float(value))
-    if column in _TEXT_COLUMNS and isinstance(value, str) and value.startswith(_FORMULA_START):
+    # Every text cell, whatever its column (a style name, a prompt, an API's task id): a spreadsheet
+    # would run a cell starting with one of these as a formula.
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
 

@@ -155,6 +155,7 @@ class ImagineBot(commands.AutoShardedBot):
         self.web_server: WebServer | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self._close_task: asyncio.Future[None] | None = None
+        self._finished_counted: dict[str, int] = {}  # the runner's tally already added to /metrics
 
     def runner_config(self) -> RunnerConfig:
         if self._runner_config is not None:
@@ -296,6 +297,11 @@ class ImagineBot(commands.AutoShardedBot):
             return
         busy = len(getattr(runner, "_submits", ())) + len(getattr(runner, "_workers", ()))
         metrics.jobs_in_flight.set(busy)
+        metrics.add_finished(runner.finished, self._finished_counted)
+        # The jobs table and the usage log are shared by every process: only the one running shard 0
+        # exports what they hold, so that a sum over processes counts each job and refusal once.
+        if not self.settings.syncs_commands:
+            return
         states = [status.value for status in JobStatus if not status.is_final]
         metrics.set_jobs_by_state(await self.store.unfinished_jobs_by_status(runner.source), states)
         # Refusals logged since the previous scrape, counted once each; the newest seconds wait for the

@@ -4,18 +4,25 @@ It logs in as the bot over REST only (no gateway session, so a running bot keeps
 works out the bot's permissions in each text channel from the roles and overwrites, asks the image API
 about a task that does not exist (authenticated, free), compares the commands Discord has with the
 bot's, and prints the invite link with the permissions the bot needs.
+
+Exit codes: 0 everything is in order, 1 something is broken (listed as PROBLEM lines), 2 the
+configuration (a setting missing or malformed: nothing was checked).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import secrets
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import aiohttp
 import discord
 
+from bot.adapters import image_api
 from bot.adapters.image_api import ApiError, BadKeyError, TaskNotFoundError
 from bot.discord.checks import missing_permissions
 from bot.discord.client import EXTENSIONS, ImagineBot, point_discord_at
@@ -67,8 +74,22 @@ def _signature(command: dict[str, Any]) -> Any:
     )
 
 
+MENU_KINDS = {2: "user", 3: "message"}  # application command types other than 1 (slash commands)
+
+
+def command_label(name: str, kind: int) -> str:
+    """How a member finds it: `/imagine` for a slash command, a context menu by its name."""
+    return f"/{name}" if kind not in MENU_KINDS else f'the "{name}" {MENU_KINDS[kind]} menu'
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
 async def _check_commands(bot: ImagineBot, app_id: int, report: Report) -> None:
-    local = {c["name"]: _signature(c) for c in (cmd.to_dict(bot.tree) for cmd in bot.tree.get_commands())}
+    payloads = [cmd.to_dict(bot.tree) for cmd in bot.tree.get_commands()]
+    local = {c["name"]: _signature(c) for c in payloads}
+    kinds = {c["name"]: int(c.get("type", 1)) for c in payloads}
     guild_id = bot.settings.dev_guild_id
     where = f"the dev server {guild_id}" if guild_id else "Discord (global)"
     try:
@@ -80,6 +101,7 @@ async def _check_commands(bot: ImagineBot, app_id: int, report: Report) -> None:
         report.problem(f"commands: cannot read the commands on {where} ({error.status})")
         return
     remote = {c["name"]: _signature(dict(c)) for c in remote_raw}
+    kinds.update({c["name"]: int(c.get("type", 1)) for c in remote_raw if c["name"] not in kinds})
     missing = sorted(set(local) - set(remote))
     changed = sorted(name for name in set(local) & set(remote) if local[name] != remote[name])
     extra = sorted(set(remote) - set(local))
@@ -87,7 +109,7 @@ async def _check_commands(bot: ImagineBot, app_id: int, report: Report) -> None:
         report.ok(f"commands: all {len(local)} are synced to {where}")
         return
     parts = [
-        f"{label}: {', '.join('/' + n for n in names)}"
+        f"{label}: {', '.join(command_label(n, kinds.get(n, 1)) for n in names)}"
         for label, names in (("missing", missing), ("outdated", changed), ("unknown to this bot", extra))
         if names
     ]
@@ -161,7 +183,23 @@ async def _check_guilds(bot: ImagineBot, report: Report) -> None:
             for line in lacking:
                 report.note(f"  {line}")
         else:
-            report.ok(f"server {guild['name']} ({guild_id}): every permission in {visible} visible channels")
+            report.ok(
+                f"server {guild['name']} ({guild_id}): every permission in"
+                f" {plural(visible, 'visible channel')}"
+            )
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """The probe's 404 is the answer it wants, not a warning: the API client's log is held back
+    while it runs (any other answer is reported by the check itself)."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 async def _check_key(settings: Settings, report: Report) -> None:
@@ -169,7 +207,8 @@ async def _check_key(settings: Settings, report: Report) -> None:
         api = settings.image_api(session)
         try:
             # A task that cannot exist: the answer proves the key is accepted, and nothing is billed.
-            await api.poll(f"imagine-bot-check-{secrets.token_hex(8)}")
+            with _quiet(image_api.__name__):
+                await api.poll(f"imagine-bot-check-{secrets.token_hex(8)}")
         except TaskNotFoundError:
             pass
         except BadKeyError:

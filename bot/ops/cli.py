@@ -23,15 +23,16 @@ import psycopg
 
 from bot.adapters.image_api import ASPECT_RATIOS
 from bot.adapters.store import Store, database_label, open_store
-from bot.adapters.store.postgres_backend import redact
 from bot.core import reports
 from bot.core.policy.quotas import day_bounds
+from bot.core.redaction import database_error, redact
 from bot.discord.launch import run_bot
-from bot.ops import backup, personal_cli
+from bot.ops import backup, personal_cli, terminal_imagine
 from bot.ops.config import ConfigError, Settings, load_settings
 from bot.ops.health import probe
 from bot.ops.logs import setup_logging
 from bot.ops.migrate_db import run_migrate_db
+from bot.ops.output_file import OutputRefused, database_files, writable_problem, write_output
 from bot.ops.preflight import PreflightError
 from bot.ops.terminal_imagine import run_imagine
 from sandbox import server as sandbox
@@ -94,19 +95,32 @@ def _describe_sandbox_options(parser: argparse.ArgumentParser) -> None:
             action.type = bounds
         if action.option_strings and action.dest != "help":
             action.help = action.help or text or action.dest.replace("_", " ")
-            if "%(default)" not in action.help:
+            # Once: options whose default is better said in words (a flag, "no outage") say it themselves.
+            if "%(default)" not in action.help and "(default:" not in action.help:
                 action.help += " (default: %(default)s)"
+
+
+def program_name(argv0: str | None = None) -> str:
+    """The name the operator ran: `imagine-bot` (the installed command) or `python -m bot`."""
+    name = Path(argv0 if argv0 is not None else sys.argv[0]).name
+    return name if name.startswith("imagine-bot") else "python -m bot"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m bot",
+        prog=program_name(),
         description="imagine-bot: images for a Discord community (also installed as `imagine-bot`)",
     )
     parser.add_argument("--version", action="version", version=f"imagine-bot {version()}")
     sub = parser.add_subparsers(dest="command", parser_class=OneLineParser)
     sub.add_parser("run", help="run the Discord bot (the default)")
-    sub.add_parser("check", help="check the token, the API key, commands, permissions; print the invite link")
+    sub.add_parser(
+        "check",
+        help="check the token, the API key, commands, permissions; print the invite link",
+        description="Check the token, the API key, the commands and the permissions in every channel;"
+        " print the invite links. Exit codes: 0 everything is in order, 1 something is broken (the"
+        " PROBLEM lines), 2 the configuration (a setting missing or malformed: nothing was checked).",
+    )
     sub.add_parser(
         "web", help="run the web gallery alone (PostgreSQL; with SQLite the bot runs it: WEB_PORT)"
     )
@@ -115,9 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     imagine.add_argument("prompt")
     imagine.add_argument("--aspect", choices=ASPECT_RATIOS, help="aspect ratio")
     imagine.add_argument(
-        "--ref", action="append", default=[], metavar="URL", help="reference image URL (up to 5)"
+        "--ref",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="reference image URL (up to 5); the image API downloads it, so not a file on this computer",
     )
-    imagine.add_argument("--out", type=Path, default=Path("out.png"), help="where to write the image")
+    imagine.add_argument("--out", type=Path, metavar="FILE", help=terminal_imagine.OUT_HELP)
+    imagine.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     sandbox_parser = sub.add_parser("sandbox", help="run the offline stand-in for the image API")
     sandbox.build_arg_parser(sandbox_parser)
@@ -134,7 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--guild", type=_snowflake_arg, metavar="ID", required=True, help="the server id")
     export.add_argument("--from", dest="start", metavar="DATE", required=True, help="first day, 2025-01-31")
     export.add_argument("--to", dest="end", metavar="DATE", required=True, help="last day, included")
-    export.add_argument("--out", type=Path, metavar="FILE", help="where to write (default: standard output)")
+    export.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="where to write; an existing file is replaced, a symlink written through (default, or -:"
+        " standard output)",
+    )
 
     backup_parser = sub.add_parser("backup", help="copy the database consistently, even while the bot runs")
     backup_parser.add_argument("path", type=Path, help="the backup file to write")
@@ -168,7 +193,7 @@ async def _open_existing(settings: Settings) -> Store | None:
             return await open_store(settings)
         except (RuntimeError, psycopg.Error) as error:
             print(
-                f"cannot read the database at {database_label(settings)}: {redact(str(error))}",
+                f"cannot read the database: {database_error(database_label(settings), str(error))}",
                 file=sys.stderr,
             )
             return None
@@ -220,6 +245,14 @@ async def run_stats(settings: Settings, guild_id: int | None, days: int | None) 
 
 async def run_export(settings: Settings, guild_id: int, start: str, end: str, out: Path | None) -> int:
     """`python -m bot export`: the CSV of `/imagine-admin export`, with no upload limit."""
+    to_stdout = out is None or str(out) == "-"
+    protected = database_files(None if settings.database_url else settings.database_path)
+    if not to_stdout:
+        assert out is not None
+        problem = await asyncio.to_thread(writable_problem, out, protected=protected)
+        if problem is not None:
+            print(f"nothing exported: --out {problem}", file=sys.stderr)
+            return 2
     store = await _open_existing(settings)
     if store is None:
         return 1
@@ -235,14 +268,22 @@ async def run_export(settings: Settings, guild_id: int, start: str, end: str, ou
         )
     finally:
         await store.close()
-    if out is None:
+    if to_stdout:
         sys.stdout.buffer.write(table.data())
         sys.stdout.flush()
     else:
-        await asyncio.to_thread(out.write_bytes, table.data())
+        assert out is not None
+        try:
+            await asyncio.to_thread(write_output, out, table.data(), protected=protected)
+        except OutputRefused as refusal:  # the path changed since the check above
+            print(f"nothing exported: --out {refusal}", file=sys.stderr)
+            return 2
+        except OSError as error:
+            print(f"nothing exported: cannot write {out} ({error.strerror or error})", file=sys.stderr)
+            return 1
     print(
         f"{table.rows} rows from {start} to {end} ({policy.timezone})"
-        + (f" written to {out}" if out else ""),
+        + ("" if to_stdout else f" written to {out}"),
         file=sys.stderr,
     )
     return 0
@@ -252,12 +293,12 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     setup_logging("INFO")
     low_high = args.duration_range
     if low_high and low_high[0] > low_high[1]:
-        print("python -m bot sandbox: --duration-range LOW must not be above HIGH", file=sys.stderr)
+        print(f"{program_name()} sandbox: --duration-range LOW must not be above HIGH", file=sys.stderr)
         return 2
     try:
         config = sandbox.config_from_args(args)
     except ValueError as error:
-        print(f"python -m bot sandbox: {error}", file=sys.stderr)
+        print(f"{program_name()} sandbox: {error}", file=sys.stderr)
         return 2
 
     async def serve() -> None:
@@ -273,7 +314,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         asyncio.run(serve())
     except OSError as error:
         print(
-            f"python -m bot sandbox: cannot listen on {args.host}:{args.port} ({error.strerror or error})",
+            f"{program_name()} sandbox: cannot listen on {args.host}:{args.port} ({error.strerror or error})",
             file=sys.stderr,
         )
         return 2
@@ -316,8 +357,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if healthy else 1
     if command == "migrate-db":
         url = args.url or (settings.database_url.reveal() if settings.database_url else "")
-        if not url.startswith(("postgresql://", "postgres://")):
+        if not url:
             print("migrate-db: say where to: --to postgresql://user:password@host/database", file=sys.stderr)
+            return 2
+        if not url.startswith(("postgresql://", "postgres://")):
+            given = "--to" if args.url else "DATABASE_URL"
+            print(
+                f"migrate-db: {given} must be a postgresql:// URL (got {redact(url)[:80]!r}); migrate-db"
+                " copies the SQLite database (--from, default DATABASE_PATH) into PostgreSQL",
+                file=sys.stderr,
+            )
             return 2
         return run_migrate_db(args.source or settings.database_path, url, args.replace)
     if command == "web":
@@ -342,11 +391,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if command == "imagine":
-            return asyncio.run(run_imagine(settings, args.prompt, args.aspect, args.ref, args.out))
+            return asyncio.run(
+                run_imagine(settings, args.prompt, args.aspect, args.ref, args.out, force=args.force)
+            )
         if command == "stats":
             return asyncio.run(run_stats(settings, args.guild, args.days))
         if command == "ban":
-            return asyncio.run(personal_cli.run_ban(settings, args.user, args.reason, args.duration))
+            return asyncio.run(
+                personal_cli.run_ban(settings, args.user, args.reason, args.duration, args.replace)
+            )
         if command == "unban":
             return asyncio.run(personal_cli.run_unban(settings, args.user))
         if command == "bans":
@@ -377,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"database {database_label(settings)}: {error}", file=sys.stderr)
         return 1
     except psycopg.Error as error:
-        print(f"database {database_label(settings)}: {redact(str(error)).strip()}", file=sys.stderr)
+        print(f"database {database_error(database_label(settings), str(error))}", file=sys.stderr)
         return 1
 
 

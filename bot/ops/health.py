@@ -5,6 +5,7 @@ refreshes the scrape-time metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import urllib.error
@@ -17,6 +18,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from bot.ops import metrics
 
 log = logging.getLogger(__name__)
+
+# Every answer comes within this, whatever the database does: below Prometheus's default scrape
+# timeout (10 s) and Docker's health-check timeout, so a stuck database shows up as a named problem
+# (or as stale database figures) instead of every metric vanishing.
+ANSWER_DEADLINE = 5.0
 
 Problems = Callable[[], Awaitable[dict[str, str]]]
 Refresh = Callable[[], Awaitable[None]]
@@ -51,14 +57,23 @@ class OpsServer:
             self._runner = None
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        problems = await self._problems()
+        try:
+            async with asyncio.timeout(ANSWER_DEADLINE):
+                problems = await self._problems()
+        except TimeoutError:
+            problems = {"health": f"the checks did not finish within {ANSWER_DEADLINE:g} s"}
         body = {"status": "ok"} if not problems else {"status": "unhealthy", "problems": problems}
         return web.json_response(body, status=503 if problems else 200)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         try:
-            await self._refresh()
-        except Exception:  # a stuck database must not take the other metrics down with it
+            async with asyncio.timeout(ANSWER_DEADLINE):
+                await self._refresh()
+        except TimeoutError:  # a stuck database must not take the other metrics down with it
+            log.warning(
+                "metrics: the database figures did not come within %g s; serving the others", ANSWER_DEADLINE
+            )
+        except Exception:
             log.warning("metrics: could not refresh the database figures", exc_info=True)
         response = web.Response(body=metrics.render())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST

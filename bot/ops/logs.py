@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.core.log_context import CONTEXT_FIELDS, current_context
+from bot.core.redaction import redact
 
 REDACTED = "[redacted]"
 
@@ -52,6 +53,7 @@ class RedactSecrets(logging.Filter):
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         text = _TOKEN_IN_PATH.sub(lambda m: m.group(1) + REDACTED, text)
+        text = redact(text)  # a database password in any of its forms (URL, query, key=value)
         return _TOKEN_FIELD.sub(lambda m: m.group(1) + REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -102,6 +104,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# discord.py logs every reconnect attempt with the whole traceback of the failed connection (~50
+# lines, again and again through an outage). The attempt and its cause fit on one line.
+_RECONNECT_LOGGERS = ("discord.client", "discord.shard")
+_RECONNECT_MESSAGES = ("Attempting a reconnect", "Failed to connect for shard_id")
+
+
+def reconnect_in_one_line(record: logging.LogRecord) -> bool:
+    """A reconnect attempt as one line naming its cause, without the traceback."""
+    cause = record.exc_info[1] if record.exc_info else None
+    if (
+        cause is not None
+        and record.name in _RECONNECT_LOGGERS
+        and str(record.msg).startswith(_RECONNECT_MESSAGES)
+    ):
+        text = str(cause).strip() or type(cause).__name__
+        record.msg = f"{record.getMessage()} ({type(cause).__name__}: {text})"
+        record.args = None
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
 def _not_about_voice(record: logging.LogRecord) -> bool:
     # The bot never joins a voice channel: discord.py's warnings about missing voice libraries are noise.
     return "voice will NOT be supported" not in str(record.msg)
@@ -116,6 +139,7 @@ def setup_logging(level: str, secrets: Sequence[str] = (), log_format: str = "te
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     # On the handler, not a logger: records of every logger (discord.py, aiohttp) pass through it.
+    handler.addFilter(reconnect_in_one_line)  # before the redaction, which formats the traceback
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

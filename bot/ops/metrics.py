@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import SimpleNamespace
 from typing import Any
 
@@ -38,7 +38,8 @@ registry = CollectorRegistry(auto_describe=True)
 
 jobs_by_state = Gauge(
     "imagine_jobs",
-    "Jobs of this bot not yet finished, by state (from the database)",
+    "Jobs of this bot not yet finished, by state, from the shared database: exported by the process"
+    " running shard 0 only",
     ["state"],
     registry=registry,
 )
@@ -74,10 +75,20 @@ delivery_delay = Histogram(
 )
 refusals = Counter(
     "imagine_refusals",
-    "Requests refused since this process started, by reason (read from the usage log at scrape time)",
+    "Requests refused, by reason, read from the shared usage log at scrape time: exported by the process"
+    " running shard 0 only, so a sum over processes counts each refusal once",
     ["reason"],
     registry=registry,
 )
+JOB_OUTCOMES = ("completed", "failed", "timed_out", "undeliverable", "cancelled")
+jobs_finished = Counter(
+    "imagine_jobs_finished",
+    "Jobs this process finished, by outcome (completed, failed, timed_out, undeliverable, cancelled)",
+    ["outcome"],
+    registry=registry,
+)
+for _outcome_name in JOB_OUTCOMES:  # every outcome from the start: a rate over a missing series is no rate
+    jobs_finished.labels(_outcome_name)
 gateway_latency = Gauge(
     "imagine_discord_gateway_latency_seconds",
     "Discord gateway heartbeat latency",
@@ -125,6 +136,16 @@ def set_jobs_by_state(counts: dict[str, int], states: Iterable[str]) -> None:
 def add_refusals(counts: dict[str, int]) -> None:
     for reason, count in counts.items():
         refusals.labels(reason).inc(count)
+
+
+def add_finished(counts: Mapping[str, int], counted: dict[str, int]) -> None:
+    """Bring `imagine_jobs_finished` up to the runner's own tally `counts`; `counted` is what was
+    already added (kept by the caller: one per runner). A status outside JOB_OUTCOMES counts as failed."""
+    for outcome, total in counts.items():
+        new = total - counted.get(outcome, 0)
+        if new > 0:
+            jobs_finished.labels(outcome if outcome in JOB_OUTCOMES else "failed").inc(new)
+            counted[outcome] = total
 
 
 def set_gateway_latencies(latencies: Iterable[tuple[int, float]]) -> None:

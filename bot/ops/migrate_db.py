@@ -22,7 +22,7 @@ import psycopg
 
 from bot.adapters.store import Store
 from bot.adapters.store.pg_schema import TABLES
-from bot.adapters.store.postgres_backend import redact
+from bot.core.redaction import database_error, redact
 
 # Which process holds a job means nothing once the SQLite bot has stopped: not copied.
 _PROCESS_STATE = ("lease_owner", "leased_until")
@@ -123,7 +123,7 @@ def run_migrate_db(source: Path, url: str, replace: bool) -> int:
         print(f"migrate-db: {error}", file=sys.stderr)
         return error.code
     except (psycopg.Error, sqlite3.Error, RuntimeError) as error:
-        print(f"migrate-db: {where}: {redact(str(error)).strip()}; nothing committed", file=sys.stderr)
+        print(f"migrate-db: {database_error(where, str(error))}; nothing committed", file=sys.stderr)
         return 1
     total = sum(copied.counts.values())
     listed = ", ".join(f"{table} {n}" for table, n in copied.counts.items())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +51,12 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="TIME",
         help="e.g. 12h, 7d (default: until unbanned)",
     )
+    ban.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace a ban in force even when it lasts longer (without it, the longer ban is kept"
+        " and the command exits 1)",
+    )
     unban = sub.add_parser("unban", help="lift a ban from personal use")
     unban.add_argument("user", type=user_arg, metavar="USER_ID")
     sub.add_parser("bans", help="list the bans from personal use in force")
@@ -59,18 +66,39 @@ def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-async def run_ban(settings: Settings, user_id: int, reason: str | None, duration: float | None) -> int:
+def _until(expires_at: float | None) -> str:
+    return f"until {_when(expires_at)}" if expires_at is not None else "until unbanned"
+
+
+async def run_ban(
+    settings: Settings, user_id: int, reason: str | None, duration: float | None, replace: bool = False
+) -> int:
     store = await open_store(settings)
     now = time.time()
     expires = now + duration if duration else None
+    reason = (reason or "").strip()[:300] or None
+    kept_reason = False
     try:
-        await store.ban_personal(
-            user_id, reason=(reason or "").strip()[:300] or None, expires_at=expires, now=now
-        )
+        current = next((b for b in await store.personal_bans(now) if b.user_id == user_id), None)
+        if current is not None and not replace:
+            # A shorter ban over a longer one would quietly shorten it (and drop its reason).
+            if current.expires_at is None or (expires is not None and current.expires_at > expires):
+                why = f" ({current.reason})" if current.reason else ""
+                print(
+                    f"user {user_id} is already banned from personal use {_until(current.expires_at)}{why},"
+                    f" longer than this ban; kept it. Pass --replace to set the new one instead",
+                    file=sys.stderr,
+                )
+                return 1
+            if reason is None and current.reason:
+                reason, kept_reason = current.reason, True
+        await store.ban_personal(user_id, reason=reason, expires_at=expires, now=now)
     finally:
         await store.close()
-    until = f" until {_when(expires)}" if expires else " until unbanned"
-    print(f"user {user_id} is banned from personal use{until}")
+    print(
+        f"user {user_id} is banned from personal use {_until(expires)}"
+        + (f" (reason kept: {reason})" if kept_reason else "")
+    )
     return 0
 
 
@@ -84,6 +112,9 @@ async def run_unban(settings: Settings, user_id: int) -> int:
     return 0
 
 
+BANS_HEADER = ("USER ID", "SINCE", "UNTIL", "REASON")
+
+
 async def run_bans(settings: Settings) -> int:
     store = await open_store(settings)
     try:
@@ -93,10 +124,19 @@ async def run_bans(settings: Settings) -> int:
     if not bans:
         print("no bans from personal use")
         return 0
-    for ban in bans:
-        until = _when(ban.expires_at) if ban.expires_at else "until unbanned"
-        reason = f" · {ban.reason}" if ban.reason else ""
-        print(f"{ban.user_id} · since {_when(ban.created_at)} · {until}{reason}")
+    rows = [BANS_HEADER] + [
+        (
+            str(ban.user_id),
+            _when(ban.created_at),
+            _when(ban.expires_at) if ban.expires_at is not None else "unbanned",
+            ban.reason or "",
+        )
+        for ban in bans
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        print(f"{line}  {row[3]}".rstrip())
     return 0
 
 

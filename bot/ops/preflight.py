@@ -10,7 +10,7 @@ import aiohttp
 import psycopg
 
 from bot.adapters.store import DatabaseSettings, Store, database_label, open_store
-from bot.adapters.store.postgres_backend import redact
+from bot.core.redaction import database_error
 
 DISCORD_API = "https://discord.com/api/v10"
 
@@ -31,7 +31,7 @@ async def check_database(path: Path, settings: DatabaseSettings | None = None) -
         try:
             store = await open_store(settings)
         except psycopg.Error as error:  # the message names the server, never the password
-            raise PreflightError(f"database {where}: {redact(str(error)).strip()}") from None
+            raise PreflightError(f"database {database_error(where, str(error))}") from None
         except RuntimeError as error:  # a schema from a newer bot
             raise PreflightError(f"database {where}: {error}") from None
         await store.close()

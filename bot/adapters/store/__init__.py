@@ -34,7 +34,7 @@ from bot.adapters.store.gallery_repo import Facets, GalleryFilter, GalleryImage
 from bot.adapters.store.interface import Backend
 from bot.adapters.store.overview_repo import QuotaOverview
 from bot.adapters.store.personal_repo import PersonalBan, PersonalStats
-from bot.adapters.store.postgres_backend import PostgresBackend, redact
+from bot.adapters.store.postgres_backend import PostgresBackend
 from bot.adapters.store.settings_repo import AdminEntry, BanEntry
 from bot.adapters.store.sqlite_backend import SqliteBackend, StoreCorruptError, migrate
 from bot.adapters.store.sqlite_schema import MIGRATIONS
@@ -43,6 +43,7 @@ from bot.core.models import ImageRequest, Job, JobStatus, Origin
 from bot.core.policy.prompt_rules import PromptRule, RuleMatch
 from bot.core.policy.quotas import Decision, GuildPolicy, Member
 from bot.core.policy.styles import MemberSettings, RequestDefaults, Style
+from bot.core.redaction import redact
 
 # Any database failure: busy, full, damaged, connection lost, ...
 StoreError: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)

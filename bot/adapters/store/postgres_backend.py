@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from bot.adapters.store import sqlite_backend as base
 from bot.adapters.store.interface import Backend, Dialect
 from bot.adapters.store.pg_schema import PG_MIGRATIONS
+from bot.core.redaction import database_answer, redact
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,6 @@ def lock_key(*key: object) -> int:
     """A stable signed 64-bit advisory-lock key for any tuple of names and ids."""
     digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def redact(url: str) -> str:
-    """The URL without its password, fit for logs and messages."""
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 class PgTx:
@@ -190,8 +186,9 @@ def _open_pool(url: str, size: int) -> ConnectionPool[Any]:
         with psycopg.connect(url, autocommit=True) as conn:
             migrate_pg(conn)
     except psycopg.OperationalError as exc:
+        # One line: the address once, then what the server (or the system) answered.
         raise psycopg.OperationalError(
-            f"cannot reach the PostgreSQL database at {redact(url)}: {redact(str(exc)).strip()}"
+            f"cannot connect to the PostgreSQL database at {redact(url)}: {database_answer(str(exc))}"
         ) from None
     pool: ConnectionPool[Any] = ConnectionPool(
         url,

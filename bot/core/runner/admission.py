@@ -137,6 +137,7 @@ class Admission:
         now = p.clock.time()
         if not await p.store.cancel(job.id, by_user, reason, now, refund=refund):
             return None
+        p.finished[JobStatus.CANCELLED.value] += 1
         p.durations.dropped(job)
         job_states.advance(job, JobStatus.CANCELLED)
         job.error, job.cancelled_by, job.delivered_at = reason, by_user, now

@@ -162,6 +162,7 @@ class Deliverer:
             return True
 
         if await p.persist(job, "record its delivery", write, attempts=p.config.record_attempts):
+            p.finished["completed" if job.status is JobStatus.COMPLETED else job.status.value] += 1
             if job.status is JobStatus.COMPLETED:
                 job_states.advance(job, JobStatus.DELIVERED)
             job.delivered_at = p.clock.time()
@@ -181,6 +182,7 @@ class Deliverer:
         if failures is None:
             return
         if failures > len(later):
+            p.finished["undeliverable"] += 1
             log.warning(
                 "job %s: its outcome could not be delivered; gave up after %s tries", job.id, failures
             )

@@ -7,6 +7,7 @@ No Discord here: the bot, the terminal command and the benchmark each plug in th
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 
@@ -87,6 +88,11 @@ class JobRunner(Admission):
         poller = getattr(self, "poller", None)
         if poller is not None:
             poller.wake()
+
+    @property
+    def finished(self) -> collections.Counter[str]:
+        """Jobs this process finished, by outcome: what /metrics exports as imagine_jobs_finished."""
+        return self.parts.finished
 
     def typical_duration(self, has_refs: bool) -> float | None:
         return self.parts.durations.typical(has_refs)

@@ -5,6 +5,7 @@ progress update."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,9 @@ class Parts:
     rng: random.Random
     closing: bool = False
     last_progress: dict[int, float] = field(default_factory=dict)
+    # Jobs this process finished, by outcome (completed, failed, timed_out, undeliverable,
+    # cancelled): read by /metrics. Counted where each job ends, once.
+    finished: collections.Counter[str] = field(default_factory=collections.Counter)
 
     async def persist(
         self, job: Job, what: str, write: Callable[[], Awaitable[T]], *, attempts: int | None = None

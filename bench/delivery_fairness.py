@@ -30,6 +30,7 @@ from bot.adapters.store import Store
 from bot.core.models import ImageRequest, Origin
 from bot.core.runner import JobRunner, RunnerConfig
 from bot.core.schedule import PollSchedule
+from bot.ops.runner_wiring import build_runner
 from sandbox.server import Sandbox, SandboxConfig
 
 ORIGIN = Origin(source="bench")
@@ -99,7 +100,7 @@ async def _slow_jobs_under_way(runner: JobRunner, asked: list[str]) -> None:
     """Until every slow job is downloading or waiting for a delivery slot (two sources, no one event)."""
     async with asyncio.timeout(30):
         while True:
-            if asked and len(asked) + runner.deliveries.waiting >= SLOW_JOBS:
+            if asked and len(asked) + runner.deliverer.pool.waiting >= SLOW_JOBS:
                 return
             await asyncio.sleep(0.02)
 
@@ -115,7 +116,9 @@ async def run_delivery_fairness(profile: Profile) -> FairnessResult:
                     store = await Store.open(Path(folder) / "bench.db")
                     api = ImageApi(session, base_url, "sandbox-key", "grok-imagine-image", timeout=30.0)
                     sink = TimingSink()
-                    runner = JobRunner(store, api, session, sink, CONFIG, schedule=SCHEDULE, source="bench")
+                    runner = build_runner(
+                        store, api, session, sink, CONFIG, schedule=SCHEDULE, source="bench"
+                    )
                     try:
                         await runner.start()
                         rounds = range(profile.fairness_rounds)

@@ -230,7 +230,7 @@ async def run_multiproc(profile: Profile) -> MultiprocResult:
                 await asyncio.wait_for(asyncio.gather(*(_ready(w) for w in running)), START_TIMEOUT)
                 commits_before = await asyncio.to_thread(_commits, url)
                 steady_from = time.time()
-                await asyncio.sleep(profile.mp_seconds)
+                await asyncio.sleep(profile.mp_seconds)  # the steady window whose commits/s are measured
                 steady_to = time.time()
                 # Statistics reach pg_stat_database within half a second (stats_fetch_consistency).
                 commits = await asyncio.to_thread(_commits, url) - commits_before
@@ -248,6 +248,7 @@ async def run_multiproc(profile: Profile) -> MultiprocResult:
                         raise RuntimeError(f"the victim's jobs were not taken over within {limit:.0f} s")
                     await asyncio.sleep(0.05)
                 failover = time.monotonic() - killed
+                # The window after the failover is measured too: what is handed over twice in it counts.
                 await asyncio.sleep(profile.mp_after)
                 for worker in running:
                     if worker.process.returncode is None:

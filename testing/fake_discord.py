@@ -386,6 +386,7 @@ class FakeDiscord:
         self._sessions: list[_GatewaySession] = []
         self._known_sessions: dict[str, _GatewaySession] = {}  # session id -> its latest socket, for RESUME
         self._changed = asyncio.Condition()
+        self.in_flight = 0  # REST requests received and not answered yet (see wait_idle)
         self._runner: web.AppRunner | None = None
         self._gateway_refused_until = 0.0  # time.monotonic(); until then new gateway connections get 503
 
@@ -1222,6 +1223,35 @@ class FakeDiscord:
             lambda r: r.method == "POST" and r.path.startswith(prefix), timeout
         )
 
+    async def wait_for_requests(
+        self, predicate: Callable[[RecordedRequest], bool], count: int, timeout: float = 5.0
+    ) -> list[RecordedRequest]:
+        """The first ``count`` answered requests matching ``predicate``, once that many have come."""
+
+        def enough() -> list[RecordedRequest] | None:
+            found = [r for r in self.requests if r.status and predicate(r)]
+            return found[:count] if len(found) >= count else None
+
+        return await self._wait(enough, timeout)
+
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until the clients have processed every gateway event sent so far (sync_gateway's
+        heartbeat barrier) and no REST request is in flight: a moment where nothing is under way
+        between the bot and Discord. A request still on its way through the socket, or one the bot
+        starts later (a timer, a background task), is the bot's to account for: combine this with
+        the bot's own tasks being done (tests/bot_harness.py: World.settle)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if self._live_sessions():
+                        await self.sync_gateway(timeout)
+                    if self.in_flight == 0:
+                        return
+                    await self._wait(lambda: self.in_flight == 0 or None, timeout)
+        except TimeoutError:
+            busy = f"{self.in_flight} request(s) in flight"
+            raise TimeoutError(f"the fake Discord was not idle within {timeout:g} s ({busy})") from None
+
     # ------------------------------------------------------------------------------------ fault injection
 
     def fail_route(
@@ -1311,6 +1341,14 @@ class FakeDiscord:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/":  # the gateway websocket logs its frames in gateway_log instead
             return await handler(request)
+        self.in_flight += 1  # from the moment its head has arrived until it is answered
+        try:
+            return await self._answer(request, handler)
+        finally:
+            self.in_flight -= 1
+            await self._notify()
+
+    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         rec = request[REC] = await self._record(request)
         response: web.StreamResponse | None
         try:

@@ -17,7 +17,7 @@ from bot.discord.client import ImagineBot
 from bot.ops.config import Secret, Settings
 from sandbox.server import Sandbox
 from testing.fake_discord import FakeDiscord, RecordedRequest, run_client
-from tests.helpers import FAST_RUNNER
+from tests.helpers import FAST_RUNNER, runner_idle, runner_settled, wait_until
 
 EPHEMERAL = 64
 
@@ -73,6 +73,10 @@ class World:
             await bot.wait_until_ready()
             yield bot
 
+    async def settle(self, *bots: ImagineBot, timeout: float = 10.0) -> None:
+        """Wait until nothing more is under way between these bots and Discord (see `settle`)."""
+        await settle(self.fake, *bots, timeout=timeout)
+
     def submits(self) -> list[Any]:
         return [r for r in self.sandbox.requests if r.method == "POST" and r.path == "/xai/images"]
 
@@ -88,9 +92,49 @@ async def wait_for_job(
     bot: ImagineBot, predicate: Callable[[Job], bool], job_id: int = 1, timeout: float = 10.0
 ) -> Job:
     """Poll the bot's own store until the job row satisfies `predicate` (the database is the truth)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            job = await bot.store.get_job(job_id)
-            if job is not None and predicate(job):
-                return job
-            await asyncio.sleep(0.02)
+    seen: list[Job | None] = [None]
+
+    async def satisfied() -> Job | None:
+        seen[0] = job = await bot.store.get_job(job_id)
+        return job if job is not None and predicate(job) else None
+
+    def last_seen() -> str:
+        job = seen[0]
+        if job is None:
+            return f"job {job_id} to be written"
+        last = f"{job.status.value}, delivered_at {job.delivered_at}"
+        return f"job {job_id} to reach the awaited state (last seen: {last})"
+
+    return await wait_until(satisfied, last_seen, timeout)
+
+
+# Tasks in which discord.py runs the bot's code for a gateway event: event listeners, slash commands
+# (and their error handlers), buttons, menus and dialogs.
+HANDLER_TASKS = ("discord.py: ", "CommandTree-invoker", "discord-ui-")
+
+
+def handlers_running() -> list[str]:
+    return sorted(t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith(HANDLER_TASKS))
+
+
+async def settle(fake: FakeDiscord, *bots: ImagineBot, timeout: float = 10.0) -> None:
+    """A definite "nothing more will happen", for the checks that something did NOT happen: at one
+    moment, every bot's handlers have returned, its runner has made a whole pass of its poll loop with
+    nothing under way (so no job the store calls due is left), the clients have processed every
+    gateway event and the fake Discord has no request in flight. Within `timeout`, or fail saying
+    what was still busy."""
+    busy: list[str] = []
+
+    async def quiet() -> bool:
+        await fake.wait_idle(timeout)
+        await wait_until(lambda: not handlers_running(), lambda: f"{handlers_running()} to return", timeout)
+        for bot in bots:
+            await runner_settled(bot.runner, timeout)
+        # No await from here on: on this one event loop, these hold at the same moment.
+        busy[:] = handlers_running()
+        busy.extend(f"runner of {bot.user}" for bot in bots if not runner_idle(bot.runner))
+        if fake.in_flight:
+            busy.append(f"{fake.in_flight} request(s) to the fake Discord")
+        return not busy
+
+    await wait_until(quiet, lambda: f"the bot(s) to settle (still busy: {', '.join(busy)})", timeout)

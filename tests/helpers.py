@@ -1,16 +1,20 @@
-"""Shared test helpers: a sink that records what the runner tells it, and runner wiring."""
+"""Shared test helpers: waiting with a deadline, a sink that records what the runner tells it, and runner
+wiring."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
+import inspect
 import io
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from aiohttp import web
 from PIL import Image
@@ -34,6 +38,76 @@ FAST_RUNNER = RunnerConfig(
     shutdown_grace=0.2,
     idle_wait=0.5,
 )
+
+
+T = TypeVar("T")
+
+
+async def wait_until(
+    condition: Callable[[], T | Awaitable[T]],
+    what: str | Callable[[], str],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+) -> T:
+    """Check `condition` (plain or async) every `interval` seconds until it returns something truthy, and
+    return that. After `timeout` seconds fail with a TimeoutError naming `what` (a text, or a function
+    that describes what was last seen), so that a wait that would never end fails instead of hanging."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return found  # type: ignore[return-value]
+        if time.monotonic() >= deadline:
+            text = what if isinstance(what, str) else what()
+            raise TimeoutError(f"waited {timeout:g} s for {text}")
+        await asyncio.sleep(interval)
+
+
+def _runner_tasks(runner: JobRunner) -> list[asyncio.Task[Any]]:
+    """Every background task of the runner's registry: submits, other work on jobs (polls, deliveries,
+    endings) and later delivery attempts. The one place the tests read the registry's task groups."""
+    return [task for group in runner.parts.registry._tasks.values() for task in group]
+
+
+def runner_idle(runner: JobRunner) -> bool:
+    """Nothing under way in this runner: no submit, poll, delivery or later retry."""
+    return not _runner_tasks(runner)
+
+
+async def runner_settled(runner: JobRunner, timeout: float = 10.0) -> None:
+    """Wait for a definite "nothing more will happen": no job of the runner's source is still queued,
+    submitting or running in the store, the poll loop has made a whole pass since then (woken, so at
+    once; a job the store says is due would have been claimed in it), and nothing is under way."""
+    seen: dict[str, int] = {}
+
+    async def done() -> bool:
+        seen.clear()
+        seen.update(await runner.store.unfinished_jobs_by_status(runner.source))
+        if set(seen) & {"queued", "submitting", "running"}:
+            return False
+        for _ in range(2):  # the second pass starts only once the first has claimed what was due
+            before = getattr(runner, "loop_ran_at", None)
+            runner.wake()
+            await wait_until(
+                lambda b=before: getattr(runner, "loop_ran_at", None) != b,  # type: ignore[misc]
+                "a pass of the runner's poll loop",
+                timeout,
+                interval=0.005,
+            )
+        return runner_idle(runner)
+
+    await wait_until(
+        done,
+        lambda: f"the runner to settle (jobs not ended: {seen or 'none'}; under way: {_under_way(runner)})",
+        timeout,
+    )
+
+
+def _under_way(runner: JobRunner) -> str:
+    names = sorted(t.get_coro().__qualname__ for t in _runner_tasks(runner))  # type: ignore[union-attr]
+    return ", ".join(names) or "nothing"
 
 
 def as_shown(content: str) -> str:
@@ -82,10 +156,11 @@ class RecordingSink:
         return DeliveryReceipt("test")
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[Outcome]:
-        async with asyncio.timeout(timeout):
-            while len(self.outcomes) < count:
-                self.changed.clear()
-                await self.changed.wait()
+        await wait_until(
+            lambda: len(self.outcomes) >= count,
+            lambda: f"{count} outcome(s) at the sink (it has {len(self.outcomes)})",
+            timeout,
+        )
         return self.outcomes
 
 
@@ -188,7 +263,7 @@ class ImageHost:
         await response.prepare(request)
         for byte in png_bytes():
             await response.write(bytes([byte]))
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # the trickle this route simulates
         return response
 
 

@@ -21,7 +21,7 @@ NOW = 1_800_000_000.0
 async def main(url: str, start: float, count: int) -> int:
     store = await Store.open_url(url, pool_size=4)
     try:
-        await asyncio.sleep(max(0.0, start - time.time()))
+        await asyncio.sleep(max(0.0, start - time.time()))  # every process admits at one agreed moment
         origin = Origin(source="discord", guild_id=GUILD, channel_id=5, user_id=USER)
         results = await asyncio.gather(
             *(store.admit(Member(GUILD, USER), ImageRequest("a cat"), origin, NOW, 3) for _ in range(count))

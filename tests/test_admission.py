@@ -21,6 +21,7 @@ from bot.discord.requests import ACCEPTED_LATE, ADMISSION_BUDGET
 from sandbox.server import Sandbox
 from testing.fake_discord import running_fake
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
+from tests.helpers import wait_until
 
 DEFERRED = 5
 MODAL = 9
@@ -60,7 +61,9 @@ async def test_a_locked_database_defers_privately_and_the_answer_follows(strict_
                 assert callback.json["type"] == DEFERRED
                 assert callback.json["data"]["flags"] & EPHEMERAL  # privately: the outcome is not known yet
                 assert callback.received_at - interaction.sent_at < ADMISSION_BUDGET + 1.0
-            await asyncio.sleep(4.0)  # well past Discord's deadline, well within SQLite's busy timeout
+            # Time passing is what is tested here: well past Discord's deadline (the answer must still
+            # follow), well within SQLite's busy timeout. While the lock is held nothing can be sent.
+            await asyncio.sleep(4.0)
             assert not strict_world.submits()
         finally:
             lock.rollback()
@@ -181,9 +184,12 @@ async def test_bad_input_in_the_edit_dialog_is_logged_like_imagine(world: World)
             submitted = await fake.submit_modal(modal["data"]["custom_id"], fields)
             answer = (await fake.wait_for_callback(submitted)).json
             assert answer["type"] == 4 and answer["data"]["flags"] & EPHEMERAL
-        async with asyncio.timeout(5.0):  # answered first, logged right after
-            while len(refusals := await refused_rows(bot.store, fake.guild_id)) < 2:
-                await asyncio.sleep(0.02)
+
+        async def both_logged() -> list[dict[str, object]] | None:  # answered first, logged right after
+            found = await refused_rows(bot.store, fake.guild_id)
+            return found if len(found) >= 2 else None
+
+        refusals = await wait_until(both_logged, "both refusals to be logged", timeout=5.0)
     assert [(r["reason"], r["counted"], r["aspect_ratio"]) for r in refusals] == [
         (BAD_INPUT, 0, "7:5"),
         (BAD_INPUT, 0, None),

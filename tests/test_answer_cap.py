@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.adapters.image_api import ImageApi, MalformedAnswerError
 from sandbox.server import Sandbox
+from tests.helpers import wait_until
 
 
 async def test_a_poll_answer_over_the_cap_is_malformed(
@@ -24,7 +25,7 @@ async def test_a_poll_answer_over_the_cap_is_malformed(
             session, sandbox.base_url or "", "sandbox-key", "grok-imagine-image", max_answer_bytes=100_000
         )
         task_id = await api.submit("big answer", None)
-        await asyncio.sleep(0.4)
+        await wait_until(lambda: sandbox.completed_at(task_id), "the sandbox to finish the task")
         with (
             caplog.at_level(logging.WARNING, logger="bot.adapters.image_api"),
             pytest.raises(MalformedAnswerError),
@@ -71,6 +72,5 @@ async def test_an_endless_answer_is_cut_off_at_the_cap(endless_api: tuple[str, l
         async with asyncio.timeout(10):
             with pytest.raises(MalformedAnswerError):
                 await api.poll("forever")
-            while not written:  # the server notices the client went away
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: written, "the server to notice that the client went away")
     assert written[0] < 20_000_000  # far from the 50 MB it would have sent

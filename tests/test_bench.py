@@ -11,12 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.report import REQUIRED_KEYS
 from bot.core.schedule import PollSchedule
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.timeout(120)  # the whole benchmark, shortened: ~25 s on a loaded machine
 def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     done = subprocess.run(

@@ -14,6 +14,7 @@ from bot.ops.config import Settings, load_settings
 from bot.ops.terminal_imagine import run_imagine
 from sandbox.server import Sandbox
 from tests.bot_harness import World
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,9 +136,7 @@ async def test_a_failed_write_saves_the_paid_image_elsewhere_and_exits(world: Wo
     process = await start_cli(
         sandbox, tmp_path, "make it night", "--ref", reference["url"], "--out", str(out)
     )
-    async with asyncio.timeout(20):
-        while sandbox.task_count == 0:
-            await asyncio.sleep(0.02)
+    await wait_until(lambda: sandbox.task_count, "the command's submit to reach the sandbox", timeout=20)
     out.mkdir()  # the path turns unwritable while the image is being made
     code, stdout, stderr = await finish(process)
     assert code == 1

@@ -28,6 +28,7 @@ from bot.adapters.store import Store
 from sandbox.server import Sandbox, SandboxConfig
 from testing.fake_discord import FakeDiscord, FakeInteraction, running_fake
 from tests.delivery_crash_child import CRASHED
+from tests.helpers import wait_until
 from tests.test_multiprocess import image_messages_per_job, image_posts_per_job
 from tests.test_operations import API_KEY, TOKEN, bot_process, wait_healthy
 
@@ -98,11 +99,7 @@ def notes_per_user(fake: FakeDiscord, users: dict[str, int]) -> collections.Coun
 
 
 async def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(check):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.1)
+    await wait_until(lambda: asyncio.to_thread(check), what, timeout, interval=0.1)
 
 
 def check_outcome(

@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.core.delivery_pool import MSG_TOO_SLOW, DeliveryPool
 from bot.core.models import ImageRequest, Origin
 from sandbox.server import Sandbox
-from tests.helpers import FAST_RUNNER, ImageHost, RecordingSink, running_runner
+from tests.helpers import FAST_RUNNER, ImageHost, RecordingSink, running_runner, wait_until
 
 ORIGIN = Origin(source="test", guild_id=1, channel_id=2, user_id=3)
 
@@ -26,9 +26,7 @@ async def test_a_trickling_result_host_delays_only_its_own_job(sandbox: Sandbox,
             db_path, sandbox.base_url or "", sink, config=config, result_hosts=(slow.origin,)
         ) as runner:
             slow_job = await runner.enqueue(ImageRequest("from a slow host"), ORIGIN)
-            async with asyncio.timeout(5):
-                while not slow.hits:  # its download has begun
-                    await asyncio.sleep(0.02)
+            await wait_until(lambda: slow.hits, "the slow job's download to begin", timeout=5)
             quick = [await runner.enqueue(ImageRequest(f"quick {i}"), ORIGIN) for i in range(3)]
             first = await sink.wait_for(3, timeout=5.9)
             assert {o.job.id for o in first} == {job.id for job in quick}
@@ -61,9 +59,12 @@ async def test_eight_trickling_jobs_leave_slots_for_a_job_from_another_host(
             pool = runner.deliverer.pool
             assert pool.host_share == 4
             slow_jobs = [await runner.enqueue(ImageRequest(f"slow {n}"), ORIGIN) for n in range(8)]
-            async with asyncio.timeout(10):
-                while not (len(slow.hits) == pool.host_share and pool.waiting == 8 - pool.host_share):
-                    await asyncio.sleep(0.02)
+            await wait_until(
+                lambda: len(slow.hits) == pool.host_share and pool.waiting == 8 - pool.host_share,
+                lambda: (
+                    f"the slow host's share downloading, the rest waiting ({len(slow.hits)}, {pool.waiting})"
+                ),
+            )
             sandbox.force_next("completed", result={"images": [fast.url("/img.png")]}, duration=0.0)
             quick = await runner.enqueue(ImageRequest("from a fast host"), ORIGIN)
             [first] = await sink.wait_for(1, timeout=10)
@@ -89,9 +90,7 @@ async def test_a_host_waiting_for_its_share_does_not_hold_up_others() -> None:
     ]
     other = asyncio.create_task(pool.run(lambda: job("b"), ["https://b.example/1.png"]))
     inline = asyncio.create_task(pool.run(lambda: job("inline"), ["data:image/png;base64,AAAA"]))
-    async with asyncio.timeout(5):
-        while len(started) < 3:
-            await asyncio.sleep(0)
+    await wait_until(lambda: len(started) >= 3, "three jobs to start", timeout=5, interval=0)
     assert started == ["a0", "b", "inline"] and pool.waiting == 2
     slow[1].cancel()  # a waiting job that is cancelled leaves the queue
     release.set()

@@ -3,7 +3,6 @@ come from one planner, and a private image the database refused to record is not
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from dataclasses import replace
 
@@ -14,6 +13,7 @@ from bot.adapters.store.deliveries_repo import REFUSED, SENDING, SENT, TOLD, UNC
 from bot.core.models import DM, Job, JobStatus
 from bot.discord.route_planner import image_routes, notice_routes
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
+from tests.helpers import wait_until
 from tests.test_personal_settings import settings
 from tests.test_store_pressure import QUICK_RECORD, job_row, set_pragma
 from tests.test_styles import admin
@@ -134,9 +134,10 @@ async def test_a_private_image_the_database_refused_to_record_is_not_sent_again(
         other = sqlite3.connect(world.db_path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         try:
-            async with asyncio.timeout(10):
-                while "could not record its delivery after 2 attempts" not in caplog.text:
-                    await asyncio.sleep(0.02)
+            await wait_until(
+                lambda: "could not record its delivery after 2 attempts" in caplog.text,
+                "the runner to give up recording the delivery",
+            )
         finally:
             other.execute("ROLLBACK")
             other.close()

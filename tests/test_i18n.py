@@ -4,7 +4,6 @@ locale decides the language of what they read, through the real bot and the fake
 from __future__ import annotations
 
 import ast
-import asyncio
 import re
 import string
 from pathlib import Path
@@ -382,7 +381,7 @@ async def test_a_whole_imagine_in_simplified_chinese(world: World) -> None:
         # A second request is over the quota of 1: refused privately, in the member's language.
         refused = await fake.invoke_slash("imagine", {"prompt": "another fox"}, locale="zh-CN")
         callback = await fake.wait_for_callback(refused)
-        await asyncio.sleep(0.1)
+        await world.settle(bot)
 
     edits = [
         r.json

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from bot.core.models import JobStatus
@@ -43,10 +41,10 @@ async def refused(
     world: World, options: dict[str, object], attachments: dict[str, object] | None = None
 ) -> str:
     fake = world.fake
-    async with world.bot():
+    async with world.bot() as bot:
         interaction = await fake.invoke_slash("imagine", options, attachments=attachments)
         callback = await fake.wait_for_callback(interaction)
-        await asyncio.sleep(0.2)  # time enough for anything that should not happen
+        await world.settle(bot)  # anything that should not happen would be under way or done by now
     assert callback.json["type"] == MESSAGE
     assert callback.json["data"]["flags"] & EPHEMERAL
     assert world.submits() == []

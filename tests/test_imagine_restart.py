@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 
 from bot.core.models import JobStatus
 from bot.core.runner import MSG_INTERRUPTED
 from tests.bot_harness import World, wait_for_job
+from tests.helpers import wait_until
 
 
 async def test_job_running_at_shutdown_is_delivered_once_by_the_next_bot(world: World) -> None:
@@ -22,15 +22,15 @@ async def test_job_running_at_shutdown_is_delivered_once_by_the_next_bot(world: 
 
     async with world.bot() as second:
         job = await wait_for_job(second, lambda j: j.status is JobStatus.DELIVERED)
-        await asyncio.sleep(0.4)  # time enough for a duplicate to appear, if there were one
+        await world.settle(second)  # a duplicate would be under way or posted by now
     [post] = world.bot_posts()
     assert post.files[0].data == world.sandbox.image_bytes(next(iter(world.sandbox.tasks)))
     assert int(post.json["message_reference"]["message_id"]) == interaction.original_message_id
     assert world.sandbox.task_count == 1 and len(world.submits()) == 1
     assert job.result_message_id is not None
 
-    async with world.bot():
-        await asyncio.sleep(0.3)
+    async with world.bot() as third:
+        await world.settle(third)  # its start-up resumed what the store left, if anything
     assert len(world.bot_posts()) == 1
 
 
@@ -40,8 +40,7 @@ async def test_submit_cut_off_by_shutdown_is_not_sent_again(world: World) -> Non
     async with world.bot() as first:
         interaction = await fake.invoke_slash("imagine", {"prompt": "in flight"})
         await wait_for_job(first, lambda j: j.status is JobStatus.SUBMITTING)
-        while not world.sandbox.tasks:
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: world.sandbox.tasks, "the submit to reach the sandbox")
     world.sandbox.config.submit_delay = 0.0
 
     async with world.bot() as second:

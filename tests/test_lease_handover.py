@@ -18,7 +18,7 @@ from bot.core.models import ImageRequest, Job, JobStatus, Origin
 from bot.core.runner import DeliveryReceipt, JobRunner
 from bot.ops.runner_wiring import build_runner
 from sandbox.server import Sandbox
-from tests.helpers import FAST_RUNNER, FAST_SCHEDULE, RecordingSink
+from tests.helpers import FAST_RUNNER, FAST_SCHEDULE, RecordingSink, runner_settled, wait_until
 
 LEASE = 2.0
 CONFIG = FAST_RUNNER  # the lease is the store's (Store.open_url(lease=LEASE))
@@ -28,7 +28,7 @@ class SlowSink(RecordingSink):
     """Posting takes longer than a lease, as a slow Discord upload may."""
 
     async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt:
-        await asyncio.sleep(LEASE * 1.75)
+        await asyncio.sleep(LEASE * 1.75)  # the slowness under test: the upload outlasts a lease
         return await super().deliver(job, images, elapsed)
 
 
@@ -60,11 +60,13 @@ async def all_recorded(store: Store, ids: list[int]) -> bool:
 
 async def test_a_slow_delivery_keeps_its_job_and_nobody_posts_it_twice(sandbox: Sandbox, pg_url: str) -> None:
     slow, other = SlowSink(), RecordingSink()
-    async with process(pg_url, sandbox, slow) as first, process(pg_url, sandbox, other):
+    async with process(pg_url, sandbox, slow) as first, process(pg_url, sandbox, other) as second:
         job = await first.enqueue(ImageRequest("a slow upload"), Origin(source="test"))
         [outcome] = await slow.wait_for(1, timeout=15)
-        await asyncio.sleep(LEASE / 2)  # another round of the other's lease loop
+        await runner_settled(first)  # the delivery is recorded
         final = await first.store.get_job(job.id)
+        assert await second.renew_and_take_over() == 0  # another round of the other's lease loop
+        await runner_settled(second)  # a delivery it had taken over would be under way or done by now
     assert outcome.images and other.outcomes == []  # the other process never took it over
     assert final is not None and final.status is JobStatus.DELIVERED
     assert submits(sandbox) == {"a slow upload": 1}
@@ -87,9 +89,11 @@ async def test_a_dead_process_s_queued_and_finished_jobs_are_taken_over_while_ru
             assert await dead.mark_completed(finished.id, [url], time.time(), None)
             outcomes = await sink.wait_for(2, timeout=LEASE * 4)
             took = time.monotonic() - started
-            async with asyncio.timeout(5):  # the delivery is recorded just after the sink returns
-                while not await all_recorded(live.store, [queued.id, finished.id]):
-                    await asyncio.sleep(0.05)
+            await wait_until(  # the delivery is recorded just after the sink returns
+                lambda: all_recorded(live.store, [queued.id, finished.id]),
+                "both deliveries to be recorded",
+                timeout=5,
+            )
     finally:
         await dead.close()
     # Within the lease and one round of the lease loop (plus slack), not at the next start-up.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import yarl
@@ -114,7 +113,7 @@ async def test_cancel_by_requester_and_refusal_for_a_stranger(world: World) -> N
         assert job.cancelled_by == fake.user_id
         summary = await bot.store.usage_summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
         assert summary.used_today == 1 and summary.running == 0  # the provider may bill it: it counts
-        await asyncio.sleep(0.3)
+        await world.settle(bot)  # a post of the cancelled job would be under way or made by now
     assert world.bot_posts() == []
 
 

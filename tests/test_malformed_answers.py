@@ -6,9 +6,8 @@ told member (submit) or a retried poll, never a job stuck in `submitting`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Literal
 
@@ -133,12 +132,6 @@ async def test_mistyped_optional_poll_fields_are_dropped_not_fatal(sandbox: Sand
         None,
     )
     assert (status.trace_id, status.created_at, status.finished_at) == (None, None, "12")
-
-
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.02)
 
 
 async def test_a_nested_submit_answer_ends_the_job_and_tells_the_member(

@@ -24,6 +24,7 @@ import pytest
 
 from sandbox.server import Sandbox, SandboxConfig
 from testing.fake_discord import FakeDiscord, running_fake
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789ab"
@@ -97,13 +98,13 @@ async def get(url: str) -> tuple[int, str]:
 
 
 async def wait_healthy(bot: BotProcess, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            assert bot.process.returncode is None, bot.stderr.decode()
-            with contextlib.suppress(aiohttp.ClientError):
-                if (await get(bot.metrics_url + "/healthz"))[0] == 200:
-                    return
-            await asyncio.sleep(0.1)
+    async def healthy() -> bool:
+        assert bot.process.returncode is None, bot.stderr.decode()
+        with contextlib.suppress(aiohttp.ClientError):
+            return (await get(bot.metrics_url + "/healthz"))[0] == 200
+        return False
+
+    await wait_until(healthy, "the bot process to answer /healthz with 200", timeout, interval=0.1)
 
 
 @pytest.fixture
@@ -125,14 +126,13 @@ async def test_sigterm_stops_cleanly_and_keeps_running_jobs(slow_sandbox: Sandbo
 
         interaction = await fake.invoke_slash("imagine", {"prompt": "a lighthouse at dusk"})
         await fake.wait_for_callback(interaction, timeout=10)
-        async with asyncio.timeout(10):
-            while not slow_sandbox.tasks:
-                await asyncio.sleep(0.05)
-        async with asyncio.timeout(10):  # the submit's answer is recorded, then a poll has gone out
-            while 'imagine_polls_total{outcome="ok"}' not in (
-                text := (await get(bot.metrics_url + "/metrics"))[1]
-            ):
-                await asyncio.sleep(0.1)
+        await wait_until(lambda: slow_sandbox.tasks, "the submit to reach the sandbox", timeout=10)
+
+        async def polled() -> str | None:  # the submit's answer is recorded, then a poll has gone out
+            text = (await get(bot.metrics_url + "/metrics"))[1]
+            return text if 'imagine_polls_total{outcome="ok"}' in text else None
+
+        text = await wait_until(polled, "/metrics to count a poll", timeout=10, interval=0.1)
         assert 'imagine_submits_total{outcome="ok"} 1.0' in text
         assert 'imagine_jobs{state="running"} 1.0' in text
         assert 'imagine_api_request_seconds_bucket{endpoint="submit"' in text
@@ -243,9 +243,11 @@ async def test_healthz_names_what_is_wrong(sandbox: Sandbox, tmp_path: Path) -> 
         async with world.bot(metrics_port=0) as bot:
             assert bot.ops_server is not None
             url = f"http://127.0.0.1:{bot.ops_server.port}/healthz"
-            async with asyncio.timeout(10):
-                while (await get(url))[0] != 200:
-                    await asyncio.sleep(0.05)
+
+            async def status_ok() -> bool:
+                return (await get(url))[0] == 200
+
+            await wait_until(status_ok, "/healthz to answer 200", timeout=10, interval=0.05)
             healthy, _ = await asyncio.to_thread(probe, "127.0.0.1", bot.ops_server.port)
             assert healthy
 
@@ -257,9 +259,11 @@ async def test_healthz_names_what_is_wrong(sandbox: Sandbox, tmp_path: Path) -> 
             assert not healthy and "poll_loop: last ran" in text
 
             await fake.stop()  # Discord goes away
-            async with asyncio.timeout(10):
-                while "gateway" not in json.loads((await get(url))[1]).get("problems", {}):
-                    await asyncio.sleep(0.05)
+
+            async def gateway_named() -> bool:
+                return "gateway" in json.loads((await get(url))[1]).get("problems", {})
+
+            await wait_until(gateway_named, "/healthz to name the gateway", timeout=10, interval=0.05)
 
 
 async def test_healthz_names_the_database_when_it_stops_answering(
@@ -283,9 +287,11 @@ async def test_healthz_names_the_database_when_it_stops_answering(
         async with world.bot(metrics_port=0, database_url=Secret(pg_url)) as bot:
             assert bot.ops_server is not None and bot.store.dialect == "postgresql"
             url = f"http://127.0.0.1:{bot.ops_server.port}/healthz"
-            async with asyncio.timeout(10):
-                while await problems(url):
-                    await asyncio.sleep(0.05)
+
+            async def clear() -> bool:
+                return not await problems(url)
+
+            await wait_until(clear, "/healthz to report no problem", timeout=10, interval=0.05)
             with psycopg.connect(pg_url, autocommit=True) as conn:
                 database = conn.execute("SELECT current_database()").fetchone()
             assert database is not None
@@ -298,15 +304,22 @@ async def test_healthz_names_the_database_when_it_stops_answering(
                         " WHERE backend_type = 'client backend' AND datname = %s",
                         [database[0]],
                     )
-                    async with asyncio.timeout(10):
-                        while "database" not in (found := await problems(url)):
-                            await asyncio.sleep(0.05)
+
+                    async def database_named() -> dict[str, str] | None:
+                        found = await problems(url)
+                        return found if "database" in found else None
+
+                    found = await wait_until(
+                        database_named, "/healthz to name the database", timeout=10, interval=0.05
+                    )
                     assert found["database"].startswith(("error: ", "no answer within ")), found
                 finally:
                     admin.execute(f'ALTER DATABASE "{database[0]}" ALLOW_CONNECTIONS true')
-            async with asyncio.timeout(30):
-                while "database" in await problems(url):
-                    await asyncio.sleep(0.2)
+
+            async def database_back() -> bool:
+                return "database" not in await problems(url)
+
+            await wait_until(database_back, "/healthz to stop naming the database", timeout=30, interval=0.2)
 
 
 async def test_while_stopping_new_requests_are_turned_away_politely(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from bot.core.models import ImageRequest, Origin
 from bot.discord.setup_check import run_check
 from bot.ops.config import Secret
 from tests.bot_harness import World
+from tests.helpers import wait_until
 from tests.test_admin_commands import admin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,16 +197,17 @@ async def test_backup_is_consistent_while_the_database_is_written(tmp_path: Path
     store = await Store.open(db)
     stop = asyncio.Event()
 
+    so_far = [0]
+
     async def keep_writing() -> int:
-        written = 0
         while not stop.is_set():
-            await store.create_job(ImageRequest(f"prompt {written}" * 20), Origin(source="test"), 1.0)
-            written += 1
-        return written
+            await store.create_job(ImageRequest(f"prompt {so_far[0]}" * 20), Origin(source="test"), 1.0)
+            so_far[0] += 1
+        return so_far[0]
 
     writer = asyncio.create_task(keep_writing())
     try:
-        await asyncio.sleep(0.2)
+        await wait_until(lambda: so_far[0] >= 20, "the writer to be under way")
         result = await asyncio.to_thread(
             run, "backup", str(copy), env={"DATABASE_PATH": str(db)}, cwd=tmp_path
         )
@@ -338,9 +340,11 @@ async def test_a_backup_killed_half_way_leaves_the_previous_backup_intact(tmp_pa
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        async with asyncio.timeout(20):
-            while not (partial := await asyncio.to_thread(lambda: list(tmp_path.glob(".copy.db.*.tmp")))):
-                await asyncio.sleep(0.02)
+        partial = await wait_until(
+            lambda: list(tmp_path.glob(".copy.db.*.tmp")), "the backup to open its temporary file", timeout=20
+        )
+        # Into the step the lock holds it in. Nothing outside shows that step begin; the lock keeps
+        # the copy from going further however long this is.
         await asyncio.sleep(0.3)
         process.kill()
         await process.wait()

@@ -23,7 +23,7 @@ from bot.core.policy.quotas import Member
 from bot.core.runner import MSG_OUTAGE, PROBE_TASK_ID
 from bot.core.schedule import PollSchedule
 from sandbox.server import RecordedRequest, Sandbox, SandboxConfig, build_arg_parser, config_from_args
-from tests.helpers import FAST_RUNNER, RecordingSink, running_runner
+from tests.helpers import FAST_RUNNER, RecordingSink, runner_settled, running_runner, wait_until
 
 ORIGIN = Origin(source="test", guild_id=1, channel_id=2, user_id=3)
 FACTOR = 5.0
@@ -45,9 +45,7 @@ def task_polls(sandbox: Sandbox) -> list[RecordedRequest]:
 
 
 async def wait_until_submitted(sandbox: Sandbox, count: int = 1) -> None:
-    async with asyncio.timeout(10):
-        while sandbox.task_count < count:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: sandbox.task_count >= count, f"{count} submit(s) at the sandbox", interval=0.01)
 
 
 async def rows(db_path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -151,9 +149,12 @@ async def test_a_request_made_during_an_outage_waits_and_is_sent_once_it_ends(
     ) as runner:
         start, end = sandbox.start_outage(6.0)
         first = await runner.enqueue(ImageRequest("during"), ORIGIN)
-        async with asyncio.timeout(5):
-            while (first.id, Stage.SERVICE_DOWN) not in sink.progress_log:
-                await asyncio.sleep(0.01)
+        await wait_until(
+            lambda: (first.id, Stage.SERVICE_DOWN) in sink.progress_log,
+            "the first job to be told the service is down",
+            timeout=5,
+            interval=0.01,
+        )
         later = await runner.enqueue(ImageRequest("later"), ORIGIN)
         outcomes = await sink.wait_for(2, timeout=10)
     assert all(o.images is not None for o in outcomes)
@@ -198,7 +199,7 @@ async def test_a_400_answer_to_a_poll_ends_the_job_with_a_clear_message(
         sandbox.fail_next_polls(1, status=400)
         [outcome] = await sink.wait_for(1, timeout=5)
         polls = len(task_polls(sandbox))
-        await asyncio.sleep(0.3)
+        await runner_settled(runner)  # the job ended in the store; a poll would be under way or made
     assert outcome.reason is not None and "refused to report on this request" in outcome.reason
     assert "Injected failure" in outcome.reason  # the API's message, sanitized
     assert len(task_polls(sandbox)) == polls  # the job is no longer polled
@@ -216,7 +217,7 @@ async def test_the_sandbox_simulates_an_outage_from_its_command_line() -> None:
         async with aiohttp.ClientSession(headers=headers) as session:
             statuses = []
             for pause in (0.0, 0.3, 0.5):
-                await asyncio.sleep(pause)
+                await asyncio.sleep(pause)  # time passing is what is tested: into the outage, then out
                 async with session.get(url) as response:
                     statuses.append(response.status)
     finally:

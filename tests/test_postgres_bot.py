@@ -3,7 +3,6 @@ flows moved over with `migrate-db`, the next bot carrying on from it."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 
 import psycopg
@@ -20,7 +19,7 @@ async def test_imagine_on_postgresql_is_delivered_once(world: World, pg_url: str
         assert bot.store.dialect == "postgresql"
         await world.fake.invoke_slash("imagine", {"prompt": "a lighthouse on postgres"})
         job = await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED)
-        await asyncio.sleep(0.3)  # time enough for a duplicate to appear, if there were one
+        await world.settle(bot)  # a duplicate would be under way or posted by now
     assert len(world.bot_posts()) == 1 and len(world.submits()) == 1
     assert job.interaction_token is None and job.result_message_id is not None
     assert not (world.db_path.exists()), "nothing was written to the SQLite file"
@@ -59,6 +58,6 @@ async def test_a_sqlite_bot_s_data_moves_over_and_the_next_bot_carries_on(world:
         job = await wait_for_job(second, lambda j: j.status is JobStatus.DELIVERED, job_id=3)
         await fake.invoke_slash("imagine", {"prompt": "after the move"})
         fresh = await wait_for_job(second, lambda j: j.status is JobStatus.DELIVERED, job_id=4)
-        await asyncio.sleep(0.3)
+        await world.settle(second)
     assert job.task_id is not None and fresh.id == 4
     assert len(world.bot_posts()) == 4 and len(world.submits()) == 4  # nothing sent or posted twice

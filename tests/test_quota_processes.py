@@ -33,7 +33,13 @@ async def test_fifty_admissions_over_three_processes_start_exactly_the_quota(pg_
         )
         for count in (17, 17, 16)
     ]  # fmt: skip
-    outputs = await asyncio.gather(*(child.communicate() for child in children))
+    try:
+        outputs = await asyncio.wait_for(asyncio.gather(*(child.communicate() for child in children)), 40)
+    except TimeoutError:
+        for child in children:
+            if child.returncode is None:
+                child.kill()
+        raise TimeoutError("the three admitting processes did not all end within 40 s") from None
     for child, (_, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err.decode()[-2000:]
     allowed = [int(out) for out, _ in outputs]

@@ -13,7 +13,7 @@ from bot.adapters.store import Store
 from bot.core.models import ImageRequest, JobStatus, Origin, Stage
 from bot.core.runner import MSG_INTERRUPTED, MSG_NO_IMAGE, MSG_UNAVAILABLE, RunnerConfig
 from sandbox.server import Sandbox
-from tests.helpers import FAST_RUNNER, RecordingSink, running_runner
+from tests.helpers import FAST_RUNNER, RecordingSink, runner_settled, running_runner, wait_until
 
 ORIGIN = Origin(source="test", guild_id=1, channel_id=2, user_id=3)
 
@@ -31,6 +31,10 @@ async def job_row(db_path: Path, job_id: int) -> dict[str, object]:
         await store.close()
     assert job is not None
     return vars(job)
+
+
+async def has_status(db_path: Path, job_id: int, status: JobStatus) -> bool:
+    return (await job_row(db_path, job_id))["status"] is status
 
 
 async def test_happy_path_delivers_the_sandbox_image(sandbox: Sandbox, db_path: Path) -> None:
@@ -120,8 +124,7 @@ async def test_rate_limits_and_server_errors_on_polls_are_survived(sandbox: Sand
     async with running_runner(db_path, sandbox.base_url or "", sink) as runner:
         job = await runner.enqueue(ImageRequest("stubborn"), ORIGIN)
         # Once the submit is through, every poll meets trouble first: two 503s, then a 429.
-        while not sandbox.tasks:
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: sandbox.tasks, "the submit to reach the sandbox", interval=0.005)
         sandbox.fail_next_polls(2, status=503)
         sandbox.fail_next_polls(1, status=500)
         sandbox.rate_limit_next(1, retry_after=1)
@@ -166,19 +169,18 @@ async def test_restart_while_running_delivers_exactly_once(sandbox: Sandbox, db_
     first = RecordingSink()
     async with running_runner(db_path, sandbox.base_url or "", first) as runner:
         job = await runner.enqueue(ImageRequest("survivor"), ORIGIN)
-        while (await job_row(db_path, job.id))["status"] is not JobStatus.RUNNING:
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: has_status(db_path, job.id, JobStatus.RUNNING), "the job to be running")
     assert first.outcomes == []
     second = RecordingSink()
-    async with running_runner(db_path, sandbox.base_url or "", second):
+    async with running_runner(db_path, sandbox.base_url or "", second) as again:
         await second.wait_for(1)
-        await asyncio.sleep(0.5)  # room for a duplicate to show up, if there were one
+        await runner_settled(again)  # a duplicate would be under way or delivered by now
     assert len(second.outcomes) == 1 and second.outcomes[0].images is not None
     assert sandbox.task_count == 1
     # A third start finds nothing left to do.
     third = RecordingSink()
-    async with running_runner(db_path, sandbox.base_url or "", third):
-        await asyncio.sleep(0.3)
+    async with running_runner(db_path, sandbox.base_url or "", third) as last:
+        await runner_settled(last)  # its start-up resumed what the store left, if anything
     assert third.outcomes == []
 
 
@@ -187,14 +189,13 @@ async def test_submit_cut_off_by_restart_is_not_resubmitted(sandbox: Sandbox, db
     first = RecordingSink()
     async with running_runner(db_path, sandbox.base_url or "", first) as runner:
         job = await runner.enqueue(ImageRequest("cut off"), ORIGIN)
-        while not sandbox.tasks:
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: sandbox.tasks, "the submit to reach the sandbox")
     assert (await job_row(db_path, job.id))["status"] is JobStatus.SUBMITTING
     sandbox.config.submit_delay = 0.0
     second = RecordingSink()
-    async with running_runner(db_path, sandbox.base_url or "", second):
+    async with running_runner(db_path, sandbox.base_url or "", second) as again:
         [outcome] = await second.wait_for(1)
-        await asyncio.sleep(0.3)
+        await runner_settled(again)  # a second submit would be under way or made by now
     assert outcome.text == MSG_INTERRUPTED
     assert sandbox.task_count == 1  # the API saw exactly one submit: nothing was sent again
     assert len([r for r in sandbox.requests if r.method == "POST"]) == 1
@@ -238,10 +239,12 @@ async def test_a_job_cancelled_while_waiting_to_resubmit_is_never_sent(
     sink = RecordingSink()
     async with running_runner(db_path, sandbox.base_url or "", sink) as runner:
         job = await runner.enqueue(ImageRequest("never mind"), ORIGIN)
-        while (await job_row(db_path, job.id))["status"] is not JobStatus.QUEUED or not sandbox.requests:
-            await asyncio.sleep(0.02)  # the 429 came back; the job waits to be sent again
+        await wait_until(  # the 429 came back; the job waits to be sent again
+            lambda: sandbox.requests and has_status(db_path, job.id, JobStatus.QUEUED),
+            "the rate-limited job to wait, queued, to be sent again",
+        )
         assert await runner.cancel(job, by_user=3, refund=True)
-        await asyncio.sleep(1.3)  # past the Retry-After
+        await runner_settled(runner)  # the waiting submit ends once the Retry-After has passed
     assert sandbox.task_count == 0
     assert len([r for r in sandbox.requests if r.method == "POST"]) == 1
     assert (await job_row(db_path, job.id))["status"] is JobStatus.CANCELLED

@@ -8,7 +8,6 @@ the rest to the sandbox."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -27,7 +26,7 @@ from bot.core.policy.quotas import Member
 from bot.core.runner import MSG_NOT_MADE, MSG_UNKNOWN
 from bot.ops.runner_wiring import build_runner
 from sandbox.server import Sandbox
-from tests.helpers import FAST_RUNNER, FAST_SCHEDULE, RecordingSink, running_runner
+from tests.helpers import FAST_RUNNER, FAST_SCHEDULE, RecordingSink, running_runner, wait_until
 
 GUILD, USER = 1, 3
 MEMBER = Member(GUILD, USER)
@@ -196,9 +195,12 @@ async def test_an_unexpected_error_while_delivering_closes_the_job(sandbox: Sand
             await runner.start()
             job = await admitted(runner)
             await runner.launch(job, None)
-            async with asyncio.timeout(10):
-                while (row := await store.get_job(job.id)) is None or row.delivered_at is None:
-                    await asyncio.sleep(0.05)
+
+            async def closed() -> Job | None:
+                found = await store.get_job(job.id)
+                return found if found is not None and found.delivered_at is not None else None
+
+            row = await wait_until(closed, "the job to be closed", interval=0.05)
         finally:
             await runner.stop()
             await store.close()

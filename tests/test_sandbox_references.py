@@ -60,7 +60,7 @@ async def test_a_slow_reference_host_is_given_up_on(world: World) -> None:
             b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n" + PNG_MAGIC
         )
         await writer.drain()
-        await asyncio.sleep(5)
+        await asyncio.sleep(5)  # the slow host under test: it never sends the rest in time
         writer.close()
 
     server = await asyncio.start_server(trickle, "127.0.0.1", 0)

@@ -7,7 +7,6 @@ uses PostgreSQL; the leases that hand jobs over are the same code).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from bot.ops import metrics
 from sandbox.server import Sandbox, SandboxConfig
 from testing.fake_discord import FakeDiscord, RecordedRequest, running_fake, shard_of
 from tests.bot_harness import World, wait_for_job
+from tests.helpers import wait_until
 
 DEFERRED = 5
 
@@ -138,13 +138,14 @@ async def test_health_names_a_shard_that_lost_its_connection_until_it_is_back(wo
     async with world.bot(shard_count=2) as bot:
         assert await bot.health_problems() == {}
         await fake.drop_shard(1, refuse_for=1.0)
-        async with asyncio.timeout(1.0):
-            while (problems := await bot.health_problems()) == {}:
-                await asyncio.sleep(0.02)
+        problems = await wait_until(bot.health_problems, "health to name the lost shard", timeout=1.0)
         assert problems == {"gateway": "shard 1 not connected to Discord"}
-        async with asyncio.timeout(15.0):  # discord.py retries with a backoff, then RESUMEs
-            while await bot.health_problems():
-                await asyncio.sleep(0.05)
+
+        async def healthy() -> bool:
+            return not await bot.health_problems()
+
+        # discord.py retries with a backoff, then RESUMEs
+        await wait_until(healthy, "the shard to be back and health clear", timeout=15.0, interval=0.05)
         assert sorted(fake.connected_shards()) == [(0, 2), (1, 2)]
 
 

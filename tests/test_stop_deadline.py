@@ -12,9 +12,12 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from bot.discord.launch import STOP_DEADLINE
 from sandbox.server import Sandbox
 from testing.fake_discord import running_fake
+from tests.helpers import wait_until
 from tests.test_operations import TOKEN, bot_process, wait_healthy
 
 # The deadline, plus the time a loaded machine may take to notice the exit.
@@ -94,6 +97,7 @@ async def test_sigterm_exits_within_the_deadline_when_discord_stops_answering(
     assert any("SIGTERM received" in r["message"] for r in records)
 
 
+@pytest.mark.timeout(240)  # waits for discord.py's reconnect back-off to grow long: up to 150 s
 async def test_sigterm_during_the_reconnect_back_off_exits_within_the_deadline(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -110,9 +114,12 @@ async def test_sigterm_during_the_reconnect_back_off_exits_within_the_deadline(
             ) as bot:
                 await wait_healthy(bot)
                 relay.go_away()  # Discord goes away: every reconnect is refused
-                async with asyncio.timeout(150):  # the sleeps double: 2, 4, 8, 16, 32 s at most
-                    while not (sleep := _long_back_off(bot.stderr.decode())):
-                        await asyncio.sleep(0.05)
+                sleep = await wait_until(  # the sleeps double: 2, 4, 8, 16, 32 s at most
+                    lambda: _long_back_off(bot.stderr.decode()),
+                    "discord.py to announce a long reconnect back-off",
+                    timeout=150,
+                    interval=0.05,
+                )
                 started = time.monotonic()
                 bot.process.send_signal(signal.SIGTERM)
                 assert await bot.wait(STOP_DEADLINE + GRACE) == 0, f"back-off of {sleep} s"

@@ -139,7 +139,12 @@ async def run_child(path: Path, scenario: str, crash_at: int) -> int:
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.store_crash_child", str(path), scenario, str(crash_at), cwd=ROOT
     )
-    return await child.wait()
+    try:
+        return await asyncio.wait_for(child.wait(), 30)
+    except TimeoutError:
+        child.kill()
+        await child.wait()
+        raise TimeoutError(f"the child writing {scenario} (crash at {crash_at}) ran past 30 s") from None
 
 
 async def assert_consistent_after_restart(path: Path) -> None:

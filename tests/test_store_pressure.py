@@ -3,7 +3,6 @@ posted twice; a sink that keeps failing ends; tokens leave the database files fo
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -14,16 +13,40 @@ from bot.adapters.store import Store
 from bot.core.models import ImageRequest, JobStatus, Origin
 from sandbox.server import Sandbox
 from tests.bot_harness import World, wait_for_job
-from tests.helpers import FAST_RUNNER, FailingSink, RecordingSink, running_runner, unhandled_errors
+from tests.helpers import (
+    FAST_RUNNER,
+    FailingSink,
+    RecordingSink,
+    runner_settled,
+    running_runner,
+    unhandled_errors,
+    wait_until,
+)
 
 ORIGIN = Origin(source="test", guild_id=1, channel_id=2, user_id=3)
 QUICK_RECORD = replace(FAST_RUNNER, record_backoff=0.02, record_backoff_max=0.1, tell_backoff=0.01)
 
 
 async def submit_arrived(sandbox: Sandbox) -> None:
-    async with asyncio.timeout(5):
-        while not any(r.method == "POST" for r in sandbox.requests):
-            await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: any(r.method == "POST" for r in sandbox.requests),
+        "the submit to reach the sandbox",
+        timeout=5,
+        interval=0.01,
+    )
+
+
+def count_calls(store: Store, method: str) -> list[object]:
+    """Note each call of one of the store's methods (still carried out), to wait for the runner's tries."""
+    calls: list[object] = []
+    real = getattr(store, method)
+
+    async def noted(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return await real(*args, **kwargs)
+
+    setattr(store, method, noted)
+    return calls
 
 
 def job_row(db_path: Path, job_id: int = 1) -> dict[str, object]:
@@ -53,9 +76,11 @@ async def test_the_task_id_waits_out_a_busy_database(
             await runner.enqueue(ImageRequest("a busy day"), ORIGIN)
             await submit_arrived(sandbox)
             # Another process takes the write lock while the submit is on its way, and holds it.
+            tries = count_calls(runner.store, "mark_running")
             other = sqlite3.connect(db_path, isolation_level=None)
             other.execute("BEGIN IMMEDIATE")
-            await asyncio.sleep(1.0)
+            # The answer came and the runner has tried (and failed) to record it several times.
+            await wait_until(lambda: len(tries) >= 3, "three tries to record the task id", timeout=5)
             assert job_row(db_path)["status"] == "submitting"  # the answer came; the row cannot say so yet
             other.execute("ROLLBACK")
             other.close()
@@ -96,11 +121,12 @@ async def test_the_task_id_waits_out_a_full_database(
             # id makes the row longer, needs a new page and fails with SQLITE_FULL, as on a full disk.
             add_fillers(db_path)
             await set_pragma(runner.store, "max_page_count = 1")
-            async with asyncio.timeout(5):
-                while "could not record its task id" not in caplog.text:
-                    await asyncio.sleep(0.02)
+            tries = count_calls(runner.store, "mark_running")
+            await wait_until(
+                lambda: "could not record its task id" in caplog.text, "the first refused write", timeout=5
+            )
             assert "full" in caplog.text
-            await asyncio.sleep(0.3)
+            await wait_until(lambda: len(tries) >= 3, "three tries to record the task id", timeout=5)
             assert job_row(db_path, job.id)["status"] == "submitting"
             await set_pragma(runner.store, "max_page_count = 1073741823")  # space again
             [outcome] = await sink.wait_for(1)
@@ -117,9 +143,7 @@ async def test_a_job_left_submitting_with_its_task_id_is_resumed_not_abandoned(
     url = sandbox.base_url or ""
     async with running_runner(db_path, url, RecordingSink()) as runner:
         job = await runner.enqueue(ImageRequest("sent, then a crash"), ORIGIN)
-        async with asyncio.timeout(5):
-            while job_row(db_path)["status"] != "running":
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: job_row(db_path)["status"] == "running", "the job to be running", timeout=5)
     # As a process that died after the API answered and the task id reached the row, before the status did.
     conn = sqlite3.connect(db_path, isolation_level=None)
     conn.execute("UPDATE jobs SET status = 'submitting' WHERE id = ?", [job.id])
@@ -142,9 +166,9 @@ async def test_a_sink_that_keeps_failing_ends_and_the_job_is_marked_undeliverabl
     with unhandled_errors() as unhandled:
         async with running_runner(db_path, sandbox.base_url or "", sink, config=config) as runner:
             job = await runner.enqueue(ImageRequest("nowhere to go"), ORIGIN)
-            async with asyncio.timeout(10):
-                while job_row(db_path)["delivered_at"] is None:
-                    await asyncio.sleep(0.02)
+            await wait_until(
+                lambda: job_row(db_path)["delivered_at"] is not None, "the job to be given up on", timeout=10
+            )
     row = job_row(db_path)
     assert row["delivery"] == "undeliverable" and row["delivery_attempts"] == 2
     assert row["status"] == "completed"  # the image exists; it just never reached anyone
@@ -159,8 +183,8 @@ async def test_a_sink_that_keeps_failing_ends_and_the_job_is_marked_undeliverabl
     assert all(r.exc_info is None for r in lines)  # no traceback spam
     assert unhandled.found == []
     # Given up: a restart does not try again.
-    async with running_runner(db_path, sandbox.base_url or "", sink, config=config):
-        await asyncio.sleep(0.3)
+    async with running_runner(db_path, sandbox.base_url or "", sink, config=config) as again:
+        await runner_settled(again)  # its start-up resumed what the store left, if anything
     assert sink.calls == 2 * config.tell_attempts and job.id == 1
     store = await Store.open(db_path)
     try:
@@ -177,9 +201,9 @@ async def test_an_outcome_that_could_not_be_told_is_told_on_a_later_try(
     async with running_runner(db_path, sandbox.base_url or "", sink, config=config) as runner:
         await runner.enqueue(ImageRequest("second time lucky"), ORIGIN)
         [outcome] = await sink.wait_for(1)
-        async with asyncio.timeout(5):
-            while job_row(db_path)["status"] != "delivered":
-                await asyncio.sleep(0.02)
+        await wait_until(
+            lambda: job_row(db_path)["status"] == "delivered", "the job to be delivered", timeout=5
+        )
     assert outcome.images is not None
     assert job_row(db_path)["delivery"] == "test"
 
@@ -198,9 +222,11 @@ async def test_a_delivery_the_database_refused_to_record_is_not_posted_again(
         # The image is on Discord; now another process holds the database until the runner gives up.
         other = sqlite3.connect(world.db_path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
-        async with asyncio.timeout(5):
-            while "could not record its delivery after 3 attempts" not in caplog.text:
-                await asyncio.sleep(0.02)
+        await wait_until(
+            lambda: "could not record its delivery after 3 attempts" in caplog.text,
+            "the runner to give up recording the delivery",
+            timeout=5,
+        )
         other.execute("ROLLBACK")
         other.close()
         assert post.status == 200
@@ -209,7 +235,7 @@ async def test_a_delivery_the_database_refused_to_record_is_not_posted_again(
 
     async with world.bot() as second:
         again = await wait_for_job(second, lambda j: j.status is JobStatus.DELIVERED)
-        await asyncio.sleep(0.3)
+        await world.settle(second)  # a second post would be under way or made by now
     assert len(world.bot_posts()) == 1  # found in the channel and recorded, not posted again
     [image_post] = [
         m for m in fake.messages.values() if m.get("attachments") and "recorded or not" in m["content"]

@@ -3,7 +3,6 @@ with its autocomplete, and Reroll and Edit keeping the style."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from bot.core.models import JobStatus
 from bot.core.policy.quotas import BLOCKED_TEXT
 from bot.core.policy.styles import MAX_STYLES, Style, StyleError, clean_style
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
+from tests.helpers import wait_until
 from tests.test_living_messages import DEFERRED, MODAL
 
 GUILD, MOD = 100, 7
@@ -170,9 +170,12 @@ async def test_unknown_style_rules_and_length_apply_to_the_whole(world: World) -
         long_prompt = "x" * (MAX_PROMPT_CHARS - 500)
         text = await refused({"prompt": long_prompt, "style": "Long"})
         assert "with the style `Long`" in text and f"{MAX_PROMPT_CHARS:,}" in text
-        async with asyncio.timeout(5):  # bad input is logged just after the answer
-            while len(rows := await usage_rows(world, bot.store)) < 3:
-                await asyncio.sleep(0.02)
+
+        async def three_logged() -> list[dict[str, Any]] | None:  # logged just after the answer
+            found = await usage_rows(world, bot.store)
+            return found if len(found) >= 3 else None
+
+        rows = await wait_until(three_logged, "the three refusals to be logged", timeout=5)
     assert world.submits() == []
     assert [r["reason"] for r in rows] == ["bad_input", "blocked_prompt", "bad_input"]
     assert rows[1]["style"] == "Gore" and rows[1]["prompt"] == "a cat, with lots of forbidden blood"

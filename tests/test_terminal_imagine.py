@@ -17,6 +17,7 @@ import pytest
 
 from bot.ops.terminal_imagine import HEARTBEAT, run_imagine
 from sandbox.server import Sandbox, SandboxConfig
+from tests.helpers import wait_until
 from tests.test_cli import cli_settings, finish, start_cli, submits
 from tests.test_operations import free_port
 
@@ -140,9 +141,7 @@ async def test_when_target_and_temporary_folder_both_fail_it_says_the_write_fail
     sandbox.config.duration = 1.5
     out = tmp_path / "night.png"
     process = await start_cli(sandbox, tmp_path, "make it night", "--out", str(out))
-    async with asyncio.timeout(20):
-        while sandbox.task_count == 0:
-            await asyncio.sleep(0.02)
+    await wait_until(lambda: sandbox.task_count, "the command's submit to reach the sandbox", timeout=20)
     out.mkdir()  # the target turns unwritable while the image is made...
     temporary = tmp_path / "tmp"
     os.rmdir(temporary)

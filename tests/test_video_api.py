@@ -4,7 +4,6 @@ MP4 of the asked length and shape. Bad requests are refused by the sandbox as th
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -13,18 +12,19 @@ import pytest
 from bot.adapters.image_api import ImageApi, RefusedError, extract_videos
 from sandbox.server import Sandbox, SandboxConfig
 from testing.mp4_boxes import read_mp4
+from tests.helpers import wait_until
 
 KEY = "sandbox-key"
 
 
 async def finished(api: ImageApi, task_id: str) -> Any:
-    async with asyncio.timeout(20):
-        while True:
-            status = await api.poll(task_id)
-            if status.is_final:
-                assert status.status == "completed", status
-                return status.result
-            await asyncio.sleep(0.05)
+    async def final() -> Any:
+        status = await api.poll(task_id)
+        return status if status.is_final else None
+
+    status = await wait_until(final, f"task {task_id} to end", timeout=20, interval=0.05)
+    assert status.status == "completed", status
+    return status.result
 
 
 @pytest.mark.parametrize("shape", ["urls", "objects", "data", "nested"])

@@ -23,9 +23,10 @@ from PIL import Image
 
 from bench.loadworker import peak_rss_mb
 from bot.adapters.image_api import ImageApi, MalformedAnswerError
-from bot.adapters.media import ImageFile, fit_to_limit_in_pool
+from bot.adapters.media import fit_to_limit_in_pool
 from bot.adapters.safe_fetch import FetchPolicy, open_session
 from bot.adapters.store import Store
+from bot.core.image_file import ImageFile
 from bot.core.models import ImageRequest, Job, Origin, Stage
 from bot.core.runner import DeliveryReceipt, RunnerConfig
 from bot.core.schedule import PollSchedule

@@ -23,9 +23,9 @@ from typing import TextIO
 from bench.mix import adaptive_schedule_args
 from bench.recording_sink import TimingSink
 from bot.adapters.image_api import ImageApi, TaskStatus
-from bot.adapters.media import ImageFile
 from bot.adapters.safe_fetch import FetchPolicy, open_session
 from bot.adapters.store import Store
+from bot.core.image_file import ImageFile
 from bot.core.models import ImageRequest, Job, Origin
 from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.core.schedule import PollSchedule

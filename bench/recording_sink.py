@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from bot.adapters.media import ImageFile
+from bot.core.image_file import ImageFile
 from bot.core.models import Job, Stage
 from bot.core.runner import DeliveryReceipt
 

@@ -21,7 +21,7 @@ from bot.discord.admin import AdminCog, Interaction, Target
 from bot.discord.replies import private_locale, reply
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 MAX_LIMIT = 1000
 MAX_GUILD_CAP = 100_000
@@ -373,5 +373,5 @@ class AdminLimits(AdminCog):
         return [app_commands.Choice(name=zone, value=zone) for zone in reports.match_timezones(current)]
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: ImagineBotBase) -> None:
     await bot.add_cog(AdminLimits(bot))

@@ -19,7 +19,7 @@ from bot.discord.admin import AdminCog, Interaction, Target
 from bot.discord.replies import private_locale, reply
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 RULE_KINDS = [
     app_commands.Choice(name="word or phrase", value="word"),
@@ -212,5 +212,5 @@ class AdminModeration(AdminCog):
         await reply(interaction, text)
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: ImagineBotBase) -> None:
     await bot.add_cog(AdminModeration(bot))

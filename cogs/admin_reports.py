@@ -17,7 +17,7 @@ from bot.discord.checks import MODLOG_NEEDS, missing_permissions
 from bot.discord.replies import NO_PINGS, private_locale, reply
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 EXPORT_CHUNK = 5000
 UPLOAD_MARGIN = 64 * 1024  # room for the multipart envelope around the CSV
@@ -209,5 +209,5 @@ class AdminReports(AdminCog):
         return await reports.fill_export(self.bot.store.usage, guild_id, begin, finish, table, EXPORT_CHUNK)
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: ImagineBotBase) -> None:
     await bot.add_cog(AdminReports(bot))

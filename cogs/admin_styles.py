@@ -16,7 +16,7 @@ from bot.discord.replies import private_locale, reply
 from bot.discord.style_autocomplete import style_choices
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 
 class AdminStyles(AdminCog):
@@ -83,5 +83,5 @@ class AdminStyles(AdminCog):
         await reply(interaction, messages.private_images_switched(enabled, private_locale(interaction)))
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: ImagineBotBase) -> None:
     await bot.add_cog(AdminStyles(bot))

@@ -10,14 +10,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.adapters.image_api import MAX_PROMPT_CHARS
+from bot.core.image_contract import MAX_PROMPT_CHARS
 from bot.core.policy.validation import AttachmentInfo
 from bot.discord.choices import ASPECT_CHOICES
 from bot.discord.requests import Draft, start_request
 from bot.discord.style_autocomplete import style_choices
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def _attachment_info(attachment: discord.Attachment) -> AttachmentInfo:
 
 
 class Imagine(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: ImagineBotBase) -> None:
         self.bot = bot
 
     @app_commands.command(
@@ -56,7 +56,7 @@ class Imagine(commands.Cog):
     @app_commands.autocomplete(style=style_choices)
     async def imagine(
         self,
-        interaction: discord.Interaction[ImagineBot],
+        interaction: discord.Interaction[ImagineBotBase],
         prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
         aspect_ratio: app_commands.Choice[str] | None = None,
         image1: discord.Attachment | None = None,
@@ -74,5 +74,5 @@ class Imagine(commands.Cog):
         await start_request(interaction, draft)
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: ImagineBotBase) -> None:
     await bot.add_cog(Imagine(bot))

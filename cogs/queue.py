@@ -16,13 +16,13 @@ from bot.discord.replies import NO_PINGS, private_locale, say_privately
 from bot.discord.views import CancelButton, history_page
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 MAX_LISTED = 20  # a message holds at most 25 buttons; keep room and a readable length
 
 
 class Queue(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: ImagineBotBase) -> None:
         self.bot = bot
 
     @app_commands.command(name="queue", description="See your images in progress (and cancel them)")
@@ -30,7 +30,7 @@ class Queue(commands.Cog):
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.rename(everyone="all")
     @app_commands.describe(everyone="Moderators: show every request in progress in this server")
-    async def queue(self, interaction: discord.Interaction[ImagineBot], everyone: bool = False) -> None:
+    async def queue(self, interaction: discord.Interaction[ImagineBotBase], everyone: bool = False) -> None:
         server = server_of(interaction)  # None: personal use, the member's own jobs from every such place
         if everyone and not is_moderator(interaction):
             await say_privately(
@@ -75,7 +75,7 @@ class Queue(commands.Cog):
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(member="Moderators: whose images to show")
     async def history(
-        self, interaction: discord.Interaction[ImagineBot], member: discord.Member | None = None
+        self, interaction: discord.Interaction[ImagineBotBase], member: discord.Member | None = None
     ) -> None:
         target = member or interaction.user
         if target.id != interaction.user.id and not is_moderator(interaction):
@@ -95,5 +95,5 @@ class Queue(commands.Cog):
         await interaction.response.send_message(content, view=view, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: ImagineBotBase) -> None:
     await bot.add_cog(Queue(bot))

@@ -12,13 +12,13 @@ from discord.ext import commands
 from bot.discord.reference_menu import open_reference_dialog
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 MENU_NAME = "Use as reference"
 
 
 class Reference(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: ImagineBotBase) -> None:
         self.bot = bot
         # discord.py has no context-menu decorator for cog methods: the menu is added to the tree here.
         self.menu = app_commands.ContextMenu(
@@ -34,10 +34,10 @@ class Reference(commands.Cog):
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
 
     async def use_as_reference(
-        self, interaction: discord.Interaction[ImagineBot], message: discord.Message
+        self, interaction: discord.Interaction[ImagineBotBase], message: discord.Message
     ) -> None:
         await open_reference_dialog(interaction, message)
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: ImagineBotBase) -> None:
     await bot.add_cog(Reference(bot))

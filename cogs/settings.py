@@ -18,7 +18,7 @@ from bot.discord.replies import GUILD_ONLY, private_locale, say_privately
 from bot.discord.style_autocomplete import style_choices
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ CLEAR_CHOICES = [
 
 
 class Settings(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: ImagineBotBase) -> None:
         self.bot = bot
 
     @app_commands.command(name="settings", description="Your own defaults for /imagine in this server")
@@ -51,7 +51,7 @@ class Settings(commands.Cog):
     @app_commands.autocomplete(style=style_choices)
     async def settings(
         self,
-        interaction: discord.Interaction[ImagineBot],
+        interaction: discord.Interaction[ImagineBotBase],
         aspect_ratio: app_commands.Choice[str] | None = None,
         style: app_commands.Range[str, 1, 100] | None = None,
         delivery: app_commands.Choice[str] | None = None,
@@ -98,5 +98,5 @@ class Settings(commands.Cog):
         await say_privately(interaction, text)
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: ImagineBotBase) -> None:
     await bot.add_cog(Settings(bot))

@@ -17,7 +17,7 @@ from bot.discord.places import is_personal
 from bot.discord.replies import private_locale, reply
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 NOT_A_MODERATOR = N_(
     "Only moderators (Manage Server or Manage Messages) can look at another member's use. "
@@ -26,7 +26,7 @@ NOT_A_MODERATOR = N_(
 
 
 class Usage(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: ImagineBotBase) -> None:
         self.bot = bot
 
     @app_commands.command(
@@ -37,7 +37,7 @@ class Usage(commands.Cog):
     @app_commands.describe(member="Moderators only: look at another member's use")
     async def usage(
         self,
-        interaction: discord.Interaction[ImagineBot],
+        interaction: discord.Interaction[ImagineBotBase],
         member: discord.Member | discord.User | None = None,
     ) -> None:
         if is_personal(interaction):
@@ -61,7 +61,7 @@ class Usage(commands.Cog):
         )
 
     async def _personal(
-        self, interaction: discord.Interaction[ImagineBot], member: discord.Member | discord.User | None
+        self, interaction: discord.Interaction[ImagineBotBase], member: discord.Member | discord.User | None
     ) -> None:
         """Personal use (a DM, a group DM, a server without the bot): one's own, across all of them."""
         if member is not None and member.id != interaction.user.id:
@@ -78,5 +78,5 @@ class Usage(commands.Cog):
         )
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: ImagineBotBase) -> None:
     await bot.add_cog(Usage(bot))

@@ -40,7 +40,6 @@ from PIL import Image, ImageDraw, ImageFont
 
 from bot.adapters.reference_check import reference_problem
 from bot.core.video_contract import VIDEO_MODEL
-from sandbox.clips import make_video
 from sandbox.video_route import (
     VideoRequestError,
     VideoSpec,
@@ -699,6 +698,10 @@ class Sandbox:
         if cached is not None:
             return cached
         spec = task.video
+        # PyAV (FFmpeg, some 30 MB) is loaded by the first video only: the bot's command line imports
+        # this module for `sandbox`'s options, and no image-only process should carry it.
+        from sandbox.clips import make_video  # noqa: PLC0415
+
         mp4 = make_video(task.prompt, spec.duration, spec.width, spec.height)
         self._images.put((task_id, -1), mp4)
         return mp4

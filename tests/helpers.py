@@ -20,10 +20,10 @@ from aiohttp import web
 from PIL import Image
 
 from bot.adapters.image_api import ImageApi
-from bot.adapters.media import ImageFile
 from bot.adapters.safe_fetch import FetchPolicy, open_session
 from bot.adapters.store import Store
 from bot.core.clock import Clock
+from bot.core.image_file import ImageFile
 from bot.core.models import Job, Stage
 from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.core.schedule import PollSchedule

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.store import EXPORT_COLUMNS
 from bot.core.durations import DurationError, parse_duration
 from bot.core.models import JobStatus
 from bot.core.policy.quotas import GuildPolicy, Member, discord_time
 from bot.core.reports import ReportError, UsageCsv, export_bounds, match_timezones
+from bot.core.usage_records import EXPORT_COLUMNS
 from testing.fake_discord import FakeDiscord, UploadedFile
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
 

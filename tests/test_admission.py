@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.store import EXPORT_COLUMNS, Store
+from bot.adapters.store import Store
 from bot.core.models import JobStatus
 from bot.core.policy.prompt_rules import MAX_RULES
 from bot.core.policy.quotas import BAD_INPUT, BLOCKED_PROMPT, UNCHECKED_TEXT
 from bot.core.policy.rulebook import RuleBook
+from bot.core.usage_records import EXPORT_COLUMNS
 from bot.discord.requests import ACCEPTED_LATE, ADMISSION_BUDGET
 from sandbox.server import Sandbox
 from testing.fake_discord import running_fake

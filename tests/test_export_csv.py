@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
-from bot.adapters.store import EXPORT_COLUMNS
 from bot.core.reports import UsageCsv
+from bot.core.usage_records import EXPORT_COLUMNS
 
 NUMBERS = {
     "id",

@@ -495,8 +495,8 @@ async def test_moderator_reports_follow_the_moderators_language(world: World) ->
     assert english.startswith("⚙️ **Image bot settings for this server**")
     assert "Styles: 0; private images: not allowed" in english
 
-    from bot.adapters.store import Stats
     from bot.core import reports
+    from bot.core.usage_records import Stats
 
     empty = Stats(0, 0, 0, {}, [])
     windows = [reports.Window(label, empty) for label, _ in reports.report_windows(0.0, 0.0, (1, 7))]

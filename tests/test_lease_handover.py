@@ -11,9 +11,9 @@ import time
 from collections.abc import AsyncIterator
 
 from bot.adapters.image_api import ImageApi
-from bot.adapters.media import ImageFile
 from bot.adapters.safe_fetch import FetchPolicy, open_session
 from bot.adapters.store import Store
+from bot.core.image_file import ImageFile
 from bot.core.models import ImageRequest, Job, JobStatus, Origin
 from bot.core.runner import DeliveryReceipt, JobRunner
 from bot.ops.runner_wiring import build_runner

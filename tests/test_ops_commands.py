@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import main
-from bot.adapters.store import EXPORT_COLUMNS, Store
+from bot.adapters.store import Store
 from bot.core.models import ImageRequest, Origin
+from bot.core.usage_records import EXPORT_COLUMNS
 from bot.discord.setup_check import run_check
 from bot.ops.config import Secret
 from tests.bot_harness import World

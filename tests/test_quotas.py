@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.store import EXPORT_COLUMNS, SCHEMA_HEAD, Store
+from bot.adapters.store import SCHEMA_HEAD, Store
 from bot.core.models import ImageRequest, JobStatus, Origin
 from bot.core.policy.quotas import (
     BANNED,
@@ -22,6 +22,7 @@ from bot.core.policy.quotas import (
     Member,
     day_bounds,
 )
+from bot.core.usage_records import EXPORT_COLUMNS
 
 GUILD = 100
 ALICE = Member(GUILD, 1, role_ids=(10,))

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.image_api import MAX_PROMPT_CHARS
-from bot.adapters.store import EXPORT_COLUMNS, Store
+from bot.adapters.store import Store
+from bot.core.image_contract import MAX_PROMPT_CHARS
 from bot.core.models import JobStatus
 from bot.core.policy.quotas import BLOCKED_TEXT
 from bot.core.policy.styles import MAX_STYLES, Style, StyleError, clean_style
+from bot.core.usage_records import EXPORT_COLUMNS
 from tests.bot_harness import EPHEMERAL, World, wait_for_job
 from tests.helpers import wait_until
 from tests.test_living_messages import DEFERRED, MODAL

@@ -17,10 +17,11 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from bot.adapters.media import ImageFile, limit_pixels_in_pool
+from bot.adapters.media import limit_pixels_in_pool
 from bot.adapters.safe_fetch import FetchPolicy, PoolResolver, fetch_public, open_session
 from bot.adapters.store import Store
 from bot.core.executors import DNS, IMAGES, RULES
+from bot.core.image_file import ImageFile
 from bot.core.policy.rulebook import NOT_CHECKED_IN_TIME, RuleBook
 
 DECODES = 40

@@ -27,9 +27,6 @@ log = logging.getLogger(__name__)
 
 RUNNING_STATUSES = frozenset({"pending", "ready", "assigned", "processing"})
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "timeout"})
-ASPECT_RATIOS = ("1:1", "2:3", "3:2", "9:16", "16:9")
-MAX_PROMPT_CHARS = 5000
-MAX_REFERENCE_IMAGES = 5
 MAX_IMAGES_PER_RESULT = 10
 # No documented answer is nested more than a few levels; a deeper one is refused before anything walks
 # it (a 200 KB `[[[…]]]` would otherwise raise RecursionError in the JSON decoder or in `repr`).

@@ -16,12 +16,11 @@ from PIL import Image, UnidentifiedImageError
 
 from bot.adapters.safe_fetch import FetchError, fetch_public
 from bot.core.executors import IMAGES
-from bot.core.texts import Text, msg
+from bot.core.image_file import ImageFile
+from bot.core.texts import msg
 
 log = logging.getLogger(__name__)
 
-ALLOWED_IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 _TOO_LARGE = msg("the image is larger than the bot accepts")
 _NOT_IMAGE = msg("the link did not lead to an image")
 _UNREADABLE = msg("the image could not be read")
@@ -46,20 +45,6 @@ Image.MAX_IMAGE_PIXELS = PIXEL_CEILING
 # bot's own calls come through the image pool (`limit_pixels_in_pool`, `fit_to_limit_in_pool`), whose
 # threads are as many as this, so they never wait here; this only bounds any other caller.
 _DECODING = threading.BoundedSemaphore(IMAGES.size)
-
-
-@dataclass(frozen=True)
-class ImageFile:
-    """A finished image in memory, or only its link when it could not be fetched."""
-
-    url: str | None
-    data: bytes | None
-    content_type: str = "image/png"
-    error: Text | None = None  # why it could not be fetched, for the member
-
-    @property
-    def extension(self) -> str:
-        return _EXTENSIONS.get(self.content_type, "png")
 
 
 def sniff_type(data: bytes) -> str | None:

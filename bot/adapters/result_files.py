@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from bot.adapters.media import DownloadError, ImageFile, download_image, limit_pixels_in_pool
+from bot.adapters.media import DownloadError, download_image, limit_pixels_in_pool
+from bot.core.image_file import ImageFile
 from bot.core.runner.ports import FetchFailed
 from bot.core.texts import Text
 

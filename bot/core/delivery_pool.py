@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.adapters.media import ImageFile
+from bot.core.image_file import ImageFile
 from bot.core.texts import msg
 
 log = logging.getLogger(__name__)

@@ -14,12 +14,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import available_timezones
 
-from bot.adapters.store import EXPORT_COLUMNS, BanEntry, Stats, UsageSummary
 from bot.core import messages
 from bot.core.i18n import N_, t
 from bot.core.policy.prompt_rules import PromptRule
 from bot.core.policy.quotas import discord_time, zone
 from bot.core.texts import Text, msg, plural_msg, render
+from bot.core.usage_records import EXPORT_COLUMNS, BanEntry, Stats, UsageSummary
 
 DISCORD_LIMIT = 2000
 EXPORT_MAX_ROWS = 100_000

@@ -30,14 +30,14 @@ from bot.discord.members import member_view
 from bot.discord.replies import reply
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 log = logging.getLogger(__name__)
 
 GROUP_NAME = "imagine-admin"
 GROUP_DESCRIPTION = "Moderate the image bot in this server"
 
-Interaction = discord.Interaction["ImagineBot"]
+Interaction = discord.Interaction["ImagineBotBase"]
 Target = discord.Member | discord.User
 
 
@@ -62,7 +62,7 @@ def admin_group(tree: app_commands.CommandTree[Any]) -> app_commands.Group:
 class AdminCog(commands.Cog):
     """A topic of `/imagine-admin`. Its app commands join the shared group instead of the tree."""
 
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: ImagineBotBase) -> None:
         self.bot = bot
         # Cog.__new__ made copies of the class's commands bound to this instance; keep them for
         # cog_load and leave none for discord.py to add to the tree as top-level commands.

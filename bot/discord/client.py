@@ -18,14 +18,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.adapters.image_api import ImageApi
-from bot.adapters.media import ImageFile
 from bot.adapters.safe_fetch import open_session, pooled_connector
 from bot.adapters.store import Store, open_store
 from bot.core.clock import Clock, SystemClock
 from bot.core.i18n import N_
+from bot.core.image_file import ImageFile
 from bot.core.models import Job, JobStatus
 from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.core.texts import Text, msg
+from bot.discord.bot_base import ImagineBotBase
 from bot.discord.replies import NO_PINGS, say_privately
 from bot.discord.sink import DiscordSink
 from bot.discord.stopping import admit
@@ -109,7 +110,7 @@ class FriendlyTree(app_commands.CommandTree["ImagineBot"]):
             log.warning("could not tell the member about an error", exc_info=True)
 
 
-class ImagineBot(commands.AutoShardedBot):
+class ImagineBot(ImagineBotBase):
     """Runs the shards SHARD_IDS of SHARD_COUNT, or every shard Discord recommends when they are unset.
 
     Nothing but the gateway depends on the shard: interactions are answered and jobs delivered through

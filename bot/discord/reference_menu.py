@@ -16,9 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import discord
 
-from bot.adapters.image_api import ASPECT_RATIOS, MAX_REFERENCE_IMAGES
 from bot.core import messages
 from bot.core.i18n import t
+from bot.core.image_contract import ASPECT_RATIOS, MAX_REFERENCE_IMAGES
 from bot.core.policy.validation import AttachmentInfo
 from bot.core.texts import msg
 from bot.discord.replies import private_locale, say_privately
@@ -27,11 +27,11 @@ from bot.discord.stopping import Dialog
 from bot.discord.views import MODAL_PROMPT_MAX, refresh_urls
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 log = logging.getLogger(__name__)
 
-Interaction = discord.Interaction["ImagineBot"]
+Interaction = discord.Interaction["ImagineBotBase"]
 # A link that expires within this many seconds is refreshed before it is handed to the image service.
 EXPIRY_MARGIN = 600.0
 
@@ -79,7 +79,7 @@ def expires_soon(url: str, now: float) -> bool:
         return True
 
 
-async def fresh_links(bot: ImagineBot, urls: list[str]) -> list[str]:
+async def fresh_links(bot: ImagineBotBase, urls: list[str]) -> list[str]:
     """Links that expired (or are about to) are refreshed through Discord; the others are kept."""
     now = time.time()
     stale = [u for u in urls if expires_soon(u, now)]

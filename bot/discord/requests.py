@@ -25,7 +25,7 @@ from bot.discord.places import context_of
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ BUSY = N_(
 )
 
 
-def origin_of(interaction: discord.Interaction[ImagineBot]) -> Origin:
+def origin_of(interaction: discord.Interaction[ImagineBotBase]) -> Origin:
     context = context_of(interaction)
     personal = context in PERSONAL_CONTEXTS
     return Origin(
@@ -66,7 +66,7 @@ def origin_of(interaction: discord.Interaction[ImagineBot]) -> Origin:
 
 
 async def refuse(
-    interaction: discord.Interaction[ImagineBot],
+    interaction: discord.Interaction[ImagineBotBase],
     text: Text | str,
     *,
     reason: str,
@@ -81,7 +81,7 @@ async def refuse(
 
 
 async def refuse_bad_input(
-    interaction: discord.Interaction[ImagineBot],
+    interaction: discord.Interaction[ImagineBotBase],
     text: Text | str,
     *,
     prompt: str,
@@ -130,7 +130,9 @@ class Draft:
         return request
 
 
-async def start_request(interaction: discord.Interaction[ImagineBot], request: ImageRequest | Draft) -> None:
+async def start_request(
+    interaction: discord.Interaction[ImagineBotBase], request: ImageRequest | Draft
+) -> None:
     """Admit, acknowledge, launch. Admission normally takes milliseconds and the acknowledgement is
     then the public "thinking…" that becomes the status message. If it has not finished within
     ADMISSION_BUDGET (a busy database), the interaction is deferred privately first, so Discord's
@@ -201,7 +203,7 @@ async def start_request(interaction: discord.Interaction[ImagineBot], request: I
 
 
 async def _admit(
-    interaction: discord.Interaction[ImagineBot], request: ImageRequest | Draft
+    interaction: discord.Interaction[ImagineBotBase], request: ImageRequest | Draft
 ) -> tuple[ImageRequest, Decision, Job | None]:
     """Admission, with the member's /settings: a Draft's defaults, and where the image goes (a
     private way only if the server allows it)."""
@@ -227,7 +229,7 @@ async def _admit(
     return request, decision, job
 
 
-async def _launch_after_private_deferral(interaction: discord.Interaction[ImagineBot], job: Job) -> None:
+async def _launch_after_private_deferral(interaction: discord.Interaction[ImagineBotBase], job: Job) -> None:
     """The private "thinking…" says the request was accepted, and a public follow-up becomes the
     status message, as the public deferral would have been on the fast path."""
     bot = interaction.client

@@ -13,12 +13,13 @@ import logging
 
 import discord
 
-from bot.adapters.media import ImageFile, fit_to_limit_in_pool
+from bot.adapters.media import fit_to_limit_in_pool
 from bot.adapters.store import Store, StoreError
 from bot.adapters.store.deliveries_repo import REFUSED, SENDING, SENT, TOLD, UNCONFIRMED, Delivery
 from bot.core import messages
 from bot.core.clock import Clock
 from bot.core.i18n import N_, t
+from bot.core.image_file import ImageFile
 from bot.core.models import Job, Stage
 from bot.core.runner import UNDELIVERABLE, DeliveryReceipt
 from bot.core.texts import Text, msg, stored

@@ -8,14 +8,14 @@ import discord
 from discord import app_commands
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 
 async def style_choices(
     interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[str]]:
     """The server's styles whose name contains what the member typed (all of them, at most 25)."""
-    bot: ImagineBot = interaction.client
+    bot: ImagineBotBase = interaction.client
     if interaction.guild_id is None:
         return []
     typed = current.strip().lower()

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import discord
 from discord.http import Route
 
-from bot.adapters.image_api import ASPECT_RATIOS
 from bot.adapters.media import DownloadError, download_image
 from bot.adapters.store.jobs_repo import HISTORY_COUNT_CAP
 from bot.core import messages
 from bot.core.i18n import N_, t
+from bot.core.image_contract import ASPECT_RATIOS
 from bot.core.models import ImageRequest, Job
 from bot.core.policy.styles import Style
 from bot.core.policy.validation import InputRefused, validate_request
@@ -34,11 +34,11 @@ from bot.discord.requests import refuse_bad_input, start_request
 from bot.discord.stopping import Dialog, admit
 
 if TYPE_CHECKING:
-    from bot.discord.client import ImagineBot
+    from bot.discord.bot_base import ImagineBotBase
 
 log = logging.getLogger(__name__)
 
-Interaction = discord.Interaction["ImagineBot"]
+Interaction = discord.Interaction["ImagineBotBase"]
 MODAL_PROMPT_MAX = 4000  # Discord's cap for a text input
 NOT_FOUND = N_("That request no longer exists (it may have been removed from the bot's records).")
 
@@ -77,7 +77,7 @@ def _is_discord_attachment(url: str) -> bool:
     return "ex=" in url and "hm=" in url and "attachments/" in url
 
 
-async def refresh_urls(bot: ImagineBot, urls: list[str]) -> list[str]:
+async def refresh_urls(bot: ImagineBotBase, urls: list[str]) -> list[str]:
     """Signed Discord attachment links expire: ask Discord for fresh ones. Others are kept."""
     stale = [u for u in urls if _is_discord_attachment(u)]
     if not stale:
@@ -93,7 +93,7 @@ async def refresh_urls(bot: ImagineBot, urls: list[str]) -> list[str]:
     return [fresh.get(u, u) for u in urls]
 
 
-async def finished_image(bot: ImagineBot, job: Job) -> discord.Attachment | None:
+async def finished_image(bot: ImagineBotBase, job: Job) -> discord.Attachment | None:
     """The delivered image as it is now on Discord: fetching its message gives a freshly signed link."""
     if job.result_message_id is None or job.result_deleted_at is not None:
         return None
@@ -327,10 +327,10 @@ ONLY_THE_REQUESTER = N_(
     "This image was sent privately: only the member who asked for it can have it sent again."
 )
 
-_repost_limiters: weakref.WeakKeyDictionary[ImagineBot, RateLimiter] = weakref.WeakKeyDictionary()
+_repost_limiters: weakref.WeakKeyDictionary[ImagineBotBase, RateLimiter] = weakref.WeakKeyDictionary()
 
 
-def _repost_limiter(bot: ImagineBot) -> RateLimiter:
+def _repost_limiter(bot: ImagineBotBase) -> RateLimiter:
     limiter = _repost_limiters.get(bot)
     if limiter is None:
         limiter = _repost_limiters[bot] = RateLimiter(bot.clock, REPOST_INTERVAL)
@@ -351,7 +351,7 @@ def may_post_again(job: Job, viewer_id: int) -> bool:
     return was_public(job) or viewer_id == job.user_id
 
 
-async def _image_bytes(bot: ImagineBot, job: Job, private: bool, locale: str) -> tuple[bytes, str] | str:
+async def _image_bytes(bot: ImagineBotBase, job: Job, private: bool, locale: str) -> tuple[bytes, str] | str:
     """The image's bytes and file name, or what the member reads when it cannot be had. A public image
     comes from its message (a freshly signed link); a private one, whose message the bot cannot fetch
     (a message only its requester saw), from the image service's link while that still answers."""
@@ -491,7 +491,7 @@ HISTORY_PAGE_SIZE = 5
 
 
 async def history_page(
-    bot: ImagineBot,
+    bot: ImagineBotBase,
     guild_id: int | None,
     member_id: int,
     page: int,

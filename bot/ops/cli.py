@@ -21,9 +21,9 @@ from typing import NoReturn
 
 import psycopg
 
-from bot.adapters.image_api import ASPECT_RATIOS
 from bot.adapters.store import Store, database_label, open_store
 from bot.core import reports
+from bot.core.image_contract import ASPECT_RATIOS
 from bot.core.policy.quotas import day_bounds
 from bot.core.redaction import database_error, redact
 from bot.discord.launch import run_bot

@@ -25,13 +25,13 @@ import aiohttp
 import yarl
 from PIL import Image
 
-from bot.adapters.image_api import MAX_REFERENCE_IMAGES
-from bot.adapters.media import ImageFile
 from bot.adapters.reference_check import reference_problem
 from bot.adapters.safe_fetch import open_session
 from bot.adapters.store import Store, open_store
 from bot.core import messages
 from bot.core.clock import Clock
+from bot.core.image_contract import MAX_REFERENCE_IMAGES
+from bot.core.image_file import ImageFile
 from bot.core.models import ImageRequest, Job, JobStatus, Origin, Stage
 from bot.core.policy.validation import InputRefused, validate_request
 from bot.core.runner import MSG_OUTAGE, MSG_UNAVAILABLE, DeliveryReceipt

@@ -33,11 +33,12 @@ from bot.adapters.store.migrations import HEAD as SCHEMA_HEAD
 from bot.adapters.store.overview_repo import Overview, QuotaOverview
 from bot.adapters.store.personal_repo import Personal, PersonalBan, PersonalStats
 from bot.adapters.store.postgres_backend import PostgresBackend
-from bot.adapters.store.settings_repo import AdminEntry, BanEntry, Settings
+from bot.adapters.store.settings_repo import AdminEntry, Settings
 from bot.adapters.store.sqlite_backend import SqliteBackend, StoreCorruptError, migrate
 from bot.adapters.store.styles_repo import Styles
-from bot.adapters.store.usage_repo import EXPORT_COLUMNS, Stats, Usage, UsageSummary
+from bot.adapters.store.usage_repo import Usage
 from bot.core.redaction import redact
+from bot.core.usage_records import EXPORT_COLUMNS, BanEntry, Stats, UsageSummary
 
 # Any database failure: busy, full, damaged, connection lost, ...
 StoreError: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)

@@ -10,10 +10,11 @@ from bot.adapters.store.interface import Session
 from bot.adapters.store.jobs_repo import job_row
 from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.statements import indexed_by
-from bot.adapters.store.usage_repo import Stats, UsageSummary, reserve, stats_where
+from bot.adapters.store.usage_repo import reserve, stats_where
 from bot.core.models import ImageRequest, Job, Origin
 from bot.core.policy.prompt_rules import RuleMatch
 from bot.core.policy.quotas import Ban, Decision, PersonalSnapshot, day_bounds, decide_personal, month_start
+from bot.core.usage_records import Stats, UsageSummary
 
 PERSONAL = "guild_id IS NULL"
 

@@ -13,6 +13,7 @@ from bot.adapters.store.usage_repo import POLICY_COLUMNS, read_policy
 from bot.core.policy.prompt_rules import MAX_RULES, PromptRule, RuleError
 from bot.core.policy.quotas import GuildPolicy, day_bounds
 from bot.core.texts import msg
+from bot.core.usage_records import BanEntry
 
 
 @dataclass(frozen=True)
@@ -24,15 +25,6 @@ class AdminEntry:
     target: str | None
     details: dict[str, Any]
     created_at: float
-
-
-@dataclass(frozen=True)
-class BanEntry:
-    user_id: int
-    reason: str | None
-    banned_by: int | None
-    created_at: float
-    expires_at: float | None
 
 
 def _log_admin(

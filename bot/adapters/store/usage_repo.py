@@ -4,7 +4,6 @@ log, and reports on it."""
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 from bot.adapters.store.interface import Session, Tx
@@ -25,6 +24,7 @@ from bot.core.policy.quotas import (
     effective_limit,
     month_start,
 )
+from bot.core.usage_records import EXPORT_COLUMNS, Stats, UsageSummary
 
 POLICY_COLUMNS = (
     "default_quota",
@@ -37,56 +37,6 @@ POLICY_COLUMNS = (
     "modlog_finished",
     "refund_cancelled",
     "private_images",
-)
-
-
-@dataclass(frozen=True)
-class UsageSummary:
-    """What /usage shows a member about themselves."""
-
-    used_today: int
-    used_month: int
-    limit: int | None
-    credits: int
-    running: int
-    resets_at: float
-    banned_until: float | None
-    banned: bool
-
-
-@dataclass(frozen=True)
-class Stats:
-    """A report over one window of the usage log."""
-
-    generations: int
-    completed: int
-    failed: int
-    refusals: dict[str, int]
-    top_users: list[tuple[int, int]]
-
-    @property
-    def failure_rate(self) -> float:
-        finished = self.completed + self.failed
-        return self.failed / finished if finished else 0.0
-
-
-EXPORT_COLUMNS = (
-    "id",
-    "created_at",
-    "guild_id",
-    "channel_id",
-    "user_id",
-    "outcome",
-    "reason",
-    "detail",
-    "counted",
-    "aspect_ratio",
-    "ref_count",
-    "duration",
-    "task_id",
-    "job_id",
-    "style",
-    "prompt",
 )
 
 

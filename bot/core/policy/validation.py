@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.adapters.image_api import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES
-from bot.adapters.media import ALLOWED_IMAGE_TYPES
+from bot.core.image_contract import ALLOWED_IMAGE_TYPES, ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES
 from bot.core.messages import human_bytes, safe_name
 from bot.core.models import ImageRequest, with_style
 from bot.core.policy.styles import Style

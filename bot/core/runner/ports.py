@@ -94,7 +94,7 @@ class FetchFailed(Exception):
 
 class ResultFetcher(Protocol):
     """Downloads result images. The files it returns go to the sink untouched, so the core never
-    looks inside them (`bot.adapters.media.ImageFile` in the bot)."""
+    looks inside them (`bot.core.image_file.ImageFile` in the bot)."""
 
     async def fetch(self, ref: str) -> Any:
         """One attempt at one image, its pixels limited; raises FetchFailed."""

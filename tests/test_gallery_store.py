@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.adapters.store import GalleryFilter, Store
-from bot.adapters.store.migrations.versions import v0012_web_gallery as gallery_revision
+from bot.adapters.store.migrations.versions import v0013_web_gallery as gallery_revision
 from bot.core.prompt_words import index_terms, query_terms
 from tests.gallery_seed import post_image
 

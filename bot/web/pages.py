@@ -17,8 +17,8 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
 
-from bot.adapters.image_api import ASPECT_RATIOS
 from bot.adapters.store import GalleryFilter, GalleryImage, Store
+from bot.core.image_contract import ASPECT_RATIOS
 from bot.core.prompt_words import query_terms
 from bot.web.guard import CSRF_FIELD, RateLimiter, csrf_ok, csrf_token
 from bot.web.oauth import DiscordOAuth, OAuthError, new_state

@@ -10,8 +10,8 @@ from alembic import op
 
 from bot.adapters.store.schema import Id, Text
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 
 
 def upgrade() -> None:

@@ -420,7 +420,7 @@ class Settings(BaseSettings):
         None,
         "PUBLIC_URL",
         "The address people open the gallery at, behind the reverse proxy (unset: "
-        "http://WEB_HOST:WEB_PORT); Discord sends signed-in members back to PUBLIC_URL/auth/callback.",
+        "http://WEB_HOST:WEB_PORT); Discord sends signed-in members back to PUBLIC_URL/oauth/callback.",
         group="Web gallery",
         allowed="an http(s) URL like https://img.example.org",
     )

@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 
 .PHONY: run test lint format bench sandbox clean lock messages settings-doc
 
@@ -34,7 +35,10 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The web gallery's tests drive Debian's chromium, with CJK fonts for the Chinese pages (docs/web.md).
 test: lint
+	@test -x /usr/bin/chromium && test -e $(CJK_FONT) || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk)
 	$(BIN)/python -m pytest -q -n 2
 
 format: $(DEV_STAMP)

@@ -72,6 +72,13 @@ async def _history(profile: Profile) -> dict[str, float | None]:
     return result.figures()
 
 
+async def _gallery(profile: Profile) -> dict[str, float | None]:
+    from bench.gallery import run_gallery
+
+    result = await run_gallery(rows=profile.gallery_rows, samples=profile.gallery_samples, seed=profile.seed)
+    return result.figures()
+
+
 async def _rules(profile: Profile) -> dict[str, float | None]:
     from bench.rules import run_rules
 
@@ -123,6 +130,7 @@ SCENARIOS: dict[str, Scenario] = {
     "quotas_pg": _quotas_pg,
     "memory": _memory,
     "history": _history,
+    "gallery": _gallery,
     "rules": _rules,
     "rules_ack": _rules_ack,
     "outage": _outage,
@@ -141,6 +149,12 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "quotas_pg": ("quota_check_pg_p99_ms_1m",),
     "memory": ("rss_mb_huge_png", "rss_mb_huge_answer", "rss_mb_limit_png"),
     "history": ("history_page_p99_ms_300k",),
+    "gallery": (
+        "gallery_page_p95_ms",
+        "gallery_search_p95_ms",
+        "gallery_page_pg_p95_ms",
+        "gallery_search_pg_p95_ms",
+    ),
     "rules": ("rules_check_p99_ms_500", "rules_check_p99_ms_1000"),
     "rules_ack": ("rules_ack_others_max_ms",),
     "outage": ("outage_requests_per_s", "outage_recovery_max_s"),

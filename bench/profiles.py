@@ -31,6 +31,9 @@ class Profile:
     # /history pages of one member with `history_rows` posted images.
     history_rows: int = 300_000
     history_samples: int = 600
+    # The web gallery's pages and searches among `gallery_rows` posted images (SQLite and PostgreSQL).
+    gallery_rows: int = 1_000_000
+    gallery_samples: int = 400
     # An outage of `outage_seconds` with `outage_jobs` in flight; time scaled by `outage_time_factor`.
     outage_jobs: int = 1000
     outage_seconds: float = 60.0
@@ -110,6 +113,8 @@ SMOKE = Profile(
     memory_answer_mb=40,
     history_rows=5_000,
     history_samples=30,
+    gallery_rows=3_000,
+    gallery_samples=20,
     outage_jobs=50,
     outage_time_factor=30.0,
     mix_jobs=500,

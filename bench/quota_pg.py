@@ -46,23 +46,34 @@ class PgQuotaResult:
         }
 
 
+# One throwaway server per bench process, started on first use: the scenarios that need PostgreSQL
+# (quotas, gallery, several processes) each work in a schema of their own on it.
+_SHARED: list[str] = []
+
+
 @contextlib.contextmanager
 def postgres_server() -> Iterator[str]:
-    """A server URL: BENCH_DATABASE_URL, or a throwaway local server."""
+    """A server URL: BENCH_DATABASE_URL, or this process's throwaway local server."""
     given = os.environ.get("BENCH_DATABASE_URL")
     if given:
         yield given
         return
-    import pgserver
+    if not _SHARED:
+        import atexit
 
-    parent = Path(tempfile.mkdtemp(prefix="imagine-bench-pg-"))
-    parent.chmod(0o755)  # run as root, pgserver starts the server as an unprivileged user
-    server = pgserver.get_server(parent / "data", cleanup_mode="stop")
-    try:
-        yield str(server.get_uri())
-    finally:
-        server.cleanup()
-        shutil.rmtree(parent, ignore_errors=True)
+        import pgserver
+
+        parent = Path(tempfile.mkdtemp(prefix="imagine-bench-pg-"))
+        parent.chmod(0o755)  # run as root, pgserver starts the server as an unprivileged user
+        server = pgserver.get_server(parent / "data", cleanup_mode="stop")
+
+        def cleanup() -> None:
+            server.cleanup()
+            shutil.rmtree(parent, ignore_errors=True)
+
+        atexit.register(cleanup)
+        _SHARED.append(str(server.get_uri()))
+    yield _SHARED[0]
 
 
 def _bulk_load(url: str, rows: int, users: int, now: float, seed: int) -> None:

@@ -43,6 +43,8 @@ import yarl
 from aiohttp import BodyPartReader, WSMsgType, hdrs, web
 from PIL import Image
 
+from testing.fake_oauth import FakeOAuth
+
 API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 
@@ -400,6 +402,8 @@ class FakeDiscord:
         self.moderator_role_id = self.add_role(self.guild_id, "Moderator", MANAGE_GUILD | MANAGE_MESSAGES)
         self.add_member(self.guild_id, self.moderator_id, roles=[self.moderator_role_id])
         self.add_member(self.guild_id, self.user_id)
+        # Sign-in with Discord (OAuth2) for the web gallery: testing/fake_oauth.py.
+        self.oauth = FakeOAuth(self)
 
     # ----------------------------------------------------------------------------------------- lifecycle
 
@@ -1327,6 +1331,7 @@ class FakeDiscord:
         r.add_get("/media" + cdn, self._cdn)
         r.add_get(r"/embed/avatars/{name}", self._avatar)
         r.add_get(r"/avatars/{user_id:\d+}/{name}", self._avatar)
+        self.oauth.add_routes(r, API_PREFIX)
 
     @staticmethod
     def _json(data: Any) -> web.Response:
@@ -1366,6 +1371,8 @@ class FakeDiscord:
         # Interaction callbacks and webhooks are authorised by their token in the path, not by the bot token.
         if not rec.api or rec.path.startswith(("/webhooks/", "/interactions/")) or rec.path == "/gateway":
             return  # GET /gateway needs no token on Discord either
+        if self.oauth.authorises(rec):
+            return
         if rec.headers.get(hdrs.AUTHORIZATION) != f"Bot {self.token}":
             raise ApiError(401, 0, "401: Unauthorized")
 
@@ -1406,6 +1413,8 @@ class FakeDiscord:
         return channel
 
     async def _me(self, request: web.Request) -> web.Response:
+        if (member := self.oauth.bearer_user(request.headers)) is not None:
+            return self._json(self.oauth.me(member))
         return self._json(self.users[self.bot_user_id])
 
     async def _get_user(self, request: web.Request) -> web.Response:
@@ -1441,6 +1450,8 @@ class FakeDiscord:
 
     async def _my_guilds(self, request: web.Request) -> web.Response:
         """The bot's servers as partial guilds (GET /users/@me/guilds), oldest id first."""
+        if (member := self.oauth.bearer_user(request.headers)) is not None:
+            return self._json(self.oauth.my_guilds(member))
         mine = [g for g in self.guilds.values() if self.bot_user_id in g.members]
         return self._json(
             [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,3 +78,28 @@ async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         yield store
     finally:
         await store.close()
+
+
+# -- the web gallery: one world and one real browser per test session (per xdist worker) --------------
+
+
+@pytest.fixture(scope="session")
+def web_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.web_harness import WebWorld
+
+    world = WebWorld(tmp_path_factory.mktemp("web"))
+    try:
+        yield world
+    finally:
+        world.close()
+
+
+@pytest.fixture(scope="session")
+def browser(web_world: Any) -> Iterator[Any]:
+    """Debian's chromium, headless, driven by Playwright's async API on the web world's loop (its
+    thread): the sync API would leave a running loop in this thread and break the asyncio tests."""
+    playwright, chromium = web_world.run(web_world.start_browser())
+    try:
+        yield chromium
+    finally:
+        web_world.run(web_world.stop_browser(playwright, chromium))

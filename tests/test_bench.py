@@ -27,7 +27,7 @@ def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,  # a loaded CI machine: two PostgreSQL starts (quotas, gallery) take most of it
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

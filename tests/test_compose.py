@@ -169,3 +169,23 @@ def test_an_operator_env_mounted_over_the_image_s_keeps_9100(tmp_path: Path) -> 
     operator.write_text(f"DISCORD_TOKEN={TOKEN}\nMOUNTSEA_API_KEY=k\nMETRICS_PORT=\n")
     settings = load_settings(dockerfile_env(), operator)
     assert settings.metrics_port == 9100 and str(settings.database_path) == "/app/data/bot.db"
+
+
+def test_the_web_gallery_runs_alone_on_the_shared_database() -> None:
+    services = compose()["services"]
+    web = services["web"]
+    assert web["command"] == ["python", "-m", "bot", "web"]
+    assert web["image"] == services["bot-0"]["image"] and web["env_file"] == ".env"
+    environment = {k: interpolate(str(v)) for k, v in web["environment"].items()}
+    assert environment["DATABASE_URL"] == bots(services)["bot-0"]["DATABASE_URL"]
+    secrets = {
+        "WEB_SESSION_SECRET": "s" * 40,
+        "DISCORD_CLIENT_ID": "123456789012345678",
+        "DISCORD_CLIENT_SECRET": "c",
+        "PUBLIC_URL": "https://img.example.org",
+    }
+    settings = load_settings(environment | secrets, env_file=None, require_token=False, require_api_key=False)
+    assert settings.web_port == 8080 and settings.database_url is not None
+    assert [f"127.0.0.1:{settings.web_port}:{settings.web_port}"] == web["ports"]
+    for name, bot in bots(services).items():
+        assert "WEB_PORT" not in bot, name  # the gallery runs once, here

@@ -90,9 +90,10 @@ def rows_of(conn: Any, table: str) -> list[tuple[Any, ...]]:
         "bans",
         "personal_bans",
         "member_settings",
+        "prompt_terms",
         "deliveries",
     )
-    order = "id" if table not in keyed else "1, 2"
+    order = "id" if table not in keyed else "1, 2, 3" if table == "prompt_terms" else "1, 2"
     columns = COLUMNS[table]
     return [tuple(r) for r in conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")]
 

@@ -36,8 +36,8 @@ async def submit_arrived(sandbox: Sandbox) -> None:
     )
 
 
-def count_calls(store: Store, method: str) -> list[object]:
-    """Note each call of one of the store's methods (still carried out), to wait for the runner's tries."""
+def count_calls(store: object, method: str) -> list[object]:
+    """Note each call of one of a repository's methods (still carried out), to wait for the runner's tries."""
     calls: list[object] = []
     real = getattr(store, method)
 
@@ -76,7 +76,7 @@ async def test_the_task_id_waits_out_a_busy_database(
             await runner.enqueue(ImageRequest("a busy day"), ORIGIN)
             await submit_arrived(sandbox)
             # Another process takes the write lock while the submit is on its way, and holds it.
-            tries = count_calls(runner.store, "mark_running")
+            tries = count_calls(runner.store.jobs, "mark_running")
             other = sqlite3.connect(db_path, isolation_level=None)
             other.execute("BEGIN IMMEDIATE")
             # The answer came and the runner has tried (and failed) to record it several times.
@@ -121,7 +121,7 @@ async def test_the_task_id_waits_out_a_full_database(
             # id makes the row longer, needs a new page and fails with SQLITE_FULL, as on a full disk.
             add_fillers(db_path)
             await set_pragma(runner.store, "max_page_count = 1")
-            tries = count_calls(runner.store, "mark_running")
+            tries = count_calls(runner.store.jobs, "mark_running")
             await wait_until(
                 lambda: "could not record its task id" in caplog.text, "the first refused write", timeout=5
             )

@@ -36,6 +36,7 @@ from bot.ops import metrics, wiring
 from bot.ops.config import Settings
 from bot.ops.health import OpsServer
 from bot.ops.runner_wiring import build_runner
+from bot.web.gallery_server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ class ImagineBot(ImagineBotBase):
         self.identify_interval = identify_interval
         self.stopping = False
         self.ops_server: OpsServer | None = None
+        self.web_server: WebServer | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self._close_task: asyncio.Future[None] | None = None
         self._finished_counted: dict[str, int] = {}  # the runner's tally already added to /metrics
@@ -183,6 +185,9 @@ class ImagineBot(ImagineBotBase):
             )
             await self.ops_server.start()
             self._lag_task = metrics.start_loop_lag_watch()
+        if s.web_port is not None:  # the web gallery, on this process's store (docs/web.md)
+            self.web_server = WebServer(s, self.store)
+            await self.web_server.start()
         self.api = wiring.image_api(s, self.session)
         self.sink = MeasuredSink(self, self.store, self.clock)
         self.runner = build_runner(
@@ -322,6 +327,8 @@ class ImagineBot(ImagineBotBase):
                 except Exception:
                     log.warning("could not release the leases of running jobs", exc_info=True)
         await super().close()
+        if self.web_server is not None:
+            await self.web_server.stop()
         if hasattr(self, "session"):
             await self.session.close()
         if hasattr(self, "store"):

@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|check|imagine|sandbox|stats|export|backup|migrate-db|healthcheck]`,
+"""Command line: `python -m bot [run|check|web|imagine|sandbox|stats|export|backup|migrate-db|healthcheck]`,
 and the operator's bans from personal use: `ban`, `unban`, `bans`.
 
 Exit codes: 0 ok, 1 failed, 2 bad configuration or bad arguments."""
@@ -40,7 +40,7 @@ from sandbox import server as sandbox
 log = logging.getLogger("bot")
 
 # Commands that read only the database: they need neither the Discord token nor the API key.
-DATABASE_ONLY = ("stats", "export", "backup", "healthcheck", "migrate-db", "ban", "unban", "bans")
+DATABASE_ONLY = ("stats", "export", "backup", "healthcheck", "migrate-db", "ban", "unban", "bans", "web")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check the token, the API key, the commands and the permissions in every channel;"
         " print the invite links. Exit codes: 0 everything is in order, 1 something is broken (the"
         " PROBLEM lines), 2 the configuration (a setting missing or malformed: nothing was checked).",
+    )
+    sub.add_parser(
+        "web", help="run the web gallery alone (PostgreSQL; with SQLite the bot runs it: WEB_PORT)"
     )
 
     imagine = sub.add_parser("imagine", help="make one image from the terminal, without Discord")
@@ -318,6 +321,18 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def web_alone_problem(settings: Settings) -> str | None:
+    """Why the gallery cannot run as a process of its own with these settings, if it cannot."""
+    if settings.web_port is None:
+        return "set WEB_PORT (and WEB_SESSION_SECRET, DISCORD_CLIENT_ID, DISCORD_CLIENT_SECRET)"
+    if settings.database_url is None:
+        return (
+            "with SQLite the bot is the database's only writer, so the gallery runs inside it:"
+            " set WEB_PORT for `python -m bot` instead (or use PostgreSQL: DATABASE_URL)"
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
@@ -354,6 +369,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         return run_migrate_db(args.source or settings.database_path, url, args.replace)
+    if command == "web":
+        problem = web_alone_problem(settings)
+        if problem:
+            print(f"python -m bot web: {problem}", file=sys.stderr)
+            return 2
     if command == "backup":
         if settings.database_url:
             print(
@@ -365,7 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return backup.run_backup(settings.database_path, args.path)
 
     setup_logging(
-        settings.log_level if command == "run" else "WARNING", settings.secrets(), settings.log_format
+        settings.log_level if command in ("run", "web") else "WARNING",
+        settings.secrets(),
+        settings.log_format,
     )
     try:
         if command == "imagine":
@@ -384,6 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(personal_cli.run_bans(settings))
         if command == "export":
             return asyncio.run(run_export(settings, args.guild, args.start, args.end, args.out))
+        if command == "web":
+            from bot.web.gallery_server import run_web  # noqa: PLC0415 - only this command needs it
+
+            return asyncio.run(run_web(settings))
         if command == "check":
             from bot.discord.setup_check import run_check  # noqa: PLC0415 - only this command needs it
 

@@ -28,6 +28,9 @@ from bot.ops.setting_fields import is_secret, requirement, setting, variable
 
 DEFAULT_BASE_URL = "https://api.mountsea.ai"
 DEFAULT_MODEL = "grok-imagine-image"
+DISCORD_AUTHORIZE_URL = "https://discord.com/oauth2/authorize"
+# The session secret is hashed into the cookie encryption key; short secrets are guessable.
+MIN_SESSION_SECRET_CHARS = 32
 MEGABYTE = 1024 * 1024
 # Names that may stand in `.env` without being settings of the bot: compose.yaml reads them from the
 # same file (the PostgreSQL password it puts into DATABASE_URL).
@@ -394,6 +397,64 @@ class Settings(BaseSettings):
         allowed="shard numbers such as 0,1 or a range such as 0-3, each once",
     )
 
+    # -- The web gallery (docs/web.md): off unless WEB_PORT is set. Sign-in is Discord's OAuth2 with
+    # the application's client id and secret; WEB_SESSION_SECRET encrypts the session cookies and is
+    # shared by every web process of a deployment.
+    web_port: int | None = setting(
+        None,
+        "WEB_PORT",
+        "Port of the web gallery (members' own images behind Discord sign-in); unset: no gallery. "
+        "Needs WEB_SESSION_SECRET, DISCORD_CLIENT_ID and DISCORD_CLIENT_SECRET.",
+        group="Web gallery",
+        see=("Web gallery", "web.md"),
+        ge=1,
+        le=65535,
+    )
+    web_host: str = setting(
+        "127.0.0.1",
+        "WEB_HOST",
+        "Address the web gallery listens on; put a reverse proxy with HTTPS in front of it.",
+        group="Web gallery",
+    )
+    public_url: str | None = setting(
+        None,
+        "PUBLIC_URL",
+        "The address people open the gallery at, behind the reverse proxy (unset: "
+        "http://WEB_HOST:WEB_PORT); Discord sends signed-in members back to PUBLIC_URL/oauth/callback.",
+        group="Web gallery",
+        allowed="an http(s) URL like https://img.example.org",
+    )
+    web_session_secret: Secret | None = setting(
+        None,
+        "WEB_SESSION_SECRET",
+        f"Encrypts the gallery's sign-in cookies; at least {MIN_SESSION_SECRET_CHARS} random characters, "
+        "the same for every web process (python -c 'import secrets; print(secrets.token_urlsafe(32))'). "
+        "Never logged, stored or shown.",
+        group="Web gallery",
+        allowed=f"at least {MIN_SESSION_SECRET_CHARS} characters",
+    )
+    discord_client_id: int | None = setting(
+        None,
+        "DISCORD_CLIENT_ID",
+        "The application's id for signing in to the gallery: Developer Portal → your application → OAuth2.",
+        group="Web gallery",
+        allowed="the application id (a long number)",
+    )
+    discord_client_secret: Secret | None = setting(
+        None,
+        "DISCORD_CLIENT_SECRET",
+        "The application's OAuth2 client secret (same page); never logged, stored or shown.",
+        group="Web gallery",
+        allowed="the client secret",
+    )
+    discord_authorize_url: str = setting(
+        DISCORD_AUTHORIZE_URL,
+        "DISCORD_AUTHORIZE_URL",
+        "Discord's sign-in page (the tests point it at the fake Discord).",
+        group="Web gallery",
+        allowed="an http(s) URL",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -430,7 +491,7 @@ class Settings(BaseSettings):
             raise Refused("contains whitespace; paste the key alone")
         return value
 
-    @field_validator("base_url", "discord_api_base", mode="before")
+    @field_validator("base_url", "discord_api_base", "public_url", "discord_authorize_url", mode="before")
     @classmethod
     def _url(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -450,11 +511,11 @@ class Settings(BaseSettings):
             raise Refused("must be a PostgreSQL URL: postgresql://user:password@host:5432/database")
         return Secret(value)
 
-    @field_validator("dev_guild_id", mode="before")
+    @field_validator("dev_guild_id", "discord_client_id", mode="before")
     @classmethod
     def _snowflake(cls, value: Any) -> Any:
         if isinstance(value, str) and (not value.isdigit() or not 15 <= len(value) <= 21):
-            raise ValueError("not a server id")
+            raise ValueError("not a Discord id")
         return value
 
     @field_validator("log_level", "log_format", mode="before")
@@ -507,7 +568,24 @@ class Settings(BaseSettings):
                     f"shard {top} does not exist with SHARD_COUNT={self.shard_count} "
                     f"(shards are numbered 0 to {self.shard_count - 1})",
                 )
+        if self.web_port is not None:
+            self._check_web()
         return self
+
+    def _check_web(self) -> None:
+        """The web gallery needs its sign-in settings once WEB_PORT turns it on."""
+        secret = self.web_session_secret
+        if secret is None or len(secret.reveal()) < MIN_SESSION_SECRET_CHARS:
+            raise SettingProblem(
+                "WEB_SESSION_SECRET",
+                f"must be set to at least {MIN_SESSION_SECRET_CHARS} random characters when WEB_PORT is set"
+                " (e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+            )
+        if self.discord_client_id is None or not self.discord_client_secret:
+            raise SettingProblem(
+                "DISCORD_CLIENT_ID" if self.discord_client_id is None else "DISCORD_CLIENT_SECRET",
+                "is needed for signing in to the web gallery (Developer Portal: your app → OAuth2)",
+            )
 
     # -- values in the units the code uses ------------------------------------------------------
 
@@ -528,6 +606,11 @@ class Settings(BaseSettings):
         return int(self.max_result_megapixels * 1_000_000)
 
     @property
+    def web_url(self) -> str:
+        """The address people open (PUBLIC_URL, behind the operator's reverse proxy), no trailing /."""
+        return self.public_url or f"http://{self.web_host}:{self.web_port}"
+
+    @property
     def syncs_commands(self) -> bool:
         """One process syncs the application commands: the one running shard 0 (or every shard)."""
         return self.shard_ids is None or 0 in self.shard_ids
@@ -537,6 +620,9 @@ class Settings(BaseSettings):
         values = [self.api_key.reveal()]
         if self.discord_token:
             values.append(self.discord_token.reveal())
+        for secret in (self.web_session_secret, self.discord_client_secret):
+            if secret:
+                values.append(secret.reveal())
         if self.database_url:
             password = urlsplit(self.database_url.reveal()).password
             if password:

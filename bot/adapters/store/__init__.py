@@ -26,6 +26,7 @@ import psycopg
 
 from bot.adapters.store import jobs_repo
 from bot.adapters.store.deliveries_repo import Deliveries, Delivery
+from bot.adapters.store.gallery_repo import Facets, Gallery, GalleryFilter, GalleryImage
 from bot.adapters.store.interface import Backend
 from bot.adapters.store.jobs_repo import Jobs
 from bot.adapters.store.migrations import HEAD as SCHEMA_HEAD
@@ -100,6 +101,7 @@ class Store:
         self.settings = Settings(backend)
         self.styles = Styles(backend)
         self.ops = Overview(backend)
+        self.gallery = Gallery(backend)
 
     @classmethod
     async def open(
@@ -176,6 +178,9 @@ __all__ = [
     "AdminEntry",
     "BanEntry",
     "Delivery",
+    "Facets",
+    "GalleryFilter",
+    "GalleryImage",
     "PersonalBan",
     "PersonalStats",
     "QuotaOverview",

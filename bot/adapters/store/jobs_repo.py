@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+from bot.adapters.store import gallery_repo
 from bot.adapters.store.interface import Session, Tx
 from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.statements import indexed_by, listed, skip_locked
@@ -335,6 +336,8 @@ def mark_delivered(
                 "id": job_id,
             },
         )
+        # A posted image is found by its prompt's words in the web gallery from now on.
+        gallery_repo.index_posted(tx, job_id)
 
 
 def launch(s: Session, job_id: int, message_id: int | None, followups: int) -> None:

@@ -92,6 +92,14 @@ jobs = sa.Table(
         sqlite_where=sa.text("lease_owner IS NOT NULL"),
         postgresql_where=sa.text("lease_owner IS NOT NULL"),
     ),
+    # The web gallery: a member's posted images, newest first (`gallery_repo`).
+    sa.Index(
+        "jobs_gallery_user",
+        "user_id",
+        "id",
+        sqlite_where=sa.text("status = 'delivered'"),
+        postgresql_where=sa.text("status = 'delivered'"),
+    ),
 )
 
 meta = sa.Table(
@@ -251,6 +259,16 @@ deliveries = sa.Table(
     sa.Column("message_id", Id),
     sa.Column("channel_id", Id),
     sa.Column("updated_at", Time, nullable=False),
+)
+
+# The words of each posted prompt, per member (bot/core/prompt_words.py): the gallery's search.
+prompt_terms = sa.Table(
+    "prompt_terms",
+    metadata,
+    sa.Column("user_id", Id, primary_key=True, autoincrement=False),
+    sa.Column("term", Text, primary_key=True),
+    sa.Column("job_id", Id, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
 )
 
 # Every table, in an order that copies cleanly (used by `migrate-db`).

@@ -62,7 +62,9 @@ def test_dockerfile_uses_the_lock_a_pinned_base_and_the_health_check() -> None:
 def dry_run(target: str, tmp_path: Path) -> list[str]:
     """The commands `make TARGET` would run on a fresh virtualenv (make -n: nothing is executed)."""
     result = subprocess.run(
-        ["make", "-n", target, f"VENV={tmp_path / 'venv'}"],
+        # --no-print-directory: under `make test` this make is a sub-make, which would otherwise print
+        # "make[1]: Entering directory …" lines among the commands.
+        ["make", "-n", "--no-print-directory", target, f"VENV={tmp_path / 'venv'}"],
         cwd=ROOT,
         capture_output=True,
         text=True,

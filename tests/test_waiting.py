@@ -49,6 +49,9 @@ def test_the_suite_sets_a_time_limit_on_every_test(pytestconfig: pytest.Config) 
     assert pytestconfig.getini("timeout_method") == "signal"
 
 
+TIMED_OUT = "Failed: Timeout (>2.0s) from pytest-timeout."
+
+
 def test_a_wait_that_never_ends_fails_quickly_and_says_so(tmp_path: Path) -> None:
     """The suite's own settings (pyproject.toml) under xdist, with the limit cut to 2 s. The file's tests
     run in order on one worker (--dist loadfile): after two time-outs its next async test still runs."""
@@ -69,7 +72,10 @@ def test_a_wait_that_never_ends_fails_quickly_and_says_so(tmp_path: Path) -> Non
     out = run.stdout + run.stderr
     assert run.returncode == 1, out
     assert "2 failed, 1 passed" in out, out
-    assert out.count("Failed: Timeout (>2.0s) from pytest-timeout.") == 2, out
+    # One traceback line per timed-out test (pytest repeats the reason in its summary, and when CI is set
+    # it does not shorten those lines, so the reason's own count depends on the environment).
+    raised = [line for line in out.splitlines() if line.lstrip().startswith("E") and TIMED_OUT in line]
+    assert len(raised) == 2, out
     assert took < 30, out
 
 

@@ -197,15 +197,23 @@ class ChannelRoute(Route):
         job = parcel.job
         channel = bot.client.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
         view = result_view(job.id, public_language(job)) if parcel.uploads else discord.utils.MISSING
-        reference = discord.utils.MISSING
-        if job.message_id is not None:
-            # A reply to the status message: the member sees at once which request this answers.
-            reference = discord.MessageReference(
-                message_id=job.message_id,
-                channel_id=channel.id,
-                guild_id=job.guild_id,
-                fail_if_not_exists=False,
+        if job.message_id is None:
+            # No status message to reply to (a job taken over before it was acknowledged). discord.py's
+            # send() refuses a `reference` it cannot read, MISSING included: leave the argument out.
+            return await channel.send(
+                messages.clip(content),
+                files=parcel.files(),
+                allowed_mentions=NO_PINGS,
+                view=view,
+                nonce=job_nonce(job),
             )
+        # A reply to the status message: the member sees at once which request this answers.
+        reference = discord.MessageReference(
+            message_id=job.message_id,
+            channel_id=channel.id,
+            guild_id=job.guild_id,
+            fail_if_not_exists=False,
+        )
         return await channel.send(
             messages.clip(content),
             files=parcel.files(),

@@ -32,3 +32,21 @@ def postgresql_legacy(url: str, version: int) -> None:
     """Replay the PostgreSQL database of schema `version` into the (empty) database at `url`."""
     with psycopg.connect(url) as conn:
         conn.execute((FIXTURES / f"postgresql_v{version}.sql").read_text())  # type: ignore[arg-type]
+
+
+def sqlite_at_revision(path: Path, revision: str) -> None:
+    """A new SQLite database built by the migration chain up to `revision` (inclusive), as the bot of
+    that revision left it: for tests of what a later revision does to an existing database."""
+    from bot.adapters.store.migrations import chain
+
+    revisions = chain.chain()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        with chain._sqlalchemy_view(conn) as view:
+            for target in revisions[: revisions.index(revision) + 1]:
+                conn.execute("BEGIN")
+                chain._upgrade(view, target)
+                conn.execute("COMMIT")
+        conn.execute(f"PRAGMA user_version = {chain.SQLITE_FENCE}")
+    finally:
+        conn.close()

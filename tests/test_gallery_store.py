@@ -9,6 +9,7 @@ from bot.adapters.store import GalleryFilter, Store
 from bot.adapters.store.migrations.versions import v0013_web_gallery as gallery_revision
 from bot.core.prompt_words import index_terms, query_terms
 from tests.gallery_seed import post_image
+from tests.legacy_fixtures import sqlite_at_revision
 
 ME, SOMEONE = 111, 222
 SERVER, OTHER_SERVER = 1_000_000_000_000_001, 1_000_000_000_000_002
@@ -120,14 +121,16 @@ async def test_images_posted_before_the_gallery_are_indexed_by_the_backfill(tmp_
     import sqlite3
 
     path = tmp_path / "old.db"
-    store = await Store.open(path)
-    old = await post_image(store, user_id=ME, prompt="水彩的山 and a lighthouse", guild_id=SERVER)
-    await store.close()
-    # Back to the revision before the gallery's: as if the image had been posted before it existed.
+    sqlite_at_revision(path, gallery_revision.down_revision)
+    # An image posted before the gallery existed, written as that version wrote it.
     with sqlite3.connect(path) as db:
-        db.execute("DROP TABLE prompt_terms")
-        db.execute("DROP INDEX jobs_gallery_user")
-        db.execute("UPDATE alembic_version SET version_num = ?", [gallery_revision.down_revision])
+        old = db.execute(
+            "INSERT INTO jobs (source, status, prompt, aspect_ratio, guild_id, channel_id, user_id,"
+            " created_at, finished_at, delivered_at, result_urls, delivery, result_message_id,"
+            " result_channel_id) VALUES ('discord', 'delivered', ?, '1:1', ?, 9001, ?, ?, ?, ?,"
+            " '[\"http://127.0.0.1:9/none.png\"]', 'posted', 7777, 9001)",
+            ["水彩的山 and a lighthouse", SERVER, ME, START, START + 10, START + 11],
+        ).lastrowid
     store = await Store.open(path)  # migrates to the gallery's version again
     try:
         assert await store.gallery.page(ME, words("lighthouse")) == []

@@ -143,7 +143,7 @@ def _default(column: dict[str, Any]) -> str | None:
     default = column["default"]
     if default is None or "nextval(" in str(default):  # PostgreSQL's serial ids: SQLite's rowid
         return None
-    return str(default).strip("'")
+    return str(default).removesuffix("::text").strip("'")  # PostgreSQL types a text default
 
 
 def _where(index: dict[str, Any]) -> str | None:

@@ -16,6 +16,8 @@ from bot.adapters.store.folding import name_key
 Id: sa.types.TypeEngine[int] = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # Unix times in seconds, with fractions.
 Time: sa.types.TypeEngine[float] = sa.Double().with_variant(sa.REAL(), "sqlite")
+# Fractional settings (e.g. images per second of video).
+Rate: sa.types.TypeEngine[float] = sa.Double().with_variant(sa.REAL(), "sqlite")
 Count = sa.Integer()
 Text = sa.Text()
 ZERO = sa.text("0")
@@ -72,6 +74,20 @@ jobs = sa.Table(
     sa.Column("deliver_to", Text),
     sa.Column("locale", Text),
     sa.Column("guild_locale", Text),
+    # A request of several tasks: its jobs share request_id (its first job's id; NULL before
+    # revision 0014: a request of its own) at request_index 1..request_size.
+    sa.Column("request_id", Id),
+    sa.Column("request_index", Count),
+    sa.Column("request_size", Count),
+    # The image a Vary, Edit or Animate came from.
+    sa.Column("source_job_id", Id),
+    sa.Column("source_image_index", Count),
+    sa.Column("kind", Text, server_default=sa.text("'image'")),  # image | video
+    sa.Column("video_seconds", Count),
+    sa.Column("video_resolution", Text),
+    sa.Column("units", Count, server_default=sa.text("1")),  # what it costs against quotas
+    sa.Column("gallery_removed_at", Time),
+    sa.Column("gallery_removed_by", Id),
     sa.Index("jobs_due", "source", "status", "next_poll_at"),
     sa.Index("jobs_durations", "has_refs", "finished_at"),
     sa.Index("jobs_user", "guild_id", "user_id", "created_at"),
@@ -84,6 +100,12 @@ jobs = sa.Table(
         "id",
         sqlite_where=sa.text("status = 'delivered' AND result_message_id IS NOT NULL"),
         postgresql_where=sa.text("status = 'delivered' AND result_message_id IS NOT NULL"),
+    ),
+    sa.Index(
+        "jobs_request",
+        "request_id",
+        sqlite_where=sa.text("request_id IS NOT NULL"),
+        postgresql_where=sa.text("request_id IS NOT NULL"),
     ),
     # Leases: a poll claim or a job in a process's hands, found by owner on a clean stop.
     sa.Index(
@@ -124,13 +146,20 @@ usage = sa.Table(
     sa.Column("outcome", Text, nullable=False),
     sa.Column("reason", Text),  # why refused: quota, cooldown, banned, blocked_prompt, bad_input, ...
     sa.Column("detail", Text),  # e.g. the prompt rule that matched
-    sa.Column("counted", Count, server_default=ZERO),  # 1 while it counts against the member's quota
+    # The units (images; a video counts its seconds times the server's rate) it holds against the
+    # member's quota, 0 once refunded; and the credits it used.
+    sa.Column("counted", Count, server_default=ZERO),
     sa.Column("used_credit", Count, server_default=ZERO),
     sa.Column("job_id", Id),
     sa.Column("task_id", Text),
     sa.Column("duration", Time),
     sa.Column("context", Text),
     sa.Column("style", Text),
+    sa.Column("request_id", Id),  # the request's first job, shared by each task's row
+    sa.Column("kind", Text, server_default=sa.text("'image'")),  # image | video
+    sa.Column("video_seconds", Count),
+    sa.Column("source_job_id", Id),  # the image a Vary, Edit or Animate came from
+    sa.Column("source_image_index", Count),
     sa.Index("usage_user_time", "guild_id", "user_id", "created_at"),
     sa.Index("usage_guild_time", "guild_id", "created_at"),
     sa.Index("usage_time", "created_at"),
@@ -157,6 +186,19 @@ guild_settings = sa.Table(
     sa.Column("modlog_finished", Count),
     sa.Column("refund_cancelled", Count),
     sa.Column("private_images", Count),
+    sa.Column("count_limit", Count),  # the most images one request may ask for
+    sa.Column("video_rate", Rate),  # images a second of video costs
+    sa.Column("videos_enabled", Count),
+    sa.Column("gallery_enabled", Count),
+    sa.Column("gallery_hide_banned", Count),
+)
+
+role_count_limits = sa.Table(
+    "role_count_limits",
+    metadata,
+    sa.Column("guild_id", Id, primary_key=True, autoincrement=False),
+    sa.Column("role_id", Id, primary_key=True, autoincrement=False),
+    sa.Column("count_limit", Count, nullable=False),
 )
 
 role_quotas = sa.Table(
@@ -175,6 +217,7 @@ user_quotas = sa.Table(
     sa.Column("daily_limit", Count),
     sa.Column("unlimited", Count, server_default=ZERO),
     sa.Column("credits", Count, server_default=ZERO),
+    sa.Column("count_limit", Count),
 )
 
 bans = sa.Table(
@@ -246,6 +289,7 @@ member_settings = sa.Table(
     sa.Column("style", Text),
     sa.Column("delivery", Text),
     sa.Column("updated_at", Time),
+    sa.Column("image_count", Count),  # the member's default /imagine count
 )
 
 # Each image's way to its requester, written before it is sent (`deliveries_repo`).

@@ -66,6 +66,12 @@ class ImageRequest:
     reference_urls: tuple[str, ...] = ()
     style: str | None = None
     style_text: str | None = None
+    media: str = "image"  # image | video (bot/core/video_contract.py)
+    video_seconds: int | None = None
+    video_resolution: str | None = None
+    # The image a Vary, Edit or Animate came from: its job and its 1-based place in that job's images.
+    source_job_id: int | None = None
+    source_image_index: int | None = None
 
     @property
     def full_prompt(self) -> str:
@@ -141,6 +147,22 @@ class Job:
     deliver_to: str | None = None
     locale: str | None = None
     guild_locale: str | None = None
+    # A request of several tasks: its jobs share request_id (the first job's id) at request_index
+    # 1..request_size. None for a request of one written before revision 0014 (its own request).
+    request_id: int | None = None
+    request_index: int = 1
+    request_size: int = 1
+    source_job_id: int | None = None
+    source_image_index: int | None = None
+    media: str = "image"  # image | video
+    video_seconds: int | None = None
+    video_resolution: str | None = None
+    units: int = 1  # what it costs against quotas
+
+    @property
+    def request(self) -> int:
+        """The id of the request this job belongs to (its own for a request of one)."""
+        return self.request_id if self.request_id is not None else self.id
 
     @property
     def is_personal(self) -> bool:
@@ -206,4 +228,13 @@ class Job:
             deliver_to=row.get("deliver_to"),
             locale=row.get("locale"),
             guild_locale=row.get("guild_locale"),
+            request_id=row.get("request_id"),
+            request_index=row.get("request_index") or 1,
+            request_size=row.get("request_size") or 1,
+            source_job_id=row.get("source_job_id"),
+            source_image_index=row.get("source_image_index"),
+            media=row.get("media") or "image",
+            video_seconds=row.get("video_seconds"),
+            video_resolution=row.get("video_resolution"),
+            units=row.get("units") or 1,
         )

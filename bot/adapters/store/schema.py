@@ -82,7 +82,7 @@ jobs = sa.Table(
     # The image a Vary, Edit or Animate came from.
     sa.Column("source_job_id", Id),
     sa.Column("source_image_index", Count),
-    sa.Column("kind", Text, server_default=sa.text("'image'")),  # image | video
+    sa.Column("media", Text, server_default=sa.text("'image'")),  # image | video
     sa.Column("video_seconds", Count),
     sa.Column("video_resolution", Text),
     sa.Column("units", Count, server_default=sa.text("1")),  # what it costs against quotas
@@ -156,7 +156,7 @@ usage = sa.Table(
     sa.Column("context", Text),
     sa.Column("style", Text),
     sa.Column("request_id", Id),  # the request's first job, shared by each task's row
-    sa.Column("kind", Text, server_default=sa.text("'image'")),  # image | video
+    sa.Column("media", Text, server_default=sa.text("'image'")),  # image | video
     sa.Column("video_seconds", Count),
     sa.Column("source_job_id", Id),  # the image a Vary, Edit or Animate came from
     sa.Column("source_image_index", Count),

@@ -4,10 +4,10 @@ build on one chain:
 - jobs: a request of several tasks is several jobs sharing `request_id` (the id of its first job;
   NULL for a job written before this revision, which is a request of its own) at `request_index`
   1..`request_size`; `source_job_id`/`source_image_index` name the image a Vary, Edit or Animate
-  came from; `kind` is 'image' or 'video', with `video_seconds` and `video_resolution`; `units` is
+  came from; `media` is 'image' or 'video', with `video_seconds` and `video_resolution`; `units` is
   what the job costs against quotas (1 per image task, a video's seconds times the server's rate);
   `gallery_removed_at`/`gallery_removed_by` keep a moderator's removal from the server gallery.
-- usage: one row per task, with its request, kind, video length and source image; `counted` and
+- usage: one row per task, with its request, media, video length and source image; `counted` and
   `used_credit` hold units (1 for every row written before, so the sums read as the counts did).
 - guild_settings: `count_limit` (the most images one request may ask for), `video_rate` (images per
   second of video), `videos_enabled`, `gallery_enabled` and `gallery_hide_banned`;
@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("request_size", Count),
         sa.Column("source_job_id", Id),
         sa.Column("source_image_index", Count),
-        sa.Column("kind", Text, server_default=sa.text("'image'")),
+        sa.Column("media", Text, server_default=sa.text("'image'")),
         sa.Column("video_seconds", Count),
         sa.Column("video_resolution", Text),
         sa.Column("units", Count, server_default=sa.text("1")),
@@ -45,7 +45,7 @@ def upgrade() -> None:
     op.create_index("jobs_request", "jobs", ["request_id"], sqlite_where=where, postgresql_where=where)
     for column in (
         sa.Column("request_id", Id),
-        sa.Column("kind", Text, server_default=sa.text("'image'")),
+        sa.Column("media", Text, server_default=sa.text("'image'")),
         sa.Column("video_seconds", Count),
         sa.Column("source_job_id", Id),
         sa.Column("source_image_index", Count),

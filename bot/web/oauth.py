@@ -8,7 +8,7 @@ and servers and then dropped: the session keeps only what the pages need."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,9 +28,7 @@ class DiscordUser:
     name: str
     locale: str | None
     guilds: dict[int, str]  # the member's servers: id -> name
-    # Their permissions in each server as Discord computed them, and the servers they own (dashboard).
-    permissions: dict[int, int] = field(default_factory=dict)
-    owned: frozenset[int] = frozenset()
+    permissions: dict[int, int]  # the member's permissions in each (Discord's `permissions` field)
 
 
 def new_state() -> str:
@@ -109,7 +107,6 @@ class DiscordOAuth:
                 locale=user.get("locale"),
                 guilds={int(g["id"]): str(g.get("name") or g["id"]) for g in guilds},
                 permissions={int(g["id"]): int(g.get("permissions") or 0) for g in guilds},
-                owned=frozenset(int(g["id"]) for g in guilds if g.get("owner") is True),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise OAuthError("unexpected answer") from None

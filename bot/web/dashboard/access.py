@@ -59,12 +59,13 @@ def member_role(guild: GuildInfo, member: MemberInfo) -> Role:
 
 
 def staff_at_sign_in(
-    permissions: dict[int, int], owned: set[int], names: dict[int, str], now: float
+    permissions: dict[int, int], names: dict[int, str], now: float
 ) -> dict[str, dict[str, Any]]:
-    """The servers where the member signing in is a moderator or server admin, for the session."""
+    """The servers where the member signing in is a moderator or server admin, for the session.
+    Discord's `permissions` of a server already hold every permission for its owner."""
     staff: dict[str, dict[str, Any]] = {}
     for guild_id in sorted(permissions):
-        role = role_for(permissions[guild_id], owner=guild_id in owned)
+        role = role_for(permissions[guild_id])
         if role is not Role.NONE and len(staff) < MAX_STAFF_SERVERS:
             staff[str(guild_id)] = {
                 "name": names.get(guild_id, str(guild_id))[:60],

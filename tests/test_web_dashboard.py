@@ -361,3 +361,58 @@ def test_no_secret_in_dashboard_pages(browser: Any, web_world: WebWorld) -> None
             assert all(secret not in html for html in pages)
 
     play(web_world, browser, scenario)
+
+
+def test_discord_down_busy_or_refusing_the_mod_log(browser: Any, web_world: WebWorld) -> None:
+    fake, store = web_world.fake, web_world.store
+    guild = fake.guild_id
+    modlog = fake.add_channel(guild, "mod-log-closed")
+
+    async def scenario(page: Any) -> None:
+        await open_dashboard(page, web_world, fake.moderator_id, guild)
+        # Discord failing the role check before a change: a friendly page, and nothing changed.
+        fake.fail_route("GET", rf"/guilds/{guild}/members/{fake.moderator_id}", 502)
+        await page.fill("#running", "7")
+        await page.locator("#form-running button").click()
+        assert await page.locator("h1").inner_text() == "Discord did not answer"
+        assert "Traceback" not in await page.content()
+        # A short rate limit is waited out and the change made.
+        await page.goto(web_world.url(f"/dashboard/{guild}"))
+        fake.rate_limit_once("GET", rf"/guilds/{guild}/members/{fake.moderator_id}")
+        await page.fill("#running", "6")
+        await page.locator("#form-running button").click()
+        assert "now have 6 images running at once" in await page.locator("#flash").inner_text()
+        # A mod-log channel the bot may not post in costs the post only.
+        await store.settings.update_policy(guild, fake.owner_id, time.time(), modlog_channel_id=modlog)
+        fake.forbid_channel_posts(modlog)
+        await page.fill("#running", "5")
+        await page.locator("#form-running button").click()
+        assert "now have 5 images running at once" in await page.locator("#flash").inner_text()
+
+    try:
+        play(web_world, browser, scenario)
+    finally:
+        fake.clear_faults()
+
+    async def check() -> None:
+        assert (await store.settings.guild_policy(guild)).max_running == 5
+        assert [e.details for e in await store.settings.admin_log(guild, 2)][0] == {"max_running": 5}
+        await store.settings.update_policy(guild, fake.owner_id, time.time(), modlog_channel_id=None)
+
+    web_world.run(check())
+
+
+def test_without_the_bot_token_the_dashboard_says_so(browser: Any, web_world: WebWorld) -> None:
+    server = web_world.run(web_world.start_server(discord_token=None))
+
+    async def scenario(page: Any) -> None:
+        web_world.fake.oauth.signed_in_as = web_world.fake.moderator_id
+        await page.goto(web_world.url("/login", server))
+        await page.get_by_role("link", name="Sign in with Discord").click()
+        await page.wait_for_url(re.compile(r"/me$"))
+        await page.goto(web_world.url("/dashboard", server))
+        assert "needs the bot's token (DISCORD_TOKEN)" in await page.locator("main").inner_text()
+        response = await page.goto(web_world.url(f"/dashboard/{web_world.fake.guild_id}", server))
+        assert response.status == 503
+
+    play(web_world, browser, scenario)

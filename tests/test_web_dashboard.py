@@ -15,15 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.core.models import ImageRequest, JobStatus, Origin
-from bot.core.policy.quotas import Member
-from bot.core.texts import msg, stored
 from bot.web.guard import CSRF_FIELD
 from testing.fake_discord import MANAGE_GUILD
+from tests.dashboard_seed import seed_usage
 from tests.test_web_gallery import new_page, play, sign_in
 from tests.web_harness import WebWorld
-
-DAY = 86_400.0
 
 
 async def open_dashboard(page: Any, world: WebWorld, user: int, guild: int) -> None:
@@ -231,62 +227,14 @@ def test_a_role_taken_away_after_sign_in_is_refused_at_the_next_change(
 # -- statistics -----------------------------------------------------------------------------------------
 
 
-async def seed_usage(world: WebWorld) -> tuple[int, dict[str, int]]:
-    """A server of its own with usage at today's dates: finished, failed and refused requests."""
-    fake, store = world.fake, world.store
-    guild = fake.add_guild("Stats Guild", owner_id=fake.owner_id)
-    mods = fake.add_role(guild, "Mods", MANAGE_GUILD)
-    artists = fake.add_role(guild, "Artists", 0)
-    fake.add_member(guild, fake.moderator_id, roles=[mods])
-    fake.add_member(guild, fake.user_id, roles=[artists])
-    now = time.time()
-    made = {"pat": 0, "mia": 0}
-    for n, (who, ago) in enumerate([("pat", 0), ("pat", 0), ("pat", 1), ("mia", 2), ("pat", 3), ("mia", 0)]):
-        user = fake.user_id if who == "pat" else fake.moderator_id
-        at = now - ago * DAY - 10 - n  # seconds: today stays today
-        _, job = await store.usage.admit(
-            Member(guild, user),
-            ImageRequest(f"stats image {n}", "1:1"),
-            Origin(guild_id=guild, channel_id=1, user_id=user),
-            at,
-            10,
-        )
-        assert job is not None
-        await store.jobs.mark_running(job.id, f"task-s{n}", at + 1, at + 5)
-        await store.jobs.mark_completed(job.id, ["http://127.0.0.1:9/x.png"], at + 12 + n * 10, None)
-        made[who] += 1
-    _, failing = await store.usage.admit(
-        Member(guild, fake.user_id),
-        ImageRequest("fails", "1:1"),
-        Origin(guild_id=guild, channel_id=1, user_id=fake.user_id),
-        now - 3,
-        10,
-    )
-    assert failing is not None
-    reason = stored(msg("The image service refused the prompt."))
-    await store.jobs.mark_ended(failing.id, JobStatus.FAILED, reason, now - 2)
-    for _ in range(2):
-        await store.usage.log_refusal(
-            guild_id=guild,
-            channel_id=1,
-            user_id=fake.user_id,
-            prompt="x",
-            aspect_ratio=None,
-            ref_count=0,
-            reason="cooldown",
-            detail=None,
-            now=now - 1,
-        )
-    return guild, made
-
-
 async def downloaded_text(download: Any) -> str:
     return await asyncio.to_thread(Path(await download.path()).read_text, encoding="utf-8")
 
 
 def test_statistics_charts_and_their_csv(browser: Any, web_world: WebWorld) -> None:
     fake = web_world.fake
-    guild, made = web_world.run(seed_usage(web_world))
+    seeded = web_world.run(seed_usage(web_world))
+    guild, made = seeded.guild_id, seeded.made
 
     async def scenario(page: Any) -> None:
         await open_dashboard(page, web_world, fake.moderator_id, guild)
@@ -298,10 +246,9 @@ def test_statistics_charts_and_their_csv(browser: Any, web_world: WebWorld) -> N
         assert "Plain-Pat" in by_member and "Mod-Mia" in by_member
         assert "@Artists" in await page.locator("#chart-images-by-role svg").text_content()
         assert "cooldown" in await page.locator("#chart-refusals svg").text_content()
-        assert (
-            "The image service refused the prompt."
-            in await page.locator("#chart-failures svg").text_content()
-        )
+        failures = await page.locator("#chart-failures svg").text_content()
+        assert "The image service refused this request: the prompt was flagged" in failures
+        assert "The image service finished but returned no image." in failures
         quota = await page.locator("#chart-quota-today svg").text_content()
         assert "Plain-Pat" in quota and "2 / 10" in quota  # today's counted uses of the limit
         # Each chart's CSV, downloaded as the browser does.
@@ -322,7 +269,7 @@ def test_statistics_charts_and_their_csv(browser: Any, web_world: WebWorld) -> N
         }
         answer = await page.request.get(web_world.url(f"/dashboard/{guild}/stats/failures.csv?days=7"))
         assert answer.headers["content-type"].startswith("text/csv")
-        assert "The image service refused the prompt.,1" in await answer.text()
+        assert "The image service finished but returned no image.,1" in await answer.text()
 
     play(web_world, browser, scenario)
 

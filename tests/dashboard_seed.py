@@ -38,8 +38,9 @@ async def seed_usage(world: WebWorld, name: str = "Stats Guild") -> SeededUsage:
 
     async def admitted(user: int, prompt: str, at: float) -> int:
         origin = Origin(guild_id=guild, channel_id=1, user_id=user)
-        _, job = await store.usage.admit(Member(guild, user), ImageRequest(prompt, "1:1"), origin, at, 10)
-        assert job is not None
+        _, jobs = await store.usage.admit(Member(guild, user), ImageRequest(prompt, "1:1"), origin, at, 10)
+        assert len(jobs) == 1
+        job = jobs[0]
         await store.jobs.mark_running(job.id, f"task-{job.id}", at + 1, at + 2)
         return job.id
 

@@ -23,16 +23,25 @@ LATE = datetime(2026, 3, 28, 23, 30, tzinfo=UTC).timestamp()
 
 
 async def made(
-    store: Store, guild: int, user: int, at: float, *, seconds: float = 20.0, fail: bool = False
+    store: Store,
+    guild: int,
+    user: int,
+    at: float,
+    *,
+    seconds: float = 20.0,
+    fail: bool = False,
+    units: int = 1,
 ) -> None:
-    _, job = await store.usage.admit(
+    _, jobs = await store.usage.admit(
         Member(guild, user),
         ImageRequest("p", "1:1"),
         Origin(guild_id=guild, channel_id=1, user_id=user),
         at,
         50,
+        units_per_task=units,
     )
-    assert job is not None
+    assert len(jobs) == 1
+    job = jobs[0]
     await store.jobs.mark_running(job.id, f"t{job.id}", at + 1, at + 2)
     if fail:
         await store.jobs.mark_ended(
@@ -49,23 +58,30 @@ async def test_statistics_reads_on_both_backends(any_store: Store) -> None:
     await made(store, GUILD, 2, LATE - 2 * 86_400, seconds=90)
     await made(store, GUILD, 2, LATE + 60, fail=True)
     await made(store, OTHER, 1, LATE)  # another server's: never counted here
+    await made(store, GUILD, 3, LATE - 3 * 86_400, units=3)  # one video or dear request: 3 units
     await store.usage.log_refusal(
         guild_id=GUILD, channel_id=1, user_id=3, prompt="x", aspect_ratio=None, ref_count=0,
         reason="cooldown", detail=None, now=LATE,
     )  # fmt: skip
     since, until = LATE - 5 * 86_400, LATE + 86_400
     slots = dict(await store.stats.completed_by_slot(GUILD, since, until))
-    assert slots == {int(LATE // 900): 1, int((LATE + 3600) // 900): 1, int((LATE - 2 * 86_400) // 900): 1}
-    assert await store.stats.completed_by_member(GUILD, since, until, 10) == [(1, 2), (2, 1)]
+    assert slots == {
+        int(LATE // 900): 1,
+        int((LATE + 3600) // 900): 1,
+        int((LATE - 2 * 86_400) // 900): 1,
+        int((LATE - 3 * 86_400) // 900): 1,
+    }
+    assert await store.stats.completed_by_member(GUILD, since, until, 10) == [(1, 2), (2, 1), (3, 1)]
     assert await store.stats.completed_by_member(GUILD, since, until, 1) == [(1, 2)]
     assert await store.stats.refusals_by_reason(GUILD, since, until) == [("cooldown", 1)]
     failures = await store.stats.failures_by_error(GUILD, since, until, 10)
     assert failures == [(stored(msg("The image service failed.")), 1)]
-    assert sorted(await store.stats.durations(GUILD, since, until, 100)) == [15.0, 45.0, 90.0]
+    assert sorted(await store.stats.durations(GUILD, since, until, 100)) == [15.0, 20.0, 45.0, 90.0]
     # Counted uses (the failed one was given back) since a moment, the quota chart's numbers.
     assert await store.stats.counted_by_member(GUILD, LATE - 60, 10) == [(1, 2)]
     assert await store.stats.counted_total(GUILD, LATE - 60) == 2
-    assert await store.stats.counted_total(GUILD, since) == 3
+    assert await store.stats.counted_total(GUILD, since) == 3 + 3
+    assert await store.stats.counted_by_member(GUILD, since, 1) == [(3, 3)]
 
 
 def test_days_are_the_servers_days() -> None:

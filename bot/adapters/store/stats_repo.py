@@ -85,10 +85,11 @@ def durations(s: Session, guild_id: int, since: float, until: float, limit: int)
 
 
 def counted_by_member(s: Session, guild_id: int, since: float, limit: int) -> list[tuple[int, int]]:
-    """(member, uses that count against their limit since `since`), most first: today's quota use."""
+    """(member, units counted since `since`), most first: the busiest members of the day. (`counted`
+    holds units since revision 0014: a request of several images, or a video, counts more than one.)"""
     rows = s.rows(
-        f"SELECT user_id, COUNT(*) AS n FROM usage{indexed_by(s.dialect, 'usage_guild_time')}"
-        " WHERE guild_id = :guild AND created_at >= :since AND counted = 1"
+        f"SELECT user_id, SUM(counted) AS n FROM usage{indexed_by(s.dialect, 'usage_guild_time')}"
+        " WHERE guild_id = :guild AND created_at >= :since AND counted > 0"
         " GROUP BY user_id ORDER BY n DESC, user_id LIMIT :limit",
         {"guild": guild_id, "since": since, "limit": limit},
     )
@@ -96,10 +97,10 @@ def counted_by_member(s: Session, guild_id: int, since: float, limit: int) -> li
 
 
 def counted_total(s: Session, guild_id: int, since: float) -> int:
-    """Uses counting against the server cap since `since`."""
+    """Units counting against the server cap since `since` (as the admission sums them)."""
     row = s.row(
-        f"SELECT COUNT(*) FROM usage{indexed_by(s.dialect, 'usage_guild_time')}"
-        " WHERE guild_id = :guild AND created_at >= :since AND counted = 1",
+        f"SELECT COALESCE(SUM(counted), 0) FROM usage{indexed_by(s.dialect, 'usage_guild_time')}"
+        " WHERE guild_id = :guild AND created_at >= :since AND counted > 0",
         {"guild": guild_id, "since": since},
     )
     return int(row[0]) if row and row[0] is not None else 0

@@ -259,7 +259,7 @@ class StatsBuilder:
         if self.policy.daily_cap is not None:
             total = await self.store.stats.counted_total(self.guild.id, start)
             rows.append(("", t(self.locale, "The whole server"), total, self.policy.daily_cap))
-        for uid, count in used:
+        for uid, _ in used:
             info = members[uid]
             member = Member(
                 self.guild.id,
@@ -268,10 +268,10 @@ class StatsBuilder:
                 is_owner=uid == self.guild.owner_id,
                 can_manage_guild=bool(info and member_permissions(self.guild, info) & MANAGE_GUILD),
             )
-            # The member's limit as /usage shows it to them: the same policy over the same store call.
+            # Today's use and limit as /usage shows them to the member: the same policy and store call.
             summary = await self.store.usage.summary(member, now, self.bot_default)
             limit: int | str = summary.limit if summary.limit is not None else ""
-            rows.append((str(uid), await self._name(uid, info), count, limit))
+            rows.append((str(uid), await self._name(uid, info), summary.used_today, limit))
         return Chart(
             "quota-today",
             t(self.locale, "Today's use against the daily limits"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime
 
 from bot.adapters.store import Store
@@ -13,6 +14,15 @@ from bot.core.models import ImageRequest, JobStatus, Origin
 from bot.core.policy.quotas import Member
 from bot.core.texts import msg, stored
 from bot.web.dashboard import setting_changes
+from bot.web.dashboard.access import (
+    ADMINISTRATOR,
+    MANAGE_GUILD,
+    MANAGE_MESSAGES,
+    MAX_STAFF_SERVERS,
+    Role,
+    role_for,
+    staff_at_sign_in,
+)
 from bot.web.dashboard.chart_svg import Chart, nice_ceiling
 from bot.web.dashboard.stats_charts import window
 from cogs import admin_limits
@@ -119,3 +129,14 @@ def test_the_forms_take_what_the_commands_take() -> None:
     assert setting_changes.MAX_GUILD_CAP == admin_limits.MAX_GUILD_CAP
     assert setting_changes.MAX_COOLDOWN == admin_limits.MAX_COOLDOWN
     assert setting_changes.MAX_RUNNING == admin_limits.MAX_RUNNING
+
+
+def test_the_session_keeps_a_small_list_of_the_servers_one_moderates() -> None:
+    everything = (1 << 41) - 1
+    permissions = {10**18 + n: [0, MANAGE_MESSAGES, MANAGE_GUILD, everything][n % 4] for n in range(200)}
+    staff = staff_at_sign_in(permissions, 1_765_000_000.5)
+    assert len(staff) == MAX_STAFF_SERVERS
+    assert {tuple(v) for v in staff.values()} == {(1, 1_765_000_000), (2, 1_765_000_000)}
+    assert len(json.dumps(staff)) <= 1000  # it lives in the encrypted cookie (4 KB at most)
+    assert role_for(MANAGE_MESSAGES) is Role.MODERATOR and role_for(ADMINISTRATOR) is Role.ADMIN
+    assert role_for(0) is Role.NONE and role_for(0, owner=True) is Role.ADMIN

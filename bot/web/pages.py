@@ -137,7 +137,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
     # Names of the member's servers that their images come from (kept small: it lives in the cookie).
     session["guilds"] = {str(g): user.guilds[g][:100] for g in facets.servers if g in user.guilds}
     # The servers whose dashboard they may open (bot/web/dashboard/access.py).
-    session[STAFF_KEY] = staff_at_sign_in(user.permissions, user.guilds, time.time())
+    session[STAFF_KEY] = staff_at_sign_in(user.permissions, time.time())
     csrf_token(session)
     log.info("web sign-in: member %s", user.id)
     raise web.HTTPSeeOther("/me")

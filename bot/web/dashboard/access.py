@@ -15,7 +15,6 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp_session import Session
 
@@ -58,20 +57,15 @@ def member_role(guild: GuildInfo, member: MemberInfo) -> Role:
     return role_for(member_permissions(guild, member), owner=guild.owner_id == member.user_id)
 
 
-def staff_at_sign_in(
-    permissions: dict[int, int], names: dict[int, str], now: float
-) -> dict[str, dict[str, Any]]:
-    """The servers where the member signing in is a moderator or server admin, for the session.
-    Discord's `permissions` of a server already hold every permission for its owner."""
-    staff: dict[str, dict[str, Any]] = {}
+def staff_at_sign_in(permissions: dict[int, int], now: float) -> dict[str, list[int]]:
+    """The servers where the member signing in is a moderator or server admin, for the session:
+    server id -> [role, when it was read]. Discord's `permissions` of a server already hold every
+    permission for its owner. Names are not kept: the cookie stays small, and pages ask Discord."""
+    staff: dict[str, list[int]] = {}
     for guild_id in sorted(permissions):
         role = role_for(permissions[guild_id])
         if role is not Role.NONE and len(staff) < MAX_STAFF_SERVERS:
-            staff[str(guild_id)] = {
-                "name": names.get(guild_id, str(guild_id))[:60],
-                "role": int(role),
-                "at": now,
-            }
+            staff[str(guild_id)] = [int(role), int(now)]
     return staff
 
 
@@ -94,9 +88,15 @@ class NotAdmin(Exception):
     """A moderator asking for what only server admins may change."""
 
 
-def staff_servers(session: Session) -> dict[str, dict[str, Any]]:
+def staff_servers(session: Session) -> dict[str, list[int]]:
     found = session.get(STAFF_KEY)
     return found if isinstance(found, dict) else {}
+
+
+def _entry(value: object) -> tuple[Role, float] | None:
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return Role(value[0]) if value[0] in {r.value for r in Role} else Role.NONE, float(value[1])
+    return None
 
 
 async def check_access(
@@ -104,21 +104,21 @@ async def check_access(
 ) -> Access:
     """The member's role in the server, asked of Discord again when stale or before a write."""
     staff = staff_servers(session)
-    entry = staff.get(str(guild_id))
+    entry = _entry(staff.get(str(guild_id)))
     if entry is None:
         raise NoAccess
     now = time.time()
     guild = await rest.guild(guild_id, fresh=write)
     if guild is None:  # the bot left, or never was in it
         raise NoAccess
-    role = Role(int(entry.get("role", 0)))
-    if write or not isinstance(entry.get("at"), int | float) or now - float(entry["at"]) > ACCESS_TTL:
+    role, read_at = entry
+    if write or now - read_at > ACCESS_TTL:
         member = await rest.member(guild_id, user_id)
         role = member_role(guild, member) if member is not None else Role.NONE
         if role is Role.NONE:
             staff.pop(str(guild_id), None)
         else:
-            staff[str(guild_id)] = {"name": guild.name[:60], "role": int(role), "at": now}
+            staff[str(guild_id)] = [int(role), int(now)]
         session[STAFF_KEY] = staff  # reassigned: aiohttp-session saves on assignment
         if role is Role.NONE:
             raise NoAccess

@@ -174,7 +174,7 @@ async def servers_page(request: web.Request) -> web.Response:
             raise PageError(503, "dash_discord_down") from None
         for (gid, entry), guild in zip(staff.items(), found, strict=True):
             if guild is not None:  # a server where the bot is not: nothing to moderate
-                listed.append({"id": gid, "name": guild.name, "admin": entry.get("role") == int(Role.ADMIN)})
+                listed.append({"id": gid, "name": guild.name, "admin": entry[:1] == [int(Role.ADMIN)]})
     context = await page_context(request, session)
     values = {"servers": listed, "usable": dash.rest.usable}
     return aiohttp_jinja2.render_template("dashboard/servers.html", request, context | values)

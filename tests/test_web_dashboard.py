@@ -363,3 +363,48 @@ def test_without_the_bot_token_the_dashboard_says_so(browser: Any, web_world: We
         assert response.status == 503
 
     play(web_world, browser, scenario)
+
+
+def test_count_limits_for_the_server_a_role_and_a_member(browser: Any, web_world: WebWorld) -> None:
+    fake, store = web_world.fake, web_world.store
+    guild = fake.guild_id
+
+    async def scenario(page: Any) -> None:
+        await open_dashboard(page, web_world, fake.moderator_id, guild)
+        await page.fill("#count-limit", "2")
+        await page.locator("#form-count-limit button").click()
+        assert (
+            "Members may now ask for up to 2 images per request" in await page.locator("#flash").inner_text()
+        )
+        assert await page.locator("#now-count-limit").inner_text() == "2"
+        await page.get_by_role("link", name="Members").click()
+        await page.select_option("#rc-role", str(web_world.helper_role_id))
+        await page.fill("#rc-limit", "3")
+        await page.locator("#form-role-count-limit button").click()
+        assert (
+            "Members of @Helper may now ask for up to 3 images" in await page.locator("#flash").inner_text()
+        )
+        assert "@Helper" in await page.locator("#role-count-limits").inner_text()
+        await page.fill("#mc-member", str(fake.user_id))
+        await page.fill("#mc-limit", "1")
+        await page.locator("#form-member-count-limit button").click()
+        assert (
+            "@Plain-Pat may now ask for up to 1 image per request"
+            in await page.locator("#flash").inner_text()
+        )
+
+    play(web_world, browser, scenario)
+
+    async def check() -> None:
+        assert (await store.settings.guild_policy(guild)).count_limit == 2
+        assert (await store.settings.role_count_limits(guild)) == {web_world.helper_role_id: 3}
+        assert await store.settings.user_count_limit(guild, fake.user_id) == 1
+        actions = [e.action for e in await store.settings.admin_log(guild, 3)]
+        assert actions == ["count_limit_user", "count_limit_role", "policy"]
+        await store.settings.update_policy(guild, fake.owner_id, time.time(), count_limit=None)
+        await store.settings.set_role_count_limit(
+            guild, web_world.helper_role_id, None, fake.owner_id, time.time()
+        )
+        await store.settings.set_user_count_limit(guild, fake.user_id, None, fake.owner_id, time.time())
+
+    web_world.run(check())

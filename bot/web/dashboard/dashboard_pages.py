@@ -24,6 +24,7 @@ from aiohttp_session import Session, get_session
 from bot.adapters.store import Store
 from bot.core import reports
 from bot.core.i18n import t
+from bot.core.policy.quotas import MAX_COUNT
 from bot.core.policy.rulebook import RuleBook
 from bot.core.policy.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT
 from bot.web.dashboard.access import (
@@ -231,6 +232,7 @@ async def members_page(request: web.Request) -> web.Response:
     access = await _access(request, session, uid)
     gid = access.guild.id
     role_limits = await dash.store.settings.role_quotas(gid)
+    role_counts = await dash.store.settings.role_count_limits(gid)
     bans = await dash.store.settings.bans(gid, time.time())
     banned = [
         {
@@ -247,8 +249,12 @@ async def members_page(request: web.Request) -> web.Response:
             (access.guild.roles[r].name if r in access.guild.roles else str(r), limit)
             for r, limit in sorted(role_limits.items())
         ],
+        "role_counts": [
+            (access.guild.roles[r].name if r in access.guild.roles else str(r), limit)
+            for r, limit in sorted(role_counts.items())
+        ],
         "bans": banned,
-        "bounds": {"limit": MAX_LIMIT, "reason": MAX_REASON},
+        "bounds": {"limit": MAX_LIMIT, "reason": MAX_REASON, "count": MAX_COUNT},
     }
     return await _page(request, session, access, "members", values)
 
@@ -350,6 +356,8 @@ SECTION_OF = {
     "rule-remove": "rules",
     "style-add": "rules",
     "style-remove": "rules",
+    "role-count-limit": "members",
+    "member-count-limit": "members",
 }
 
 
@@ -378,7 +386,12 @@ async def change(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(target) from None
     except DiscordUnavailable:
         raise PageError(503, "dash_discord_down") from None
-    shown = done.describe(Names(mentions=False, known=f.known), context["lang"]).replace("`", "")
+    # The page shows the sentence plain; Discord shows its Markdown.
+    shown = (
+        done.describe(Names(mentions=False, known=f.known), context["lang"])
+        .replace("`", "")
+        .replace("**", "")
+    )
     session[FLASH] = {"ok": True, "text": shown}
     log.info("dashboard: member %s changed %s in server %s", uid, name, gid)
     await _post_modlog(

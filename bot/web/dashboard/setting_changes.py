@@ -16,7 +16,7 @@ from bot.core import reports
 from bot.core.durations import DurationError, describe_seconds, parse_duration
 from bot.core.i18n import nt, t
 from bot.core.policy.prompt_rules import MAX_PATTERN_CHARS, RuleError, check_rule
-from bot.core.policy.quotas import valid_timezone
+from bot.core.policy.quotas import MAX_COUNT, valid_timezone
 from bot.core.policy.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT, StyleError, clean_style
 from bot.core.texts import Text, msg
 from bot.web.dashboard.bot_rest import BotRest, GuildInfo
@@ -487,6 +487,83 @@ async def private_images(f: FormInput) -> Change:
     return Change(lambda n, lo: t(lo, "Finished images are now always posted in the channel."))
 
 
+# -- images per request (units: /imagine-admin count-limit) -------------------------------------------------
+
+
+def _images(count: int | None, lo: str) -> str:
+    return t(lo, "none") if count is None else nt(lo, "1 image", "{count} images", count)
+
+
+async def count_limit(f: FormInput) -> Change:
+    limit = f.number("limit", 1, MAX_COUNT, optional=True)
+    server = (await f.store.settings.guild_policy(f.guild_id)).count_limit
+    await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, count_limit=limit)
+    return Change(
+        lambda n, lo: t(
+            lo,
+            "Members may now ask for up to **{count}** per request (was {was}). Role and member limits "
+            "still take precedence.",
+            count=_images(limit or MAX_COUNT, lo),
+            was=_images(server, lo),
+        )
+    )
+
+
+async def role_count_limit(f: FormInput) -> Change:
+    role = f.role()
+    limit = f.number("limit", 1, MAX_COUNT, optional=True)
+    server = (await f.store.settings.guild_policy(f.guild_id)).count_limit
+    before = (await f.store.settings.role_count_limits(f.guild_id)).get(role)
+    await f.store.settings.set_role_count_limit(f.guild_id, role, limit, f.actor_id, f.now)
+
+    def describe(n: Names, lo: str) -> str:
+        if limit is None:
+            return t(
+                lo,
+                "{role} no longer has a count limit of its own (was {was}); its members follow their "
+                "other roles or the server's, {server}.",
+                role=n.role(role),
+                was=_images(before, lo),
+                server=_images(server, lo),
+            )
+        return t(
+            lo,
+            "Members of {role} may now ask for up to **{count}** per request (was {was}). A member "
+            "with several such roles gets the highest; a member's own limit wins.",
+            role=n.role(role),
+            count=_images(limit, lo),
+            was=_images(before, lo),
+        )
+
+    return Change(describe)
+
+
+async def member_count_limit(f: FormInput) -> Change:
+    member = await f.member()
+    limit = f.number("limit", 1, MAX_COUNT, optional=True)
+    before = await f.store.settings.user_count_limit(f.guild_id, member)
+    await f.store.settings.set_user_count_limit(f.guild_id, member, limit, f.actor_id, f.now)
+
+    def describe(n: Names, lo: str) -> str:
+        if limit is None:
+            return t(
+                lo,
+                "{member}'s own count limit is cleared (was {was}): they follow their roles or the "
+                "server's again.",
+                member=n.member(member),
+                was=_images(before, lo),
+            )
+        return t(
+            lo,
+            "{member} may now ask for up to **{count}** per request (was {was}).",
+            member=n.member(member),
+            count=_images(limit, lo),
+            was=_images(before, lo),
+        )
+
+    return Change(describe)
+
+
 # Each form's name in the address (POST /dashboard/{server}/change/{name}) and what it does.
 CHANGES: dict[str, Callable[[FormInput], Awaitable[Change]]] = {
     "server-limit": server_limit,
@@ -508,4 +585,7 @@ CHANGES: dict[str, Callable[[FormInput], Awaitable[Change]]] = {
     "style-add": style_add,
     "style-remove": style_remove,
     "private-images": private_images,
+    "count-limit": count_limit,
+    "role-count-limit": role_count_limit,
+    "member-count-limit": member_count_limit,
 }

@@ -163,6 +163,9 @@ async def test_count_limits_per_server_role_and_member_and_the_settings_default(
         log = [(e.action, e.target, e.details) for e in await store.admin_log(guild)]
         assert ("count_limit_role", f"role:{painter}", {"limit": 3}) in log
         assert ("policy", None, {"count_limit": 1}) in log
+        report = (await admin(fake, "settings")).text
+        roles = ", ".join(f"<@&{role}> {limit}" for role, limit in sorted({artist: 2, painter: 3}.items()))
+        assert f"Images per request (count-limit): at most 1; roles with their own: {roles}" in report
 
         # The highest of the member's roles wins over the server's.
         assert "at most 3 images" in (await imagine(fake, {"count": 4}))["data"]["content"]

@@ -178,6 +178,15 @@ def has_variations(prompt: str) -> bool:
     return False
 
 
+def literal_prompt(prompt: str) -> str:
+    """A prompt whose braces are all escaped (`a \\{b\\}`) as it is sent: one prompt, the escapes resolved.
+    A prompt with no brace at all is returned unchanged (its backslashes mean what they meant before),
+    and so is one with variations (those go through `variations`)."""
+    if ("{" not in prompt and "}" not in prompt) or has_variations(prompt):
+        return prompt
+    return _unescape(prompt)
+
+
 @dataclass(frozen=True)
 class Variations:
     prompts: tuple[str, ...]

@@ -1,0 +1,254 @@
+"""Prompt variations through Discord (issue 20): the real bot against the fake Discord and the sandbox, on a
+real SQLite file. A prompt with braces gets a private preview; only Confirm bills, one request (and one
+message) per expanded prompt; Cancel, another member's press, an expired preview and every refusal bill
+nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from bot.core.models import JobStatus
+from bot.core.policy.styles import Style
+from testing.fake_discord import FakeInteraction
+from tests.bot_harness import EPHEMERAL, ShiftedClock, World, wait_for_job
+
+MESSAGE = 4  # CHANNEL_MESSAGE_WITH_SOURCE
+DEFERRED = 5
+UPDATE = 7  # UPDATE_MESSAGE: the preview edited in place
+
+
+def usage_rows(world: World) -> list[tuple[str, str, int]]:
+    """(prompt, outcome, counted) of every usage row, read from the database file itself."""
+    with sqlite3.connect(world.db_path) as db:
+        return [(p, o, int(c or 0)) for p, o, c in db.execute("SELECT prompt, outcome, counted FROM usage")]
+
+
+def jobs_made(world: World) -> list[str]:
+    with sqlite3.connect(world.db_path) as db:
+        return [p for (p,) in db.execute("SELECT prompt FROM jobs ORDER BY id")]
+
+
+async def preview_of(world: World, prompt: str, **kwargs: Any) -> tuple[FakeInteraction, dict[str, Any]]:
+    """Run /imagine and return the interaction and its private answer (the preview or a refusal)."""
+    interaction = await world.fake.invoke_slash("imagine", {"prompt": prompt}, **kwargs)
+    callback = await world.fake.wait_for_callback(interaction)
+    assert callback.json["type"] == MESSAGE, callback.json
+    data: dict[str, Any] = callback.json["data"]
+    assert data["flags"] & EPHEMERAL
+    return interaction, data
+
+
+def button(data: dict[str, Any], action: str) -> str:
+    ids = [c["custom_id"] for row in data.get("components", []) for c in row["components"]]
+    [found] = [i for i in ids if f":{action}:" in i]
+    return found
+
+
+async def press(
+    world: World, preview: FakeInteraction, data: dict[str, Any], action: str, **kwargs: Any
+) -> tuple[FakeInteraction, dict[str, Any]]:
+    click = await world.fake.invoke_component(
+        button(data, action), preview.original_message_id or 0, **kwargs
+    )
+    answer = await world.fake.wait_for_callback(click)
+    return click, answer.json
+
+
+def fake_buttons(world: World, preview: FakeInteraction) -> list[Any]:
+    return list(world.fake.messages[preview.original_message_id or 0].get("components") or [])
+
+
+async def test_confirm_makes_one_request_and_one_message_per_expanded_prompt(world: World) -> None:
+    fake = world.fake
+    async with world.bot() as bot:
+        await bot.store.settings.update_policy(fake.guild_id, fake.owner_id, bot.clock.time(), max_running=10)
+        preview, data = await preview_of(world, "a {red, blue} car in {rain, snow}")
+        content = data["content"]
+        expanded = ["a red car in rain", "a red car in snow", "a blue car in rain", "a blue car in snow"]
+        for i, prompt in enumerate(expanded, 1):
+            assert f"**{i}.** {prompt}" in content
+        assert "4 images (4 × 1)" in content
+        # Nothing is written or sent before Confirm.
+        await world.settle(bot)
+        assert usage_rows(world) == [] and jobs_made(world) == [] and world.submits() == []
+
+        click, answer = await press(world, preview, data, "confirm")
+        assert answer["type"] == UPDATE and answer["data"]["components"] == []
+        for job_id in range(1, 5):
+            await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, job_id=job_id)
+        await world.settle(bot)
+
+    assert jobs_made(world) == expanded
+    assert sorted(s.json["prompt"] for s in world.submits()) == sorted(expanded)
+    assert sorted(usage_rows(world)) == sorted((p, "completed", 1) for p in expanded)
+    # Four status messages (public follow-ups of the Confirm press), four images each replying to its own.
+    statuses = [fake.messages[m] for m in click.followup_ids]
+    assert len(statuses) == 4 and not any(s["flags"] & EPHEMERAL for s in statuses)
+    posts = world.bot_posts()
+    assert len(posts) == 4
+    replied_to = {int(p.json["message_reference"]["message_id"]) for p in posts}
+    assert replied_to == set(click.followup_ids)
+    for post, prompt in zip(sorted(posts, key=lambda p: p.json["content"]), sorted(expanded), strict=True):
+        assert prompt in post.json["content"]
+    summary = fake.messages[preview.original_message_id or 0]["content"]
+    assert "4 requests were made" in summary
+
+
+async def test_cancel_makes_nothing_and_bills_nothing(world: World) -> None:
+    async with world.bot() as bot:
+        preview, data = await preview_of(world, "a {cat, dog} on a sofa")
+        _, answer = await press(world, preview, data, "cancel")
+        assert answer["type"] == UPDATE
+        assert "nothing was made" in answer["data"]["content"]
+        assert fake_buttons(world, preview) == []
+        await world.settle(bot)
+    assert usage_rows(world) == [] and jobs_made(world) == [] and world.submits() == []
+
+
+async def test_only_the_requester_can_press_confirm_or_cancel(world: World) -> None:
+    fake = world.fake
+    other = fake.add_user("someone-else")
+    fake.add_member(fake.guild_id, other)
+    async with world.bot() as bot:
+        preview, data = await preview_of(world, "a {cat, dog} on a sofa")
+        for action in ("confirm", "cancel"):
+            _, answer = await press(world, preview, data, action, user_id=other)
+            assert answer["type"] == MESSAGE and answer["data"]["flags"] & EPHEMERAL
+            assert "not yours" in answer["data"]["content"]
+        await world.settle(bot)
+        assert jobs_made(world) == [] and usage_rows(world) == []
+        # The requester's preview is untouched and still works.
+        assert fake.messages[preview.original_message_id or 0]["components"]
+        _, answer = await press(world, preview, data, "confirm")
+        assert answer["type"] == UPDATE
+        for job_id in (1, 2):
+            await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=job_id)
+    assert jobs_made(world) == ["a cat on a sofa", "a dog on a sofa"]
+
+
+async def test_a_preview_expires_with_the_interaction_and_with_a_restart(world: World) -> None:
+    clock = ShiftedClock()
+    async with world.bot(clock=clock) as bot:
+        preview, data = await preview_of(world, "a {cat, dog} on a sofa")
+        clock.offset = 15 * 60 + 1  # the /imagine interaction is dead by now
+        _, answer = await press(world, preview, data, "confirm")
+        assert answer["type"] == UPDATE and answer["data"]["components"] == []
+        assert "expired" in answer["data"]["content"] and "Nothing was made" in answer["data"]["content"]
+        second, second_data = await preview_of(world, "a {red, blue} bird")
+        await world.settle(bot)
+    # A restart: the new process has no preview in memory, and says so rather than failing.
+    async with world.bot() as bot:
+        _, answer = await press(world, second, second_data, "confirm")
+        assert answer["type"] == UPDATE and "expired" in answer["data"]["content"]
+        await world.settle(bot)
+    assert jobs_made(world) == [] and usage_rows(world) == [] and world.submits() == []
+
+
+async def test_more_combinations_than_the_limit_are_refused_naming_both_numbers(world: World) -> None:
+    async with world.bot() as bot:
+        _, data = await preview_of(world, "a {red, blue, green} car in {rain, snow}")
+        assert "components" not in data or not data["components"]
+        assert "6 prompts" in data["content"] and "at most 4 images" in data["content"]
+        # Ten thousand combinations: the same refusal, computed without expanding them.
+        _, data = await preview_of(world, "x" + "{a, b, c, d, e, f, g, h, i, j}" * 4)
+        assert "10000 prompts" in data["content"]
+        await world.settle(bot)
+    assert jobs_made(world) == [] and world.submits() == []
+    assert all(counted == 0 for _, _, counted in usage_rows(world))
+
+
+async def test_a_rule_blocking_one_expanded_prompt_refuses_naming_it(world: World) -> None:
+    fake = world.fake
+    async with world.bot() as bot:
+        await bot.store.settings.add_rule(fake.guild_id, "word", "blue", fake.owner_id, bot.clock.time())
+        _, data = await preview_of(world, "a {red, blue} car")
+        assert "a blue car" in data["content"] and "a red car" not in data["content"]
+        assert "not allowed" in data["content"]
+        await world.settle(bot)
+    assert jobs_made(world) == [] and world.submits() == []
+    assert usage_rows(world) == [("a blue car", "refused", 0)]
+
+
+async def test_the_length_limit_applies_to_each_expanded_prompt_with_the_style(world: World) -> None:
+    fake = world.fake
+    async with world.bot() as bot:
+        style = Style("grainy", "shot on grainy film, " * 10)
+        await bot.store.styles.add(fake.guild_id, style, fake.owner_id, bot.clock.time())
+        long = "a very long description " * 203  # fits alone (4,872 characters), not with the style
+        interaction = await fake.invoke_slash(
+            "imagine", {"prompt": f"{{{long}, a short one}}", "style": "grainy"}
+        )
+        callback = await fake.wait_for_callback(interaction)
+        content = callback.json["data"]["content"]
+        assert callback.json["data"]["flags"] & EPHEMERAL
+        assert "a very long description" in content and "a short one" not in content
+        assert "the limit is 5,000" in content
+        await world.settle(bot)
+    assert jobs_made(world) == [] and world.submits() == []
+
+
+async def test_escaped_braces_are_sent_literally_without_a_preview(world: World) -> None:
+    async with world.bot() as bot:
+        interaction = await world.fake.invoke_slash("imagine", {"prompt": r"a sign saying \{open\}"})
+        callback = await world.fake.wait_for_callback(interaction)
+        assert callback.json["type"] == DEFERRED  # straight to work, as any prompt without braces
+        await wait_for_job(bot, lambda j: j.delivered_at is not None)
+    [submit] = world.submits()
+    assert submit.json["prompt"] == "a sign saying {open}"
+
+
+async def test_bad_braces_are_refused_and_nothing_is_billed(world: World) -> None:
+    async with world.bot() as bot:
+        for prompt, words in (
+            ("a {red, blue car", "never closed"),
+            ("a red} car", "no `{` before it"),
+            ("a {red,, blue} car", "empty choice"),
+        ):
+            _, data = await preview_of(world, prompt)
+            assert words in data["content"], data["content"]
+        await world.settle(bot)
+    assert jobs_made(world) == [] and world.submits() == []
+    assert all(counted == 0 for _, _, counted in usage_rows(world))
+
+
+async def test_when_not_all_fit_the_summary_says_which_were_made_and_why_not(world: World) -> None:
+    fake = world.fake
+    async with world.bot(default_daily_quota=2) as bot:
+        await bot.store.settings.update_policy(fake.guild_id, fake.owner_id, bot.clock.time(), max_running=10)
+        preview, data = await preview_of(world, "a {cat, dog, fox} on a sofa")
+        await press(world, preview, data, "confirm")
+        for job_id in (1, 2):
+            await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=job_id)
+        await world.settle(bot)
+        summary = fake.messages[preview.original_message_id or 0]["content"]
+    assert "Made 2 of 3 requests" in summary
+    assert "❌ **3.** a fox on a sofa: You have used all 2 of today's images" in summary
+    assert jobs_made(world) == ["a cat on a sofa", "a dog on a sofa"]
+    assert sorted(usage_rows(world)) == [
+        ("a cat on a sofa", "completed", 1),
+        ("a dog on a sofa", "completed", 1),
+        ("a fox on a sofa", "refused", 0),
+    ]
+
+
+async def test_the_preview_and_its_answers_read_in_chinese(world: World) -> None:
+    async with world.bot() as bot:
+        preview, data = await preview_of(world, "a {cat, dog} on a sofa", locale="zh-CN")
+        assert "确认" in str(data["components"])
+        assert "a cat on a sofa" in data["content"]
+        assert not data["content"].isascii()
+        _, answer = await press(world, preview, data, "cancel", locale="zh-CN")
+        assert not answer["data"]["content"].isascii()
+        _, refused = await preview_of(world, "a {cat, dog", locale="zh-CN")
+        assert not refused["content"].isascii()
+        await world.settle(bot)
+
+
+async def test_a_prompt_without_braces_has_no_preview(world: World) -> None:
+    async with world.bot() as bot:
+        interaction = await world.fake.invoke_slash("imagine", {"prompt": r"C:\path, a, b"})
+        assert (await world.fake.wait_for_callback(interaction)).json["type"] == DEFERRED
+        await wait_for_job(bot, lambda j: j.delivered_at is not None)
+    [submit] = world.submits()
+    assert submit.json["prompt"] == r"C:\path, a, b"  # backslashes untouched where there is no brace

@@ -12,6 +12,7 @@ from bot.core.models import JobStatus
 from bot.core.policy.styles import Style
 from testing.fake_discord import FakeInteraction
 from tests.bot_harness import EPHEMERAL, ShiftedClock, World, wait_for_job
+from tests.helpers import wait_until
 
 MESSAGE = 4  # CHANNEL_MESSAGE_WITH_SOURCE
 DEFERRED = 5
@@ -89,8 +90,8 @@ async def test_confirm_makes_one_request_and_one_message_per_expanded_prompt(wor
     assert len(posts) == 4
     replied_to = {int(p.json["message_reference"]["message_id"]) for p in posts}
     assert replied_to == set(click.followup_ids)
-    for post, prompt in zip(sorted(posts, key=lambda p: p.json["content"]), sorted(expanded), strict=True):
-        assert prompt in post.json["content"]
+    shown = [[p for p in expanded if f"> {p}\n" in post.json["content"]] for post in posts]
+    assert sorted(found for [found] in shown) == sorted(expanded)  # each image names its own prompt
     summary = fake.messages[preview.original_message_id or 0]["content"]
     assert "4 requests were made" in summary
 
@@ -252,3 +253,60 @@ async def test_a_prompt_without_braces_has_no_preview(world: World) -> None:
         await wait_for_job(bot, lambda j: j.delivered_at is not None)
     [submit] = world.submits()
     assert submit.json["prompt"] == r"C:\path, a, b"  # backslashes untouched where there is no brace
+
+
+async def test_prompts_over_the_running_limit_are_offered_again_once_it_passes(world: World) -> None:
+    fake = world.fake
+    async with world.bot() as bot:  # the running limit is 2 by default
+        preview, data = await preview_of(world, "a {cat, dog, fox} on a sofa")
+        await press(world, preview, data, "confirm")
+        for job_id in (1, 2):
+            await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=job_id)
+        await world.settle(bot)
+        summary = fake.messages[preview.original_message_id or 0]
+        assert "Made 2 of 3 requests" in summary["content"]
+        assert "❌ **3.** a fox on a sofa: You already have 2 images in progress" in summary["content"]
+        assert "press **Make it**" in summary["content"]
+        # The two have finished: the third is made on request, numbered as in the preview.
+        click, answer = await press(world, preview, summary, "more")
+        assert answer["type"] == UPDATE
+        await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=3)
+        await world.settle(bot)
+        summary = fake.messages[preview.original_message_id or 0]
+        assert "✅ **3.** a fox on a sofa" in summary["content"] and not summary["components"]
+        assert len(click.followup_ids) == 1  # its status message
+    assert jobs_made(world) == ["a cat on a sofa", "a dog on a sofa", "a fox on a sofa"]
+    assert sorted(r for r in usage_rows(world) if r[1] != "refused") == [
+        ("a cat on a sofa", "completed", 1),
+        ("a dog on a sofa", "completed", 1),
+        ("a fox on a sofa", "completed", 1),
+    ]
+
+
+async def test_the_offer_of_the_rest_can_be_skipped_and_expires(world: World) -> None:
+    fake = world.fake
+    clock = ShiftedClock()
+    world.sandbox.config.duration = 2.0
+    async with world.bot(clock=clock) as bot:
+        for action in ("drop", "more"):
+            preview, data = await preview_of(world, "a {cat, dog, fox} on a sofa")
+            await press(world, preview, data, "confirm")
+            await wait_until_offered(world, preview)
+            summary = fake.messages[preview.original_message_id or 0]
+            if action == "more":
+                clock.offset = 15 * 60 + 1
+            _, answer = await press(world, preview, summary, action)
+            content = answer["data"]["content"]
+            assert "other prompts were not made" in content, content
+            assert ("expired" in content) == (action == "more")
+            await world.settle(bot)
+    # Two made by each Confirm, the fox never.
+    assert "a fox on a sofa" not in jobs_made(world) and len(jobs_made(world)) == 4
+
+
+async def wait_until_offered(world: World, preview: FakeInteraction) -> None:
+    def offered() -> bool:
+        components = world.fake.messages[preview.original_message_id or 0].get("components") or []
+        return any(":more:" in c["custom_id"] for row in components for c in row["components"])
+
+    await wait_until(offered, "the offer of the rest")

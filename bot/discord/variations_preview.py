@@ -23,7 +23,14 @@ from bot.core import messages
 from bot.core.i18n import N_, t
 from bot.core.models import MAX_FOLLOWUPS, Stage
 from bot.core.policy.prompt_variations import VariationError, has_variations, literal_prompt, variations
-from bot.core.policy.quotas import BLOCKED_PROMPT, BLOCKED_TEXT, UNCHECKED_TEXT, discord_time
+from bot.core.policy.quotas import (
+    BLOCKED_PROMPT,
+    BLOCKED_TEXT,
+    CONCURRENCY,
+    COOLDOWN,
+    UNCHECKED_TEXT,
+    discord_time,
+)
 from bot.core.policy.styles import MemberSettings, RequestDefaults
 from bot.core.policy.validation import InputRefused
 from bot.core.texts import Text, Verbatim, msg, plural_msg
@@ -58,6 +65,13 @@ EXPIRED = N_(
     "was made and nothing was counted: run /imagine again."
 )
 CANCELLED = N_("Cancelled: nothing was made and nothing was counted.")
+OTHERS_EXPIRED = N_(
+    "This offer has expired (it lasts as long as the preview, and a restart of the bot ends it). The "
+    "other prompts were not made and not counted."
+)
+OTHERS_DROPPED = N_("The other prompts were not made and not counted.")
+# Refusals that pass by themselves: images in progress finish, a cooldown ends, a busy database frees.
+PASSING = frozenset({CONCURRENCY, COOLDOWN, "busy"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +82,10 @@ class Pending:
     drafts: tuple[Draft, ...]
     images_each: int
     expires_at: float  # on the bot's clock
+    numbers: tuple[int, ...] = ()  # each draft's place in the preview (1-based); default 1, 2, 3…
+
+    def numbered(self) -> list[tuple[int, Draft]]:
+        return list(zip(self.numbers or range(1, len(self.drafts) + 1), self.drafts, strict=True))
 
 
 # Per bot (tests run several in one process): preview id (the /imagine interaction's id) -> Pending.
@@ -234,12 +252,15 @@ def preview_text(pending: Pending, locale: str | None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    prompt: str
+    number: int
+    draft: Draft
     made: bool
     why: Text | str | None = None
+    reason: str | None = None  # why not, as the usage log says it ("busy": the database was)
 
 
-def summary_text(outcomes: list[Outcome], locale: str | None) -> str:
+def summary_text(outcomes: list[Outcome], locale: str | None, later: Pending | None = None) -> str:
+    """What Confirm made and what not (and why); with `later`, the offer to make the rest then."""
     made = sum(o.made for o in outcomes)
     if made == len(outcomes):
         head = plural_msg(
@@ -255,13 +276,21 @@ def summary_text(outcomes: list[Outcome], locale: str | None) -> str:
             total=len(outcomes),
         )
     lines = []
-    for i, outcome in enumerate(outcomes, 1):
+    for outcome in outcomes:
+        shown = f"**{outcome.number}.** {_shown(outcome.draft.prompt)}"
         if outcome.made:
-            lines.append(f"✅ **{i}.** {_shown(outcome.prompt)}")
+            lines.append(f"✅ {shown}")
             continue
         why = outcome.why or REFUSED
-        reason = why.render(locale) if isinstance(why, Text) else t(locale, why)
-        lines.append(f"❌ **{i}.** {_shown(outcome.prompt)}: {reason}")
+        lines.append(f"❌ {shown}: {why.render(locale) if isinstance(why, Text) else t(locale, why)}")
+    if later is not None:
+        offer = plural_msg(
+            "The other one can be made once that has passed: press **Make it** (until {when}).",
+            "The other {count} can be made once that has passed: press **Make them** (until {when}).",
+            len(later.drafts),
+            when=discord_time(later.expires_at),
+        )
+        lines.append(offer.render(locale))
     return messages.clip("\n".join([head, *lines]))
 
 
@@ -284,19 +313,20 @@ async def _make_all(interaction: Interaction, pending: Pending) -> list[Outcome]
     origin = origin_of(interaction)
     outcomes: list[Outcome] = []
     made = 0
-    for draft in pending.drafts:
+    for number, draft in pending.numbered():
         try:
             admitted, decision, job = await _admit(interaction, draft)
         except StoreError as exc:
             log.warning("interaction %s: admission failed: %s", interaction.id, exc)
-            outcomes.append(Outcome(draft.prompt, made=False, why=BUSY))
+            outcomes.append(Outcome(number, draft, made=False, why=BUSY, reason="busy"))
             continue
         except InputRefused as refusal:
-            outcomes.append(Outcome(draft.prompt, made=False, why=refusal.text))
+            outcomes.append(Outcome(number, draft, made=False, why=refusal.text))
             continue
         if job is None:
             detail = decision.matched_rule.describe() if decision.matched_rule else None
-            outcomes.append(Outcome(draft.prompt, made=False, why=decision.message or REFUSED))
+            why = decision.message or REFUSED
+            outcomes.append(Outcome(number, draft, made=False, why=why, reason=decision.reason))
             await bot.runner.report_refusal(
                 origin, reason=decision.reason or "refused", prompt=admitted.full_prompt, detail=detail
             )
@@ -315,23 +345,45 @@ async def _make_all(interaction: Interaction, pending: Pending) -> list[Outcome]
         followups = _followups_before(made, len(pending.drafts), origin.is_personal)
         await bot.runner.launch(job, message_id, followups=followups)
         made += 1
-        outcomes.append(Outcome(draft.prompt, made=True))
+        outcomes.append(Outcome(number, draft, made=True))
     return outcomes
+
+
+def _the_rest(pending: Pending, outcomes: list[Outcome]) -> Pending | None:
+    """The prompts refused only for something that passes by itself (images in progress, the cooldown,
+    a busy database), offered again until the preview expires; None if there are none. A quota that
+    ran out, a ban or a rule is not offered again: pressing later would not change it."""
+    rest = [o for o in outcomes if not o.made and o.reason in PASSING]
+    if not rest:
+        return None
+    return dataclasses.replace(
+        pending, drafts=tuple(o.draft for o in rest), numbers=tuple(o.number for o in rest)
+    )
 
 
 class PreviewButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"imagine:variations:(?P<action>confirm|cancel):(?P<preview>\d+):(?P<owner>\d+)",
+    template=r"imagine:variations:(?P<action>confirm|cancel|more|drop):(?P<preview>\d+):(?P<owner>\d+)",
 ):
-    """Confirm or Cancel under a preview: `imagine:variations:<action>:<preview id>:<member id>`."""
+    """A button under a preview, `imagine:variations:<action>:<preview id>:<member id>`: Confirm or
+    Cancel, and after a Confirm that could not make every prompt yet, Make them (`more`) or Skip them
+    (`drop`)."""
 
-    def __init__(self, action: str, preview_id: int, owner_id: int, locale: str | None = None) -> None:
+    def __init__(
+        self, action: str, preview_id: int, owner_id: int, locale: str | None = None, others: int = 0
+    ) -> None:
         self.action, self.preview_id, self.owner_id = action, preview_id, owner_id
-        confirm = action == "confirm"
+        makes = action in ("confirm", "more")
+        labels = {
+            "confirm": lambda: t(locale, "Confirm"),
+            "cancel": lambda: t(locale, "Cancel"),
+            "more": lambda: plural_msg("Make it", "Make them", others).render(locale),
+            "drop": lambda: plural_msg("Skip it", "Skip them", others).render(locale),
+        }
         super().__init__(
             discord.ui.Button(
-                label=t(locale, "Confirm") if confirm else t(locale, "Cancel"),
-                style=discord.ButtonStyle.success if confirm else discord.ButtonStyle.secondary,
+                label=labels[action](),
+                style=discord.ButtonStyle.success if makes else discord.ButtonStyle.secondary,
                 custom_id=f"imagine:variations:{action}:{preview_id}:{owner_id}",
             )
         )
@@ -349,10 +401,14 @@ class PreviewButton(
         if interaction.user.id != self.owner_id:
             await say_privately(interaction, NOT_YOUR_PREVIEW)
             return
-        locale = private_locale(interaction)
-        pending = _take(interaction.client, self.preview_id)
-        if pending is None or self.action == "cancel":
-            text = t(locale, EXPIRED if pending is None else CANCELLED)
+        bot, locale = interaction.client, private_locale(interaction)
+        first = self.action in ("confirm", "cancel")  # the preview itself, not the offer of the rest
+        pending = _take(bot, self.preview_id)
+        if pending is None or self.action in ("cancel", "drop"):
+            if pending is None:
+                text = t(locale, EXPIRED if first else OTHERS_EXPIRED)
+            else:
+                text = t(locale, CANCELLED if first else OTHERS_DROPPED)
             await interaction.response.edit_message(content=text, view=None, allowed_mentions=NO_PINGS)
             return
         # Answered at once (Discord allows 3 seconds); the admissions follow.
@@ -361,9 +417,16 @@ class PreviewButton(
             content=making.render(locale), view=None, allowed_mentions=NO_PINGS
         )
         outcomes = await _make_all(interaction, pending)
+        rest = _the_rest(pending, outcomes)
+        view: discord.ui.View | None = None
+        if rest is not None:
+            _held(bot)[self.preview_id] = rest
+            view = discord.ui.View(timeout=None)
+            for action in ("more", "drop"):
+                view.add_item(PreviewButton(action, self.preview_id, self.owner_id, locale, len(rest.drafts)))
         try:
             await interaction.edit_original_response(
-                content=summary_text(outcomes, locale), allowed_mentions=NO_PINGS
+                content=summary_text(outcomes, locale, rest), view=view, allowed_mentions=NO_PINGS
             )
         except discord.HTTPException as exc:
             log.warning("interaction %s: could not show what was made (%s)", interaction.id, exc.status)

@@ -28,6 +28,7 @@ from bot.core.policy.quotas import (
     BLOCKED_TEXT,
     CONCURRENCY,
     COOLDOWN,
+    MAX_COUNT,
     UNCHECKED_TEXT,
     discord_time,
 )
@@ -55,8 +56,6 @@ log = logging.getLogger(__name__)
 
 Interaction = discord.Interaction["ImagineBotBase"]
 
-MOST_IMAGES_PER_REQUEST = 4
-"""Until the server's own per-request limit is read (issue 20's `count`), the most there can be."""
 SHOWN_PROMPT_CHARS = 300  # of each prompt in the preview and the summary (4 of them fit a message)
 
 NOT_YOUR_PREVIEW = N_("This preview is not yours: only the member who asked can confirm or cancel it.")
@@ -134,7 +133,7 @@ def _images_each(draft: Draft) -> int:
 
 async def _most_images(interaction: Interaction) -> int:
     """The most images one request may make for this member."""
-    return MOST_IMAGES_PER_REQUEST
+    return MAX_COUNT  # until the server's own limit (count_limit, per role and member) is read
 
 
 async def _expand(interaction: Interaction, draft: Draft) -> tuple[Draft, ...]:
@@ -315,7 +314,7 @@ async def _make_all(interaction: Interaction, pending: Pending) -> list[Outcome]
     made = 0
     for number, draft in pending.numbered():
         try:
-            admitted, decision, job = await _admit(interaction, draft)
+            admitted, decision, jobs = await _admit(interaction, draft)
         except StoreError as exc:
             log.warning("interaction %s: admission failed: %s", interaction.id, exc)
             outcomes.append(Outcome(number, draft, made=False, why=BUSY, reason="busy"))
@@ -323,7 +322,7 @@ async def _make_all(interaction: Interaction, pending: Pending) -> list[Outcome]
         except InputRefused as refusal:
             outcomes.append(Outcome(number, draft, made=False, why=refusal.text))
             continue
-        if job is None:
+        if not jobs:
             detail = decision.matched_rule.describe() if decision.matched_rule else None
             why = decision.message or REFUSED
             outcomes.append(Outcome(number, draft, made=False, why=why, reason=decision.reason))
@@ -334,16 +333,16 @@ async def _make_all(interaction: Interaction, pending: Pending) -> list[Outcome]
         message_id: int | None = None
         try:
             status = await interaction.followup.send(
-                messages.status_text(job, Stage.QUEUED, 0.0, None, locale=job.guild_locale),
+                messages.status_text(jobs[0], Stage.QUEUED, 0.0, None, locale=jobs[0].guild_locale),
                 wait=True,
                 allowed_mentions=NO_PINGS,
             )
             message_id = status.id
         except discord.HTTPException as exc:
             # The job still runs; without a status message its result is posted in the channel.
-            log.warning("job %s: could not post the status message (%s)", job.id, exc.status)
+            log.warning("request %s: could not post the status message (%s)", jobs[0].request, exc.status)
         followups = _followups_before(made, len(pending.drafts), origin.is_personal)
-        await bot.runner.launch(job, message_id, followups=followups)
+        await bot.runner.launch(jobs, message_id, followups=followups)
         made += 1
         outcomes.append(Outcome(number, draft, made=True))
     return outcomes

@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.core.policy.prompt_variations import VariationError, has_variations, literal_prompt, variations
+from bot.core.policy.quotas import MAX_COUNT
 from bot.core.policy.validation import InputRefused, validate_request
 from bot.core.texts import render
 from bot.ops.config import Settings
 from bot.ops.output_file import database_files
 from bot.ops.terminal_imagine import STDOUT, Output, default_out, run_imagine
 
-MOST_IMAGES = 4
-"""The most images one request may make: the terminal has no server, so no server limit below it."""
 YES = ("y", "yes")
 
 
@@ -58,7 +57,8 @@ async def run_imagine_variations(
             stdout=stdout,
         )
     try:
-        prompts = variations(prompt, images_each=count, most_images=MOST_IMAGES).prompts
+        # No server here: the only limit is the most one request may make anywhere.
+        prompts = variations(prompt, images_each=count, most_images=MAX_COUNT).prompts
     except VariationError as refusal:
         print(render(None, refusal.text), file=stream)
         return 2

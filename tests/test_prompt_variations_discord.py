@@ -257,7 +257,8 @@ async def test_a_prompt_without_braces_has_no_preview(world: World) -> None:
 
 async def test_prompts_over_the_running_limit_are_offered_again_once_it_passes(world: World) -> None:
     fake = world.fake
-    async with world.bot() as bot:  # the running limit is 2 by default
+    async with world.bot() as bot:
+        await bot.store.settings.update_policy(fake.guild_id, fake.owner_id, bot.clock.time(), max_running=2)
         preview, data = await preview_of(world, "a {cat, dog, fox} on a sofa")
         await press(world, preview, data, "confirm")
         for job_id in (1, 2):
@@ -288,6 +289,7 @@ async def test_the_offer_of_the_rest_can_be_skipped_and_expires(world: World) ->
     clock = ShiftedClock()
     world.sandbox.config.duration = 2.0
     async with world.bot(clock=clock) as bot:
+        await bot.store.settings.update_policy(fake.guild_id, fake.owner_id, clock.time(), max_running=2)
         for action in ("drop", "more"):
             preview, data = await preview_of(world, "a {cat, dog, fox} on a sofa")
             await press(world, preview, data, "confirm")
@@ -310,3 +312,58 @@ async def wait_until_offered(world: World, preview: FakeInteraction) -> None:
         return any(":more:" in c["custom_id"] for row in components for c in row["components"])
 
     await wait_until(offered, "the offer of the rest")
+
+
+async def test_personal_use_makes_each_prompt_through_the_interaction_only(world: World) -> None:
+    """The app installed to the member's account, in a server without the bot: every message goes
+    through the Confirm press's interaction, within Discord's follow-up limit for it."""
+    fake = world.fake
+    elsewhere = fake.add_guild("Somewhere Else", with_bot=False)
+    async with world.bot() as bot:
+        preview, data = await preview_of(world, "a {red, blue} fox", guild_id=elsewhere, user_install=True)
+        click, _ = await press(world, preview, data, "confirm")
+        jobs = [
+            await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=job_id) for job_id in (1, 2)
+        ]
+        await world.settle(bot)
+    assert [j.prompt for j in jobs] == ["a red fox", "a blue fox"]
+    assert all(j.delivery == "interaction" and j.guild_id is None for j in jobs)
+    channel_posts = [r for r in fake.requests if r.method == "POST" and r.path.startswith("/channels/")]
+    assert channel_posts == []  # the bot is not in that server
+    # Two status messages and two images, all follow-ups of the one press: within Discord's five.
+    assert click.followups_sent == 4
+
+
+async def test_each_prompt_asks_for_the_count_and_the_total_is_within_the_limit(world: World) -> None:
+    fake = world.fake
+    async with world.bot() as bot:
+        await bot.store.settings.update_policy(fake.guild_id, fake.owner_id, bot.clock.time(), max_running=10)
+        interaction = await fake.invoke_slash("imagine", {"prompt": "a {red, blue} fox", "count": 2})
+        data = (await fake.wait_for_callback(interaction)).json["data"]
+        assert "4 images (2 × 2)" in data["content"]
+        click, _ = await press(world, interaction, data, "confirm")
+        jobs = [
+            await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=job_id)
+            for job_id in range(1, 5)
+        ]
+        await world.settle(bot)
+        # Two requests of two images each: one status message per request, shared by its two jobs.
+        assert [(j.prompt, j.request_size) for j in jobs] == [
+            ("a red fox", 2),
+            ("a red fox", 2),
+            ("a blue fox", 2),
+            ("a blue fox", 2),
+        ]
+        assert len({j.request for j in jobs}) == 2
+        assert len(click.followup_ids) == 2
+        assert {j.message_id for j in jobs} == set(click.followup_ids)
+        # Above the limit: combinations times count, both numbers named.
+        refused = await fake.invoke_slash("imagine", {"prompt": "a {red, blue} fox", "count": 3})
+        content = (await fake.wait_for_callback(refused)).json["data"]["content"]
+        assert "2 prompts × 3 images = 6 images" in content and "at most 4 images" in content
+        # The server's own per-request limit is the one that counts.
+        await bot.store.settings.update_policy(fake.guild_id, fake.owner_id, bot.clock.time(), count_limit=2)
+        _, data = await preview_of(world, "a {red, blue, green} fox")
+        assert "3 prompts × 1 image = 3 images" in data["content"] and "at most 2 images" in data["content"]
+        await world.settle(bot)
+    assert len(world.submits()) == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from bot.ops.terminal_variations import prompt_out, run_imagine_variations
 from sandbox.server import Sandbox
@@ -21,7 +22,7 @@ class Terminal(io.StringIO):
 
 
 async def imagine(
-    sandbox: Sandbox, tmp_path: Path, prompt: str, stdin: io.StringIO | None = None, **options: bool
+    sandbox: Sandbox, tmp_path: Path, prompt: str, stdin: io.StringIO | None = None, **options: Any
 ) -> tuple[int, str, str]:
     stream, stdout = io.StringIO(), io.StringIO()
     code = await run_imagine_variations(
@@ -96,3 +97,14 @@ async def test_the_command_line_takes_yes(sandbox: Sandbox, tmp_path: Path) -> N
     code, stdout, stderr = await finish(process)
     assert code == 0, stderr
     assert stdout.split() == [str(tmp_path / "car-p1.png"), str(tmp_path / "car-p2.png")]
+
+
+async def test_count_gives_each_prompt_its_images(sandbox: Sandbox, tmp_path: Path) -> None:
+    code, said, _ = await imagine(sandbox, tmp_path, "a {red, blue} fox", yes=True, count=2)
+    assert code == 0, said
+    assert "2 prompts of 2 images each, 4 images in all" in said
+    assert sorted(sent_prompts(sandbox)) == ["a blue fox", "a blue fox", "a red fox", "a red fox"]
+    names = ["fox-p1.png", "fox-p1-2.png", "fox-p2.png", "fox-p2-2.png"]
+    assert all((tmp_path / name).read_bytes().startswith(PNG) for name in names)
+    code, said, _ = await imagine(sandbox, tmp_path, "a {red, blue} fox", yes=True, count=3, force=True)
+    assert code == 2 and "2 prompts × 3 images = 6 images" in said

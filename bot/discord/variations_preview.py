@@ -28,13 +28,13 @@ from bot.core.policy.quotas import (
     BLOCKED_TEXT,
     CONCURRENCY,
     COOLDOWN,
-    MAX_COUNT,
     UNCHECKED_TEXT,
     discord_time,
 )
 from bot.core.policy.styles import MemberSettings, RequestDefaults
 from bot.core.policy.validation import InputRefused
 from bot.core.texts import Text, Verbatim, msg, plural_msg
+from bot.discord.members import member_of
 from bot.discord.replies import NO_PINGS, private_locale, say_privately
 from bot.discord.requests import (
     ADMISSION_BUDGET,
@@ -126,30 +126,24 @@ async def start_or_preview(interaction: Interaction, draft: Draft) -> None:
     await _preview(interaction, draft)
 
 
-def _images_each(draft: Draft) -> int:
-    """The images each expanded prompt asks for: 1 until /imagine takes a count."""
-    return 1
-
-
-async def _most_images(interaction: Interaction) -> int:
-    """The most images one request may make for this member."""
-    return MAX_COUNT  # until the server's own limit (count_limit, per role and member) is read
-
-
 async def _expand(interaction: Interaction, draft: Draft) -> tuple[Draft, ...]:
     """The requests the prompt makes, each checked as /imagine checks one (the length limit with the
-    style, the prompt rules): VariationError, InputRefused or Blocked name what is wrong and where."""
+    style, the prompt rules), each asking for the draft's count (else the member's default): the
+    combinations times that count may not exceed the member's per-request limit (as `count` may not).
+    VariationError, InputRefused or Blocked name what is wrong and where."""
     bot = interaction.client
     origin = origin_of(interaction)
-    found = variations(
-        draft.prompt, images_each=_images_each(draft), most_images=await _most_images(interaction)
-    )
+    # Outside a server: no styles, no settings, and no count limit but the most there can be.
     defaults = RequestDefaults(MemberSettings(), None, private_allowed=False)
     if interaction.guild_id is not None and not origin.is_personal:
         defaults = await bot.store.styles.request_defaults(
-            interaction.guild_id, interaction.user.id, draft.style
+            interaction.guild_id, interaction.user.id, draft.style, member_of(interaction).role_ids
         )
-    drafts = tuple(dataclasses.replace(draft, prompt=prompt) for prompt in found.prompts)
+    if draft.style is not None and defaults.style is None:
+        raise InputRefused(messages.style_unknown(draft.style))  # about the whole prompt, not one
+    each_count = draft.count if draft.count is not None else defaults.count
+    found = variations(draft.prompt, images_each=each_count, most_images=defaults.count_limit)
+    drafts = tuple(dataclasses.replace(draft, prompt=prompt, count=each_count) for prompt in found.prompts)
     for each in drafts:
         try:
             request = each.complete(defaults, bot.settings.max_attachment_bytes)
@@ -193,8 +187,9 @@ async def _preview(interaction: Interaction, draft: Draft) -> None:
         await _refuse_blocked(interaction, draft, blocked)
         return
     held = _held(bot)
+    images_each = drafts[0].count or 1
     pending = Pending(
-        interaction.user.id, drafts, _images_each(draft), bot.clock.time() + TOKEN_LIFETIME.total_seconds()
+        interaction.user.id, drafts, images_each, bot.clock.time() + TOKEN_LIFETIME.total_seconds()
     )
     held[interaction.id] = pending
     locale = private_locale(interaction)
@@ -314,7 +309,7 @@ async def _make_all(interaction: Interaction, pending: Pending) -> list[Outcome]
     made = 0
     for number, draft in pending.numbered():
         try:
-            admitted, decision, jobs = await _admit(interaction, draft)
+            admitted, _, decision, jobs = await _admit(interaction, draft, draft.count)
         except StoreError as exc:
             log.warning("interaction %s: admission failed: %s", interaction.id, exc)
             outcomes.append(Outcome(number, draft, made=False, why=BUSY, reason="busy"))

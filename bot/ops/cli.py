@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imagine.add_argument("--out", type=Path, metavar="FILE", help=terminal_imagine.OUT_HELP)
     imagine.add_argument("--force", action="store_true", help="replace an existing --out file")
+    imagine.add_argument(
+        "--count", type=int, choices=range(1, 5), default=1, metavar="N", help=terminal_imagine.COUNT_HELP
+    )
     # Prompt variations (bot/ops/terminal_variations.py): a prompt with braces asks before it bills.
     imagine.add_argument(
         "--yes", action="store_true", help="make a prompt's variations ({red, blue}) without asking first"
@@ -397,7 +400,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "imagine":
             return asyncio.run(
                 run_imagine_variations(
-                    settings, args.prompt, args.aspect, args.ref, args.out, force=args.force, yes=args.yes
+                    settings,
+                    args.prompt,
+                    args.aspect,
+                    args.ref,
+                    args.out,
+                    force=args.force,
+                    count=args.count,
+                    yes=args.yes,
                 )
             )
         if command == "stats":

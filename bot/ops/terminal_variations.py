@@ -53,6 +53,7 @@ async def run_imagine_variations(
             refs,
             out,
             force=force,
+            count=count,
             stream=stream,
             stdout=stdout,
         )
@@ -75,12 +76,13 @@ async def run_imagine_variations(
     outs = [prompt_out(base, i) for i in range(len(prompts))]
     protected = database_files(None if settings.database_url else settings.database_path)
     for target in outs:
-        problem = await asyncio.to_thread(Output(target, force=force, protected=protected).problem)
+        problem = await asyncio.to_thread(Output(target, force=force, protected=protected).problem, count)
         if problem is not None:
             print(problem, file=stream)
             return 2
     images = len(prompts) * count
-    print(f"This prompt makes {len(prompts)} prompts, {images} images in all:", file=stream)
+    each_says = f" of {count} images each" if count > 1 else ""
+    print(f"This prompt makes {len(prompts)} prompts{each_says}, {images} images in all:", file=stream)
     for i, (each, target) in enumerate(zip(prompts, outs, strict=True), 1):
         print(f"  {i}. {each}  ->  {target}", file=stream)
     if not yes and not await _confirmed(images, stream, stdin):
@@ -89,7 +91,15 @@ async def run_imagine_variations(
     for each, target in zip(prompts, outs, strict=True):
         codes.append(
             await run_imagine(
-                settings, each, aspect_ratio, refs, target, force=force, stream=stream, stdout=stdout
+                settings,
+                each,
+                aspect_ratio,
+                refs,
+                target,
+                force=force,
+                count=count,
+                stream=stream,
+                stdout=stdout,
             )
         )
     return max(codes)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
 
-from bot.core.texts import Text, msg
+from bot.core.texts import Text, msg, plural_msg
 
 # Nesting deeper than this is refused rather than parsed: no prompt needs it, and recursion stays bounded.
 MAX_DEPTH = 8
@@ -199,11 +199,13 @@ def variations(prompt: str, *, images_each: int, most_images: int) -> Variations
     combinations = count(tree)
     if combinations * images_each > most_images:
         raise VariationError(
-            msg(
-                "This prompt makes {combinations} prompts × {each} images = {total} images, and this "
+            plural_msg(
+                "This prompt makes {combinations} prompts × 1 image = {total} images, and this server "
+                "allows at most {most} images per request. Use fewer choices.",
+                "This prompt makes {combinations} prompts × {count} images = {total} images, and this "
                 "server allows at most {most} images per request. Use fewer choices or a smaller count.",
+                images_each,
                 combinations=combinations,
-                each=images_each,
                 total=combinations * images_each,
                 most=most_images,
             )

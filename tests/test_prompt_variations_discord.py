@@ -5,6 +5,7 @@ nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
@@ -367,3 +368,20 @@ async def test_each_prompt_asks_for_the_count_and_the_total_is_within_the_limit(
         assert "3 prompts × 1 image = 3 images" in data["content"] and "at most 2 images" in data["content"]
         await world.settle(bot)
     assert len(world.submits()) == 4
+
+
+async def test_a_double_press_of_confirm_makes_the_requests_once(world: World) -> None:
+    fake = world.fake
+    async with world.bot() as bot:
+        preview, data = await preview_of(world, "a {cat, dog} on a sofa")
+        message_id = preview.original_message_id or 0
+        clicks = await asyncio.gather(
+            *(fake.invoke_component(button(data, "confirm"), message_id) for _ in range(2))
+        )
+        answers = [(await fake.wait_for_callback(c)).json["data"]["content"] for c in clicks]
+        for job_id in (1, 2):
+            await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=job_id)
+        await world.settle(bot)
+    assert sum("expired" in a for a in answers) == 1  # the second press found nothing left to make
+    assert jobs_made(world) == ["a cat on a sofa", "a dog on a sofa"]
+    assert len(world.submits()) == 2

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from bot.core.models import JobStatus
 from bot.core.policy.styles import Style
-from testing.fake_discord import FakeInteraction
+from sandbox.server import Sandbox
+from testing.fake_discord import FakeInteraction, running_fake
 from tests.bot_harness import EPHEMERAL, ShiftedClock, World, wait_for_job
 from tests.helpers import wait_until
 
@@ -385,3 +387,32 @@ async def test_a_double_press_of_confirm_makes_the_requests_once(world: World) -
     assert sum("expired" in a for a in answers) == 1  # the second press found nothing left to make
     assert jobs_made(world) == ["a cat on a sofa", "a dog on a sofa"]
     assert len(world.submits()) == 2
+
+
+async def test_confirm_answers_within_discords_deadline_while_the_database_is_locked(
+    sandbox: Sandbox, db_path: Path
+) -> None:
+    """The press is answered before any admission (Discord allows 3 seconds); the requests follow
+    once the database is free again."""
+    async with running_fake(callback_deadline=3.0) as fake:
+        world = World(fake, sandbox, db_path)
+        async with world.bot() as bot:
+            preview, data = await preview_of(world, "a {cat, dog} on a sofa")
+            lock = sqlite3.connect(db_path, isolation_level=None)
+            lock.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            try:
+                click = await fake.invoke_component(button(data, "confirm"), preview.original_message_id or 0)
+                answer = await fake.wait_for_callback(click, timeout=3.0)
+                assert answer.json["type"] == UPDATE and "Making 2 requests" in answer.json["data"]["content"]
+                # Time passing is what is tested: past Discord's deadline, within SQLite's busy timeout.
+                await asyncio.sleep(3.5)
+                assert world.submits() == []
+            finally:
+                lock.rollback()
+                lock.close()
+            for job_id in (1, 2):
+                await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=job_id, timeout=15.0)
+            await world.settle(bot)
+            summary = fake.messages[preview.original_message_id or 0]["content"]
+    assert "2 requests were made" in summary
+    assert jobs_made(world) == ["a cat on a sofa", "a dog on a sofa"]

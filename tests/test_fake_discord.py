@@ -170,9 +170,7 @@ async def test_edits_keep_attachments_by_id_and_add_new_files_on_every_kind_of_m
     by id, new ones as uploads of the call; one left out is gone, an unknown id is refused."""
     client = PingClient()
     async with run_client(fake, client):
-        await fake.invoke_slash(
-            "ping", {"text": "x"}, attachments={"image": fake.make_attachment("in.png")}
-        )
+        await fake.invoke_slash("ping", {"text": "x"}, attachments={"image": fake.make_attachment("in.png")})
         call = await asyncio.wait_for(client.calls.get(), 5)
         # The interaction's own message: one image, then a second one put before it, the first kept.
         first = await call.interaction.edit_original_response(

@@ -43,6 +43,11 @@ MODAL_PROMPT_MAX = 4000  # Discord's cap for a text input
 NOT_FOUND = N_("That request no longer exists (it may have been removed from the bot's records).")
 
 
+async def load_job(interaction: Interaction, job_id: int) -> Job | None:
+    """The job a button acts on, if it belongs to the server it is clicked in; otherwise they are told."""
+    return await _load(interaction, job_id)
+
+
 async def _load(interaction: Interaction, job_id: int) -> Job | None:
     job = await interaction.client.store.jobs.get(job_id)
     if job is None or job.guild_id != server_of(interaction):
@@ -103,8 +108,17 @@ async def finished_image(bot: ImagineBotBase, job: Job) -> discord.Attachment | 
     except discord.HTTPException as exc:
         log.info("job %s: cannot fetch its image message (%s)", job.id, exc.status)
         return None
+    return image_of_job(message, job)
+
+
+def image_of_job(message: discord.Message, job: Job) -> discord.Attachment | None:
+    """The job's (first) image among a message's attachments: a request's message holds several jobs'
+    images, each named `imagine-<job>-<n>`; an older message's only image is its job's."""
     images = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
-    return images[0] if images else None
+    own = [a for a in images if a.filename.startswith(f"imagine-{job.id}-")]
+    if own:
+        return own[0]
+    return images[0] if images and job.request_size <= 1 else None
 
 
 # -- buttons on a running job's status message ------------------------------------------------------
@@ -219,9 +233,9 @@ class EditModal(Dialog):
         # later: the clicked message's own image, freshly signed, is the reference then.
         clicked = opened_by.message
         self.clicked_image: str | None = None
-        if clicked is not None and clicked.id == job.result_message_id:
-            images = [a for a in clicked.attachments if (a.content_type or "").startswith("image/")]
-            self.clicked_image = images[0].url if images else None
+        if clicked is not None:
+            image = image_of_job(clicked, job)
+            self.clicked_image = image.url if image is not None else None
         self.prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
             label=t(locale, "Prompt"),
             style=discord.TextStyle.paragraph,

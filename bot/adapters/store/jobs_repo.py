@@ -546,6 +546,16 @@ def delivered_history(
     return jobs, int(total[0]) if total else 0
 
 
+def request_jobs(s: Session, request_id: int) -> list[Job]:
+    """The jobs of one request, in its order (1..N); a request of one is its job alone."""
+    rows = s.dicts(
+        "SELECT * FROM jobs WHERE request_id = :req ORDER BY request_index, id", {"req": request_id}
+    )
+    if not rows:
+        rows = s.dicts("SELECT * FROM jobs WHERE id = :req", {"req": request_id})
+    return [Job.from_row(row) for row in rows]
+
+
 def next_poll_time(s: Session, source: str) -> float | None:
     row = s.row(
         "SELECT MIN(next_poll_at) FROM jobs WHERE source = :source AND status = :running",
@@ -598,6 +608,7 @@ class Jobs(Repository):
     abandon = call(abandon)
     unfinished = call(unfinished_jobs)
     delivered_history = call(delivered_history)
+    of_request = call(request_jobs)
     claim_due = call(claim_due_jobs)
     next_poll_time = call(next_poll_time)
     to_resume = call(jobs_to_resume)

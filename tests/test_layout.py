@@ -120,6 +120,7 @@ STORE_READS = {
     "deliveries.of_jobs",
     "deliveries.message",
     "jobs.of_request",
+    "jobs.delivered_requests",
 }
 # A member's own /settings are theirs to write, not a job event: the one write a member command makes.
 # The sink writes its own ledger: the intent before each send and what became of it (and the count of

@@ -187,3 +187,37 @@ def request_pointer(done: int, count: int, jump_url: str, locale: Locale = None)
         count=count,
         link=jump_url,
     )
+
+
+def history_requests_text(
+    groups: list[list[Job]],
+    member_id: int,
+    page: int,
+    pages: int,
+    total: int,
+    *,
+    capped: bool = False,
+    locale: Locale = None,
+) -> str:
+    """/history's page: one entry per request (a request of several images with each image's state)."""
+    who = f"<@{member_id}>"
+    if not groups:
+        return t(locale, "No images yet for {who} in this server.", who=who)
+    if capped:  # counting further would cost more than the page itself
+        header = t(locale, "page {page} (more than {total} in all)", page=page + 1, total=f"{total:,}")
+    else:
+        header = t(locale, "page {page} of {pages} ({total} in all)", page=page + 1, pages=pages, total=total)
+    lines = [t(locale, "🖼️ Images of {who} — {header}", who=who, header=header)]
+    for jobs in groups:
+        posted = [j for j in jobs if j.status is JobStatus.DELIVERED and j.result_message_id]
+        job = posted[0] if posted else jobs[0]
+        when = f"<t:{int(job.delivered_at or job.created_at)}:f>"
+        link = ""
+        if job.result_message_id and job.result_deleted_at is None and job.guild_id:
+            channel = job.result_channel_id or job.channel_id
+            link = f" — https://discord.com/channels/{job.guild_id}/{channel}/{job.result_message_id}"
+        elif job.result_deleted_at is not None:
+            link = t(locale, " — (message deleted)")
+        states = f"\n{request_history_states(jobs, locale)}" if len(jobs) > 1 else ""
+        lines.append(f"`#{job.request}` {when}{link}{states}\n{quote_prompt(job.prompt, 100)}")
+    return "\n".join(lines)

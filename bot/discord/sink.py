@@ -20,7 +20,8 @@ from bot.core import messages
 from bot.core.clock import Clock
 from bot.core.i18n import N_, t
 from bot.core.image_file import ImageFile
-from bot.core.models import Job, Stage
+from bot.core.models import Job, JobStatus, Stage
+from bot.core.request_texts import request_cancelled_text
 from bot.core.runner import UNDELIVERABLE, DeliveryReceipt
 from bot.core.texts import Text, msg, stored
 from bot.discord.delivery_routes import (
@@ -93,9 +94,18 @@ class DiscordSink:
     async def show_cancelled(self, job: Job, text: str) -> None:
         """A job cancelled from elsewhere (e.g. /queue): its status message says so and loses its button."""
         if job.request_size > 1:
-            # The request's message says which images were cancelled; the status message says it
-            # when the whole request was (its Cancel button, /queue).
+            # The request's message says which images were cancelled; the status message says how many.
             await self.requests.refresh(job)
+            jobs = await self.store.jobs.of_request(job.request)
+            stopped = [j for j in jobs if j.status is JobStatus.CANCELLED]
+            editor = job if self._token_ok(job) else next((j for j in jobs if self._token_ok(j)), None)
+            if editor is None or not stopped:
+                return
+            by = job.cancelled_by or job.user_id or 0
+            text = request_cancelled_text(
+                jobs, by, len(stopped), self.clock.time() - jobs[0].created_at, locale=public_language(job)
+            )
+            job = editor
         if not self._token_ok(job):
             return
         try:

@@ -20,11 +20,13 @@ from discord.http import Route
 from bot.adapters.media import DownloadError, download_image
 from bot.adapters.store.jobs_repo import HISTORY_COUNT_CAP
 from bot.core import messages
-from bot.core.i18n import N_, t
+from bot.core.i18n import N_, nt, t
 from bot.core.image_contract import ASPECT_RATIOS
-from bot.core.models import ImageRequest, Job
+from bot.core.models import ImageRequest, Job, JobStatus
 from bot.core.policy.styles import Style
 from bot.core.policy.validation import InputRefused, validate_request
+from bot.core.request_texts import history_requests_text, request_cancelled_text
+from bot.core.runner import job_states
 from bot.core.texts import msg
 from bot.discord.checks import NOT_YOURS, may_act_on
 from bot.discord.places import server_of
@@ -162,6 +164,9 @@ class CancelButton(JobButton, template=r"imagine:cancel:(?P<job>\d+)"):
         job = await _load_own(interaction, self.job_id)
         if job is None:
             return
+        if job.request_size > 1:
+            await cancel_request(interaction, job)
+            return
         on_status_message = interaction.message is not None and interaction.message.id == job.message_id
         # The runner decides the refund, ends the job and, for a click elsewhere (/queue), updates the
         # status message through the sink; a click on the status message edits it in the answer.
@@ -178,6 +183,42 @@ class CancelButton(JobButton, template=r"imagine:cancel:(?P<job>\d+)"):
             await say_privately(
                 interaction, t(private_locale(interaction), "Cancelled request #{id}.", id=job.id)
             )
+
+
+async def cancel_request(interaction: Interaction, job: Job) -> None:
+    """Cancel every image of the job's request that has not finished, each refunded by the usual rules
+    (the runner decides per image). The request's message then shows them as cancelled (the sink, after
+    the last one), and the status message says how many were stopped."""
+    bot = interaction.client
+    jobs = await bot.store.jobs.of_request(job.request)
+    open_jobs = [j for j in jobs if job_states.allowed(j.status, JobStatus.CANCELLED)]
+    cancelled = 0
+    for n, each in enumerate(open_jobs):
+        # The last one announces it: the sink refreshes the request's message and the status message.
+        if await bot.runner.cancel(each, interaction.user.id, announce=n == len(open_jobs) - 1) is not None:
+            cancelled += 1
+    if not cancelled:
+        await say_privately(interaction, N_("Too late to cancel: this request has already finished."))
+        return
+    on_status_message = interaction.message is not None and interaction.message.id == job.message_id
+    if on_status_message:
+        now = bot.clock.time()
+        text = request_cancelled_text(
+            jobs, interaction.user.id, cancelled, now - jobs[0].created_at, locale=job.guild_locale
+        )
+        await interaction.response.edit_message(content=text, view=None, allowed_mentions=NO_PINGS)
+        return
+    locale = private_locale(interaction)
+    await say_privately(
+        interaction,
+        nt(
+            locale,
+            "Cancelled {count} image of request #{id}.",
+            "Cancelled {count} images of request #{id}.",
+            cancelled,
+            id=job.request,
+        ),
+    )
 
 
 def status_view(job_id: int, locale: str | None = None) -> discord.ui.View:
@@ -520,25 +561,27 @@ async def history_page(
     costs what page 1 does. Post again is offered where the image was public, and for a private image
     only to its requester (who gets it privately)."""
     viewer = member_id if viewer_id is None else viewer_id
-    jobs, total = await bot.store.jobs.delivered_history(
+    store = bot.store
+    groups, total = await store.jobs.delivered_requests(
         guild_id, member_id, HISTORY_PAGE_SIZE, older_than=older_than, newer_than=newer_than
     )
-    if newer_than is not None and len(jobs) < HISTORY_PAGE_SIZE:
+    if newer_than is not None and len(groups) < HISTORY_PAGE_SIZE:
         # Newer images were deleted meanwhile: this is the newest page now.
         page = 0
-        jobs, total = await bot.store.jobs.delivered_history(guild_id, member_id, HISTORY_PAGE_SIZE)
+        groups, total = await store.jobs.delivered_requests(guild_id, member_id, HISTORY_PAGE_SIZE)
     pages = max(page + 1, -(-total // HISTORY_PAGE_SIZE))
     view = discord.ui.View(timeout=None)
-    for job in jobs:
-        if may_post_again(job, viewer):
-            view.add_item(PostAgainButton(job.id, locale=locale))
-    if page > 0 and jobs:
-        view.add_item(HistoryPageButton(member_id, page - 1, "prev", jobs[0].id, locale))
-    if page + 1 < pages and jobs:
-        view.add_item(HistoryPageButton(member_id, page + 1, "next", jobs[-1].id, locale))
+    for jobs in groups:
+        posted = [j for j in jobs if j.status is JobStatus.DELIVERED and j.result_message_id]
+        if posted and may_post_again(posted[0], viewer):
+            view.add_item(PostAgainButton(posted[0].id, locale=locale))
+    if page > 0 and groups:
+        view.add_item(HistoryPageButton(member_id, page - 1, "prev", max(j.id for j in groups[0]), locale))
+    if page + 1 < pages and groups:
+        view.add_item(HistoryPageButton(member_id, page + 1, "next", groups[-1][0].request, locale))
     capped = total >= HISTORY_COUNT_CAP
     return messages.clip(
-        messages.history_text(jobs, member_id, page, pages, total, capped=capped, locale=locale)
+        history_requests_text(groups, member_id, page, pages, total, capped=capped, locale=locale)
     ), view
 
 

@@ -546,6 +546,62 @@ def delivered_history(
     return jobs, int(total[0]) if total else 0
 
 
+MAX_REQUEST_SIZE = 4  # the most images one request holds (/imagine count)
+
+
+def delivered_requests(
+    s: Session,
+    guild_id: int | None,
+    user_id: int,
+    limit: int,
+    *,
+    older_than: int | None = None,
+    newer_than: int | None = None,
+) -> tuple[list[list[Job]], int]:
+    """A page of a member's posted requests, newest first, each with all its jobs in its order (the
+    images not posted included, to show their state), and how many requests there are in all (counted
+    up to HISTORY_COUNT_CAP). Keyset-paged by request id (its first job's id, the smallest): the page
+    just older than request `older_than`, or just newer than job `newer_than`, or the newest page."""
+    server, server_params = _server(guild_id)
+    where = f"{server} AND user_id = :user AND status = 'delivered' AND result_message_id IS NOT NULL"
+    posts = "jobs" + indexed_by(s.dialect, "jobs_history_posts")
+    fetch = limit * MAX_REQUEST_SIZE
+    params = {**server_params, "user": user_id, "cap": HISTORY_COUNT_CAP, "limit": fetch}
+    total = s.row(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT COALESCE(request_id, id) FROM"
+        f" (SELECT request_id, id FROM {posts} WHERE {where} LIMIT :cap) AS p) AS h",
+        params,
+    )
+    if newer_than is not None:
+        page, params["edge"] = "AND id > :edge ORDER BY id ASC LIMIT :limit", newer_than
+    elif older_than is not None:
+        page, params["edge"] = "AND id < :edge ORDER BY id DESC LIMIT :limit", older_than
+    else:
+        page = "ORDER BY id DESC LIMIT :limit"
+    keys: list[int] = []
+    for row in s.dicts(f"SELECT id, request_id FROM {posts} WHERE {where} {page}", params):
+        key = row["request_id"] if row["request_id"] is not None else row["id"]
+        if key not in keys:
+            keys.append(key)
+    keys = keys[:limit]
+    if newer_than is not None:
+        keys.reverse()
+    groups: list[list[Job]] = []
+    if keys:
+        marks, ids = listed("key", keys)
+        rows = s.dicts(
+            f"SELECT * FROM jobs WHERE request_id IN ({marks}) OR (request_id IS NULL AND id IN ({marks}))"
+            " ORDER BY request_index, id",
+            ids,
+        )
+        by_key: dict[int, list[Job]] = {}
+        for row in rows:
+            job = Job.from_row(row)
+            by_key.setdefault(job.request, []).append(job)
+        groups = [by_key[key] for key in keys if key in by_key]
+    return groups, int(total[0]) if total else 0
+
+
 def request_jobs(s: Session, request_id: int) -> list[Job]:
     """The jobs of one request, in its order (1..N); a request of one is its job alone."""
     rows = s.dicts(
@@ -609,6 +665,7 @@ class Jobs(Repository):
     unfinished = call(unfinished_jobs)
     delivered_history = call(delivered_history)
     of_request = call(request_jobs)
+    delivered_requests = call(delivered_requests)
     claim_due = call(claim_due_jobs)
     next_poll_time = call(next_poll_time)
     to_resume = call(jobs_to_resume)

@@ -6,11 +6,13 @@ still rendering and which failed, and why."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bot.core.models import ImageRequest, JobStatus
 from tests.bot_harness import World, wait_for_job
-from tests.request_helpers import channel_origin, launch_request
+from tests.helpers import wait_until
+from tests.request_helpers import channel_origin, imagine_count, launch_request
 
 
 def request_posts(world: World) -> list[Any]:
@@ -77,3 +79,79 @@ async def test_a_failed_image_is_named_with_its_reason_and_the_others_still_come
     ]
     assert "**2** ❌ failed:" in message["content"] and "the moon was in the way" in message["content"]
     assert "2 of 3" in message["content"]
+
+
+ROUTES = ("channel", "status", "ephemeral", "dm", "followup")
+
+
+async def test_every_route_shows_a_request_in_one_message(world: World) -> None:
+    """The channel, the status message (the channel refuses the bot), a message only the requester sees,
+    a DM, and personal use's follow-up: on each, one message ends with the three images, in order."""
+    fake = world.fake
+    async with world.bot() as bot:
+        store, now = bot.store, time.time()
+        users = {route: fake.add_member(fake.guild_id, username=f"by-{route}") for route in ROUTES}
+        await store.settings.update_policy(
+            fake.guild_id, fake.owner_id, now, max_running=20, private_images=True
+        )
+        await store.styles.save_member_settings(fake.guild_id, users["ephemeral"], now, delivery="ephemeral")
+        await store.styles.save_member_settings(fake.guild_id, users["dm"], now, delivery="dm")
+        closed = fake.add_channel(fake.guild_id, "no-bot-posts")
+        fake.forbid_channel_posts(closed)
+        for route, user in users.items():
+            where: dict[str, Any] = {}
+            if route == "status":
+                where["channel_id"] = closed
+            if route == "followup":
+                where = {"dm": True, "user_install": True}
+            with imagine_count(bot.runner, COUNT[route]):
+                asked = await fake.invoke_slash("imagine", {"prompt": f"by {route}"}, user_id=user, **where)
+                await fake.wait_for_callback(asked)
+        rows: dict[str, list[Any]] = {}
+        for route, user in users.items():
+
+            async def delivered(user: int = user, route: str = route) -> list[Any] | None:
+                mine = await world_jobs(bot, user)
+                done = len(mine) == COUNT[route] and all(j.delivered_at for j in mine)
+                return mine if done else None
+
+            rows[route] = await wait_until(delivered, f"the {route} request to be delivered", timeout=20)
+        await world.settle(bot)
+    for route, jobs in rows.items():
+        assert {j.delivery for j in jobs} == {"dm" if route == "dm" else DELIVERY[route]}, route
+        [message_id] = {j.result_message_id for j in jobs}
+        names = [name for name, _ in fake.message_files(message_id or 0)]
+        assert names == [f"imagine-{j.id}-1.png" for j in sorted(jobs, key=lambda j: j.request_index)], route
+        count = COUNT[route]
+        assert f"{count} of {count}" in fake.messages[message_id or 0]["content"], route
+    # Each image was taken once (a refused post, the closed channel's, takes nothing): in the request's
+    # new message, or in an edit of it.
+    uploads = [
+        f.filename
+        for r in fake.requests
+        if r.status == 200
+        for f in r.files
+        if f.filename.startswith("imagine-")
+    ]
+    assert len(uploads) == len(set(uploads)) == sum(COUNT.values())
+
+
+# Personal use runs at most 2 images at a time.
+COUNT = {"channel": 3, "status": 3, "ephemeral": 3, "dm": 3, "followup": 2}
+DELIVERY = {
+    "channel": "channel",
+    "status": "interaction",
+    "ephemeral": "ephemeral",
+    "followup": "interaction",
+}
+
+
+async def world_jobs(bot: Any, user: int) -> list[Any]:
+    jobs = []
+    for job_id in range(1, 100):
+        job = await bot.store.jobs.get(job_id)
+        if job is None:
+            break
+        if job.user_id == user:
+            jobs.append(job)
+    return jobs

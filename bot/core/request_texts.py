@@ -106,12 +106,7 @@ def request_text(jobs: list[Job], shown: set[int], elapsed: float, locale: Local
         lines.append(note)
     others = [s for s in states if s.state != SHOWN]
     if others:
-        lines.append(
-            " · ".join(
-                t(locale, "**{number}** {state}", number=s.number, state=_state_words(s, locale))
-                for s in others
-            )
-        )
+        lines.append(" · ".join(f"**{s.number}** {_state_words(s, locale)}" for s in others))
     return clip("\n".join(lines))
 
 
@@ -119,9 +114,7 @@ def request_queue_line(jobs: list[Job], elapsed: float, locale: Locale = None) -
     """A request of several images in /queue: one entry, each image's state."""
     head_job = min(jobs, key=lambda j: j.request_index)
     states = image_states(jobs, set())
-    parts = [
-        t(locale, "**{number}** {state}", number=s.number, state=_queue_state(s, locale)) for s in states
-    ]
+    parts = [f"**{s.number}** {_queue_state(s, locale)}" for s in states]
     who = f" · <@{head_job.user_id}>" if head_job.user_id else ""
     head = nt(
         locale,

@@ -80,3 +80,35 @@ async def test_history_shows_a_request_as_one_entry_with_its_images(world: World
         f"imagine:repost:{jobs[0].id}",
         f"imagine:repost:{single[0].id}",
     ]
+
+
+async def test_post_again_posts_the_requests_images_and_delete_records_every_one(world: World) -> None:
+    fake, sandbox = world.fake, world.sandbox
+    sandbox.force_next(duration=0.1)
+    sandbox.force_next("failed", error_message="no", duration=0.1)
+    sandbox.force_next(duration=0.1)
+    async with world.bot() as bot:
+        jobs = await launch_request(bot.runner, bot.store, ImageRequest("again"), channel_origin(fake), 3)
+        ended = [await wait_for_job(bot, lambda j: j.delivered_at is not None, job.id) for job in jobs]
+        await world.settle(bot)
+        message_id = ended[0].result_message_id or 0
+        asked = await fake.invoke_slash("history", {})
+        await fake.wait_for_callback(asked)
+        again = await fake.invoke_component(f"imagine:repost:{jobs[0].id}", asked.original_message_id or 0)
+        await fake.wait_for_callback(again)
+        await world.settle(bot)
+        repost = fake.messages[again.original_message_id or 0]
+        assert [a["filename"] for a in repost["attachments"]] == [
+            f"imagine-{jobs[0].id}-1.png",
+            f"imagine-{jobs[2].id}-1.png",
+        ]
+        assert [data for _, data in fake.message_files(int(repost["id"]))] == [
+            data for _, data in fake.message_files(message_id)
+        ]
+
+        click = await fake.invoke_component(f"imagine:delete:{jobs[0].id}", message_id)
+        await fake.wait_for_callback(click)
+        await world.settle(bot)
+        assert message_id not in fake.messages
+        after = [await bot.store.jobs.get(job.id) for job in jobs]
+    assert [j.result_deleted_at is not None for j in after if j is not None] == [True, False, True]

@@ -352,8 +352,11 @@ class DeleteButton(JobButton, template=r"imagine:delete:(?P<job>\d+)"):
             )
             await say_privately(interaction, N_("The message could not be deleted. Please try again."))
             return
-        if interaction.message.id == job.result_message_id:
-            await interaction.client.runner.record_deleted(job.id)
+        # A request's message holds the images of all its jobs: each of them is recorded as deleted.
+        jobs = await interaction.client.store.jobs.of_request(job.request) if job.request_size > 1 else [job]
+        for each in jobs:
+            if interaction.message.id == each.result_message_id:
+                await interaction.client.runner.record_deleted(each.id)
 
 
 def result_view(job_id: int, locale: str | None = None) -> discord.ui.View:
@@ -432,6 +435,18 @@ async def _image_bytes(bot: ImagineBotBase, job: Job, private: bool, locale: str
     return fetched.data, filename
 
 
+async def _request_files(bot: ImagineBotBase, job: Job, private: bool, locale: str) -> list[discord.File]:
+    """The posted images of the job's request, in its order: each fetched as Post again fetches one."""
+    files = []
+    for each in await bot.store.jobs.of_request(job.request):
+        if each.status is not JobStatus.DELIVERED or each.result_message_id is None:
+            continue
+        got = await _image_bytes(bot, each, private, locale)
+        if not isinstance(got, str):
+            files.append(discord.File(io.BytesIO(got[0]), filename=got[1]))
+    return files
+
+
 class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
     """Post a public image again in the channel, or send a private one again to its requester alone."""
 
@@ -466,12 +481,15 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
             await interaction.followup.send(got, ephemeral=True, allowed_mentions=NO_PINGS)
             return
         data, filename = got
-        file = discord.File(io.BytesIO(data), filename=filename)
+        files = [discord.File(io.BytesIO(data), filename=filename)]
+        if job.request_size > 1:
+            # The request's other posted images come along, in its order, in the one message.
+            files = await _request_files(bot, job, private, private_locale(interaction)) or files
         if private:
             locale = private_locale(interaction)
             await interaction.followup.send(
-                t(locale, "Here is the image of request #{id} again, for your eyes only.", id=job.id),
-                file=file,
+                t(locale, "Here is the image of request #{id} again, for your eyes only.", id=job.request),
+                files=files,
                 view=private_result_view(job.id, locale),
                 ephemeral=True,
                 allowed_mentions=NO_PINGS,
@@ -479,7 +497,7 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
             return
         await interaction.followup.send(
             messages.reposted_text(job, interaction.user.id, public_locale(interaction)),
-            file=file,
+            files=files,
             view=result_view(job.id, public_locale(interaction)),
             allowed_mentions=NO_PINGS,
         )

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from bot.adapters.store import Store
@@ -107,3 +108,69 @@ async def test_a_restart_leaves_each_image_once_in_the_message_and_finishes_the_
     assert states == [(job_id, "sent") for job_id in ids]
     content = fake.messages[int(message_id)]["content"]
     assert "4 of 4" in content and "rendering" not in content
+
+
+def pg_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return list(conn.execute(sql).fetchall())
+
+
+@pytest.mark.timeout(120)
+async def test_a_killed_process_leaves_the_rest_of_the_request_to_the_other_on_postgresql(
+    keyed_sandbox: Sandbox, pg_url: str, tmp_path: Path
+) -> None:
+    """Two processes on one PostgreSQL. The one that took the request dies (`os._exit`) right after an
+    edit added image 2 and before it was recorded, holding the message's claim; the other takes its
+    jobs over when their leases run out, finds image 2 in the message, and adds images 3 and 4."""
+    for seconds in (0.2, 0.6, 4.0, 4.0):
+        keyed_sandbox.force_next(duration=seconds)
+    shared = {"DATABASE_URL": pg_url, "SHARD_COUNT": "2", "JOB_LEASE_SECONDS": "3", "LOG_LEVEL": "INFO"}
+    async with running_fake(token=TOKEN) as fake:
+        store = await Store.open_url(pg_url)
+        try:
+            jobs = await write_request(store, ImageRequest("four, one process dies"), channel_origin(fake), 4)
+        finally:
+            await store.close()
+        ids = [job.id for job in jobs]
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        async with bot_process(
+            fake,
+            keyed_sandbox,
+            tmp_path / "a" / "unused.db",
+            module="tests.request_crash_child",
+            CRASH_AT="edit",
+            SHARD_IDS="0",
+            **shared,
+        ) as victim:
+            # The victim takes the request's jobs at its start; then the other process joins.
+            await wait_until(lambda: len(keyed_sandbox.tasks) == 4, "the four tasks submitted", timeout=30)
+            async with bot_process(
+                fake, keyed_sandbox, tmp_path / "b" / "unused.db", SHARD_IDS="1", **shared
+            ) as other:
+                assert await victim.wait(60) == CRASHED, victim.stderr.decode()[-3000:]
+                claim = pg_rows(pg_url, "SELECT state FROM deliveries WHERE image_index = 0")
+                assert claim[0][0].startswith("composing:")  # held by the dead process
+                await wait_healthy(other, timeout=60)
+
+                async def all_delivered() -> bool:
+                    counted = await asyncio.to_thread(
+                        pg_rows, pg_url, "SELECT COUNT(*) FROM jobs WHERE status = 'delivered'"
+                    )
+                    return counted == [(4,)]
+
+                await wait_until(
+                    all_delivered, "the other process to deliver all four", timeout=60, interval=0.1
+                )
+                await fake.wait_idle()
+
+    posts = [
+        r for r in fake.requests if r.method == "POST" and r.path == f"/channels/{fake.channel_id}/messages"
+    ]
+    assert len(posts) == 1
+    [(message_id,)] = pg_rows(pg_url, "SELECT DISTINCT result_message_id FROM jobs")
+    names = [name for name, _ in fake.message_files(int(message_id))]
+    assert names == [f"imagine-{job_id}-1.png" for job_id in ids]
+    assert files_sent(fake) == dict.fromkeys(ids, 1)
+    states = pg_rows(pg_url, "SELECT job_id, state FROM deliveries WHERE image_index >= 1 ORDER BY job_id")
+    assert states == [(job_id, "sent") for job_id in ids]

@@ -155,3 +155,42 @@ async def world_jobs(bot: Any, user: int) -> list[Any]:
         if job.user_id == user:
             jobs.append(job)
     return jobs
+
+
+async def test_on_the_status_message_a_running_image_neither_hides_the_others_nor_cancel_drops_them(
+    world: World,
+) -> None:
+    """The channel refuses the bot, so the request's message is the interaction's status message. Image 1
+    keeps rendering (its progress must not overwrite the message), then its Cancel on that very message
+    stops it: the images stay, and the message says it was cancelled."""
+    fake, sandbox = world.fake, world.sandbox
+    for _ in range(3):
+        sandbox.force_next(never_finish=True)  # which task is which job is known once they are sent
+    closed = fake.add_channel(fake.guild_id, "no-bot-posts")
+    fake.forbid_channel_posts(closed)
+    async with world.bot() as bot:
+        await bot.store.settings.update_policy(fake.guild_id, fake.owner_id, time.time(), max_running=20)
+        with imagine_count(bot.runner, 3):
+            asked = await fake.invoke_slash("imagine", {"prompt": "status three"}, channel_id=closed)
+            await fake.wait_for_callback(asked)
+        for job_id in (2, 3):
+            running = await wait_for_job(bot, lambda j: j.task_id is not None, job_id)
+            task = sandbox.tasks[running.task_id or ""]
+            task.final_status, task.duration = "completed", sandbox.config.clock() - task.created_clock
+        for job_id in (2, 3):
+            await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, job_id)
+        first = await wait_for_job(bot, lambda j: j.poll_count >= 3, 1)  # it went on polling, with progress
+        status_id = asked.original_message_id or 0
+        assert first.status is JobStatus.RUNNING
+        assert files_in(world, status_id) == ["imagine-2-1.png", "imagine-3-1.png"]
+        assert "**1** 🎨 still rendering" in fake.messages[status_id]["content"]
+
+        click = await fake.invoke_component("imagine:cancel:1", status_id)
+        await fake.wait_for_callback(click)
+        await wait_for_job(bot, lambda j: j.status is JobStatus.CANCELLED, 1)
+        await world.settle(bot)
+    message = fake.messages[status_id]
+    assert files_in(world, status_id) == ["imagine-2-1.png", "imagine-3-1.png"]
+    assert "**1** 🛑 cancelled" in message["content"] and "2 of 3" in message["content"]
+    ids = [c["custom_id"] for row in message["components"] for c in row["components"]]
+    assert "imagine:cancel:1" not in ids

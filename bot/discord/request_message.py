@@ -257,8 +257,15 @@ class RequestMessages:
         (its intent is still `sending`): the message it was creating may exist. Look for it on that
         route and adopt it, so that the request never gets two messages."""
         others = [j for j in jobs if j.id != job.id]
-        rows = await self.bot.store.deliveries.of_jobs([j.id for j in others])
+        rows = await self.bot.store.deliveries.of_jobs([j.id for j in jobs])
         for row in rows:
+            # An image recorded in a message whose placement was not (its process died in between).
+            if row.state == SENT and row.message_id is not None:
+                log.info("request %s: its message is %s, as its images say", job.request, row.message_id)
+                return Placed(row.route, row.message_id, row.channel_id)
+        for row in rows:
+            if row.job_id == job.id:
+                continue
             if row.state != SENDING:
                 continue
             other = next(j for j in others if j.id == row.job_id)

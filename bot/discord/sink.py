@@ -77,8 +77,14 @@ class DiscordSink:
     async def progress(self, job: Job, stage: Stage, elapsed: float, typical: float | None) -> None:
         if not self._token_ok(job):
             return  # after 15 minutes the status message can no longer be edited; the result still comes
-        if job.request_index > 1:
-            return  # a request of several images: its first job speaks for it on the status message
+        if job.request_size > 1:
+            # A request of several images: its first job speaks for it on the status message, until
+            # the request's message exists (which may be the status message itself).
+            if job.request_index > 1:
+                return
+            placed = await self.store.deliveries.message(job.request)
+            if placed is not None and placed.message_id is not None:
+                return
         locale = public_language(job)
         try:
             await edit_status(
@@ -96,6 +102,9 @@ class DiscordSink:
         if job.request_size > 1:
             # The request's message says which images were cancelled; the status message says how many.
             await self.requests.refresh(job)
+            placed = await self.store.deliveries.message(job.request)
+            if placed is not None and placed.route == "status":
+                return  # the status message is the request's message: the refresh said it all
             jobs = await self.store.jobs.of_request(job.request)
             stopped = [j for j in jobs if j.status is JobStatus.CANCELLED]
             editor = job if self._token_ok(job) else next((j for j in jobs if self._token_ok(j)), None)

@@ -200,8 +200,14 @@ async def cancel_request(interaction: Interaction, job: Job) -> None:
     if not cancelled:
         await say_privately(interaction, N_("Too late to cancel: this request has already finished."))
         return
+    placed = await bot.store.deliveries.message(job.request)
+    # The status message may be the request's message itself (the channel refused the bot): then it
+    # keeps its images, and the sink's refresh shows the cancellation there.
+    on_request_message = (
+        placed is not None and interaction.message is not None and placed.message_id == interaction.message.id
+    )
     on_status_message = interaction.message is not None and interaction.message.id == job.message_id
-    if on_status_message:
+    if on_status_message and not on_request_message:
         now = bot.clock.time()
         text = request_cancelled_text(
             jobs, interaction.user.id, cancelled, now - jobs[0].created_at, locale=job.guild_locale

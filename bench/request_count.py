@@ -12,11 +12,9 @@ that saw the task complete): the bot's own cost of showing it, download included
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +23,6 @@ from bench.profiles import Profile
 from bench.stats import percentile
 
 if TYPE_CHECKING:
-    from bot.core.runner import JobRunner
     from testing.fake_discord import FakeDiscord
 
 DEFERRED = 5
@@ -79,27 +76,6 @@ class CountResult:
         )
 
 
-@contextlib.contextmanager
-def _asking_for(runner: JobRunner, counts: dict[str, int]) -> Iterator[None]:
-    """Until /imagine has its `count` option: each admission asks for the count its prompt was sent
-    with (the prompt is the key)."""
-    admit = runner.admit
-
-    async def admit_n(request: Any, *args: Any, **kwargs: Any) -> Any:
-        return await admit(request, *args, **{**kwargs, "count": counts.get(request.prompt, 1)})
-
-    runner.admit = admit_n  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        del runner.admit
-
-
-def _has_count_option(bot: Any) -> bool:
-    command = bot.tree.get_command("imagine")
-    return command is not None and any(p.name == "count" for p in command.parameters)
-
-
 async def run_request_counts(profile: Profile) -> CountResult:
     from bot.discord.client import ImagineBot
     from bot.ops.config import Secret, Settings
@@ -136,38 +112,32 @@ async def run_request_counts(profile: Profile) -> CountResult:
                     await bot.store.settings.update_policy(
                         fake.guild_id, fake.owner_id, time.time(), max_running=10
                     )
-                    option = _has_count_option(bot)
-                    counts: dict[str, int] = {}
-                    with _asking_for(bot.runner, counts):
-                        warm = await fake.invoke_slash("imagine", {"prompt": "warm-up"}, user_id=members[0])
-                        await fake.wait_for_callback(warm, timeout=10.0)
-                        await _all_told(bot, timeout=30.0)
+                    warm = await fake.invoke_slash("imagine", {"prompt": "warm-up"}, user_id=members[0])
+                    await fake.wait_for_callback(warm, timeout=10.0)
+                    await _all_told(bot, timeout=30.0)
+                    await _quiet(fake)
+                    for round_no in range(rounds):
+                        users = members[1 + round_no * burst :][:burst]
+                        asked: list[tuple[int, dict[str, Any]]] = []
+                        for i in range(len(users)):
+                            count = KINDS[i % len(KINDS)]
+                            prompt = f"round {round_no} #{i} of {count}"
+                            asked.append((count, {"prompt": prompt, "count": count}))
+                        inters: list[FakeInteraction] = await asyncio.gather(
+                            *(
+                                fake.invoke_slash("imagine", options, user_id=u)
+                                for (_, options), u in zip(asked, users, strict=True)
+                            )
+                        )
+                        callbacks = await asyncio.gather(
+                            *(fake.wait_for_callback(inter, timeout=15.0) for inter in inters)
+                        )
+                        for (count, _), inter, callback in zip(asked, inters, callbacks, strict=True):
+                            result.ack_ms[count].append((callback.received_at - inter.sent_at) * 1000.0)
+                            if (callback.json or {}).get("type") != DEFERRED:
+                                result.not_deferred += 1
+                        await _all_told(bot, timeout=60.0)
                         await _quiet(fake)
-                        for round_no in range(rounds):
-                            users = members[1 + round_no * burst :][:burst]
-                            asked: list[tuple[int, dict[str, Any]]] = []
-                            for i in range(len(users)):
-                                count = KINDS[i % len(KINDS)]
-                                options: dict[str, Any] = {"prompt": f"round {round_no} #{i} of {count}"}
-                                counts[options["prompt"]] = count
-                                if option:
-                                    options["count"] = count
-                                asked.append((count, options))
-                            inters: list[FakeInteraction] = await asyncio.gather(
-                                *(
-                                    fake.invoke_slash("imagine", options, user_id=u)
-                                    for (_, options), u in zip(asked, users, strict=True)
-                                )
-                            )
-                            callbacks = await asyncio.gather(
-                                *(fake.wait_for_callback(inter, timeout=15.0) for inter in inters)
-                            )
-                            for (count, _), inter, callback in zip(asked, inters, callbacks, strict=True):
-                                result.ack_ms[count].append((callback.received_at - inter.sent_at) * 1000.0)
-                                if (callback.json or {}).get("type") != DEFERRED:
-                                    result.not_deferred += 1
-                            await _all_told(bot, timeout=60.0)
-                            await _quiet(fake)
                     _visibility(fake, await _jobs(bot), wall_minus_monotonic, result)
     finally:
         await sandbox.stop()

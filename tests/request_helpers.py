@@ -3,9 +3,7 @@ sharing request_id, at request_index 1..N, request_size N) and launched through 
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from bot.adapters.store import Store
@@ -51,21 +49,3 @@ async def launch_request(
     jobs = await write_request(store, request, origin, count)
     await runner.launch(jobs, origin.message_id)
     return jobs
-
-
-@contextlib.contextmanager
-def imagine_count(runner: JobRunner, count: int) -> Iterator[None]:
-    """Every admission of this runner asks for `count` images, as `/imagine count:<n>` does."""
-    admit, admit_personal = runner.admit, runner.admit_personal
-
-    async def admit_n(*args: Any, **kwargs: Any) -> Any:
-        return await admit(*args, **{**kwargs, "count": count})
-
-    async def admit_personal_n(*args: Any, **kwargs: Any) -> Any:
-        return await admit_personal(*args, **{**kwargs, "count": count})
-
-    runner.admit, runner.admit_personal = admit_n, admit_personal_n  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        del runner.admit, runner.admit_personal

@@ -9,8 +9,8 @@ from typing import Any
 import yarl
 
 from bot.core.models import JobStatus
+from bot.core.usage_records import EXPORT_COLUMNS
 from tests.bot_harness import World, wait_for_job
-from tests.request_helpers import imagine_count
 
 MODAL = 9
 DEFERRED = 5
@@ -24,9 +24,10 @@ async def ask_three(world: World) -> list[Any]:
     fake = world.fake
     async with world.bot() as bot:
         await bot.store.settings.update_policy(fake.guild_id, fake.owner_id, time.time(), max_running=20)
-        with imagine_count(bot.runner, 3):
-            asked = await fake.invoke_slash("imagine", {"prompt": "three cats", "aspect_ratio": "1:1"})
-            await fake.wait_for_callback(asked)
+        asked = await fake.invoke_slash(
+            "imagine", {"prompt": "three cats", "aspect_ratio": "1:1", "count": 3}
+        )
+        await fake.wait_for_callback(asked)
         jobs = [await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, n) for n in (1, 2, 3)]
         await world.settle(bot)
     return jobs
@@ -119,3 +120,27 @@ async def test_the_menu_uses_an_image_as_a_reference(world: World) -> None:
     used = world.submits()[-1].json
     assert used["prompt"] == "a dog like this"
     assert [yarl.URL(u).path for u in used["images"]] == [yarl.URL(image_1["url"]).path]
+
+
+async def test_vary_makes_a_request_with_that_image_as_its_only_reference(world: World) -> None:
+    fake = world.fake
+    jobs = await ask_three(world)
+    message_id = jobs[0].result_message_id or 0
+    image_2 = next(a for a in fake.message_attachments(message_id) if a["filename"] == "imagine-2-1.png")
+    async with world.bot() as bot:
+        click = await fake.invoke_component("imagine:vary:2", message_id)
+        assert (await fake.wait_for_callback(click)).json["type"] == DEFERRED
+        varied = [await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, n) for n in (4, 5, 6)]
+        await world.settle(bot)
+        rows = await bot.store.usage.export(fake.guild_id, 0.0, time.time() + 60, 100)
+    usage = [dict(zip(EXPORT_COLUMNS, row, strict=True)) for row in rows]
+    # As many images as the request had, in a request of their own, each from image 2.
+    assert {(j.request_id, j.request_size) for j in varied} == {(4, 3)}
+    assert {(j.source_job_id, j.source_image_index) for j in varied} == {(2, 1)}
+    assert {(j.prompt, j.aspect_ratio) for j in varied} == {("three cats", "1:1")}
+    assert len({j.result_message_id for j in varied}) == 1
+    for sent in world.submits()[-3:]:
+        assert sent.json["prompt"] == "three cats"
+        assert [yarl.URL(u).path for u in sent.json["images"]] == [yarl.URL(image_2["url"]).path]
+    logged = [row for row in usage if row["source_job_id"] == 2]
+    assert len(logged) == 3 and {(row["source_image_index"], row["request_id"]) for row in logged} == {(1, 4)}

@@ -12,7 +12,7 @@ from typing import Any
 from bot.core.models import ImageRequest, JobStatus
 from tests.bot_harness import World, wait_for_job
 from tests.helpers import wait_until
-from tests.request_helpers import channel_origin, imagine_count, launch_request
+from tests.request_helpers import channel_origin, launch_request
 
 
 def request_posts(world: World) -> list[Any]:
@@ -104,9 +104,9 @@ async def test_every_route_shows_a_request_in_one_message(world: World) -> None:
                 where["channel_id"] = closed
             if route == "followup":
                 where = {"dm": True, "user_install": True}
-            with imagine_count(bot.runner, COUNT[route]):
-                asked = await fake.invoke_slash("imagine", {"prompt": f"by {route}"}, user_id=user, **where)
-                await fake.wait_for_callback(asked)
+            options = {"prompt": f"by {route}", "count": COUNT[route]}
+            asked = await fake.invoke_slash("imagine", options, user_id=user, **where)
+            await fake.wait_for_callback(asked)
         rows: dict[str, list[Any]] = {}
         for route, user in users.items():
 
@@ -170,9 +170,8 @@ async def test_on_the_status_message_a_running_image_neither_hides_the_others_no
     fake.forbid_channel_posts(closed)
     async with world.bot() as bot:
         await bot.store.settings.update_policy(fake.guild_id, fake.owner_id, time.time(), max_running=20)
-        with imagine_count(bot.runner, 3):
-            asked = await fake.invoke_slash("imagine", {"prompt": "status three"}, channel_id=closed)
-            await fake.wait_for_callback(asked)
+        asked = await fake.invoke_slash("imagine", {"prompt": "status three", "count": 3}, channel_id=closed)
+        await fake.wait_for_callback(asked)
         for job_id in (2, 3):
             running = await wait_for_job(bot, lambda j: j.task_id is not None, job_id)
             task = sandbox.tasks[running.task_id or ""]

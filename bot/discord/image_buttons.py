@@ -88,7 +88,7 @@ class VaryButton(JobButton, template=r"imagine:vary:(?P<job>\d+)"):
             source_job_id=job.id,
             source_image_index=1,
         )
-        await start_request(interaction, request)
+        await start_request(interaction, request, count=job.request_size)
 
 
 class FullSizeButton(JobButton, template=r"imagine:full:(?P<job>\d+)"):

@@ -32,7 +32,7 @@ from bot.discord.checks import NOT_YOURS, may_act_on
 from bot.discord.places import server_of
 from bot.discord.rate_limit import RateLimiter
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
-from bot.discord.requests import refuse_bad_input, start_request
+from bot.discord.requests import FewerButton, refuse_bad_input, start_request
 from bot.discord.stopping import Dialog, admit
 
 if TYPE_CHECKING:
@@ -250,7 +250,8 @@ class RerollButton(JobButton, template=r"imagine:reroll:(?P<job>\d+)"):
         # The same request, style included (its text as it was: a later change of the style does not
         # change what a Reroll makes).
         request = ImageRequest(job.prompt, job.aspect_ratio, tuple(references), job.style, job.style_text)
-        await start_request(interaction, request)
+        # A request of several images is made again with as many.
+        await start_request(interaction, request, count=job.request_size)
 
 
 class EditButton(JobButton, template=r"imagine:edit:(?P<job>\d+)"):
@@ -616,4 +617,5 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     DeleteButton,
     PostAgainButton,
     HistoryPageButton,
+    FewerButton,  # the count that fits, offered when a request of several images does not
 )

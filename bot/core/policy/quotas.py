@@ -12,7 +12,11 @@ from bot.core import messages
 from bot.core.policy.prompt_rules import RuleMatch
 from bot.core.texts import Text, Verbatim, msg, plural_msg
 
-DEFAULT_MAX_RUNNING = 2
+MAX_COUNT = 4
+"""The most tasks (images) one request may ask for: Discord shows up to four images as one mosaic."""
+DEFAULT_MAX_RUNNING = MAX_COUNT
+"""Units a member may have running at once unless the server says otherwise (`concurrency`): the
+running cap counts tasks, so the default lets the largest request run whole."""
 
 # Refusal reasons as stored in the usage log.
 BANNED = "banned"
@@ -49,6 +53,7 @@ class GuildPolicy:
     modlog_finished: bool = False
     refund_cancelled: bool = False  # a cancelled job counts unless the guild says otherwise
     private_images: bool = False  # members may have their images delivered privately (/settings)
+    count_limit: int = MAX_COUNT  # the most images one request may ask for (/imagine-admin count-limit)
 
 
 @dataclass(frozen=True)
@@ -83,10 +88,6 @@ class Snapshot:
     now: float = 0.0
 
 
-MAX_COUNT = 4
-"""The most tasks (images) one request may ask for: Discord shows up to four images as one mosaic."""
-
-
 @dataclass(frozen=True)
 class Decision:
     """What admission decided about a request of `count` tasks of `units_per_task` units each.
@@ -109,6 +110,18 @@ class Decision:
     @property
     def uses_credit(self) -> bool:
         return self.credit_units > 0
+
+
+def member_count_limit(policy: GuildPolicy, role_limits: dict[int, int], own: int | None) -> int:
+    """The most images one request of this member may ask for: their own limit, else the highest
+    among their roles that have one, else the server's (like the daily limits), within 1..MAX_COUNT."""
+    if own is not None:
+        limit = own
+    elif role_limits:
+        limit = max(role_limits.values())
+    else:
+        limit = policy.count_limit
+    return min(MAX_COUNT, max(1, limit))
 
 
 def tasks_fitting(room: int, units_per_task: int, *, alone: bool = False) -> int:

@@ -28,7 +28,10 @@ async def ask_three(world: World) -> list[Any]:
             "imagine", {"prompt": "three cats", "aspect_ratio": "1:1", "count": 3}
         )
         await fake.wait_for_callback(asked)
-        jobs = [await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, n) for n in (1, 2, 3)]
+        jobs = [
+            await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, n, timeout=30)
+            for n in (1, 2, 3)
+        ]
         await world.settle(bot)
     return jobs
 
@@ -92,7 +95,7 @@ async def test_the_menu_edits_an_image_with_the_dialog_prefilled_and_that_image_
             {inputs[0]["custom_id"]: "three cats, at night", inputs[1]["custom_id"]: ""},
         )
         assert (await fake.wait_for_callback(submitted)).json["type"] == DEFERRED
-        await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, job_id=4)
+        await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, job_id=4, timeout=30)
         await world.settle(bot)
     edit = world.submits()[-1].json
     assert edit["prompt"] == "three cats, at night"
@@ -115,7 +118,7 @@ async def test_the_menu_uses_an_image_as_a_reference(world: World) -> None:
             modal["data"]["custom_id"], {prompt["custom_id"]: "a dog like this"}
         )
         assert (await fake.wait_for_callback(submitted)).json["type"] == DEFERRED
-        await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, job_id=4)
+        await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, job_id=4, timeout=30)
         await world.settle(bot)
     used = world.submits()[-1].json
     assert used["prompt"] == "a dog like this"
@@ -130,7 +133,10 @@ async def test_vary_makes_a_request_with_that_image_as_its_only_reference(world:
     async with world.bot() as bot:
         click = await fake.invoke_component("imagine:vary:2", message_id)
         assert (await fake.wait_for_callback(click)).json["type"] == DEFERRED
-        varied = [await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, n) for n in (4, 5, 6)]
+        varied = [
+            await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, n, timeout=30)
+            for n in (4, 5, 6)
+        ]
         await world.settle(bot)
         rows = await bot.store.usage.export(fake.guild_id, 0.0, time.time() + 60, 100)
     usage = [dict(zip(EXPORT_COLUMNS, row, strict=True)) for row in rows]

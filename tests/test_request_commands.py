@@ -23,9 +23,9 @@ async def test_queue_lists_a_request_once_and_its_cancel_stops_every_unfinished_
         jobs = await launch_request(
             bot.runner, bot.store, ImageRequest("a slow request"), channel_origin(fake), 4
         )
-        first = await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, jobs[0].id)
+        first = await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, jobs[0].id, timeout=30)
         for job in jobs[1:]:
-            await wait_for_job(bot, lambda j: j.status is JobStatus.RUNNING, job.id)
+            await wait_for_job(bot, lambda j: j.status is JobStatus.RUNNING, job.id, timeout=30)
 
         asked = await fake.invoke_slash("queue", {})
         answer = (await fake.wait_for_callback(asked)).json["data"]
@@ -38,7 +38,7 @@ async def test_queue_lists_a_request_once_and_its_cancel_stops_every_unfinished_
         told = (await fake.wait_for_callback(click)).json["data"]["content"]
         assert "Cancelled 3 images" in told
         for job in jobs[1:]:
-            ended = await wait_for_job(bot, lambda j: j.status is JobStatus.CANCELLED, job.id)
+            ended = await wait_for_job(bot, lambda j: j.status is JobStatus.CANCELLED, job.id, timeout=30)
             assert ended.cancelled_by == fake.user_id
         await world.settle(bot)
 
@@ -62,12 +62,12 @@ async def test_history_shows_a_request_as_one_entry_with_its_images(world: World
         single = await launch_request(
             bot.runner, bot.store, ImageRequest("one alone"), channel_origin(fake), 1
         )
-        await wait_for_job(bot, lambda j: j.task_id is not None, single[0].id)
+        await wait_for_job(bot, lambda j: j.task_id is not None, single[0].id, timeout=30)
         jobs = await launch_request(
             bot.runner, bot.store, ImageRequest("three together"), channel_origin(fake), 3
         )
         for job in [*single, *jobs]:
-            await wait_for_job(bot, lambda j: j.delivered_at is not None, job.id)
+            await wait_for_job(bot, lambda j: j.delivered_at is not None, job.id, timeout=30)
         await world.settle(bot)
         asked = await fake.invoke_slash("history", {})
         answer = (await fake.wait_for_callback(asked)).json["data"]
@@ -89,7 +89,9 @@ async def test_post_again_posts_the_requests_images_and_delete_records_every_one
     sandbox.force_next(duration=0.1)
     async with world.bot() as bot:
         jobs = await launch_request(bot.runner, bot.store, ImageRequest("again"), channel_origin(fake), 3)
-        ended = [await wait_for_job(bot, lambda j: j.delivered_at is not None, job.id) for job in jobs]
+        ended = [
+            await wait_for_job(bot, lambda j: j.delivered_at is not None, job.id, timeout=30) for job in jobs
+        ]
         await world.settle(bot)
         message_id = ended[0].result_message_id or 0
         asked = await fake.invoke_slash("history", {})

@@ -32,7 +32,7 @@ async def test_four_images_fill_one_message_in_their_order_as_they_finish(world:
         jobs = await launch_request(
             bot.runner, bot.store, ImageRequest("four foxes"), channel_origin(fake), 4
         )
-        first = await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, jobs[3].id)
+        first = await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, jobs[3].id, timeout=30)
         [post] = request_posts(world)
         message_id = int(fake.messages[first.result_message_id or 0]["id"])
         # The first image to finish is shown at once, the others said to be rendering.
@@ -40,11 +40,14 @@ async def test_four_images_fill_one_message_in_their_order_as_they_finish(world:
         assert "1 of 4" in content and "still rendering" in content
         assert files_in(world, message_id) == [f"imagine-{jobs[3].id}-1.png"]
         for job in jobs:
-            await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, job.id)
+            await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, job.id, timeout=30)
         await world.settle(bot)
         finished = [await bot.store.jobs.get(job.id) for job in jobs]
 
     assert len(request_posts(world)) == 1  # one message, edited; never a second post
+    # One process made every edit: after the first, it knew the message as its last edit had left it.
+    looks = [r for r in fake.requests if r.method == "GET" and r.path.endswith(f"/messages/{message_id}")]
+    assert len(looks) <= 1
     assert post.json["content"]
     assert files_in(world, message_id) == [f"imagine-{job.id}-1.png" for job in jobs]
     # Each image's bytes are the sandbox's image of that job's task.
@@ -66,7 +69,9 @@ async def test_a_failed_image_is_named_with_its_reason_and_the_others_still_come
         jobs = await launch_request(
             bot.runner, bot.store, ImageRequest("three owls"), channel_origin(fake), 3
         )
-        ended = [await wait_for_job(bot, lambda j: j.delivered_at is not None, job.id) for job in jobs]
+        ended = [
+            await wait_for_job(bot, lambda j: j.delivered_at is not None, job.id, timeout=30) for job in jobs
+        ]
         await world.settle(bot)
     assert len(request_posts(world)) == 1
     # The images are in one message; the failure is told there too, not in a message of its own.
@@ -173,12 +178,14 @@ async def test_on_the_status_message_a_running_image_neither_hides_the_others_no
         asked = await fake.invoke_slash("imagine", {"prompt": "status three", "count": 3}, channel_id=closed)
         await fake.wait_for_callback(asked)
         for job_id in (2, 3):
-            running = await wait_for_job(bot, lambda j: j.task_id is not None, job_id)
+            running = await wait_for_job(bot, lambda j: j.task_id is not None, job_id, timeout=30)
             task = sandbox.tasks[running.task_id or ""]
             task.final_status, task.duration = "completed", sandbox.config.clock() - task.created_clock
         for job_id in (2, 3):
-            await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, job_id)
-        first = await wait_for_job(bot, lambda j: j.poll_count >= 3, 1)  # it went on polling, with progress
+            await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, job_id, timeout=30)
+        first = await wait_for_job(
+            bot, lambda j: j.poll_count >= 3, 1, timeout=30
+        )  # it went on polling, with progress
         status_id = asked.original_message_id or 0
         assert first.status is JobStatus.RUNNING
         assert files_in(world, status_id) == ["imagine-2-1.png", "imagine-3-1.png"]
@@ -186,7 +193,7 @@ async def test_on_the_status_message_a_running_image_neither_hides_the_others_no
 
         click = await fake.invoke_component("imagine:cancel:1", status_id)
         await fake.wait_for_callback(click)
-        await wait_for_job(bot, lambda j: j.status is JobStatus.CANCELLED, 1)
+        await wait_for_job(bot, lambda j: j.status is JobStatus.CANCELLED, 1, timeout=30)
         await world.settle(bot)
     message = fake.messages[status_id]
     assert files_in(world, status_id) == ["imagine-2-1.png", "imagine-3-1.png"]

@@ -143,6 +143,9 @@ class RequestMessage:
     route: str | None
     message_id: int | None
     channel_id: int | None
+    # When the claim was last let go (None: it was not, its holder died or this is the first claim). A
+    # process that let it go at that very time was the last to edit the message: what it left is current.
+    released_at: float | None = None
 
 
 def _claim_is_free(s: Session, state: str, since: float, now: float) -> bool:
@@ -177,7 +180,8 @@ def claim_message(s: Session, request_id: int, now: float) -> RequestMessage | N
             " WHERE job_id = :req AND image_index = :message",
             {"state": f"{COMPOSING}:{s.owner}", "now": now, "req": request_id, "message": MESSAGE},
         )
-    return RequestMessage(request_id, route or None, message_id, channel_id)
+    released = float(since) if state == SHOWN else None
+    return RequestMessage(request_id, route or None, message_id, channel_id, released)
 
 
 def release_message(

@@ -161,11 +161,11 @@ def claim_message(s: Session, request_id: int, now: float) -> RequestMessage | N
     rows of every job of the request. None when another composition holds it (wait and try again)."""
     with s.write() as tx:
         s.lock(tx, "deliveries", request_id)
-        tx.execute(
+        made = tx.execute(
             "INSERT INTO deliveries (job_id, image_index, route, state, updated_at)"
             " VALUES (:req, :message, '', :shown, :now) ON CONFLICT (job_id, image_index) DO NOTHING",
             {"req": request_id, "message": MESSAGE, "shown": SHOWN, "now": now},
-        )
+        ).rowcount
         row = tx.execute(
             "SELECT route, state, message_id, channel_id, updated_at FROM deliveries"
             " WHERE job_id = :req AND image_index = :message",
@@ -180,7 +180,7 @@ def claim_message(s: Session, request_id: int, now: float) -> RequestMessage | N
             " WHERE job_id = :req AND image_index = :message",
             {"state": f"{COMPOSING}:{s.owner}", "now": now, "req": request_id, "message": MESSAGE},
         )
-    released = float(since) if state == SHOWN else None
+    released = float(since) if state == SHOWN and not made else None
     return RequestMessage(request_id, route or None, message_id, channel_id, released)
 
 

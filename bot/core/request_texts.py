@@ -192,7 +192,9 @@ def history_requests_text(
     capped: bool = False,
     locale: Locale = None,
 ) -> str:
-    """/history's page: one entry per request (a request of several images with each image's state)."""
+    """/history's page: one entry per request (a request of several images with each image's state).
+    `total` counts the images (a request of four is four), as the index counts them, and `pages` is
+    reckoned from it: exact for requests of one image, an upper bound otherwise."""
     who = f"<@{member_id}>"
     if not groups:
         return t(locale, "No images yet for {who} in this server.", who=who)

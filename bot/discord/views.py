@@ -587,14 +587,15 @@ async def history_page(
     only to its requester (who gets it privately)."""
     viewer = member_id if viewer_id is None else viewer_id
     store = bot.store
-    groups, total = await store.jobs.delivered_requests(
+    groups, total, more = await store.jobs.delivered_requests(
         guild_id, member_id, HISTORY_PAGE_SIZE, older_than=older_than, newer_than=newer_than
     )
     if newer_than is not None and len(groups) < HISTORY_PAGE_SIZE:
         # Newer images were deleted meanwhile: this is the newest page now.
         page = 0
-        groups, total = await store.jobs.delivered_requests(guild_id, member_id, HISTORY_PAGE_SIZE)
-    pages = max(page + 1, -(-total // HISTORY_PAGE_SIZE))
+        groups, total, more = await store.jobs.delivered_requests(guild_id, member_id, HISTORY_PAGE_SIZE)
+    # The Older button appears when older requests follow; the page count is reckoned from the images.
+    pages = max(page + 1 + (1 if more else 0), -(-total // HISTORY_PAGE_SIZE))
     view = discord.ui.View(timeout=None)
     for jobs in groups:
         posted = [j for j in jobs if j.status is JobStatus.DELIVERED and j.result_message_id]
@@ -602,7 +603,7 @@ async def history_page(
             view.add_item(PostAgainButton(posted[0].id, locale=locale))
     if page > 0 and groups:
         view.add_item(HistoryPageButton(member_id, page - 1, "prev", max(j.id for j in groups[0]), locale))
-    if page + 1 < pages and groups:
+    if more and groups:
         view.add_item(HistoryPageButton(member_id, page + 1, "next", groups[-1][0].request, locale))
     capped = total >= HISTORY_COUNT_CAP
     return messages.clip(

@@ -85,7 +85,7 @@ async def run_request_counts(profile: Profile) -> CountResult:
     # Tasks of 2-20 s: they finish after the burst's acknowledgements, spread out as real ones are (all
     # of a burst's 125 images finishing within a second would measure the delivery queue, the same for
     # both kinds). A smoke run only proves the scenario runs: shorter.
-    low, high = (0.3, 1.0) if profile.name == "smoke" else (2.0, 20.0)
+    low, high = (0.1, 0.3) if profile.name == "smoke" else (2.0, 20.0)
     sandbox = Sandbox(SandboxConfig(duration_sampler=log_uniform(low, high), seed=profile.seed))
     await sandbox.start()
     result = CountResult()

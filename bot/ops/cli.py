@@ -34,7 +34,7 @@ from bot.ops.logs import setup_logging
 from bot.ops.migrate_db import run_migrate_db
 from bot.ops.output_file import OutputRefused, database_files, writable_problem, write_output
 from bot.ops.preflight import PreflightError
-from bot.ops.terminal_imagine import run_imagine
+from bot.ops.terminal_variations import run_imagine_variations
 from sandbox import server as sandbox
 
 log = logging.getLogger("bot")
@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     imagine.add_argument("--force", action="store_true", help="replace an existing --out file")
     imagine.add_argument(
         "--count", type=int, choices=range(1, 5), default=1, metavar="N", help=terminal_imagine.COUNT_HELP
+    )
+    # Prompt variations (bot/ops/terminal_variations.py): a prompt with braces asks before it bills.
+    imagine.add_argument(
+        "--yes", action="store_true", help="make a prompt's variations ({red, blue}) without asking first"
     )
 
     sandbox_parser = sub.add_parser("sandbox", help="run the offline stand-in for the image API")
@@ -395,8 +399,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "imagine":
             return asyncio.run(
-                run_imagine(
-                    settings, args.prompt, args.aspect, args.ref, args.out, force=args.force, count=args.count
+                run_imagine_variations(
+                    settings,
+                    args.prompt,
+                    args.aspect,
+                    args.ref,
+                    args.out,
+                    force=args.force,
+                    count=args.count,
+                    yes=args.yes,
                 )
             )
         if command == "stats":

@@ -10,7 +10,9 @@ from bot.adapters.store import Store
 from bot.adapters.store.interface import Session
 from bot.core.models import GUILD, ImageRequest, Job, Origin
 from bot.core.runner import JobRunner
+from sandbox.server import Sandbox
 from testing.fake_discord import FakeDiscord
+from tests.bot_harness import wait_for_job
 
 
 def _as_request(s: Session, ids: list[int]) -> None:
@@ -49,3 +51,21 @@ async def launch_request(
     jobs = await write_request(store, request, origin, count)
     await runner.launch(jobs, origin.message_id)
     return jobs
+
+
+def finish_task(sandbox: Sandbox, task_id: str, status: str = "completed", error: str | None = None) -> None:
+    """End a sandbox task now, as `status` (forced outcomes follow the order submits arrive in, which
+    concurrent submits do not keep: a test that needs image N to end so ends its task by its id)."""
+    task = sandbox.tasks[task_id]
+    task.final_status = status  # type: ignore[assignment]
+    task.duration = sandbox.config.clock() - task.created_clock
+    if error is not None:
+        task.error_message, task.error_code = error, 500
+
+
+async def running_tasks(bot: Any, jobs: list[Job]) -> list[str]:
+    """The task id of each job, once each was sent."""
+    return [
+        (await wait_for_job(bot, lambda j: j.task_id is not None, job.id, timeout=30)).task_id or ""
+        for job in jobs
+    ]

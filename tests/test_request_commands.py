@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.core.models import ImageRequest, JobStatus
 from tests.bot_harness import World, wait_for_job
-from tests.request_helpers import channel_origin, launch_request
+from tests.request_helpers import channel_origin, finish_task, launch_request, running_tasks
 
 
 def custom_ids(components: list[dict[str, Any]]) -> list[str]:
@@ -16,13 +16,14 @@ def custom_ids(components: list[dict[str, Any]]) -> list[str]:
 
 async def test_queue_lists_a_request_once_and_its_cancel_stops_every_unfinished_image(world: World) -> None:
     fake, sandbox = world.fake, world.sandbox
-    sandbox.force_next(duration=0.1)
-    for _ in range(3):
+    for _ in range(4):
         sandbox.force_next(never_finish=True)
     async with world.bot() as bot:
         jobs = await launch_request(
             bot.runner, bot.store, ImageRequest("a slow request"), channel_origin(fake), 4
         )
+        tasks = await running_tasks(bot, jobs)
+        finish_task(sandbox, tasks[0])
         first = await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED, jobs[0].id, timeout=30)
         for job in jobs[1:]:
             await wait_for_job(bot, lambda j: j.status is JobStatus.RUNNING, job.id, timeout=30)
@@ -55,9 +56,8 @@ async def test_queue_lists_a_request_once_and_its_cancel_stops_every_unfinished_
 async def test_history_shows_a_request_as_one_entry_with_its_images(world: World) -> None:
     fake, sandbox = world.fake, world.sandbox
     sandbox.force_next(duration=0.1)  # the request of one
-    sandbox.force_next(duration=0.1)
-    sandbox.force_next("failed", error_message="no", duration=0.1)
-    sandbox.force_next(duration=0.1)
+    for _ in range(3):
+        sandbox.force_next(never_finish=True)
     async with world.bot() as bot:
         single = await launch_request(
             bot.runner, bot.store, ImageRequest("one alone"), channel_origin(fake), 1
@@ -66,6 +66,10 @@ async def test_history_shows_a_request_as_one_entry_with_its_images(world: World
         jobs = await launch_request(
             bot.runner, bot.store, ImageRequest("three together"), channel_origin(fake), 3
         )
+        tasks = await running_tasks(bot, jobs)
+        finish_task(sandbox, tasks[1], "failed", "no")
+        finish_task(sandbox, tasks[0])
+        finish_task(sandbox, tasks[2])
         for job in [*single, *jobs]:
             await wait_for_job(bot, lambda j: j.delivered_at is not None, job.id, timeout=30)
         await world.settle(bot)
@@ -84,11 +88,14 @@ async def test_history_shows_a_request_as_one_entry_with_its_images(world: World
 
 async def test_post_again_posts_the_requests_images_and_delete_records_every_one(world: World) -> None:
     fake, sandbox = world.fake, world.sandbox
-    sandbox.force_next(duration=0.1)
-    sandbox.force_next("failed", error_message="no", duration=0.1)
-    sandbox.force_next(duration=0.1)
+    for _ in range(3):
+        sandbox.force_next(never_finish=True)
     async with world.bot() as bot:
         jobs = await launch_request(bot.runner, bot.store, ImageRequest("again"), channel_origin(fake), 3)
+        tasks = await running_tasks(bot, jobs)
+        finish_task(sandbox, tasks[1], "failed", "no")
+        finish_task(sandbox, tasks[0])
+        finish_task(sandbox, tasks[2])
         ended = [
             await wait_for_job(bot, lambda j: j.delivered_at is not None, job.id, timeout=30) for job in jobs
         ]

@@ -122,6 +122,14 @@ async def _mixes(profile: Profile) -> dict[str, float | None]:
     return figures(rows)
 
 
+async def _counts(profile: Profile) -> dict[str, float | None]:
+    from bench.request_count import run_request_counts
+
+    result = await run_request_counts(profile)
+    print(result.table(), flush=True)
+    return result.figures()
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ack": _ack,
     "overhead": _overhead,
@@ -137,6 +145,7 @@ SCENARIOS: dict[str, Scenario] = {
     "fairness": _fairness,
     "mixes": _mixes,
     "multiproc": _multiproc,
+    "counts": _counts,
 }
 
 
@@ -161,6 +170,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "fairness": ("delivery_fast_host_delay_s",),
     "mixes": ("mix_worst_vs_oracle", "mix_switch_window2_vs_oracle"),
     "multiproc": ("mp_polls_per_s", "mp_double_claims", "mp_failover_s"),
+    "counts": (),
 }
 
 

@@ -66,14 +66,10 @@ async def test_count_four_makes_four_tasks_of_one_request_and_every_image_reache
         ]
         summary = await bot.store.usage.summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
         assert summary.used_today == 4
-        # Each image is in a message the member can see (today's sink: one message per task).
-        images = {
-            message["id"]
-            for message in fake.messages.values()
-            if any(a["filename"].endswith(".png") for a in message.get("attachments", []))
-        }
-        assert {str(j.result_message_id) for j in jobs if j} <= images
-        assert len({j.result_message_id for j in jobs if j}) == 4
+        # Every image is in the request's one message, in its order (bot/discord/request_message.py).
+        [message_id] = {j.result_message_id for j in jobs if j}
+        names = [a["filename"] for a in fake.messages[message_id or 0]["attachments"]]
+        assert names == [f"imagine-{n}-1.png" for n in (1, 2, 3, 4)]
     assert len(world.submits()) == 4
 
 

@@ -550,6 +550,77 @@ def delivered_history(
     return jobs, int(total[0]) if total else 0
 
 
+MAX_REQUEST_SIZE = 4  # the most images one request holds (/imagine count)
+
+
+def delivered_requests(
+    s: Session,
+    guild_id: int | None,
+    user_id: int,
+    limit: int,
+    *,
+    older_than: int | None = None,
+    newer_than: int | None = None,
+) -> tuple[list[list[Job]], int, bool]:
+    """A page of a member's posted requests, newest first, each with all its jobs in its order (the
+    images not posted included, to show their state); how many images were posted in all (counted up to
+    HISTORY_COUNT_CAP, on the index alone); and whether older requests follow. Keyset-paged by request
+    id (its first job's id, the smallest): the page just older than request `older_than`, or just newer
+    than job `newer_than`, or the newest page."""
+    server, server_params = _server(guild_id)
+    where = f"{server} AND user_id = :user AND status = 'delivered' AND result_message_id IS NOT NULL"
+    posts = "jobs" + indexed_by(s.dialect, "jobs_history_posts")
+    params = {**server_params, "user": user_id, "cap": HISTORY_COUNT_CAP}
+    total = s.row(f"SELECT COUNT(*) FROM (SELECT 1 FROM {posts} WHERE {where} LIMIT :cap) AS h", params)
+    if newer_than is not None:
+        page, params["edge"] = "AND id > :edge ORDER BY id ASC LIMIT :limit", newer_than
+    elif older_than is not None:
+        page, params["edge"] = "AND id < :edge ORDER BY id DESC LIMIT :limit", older_than
+    else:
+        page = "ORDER BY id DESC LIMIT :limit"
+    # One row more than the page first (requests of one image: as cheap as a page of images); if
+    # requests of several images make fewer than a page of requests of them, as many as can hold one.
+    for fetch in (limit + 1, limit * MAX_REQUEST_SIZE + 1):
+        rows = s.dicts(f"SELECT * FROM {posts} WHERE {where} {page}", {**params, "limit": fetch})
+        keys: list[int] = []
+        by_key: dict[int, list[Job]] = {}
+        for row in rows:
+            job = Job.from_row(row)
+            if job.request not in by_key:
+                keys.append(job.request)
+                by_key[job.request] = []
+            by_key[job.request].append(job)
+        if len(keys) > limit or len(rows) < fetch:
+            break
+    more = len(keys) > limit if newer_than is None else True  # paging newer: the page it came from
+    keys = keys[:limit]
+    if newer_than is not None:
+        keys.reverse()
+    # A request of several images: all its jobs, posted or not (on the jobs_request index).
+    several = [key for key in keys if by_key[key][0].request_size > 1]
+    if several:
+        marks, ids = listed("key", several)
+        for key in several:
+            by_key[key] = []
+        for row in s.dicts(
+            f"SELECT * FROM jobs WHERE request_id IN ({marks}) ORDER BY request_index, id", ids
+        ):
+            job = Job.from_row(row)
+            by_key[job.request].append(job)
+    groups = [sorted(by_key[key], key=lambda j: j.request_index) for key in keys]
+    return groups, int(total[0]) if total else 0, more
+
+
+def request_jobs(s: Session, request_id: int) -> list[Job]:
+    """The jobs of one request, in its order (1..N); a request of one is its job alone."""
+    rows = s.dicts(
+        "SELECT * FROM jobs WHERE request_id = :req ORDER BY request_index, id", {"req": request_id}
+    )
+    if not rows:
+        rows = s.dicts("SELECT * FROM jobs WHERE id = :req", {"req": request_id})
+    return [Job.from_row(row) for row in rows]
+
+
 def next_poll_time(s: Session, source: str) -> float | None:
     row = s.row(
         "SELECT MIN(next_poll_at) FROM jobs WHERE source = :source AND status = :running",
@@ -602,6 +673,8 @@ class Jobs(Repository):
     abandon = call(abandon)
     unfinished = call(unfinished_jobs)
     delivered_history = call(delivered_history)
+    of_request = call(request_jobs)
+    delivered_requests = call(delivered_requests)
     claim_due = call(claim_due_jobs)
     next_poll_time = call(next_poll_time)
     to_resume = call(jobs_to_resume)

@@ -1326,6 +1326,7 @@ class FakeDiscord:
         r.add_get(channel + "/messages", self._channel_history)
         r.add_post(channel + "/typing", self._typing)
         r.add_route("*", channel + r"/messages/{message_id:\d+}", self._channel_message)
+        r.add_get(a + r"/guilds/{guild_id:\d+}", self._get_guild)
         r.add_get(a + r"/guilds/{guild_id:\d+}/members/{user_id:\d+}", self._get_member)
         r.add_get(a + "/users/@me/guilds", self._my_guilds)
         r.add_get(a + r"/guilds/{guild_id:\d+}/channels", self._guild_channels)
@@ -1474,6 +1475,11 @@ class FakeDiscord:
                 for g in sorted(mine, key=lambda g: g.id)
             ]
         )
+
+    async def _get_guild(self, request: web.Request) -> web.Response:
+        """GET /guilds/{id}: the server object (no members or channels), as the bot token reads it."""
+        payload = self._guild_create_payload(self._guild(request), 0)
+        return self._json(_without(payload, "members", "channels", "joined_at", "large", "member_count"))
 
     async def _guild_channels(self, request: web.Request) -> web.Response:
         guild = self._guild(request)

@@ -20,7 +20,7 @@ from PIL import Image
 from bot.adapters.store import Store
 from bot.ops.config import Secret, Settings
 from bot.web.gallery_server import WebServer
-from testing.fake_discord import FakeDiscord
+from testing.fake_discord import MANAGE_MESSAGES, FakeDiscord
 from tests.gallery_seed import post_image
 
 T = TypeVar("T")
@@ -102,11 +102,12 @@ class WebWorld:
     def settings(self, **overrides: Any) -> Settings:
         port = free_port()
         base: dict[str, Any] = {
-            "discord_token": None,
             "api_key": Secret("web-test-api-key-never-shown"),
             "base_url": f"http://127.0.0.1:{self.pictures_port}",
             "database_path": self.root / "web.db",
             "discord_api_base": self.fake.api_base,
+            # The dashboard asks Discord for members' roles and posts the mod-log with the bot's token.
+            "discord_token": Secret(self.fake.token),
             "web_port": port,
             "web_session_secret": Secret(SESSION_SECRET),
             "discord_client_id": self.fake.application_id,
@@ -138,6 +139,9 @@ class WebWorld:
     async def _seed(self) -> None:
         fake, s = self.fake, self.seeded
         me = fake.user_id
+        # A moderator by Manage Messages alone (the fake's moderator also has Manage Server).
+        self.helper_role_id = fake.add_role(fake.guild_id, "Helper", MANAGE_MESSAGES)
+        self.helper_id = fake.add_member(fake.guild_id, username="helper-hana", roles=[self.helper_role_id])
         s.other_server_id = fake.add_guild("Second Home", owner_id=fake.owner_id)
         fake.add_member(s.other_server_id, me)
         english = ["a lighthouse at dusk", "a watercolor cat", "mountains in fog", "a red bicycle"]

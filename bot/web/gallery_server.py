@@ -24,6 +24,7 @@ from bot.ops import wiring
 from bot.ops.config import Settings
 from bot.ops.preflight import DISCORD_API
 from bot.web import pages
+from bot.web.dashboard.dashboard_pages import setup_dashboard
 from bot.web.guard import RateLimiter, security_headers
 from bot.web.oauth import CALLBACK_PATH, DiscordOAuth
 
@@ -109,6 +110,15 @@ def build_app(
     r.add_get("/images/{image_id}", pages.image_page)
     r.add_get("/images/{image_id}/picture/{index}", pages.image_bytes)
     r.add_static("/static/", HERE / "static", append_version=True)
+    # The moderators' dashboard (bot/web/dashboard/): Discord's API with the bot's token, for roles.
+    setup_dashboard(
+        app,
+        store,
+        http,
+        api_base=settings.discord_api_base or DISCORD_API,
+        bot_token=settings.discord_token.reveal() if settings.discord_token else None,
+        bot_default_quota=settings.default_daily_quota,
+    )
     return app
 
 

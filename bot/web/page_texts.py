@@ -4,6 +4,7 @@ language: the browser's first supported language, else their Discord locale, els
 from __future__ import annotations
 
 from bot.core.i18n import N_, language_for, t
+from bot.web.dashboard.dashboard_texts import DASHBOARD_TEXTS
 
 # Each page reads these by key; a template never holds a sentence of its own.
 PAGE_TEXTS = {
@@ -55,6 +56,7 @@ PAGE_TEXTS = {
     "expired": N_("This form has expired. Please reload the page and try again."),
     "error_title": N_("Something went wrong"),
     "error": N_("Something went wrong on our side. Please try again in a moment."),
+    **DASHBOARD_TEXTS,  # the moderators' dashboard (bot/web/dashboard/)
 }
 SHIPPED = {"zh": "zh-CN", "en": "en"}
 

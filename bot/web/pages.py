@@ -20,6 +20,7 @@ from aiohttp_session import Session, get_session, new_session
 from bot.adapters.store import GalleryFilter, GalleryImage, Store
 from bot.core.image_contract import ASPECT_RATIOS
 from bot.core.prompt_words import query_terms
+from bot.web.dashboard.access import STAFF_KEY, staff_at_sign_in
 from bot.web.guard import CSRF_FIELD, RateLimiter, csrf_ok, csrf_token
 from bot.web.oauth import DiscordOAuth, OAuthError, new_state
 from bot.web.page_texts import page_texts, reader_language
@@ -135,6 +136,8 @@ async def oauth_callback(request: web.Request) -> web.Response:
     session["locale"] = user.locale
     # Names of the member's servers that their images come from (kept small: it lives in the cookie).
     session["guilds"] = {str(g): user.guilds[g][:100] for g in facets.servers if g in user.guilds}
+    # The servers whose dashboard they may open (bot/web/dashboard/access.py).
+    session[STAFF_KEY] = staff_at_sign_in(user.permissions, time.time())
     csrf_token(session)
     log.info("web sign-in: member %s", user.id)
     raise web.HTTPSeeOther("/me")

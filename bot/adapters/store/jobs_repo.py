@@ -172,8 +172,10 @@ def mark_running(s: Session, job_id: int, task_id: str, submitted_at: float, nex
     """The API took the request. False if the job was cancelled meanwhile."""
     with s.write() as tx:
         cursor = tx.execute(
+            # Between its polls a running job is in nobody's hands (as after `record_poll`): the
+            # submitter's lease ends here, and whoever is free polls it when it is due.
             "UPDATE jobs SET status = :running, task_id = :task, submitted_at = :submitted,"
-            " next_poll_at = :next, api_status = 'pending'"
+            " next_poll_at = :next, api_status = 'pending', lease_owner = NULL, leased_until = NULL"
             " WHERE id = :id AND status IN (:submitting, :queued)",
             {
                 "running": JobStatus.RUNNING.value,
@@ -470,19 +472,31 @@ def renew_leases(s: Session, held: list[int], polling: list[int], now: float, le
 
 
 def take_over_jobs(s: Session, source: str, now: float, lease: float, limit: int = 100) -> list[Job]:
-    """Work a process left when it died (or stopped): queued, being sent, finished but not delivered,
-    or ended without the requester told, whose lease has run out. The rows returned are now held by
-    this process. Only rows that carry a lease are looked at, on the partial index jobs_lease_owner,
-    so a periodic call costs little however long the jobs table grows. (Rows without any lease, e.g.
+    """Work a process left when it died (or stopped), whose lease has run out: queued, being sent,
+    finished but not delivered, or ended without the requester told, and running jobs whose poll it
+    had claimed. The rows returned are now held by this process (a running one claimed for a poll,
+    to be polled at once: its take-over does not wait its turn behind the due polls). Only rows that
+    carry a lease are looked at, on the partial index jobs_lease_owner, so a periodic call costs
+    little however many jobs are in flight or the jobs table holds. (Rows without any lease, e.g.
     copied by migrate-db, are taken by `jobs_to_resume` at start-up.)"""
     marks, states = listed("state", [st.value for st in (*_RESUMABLE, *_ENDED)])
     with s.write() as tx:
         rows = tx.dicts(
-            "UPDATE jobs SET lease_owner = :owner, leased_until = :until WHERE id IN ("
+            "UPDATE jobs SET lease_owner = :owner, leased_until = :until,"
+            " next_poll_at = CASE WHEN status = :running THEN :until ELSE next_poll_at END WHERE id IN ("
             " SELECT id FROM jobs WHERE lease_owner IS NOT NULL AND leased_until <= :now AND source = :source"
-            f" AND delivered_at IS NULL AND status IN ({marks}) ORDER BY id LIMIT :limit"
-            f"{skip_locked(s.dialect)}) RETURNING *",
-            {"owner": s.owner, "until": now + lease, "now": now, "source": source, "limit": limit, **states},
+            f" AND delivered_at IS NULL AND (status IN ({marks})"
+            " OR status = :running AND next_poll_at <= :now)"
+            f" ORDER BY id LIMIT :limit{skip_locked(s.dialect)}) RETURNING *",
+            {
+                "owner": s.owner,
+                "until": now + lease,
+                "now": now,
+                "source": source,
+                "limit": limit,
+                "running": JobStatus.RUNNING.value,
+                **states,
+            },
         )
     return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
 

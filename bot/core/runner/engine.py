@@ -156,6 +156,9 @@ class JobRunner(Admission):
         elif job.status is JobStatus.SUBMITTING:
             log.warning("job %s: submit was cut off by a restart; not resubmitting", job.id)
             registry.spawn_for(job.id, deliverer.end(job, JobStatus.UNKNOWN, MSG_INTERRUPTED))
+        elif job.status is JobStatus.RUNNING:
+            # A poll claim of a process that died: polled now, ahead of the due polls.
+            self.poller.poll_now(job)
         elif job.status is JobStatus.COMPLETED:
             registry.spawn_for(job.id, deliverer.deliver_after_restart(job))
         else:

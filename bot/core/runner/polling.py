@@ -87,6 +87,10 @@ class Poller:
             return p.config.idle_wait  # a finishing poll wakes the loop
         return p.config.idle_wait if next_at is None else max(0.0, next_at - now)
 
+    def poll_now(self, job: Job) -> None:
+        """Poll a job this process has just claimed outside the loop (taken over from a dead one)."""
+        self.parts.registry.spawn_for(job.id, self._poll_one(job), poll=True)
+
     async def _probe(self, now: float) -> float:
         """During an outage: one request at a time, at growing intervals, instead of every job's
         polls. Returns how long to sleep."""

@@ -13,6 +13,7 @@ from bot.adapters.store.interface import Session, Tx
 from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.statements import indexed_by, listed, skip_locked
 from bot.core.models import MAX_FOLLOWUPS, ImageRequest, Job, JobStatus, Origin
+from bot.core.runner.ports import PollRecord
 
 _RESUMABLE = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.COMPLETED)
 _DONE_OK = (JobStatus.COMPLETED, JobStatus.DELIVERED)
@@ -211,19 +212,48 @@ def record_poll(
             # costs one early poll: it need not wait for the disk.
             tx.execute("SET LOCAL synchronous_commit = off")
         cursor = tx.execute(
-            "UPDATE jobs SET poll_count = poll_count + 1, next_poll_at = :next, poll_errors = :errors,"
-            " api_status = COALESCE(:api_status, api_status), trace_id = COALESCE(:trace, trace_id),"
-            " lease_owner = NULL, leased_until = NULL WHERE id = :id AND status = :running",
-            {
-                "next": next_poll_at,
-                "errors": poll_errors,
-                "api_status": api_status,
-                "trace": trace_id,
-                "id": job_id,
-                "running": JobStatus.RUNNING.value,
-            },
+            _RECORD_POLL, _record_params(job_id, api_status, trace_id, next_poll_at, poll_errors)
         )
     return cursor.rowcount > 0
+
+
+_RECORD_POLL = (
+    "UPDATE jobs SET poll_count = poll_count + 1, next_poll_at = :next, poll_errors = :errors,"
+    " api_status = COALESCE(:api_status, api_status), trace_id = COALESCE(:trace, trace_id),"
+    " lease_owner = NULL, leased_until = NULL WHERE id = :id AND status = :running"
+)
+
+
+def _record_params(
+    job_id: int, api_status: str | None, trace_id: str | None, next_poll_at: float, poll_errors: int
+) -> dict[str, Any]:
+    return {
+        "next": next_poll_at,
+        "errors": poll_errors,
+        "api_status": api_status,
+        "trace": trace_id,
+        "id": job_id,
+        "running": JobStatus.RUNNING.value,
+    }
+
+
+def record_polls(s: Session, records: list[PollRecord]) -> set[int]:
+    """Many polls' outcomes in one transaction (`record_poll` for each); returns the ids of the jobs
+    still running, whose record was written. Every poll's claim ends."""
+    running: set[int] = set()
+    with s.write() as tx:
+        if s.dialect == "postgresql":
+            tx.execute("SET LOCAL synchronous_commit = off")  # as in record_poll
+        for record in records:
+            cursor = tx.execute(
+                _RECORD_POLL,
+                _record_params(
+                    record.job_id, record.api_status, record.trace_id, record.next_poll_at, record.poll_errors
+                ),
+            )
+            if cursor.rowcount > 0:
+                running.add(record.job_id)
+    return running
 
 
 def mark_completed(
@@ -605,6 +635,7 @@ class Jobs(Repository):
     mark_submitting = call(mark_submitting)
     mark_running = call(mark_running)
     record_poll = call(record_poll)
+    record_polls = call(record_polls)
     mark_completed = call(mark_completed)
     mark_ended = call(mark_ended)
     mark_delivered = call(mark_delivered)

@@ -91,7 +91,7 @@ async def run(args: argparse.Namespace) -> None:
         schedule = PollSchedule(args.interval, args.interval, args.interval)  # a fixed poller
     else:
         schedule = PollSchedule(low, args.poll_max or high, first)
-    config = RunnerConfig(shutdown_grace=1.0)
+    config = RunnerConfig(shutdown_grace=1.0, concurrency=args.concurrency or RunnerConfig.concurrency)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with open_session(FetchPolicy.build(args.base_url)) as session:
@@ -158,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lease", type=float, required=True)
     parser.add_argument("--poll-max", type=float, default=0.0, help="POLL_MAX_INTERVAL (0: the default)")
     parser.add_argument("--interval", type=float, default=0.0, help="poll every N seconds (0: learned)")
+    parser.add_argument("--concurrency", type=int, default=0, help="polls in flight at most (0: the default)")
     parser.add_argument("--log", type=Path, required=True)
     args = parser.parse_args(argv)
     if not args.base_url.startswith("http://127.0.0.1:"):

@@ -66,6 +66,7 @@ class Load:
     after: float = 2.0
     interval: float = 0.0
     kill: bool = True
+    concurrency: int = 0  # polls in flight per process at most (0: the runner's default)
 
     @classmethod
     def of(cls, profile: Profile) -> Load:
@@ -103,6 +104,8 @@ async def workers(base_url: str, url: str, load: Load, folder: Path) -> AsyncIte
                 str(load.poll_max),
                 "--interval",
                 str(load.interval),
+                "--concurrency",
+                str(load.concurrency),
                 "--log",
                 str(log),
                 cwd=REPO,

@@ -49,6 +49,7 @@ START_TIMEOUT = 180.0
 class Worker:
     process: asyncio.subprocess.Process
     log: Path
+    drain: asyncio.Task[None] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,14 +121,26 @@ async def workers(base_url: str, url: str, load: Load, folder: Path) -> AsyncIte
             if worker.process.returncode is None:
                 worker.process.kill()
             await worker.process.wait()
+            if worker.drain is not None:
+                await worker.drain
 
 
 async def _ready(worker: Worker) -> None:
-    assert worker.process.stdout is not None
-    while line := await worker.process.stdout.readline():
+    """Until the worker says "ready"; from then on its output goes on to a file beside its log (a
+    pipe nobody reads fills up, and a worker writing a log line into it would stop dead)."""
+    out = worker.process.stdout
+    assert out is not None
+    while line := await out.readline():
         if line.strip() == b"ready":
+            worker.drain = asyncio.create_task(_keep(out, worker.log.with_suffix(".out")))
             return
     raise RuntimeError(f"a worker exited before it was ready (exit {worker.process.returncode})")
+
+
+async def _keep(stream: asyncio.StreamReader, path: Path) -> None:
+    with path.open("ab") as kept:
+        while chunk := await stream.read(65536):
+            kept.write(chunk)
 
 
 def _left_with(url: str, owner: str) -> int:

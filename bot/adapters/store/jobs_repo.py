@@ -478,18 +478,23 @@ def renew_leases(s: Session, held: list[int], polling: list[int], now: float, le
     now, and a poll still in flight keeps its claim (`next_poll_at`) as long. Rows another process
     has taken meanwhile are left alone. Returns how many rows were renewed."""
     renewed = 0
+    # Rows are locked in id order, as `record_polls` takes them: two multi-row writes that lock in
+    # different orders can deadlock.
+    in_order = "" if s.dialect == "sqlite" else " ORDER BY id FOR UPDATE"
     with s.write() as tx:
         if held:
             marks, ids = listed("id", held)
             renewed += tx.execute(
-                f"UPDATE jobs SET leased_until = :until WHERE lease_owner = :owner AND id IN ({marks})",
+                "UPDATE jobs SET leased_until = :until WHERE id IN (SELECT id FROM jobs"
+                f" WHERE lease_owner = :owner AND id IN ({marks}){in_order})",
                 {"until": now + lease, "owner": s.owner, **ids},
             ).rowcount
         if polling:
             marks, ids = listed("id", polling)
             renewed += tx.execute(
-                "UPDATE jobs SET next_poll_at = :until, leased_until = :until WHERE lease_owner = :owner"
-                f" AND status = :running AND next_poll_at > :now AND id IN ({marks})",
+                "UPDATE jobs SET next_poll_at = :until, leased_until = :until WHERE id IN ("
+                " SELECT id FROM jobs WHERE lease_owner = :owner AND status = :running"
+                f" AND next_poll_at > :now AND id IN ({marks}){in_order})",
                 {
                     "until": now + lease,
                     "owner": s.owner,

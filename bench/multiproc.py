@@ -172,6 +172,20 @@ async def _kill_while_holding(victim: Worker, url: str, owner: str, patience: fl
                 return [int(r[0]) for r in rows]
 
 
+def _left_by_status(url: str, owner: str) -> list[tuple[object, ...]]:
+    """(status, jobs, seconds to the soonest next poll, seconds to the soonest lease end) of what the
+    owner still holds."""
+    with psycopg.connect(url) as conn:
+        return list(
+            conn.execute(
+                "SELECT status, COUNT(*), MIN(next_poll_at) - EXTRACT(EPOCH FROM now()),"
+                " MIN(leased_until) - EXTRACT(EPOCH FROM now()) FROM jobs"
+                " WHERE lease_owner = %s AND delivered_at IS NULL GROUP BY status",
+                [owner],
+            ).fetchall()
+        )
+
+
 def _still_held(url: str, owner: str, ids: list[int]) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute(
@@ -384,17 +398,24 @@ async def run_load(load: Load, sandbox: Sandbox, url: str, history: list[float])
                     if held_taken is None and not await asyncio.to_thread(_still_held, url, owner, held):
                         held_taken = time.monotonic() - killed
                     if time.monotonic() - killed > limit:
-                        raise RuntimeError(f"the victim's jobs were not taken over within {limit:.0f} s")
+                        # A finding, not a failure of the benchmark: say what is left, and go on.
+                        left = await asyncio.to_thread(_left_by_status, url, owner)
+                        print(f"[bench] not taken over within {limit:.0f} s: {left}", file=sys.stderr)
+                        break
                     await asyncio.sleep(0.05)
-                failover = time.monotonic() - killed
-                held_taken = failover if held_taken is None else held_taken
+                else:
+                    failover = time.monotonic() - killed
+                    held_taken = failover if held_taken is None else held_taken
                 # The window after the failover is measured too: what is handed over twice in it counts.
                 await asyncio.sleep(load.after)
             measured_to = time.time()
             for worker in running:
                 if worker.process.returncode is None:
                     worker.process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(asyncio.gather(*(w.process.wait() for w in running)), 30.0)
+            try:
+                await asyncio.wait_for(asyncio.gather(*(w.process.wait() for w in running)), 30.0)
+            except TimeoutError:  # an overloaded worker: its log lines are written already
+                print("[bench] a worker did not stop within 30 s of SIGTERM; killed", file=sys.stderr)
             logs = [read_log(w.log) for w in running]
     polls = [log.polls for log in logs]
     in_window = sum(
@@ -461,7 +482,8 @@ async def run_multiproc(profile: Profile) -> MultiprocResult:
             result = await run_load(load, sandbox, url, [draw(rng) for _ in range(profile.mp_history)])
         finally:
             await sandbox.stop()
-    assert result.failover_s is not None and result.held_taken_s is not None
+    if result.failover_s is None or result.held_taken_s is None:
+        raise RuntimeError("the killed worker's jobs were not taken over")
     return MultiprocResult(
         jobs=load.jobs // load.processes * load.processes,
         lease=load.lease,

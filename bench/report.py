@@ -140,6 +140,7 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("cap_takeover_goal_s", "take-over goal (lease + poll max)", "s", 0),
     ("cap_polls_needed_per_s_10000", "model: polls/s needed for 10,000 in flight", "/s", 0),
     ("cap_runner_cores_needed_10000", "model: runner cores needed for them", "", 2),
+    ("cap_pg_cores_needed_10000", "model: PostgreSQL cores needed for them", "", 2),
 )
 
 

@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imagine.add_argument("--out", type=Path, metavar="FILE", help=terminal_imagine.OUT_HELP)
     imagine.add_argument("--force", action="store_true", help="replace an existing --out file")
+    imagine.add_argument(
+        "--count", type=int, choices=range(1, 5), default=1, metavar="N", help=terminal_imagine.COUNT_HELP
+    )
 
     sandbox_parser = sub.add_parser("sandbox", help="run the offline stand-in for the image API")
     sandbox.build_arg_parser(sandbox_parser)
@@ -392,7 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "imagine":
             return asyncio.run(
-                run_imagine(settings, args.prompt, args.aspect, args.ref, args.out, force=args.force)
+                run_imagine(
+                    settings, args.prompt, args.aspect, args.ref, args.out, force=args.force, count=args.count
+                )
             )
         if command == "stats":
             return asyncio.run(run_stats(settings, args.guild, args.days))

@@ -103,6 +103,12 @@ async def _multiproc(profile: Profile) -> dict[str, float | None]:
     return (await run_multiproc(profile)).figures()
 
 
+async def _capacity(profile: Profile) -> dict[str, float | None]:
+    from bench.capacity import run_capacity
+
+    return (await run_capacity(profile)).figures()
+
+
 async def _fairness(profile: Profile) -> dict[str, float | None]:
     from bench.delivery_fairness import run_delivery_fairness
 
@@ -146,6 +152,7 @@ SCENARIOS: dict[str, Scenario] = {
     "mixes": _mixes,
     "multiproc": _multiproc,
     "counts": _counts,
+    "capacity": _capacity,
 }
 
 
@@ -171,6 +178,15 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "mixes": ("mix_worst_vs_oracle", "mix_switch_window2_vs_oracle"),
     "multiproc": ("mp_polls_per_s", "mp_double_claims", "mp_failover_s"),
     "counts": (),
+    "capacity": (
+        "cap_cpu_per_poll_ms",
+        "cap_polls_per_s_per_core",
+        "cap_capacity_jobs",
+        "cap_takeover_max_s",
+        "cap_double_claims",
+        "cap_images_shown_twice",
+        "cap_loop_lag_p99_ms",
+    ),
 }
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from bench.lag import LagProbe, probing
 from bench.mix import adaptive_schedule_args
 from bench.recording_sink import TimingSink
 from bot.adapters.image_api import ImageApi, TaskStatus
@@ -33,6 +34,7 @@ from bot.ops.runner_wiring import build_runner
 
 SOURCE = "bench-mp"
 INTAKE_LIMIT = 120.0
+METER_PERIOD = 1.0
 
 
 class LoggedApi(ImageApi):
@@ -43,9 +45,14 @@ class LoggedApi(ImageApi):
     async def poll(self, task_id: str) -> TaskStatus:
         started = time.time()
         try:
-            return await super().poll(task_id)
+            answer = await super().poll(task_id)
         finally:
             self.log.write(f"P {task_id} {started:.6f} {time.time():.6f}\n")
+        if answer.is_final:
+            # Monotonic time is the machine's, so the orchestrator's sandbox can tell how long after
+            # the task's end this poll saw it: the schedule's overhead.
+            self.log.write(f"C {task_id} {time.monotonic():.6f}\n")
+        return answer
 
     async def submit(self, prompt: str, aspect_ratio: str | None, reference_urls: Sequence[str]) -> str:
         task_id = await super().submit(prompt, aspect_ratio, reference_urls)
@@ -55,6 +62,7 @@ class LoggedApi(ImageApi):
 
 class LoggedSink(TimingSink):
     log: TextIO
+    folder: Path
 
     async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt:
         self.log.write(f"D {job.id} {time.time():.6f}\n")
@@ -64,29 +72,47 @@ class LoggedSink(TimingSink):
         self.log.write(f"F {job.id} {time.time():.6f}\n")
         return await super().fail(job, reason)
 
+    async def find_delivery(self, job: Job) -> DeliveryReceipt | None:
+        """As the bot looks for its post on Discord before posting a taken-over image again: a process
+        that died between posting and recording it posted it already. The workers' logs are the
+        channel here (every worker logs to the same folder, each post before it returns)."""
+        posted = f"D {job.id} "
+        for path in self.folder.glob("*.log"):
+            if any(line.startswith(posted) for line in path.read_text().splitlines()):
+                return DeliveryReceipt("bench")
+        return None
+
 
 async def run(args: argparse.Namespace) -> None:
     log = args.log.open("a", buffering=1)  # line-buffered: every line is out before the next
     store = await Store.open_url(args.database_url, lease=args.lease)
     low, high, first = adaptive_schedule_args()
-    schedule = PollSchedule(low, args.poll_max or high, first)
-    config = RunnerConfig(shutdown_grace=1.0)
+    if args.interval:
+        schedule = PollSchedule(args.interval, args.interval, args.interval)  # a fixed poller
+    else:
+        schedule = PollSchedule(low, args.poll_max or high, first)
+    config = RunnerConfig(shutdown_grace=1.0, concurrency=args.concurrency or RunnerConfig.concurrency)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with open_session(FetchPolicy.build(args.base_url)) as session:
         api = LoggedApi(session, args.base_url, "sandbox-key", "grok-imagine-image", timeout=30.0)
         api.log = log
         sink = LoggedSink()
-        sink.log = log
+        sink.log, sink.folder = log, args.log.parent
         runner = build_runner(store, api, session, sink, config, schedule=schedule, source=SOURCE)
         try:
             log.write(f"O {store.owner}\n")
             await runner.start()
             for i in range(args.jobs):
                 await runner.enqueue(ImageRequest(f"{args.name} {i}"), Origin(source=SOURCE))
-            await sink.wait_submitted(args.jobs, INTAKE_LIMIT)
+            await sink.wait_submitted(args.jobs, max(INTAKE_LIMIT, args.jobs / 10.0))
             print("ready", flush=True)
-            await _hold_in_flight(runner, sink, args, stop)
+            async with probing() as probe:
+                meter = asyncio.create_task(_meter(log, probe, stop))
+                try:
+                    await _hold_in_flight(runner, sink, args, stop)
+                finally:
+                    meter.cancel()
         finally:
             await runner.stop()
             await store.close()
@@ -112,6 +138,17 @@ async def _hold_in_flight(
         stopping.cancel()
 
 
+async def _meter(log: TextIO, probe: LagProbe, stop: asyncio.Event) -> None:
+    """Every second: this process's CPU seconds so far (all threads) and its event-loop lag samples
+    since the last line, so the orchestrator can cut any window out of the run."""
+    seen = 0
+    while not stop.is_set():
+        await asyncio.sleep(METER_PERIOD)
+        samples = probe.samples_ms[seen:]
+        seen += len(samples)
+        log.write(f"M {time.time():.6f} {time.process_time():.6f} {','.join(f'{s:.2f}' for s in samples)}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.mpworker", description=__doc__)
     parser.add_argument("--name", required=True)
@@ -120,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, required=True)
     parser.add_argument("--lease", type=float, required=True)
     parser.add_argument("--poll-max", type=float, default=0.0, help="POLL_MAX_INTERVAL (0: the default)")
+    parser.add_argument("--interval", type=float, default=0.0, help="poll every N seconds (0: learned)")
+    parser.add_argument("--concurrency", type=int, default=0, help="polls in flight at most (0: the default)")
     parser.add_argument("--log", type=Path, required=True)
     args = parser.parse_args(argv)
     if not args.base_url.startswith("http://127.0.0.1:"):

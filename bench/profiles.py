@@ -60,6 +60,14 @@ class Profile:
     mp_after: float = 2.0
     # A job whose image is on a fast host, timed this many times alone and beside eight trickling jobs.
     fairness_rounds: int = 5
+    # Capacity (bench.capacity): tasks that never end polled every second by one process for
+    # `cap_cost_seconds`; then each load of `cap_loads` (tasks in flight over three processes, with the
+    # mp_ lease, poll maximum and durations) measured for `cap_seconds` after `cap_warmup`.
+    cap_cost_jobs: int = 1500
+    cap_cost_seconds: float = 15.0
+    cap_loads: tuple[int, ...] = (1000, 2000, 5000, 10000)
+    cap_seconds: float = 30.0
+    cap_warmup: float = 20.0
 
 
 FULL = Profile(
@@ -94,6 +102,10 @@ QUICK = Profile(
     mix_runs=2,
     mp_seconds=8.0,
     mp_lease=5.0,
+    cap_cost_seconds=8.0,
+    cap_loads=(1000, 2000, 5000),
+    cap_seconds=15.0,
+    cap_warmup=10.0,
 )
 SMOKE = Profile(
     "smoke",
@@ -128,4 +140,9 @@ SMOKE = Profile(
     mp_history=20,
     mp_after=0.5,
     fairness_rounds=1,
+    cap_cost_jobs=60,
+    cap_cost_seconds=1.5,
+    cap_loads=(30,),
+    cap_seconds=1.5,
+    cap_warmup=0.5,
 )

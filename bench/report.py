@@ -53,6 +53,14 @@ ROWS: tuple[Row, ...] = (
     Row("mp_double_claims", "tasks polled by two processes at once", "", 0, 0),
     # JOB_LEASE_SECONDS as `make bench` sets it (10 s) + POLL_MAX_INTERVAL (15 s)
     Row("mp_failover_s", "SIGKILL of one -> its jobs taken over", "s", 2, 25),
+    Row("cap_cpu_per_poll_ms", "runner CPU per poll (polling flat out)", "ms", 3),
+    Row("cap_polls_per_s_per_core", "polls/s one core sustains (runner)", "/s", 0),
+    Row("cap_capacity_jobs", "tasks in flight, overhead within 10 % of 1000's", "", 0),
+    # JOB_LEASE_SECONDS (10 s) + POLL_MAX_INTERVAL (15 s), at every load up to the capacity
+    Row("cap_takeover_max_s", "SIGKILL -> jobs taken over, loads up to capacity", "s", 2, 25),
+    Row("cap_double_claims", "capacity runs: tasks polled by two at once", "", 0, 0),
+    Row("cap_images_shown_twice", "capacity runs: images shown twice", "", 0, 0),
+    Row("cap_loop_lag_p99_ms", "event-loop lag p99, worst process, up to capacity", "ms", 1, 20),
 )
 REQUIRED_KEYS = tuple(row.key for row in ROWS)
 
@@ -125,6 +133,14 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("mp_double_submits", "prompts submitted twice", "", 0),
     ("mp_double_deliveries", "outcomes handed over twice", "", 0),
     ("mp_outcomes", "outcomes handed over in all", "", 0),
+    ("cap_pg_cpu_per_poll_ms", "PostgreSQL CPU per poll (polling flat out)", "ms", 3),
+    ("cap_sandbox_cpu_per_poll_ms", "sandbox CPU per poll", "ms", 3),
+    ("cap_cost_polls_per_s", "polls/s of one process polling flat out", "/s", 0),
+    ("cap_cost_runner_cores", "cores that process used", "", 2),
+    ("cap_takeover_goal_s", "take-over goal (lease + poll max)", "s", 0),
+    ("cap_polls_needed_per_s_10000", "model: polls/s needed for 10,000 in flight", "/s", 0),
+    ("cap_runner_cores_needed_10000", "model: runner cores needed for them", "", 2),
+    ("cap_pg_cores_needed_10000", "model: PostgreSQL cores needed for them", "", 2),
 )
 
 

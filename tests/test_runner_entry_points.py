@@ -145,7 +145,7 @@ async def test_unreadable_poll_answers_are_retried_and_the_job_delivered(
 
 class BrokenStore:
     """The real store, but one write fails with an error no database raises (a bug, say). `method` is
-    `repository.method` (`jobs.record_poll`)."""
+    `repository.method` (`jobs.record_polls`)."""
 
     def __init__(self, store: Any, method: str) -> None:
         self._store, self._method = store, method
@@ -172,7 +172,7 @@ async def test_an_unexpected_error_while_polling_ends_the_job_refunded(
     async with open_session(FetchPolicy.build(base, ())) as session:
         store = await Store.open(db_path)
         api = ImageApi(session, base, "sandbox-key", "grok-imagine-image", timeout=5.0)
-        broken: Any = BrokenStore(store, "jobs.record_poll")
+        broken: Any = BrokenStore(store, "jobs.record_polls")
         runner = build_runner(broken, api, session, sink, FAST_RUNNER, schedule=FAST_SCHEDULE, source="test")
         try:
             await runner.start()

@@ -296,9 +296,32 @@ async def test_renewed_leases_are_kept_and_lapsed_ones_are_taken_over(three: lis
     assert await live.jobs.take_over("discord", after + 1, lease, 10) == []  # `other` holds them now
     # The renewed poll claim still holds: the job is not due for anyone else.
     assert await other.jobs.claim_due("discord", after, 10, lease) == []
-    # A clean stop ends its leases at once: the others take its work over on their next round.
+    # A clean stop ends its leases at once: the others take its work over on their next round,
+    # the job whose poll it had claimed too (claimed by the taker, to be polled at once).
     await live.close()
-    assert [j.id for j in await other.jobs.take_over("discord", after + 2, lease, 10)] == [kept.id]
+    taken = await other.jobs.take_over("discord", after + 2, lease, 10)
+    assert [(j.id, j.status) for j in taken] == [(kept.id, JobStatus.QUEUED), (polled, JobStatus.RUNNING)]
+    assert await dead.jobs.claim_due("discord", after + 3, 10, lease) == []  # the taker's claim holds
+
+
+async def test_a_dead_processs_poll_claims_are_taken_over_ahead_of_due_polls(three: list[Store]) -> None:
+    """Take-over does not wait behind ordinary polling: a poll claim that ran out comes back through
+    `take_over_jobs` whatever the number of due polls; a running job between polls carries no lease."""
+    live, dead, _ = three
+    lease = live.lease
+    ids = await running_jobs(live, 5)
+    [claimed] = await dead.jobs.claim_due("discord", NOW + 1, 1, lease)
+    assert await live.jobs.take_over("discord", NOW + lease, lease, 10) == []  # the claim still holds
+    # Later: every other job is due (a backlog), and the dead process's claim has run out.
+    later = NOW + lease + 2
+    taken = await live.jobs.take_over("discord", later, lease, 10)
+    assert [(j.id, j.status) for j in taken] == [(claimed.id, JobStatus.RUNNING)]
+    due = await live.jobs.claim_due("discord", later, 10, lease)
+    assert sorted(j.id for j in due) == sorted(set(ids) - {claimed.id})
+    for job in due:
+        assert await live.jobs.record_poll(job.id, "processing", None, later + 30, 0)
+    # Recorded polls leave no lease behind, and the taker's claim holds: nothing to take over.
+    assert await dead.jobs.take_over("discord", later + 1, lease, 10) == []
 
 
 async def test_a_clean_stop_hands_its_jobs_over_at_once(pg_url: str) -> None:

@@ -14,6 +14,7 @@ from bot.adapters.store.interface import Session, Tx
 from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.statements import indexed_by, listed, skip_locked
 from bot.core.models import MAX_FOLLOWUPS, ImageRequest, Job, JobStatus, Origin
+from bot.core.runner.ports import PollRecord
 
 _RESUMABLE = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.COMPLETED)
 _DONE_OK = (JobStatus.COMPLETED, JobStatus.DELIVERED)
@@ -173,8 +174,10 @@ def mark_running(s: Session, job_id: int, task_id: str, submitted_at: float, nex
     """The API took the request. False if the job was cancelled meanwhile."""
     with s.write() as tx:
         cursor = tx.execute(
+            # Between its polls a running job is in nobody's hands (as after `record_poll`): the
+            # submitter's lease ends here, and whoever is free polls it when it is due.
             "UPDATE jobs SET status = :running, task_id = :task, submitted_at = :submitted,"
-            " next_poll_at = :next, api_status = 'pending'"
+            " next_poll_at = :next, api_status = 'pending', lease_owner = NULL, leased_until = NULL"
             " WHERE id = :id AND status IN (:submitting, :queued)",
             {
                 "running": JobStatus.RUNNING.value,
@@ -210,19 +213,48 @@ def record_poll(
             # costs one early poll: it need not wait for the disk.
             tx.execute("SET LOCAL synchronous_commit = off")
         cursor = tx.execute(
-            "UPDATE jobs SET poll_count = poll_count + 1, next_poll_at = :next, poll_errors = :errors,"
-            " api_status = COALESCE(:api_status, api_status), trace_id = COALESCE(:trace, trace_id),"
-            " lease_owner = NULL, leased_until = NULL WHERE id = :id AND status = :running",
-            {
-                "next": next_poll_at,
-                "errors": poll_errors,
-                "api_status": api_status,
-                "trace": trace_id,
-                "id": job_id,
-                "running": JobStatus.RUNNING.value,
-            },
+            _RECORD_POLL, _record_params(job_id, api_status, trace_id, next_poll_at, poll_errors)
         )
     return cursor.rowcount > 0
+
+
+_RECORD_POLL = (
+    "UPDATE jobs SET poll_count = poll_count + 1, next_poll_at = :next, poll_errors = :errors,"
+    " api_status = COALESCE(:api_status, api_status), trace_id = COALESCE(:trace, trace_id),"
+    " lease_owner = NULL, leased_until = NULL WHERE id = :id AND status = :running"
+)
+
+
+def _record_params(
+    job_id: int, api_status: str | None, trace_id: str | None, next_poll_at: float, poll_errors: int
+) -> dict[str, Any]:
+    return {
+        "next": next_poll_at,
+        "errors": poll_errors,
+        "api_status": api_status,
+        "trace": trace_id,
+        "id": job_id,
+        "running": JobStatus.RUNNING.value,
+    }
+
+
+def record_polls(s: Session, records: list[PollRecord]) -> set[int]:
+    """Many polls' outcomes in one transaction (`record_poll` for each); returns the ids of the jobs
+    still running, whose record was written. Every poll's claim ends."""
+    running: set[int] = set()
+    with s.write() as tx:
+        if s.dialect == "postgresql":
+            tx.execute("SET LOCAL synchronous_commit = off")  # as in record_poll
+        for record in records:
+            cursor = tx.execute(
+                _RECORD_POLL,
+                _record_params(
+                    record.job_id, record.api_status, record.trace_id, record.next_poll_at, record.poll_errors
+                ),
+            )
+            if cursor.rowcount > 0:
+                running.add(record.job_id)
+    return running
 
 
 def mark_completed(
@@ -450,18 +482,23 @@ def renew_leases(s: Session, held: list[int], polling: list[int], now: float, le
     now, and a poll still in flight keeps its claim (`next_poll_at`) as long. Rows another process
     has taken meanwhile are left alone. Returns how many rows were renewed."""
     renewed = 0
+    # Rows are locked in id order, as `record_polls` takes them: two multi-row writes that lock in
+    # different orders can deadlock.
+    in_order = "" if s.dialect == "sqlite" else " ORDER BY id FOR UPDATE"
     with s.write() as tx:
         if held:
             marks, ids = listed("id", held)
             renewed += tx.execute(
-                f"UPDATE jobs SET leased_until = :until WHERE lease_owner = :owner AND id IN ({marks})",
+                "UPDATE jobs SET leased_until = :until WHERE id IN (SELECT id FROM jobs"
+                f" WHERE lease_owner = :owner AND id IN ({marks}){in_order})",
                 {"until": now + lease, "owner": s.owner, **ids},
             ).rowcount
         if polling:
             marks, ids = listed("id", polling)
             renewed += tx.execute(
-                "UPDATE jobs SET next_poll_at = :until, leased_until = :until WHERE lease_owner = :owner"
-                f" AND status = :running AND next_poll_at > :now AND id IN ({marks})",
+                "UPDATE jobs SET next_poll_at = :until, leased_until = :until WHERE id IN ("
+                " SELECT id FROM jobs WHERE lease_owner = :owner AND status = :running"
+                f" AND next_poll_at > :now AND id IN ({marks}){in_order})",
                 {
                     "until": now + lease,
                     "owner": s.owner,
@@ -474,19 +511,31 @@ def renew_leases(s: Session, held: list[int], polling: list[int], now: float, le
 
 
 def take_over_jobs(s: Session, source: str, now: float, lease: float, limit: int = 100) -> list[Job]:
-    """Work a process left when it died (or stopped): queued, being sent, finished but not delivered,
-    or ended without the requester told, whose lease has run out. The rows returned are now held by
-    this process. Only rows that carry a lease are looked at, on the partial index jobs_lease_owner,
-    so a periodic call costs little however long the jobs table grows. (Rows without any lease, e.g.
+    """Work a process left when it died (or stopped), whose lease has run out: queued, being sent,
+    finished but not delivered, or ended without the requester told, and running jobs whose poll it
+    had claimed. The rows returned are now held by this process (a running one claimed for a poll,
+    to be polled at once: its take-over does not wait its turn behind the due polls). Only rows that
+    carry a lease are looked at, on the partial index jobs_lease_owner, so a periodic call costs
+    little however many jobs are in flight or the jobs table holds. (Rows without any lease, e.g.
     copied by migrate-db, are taken by `jobs_to_resume` at start-up.)"""
     marks, states = listed("state", [st.value for st in (*_RESUMABLE, *_ENDED)])
     with s.write() as tx:
         rows = tx.dicts(
-            "UPDATE jobs SET lease_owner = :owner, leased_until = :until WHERE id IN ("
+            "UPDATE jobs SET lease_owner = :owner, leased_until = :until,"
+            " next_poll_at = CASE WHEN status = :running THEN :until ELSE next_poll_at END WHERE id IN ("
             " SELECT id FROM jobs WHERE lease_owner IS NOT NULL AND leased_until <= :now AND source = :source"
-            f" AND delivered_at IS NULL AND status IN ({marks}) ORDER BY id LIMIT :limit"
-            f"{skip_locked(s.dialect)}) RETURNING *",
-            {"owner": s.owner, "until": now + lease, "now": now, "source": source, "limit": limit, **states},
+            f" AND delivered_at IS NULL AND (status IN ({marks})"
+            " OR status = :running AND next_poll_at <= :now)"
+            f" ORDER BY id LIMIT :limit{skip_locked(s.dialect)}) RETURNING *",
+            {
+                "owner": s.owner,
+                "until": now + lease,
+                "now": now,
+                "source": source,
+                "limit": limit,
+                "running": JobStatus.RUNNING.value,
+                **states,
+            },
         )
     return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
 
@@ -666,6 +715,7 @@ class Jobs(Repository):
     mark_submitting = call(mark_submitting)
     mark_running = call(mark_running)
     record_poll = call(record_poll)
+    record_polls = call(record_polls)
     mark_completed = call(mark_completed)
     mark_ended = call(mark_ended)
     mark_delivered = call(mark_delivered)

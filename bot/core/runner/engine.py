@@ -156,6 +156,9 @@ class JobRunner(Admission):
         elif job.status is JobStatus.SUBMITTING:
             log.warning("job %s: submit was cut off by a restart; not resubmitting", job.id)
             registry.spawn_for(job.id, deliverer.end(job, JobStatus.UNKNOWN, MSG_INTERRUPTED))
+        elif job.status is JobStatus.RUNNING:
+            # A poll claim of a process that died: polled now, ahead of the due polls.
+            self.poller.poll_now(job)
         elif job.status is JobStatus.COMPLETED:
             registry.spawn_for(job.id, deliverer.deliver_after_restart(job))
         else:
@@ -169,16 +172,25 @@ class JobRunner(Admission):
         period = self.parts.registry.lease / 4
         while not self.parts.closing:
             await self.parts.sleep(period)
-            try:
-                await self.renew_and_take_over()
-            except Exception as exc:  # noqa: BLE001 - the next round tries again; one line is enough
-                log.warning("could not renew or take over job leases (%s); retrying", exc)
+            await self.renew_and_take_over()
 
     async def renew_and_take_over(self) -> int:
-        """One round of `_lease_loop`; returns how many jobs were taken over."""
+        """One round of `_lease_loop`; returns how many jobs were taken over. Each half is tried even
+        if the other failed (the next round tries again; one line is enough)."""
         registry, clock = self.parts.registry, self.parts.clock
         held, polling = registry.held()
-        await self.store.jobs.renew_leases(held, polling, clock.time(), registry.lease)
+        try:
+            await self.store.jobs.renew_leases(held, polling, clock.time(), registry.lease)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not renew job leases (%s); retrying", exc)
+        try:
+            return await self._take_over()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not take over job leases (%s); retrying", exc)
+            return 0
+
+    async def _take_over(self) -> int:
+        registry, clock = self.parts.registry, self.parts.clock
         taken = 0
         while not self.parts.closing:
             batch = await self.store.jobs.take_over(

@@ -25,7 +25,9 @@ from bot.core.runner.outcome_texts import (
     refused_poll_text,
     timed_out_text,
 )
+from bot.core.runner.poll_records import PollRecords
 from bot.core.runner.ports import (
+    PollRecord,
     ServiceBusy,
     ServiceError,
     ServiceKeyRefused,
@@ -34,9 +36,13 @@ from bot.core.runner.ports import (
     TaskReport,
     TaskUnknown,
 )
+from bot.core.runner.retrying import doubling, retry
 from bot.core.runner.shared import Parts
 
 log = logging.getLogger("bot.core.runner")
+
+# While more polls are due than the concurrency allows, claim once a quarter of the slots are free.
+CLAIM_SHARE = 4
 
 # A probe during an outage asks about a task that does not exist: any answer but a 5xx, a time-out or
 # a broken connection shows that the service is back.
@@ -49,6 +55,10 @@ class Poller:
         self.deliverer = deliverer
         self._wake = asyncio.Event()
         self.loop_ran_at = time.monotonic()  # read by /healthz
+        self.records = PollRecords(self._write_records, parts.registry.spawn)
+        # The last claim took every free slot: more polls are due than fit, so the next claim waits
+        # for a few free slots instead of taking one row per finished poll (see `_poll_due`).
+        self._behind = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -71,21 +81,52 @@ class Poller:
         # learns it from a few requests, not from a burst of every due job.
         limit = 1 if p.watch.suspect else p.config.concurrency
         free = limit - p.registry.polls_in_flight
+        if self._behind and 0 < free < max(1, limit // CLAIM_SHARE):
+            # Behind: every finished poll would claim one row, a transaction each. Wait for a few
+            # free slots (each finishing poll wakes the loop) and claim them together.
+            return p.config.idle_wait
+        next_at: float | None = None
         try:
             if p.watch.recovered:
                 # The service is back: every running job is due now, not at its backed-off time.
                 p.watch.recovered = False
                 await p.store.jobs.reset_leases(p.source, now)
+            claimed = 0
             if free > 0:
                 for job in await p.store.jobs.claim_due(p.source, now, free, p.registry.lease):
                     p.registry.spawn_for(job.id, self._poll_one(job), poll=True)
-            next_at = await p.store.jobs.next_poll_time(p.source)
+                    claimed += 1
+            self._behind = free > 0 and claimed == free
+            if not self._behind:  # else a finishing poll wakes the loop: no need to ask
+                next_at = await p.store.jobs.next_poll_time(p.source)
         except Exception:
             log.exception("poll loop: database error; retrying")
-            next_at = now + 5.0
+            self._behind, next_at = False, now + 5.0
         if p.registry.polls_in_flight >= limit:
             return p.config.idle_wait  # a finishing poll wakes the loop
         return p.config.idle_wait if next_at is None else max(0.0, next_at - now)
+
+    async def _write_records(self, records: list[PollRecord]) -> set[int]:
+        """One group of poll outcomes, retried while the database refuses: a deadlock with another
+        process's multi-row write (lease renewals) or a busy database is not the polls' fault."""
+        p = self.parts
+        records = sorted(records, key=lambda record: record.job_id)  # rows locked in one order
+
+        def warn(attempt: int, error: Exception) -> None:
+            if attempt == 1:
+                log.warning("could not record %s polls (%s); retrying", len(records), error)
+
+        return await retry(
+            lambda: p.store.jobs.record_polls(records),
+            retry_on=lambda error: isinstance(error, p.store.errors),
+            attempts=p.config.record_attempts,
+            delay=doubling(p.config.record_backoff, p.config.record_backoff_max),
+            on_retry=warn,
+        )
+
+    def poll_now(self, job: Job) -> None:
+        """Poll a job this process has just claimed outside the loop (taken over from a dead one)."""
+        self.parts.registry.spawn_for(job.id, self._poll_one(job), poll=True)
 
     async def _probe(self, now: float) -> float:
         """During an outage: one request at a time, at growing intervals, instead of every job's
@@ -139,12 +180,8 @@ class Poller:
             now = p.clock.time()
             if report.is_running:
                 delay = p.schedule.next_delay(now - job.submitted_at, history)
-                still_running = await p.store.jobs.record_poll(
-                    job.id,
-                    api_status=report.status,
-                    trace_id=report.trace_id,
-                    next_poll_at=now + delay,
-                    poll_errors=0,
+                still_running = await self.records.record(
+                    PollRecord(job.id, now + delay, 0, api_status=report.status, trace_id=report.trace_id)
                 )
                 job.poll_count += 1
                 log.debug("job %s: task %s is %s", job.id, job.task_id, report.status)
@@ -220,7 +257,5 @@ class Poller:
             delay = retry_after_delay(retry_after, p.rng)  # as the API asked, never stretched
         else:
             delay = backoff_delay(errors, p.schedule.min_interval, p.schedule.max_interval, p.rng)
-        if not await p.store.jobs.record_poll(
-            job.id, api_status=None, trace_id=None, next_poll_at=p.clock.time() + delay, poll_errors=errors
-        ):
+        if not await self.records.record(PollRecord(job.id, p.clock.time() + delay, errors)):
             p.durations.dropped(job)

@@ -137,6 +137,18 @@ class JobSink(Protocol):
 # -- the store ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PollRecord:
+    """One poll's outcome for the store: when to poll next, what the service said (None: no answer),
+    and the failed polls in a row. Recorded, the poll's claim on the job ends."""
+
+    job_id: int
+    next_poll_at: float
+    poll_errors: int
+    api_status: str | None = None
+    trace_id: str | None = None
+
+
 class JobRows(Protocol):
     """The jobs repository (`store.jobs`) as the runner uses it: every method is one transaction."""
 
@@ -169,6 +181,8 @@ class JobRows(Protocol):
         next_poll_at: float,
         poll_errors: int,
     ) -> bool: ...
+
+    async def record_polls(self, records: list[PollRecord]) -> set[int]: ...
 
     async def mark_completed(
         self, job_id: int, result_urls: list[str], finished_at: float, trace_id: str | None

@@ -97,7 +97,7 @@ class Registry:
 
     def holds(self, job_id: int) -> bool:
         """Whether the job is in this process's hands (a late renewal must not make it look orphaned)."""
-        return job_id in self._working or job_id in self._acknowledging
+        return job_id in self._working or job_id in self._acknowledging or job_id in self._polling
 
     def held(self) -> tuple[list[int], list[int]]:
         """(every job held, the jobs whose poll is out) for a lease renewal; drops expired holds."""

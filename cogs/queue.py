@@ -51,9 +51,7 @@ class Queue(commands.Cog):
             return
         now = self.bot.clock.time()
         lines = [
-            messages.queue_line(
-                job, now - job.created_at, self.bot.runner.typical_duration(job.has_references), locale
-            )
+            messages.queue_line(job, now - job.created_at, self.bot.runner.typical_duration(job.kind), locale)
             for job in jobs[:MAX_LISTED]
         ]
         if len(jobs) > MAX_LISTED:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.core import messages
 from bot.core.policy.prompt_rules import RuleMatch
 from bot.core.texts import Text, Verbatim, msg, plural_msg
+from bot.core.video_contract import DEFAULT_IMAGES_PER_VIDEO_SECOND
 
 DEFAULT_MAX_RUNNING = 2
 
@@ -49,6 +50,8 @@ class GuildPolicy:
     modlog_finished: bool = False
     refund_cancelled: bool = False  # a cancelled job counts unless the guild says otherwise
     private_images: bool = False  # members may have their images delivered privately (/settings)
+    video_rate: float = DEFAULT_IMAGES_PER_VIDEO_SECOND  # images a second of video counts as
+    videos_enabled: bool = True  # /imagine-admin videos on|off
 
 
 @dataclass(frozen=True)

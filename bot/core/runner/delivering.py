@@ -17,7 +17,7 @@ from bot.core.log_context import bind_job
 from bot.core.models import Job, JobStatus
 from bot.core.runner import job_states
 from bot.core.runner.outcome_texts import MSG_NOT_MADE, UNDELIVERABLE, msg_video_unusable
-from bot.core.runner.ports import DeliveryReceipt, FetchFailed
+from bot.core.runner.ports import DeliveryReceipt, FetchFailed, VideoRefused
 from bot.core.runner.retrying import growing, retry
 from bot.core.runner.shared import Parts
 from bot.core.texts import Text, stored
@@ -75,7 +75,11 @@ class Deliverer:
                     job.id, job.result_urls, lambda ref: self._download(job, ref)
                 )
             elapsed = (job.finished_at or self.parts.clock.time()) - job.created_at
-            receipt = await self._tell(job, lambda: self.parts.sink.deliver(job, images, elapsed))
+            try:
+                receipt = await self._tell(job, lambda: self.parts.sink.deliver(job, images, elapsed))
+            except VideoRefused as refused:
+                await self._refuse_video(job, refused.text)
+                return
             await self.record(job, receipt)
         except Exception:
             # Whatever broke (a bug, a file no check caught), the job must not stay in limbo: it is
@@ -96,12 +100,12 @@ class Deliverer:
             if video.data is not None:
                 return video
             why = video.error or why
-        await self._refuse_video(job, why)
+        await self._refuse_video(job, msg_video_unusable(why))
         return None
 
-    async def _refuse_video(self, job: Job, why: Text) -> None:
+    async def _refuse_video(self, job: Job, reason: Text) -> None:
         p = self.parts
-        kept = stored(msg_video_unusable(why))
+        kept = stored(reason)
         refused = lambda: p.store.jobs.mark_video_refused(job.id, kept, p.clock.time())  # noqa: E731
         if not await p.persist(job, "record that its video was refused", refused):
             log.info("job %s: its video was refused, but the job had already ended", job.id)
@@ -160,12 +164,14 @@ class Deliverer:
         try:
             return await retry(
                 once,
-                retry_on=lambda _: True,
+                retry_on=lambda error: not isinstance(error, VideoRefused),
                 attempts=config.tell_attempts,
                 delay=growing(config.tell_backoff),
                 pause=self.parts.sleep,
                 on_retry=debug,
             )
+        except VideoRefused:
+            raise  # the sink's answer, not a failure to tell: the job is refused and refunded
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.debug("job %s: telling the requester failed (last attempt)", job.id, exc_info=True)

@@ -136,6 +136,15 @@ class DeliveryReceipt:
     channel_id: int | None = None
 
 
+class VideoRefused(Exception):
+    """Raised by a sink's `deliver` for a video it cannot post as made (larger than the upload limit
+    even re-encoded): the job fails, refunded, and the requester reads `text` (what they can do)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text)
+        self.text = text
+
+
 class JobSink(Protocol):
     """Where outcomes go. A sink may also have `show_cancelled(job, text)` and
     `modlog(guild_id, text, *, throttle)` (the Discord sink does): the runner calls them when present,

@@ -385,7 +385,22 @@ async def run_imagine(
         print(problem, file=stream)
         return 2
     request = ImageRequest(request.prompt, request.aspect_ratio, tuple(refs))
+    return await run_job(settings, request, output, image_out, stream=stream, stdout=stdout, clock=clock)
 
+
+async def run_job(
+    settings: Settings,
+    request: ImageRequest,
+    output: Output,
+    image_out: BinaryIO | None,
+    *,
+    stream: TextIO,
+    stdout: TextIO,
+    clock: Clock | None,
+) -> int:
+    """A checked request (an image, or a video: `python -m bot animate`) run to its file: its references
+    read as the API will read them, the API reached, the job run by the bot's own runner."""
+    refs = list(request.reference_urls)
     sink = FileSink(output, stream, image_out, api=settings.base_url)
     async with open_session(wiring.fetch_policy(settings)) as session:
         if refs:

@@ -109,6 +109,12 @@ async def _fairness(profile: Profile) -> dict[str, float | None]:
     return (await run_delivery_fairness(profile)).figures()
 
 
+async def _video(profile: Profile) -> dict[str, float | None]:
+    from bench.video import run_video
+
+    return (await run_video(profile)).figures()
+
+
 async def _mixes(profile: Profile) -> dict[str, float | None]:
     from bench.mix import adaptive_schedule_args
     from bench.mixes import evaluate_all, figures, table
@@ -137,6 +143,7 @@ SCENARIOS: dict[str, Scenario] = {
     "fairness": _fairness,
     "mixes": _mixes,
     "multiproc": _multiproc,
+    "video": _video,
 }
 
 
@@ -161,6 +168,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "fairness": ("delivery_fast_host_delay_s",),
     "mixes": ("mix_worst_vs_oracle", "mix_switch_window2_vs_oracle"),
     "multiproc": ("mp_polls_per_s", "mp_double_claims", "mp_failover_s"),
+    "video": ("video_eta_error_pct", "video_polls_per_job", "video_fetch_ms", "video_reencode_s"),
 }
 
 

@@ -53,6 +53,10 @@ ROWS: tuple[Row, ...] = (
     Row("mp_double_claims", "tasks polled by two processes at once", "", 0, 0),
     # JOB_LEASE_SECONDS as `make bench` sets it (10 s) + POLL_MAX_INTERVAL (15 s)
     Row("mp_failover_s", "SIGKILL of one -> its jobs taken over", "s", 2, 25),
+    Row("video_eta_error_pct", "video ETA vs true median, learned apart", "%", 1, 25),
+    Row("video_polls_per_job", "polls per video job, 5-90 s", "", 2, 8),
+    Row("video_fetch_ms", "fetching a 720P clip (safe fetch + MP4 check)", "ms", 1),
+    Row("video_reencode_s", "re-encoding that clip to half its size", "s", 2),
 )
 REQUIRED_KEYS = tuple(row.key for row in ROWS)
 
@@ -125,6 +129,13 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("mp_double_submits", "prompts submitted twice", "", 0),
     ("mp_double_deliveries", "outcomes handed over twice", "", 0),
     ("mp_outcomes", "outcomes handed over in all", "", 0),
+    ("video_eta_s", "video ETA learned (median of the latest)", "s", 1),
+    ("video_true_median_s", "true median of the video durations", "s", 1),
+    ("video_image_eta_error_pct", "image ETA vs its true median, videos beside", "%", 1),
+    ("video_jobs", "video jobs (as many image jobs beside)", "", 0),
+    ("video_clip_seconds", "the fetched clip's length", "s", 1),
+    ("video_clip_mb", "the fetched clip's size", "MB", 2),
+    ("video_reencoded_mb", "its size re-encoded", "MB", 2),
 )
 
 

@@ -110,7 +110,7 @@ async def _fairness(profile: Profile) -> dict[str, float | None]:
 
 
 async def _video(profile: Profile) -> dict[str, float | None]:
-    from bench.video import run_video
+    from bench.videos import run_video
 
     return (await run_video(profile)).figures()
 

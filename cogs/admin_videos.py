@@ -27,9 +27,7 @@ class AdminVideos(AdminCog):
     cost = app_commands.Group(name="cost", description="What requests count as against quotas")
 
     @cost.command(name="video", description="How many images one second of video counts as")
-    @app_commands.describe(
-        images_per_second=f"Images per second of video, {MIN_RATE:g} to {MAX_RATE:g} (default 0.5)"
-    )
+    @app_commands.describe(images_per_second="Images per second of video, 0.1 to 10 (default 0.5)")
     async def cost_video(
         self, interaction: Interaction, images_per_second: app_commands.Range[float, MIN_RATE, MAX_RATE]
     ) -> None:

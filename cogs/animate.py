@@ -90,9 +90,10 @@ class Animate(commands.Cog):
         except InputRefused as refusal:
             await refuse_video_input(interaction, refusal.text, prompt, len(attachments))
             return
-        if await allowed_rate(interaction) is None:
+        rate = await allowed_rate(interaction)
+        if rate is None:
             return
-        await start_video(interaction, request)
+        await start_video(interaction, request, rate)
 
     async def animate_message(
         self, interaction: discord.Interaction[ImagineBotBase], message: discord.Message

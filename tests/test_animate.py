@@ -11,6 +11,7 @@ import discord
 import pytest
 
 from bot.core.models import JobStatus
+from bot.core.usage_records import EXPORT_COLUMNS
 from bot.core.video_contract import MAX_MOTION_PROMPT_CHARS
 from testing import fake_discord
 from testing.mp4_boxes import read_mp4
@@ -114,7 +115,7 @@ async def test_animate_from_text_posts_a_playable_mp4_of_the_asked_length(world:
     assert labels(post.json) == ["Delete"]  # a video is not animated or edited again
     # The status message told the cost from the acknowledgement on.
     edits = status_texts(world, interaction)
-    assert any("10 s video" in e for e in edits), edits
+    assert any("10 s video" in e and "counts as 5 images" in e for e in edits), edits
 
 
 async def test_the_video_eta_is_learned_apart_from_images(world: World) -> None:
@@ -386,3 +387,30 @@ async def test_a_restart_mid_video_delivers_it_once(world: World) -> None:
     assert len(video_submits(world)) == 1  # followed, never sent again
     _, data = posted_mp4(world)
     assert abs(read_mp4(data).duration - 6) < 0.5
+
+
+async def test_a_member_without_enough_left_is_refused_with_the_cost(world: World) -> None:
+    fake = world.fake
+    async with world.bot() as bot:
+        limit = await fake.invoke_slash(
+            "imagine-admin", {"limit": 4}, subcommand=["quota", "default"], user_id=fake.moderator_id
+        )
+        await fake.wait_for_callback(limit)
+        refused = await fake.invoke_slash("animate", {"prompt": "waves", "duration": 10})
+        text = private_answer(await fake.wait_for_callback(refused))
+        # A 6 s clip (3 images) fits and counts as 3.
+        fits = await fake.invoke_slash("animate", {"prompt": "waves", "duration": 6})
+        assert (await fake.wait_for_callback(fits)).json["type"] == DEFERRED
+        job = await wait_for_job(bot, lambda j: j.delivered_at is not None, timeout=20)
+        await world.settle(bot)
+        assert await usage_units(world, bot) == 3
+        rows = await bot.store.usage.export(fake.guild_id, 0, 1e12, 10)
+    # The usage log (and its CSV export) says which rows are videos and how long.
+    exported = [dict(zip(EXPORT_COLUMNS, row, strict=True)) for row in rows]
+    assert sorted((r["outcome"], r["media"], r["video_seconds"]) for r in exported) == [
+        ("completed", "video", 6),
+        ("refused", "video", 10),
+    ]
+    assert "4 images left today" in text and "needs 5" in text
+    assert job.units == 3
+    assert len(video_submits(world)) == 1

@@ -86,10 +86,12 @@ async def allowed_rate(interaction: Interaction) -> float | None:
     return rate_of(policy)
 
 
-async def start_video(interaction: Interaction, request: ImageRequest) -> None:
-    """Admit and start a checked video request, as /imagine starts an image (quotas, credits,
-    cooldowns, the running cap, bans and prompt rules apply); the status message shows its cost."""
-    await start_request(interaction, request)
+async def start_video(interaction: Interaction, request: ImageRequest, rate: float) -> None:
+    """Admit and start a checked video request, as /imagine starts an image: quotas, credits, the
+    server's cap, cooldowns, the running cap, bans and prompt rules apply, the video counting as its
+    seconds at `rate` images a second, rounded up. The status message shows that cost."""
+    seconds = request.video_seconds or DEFAULT_VIDEO_DURATION
+    await start_request(interaction, request, units_per_task=video_cost(seconds, rate))
 
 
 async def refuse_video_input(interaction: Interaction, text: Text | str, prompt: str, refs: int) -> None:
@@ -215,12 +217,16 @@ class AnimateModal(Dialog):
         except InputRefused as refusal:
             await refuse_video_input(interaction, refusal.text, prompt, 1)
             return
+        # Read again now: the server may have turned videos off or changed their cost meanwhile.
+        rate = await allowed_rate(interaction)
+        if rate is None:
+            return
         if attachments:
             # Signed attachment links expire: the image service gets a fresh one.
             request = dataclasses.replace(
                 request, reference_urls=tuple(await fresh_links(bot, [attachments[0].url]))
             )
-        await start_video(interaction, request)
+        await start_video(interaction, request, rate)
 
 
 def _clicked_image(opened_by: Interaction, job: Job | None, index: int) -> str | None:

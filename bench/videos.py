@@ -66,7 +66,7 @@ SIZES = {
     "quick": Size(
         videos=30, time_factor=20.0, clip_seconds=10, clip_width=1280, clip_height=720, clip_fps=24
     ),
-    "smoke": Size(videos=6, time_factor=60.0, clip_seconds=2, clip_width=640, clip_height=360, clip_fps=12),
+    "smoke": Size(videos=5, time_factor=90.0, clip_seconds=1, clip_width=320, clip_height=180, clip_fps=12),
 }
 
 

@@ -121,17 +121,18 @@ async def test_animate_from_text_posts_a_playable_mp4_of_the_asked_length(world:
 async def test_the_video_eta_is_learned_apart_from_images(world: World) -> None:
     fake = world.fake
     async with world.bot() as bot:
-        await fake.invoke_slash("imagine", {"prompt": "a still"})
-        await wait_for_job(bot, lambda j: j.delivered_at is not None, timeout=20)
-        await fake.invoke_slash("animate", {"prompt": "moving"})
-        video = await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=2, timeout=20)
-        assert video.kind == "video"
-        durations = bot.runner.parts.durations
-        assert durations.typical("video") is None  # fewer than the schedule's minimum so far
-        assert durations.sample("video") != [] or durations.sample("text") != []
-        videos = await bot.store.jobs.recent_durations(None, 10, media="video")
-        images = await bot.store.jobs.recent_durations(False, 10)
-    assert len(videos) == 1 and len(images) == 1
+        # Five quick images, then five slower videos (the ETA needs five of a kind).
+        for n, (command, seconds) in enumerate([("imagine", 0.1)] * 5 + [("animate", 1.2)] * 5, start=1):
+            world.sandbox.config.duration = seconds
+            await fake.invoke_slash(command, {"prompt": f"take {n}"})
+            await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=n, timeout=20)
+        image_eta, video_eta = bot.runner.typical_duration("text"), bot.runner.typical_duration("video")
+        await world.settle(bot)
+    assert image_eta is not None and video_eta is not None
+    assert image_eta < 1.0 <= video_eta  # neither pulled towards the other
+    async with world.bot() as bot:  # learned again from the database after a restart
+        assert bot.runner.typical_duration("video") == pytest.approx(video_eta)
+        assert bot.runner.typical_duration("text") == pytest.approx(image_eta)
 
 
 # -- the Animate button under an image --------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """/imagine-admin limits: daily quotas and credits, the server cap, exemption, refunds, cooldown,
-concurrency and the time zone of the server's day.
+concurrency, images per request (count-limit) and the time zone of the server's day.
 
 These are settings writes, not job events: they go straight to the store (each write is one
 transaction with its admin_log row), unlike cancellations and mod-log entries, which go through the
@@ -15,7 +15,7 @@ from discord import app_commands
 from bot.core import reports
 from bot.core.durations import describe_seconds
 from bot.core.i18n import N_, nt, t
-from bot.core.policy.quotas import day_bounds, discord_time, valid_timezone
+from bot.core.policy.quotas import MAX_COUNT, day_bounds, discord_time, valid_timezone
 from bot.core.texts import msg
 from bot.discord.admin import AdminCog, Interaction, Target
 from bot.discord.replies import private_locale, reply
@@ -333,6 +333,87 @@ class AdminLimits(AdminCog):
                 was=before.max_running,
             ),
         )
+
+    # -- images per request ------------------------------------------------------------------------------
+
+    @app_commands.command(name="count-limit", description="The most images one /imagine may ask for (1-4)")
+    @app_commands.describe(
+        limit="1 to 4; leave out to clear a role's or member's own limit (or reset the server's to 4)",
+        role="Give this role its own limit (a member with several gets the highest)",
+        member="Give this member their own limit (it wins over their roles)",
+    )
+    async def count_limit(
+        self,
+        interaction: Interaction,
+        limit: app_commands.Range[int, 1, MAX_COUNT] | None = None,
+        role: discord.Role | None = None,
+        member: Target | None = None,
+    ) -> None:
+        guild_id = self.gid(interaction)
+        if await self.out_of_range(interaction, "limit", limit, 1, MAX_COUNT):
+            return
+        if role is not None and member is not None:
+            await reply(interaction, N_("Choose either a role or a member, not both. Nothing was changed."))
+            return
+        if role is not None and role.is_default():
+            await reply(interaction, N_("For everyone, use `/imagine-admin count-limit` without a role."))
+            return
+        store, locale, now = self.bot.store.settings, private_locale(interaction), self.now()
+        server = (await store.guild_policy(guild_id)).count_limit
+
+        def images(count: int | None) -> str:
+            return t(locale, "none") if count is None else nt(locale, "1 image", "{count} images", count)
+
+        if role is not None:
+            before = (await store.role_count_limits(guild_id)).get(role.id)
+            await store.set_role_count_limit(guild_id, role.id, limit, interaction.user.id, now)
+            if limit is None:
+                text = t(
+                    locale,
+                    "{role} no longer has a count limit of its own (was {was}); its members follow their "
+                    "other roles or the server's, {server}.",
+                    role=role.mention,
+                    was=images(before),
+                    server=images(server),
+                )
+            else:
+                text = t(
+                    locale,
+                    "Members of {role} may now ask for up to **{count}** per request (was {was}). A member "
+                    "with several such roles gets the highest; a member's own limit wins.",
+                    role=role.mention,
+                    count=images(limit),
+                    was=images(before),
+                )
+        elif member is not None:
+            before = await store.user_count_limit(guild_id, member.id)
+            await store.set_user_count_limit(guild_id, member.id, limit, interaction.user.id, now)
+            if limit is None:
+                text = t(
+                    locale,
+                    "{member}'s own count limit is cleared (was {was}): they follow their roles or the "
+                    "server's again.",
+                    member=member.mention,
+                    was=images(before),
+                )
+            else:
+                text = t(
+                    locale,
+                    "{member} may now ask for up to **{count}** per request (was {was}).",
+                    member=member.mention,
+                    count=images(limit),
+                    was=images(before),
+                )
+        else:
+            await store.update_policy(guild_id, interaction.user.id, now, count_limit=limit)
+            text = t(
+                locale,
+                "Members may now ask for up to **{count}** per request (was {was}). Role and member limits "
+                "still take precedence.",
+                count=images(limit or MAX_COUNT),
+                was=images(server),
+            )
+        await reply(interaction, text)
 
     @app_commands.command(name="timezone", description="The time zone in which the server's day starts")
     @app_commands.describe(name="An IANA time zone such as Europe/Paris or America/New_York")

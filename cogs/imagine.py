@@ -1,5 +1,5 @@
-"""/imagine: check the input, admit the request under the guild's rules, acknowledge at once, and
-hand it to the job runner."""
+"""/imagine: check the input, admit the request (of `count` images) under the guild's rules,
+acknowledge at once, and hand it to the job runner."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.image_contract import MAX_PROMPT_CHARS
+from bot.core.policy.quotas import MAX_COUNT
 from bot.core.policy.validation import AttachmentInfo
 from bot.discord.choices import ASPECT_CHOICES
 from bot.discord.requests import Draft, start_request
@@ -51,6 +52,7 @@ class Imagine(commands.Cog):
         image4="Another reference image",
         image5="Another reference image",
         style="One of this server's styles, added to your prompt",
+        count="How many images (1-4; default: your /settings, else 1)",
     )
     @app_commands.choices(aspect_ratio=ASPECT_CHOICES)
     @app_commands.autocomplete(style=style_choices)
@@ -65,12 +67,13 @@ class Imagine(commands.Cog):
         image4: discord.Attachment | None = None,
         image5: discord.Attachment | None = None,
         style: app_commands.Range[str, 1, 100] | None = None,
+        count: app_commands.Range[int, 1, MAX_COUNT] | None = None,
     ) -> None:
         attachments = [a for a in (image1, image2, image3, image4, image5) if a is not None]
         ratio = aspect_ratio.value if aspect_ratio else None
         # The member's /settings fill in what they left out, and a style they name must exist: both
         # read the database, so they are part of the admission (see start_request).
-        draft = Draft(prompt, ratio, tuple(_attachment_info(a) for a in attachments), style)
+        draft = Draft(prompt, ratio, tuple(_attachment_info(a) for a in attachments), style, count=count)
         await start_request(interaction, draft)
 
 

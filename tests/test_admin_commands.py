@@ -174,11 +174,11 @@ async def test_moderator_changes_quotas_and_the_store_reflects_it(world: World) 
         await admin(fake, "cooldown", {"seconds": 90})
         assert (await store.settings.guild_policy(guild)).cooldown_seconds == 90
         assert "no cooldown" in (await admin(fake, "cooldown", {"seconds": 0})).text
-        answer = await admin(fake, "concurrency", {"jobs": 4})
-        assert "**4 images** running at once (was 2)" in answer.text
-        assert (await store.settings.guild_policy(guild)).max_running == 4
+        answer = await admin(fake, "concurrency", {"jobs": 6})
+        assert "**6 images** running at once (was 4)" in answer.text
+        assert (await store.settings.guild_policy(guild)).max_running == 6
         assert "must be from 1 to 20" in (await admin(fake, "concurrency", {"jobs": 0})).text
-        assert (await store.settings.guild_policy(guild)).max_running == 4
+        assert (await store.settings.guild_policy(guild)).max_running == 6
 
         answer = await admin(fake, "timezone", {"name": "Europe/Paris"})
         assert "00:00 in **Europe/Paris** (was UTC)" in answer.text and "<t:" in answer.text
@@ -443,7 +443,25 @@ def test_export_bounds_follow_the_guild_time_zone() -> None:
 
 
 def test_csv_stays_under_its_byte_budget() -> None:
-    row = (1, 0.0, 2, 3, 4, "refused", "quota", None, 0, None, 0, None, None, None, None, "x" * 100)
+    row = (
+        1,
+        0.0,
+        2,
+        3,
+        4,
+        "refused",
+        "quota",
+        None,
+        0,
+        None,
+        0,
+        None,
+        None,
+        None,
+        None,
+        "x" * 100,
+        *[None] * 6,
+    )
     table = UsageCsv(max_bytes=1000)
     assert not table.extend([row] * 50)
     assert table.full and 0 < table.rows < 10 and len(table.data()) <= 1000

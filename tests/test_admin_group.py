@@ -7,7 +7,7 @@ from discord import app_commands
 
 from tests.bot_harness import World
 
-LIMITS = {"quota", "cooldown", "concurrency", "timezone"}
+LIMITS = {"quota", "cooldown", "concurrency", "timezone", "count-limit"}
 MODERATION = {"ban", "unban", "bans", "blocklist", "modlog"}
 REPORTS = {"settings", "stats", "export"}
 STYLES = {"style", "private-images"}

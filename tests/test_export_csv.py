@@ -18,6 +18,11 @@ NUMBERS = {
     "ref_count",
     "duration",
     "job_id",
+    "request_id",
+    "video_seconds",
+    "used_credit",
+    "source_job_id",
+    "source_image_index",
 }
 
 

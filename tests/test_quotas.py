@@ -147,7 +147,7 @@ async def test_cooldown_between_requests(store: Store) -> None:
 
 
 async def test_running_jobs_are_capped(store: Store) -> None:
-    await store.settings.update_policy(GUILD, MOD, NOON, default_quota=10)
+    await store.settings.update_policy(GUILD, MOD, NOON, default_quota=10, max_running=2)
     first = await ask(store, ALICE, NOON)
     second = await ask(store, ALICE, NOON)
     assert first[0] is None and second[0] is None

@@ -4,25 +4,31 @@ acknowledge at once, hand it to the runner. Refusals are private."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
+import re
+import secrets
+import time
+import weakref
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
 from bot.adapters.reference_check import check_linked_references
 from bot.adapters.store import StoreError
 from bot.core import messages
-from bot.core.i18n import N_, t
+from bot.core.i18n import N_, nt, t
 from bot.core.models import PERSONAL_CONTEXTS, ImageRequest, Job, Origin, Stage
 from bot.core.policy.quotas import BAD_INPUT, Decision
 from bot.core.policy.styles import MemberSettings, RequestDefaults
 from bot.core.policy.validation import AttachmentInfo, InputRefused, validate_request
-from bot.core.texts import Text
+from bot.core.texts import Text, plural_msg
 from bot.discord.members import member_of
 from bot.discord.places import context_of
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
+from bot.discord.stopping import admit as admit_while_running
 
 if TYPE_CHECKING:
     from bot.discord.bot_base import ImagineBotBase
@@ -67,14 +73,16 @@ def origin_of(interaction: discord.Interaction[ImagineBotBase]) -> Origin:
 
 async def refuse(
     interaction: discord.Interaction[ImagineBotBase],
-    text: Text | str,
+    text: Text | str | None,
     *,
     reason: str,
     prompt: str,
     detail: str | None = None,
 ) -> None:
-    """A private refusal; the runner then puts it in the mod-log. Nothing public appears."""
-    await say_privately(interaction, text)
+    """A private refusal (None: already answered); the runner then puts it in the mod-log. Nothing
+    public appears."""
+    if text is not None:
+        await say_privately(interaction, text)
     await interaction.client.runner.report_refusal(
         origin_of(interaction), reason=reason, prompt=prompt, detail=detail
     )
@@ -112,6 +120,7 @@ class Draft:
     attachments: tuple[AttachmentInfo, ...] = ()
     style: str | None = None  # named by the member; None: their default style, if any
     extra_urls: tuple[str, ...] = ()  # references that are links, not attachments (image embeds)
+    count: int | None = None  # images asked for; None: the member's /settings default, else 1
 
     def complete(self, defaults: RequestDefaults, max_attachment_bytes: int) -> ImageRequest:
         """The request, with the member's defaults for what they left out; InputRefused if bad."""
@@ -134,16 +143,26 @@ async def start_request(
     interaction: discord.Interaction[ImagineBotBase],
     request: ImageRequest | Draft,
     *,
+    count: int | None = None,
     units_per_task: int = 1,
 ) -> None:
     """Admit, acknowledge, launch. Admission normally takes milliseconds and the acknowledgement is
     then the public "thinking…" that becomes the status message. If it has not finished within
     ADMISSION_BUDGET (a busy database), the interaction is deferred privately first, so Discord's
     3-second deadline is never missed, and the answer follows. A Draft is completed and checked as
-    part of the admission; bad input gets a private answer. `units_per_task`: what each task counts
-    as against quotas (a video: its seconds at the server's rate, bot/discord/animate_dialog.py)."""
+    part of the admission; bad input gets a private answer.
+
+    A Draft asks for its own `count` of images (tasks), or the member's /settings default; an
+    ImageRequest (a button's) for `count`, else 1. Above the member's limit it is refused, and a
+    request that does not fit what they have left is offered with the count that does
+    (`FewerButton`). `units_per_task`: what each task counts as against quotas (a video: its seconds
+    at the server's rate, bot/discord/animate_dialog.py)."""
     bot = interaction.client
-    admission = asyncio.ensure_future(_admit(interaction, request, units_per_task))
+    if isinstance(request, Draft):
+        count = request.count  # None: the member's default
+    elif count is None:
+        count = 1  # a button's request (Reroll, Edit): one image unless it says otherwise
+    admission = asyncio.ensure_future(_admit(interaction, request, count, units_per_task))
     done, _ = await asyncio.wait({admission}, timeout=ADMISSION_BUDGET)
     acknowledged = True
     if not done:
@@ -154,7 +173,7 @@ async def start_request(
             log.warning("interaction %s: Discord refused the deferral (%s)", interaction.id, exc.status)
             acknowledged = False
     try:
-        admitted, decision, jobs = await admission
+        admitted, asked, decision, jobs = await admission
     except StoreError as exc:
         log.warning("interaction %s: admission failed: %s", interaction.id, exc)
         if acknowledged:
@@ -162,25 +181,29 @@ async def start_request(
         return
     except InputRefused as refusal:
         if acknowledged:
-            assert isinstance(request, Draft)
+            refs = (
+                len(request.attachments) + len(request.extra_urls)
+                if isinstance(request, Draft)
+                else len(request.reference_urls)
+            )
             await refuse_bad_input(
                 interaction,
                 refusal.text,
                 prompt=request.prompt,
                 aspect_ratio=request.aspect_ratio,
-                ref_count=len(request.attachments) + len(request.extra_urls),
+                ref_count=refs,
             )
         return
     if not jobs:
         if not acknowledged:
             return
         detail = decision.matched_rule.describe() if decision.matched_rule else None
+        text: Text | str | None = decision.message or REFUSED
+        if 0 < decision.fits < asked:
+            await offer_fewer(interaction, admitted, decision.message or REFUSED, decision.fits)
+            text = None  # answered, with the offer
         await refuse(
-            interaction,
-            decision.message or REFUSED,
-            reason=decision.reason or "refused",
-            prompt=admitted.full_prompt,
-            detail=detail,
+            interaction, text, reason=decision.reason or "refused", prompt=admitted.full_prompt, detail=detail
         )
         return
     if not acknowledged:
@@ -209,18 +232,29 @@ async def start_request(
 
 
 async def _admit(
-    interaction: discord.Interaction[ImagineBotBase], request: ImageRequest | Draft, units_per_task: int = 1
-) -> tuple[ImageRequest, Decision, list[Job]]:
-    """Admission, with the member's /settings: a Draft's defaults, and where the image goes (a
-    private way only if the server allows it)."""
+    interaction: discord.Interaction[ImagineBotBase],
+    request: ImageRequest | Draft,
+    count: int | None,
+    units_per_task: int = 1,
+) -> tuple[ImageRequest, int, Decision, list[Job]]:
+    """Admission, with the member's /settings: a Draft's defaults, where the image goes (a private
+    way only if the server allows it) and how many images (within the member's count limit)."""
     bot = interaction.client
     origin = origin_of(interaction)
-    # Outside a server there are no styles, no member settings and no private-images switch.
+    # Outside a server there are no styles, no member settings, no private-images switch and no
+    # count limit but MAX_COUNT.
     defaults = RequestDefaults(MemberSettings(), None, private_allowed=False)
     if interaction.guild_id is not None and not origin.is_personal:
         named = request.style if isinstance(request, Draft) else None
-        defaults = await bot.store.styles.request_defaults(interaction.guild_id, interaction.user.id, named)
+        member = member_of(interaction)
+        defaults = await bot.store.styles.request_defaults(
+            interaction.guild_id, interaction.user.id, named, member.role_ids
+        )
         origin = dataclasses.replace(origin, deliver_to=defaults.deliver_to)
+    if count is None:
+        count = defaults.count
+    elif not 1 <= count <= defaults.count_limit:
+        raise InputRefused(count_refusal(count, defaults.count_limit))
     if isinstance(request, Draft):
         links = request.extra_urls
         request = request.complete(defaults, bot.settings.max_attachment_bytes)
@@ -229,14 +263,14 @@ async def _admit(
     if origin.is_personal:
         personal = bot.settings.default_personal_quota
         decision, jobs = await bot.runner.admit_personal(
-            request, origin, personal, units_per_task=units_per_task
+            request, origin, personal, count=count, units_per_task=units_per_task
         )
     else:
         quota = bot.settings.default_daily_quota
         decision, jobs = await bot.runner.admit(
-            request, origin, member_of(interaction), quota, units_per_task=units_per_task
+            request, origin, member_of(interaction), quota, count=count, units_per_task=units_per_task
         )
-    return request, decision, jobs
+    return request, count, decision, jobs
 
 
 async def _launch_after_private_deferral(
@@ -264,3 +298,131 @@ async def _launch_after_private_deferral(
         # The job still runs; without a status message its result is posted in the channel.
         log.warning("request %s: could not post the status message (%s)", jobs[0].request, exc.status)
     await bot.runner.launch(jobs, message_id, followups=followups)
+
+
+# -- a request of several images that does not fit: the count that does, one click away ----------------
+
+OFFER_LIFETIME = 15 * 60.0
+"""Seconds an offer is kept: as long as the private reply it is on can be used (an interaction's token)."""
+OFFERS_KEPT = 10_000
+OFFER_GONE = N_(
+    "This offer is no longer available (it was used, it expired, or the bot restarted). Nothing was "
+    "started and nothing was counted. Run /imagine again."
+)
+
+
+def count_refusal(count: int, limit: int) -> Text:
+    return plural_msg(
+        "You asked for {asked} images, but you may ask for at most 1 image per request here. Nothing "
+        "was started and nothing was counted.",
+        "You asked for {asked} images, but you may ask for at most {count} images per request here. "
+        "Nothing was started and nothing was counted.",
+        limit,
+        asked=count,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Offer:
+    request: ImageRequest
+    user_id: int
+    expires_at: float  # time.monotonic()
+
+
+class Offers:
+    """Requests that did not fit, kept for their "make fewer" button: in this process's memory, by a
+    random token that the button's custom_id carries.
+
+    Memory and not the store, because an offer is short-lived and private: it sits on a private reply
+    that only its requester sees and can use for 15 minutes, and a button interaction of a server
+    reaches the process running that server's shard, the one that made the offer (personal use: the
+    shard of DMs, likewise). After a restart the button still answers, by the DynamicItem's template:
+    the offer is gone, and the member is told to run /imagine again; nothing is billed until a click
+    admits the request anew, under the quotas of that moment."""
+
+    def __init__(self, lifetime: float = OFFER_LIFETIME, most: int = OFFERS_KEPT) -> None:
+        self.lifetime = lifetime
+        self.most = most
+        self._offers: collections.OrderedDict[str, Offer] = collections.OrderedDict()
+
+    def put(self, request: ImageRequest, user_id: int) -> str:
+        now = time.monotonic()
+        while self._offers and (
+            len(self._offers) >= self.most or next(iter(self._offers.values())).expires_at <= now
+        ):
+            self._offers.popitem(last=False)
+        token = secrets.token_hex(8)
+        self._offers[token] = Offer(request, user_id, now + self.lifetime)
+        return token
+
+    def take(self, token: str, user_id: int) -> ImageRequest | None:
+        """The offered request, once: a second click (or another member's) finds nothing."""
+        offer = self._offers.get(token)
+        if offer is None or offer.user_id != user_id:
+            return None
+        del self._offers[token]
+        return offer.request if offer.expires_at > time.monotonic() else None
+
+
+# One cache per bot (a bot is one process in production; tests run several in one process).
+_OFFERS: weakref.WeakKeyDictionary[object, Offers] = weakref.WeakKeyDictionary()
+
+
+def offers_of(bot: object) -> Offers:
+    offers = _OFFERS.get(bot)
+    if offers is None:
+        offers = _OFFERS[bot] = Offers()
+    return offers
+
+
+async def offer_fewer(
+    interaction: discord.Interaction[ImagineBotBase], request: ImageRequest, text: Text | str, fits: int
+) -> None:
+    """The refusal, privately, with a button that makes the request with the count that fits."""
+    locale = private_locale(interaction)
+    token = offers_of(interaction.client).put(request, interaction.user.id)
+    refusal = text.render(locale) if isinstance(text, Text) else t(locale, text)
+    question = nt(locale, "Make 1 image instead?", "Make {count} images instead?", fits)
+    view = discord.ui.View(timeout=None)
+    view.add_item(FewerButton(token, fits, label=nt(locale, "Make 1 image", "Make {count} images", fits)))
+    content = messages.clip(f"{refusal}\n{question}")
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=True, view=view, allowed_mentions=NO_PINGS)
+    else:
+        await interaction.response.send_message(content, ephemeral=True, view=view, allowed_mentions=NO_PINGS)
+
+
+class FewerButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"imagine:fewer:(?P<token>[0-9a-f]{16}):(?P<count>[1-4])",
+):
+    """ "Make 2 images": the offered request with the count that fitted. Its custom_id carries the
+    offer's token and the count; the request itself is in `Offers`."""
+
+    def __init__(self, token: str, count: int, label: str | None = None) -> None:
+        self.token = token
+        self.count = count
+        super().__init__(
+            discord.ui.Button(
+                label=label or str(count),
+                style=discord.ButtonStyle.primary,
+                custom_id=f"imagine:fewer:{token}:{count}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(match["token"], int(match["count"]))
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        return await admit_while_running(interaction)  # while the bot stops, a click starts nothing
+
+    async def callback(self, interaction: discord.Interaction[ImagineBotBase]) -> None:  # type: ignore[override]
+        request = offers_of(interaction.client).take(self.token, interaction.user.id)
+        if request is None:
+            await say_privately(interaction, OFFER_GONE)
+            return
+        # Admitted anew: if the quota changed since the offer, this says so (or offers again).
+        await start_request(interaction, request, count=self.count)

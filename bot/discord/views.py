@@ -30,7 +30,7 @@ from bot.discord.checks import NOT_YOURS, may_act_on
 from bot.discord.places import server_of
 from bot.discord.rate_limit import RateLimiter
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
-from bot.discord.requests import refuse_bad_input, start_request
+from bot.discord.requests import FewerButton, refuse_bad_input, start_request
 from bot.discord.stopping import Dialog, admit
 
 if TYPE_CHECKING:
@@ -535,4 +535,5 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     DeleteButton,
     PostAgainButton,
     HistoryPageButton,
+    FewerButton,  # the count that fits, offered when a request of several images does not
 )

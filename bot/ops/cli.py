@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imagine.add_argument("--out", type=Path, metavar="FILE", help=terminal_imagine.OUT_HELP)
     imagine.add_argument("--force", action="store_true", help="replace an existing --out file")
+    imagine.add_argument(
+        "--count", type=int, choices=range(1, 5), default=1, metavar="N", help=terminal_imagine.COUNT_HELP
+    )
 
     animate = sub.add_parser("animate", help="make one short video from the terminal, without Discord")
     animate.add_argument("prompt", help="what should happen in the video (at most 1000 characters)")
@@ -409,7 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "imagine":
             return asyncio.run(
-                run_imagine(settings, args.prompt, args.aspect, args.ref, args.out, force=args.force)
+                run_imagine(
+                    settings, args.prompt, args.aspect, args.ref, args.out, force=args.force, count=args.count
+                )
             )
         if command == "animate":
             return asyncio.run(

@@ -38,7 +38,9 @@ class VideoOutput(Output):
     def format(self) -> str | None:
         return None
 
-    def problem(self) -> str | None:
+    def problem(self, count: int = 1) -> str | None:
+        """Why the video could not be written as asked, before anything is sent (one video: `count`
+        is always 1). Blocking."""
         if self.path is None:
             return None
         if self.path.suffix and self.path.suffix.lower() != VIDEO_SUFFIX:

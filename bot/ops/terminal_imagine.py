@@ -33,6 +33,7 @@ from bot.core.clock import Clock
 from bot.core.image_contract import MAX_REFERENCE_IMAGES
 from bot.core.image_file import ImageFile
 from bot.core.models import ImageRequest, Job, JobStatus, Origin, Stage
+from bot.core.policy.quotas import MAX_COUNT
 from bot.core.policy.validation import InputRefused, validate_request
 from bot.core.runner import MSG_OUTAGE, MSG_UNAVAILABLE, DeliveryReceipt
 from bot.core.texts import Text, from_stored, render
@@ -56,9 +57,11 @@ STDOUT = "-"
 OUT_HELP = (
     "where to write the image (default: imagine-YYYYMMDD-HHMMSS.png in this folder). The format follows"
     " the extension: .png, .jpg/.jpeg or .webp; a name without one gets the image's own (art → art.png);"
-    " more images go to NAME-2.png and so on. An existing file is kept unless --force; a symlink is"
-    " written through to its file; - writes the image to standard output"
+    " more images go to NAME-2.png and so on (with --count, image N of the request is NAME-N.png, the"
+    " first NAME.png). An existing file is kept unless --force; a symlink is written through to its"
+    " file; - writes the image to standard output"
 )
+COUNT_HELP = "how many images (1-4): one task each at the image API, written as --out says"
 
 
 def default_out(now: float | None = None) -> Path:
@@ -83,8 +86,19 @@ class Output:
         stem = self.path.name[: -len(self.path.suffix)] if self.path.suffix else self.path.name
         return self.path.with_name(f"{stem}{suffix}" if index == 0 else f"{stem}-{index + 1}{suffix}")
 
-    def problem(self) -> str | None:
-        """Why the image could not be written as asked, before anything is sent. Blocking."""
+    def task_target(self, task: int, image: int, count: int, extension: str) -> Path:
+        """Where image `image` of the request's task `task` goes (both 0-based): for a request of
+        several tasks, task N's image is NAME-N (the first NAME), and a task's further images, rare,
+        NAME-N-2 and so on; for one task, `target`."""
+        if count == 1:
+            return self.target(image, extension)
+        first = self.target(task, extension)
+        if image == 0:
+            return first
+        return first.with_name(f"{first.stem}-{image + 1}{first.suffix}")
+
+    def problem(self, count: int = 1) -> str | None:
+        """Why the image(s) could not be written as asked, before anything is sent. Blocking."""
         if self.path is None:
             return None
         if self.path.suffix and self.format is None:
@@ -95,9 +109,12 @@ class Output:
         # A folder or a device named without an extension (/dev/full) is meant as it is, not as a
         # name to add .png to: it is checked, and refused, itself.
         special = self.path.exists() and not self.path.is_file()
-        first = self.path if special else self.target(0, "png")
-        problem = writable_problem(first, protected=self.protected, overwrite=self.force)
-        return f"--out {problem}" if problem else None
+        targets = [self.path] if special else [self.target(task, "png") for task in range(count)]
+        for target in targets:
+            problem = writable_problem(target, protected=self.protected, overwrite=self.force)
+            if problem:
+                return f"--out {problem}"
+        return None
 
 
 def encode(data: bytes, image_format: str | None) -> bytes:
@@ -146,6 +163,19 @@ class FileSink:
         self.said_at = time.monotonic()
         # Resolved now: the folder the rescue goes to is the one TMPDIR named at the start.
         self.rescue_folder = tempfile.gettempdir()
+        # A request of several tasks: each job's place in it (0-based), and how many have ended.
+        self.count = 1
+        self.places: dict[int, int] = {}
+        self.ended = 0
+        self.failed = 0
+
+    def _end_one(self) -> None:
+        self.ended += 1
+        if self.ended >= self.count:
+            self.done.set()
+
+    def _name(self, job: Job) -> str:
+        return f"image {self.places.get(job.id, 0) + 1}: " if self.count > 1 else ""
 
     def _say(self, text: str) -> None:
         self.said_at = time.monotonic()
@@ -168,6 +198,8 @@ class FileSink:
 
     async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt:
         downloaded = 0
+        written, rescued = len(self.written), len(self.rescued)
+        task = self.places.get(job.id, 0)
         try:
             for index, image in enumerate(images):
                 if image.data is None:
@@ -178,22 +210,23 @@ class FileSink:
                 if self.output.path is None:
                     self._to_stdout(index, image.data)
                     continue
-                await self._save(self.output.target(index, image.extension), image.data)
-            if self.written:
-                self._say(f"done in {messages.duration(elapsed)}")
+                target = self.output.task_target(task, index, self.count, image.extension)
+                await self._save(target, image.data)
+            if len(self.written) > written:
+                self._say(f"{self._name(job)}done in {messages.duration(elapsed)}")
             elif not downloaded:
                 self.error = "the image could not be downloaded"
-                self._say(f"failed: {self.error}")
-            elif not self.rescued:
+                self._say(f"{self._name(job)}failed: {self.error}")
+            elif len(self.rescued) == rescued:
                 self.error = self.error or "the image could not be saved"
-                self._say(f"failed: {self.error} (it was made and downloaded)")
+                self._say(f"{self._name(job)}failed: {self.error} (it was made and downloaded)")
         except Exception:
             # A bug, not a full disk (that is handled above): log it once, but never hand the runner
             # an error to retry, so that the command ends.
             log.exception("job %s: saving the image failed", job.id)
             self.error = "the image could not be saved"
         finally:
-            self.done.set()
+            self._end_one()
         return DeliveryReceipt("file")
 
     def _to_stdout(self, index: int, data: bytes) -> None:
@@ -252,8 +285,9 @@ class FileSink:
         stored = from_stored(reason)
         terminal = TERMINAL_REASONS.get(stored.msgid) if isinstance(stored, Text) else None
         self.error = terminal or render(None, stored)  # the terminal reads English
-        self._say(f"failed: {self.error}")
-        self.done.set()
+        self.failed += 1
+        self._say(f"{self._name(job)}failed: {self.error}")
+        self._end_one()
         return DeliveryReceipt("terminal")
 
 
@@ -350,9 +384,14 @@ async def run_imagine(
     stream: TextIO = sys.stderr,
     stdout: TextIO = sys.stdout,
     clock: Clock | None = None,
+    count: int = 1,
 ) -> int:
-    """Exit code: 0 with the image written, 1 when the job failed, the API could not be reached or the
-    image could only be saved elsewhere, 2 on bad input (nothing was sent)."""
+    """Exit code: 0 with every image written, 1 when a job failed, the API could not be reached or an
+    image could only be saved elsewhere, 2 on bad input (nothing was sent). `count` images are made,
+    one task each, sent at once."""
+    if not 1 <= count <= MAX_COUNT:
+        print(f"--count must be from 1 to {MAX_COUNT}", file=stream)
+        return 2
     if len(refs) > MAX_REFERENCE_IMAGES:
         print(f"at most {MAX_REFERENCE_IMAGES} --ref images", file=stream)
         return 2
@@ -369,6 +408,11 @@ async def run_imagine(
             return 2
     image_out: BinaryIO | None = None
     if out is not None and str(out) == STDOUT:
+        if count > 1:
+            print(
+                "--out - writes one image; with --count, name a file (NAME.png, NAME-2.png, ...)", file=stream
+            )
+            return 2
         image_out = getattr(stdout, "buffer", None)
         if image_out is None or stdout.isatty():
             print(
@@ -380,12 +424,14 @@ async def run_imagine(
     else:
         protected = database_files(None if settings.database_url else settings.database_path)
         output = Output(out or default_out(), force=force, protected=protected)
-    problem = await asyncio.to_thread(output.problem)
+    problem = await asyncio.to_thread(output.problem, count)
     if problem is not None:
         print(problem, file=stream)
         return 2
     request = ImageRequest(request.prompt, request.aspect_ratio, tuple(refs))
-    return await run_job(settings, request, output, image_out, stream=stream, stdout=stdout, clock=clock)
+    return await run_job(
+        settings, request, output, image_out, count=count, stream=stream, stdout=stdout, clock=clock
+    )
 
 
 async def run_job(
@@ -394,14 +440,16 @@ async def run_job(
     output: Output,
     image_out: BinaryIO | None,
     *,
+    count: int = 1,
     stream: TextIO,
     stdout: TextIO,
     clock: Clock | None,
 ) -> int:
-    """A checked request (an image, or a video: `python -m bot animate`) run to its file: its references
-    read as the API will read them, the API reached, the job run by the bot's own runner."""
+    """A checked request (`count` images, or a video: `python -m bot animate`) run to its files: its
+    references read as the API will read them, the API reached, the jobs run by the bot's own runner."""
     refs = list(request.reference_urls)
     sink = FileSink(output, stream, image_out, api=settings.base_url)
+    sink.count = count
     async with open_session(wiring.fetch_policy(settings)) as session:
         if refs:
             problems = await references_problems(session, refs, settings.max_attachment_bytes)
@@ -427,13 +475,18 @@ async def run_job(
         heartbeat = asyncio.create_task(_heartbeat(sink, time.monotonic()))
         try:
             await runner.start()
-            job = await runner.enqueue(request, Origin(source=runner.source))
+            jobs: list[Job] = []
+            for place in range(count):  # all sent at once: each submit runs in the background
+                job = await runner.enqueue(request, Origin(source=runner.source))
+                sink.places[job.id] = place
+                jobs.append(job)
             try:
                 await asyncio.wait_for(sink.done.wait(), settings.job_time_limit + OUTCOME_GRACE)
             except TimeoutError:
                 print("failed: no outcome came in time; giving up waiting", file=stream)
             except asyncio.CancelledError:  # Ctrl-C
-                await _say_what_was_submitted(store, job, sink, stream)
+                for job in jobs:
+                    await _say_what_was_submitted(store, job, sink, stream)
                 raise
         finally:
             heartbeat.cancel()
@@ -445,4 +498,5 @@ async def run_job(
     else:
         for path in sink.rescued:
             print(f"saved to {path}", file=stream, flush=True)
-    return 0 if sink.written and not sink.rescued and sink.error is None else 1
+    complete = sink.ended >= count and not sink.failed and len(sink.written) >= count
+    return 0 if complete and not sink.rescued and sink.error is None else 1

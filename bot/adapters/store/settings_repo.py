@@ -10,6 +10,7 @@ from typing import Any
 from bot.adapters.store.interface import Backend, Session, Tx
 from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.usage_repo import POLICY_COLUMNS, read_policy
+from bot.adapters.store.usage_repo import count_limit as usage_count_limit
 from bot.core.policy.prompt_rules import MAX_RULES, PromptRule, RuleError
 from bot.core.policy.quotas import GuildPolicy, day_bounds
 from bot.core.texts import msg
@@ -80,6 +81,53 @@ def set_role_quota(
 def role_quotas(s: Session, guild_id: int) -> dict[int, int]:
     rows = s.rows("SELECT role_id, daily_limit FROM role_quotas WHERE guild_id = :guild", {"guild": guild_id})
     return {int(r): int(limit) for r, limit in rows}
+
+
+def set_role_count_limit(
+    s: Session, guild_id: int, role_id: int, limit: int | None, actor_id: int, now: float
+) -> None:
+    """The most images one request of a role's members may ask for; None removes the role's own."""
+    with s.write() as tx:
+        row = {"guild": guild_id, "role": role_id, "limit": limit}
+        if limit is None:
+            tx.execute("DELETE FROM role_count_limits WHERE guild_id = :guild AND role_id = :role", row)
+        else:
+            tx.execute(
+                "INSERT INTO role_count_limits (guild_id, role_id, count_limit)"
+                " VALUES (:guild, :role, :limit)"
+                " ON CONFLICT (guild_id, role_id) DO UPDATE SET count_limit = excluded.count_limit",
+                row,
+            )
+        _log_admin(tx, guild_id, actor_id, "count_limit_role", f"role:{role_id}", {"limit": limit}, now)
+
+
+def role_count_limits(s: Session, guild_id: int) -> dict[int, int]:
+    rows = s.rows(
+        "SELECT role_id, count_limit FROM role_count_limits WHERE guild_id = :guild", {"guild": guild_id}
+    )
+    return {int(r): int(limit) for r, limit in rows}
+
+
+def set_user_count_limit(
+    s: Session, guild_id: int, user_id: int, limit: int | None, actor_id: int, now: float
+) -> None:
+    """The most images one request of this member may ask for; None clears their own."""
+    with s.write() as tx:
+        tx.execute(
+            "INSERT INTO user_quotas (guild_id, user_id, credits, count_limit)"
+            " VALUES (:guild, :user, 0, :limit)"
+            " ON CONFLICT (guild_id, user_id) DO UPDATE SET count_limit = excluded.count_limit",
+            {"guild": guild_id, "user": user_id, "limit": limit},
+        )
+        _log_admin(tx, guild_id, actor_id, "count_limit_user", f"user:{user_id}", {"limit": limit}, now)
+
+
+def user_count_limit(s: Session, guild_id: int, user_id: int) -> int | None:
+    row = s.row(
+        "SELECT count_limit FROM user_quotas WHERE guild_id = :guild AND user_id = :user",
+        {"guild": guild_id, "user": user_id},
+    )
+    return int(row[0]) if row is not None and row[0] is not None else None
 
 
 def set_user_quota(
@@ -274,6 +322,11 @@ class Settings(Repository):
     set_role_quota = call(set_role_quota)
     role_quotas = call(role_quotas)
     set_user_quota = call(set_user_quota)
+    set_role_count_limit = call(set_role_count_limit)
+    role_count_limits = call(role_count_limits)
+    set_user_count_limit = call(set_user_count_limit)
+    user_count_limit = call(user_count_limit)
+    count_limit = call(usage_count_limit)
     grant_credits = call(grant_credits)
     reset_today = call(reset_today)
     ban = call(ban)

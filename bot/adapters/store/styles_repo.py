@@ -7,11 +7,11 @@ from bot.adapters.store.folding import name_key
 from bot.adapters.store.interface import Session
 from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.settings_repo import _log_admin
-from bot.adapters.store.usage_repo import read_policy
+from bot.adapters.store.usage_repo import count_limit, read_policy
 from bot.core.policy.styles import MAX_STYLES, MemberSettings, RequestDefaults, Style, StyleError
 from bot.core.texts import msg
 
-_MEMBER_COLUMNS = ("aspect_ratio", "style", "delivery")
+_MEMBER_COLUMNS = ("aspect_ratio", "style", "delivery", "image_count")
 
 
 def add_style(s: Session, guild_id: int, style: Style, actor_id: int, now: float) -> bool:
@@ -105,7 +105,7 @@ def member_settings(s: Session, guild_id: int, user_id: int) -> MemberSettings:
 
 
 def save_member_settings(
-    s: Session, /, guild_id: int, user_id: int, now: float, **changes: str | None
+    s: Session, /, guild_id: int, user_id: int, now: float, **changes: str | int | None
 ) -> MemberSettings:
     """Set (a value) or clear (None) some of a member's settings; returns them all as they are now."""
     unknown = set(changes) - set(_MEMBER_COLUMNS)
@@ -128,13 +128,17 @@ def save_member_settings(
     return MemberSettings(*row)
 
 
-def request_defaults(s: Session, guild_id: int, user_id: int, style_name: str | None) -> RequestDefaults:
+def request_defaults(
+    s: Session, guild_id: int, user_id: int, style_name: str | None, role_ids: tuple[int, ...] = ()
+) -> RequestDefaults:
     """What a request of this member needs besides its own options, in one read: their settings,
-    the style it names (else their default style), and whether the server allows private images."""
+    the style it names (else their default style), whether the server allows private images, and
+    the most images one request of theirs may ask for (their roles decide that too)."""
     own = member_settings(s, guild_id, user_id)
     wanted = style_name or own.style
     found = style(s, guild_id, wanted) if wanted else None
-    return RequestDefaults(own, found, read_policy(s, guild_id).private_images)
+    limit = count_limit(s, guild_id, user_id, role_ids)
+    return RequestDefaults(own, found, read_policy(s, guild_id).private_images, limit)
 
 
 class Styles(Repository):

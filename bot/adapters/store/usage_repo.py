@@ -23,6 +23,7 @@ from bot.core.policy.quotas import (
     day_bounds,
     decide,
     effective_limit,
+    member_count_limit,
     month_start,
 )
 from bot.core.usage_records import EXPORT_COLUMNS, Stats, UsageSummary
@@ -40,6 +41,7 @@ POLICY_COLUMNS = (
     "private_images",
     "video_rate",
     "videos_enabled",
+    "count_limit",
 )
 
 
@@ -65,11 +67,33 @@ def read_policy(s: Session, guild_id: int) -> GuildPolicy:
         private_images=bool(values["private_images"]),
         video_rate=values["video_rate"] if values["video_rate"] is not None else defaults.video_rate,
         videos_enabled=values["videos_enabled"] is None or bool(values["videos_enabled"]),
+        count_limit=values["count_limit"] if values["count_limit"] is not None else defaults.count_limit,
     )
 
 
 # The units of a row that the member's daily quota paid for: one-off credits paid for the rest.
 QUOTA_UNITS = "CASE WHEN counted > used_credit THEN counted - used_credit ELSE 0 END"
+
+
+def count_limit(s: Session, guild_id: int, user_id: int, role_ids: tuple[int, ...]) -> int:
+    """The most images one request of this member may ask for (`quotas.member_count_limit`)."""
+    role_limits: dict[int, int] = {}
+    if role_ids:
+        marks, roles = listed("role", role_ids)
+        for role_id, limit in s.rows(
+            "SELECT role_id, count_limit FROM role_count_limits"
+            f" WHERE guild_id = :guild AND role_id IN ({marks})",
+            {"guild": guild_id, **roles},
+        ):
+            role_limits[int(role_id)] = int(limit)
+    row = s.row(
+        "SELECT count_limit FROM user_quotas WHERE guild_id = :guild AND user_id = :user",
+        {"guild": guild_id, "user": user_id},
+    )
+    own = int(row[0]) if row is not None and row[0] is not None else None
+    return member_count_limit(read_policy(s, guild_id), role_limits, own)
+
+
 # The units a member has running: each submitted row holds its task's units (an older row, 1).
 RUNNING_UNITS = "SELECT COALESCE(SUM(CASE WHEN counted > 1 THEN counted ELSE 1 END), 0)"
 

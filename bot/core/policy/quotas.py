@@ -13,7 +13,11 @@ from bot.core.policy.prompt_rules import RuleMatch
 from bot.core.texts import Text, Verbatim, msg, plural_msg
 from bot.core.video_contract import DEFAULT_IMAGES_PER_VIDEO_SECOND
 
-DEFAULT_MAX_RUNNING = 2
+MAX_COUNT = 4
+"""The most tasks (images) one request may ask for: Discord shows up to four images as one mosaic."""
+DEFAULT_MAX_RUNNING = MAX_COUNT
+"""Units a member may have running at once unless the server says otherwise (`concurrency`): the
+running cap counts tasks, so the default lets the largest request run whole."""
 
 # Refusal reasons as stored in the usage log.
 BANNED = "banned"
@@ -52,6 +56,7 @@ class GuildPolicy:
     private_images: bool = False  # members may have their images delivered privately (/settings)
     video_rate: float = DEFAULT_IMAGES_PER_VIDEO_SECOND  # images a second of video counts as
     videos_enabled: bool = True  # /imagine-admin videos on|off
+    count_limit: int = MAX_COUNT  # the most images one request may ask for (/imagine-admin count-limit)
 
 
 @dataclass(frozen=True)
@@ -86,10 +91,6 @@ class Snapshot:
     now: float = 0.0
 
 
-MAX_COUNT = 4
-"""The most tasks (images) one request may ask for: Discord shows up to four images as one mosaic."""
-
-
 @dataclass(frozen=True)
 class Decision:
     """What admission decided about a request of `count` tasks of `units_per_task` units each.
@@ -112,6 +113,18 @@ class Decision:
     @property
     def uses_credit(self) -> bool:
         return self.credit_units > 0
+
+
+def member_count_limit(policy: GuildPolicy, role_limits: dict[int, int], own: int | None) -> int:
+    """The most images one request of this member may ask for: their own limit, else the highest
+    among their roles that have one, else the server's (like the daily limits), within 1..MAX_COUNT."""
+    if own is not None:
+        limit = own
+    elif role_limits:
+        limit = max(role_limits.values())
+    else:
+        limit = policy.count_limit
+    return min(MAX_COUNT, max(1, limit))
 
 
 def tasks_fitting(room: int, units_per_task: int, *, alone: bool = False) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.core.policy.quotas import MAX_COUNT
 from bot.core.texts import Text, msg
 
 MAX_STYLE_NAME = 32
@@ -42,6 +43,7 @@ class MemberSettings:
     aspect_ratio: str | None = None
     style: str | None = None
     delivery: str | None = None
+    image_count: int | None = None  # images per /imagine when it leaves `count` out
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,12 @@ class RequestDefaults:
     settings: MemberSettings
     style: Style | None
     private_allowed: bool
+    count_limit: int = MAX_COUNT  # the most images one request may ask for (quotas.member_count_limit)
+
+    @property
+    def count(self) -> int:
+        """Images per request when /imagine leaves `count` out: the member's default within the limit."""
+        return min(self.settings.image_count or 1, self.count_limit)
 
     @property
     def deliver_to(self) -> str | None:

@@ -120,7 +120,7 @@ async def test_animate_from_text_posts_a_playable_mp4_of_the_asked_length(world:
 
 async def test_the_video_eta_is_learned_apart_from_images(world: World) -> None:
     fake = world.fake
-    async with world.bot() as bot:
+    async with world.bot(default_daily_quota=100) as bot:  # five videos count as 15 images
         # Five quick images, then five slower videos (the ETA needs five of a kind).
         for n, (command, seconds) in enumerate([("imagine", 0.1)] * 5 + [("animate", 1.2)] * 5, start=1):
             world.sandbox.config.duration = seconds
@@ -130,7 +130,7 @@ async def test_the_video_eta_is_learned_apart_from_images(world: World) -> None:
         await world.settle(bot)
     assert image_eta is not None and video_eta is not None
     assert image_eta < 1.0 <= video_eta  # neither pulled towards the other
-    async with world.bot() as bot:  # learned again from the database after a restart
+    async with world.bot(default_daily_quota=100) as bot:  # learned again from the database after a restart
         assert bot.runner.typical_duration("video") == pytest.approx(video_eta)
         assert bot.runner.typical_duration("text") == pytest.approx(image_eta)
 

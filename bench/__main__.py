@@ -115,6 +115,12 @@ async def _fairness(profile: Profile) -> dict[str, float | None]:
     return (await run_delivery_fairness(profile)).figures()
 
 
+async def _video(profile: Profile) -> dict[str, float | None]:
+    from bench.videos import run_video
+
+    return (await run_video(profile)).figures()
+
+
 async def _mixes(profile: Profile) -> dict[str, float | None]:
     from bench.mix import adaptive_schedule_args
     from bench.mixes import evaluate_all, figures, table
@@ -153,6 +159,7 @@ SCENARIOS: dict[str, Scenario] = {
     "multiproc": _multiproc,
     "counts": _counts,
     "capacity": _capacity,
+    "video": _video,
 }
 
 
@@ -187,6 +194,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
         "cap_images_shown_twice",
         "cap_loop_lag_p99_ms",
     ),
+    "video": ("video_eta_error_pct", "video_polls_per_job", "video_fetch_ms", "video_reencode_s"),
 }
 
 

@@ -66,7 +66,7 @@ class Queue(commands.Cog):
                 whole = await self.bot.store.jobs.of_request(job.request)
                 lines.append(request_queue_line(whole, now - job.created_at, locale))
             else:
-                typical = self.bot.runner.typical_duration(job.has_references)
+                typical = self.bot.runner.typical_duration(job.kind)
                 lines.append(messages.queue_line(job, now - job.created_at, typical, locale))
             # Cancelling any image of a request cancels every one of it not finished.
             view.add_item(CancelButton(job.id, label=t(locale, "Cancel #{id}", id=job.request)))

@@ -10,6 +10,7 @@ import yarl
 
 from bot.core.models import JobStatus
 from bot.core.usage_records import EXPORT_COLUMNS
+from testing.mp4_boxes import read_mp4
 from tests.bot_harness import World, wait_for_job
 
 MODAL = 9
@@ -51,8 +52,11 @@ async def test_the_request_message_has_numbered_buttons_per_image_and_a_row_for_
     ]
     [menu] = rows[2]
     assert menu["custom_id"] == "imagine:image:1"
-    assert [o["value"] for o in menu["options"]] == [f"{a}:{n}" for n in (1, 2, 3) for a in ("edit", "ref")]
-    assert menu["options"][2]["label"] == "Image 2 → Edit"
+    assert [o["value"] for o in menu["options"]] == [
+        f"{a}:{n}" for n in (1, 2, 3) for a in ("edit", "animate", "ref")
+    ]
+    assert menu["options"][3]["label"] == "Image 2 → Edit"
+    assert menu["options"][4]["label"] == "Image 2 → Animate"
     assert [c["custom_id"] for c in rows[3]] == [
         "imagine:reroll:1",
         "imagine:delete:1",
@@ -72,7 +76,7 @@ async def test_full_size_posts_that_image_alone_with_its_own_buttons(world: Worl
     assert name == "imagine-2-1.png" and data == dict(fake.message_files(message_id))["imagine-2-1.png"]
     assert "Image 2" in reply["content"]
     ids = [c["custom_id"] for row in rows_of(reply) for c in row]
-    assert ids == ["imagine:vary:2", "imagine:edit:2", "imagine:delete:2"]
+    assert ids == ["imagine:vary:2", "imagine:edit:2", "imagine:animate:2:1", "imagine:delete:2"]
 
 
 async def test_the_menu_edits_an_image_with_the_dialog_prefilled_and_that_image_as_reference(
@@ -101,6 +105,35 @@ async def test_the_menu_edits_an_image_with_the_dialog_prefilled_and_that_image_
     assert edit["prompt"] == "three cats, at night"
     [reference] = edit["images"]
     assert yarl.URL(reference).path == yarl.URL(image_3["url"]).path
+
+
+async def test_the_menu_animates_one_image_of_the_request(world: World) -> None:
+    """ "Image 2 → Animate": the Animate dialog, pre-filled with the prompt; the video is made from image 2
+    (the request's job 2) and posted as a playable MP4 of the chosen length."""
+    fake = world.fake
+    jobs = await ask_three(world)
+    message_id = jobs[0].result_message_id or 0
+    image_2 = next(a for a in fake.message_attachments(message_id) if a["filename"] == "imagine-2-1.png")
+    async with world.bot() as bot:  # a new process: the menu needs nothing in memory
+        click = await fake.invoke_component(
+            "imagine:image:1", message_id, component_type=3, values=["animate:2"]
+        )
+        modal = (await fake.wait_for_callback(click)).json
+        assert modal["type"] == MODAL
+        inputs = [c for row in modal["data"]["components"] for c in row["components"]]
+        assert inputs[0]["value"] == "three cats"
+        submitted = await fake.submit_modal(
+            modal["data"]["custom_id"], {inputs[0]["custom_id"]: "they purr", inputs[1]["custom_id"]: "6"}
+        )
+        assert (await fake.wait_for_callback(submitted)).json["type"] == DEFERRED
+        video = await wait_for_job(bot, lambda j: j.delivered_at is not None, job_id=4, timeout=30)
+        await world.settle(bot)
+    assert (video.media, video.video_seconds, video.source_job_id) == ("video", 6, 2)
+    [sent] = [r.json for r in world.sandbox.requests if r.method == "POST" and r.path == "/xai/videos"]
+    assert sent["prompt"] == "they purr" and sent["duration"] == 6
+    assert [yarl.URL(u).path for u in sent["images"]] == [yarl.URL(image_2["url"]).path]
+    [upload] = world.bot_posts()[-1].files
+    assert abs(read_mp4(upload.data).duration - 6) < 0.5
 
 
 async def test_the_menu_uses_an_image_as_a_reference(world: World) -> None:

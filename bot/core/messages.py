@@ -174,11 +174,33 @@ def status_text(job: Job, stage: Stage, elapsed: float, typical: float | None, l
         )
     else:
         head = t(locale, "📦 **Almost there** — uploading the image for {who}…", who=who)
-    lines = [head, quote_prompt(job.prompt, 150), details_line(job, locale)]
+    details = video_details(job, locale) if job.media == "video" else details_line(job, locale)
+    lines = [head, quote_prompt(job.prompt, 150), details]
     note = size_note(job, locale)
     if note:
         lines.append(note)
     return "\n".join(lines)
+
+
+def video_details(job: Job, locale: Locale = None) -> str:
+    """A video's length, what it is made from and what it counts as: shown from the acknowledgement on."""
+    if job.reference_urls:
+        made = t(locale, "from an image")
+    else:
+        made = t(
+            locale,
+            "{resolution}, aspect ratio {ratio}",
+            resolution=job.video_resolution or "720P",
+            ratio=job.aspect_ratio or t(locale, "default"),
+        )
+    return nt(
+        locale,
+        "🎬 A {seconds} s video, {made} · counts as 1 image",
+        "🎬 A {seconds} s video, {made} · counts as {count} images",
+        job.units,
+        seconds=job.video_seconds or 0,
+        made=made,
+    )
 
 
 def done_text(job: Job, elapsed: float, count: int, locale: Locale = None) -> str:

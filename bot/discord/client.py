@@ -51,6 +51,8 @@ EXTENSIONS = (
     "cogs.admin_styles",
     "cogs.settings",
     "cogs.reference",
+    "cogs.animate",
+    "cogs.admin_videos",
 )
 DATABASE_PING_TIMEOUT = 3.0
 REFUSAL_SETTLE = 2.0

@@ -18,8 +18,8 @@ from bot.core.clock import Clock
 from bot.core.i18n import N_, t
 from bot.core.models import Job
 from bot.core.runner import DeliveryReceipt
+from bot.discord.animate_dialog import private_result_buttons, result_buttons
 from bot.discord.replies import NO_PINGS
-from bot.discord.views import private_result_view, result_view
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class ChannelRoute(Route):
         job = parcel.job
         channel = bot.client.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
         view = parcel.public_view or (
-            result_view(job.id, public_language(job)) if parcel.uploads else discord.utils.MISSING
+            result_buttons(job, public_language(job)) if parcel.uploads else discord.utils.MISSING
         )
         if job.message_id is None:
             # No status message to reply to (a job taken over before it was acknowledged). discord.py's
@@ -269,7 +269,7 @@ class StatusRoute(Route):
 
     async def send(self, bot: SinkBot, parcel: Parcel) -> Sent:
         job = parcel.job
-        view = parcel.public_view or (result_view(job.id, public_language(job)) if parcel.uploads else None)
+        view = parcel.public_view or (result_buttons(job, public_language(job)) if parcel.uploads else None)
         message = await edit_status(bot, job, parcel.public_text, parcel.files(), view=view)
         return Sent(DeliveryReceipt(self.delivery, message.id, job.channel_id), message.jump_url)
 
@@ -307,7 +307,7 @@ class FollowupRoute(Route):
         posted = await interaction_webhook(bot, job).send(
             messages.clip(parcel.public_text),
             files=parcel.files(),
-            view=parcel.public_view or result_view(job.id, public_language(job)),
+            view=parcel.public_view or result_buttons(job, public_language(job)),
             wait=True,
             allowed_mentions=NO_PINGS,
         )
@@ -338,7 +338,7 @@ class EphemeralRoute(Route):
         sent = await interaction_webhook(bot, job).send(
             messages.clip(parcel.private_text),
             files=parcel.files(),
-            view=parcel.private_view or private_result_view(job.id, job.locale),
+            view=parcel.private_view or private_result_buttons(job, job.locale) or discord.utils.MISSING,
             ephemeral=True,
             wait=True,
             allowed_mentions=NO_PINGS,

@@ -3,10 +3,10 @@ request, within Discord's five rows of five components.
 
     row 1  V1 V2 V3 V4          Vary: a new request of the same count, that image its only reference
     row 2  U1 U2 U3 U4          Full size: that image alone, as a reply, with its own buttons
-    row 3  [Image N → …]        a menu: Edit (the dialog, pre-filled) or Use as reference, per image
+    row 3  [Image N → …]        a menu: Edit (the dialog, pre-filled), Animate or Use as reference
     row 4  Reroll Delete Cancel  the whole request (Cancel while images are still rendering)
 
-The fifth row is free, and the menu has room for more actions per image (Animate). Every custom_id
+The fifth row is free, and the menu has room for more actions per image. Every custom_id
 carries the job it acts on (image N is the request's job N), so the buttons keep working after a
 restart and on any process."""
 
@@ -24,6 +24,7 @@ from bot.core.i18n import N_, t
 from bot.core.models import ImageRequest, Job
 from bot.core.policy.validation import AttachmentInfo
 from bot.core.request_texts import SHOWN, ImageState
+from bot.discord.animate_dialog import AnimateButton, open_animate_dialog
 from bot.discord.reference_menu import MessageImages, ReferenceModal
 from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
 from bot.discord.requests import start_request
@@ -170,6 +171,9 @@ class ImageMenu(discord.ui.DynamicItem[discord.ui.Select[Any]], template=r"imagi
         if action == "edit":
             await interaction.response.send_modal(EditModal(job, interaction))
             return
+        if action == "animate":  # image N is the request's job N, whose one image is its first
+            await open_animate_dialog(interaction, job.id, 1)
+            return
         image = await _the_image(interaction, job)
         if image is None:
             await say_privately(interaction, NOT_READY)
@@ -208,11 +212,19 @@ def request_view(
         )
         options.append(
             discord.SelectOption(
+                label=t(locale, "Image {number} → Animate", number=image.number),
+                value=f"animate:{image.job.id}",
+            )
+        )
+        options.append(
+            discord.SelectOption(
                 label=t(locale, "Image {number} → Use as reference", number=image.number),
                 value=f"ref:{image.job.id}",
             )
         )
-    menu = ImageMenu(head.request, options, placeholder=t(locale, "Edit an image, or use it as a reference…"))
+    menu = ImageMenu(
+        head.request, options, placeholder=t(locale, "Edit, animate or use an image as a reference…")
+    )
     menu.item.row = 2
     view.add_item(menu)
     whole: list[JobButton] = [RerollButton(head.id, locale=locale)]
@@ -227,10 +239,11 @@ def request_view(
 
 
 def single_image_view(job_id: int, locale: str | None, *, private: bool = False) -> discord.ui.View:
-    """Under one image shown alone (Full size): Vary, Edit, and Delete where it is public."""
+    """Under one image shown alone (Full size): Vary, Edit, Animate, and Delete where it is public."""
     view = discord.ui.View(timeout=None)
     view.add_item(VaryButton(job_id, label=t(locale, "Vary")))
     view.add_item(EditButton(job_id, locale=locale))
+    view.add_item(AnimateButton(job_id, 1, locale))
     if not private:
         view.add_item(DeleteButton(job_id, locale=locale))
     return view

@@ -155,7 +155,8 @@ async def start_request(
     A Draft asks for its own `count` of images (tasks), or the member's /settings default; an
     ImageRequest (a button's) for `count`, else 1. Above the member's limit it is refused, and a
     request that does not fit what they have left is offered with the count that does
-    (`FewerButton`). Each task costs `units_per_task` units (a video: `video_contract.video_cost`)."""
+    (`FewerButton`). `units_per_task`: what each task counts as against quotas (a video: its seconds
+    at the server's rate, bot/discord/animate_dialog.py)."""
     bot = interaction.client
     if isinstance(request, Draft):
         count = request.count  # None: the member's default

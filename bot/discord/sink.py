@@ -45,6 +45,7 @@ from bot.discord.rate_limit import RateLimiter
 from bot.discord.replies import NO_PINGS
 from bot.discord.request_message import RequestMessages, find_carrying
 from bot.discord.route_planner import image_routes, notice_routes
+from bot.discord.video_delivery import upload_limit, video_parcel
 from bot.discord.views import status_view
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,12 @@ class DiscordSink:
         earlier, _ = await self._resume(job)
         if earlier is not None:
             return earlier
+        if job.media == "video":
+            # Its own way to Discord (bot/discord/video_delivery.py): uploaded, re-encoded to fit, or
+            # refused with what the member can do (VideoRefused: the runner fails it, refunded).
+            limit = upload_limit(self.bot.client, job, DEFAULT_UPLOAD_LIMIT)
+            video = await video_parcel(job, images[0], elapsed, limit)
+            return await self._try(video, image_routes(job, self.clock.time()))
         parcel = await self._prepare(job, images, elapsed)
         if parcel is None:
             # Each image's error is member-safe text (details of the host went to the log only).

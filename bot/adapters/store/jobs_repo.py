@@ -299,11 +299,25 @@ def mark_ended(
         return _end_in(s, tx, job_id, status, error, finished_at, refund)
 
 
+def mark_video_refused(s: Session, job_id: int, error: str, finished_at: float) -> bool:
+    """A finished video whose file proved unusable (not a video, too large, an internal address):
+    it was not made after all, so the job fails from `completed` and is refunded like any failure."""
+    with s.write() as tx:
+        return _end_in(s, tx, job_id, JobStatus.FAILED, error, finished_at, True, (JobStatus.COMPLETED,))
+
+
 def _end_in(
-    s: Session, tx: Tx, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool
+    s: Session,
+    tx: Tx,
+    job_id: int,
+    status: JobStatus,
+    error: str,
+    finished_at: float,
+    refund: bool,
+    ending: tuple[JobStatus, ...] = _UNFINISHED,
 ) -> bool:
     outcome = {JobStatus.TIMED_OUT: "timed_out", JobStatus.CANCELLED: "cancelled"}.get(status, "failed")
-    unfinished, states = listed("state", [st.value for st in _UNFINISHED])
+    unfinished, states = listed("state", [st.value for st in ending])
     cursor = tx.execute(
         "UPDATE jobs SET status = :status, error = :error, finished_at = :finished, next_poll_at = NULL,"
         f" lease_owner = :owner, leased_until = :until WHERE id = :id AND status IN ({unfinished})",
@@ -686,15 +700,20 @@ def running_count(s: Session, source: str) -> int:
     return int(row[0]) if row else 0
 
 
-def recent_durations(s: Session, has_refs: bool, limit: int = 50) -> list[float]:
+def recent_durations(
+    s: Session, has_refs: bool | None, limit: int = 50, *, media: str = "image"
+) -> list[float]:
     """Seconds from submit to finish of the latest successful jobs of one kind, newest first, across
-    every process sharing the database."""
+    every process sharing the database. Videos learn apart from images (`media`); `has_refs` None
+    takes jobs with and without references alike (a video's kind)."""
     marks, states = listed("state", [st.value for st in _DONE_OK])
+    refs = "has_refs IN (0, 1)" if has_refs is None else "has_refs = :refs"
     rows = s.rows(
         f"SELECT finished_at - submitted_at FROM jobs{indexed_by(s.dialect, 'jobs_durations')}"
-        " WHERE has_refs = :refs AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
-        f" AND status IN ({marks}) ORDER BY finished_at DESC LIMIT :limit",
-        {"refs": 1 if has_refs else 0, **states, "limit": limit},
+        f" WHERE {refs} AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
+        f" AND COALESCE(media, 'image') = :media AND status IN ({marks})"
+        " ORDER BY finished_at DESC LIMIT :limit",
+        {"refs": 1 if has_refs else 0, "media": media, **states, "limit": limit},
     )
     return [float(r[0]) for r in rows if r[0] is not None and r[0] >= 0]
 
@@ -718,6 +737,7 @@ class Jobs(Repository):
     record_polls = call(record_polls)
     mark_completed = call(mark_completed)
     mark_ended = call(mark_ended)
+    mark_video_refused = call(mark_video_refused)
     mark_delivered = call(mark_delivered)
     mark_undeliverable = call(mark_undeliverable)
     abandon = call(abandon)

@@ -11,13 +11,14 @@ LIMITS = {"quota", "cooldown", "concurrency", "timezone"}
 MODERATION = {"ban", "unban", "bans", "blocklist", "modlog"}
 REPORTS = {"settings", "stats", "export"}
 STYLES = {"style", "private-images"}
+GALLERY = {"gallery"}  # cogs/admin_gallery.py
 
 
 async def test_one_group_from_three_cogs(world: World) -> None:
     fake = world.fake
     async with world.bot() as bot:
         [synced] = [c for c in fake.commands[fake.guild_id] if c["name"] == "imagine-admin"]
-        assert {o["name"] for o in synced["options"]} == LIMITS | MODERATION | REPORTS | STYLES
+        assert {o["name"] for o in synced["options"]} == LIMITS | MODERATION | REPORTS | STYLES | GALLERY
         assert int(synced["default_member_permissions"]) == 1 << 5  # Manage Server
         quota = next(o for o in synced["options"] if o["name"] == "quota")
         assert {o["name"] for o in quota["options"]} == {
@@ -27,10 +28,10 @@ async def test_one_group_from_three_cogs(world: World) -> None:
         await bot.unload_extension("cogs.admin_reports")
         group = bot.tree.get_command("imagine-admin")
         assert isinstance(group, app_commands.Group)
-        assert {c.name for c in group.commands} == LIMITS | MODERATION | STYLES
+        assert {c.name for c in group.commands} == LIMITS | MODERATION | STYLES | GALLERY
 
         await bot.load_extension("cogs.admin_reports")
-        assert {c.name for c in group.commands} == LIMITS | MODERATION | REPORTS | STYLES
+        assert {c.name for c in group.commands} == LIMITS | MODERATION | REPORTS | STYLES | GALLERY
         # A reloaded topic still answers, through the same admin check.
         interaction = await fake.invoke_slash(
             "imagine-admin", {}, subcommand="settings", user_id=fake.moderator_id

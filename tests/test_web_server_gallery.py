@@ -38,6 +38,10 @@ def test_the_server_gallery_on_and_off_and_other_servers_by_id(browser: Any, web
         await page.get_by_role("link", name="Gallery of Imagine Test Guild").click()
         await page.wait_for_url(re.compile(rf"/servers/{guild}$"))
         assert await page.locator("h1").inner_text() == "Gallery of Imagine Test Guild"
+        assert (
+            await page.get_by_role("link", name="Clear", exact=True).get_attribute("href")
+            == f"/servers/{guild}"
+        )
         await page.locator("#gallery a.more").scroll_into_view_if_needed()
         await page.locator("#gallery .end").wait_for()
         shown = await card_ids(page)

@@ -211,3 +211,24 @@ async def test_server_admins_turn_the_gallery_on_and_off(world: World) -> None:
             {"gallery_enabled": 1},
         ]
         assert all(e.actor_id == fake.owner_id for e in entries if e.action == "gallery")
+
+
+async def test_without_a_bot_token_a_stale_membership_means_signing_in_again(
+    web_world: WebWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.web import membership
+
+    tokenless = web_world.run(web_world.start_server(discord_token=None))
+    guild = web_world.fake.guild_id
+    web_world.run(web_world.gallery(True))
+    web_world.fake.oauth.signed_in_as = None
+    async with client() as browser:
+        async with browser.get(web_world.url("/login/discord", tokenless)) as signed_in:
+            assert signed_in.url.path == "/me"
+        async with browser.get(web_world.url(f"/servers/{guild}", tokenless)) as page:
+            assert page.status == 200  # what sign-in said, while it is fresh
+        monkeypatch.setattr(membership, "MEMBERSHIP_TTL", 0.0)
+        async with browser.get(web_world.url(f"/servers/{guild}", tokenless), allow_redirects=False) as page:
+            assert page.status == 303 and page.headers["Location"] == "/login/discord"
+        async with browser.get(web_world.url(f"/servers/{web_world.seeded.elsewhere_id}", tokenless)) as page:
+            assert page.status == 404  # never listed: nothing to ask Discord with, so no

@@ -30,6 +30,10 @@ async def server_gallery(request: web.Request) -> web.Response:
         else None
     )
     if access is None:
+        if ctx.discord is None and str(guild_id) in (session.get(membership.GALLERIES) or {}):
+            # No bot token to ask Discord with: a fresh sign-in (instant for a member who authorised
+            # the app before) says again which servers they are in.
+            raise web.HTTPSeeOther("/login/discord")
         raise PageError(404, "not_found")
     flt, kept = read_filter(request.query)
     kept.pop("server", None)

@@ -234,8 +234,8 @@ def _thumbnails(store: ThumbnailStore, rows: int) -> None:
     """The member's newest page has its thumbnails (as the bot keeps them when it posts)."""
     newest = [job_id for job_id in range(rows, 0, -1) if (job_id - 1) % 10 == 0][:PAGE]
     for n, job_id in enumerate(newest):
-        image = Image.new("RGB", (768, 768), (40 + n * 6, 120, 200 - n * 4))
-        ImageDraw.Draw(image).ellipse([150, 150, 600, 600], fill=(250, 230, 160))
+        image = Image.new("RGB", (600, 600), (40 + n * 6, 120, 200 - n * 4))
+        ImageDraw.Draw(image).ellipse([120, 120, 480, 480], fill=(250, 230, 160))
         out = io.BytesIO()
         image.save(out, "PNG")
         store.write(job_id, 0, out.getvalue())

@@ -28,7 +28,8 @@ async def main(path: Path, crash_at: int) -> None:
         # Never asked: a cancel does not reach the image service (it has no cancel route).
         api = ImageApi(session, "http://127.0.0.1:9", "key", "grok-imagine-image")
         runner = build_runner(store, api, session, RecordingSink(), source="discord")
-        decision, job = await runner.admit(ImageRequest("a cat"), ORIGIN, MEMBER, 3)
+        decision, jobs = await runner.admit(ImageRequest("a cat"), ORIGIN, MEMBER, 3)
+        job = jobs[0] if jobs else None
         assert decision.allowed and job is not None, decision
         # Admitted and running (the submit's store writes made by hand: no image service here).
         assert await store.jobs.mark_submitting(job.id)

@@ -28,7 +28,8 @@ Step = Callable[[Store], Awaitable[object]]
 
 
 async def _admit(store: Store) -> int:
-    decision, job = await store.usage.admit(MEMBER, ImageRequest("a cat"), ORIGIN, NOW, 3)
+    decision, jobs = await store.usage.admit(MEMBER, ImageRequest("a cat"), ORIGIN, NOW, 3)
+    job = jobs[0] if jobs else None
     assert decision.allowed and job is not None, decision
     return job.id
 
@@ -60,7 +61,8 @@ async def _completed(store: Store) -> None:
 
 async def _admit_personal(store: Store) -> int:
     origin = Origin(source="discord", user_id=USER, channel_id=5, context="dm", interaction_token="tok")
-    decision, job = await store.personal.admit(USER, ImageRequest("a cat"), origin, NOW, 5, 2)
+    decision, jobs = await store.personal.admit(USER, ImageRequest("a cat"), origin, NOW, 5, 2)
+    job = jobs[0] if jobs else None
     assert decision.allowed and job is not None, decision
     return job.id
 

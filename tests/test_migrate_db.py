@@ -42,13 +42,14 @@ async def fill(path: Path) -> None:
         for n in range(30):
             member = Member(GUILD, 1 + n % 4)
             origin = Origin(guild_id=GUILD, channel_id=5, user_id=member.user_id, interaction_token=f"tok{n}")
-            decision, job = await store.usage.admit(
+            decision, jobs = await store.usage.admit(
                 member,
                 ImageRequest(f"picture {n}", "1:1", style="Anime", style_text="in anime style"),
                 origin,
                 NOW + n,
                 20,
             )
+            job = jobs[0] if jobs else None
             assert job is not None, decision
             if n % 5 == 0:
                 continue  # still queued
@@ -75,7 +76,8 @@ async def fill(path: Path) -> None:
         # Personal use: a usage row with no server, and a ban from personal use.
         await store.personal.ban(77, reason="spam", expires_at=None, now=NOW)
         origin = Origin(user_id=78, context="dm")
-        decision, job = await store.personal.admit(78, ImageRequest("mine"), origin, NOW, 5, 2)
+        decision, jobs = await store.personal.admit(78, ImageRequest("mine"), origin, NOW, 5, 2)
+        job = jobs[0] if jobs else None
         assert job is not None and job.guild_id is None, decision
     finally:
         await store.close()

@@ -27,20 +27,21 @@ async def test_concurrent_personal_admissions_start_exactly_the_quota(any_store:
             for n in range(24)
         )
     )
-    admitted = [job for decision, job in results if decision.allowed]
+    admitted = [job for decision, jobs in results if decision.allowed for job in jobs]
     assert len(admitted) == 4
     assert {decision.reason for decision, _ in results} == {None, QUOTA}
     assert all(job is not None and job.guild_id is None for job in admitted)
     summary = await any_store.personal.summary(USER, NOW + 1, 4, 100)
     assert (summary.used_today, summary.limit, summary.running) == (4, 4, 4)
     # A server's quota is apart: the same person still has their server's images.
-    decision, job = await any_store.usage.admit(
+    decision, jobs = await any_store.usage.admit(
         Member(GUILD, USER),
         ImageRequest("in the server"),
         Origin(source="discord", guild_id=GUILD, user_id=USER, context="guild"),
         NOW,
         10,
     )
+    job = jobs[0] if jobs else None
     assert decision.allowed and job is not None and job.guild_id == GUILD
     report = await any_store.personal.stats(NOW - 1)
     assert report.stats.generations == 4 and report.stats.refusals == {QUOTA: 20} and report.people == 1
@@ -49,7 +50,8 @@ async def test_concurrent_personal_admissions_start_exactly_the_quota(any_store:
 
 
 async def test_personal_quota_resets_at_utc_midnight_and_failed_jobs_are_given_back(any_store: Store) -> None:
-    decision, job = await any_store.personal.admit(USER, ImageRequest("a"), origin(DM), NOW, 1, 2)
+    decision, jobs = await any_store.personal.admit(USER, ImageRequest("a"), origin(DM), NOW, 1, 2)
+    job = jobs[0] if jobs else None
     assert decision.allowed and job is not None
     refused, _ = await any_store.personal.admit(USER, ImageRequest("b"), origin(DM), NOW + 1, 1, 2)
     assert refused.reason == QUOTA and "reset" in str(refused.message)
@@ -66,7 +68,8 @@ async def test_concurrency_and_personal_use_turned_off(any_store: Store) -> None
         assert decision.allowed
     busy, _ = await any_store.personal.admit(USER, ImageRequest("3"), origin(DM), NOW, 10, 2)
     assert busy.reason == CONCURRENCY and "/queue" in str(busy.message)
-    off, job = await any_store.personal.admit(USER + 1, ImageRequest("x"), origin(DM, USER + 1), NOW, 0, 2)
+    off, jobs = await any_store.personal.admit(USER + 1, ImageRequest("x"), origin(DM, USER + 1), NOW, 0, 2)
+    job = jobs[0] if jobs else None
     assert off.reason == DISABLED and job is None
 
 
@@ -75,9 +78,10 @@ async def test_bans_from_personal_use(any_store: Store) -> None:
     await any_store.personal.ban(USER + 1, reason=None, expires_at=None, now=NOW + 1)
     await any_store.personal.ban(USER + 2, reason="old", expires_at=NOW - 1, now=NOW - 10)
     assert [b.user_id for b in await any_store.personal.bans(NOW)] == [USER + 1, USER]
-    decision, job = await any_store.personal.admit(
+    decision, jobs = await any_store.personal.admit(
         USER, ImageRequest("x"), origin(PRIVATE_CHANNEL), NOW, 5, 2
     )
+    job = jobs[0] if jobs else None
     assert decision.reason == BANNED and job is None and "spam" in str(decision.message)
     assert (await any_store.personal.summary(USER, NOW, 5, 2)).banned
     later, _ = await any_store.personal.admit(USER, ImageRequest("x"), origin(DM), NOW + 3601, 5, 2)
@@ -88,7 +92,8 @@ async def test_bans_from_personal_use(any_store: Store) -> None:
 
 
 async def test_follow_ups_are_counted_up_to_discords_limit(any_store: Store) -> None:
-    _, job = await any_store.personal.admit(USER, ImageRequest("x"), origin(DM), NOW, 5, 2)
+    _, jobs = await any_store.personal.admit(USER, ImageRequest("x"), origin(DM), NOW, 5, 2)
+    job = jobs[0] if jobs else None
     assert job is not None
     await any_store.jobs.set_followups(job.id, 3)
     assert [await any_store.jobs.use_followup(job.id) for _ in range(4)] == [True, True, False, False]

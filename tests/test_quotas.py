@@ -53,7 +53,8 @@ async def ask(
 ) -> tuple[str | None, int | None]:
     """Admit one request; returns (refusal reason or None, job id or None)."""
     origin = Origin(source="discord", guild_id=member.guild_id, channel_id=5, user_id=member.user_id)
-    decision, job = await store.usage.admit(member, ImageRequest(prompt), origin, now, DEFAULT)
+    decision, jobs = await store.usage.admit(member, ImageRequest(prompt), origin, now, DEFAULT)
+    job = jobs[0] if jobs else None
     assert (job is None) == (not decision.allowed)
     return decision.reason, job.id if job else None
 
@@ -74,7 +75,8 @@ async def use_up(store: Store, member: Member, count: int, now: float) -> None:
 async def test_quota_runs_out_and_resets_at_midnight_utc(store: Store) -> None:
     evening = at("2026-11-24T23:59:00")
     await use_up(store, ALICE, DEFAULT, evening)
-    decision, job = await store.usage.admit(ALICE, ImageRequest("one more"), Origin(), evening, DEFAULT)
+    decision, jobs = await store.usage.admit(ALICE, ImageRequest("one more"), Origin(), evening, DEFAULT)
+    job = jobs[0] if jobs else None
     assert decision.reason == QUOTA and job is None
     reset = at("2026-11-25T00:00:00")
     assert f"<t:{int(reset)}:R>" in str(decision.message)  # the reader sees it in their own time zone

@@ -96,7 +96,8 @@ async def slot_and_usage(db_path: Path) -> tuple[int, int]:
 
 
 async def admitted(runner: Any) -> Job:
-    decision, job = await runner.admit(ImageRequest("a lighthouse"), ORIGIN, MEMBER, 5)
+    decision, jobs = await runner.admit(ImageRequest("a lighthouse"), ORIGIN, MEMBER, 5)
+    job = jobs[0] if jobs else None
     assert decision.allowed and job is not None
     return job
 

@@ -290,7 +290,8 @@ async def test_a_fresh_database_admits_and_finishes_through_the_write_path(db_pa
     store = await Store.open(db_path)
     try:
         origin = Origin(source="discord", guild_id=GUILD, channel_id=5, user_id=USER)
-        decision, job = await store.usage.admit(Member(GUILD, USER), ImageRequest("p"), origin, 100.0, 3)
+        decision, jobs = await store.usage.admit(Member(GUILD, USER), ImageRequest("p"), origin, 100.0, 3)
+        job = jobs[0] if jobs else None
         assert decision.allowed and job is not None
         assert await store.jobs.mark_running(job.id, "t", 101.0, 102.0)
         assert (await store.usage.summary(Member(GUILD, USER), 103.0, 3)).running == 1

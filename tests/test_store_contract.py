@@ -26,7 +26,8 @@ BIG_ID = 1_234_567_890_123_456_789  # Discord ids need 64 bits
 
 async def admitted(store: Store, member: Member = ALICE, now: float = NOW, prompt: str = "a cat") -> int:
     origin = Origin(source="discord", guild_id=member.guild_id, channel_id=5, user_id=member.user_id)
-    decision, job = await store.usage.admit(member, ImageRequest(prompt), origin, now, 50)
+    decision, jobs = await store.usage.admit(member, ImageRequest(prompt), origin, now, 50)
+    job = jobs[0] if jobs else None
     assert decision.allowed and job is not None, decision
     return job.id
 

@@ -104,9 +104,10 @@ async def _fill(db_path: Path, guild: int, user: int) -> None:
     try:
         origin = Origin(guild_id=guild, channel_id=7, user_id=user)
         for n in range(3):
-            decision, job = await store.usage.admit(
+            decision, jobs = await store.usage.admit(
                 Member(guild, user), ImageRequest(f"cat {n}"), origin, now, 10
             )
+            job = jobs[0] if jobs else None
             assert decision.allowed and job is not None
             await store.jobs.mark_submitting(job.id)
             await store.jobs.mark_running(job.id, f"task-{n}", now, now + 1)

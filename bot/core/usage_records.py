@@ -53,6 +53,14 @@ EXPORT_COLUMNS = (
     "job_id",
     "style",
     "prompt",
+    # One row per task since revision 0014: the request it belongs to (its first job's id), what it
+    # made, the credits it used, and the image a Vary, Edit or Animate came from.
+    "request_id",
+    "media",
+    "video_seconds",
+    "used_credit",
+    "source_job_id",
+    "source_image_index",
 )
 
 

@@ -150,7 +150,7 @@ async def start_request(
             log.warning("interaction %s: Discord refused the deferral (%s)", interaction.id, exc.status)
             acknowledged = False
     try:
-        admitted, decision, job = await admission
+        admitted, decision, jobs = await admission
     except StoreError as exc:
         log.warning("interaction %s: admission failed: %s", interaction.id, exc)
         if acknowledged:
@@ -167,7 +167,7 @@ async def start_request(
                 ref_count=len(request.attachments) + len(request.extra_urls),
             )
         return
-    if job is None:
+    if not jobs:
         if not acknowledged:
             return
         detail = decision.matched_rule.describe() if decision.matched_rule else None
@@ -180,17 +180,19 @@ async def start_request(
         )
         return
     if not acknowledged:
-        await bot.runner.abandon(job, "Discord did not accept the acknowledgement in time.")
+        await bot.runner.abandon(jobs, "Discord did not accept the acknowledgement in time.")
         return
     if not done:
-        await _launch_after_private_deferral(interaction, job)
+        await _launch_after_private_deferral(interaction, jobs)
         return
     # Acknowledge first: Discord allows 3 seconds, and the member sees "thinking…" at once.
     try:
         callback = await interaction.response.defer(thinking=True)
     except discord.HTTPException as exc:
-        log.warning("job %s: Discord refused the acknowledgement (%s); abandoning it", job.id, exc.status)
-        await bot.runner.abandon(job, "Discord did not accept the acknowledgement in time.")
+        log.warning(
+            "request %s: Discord refused the acknowledgement (%s); abandoning it", jobs[0].request, exc.status
+        )
+        await bot.runner.abandon(jobs, "Discord did not accept the acknowledgement in time.")
         return
     message_id = callback.message_id if callback is not None else None
     if message_id is None:
@@ -198,13 +200,13 @@ async def start_request(
             message_id = (await interaction.original_response()).id
         except discord.HTTPException as exc:
             # Without the status message's id the job still runs; its result is posted in the channel.
-            log.warning("job %s: could not look up the status message (%s)", job.id, exc.status)
-    await bot.runner.launch(job, message_id)
+            log.warning("request %s: could not look up the status message (%s)", jobs[0].request, exc.status)
+    await bot.runner.launch(jobs, message_id)
 
 
 async def _admit(
     interaction: discord.Interaction[ImagineBotBase], request: ImageRequest | Draft
-) -> tuple[ImageRequest, Decision, Job | None]:
+) -> tuple[ImageRequest, Decision, list[Job]]:
     """Admission, with the member's /settings: a Draft's defaults, and where the image goes (a
     private way only if the server allows it)."""
     bot = interaction.client
@@ -222,14 +224,16 @@ async def _admit(
         await check_linked_references(bot.session, links, max_bytes=bot.settings.max_attachment_bytes)
     if origin.is_personal:
         personal = bot.settings.default_personal_quota
-        decision, job = await bot.runner.admit_personal(request, origin, personal)
+        decision, jobs = await bot.runner.admit_personal(request, origin, personal)
     else:
         quota = bot.settings.default_daily_quota
-        decision, job = await bot.runner.admit(request, origin, member_of(interaction), quota)
-    return request, decision, job
+        decision, jobs = await bot.runner.admit(request, origin, member_of(interaction), quota)
+    return request, decision, jobs
 
 
-async def _launch_after_private_deferral(interaction: discord.Interaction[ImagineBotBase], job: Job) -> None:
+async def _launch_after_private_deferral(
+    interaction: discord.Interaction[ImagineBotBase], jobs: list[Job]
+) -> None:
     """The private "thinking…" says the request was accepted, and a public follow-up becomes the
     status message, as the public deferral would have been on the fast path."""
     bot = interaction.client
@@ -243,12 +247,12 @@ async def _launch_after_private_deferral(interaction: discord.Interaction[Imagin
         )
         followups += 1
         status = await interaction.followup.send(
-            messages.status_text(job, Stage.QUEUED, 0.0, None, locale=job.guild_locale),
+            messages.status_text(jobs[0], Stage.QUEUED, 0.0, None, locale=jobs[0].guild_locale),
             wait=True,
             allowed_mentions=NO_PINGS,
         )
         message_id = status.id
     except discord.HTTPException as exc:
         # The job still runs; without a status message its result is posted in the channel.
-        log.warning("job %s: could not post the status message (%s)", job.id, exc.status)
-    await bot.runner.launch(job, message_id, followups=followups)
+        log.warning("request %s: could not post the status message (%s)", jobs[0].request, exc.status)
+    await bot.runner.launch(jobs, message_id, followups=followups)

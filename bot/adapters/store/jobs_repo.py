@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from bot.adapters.store import gallery_repo
@@ -308,8 +309,9 @@ def _end_in(
     )
     if give_back and used_credit:
         tx.execute(
-            "UPDATE user_quotas SET credits = credits + 1 WHERE guild_id = :guild AND user_id = :user",
-            {"guild": guild_id, "user": user_id},
+            # The credits this task used (units since revision 0014; older rows hold 1).
+            "UPDATE user_quotas SET credits = credits + :credit WHERE guild_id = :guild AND user_id = :user",
+            {"credit": used_credit, "guild": guild_id, "user": user_id},
         )
     return True
 
@@ -345,15 +347,17 @@ def mark_delivered(
         gallery_repo.index_posted(tx, job_id)
 
 
-def launch(s: Session, job_id: int, message_id: int | None, followups: int) -> None:
-    """The requester was acknowledged: the status message and the follow-ups it used, together."""
+def launch(s: Session, job_id: int | Sequence[int], message_id: int | None, followups: int) -> None:
+    """The requester was acknowledged: the status message and the follow-ups it used, together, for
+    one job or every job of a request (one transaction)."""
     values: dict[str, Any] = {}
     if message_id is not None:
         values["message_id"] = message_id
     if followups:
         values["followups_used"] = followups
     with s.write() as tx:
-        tx.update("jobs", job_id, values)
+        for one in [job_id] if isinstance(job_id, int) else job_id:
+            tx.update("jobs", one, values)
 
 
 def cancel(s: Session, job_id: int, by_user: int, reason: str, now: float, *, refund: bool) -> bool:

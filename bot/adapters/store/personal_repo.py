@@ -10,7 +10,7 @@ from bot.adapters.store.interface import Session
 from bot.adapters.store.jobs_repo import job_row
 from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.statements import indexed_by
-from bot.adapters.store.usage_repo import reserve, stats_where
+from bot.adapters.store.usage_repo import RUNNING_UNITS, check_count, reserve_tasks, stats_where, usage_row
 from bot.core.models import ImageRequest, Job, Origin
 from bot.core.policy.prompt_rules import RuleMatch
 from bot.core.policy.quotas import Ban, Decision, PersonalSnapshot, day_bounds, decide_personal, month_start
@@ -45,9 +45,9 @@ def _snapshot(s: Session, user_id: int, now: float, limit: int, max_running: int
     start, _ = day_bounds(now, "UTC")
     row = s.row(
         "SELECT"
-        f" (SELECT COUNT(*) FROM usage{indexed_by(s.dialect, 'usage_user_time')}"
-        f"  WHERE {PERSONAL} AND user_id = :user AND created_at >= :start AND counted = 1),"
-        f" (SELECT COUNT(*) FROM usage{indexed_by(s.dialect, 'usage_running')}"
+        f" (SELECT COALESCE(SUM(counted), 0) FROM usage{indexed_by(s.dialect, 'usage_user_time')}"
+        f"  WHERE {PERSONAL} AND user_id = :user AND created_at >= :start AND counted > 0),"
+        f" ({RUNNING_UNITS} FROM usage{indexed_by(s.dialect, 'usage_running')}"
         f"  WHERE {PERSONAL} AND user_id = :user AND outcome = 'submitted')",
         {"user": user_id, "start": start},
     )
@@ -72,29 +72,27 @@ def admit_personal(
     limit: int,
     max_running: int,
     rule_match: RuleMatch | None = None,
-) -> tuple[Decision, Job | None]:
-    """Personal admission: ban, concurrency and the daily personal quota checked and a use reserved in
-    one transaction, serialised per person (PostgreSQL: an advisory lock on the user), so requests from
-    several places at once can never overspend it."""
+    *,
+    count: int = 1,
+    units_per_task: int = 1,
+) -> tuple[Decision, list[Job]]:
+    """Personal admission of `count` tasks of `units_per_task` units: ban, concurrency and the daily
+    personal quota checked and every task reserved in one transaction, serialised per person
+    (PostgreSQL: an advisory lock on the user), so requests from several places at once can never
+    overspend it. Refused: no job, one usage row, and `Decision.fits` as for a server."""
+    check_count(count, units_per_task)
     with s.write() as tx:
         s.lock(tx, "admit-personal", user_id)
-        decision = decide_personal(_snapshot(s, user_id, now, limit, max_running), rule_match)
-        usage = {
-            "guild_id": None,
-            "context": origin.context,
-            "channel_id": origin.channel_id,
-            "user_id": user_id,
-            "created_at": now,
-            "prompt": request.prompt,
-            "aspect_ratio": request.aspect_ratio,
-            "ref_count": len(request.reference_urls),
-        }
+        snapshot = _snapshot(s, user_id, now, limit, max_running)
+        decision = decide_personal(snapshot, rule_match, count, units_per_task)
+        # Personal use has no server and no styles: the member's own prompt.
+        usage = {**usage_row(request, origin, user_id, now), "guild_id": None, "prompt": request.prompt}
         if not decision.allowed:
             tx.insert("usage", {**usage, "outcome": "refused", "reason": decision.reason})
-            return decision, None
+            return decision, []
         job = {**job_row(request, origin, now, s.owner, s.lease), "guild_id": None}
-        written = reserve(s, tx, {**usage, "outcome": "submitted", "counted": 1}, job)
-    return decision, Job.from_row(written)
+        jobs = reserve_tasks(s, tx, usage, job, count, units_per_task)
+    return decision, jobs
 
 
 def personal_usage_summary(
@@ -103,8 +101,8 @@ def personal_usage_summary(
     snapshot = _snapshot(s, user_id, now, limit, max_running)
     _, reset = day_bounds(now, "UTC")
     month = s.row(
-        f"SELECT COUNT(*) FROM usage WHERE {PERSONAL} AND user_id = :user AND created_at >= :start"
-        " AND counted = 1",
+        f"SELECT COALESCE(SUM(counted), 0) FROM usage WHERE {PERSONAL} AND user_id = :user"
+        " AND created_at >= :start AND counted > 0",
         {"user": user_id, "start": month_start(now, "UTC")},
     )
     ban = snapshot.ban

@@ -119,12 +119,15 @@ def reset_today(s: Session, guild_id: int, user_id: int, actor_id: int, now: flo
     """Give a member back today's uses (their rows stay in the log); returns how many."""
     with s.write() as tx:
         start, _ = day_bounds(now, read_policy(s, guild_id).timezone)
-        cursor = tx.execute(
-            "UPDATE usage SET counted = 0 WHERE guild_id = :guild AND user_id = :user"
-            " AND created_at >= :start AND counted = 1 AND outcome != 'submitted'",
-            {"guild": guild_id, "user": user_id, "start": start},
+        today = {"guild": guild_id, "user": user_id, "start": start}
+        where = (
+            "WHERE guild_id = :guild AND user_id = :user AND created_at >= :start AND counted > 0"
+            " AND outcome != 'submitted'"
         )
-        given = cursor.rowcount
+        # `counted` holds units: the member gets back their sum.
+        row = tx.execute(f"SELECT COALESCE(SUM(counted), 0) FROM usage {where}", today).fetchone()
+        given = int(row[0]) if row else 0
+        tx.execute(f"UPDATE usage SET counted = 0 {where}", today)
         _log_admin(tx, guild_id, actor_id, "quota_reset", f"user:{user_id}", {"uses": given}, now)
     return int(given)
 

@@ -13,6 +13,7 @@ from bot.adapters.store.statements import indexed_by, listed
 from bot.core.models import ImageRequest, Job, Origin
 from bot.core.policy.prompt_rules import RuleMatch
 from bot.core.policy.quotas import (
+    MAX_COUNT,
     Ban,
     Decision,
     GuildPolicy,
@@ -63,6 +64,12 @@ def read_policy(s: Session, guild_id: int) -> GuildPolicy:
     )
 
 
+# The units of a row that the member's daily quota paid for: one-off credits paid for the rest.
+QUOTA_UNITS = "CASE WHEN counted > used_credit THEN counted - used_credit ELSE 0 END"
+# The units a member has running: each submitted row holds its task's units (an older row, 1).
+RUNNING_UNITS = "SELECT COALESCE(SUM(CASE WHEN counted > 1 THEN counted ELSE 1 END), 0)"
+
+
 def _count(s: Session, sql: str, params: dict[str, Any]) -> int:
     row = s.row(sql, params)
     return int(row[0]) if row and row[0] is not None else 0
@@ -81,23 +88,32 @@ def _snapshot(s: Session, member: Member, now: float, global_default: int, polic
             role_limits[int(role_id)] = int(limit)
     # One statement for the member's own rows and counts: on PostgreSQL each statement is a round trip.
     hint = functools.partial(indexed_by, s.dialect)
+    # `counted` holds units (revision 0014): quotas and caps are sums, not counts.
     cap = (
-        f"SELECT COUNT(*) FROM usage{hint('usage_guild_time')}"
-        " WHERE guild_id = :guild AND created_at >= :start AND counted = 1"
+        f"SELECT COALESCE(SUM(counted), 0) FROM usage{hint('usage_guild_time')}"
+        " WHERE guild_id = :guild AND created_at >= :start AND counted > 0"
     )
     last = (
         f"SELECT MAX(created_at) FROM usage{hint('usage_user_time')}"
         " WHERE guild_id = :guild AND user_id = :user AND outcome != 'refused'"
     )
+    # The units of that last request (its tasks share its time), whether or not refunded since.
+    last_units = (
+        f"SELECT COALESCE(SUM(CASE WHEN j.units > 1 THEN j.units ELSE 1 END), 1) FROM usage u"
+        " LEFT JOIN jobs j ON j.id = u.job_id"
+        " WHERE u.guild_id = :guild AND u.user_id = :user AND u.outcome != 'refused'"
+        f" AND u.created_at = ({last})"
+    )
     row = s.row(
         "SELECT uq.daily_limit, uq.unlimited, uq.credits, uq.user_id, b.reason, b.expires_at, b.banned_by,"
         " b.user_id,"
-        f" (SELECT COUNT(*) FROM usage{hint('usage_user_time')}"
-        "  WHERE guild_id = :guild AND user_id = :user AND created_at >= :start AND counted = 1),"
-        f" (SELECT COUNT(*) FROM usage{hint('usage_running')}"
+        f" (SELECT COALESCE(SUM({QUOTA_UNITS}), 0) FROM usage{hint('usage_user_time')}"
+        "  WHERE guild_id = :guild AND user_id = :user AND created_at >= :start AND counted > 0),"
+        f" ({RUNNING_UNITS} FROM usage{hint('usage_running')}"
         "  WHERE guild_id = :guild AND user_id = :user AND outcome = 'submitted'),"
         f" ({cap if policy.daily_cap is not None else 'SELECT 0'}),"
-        f" ({last if policy.cooldown_seconds > 0 else 'SELECT NULL'})"
+        f" ({last if policy.cooldown_seconds > 0 else 'SELECT NULL'}),"
+        f" ({last_units if policy.cooldown_seconds > 0 else 'SELECT 1'})"
         " FROM (SELECT 1 AS one) AS one"
         " LEFT JOIN user_quotas uq ON uq.guild_id = :guild AND uq.user_id = :user"
         " LEFT JOIN bans b ON b.guild_id = :guild AND b.user_id = :user",
@@ -105,7 +121,7 @@ def _snapshot(s: Session, member: Member, now: float, global_default: int, polic
     )
     assert row is not None
     daily_limit, unlimited, credits, has_override, reason, expires_at, banned_by, is_banned = row[:8]
-    used_today, running, guild_used, last_at = row[8:]
+    used_today, running, guild_used, last_at, last_units = row[8:]
     override = (
         UserOverride(daily_limit, bool(unlimited), int(credits or 0))
         if has_override is not None
@@ -123,6 +139,7 @@ def _snapshot(s: Session, member: Member, now: float, global_default: int, polic
         guild_used_today=int(guild_used),
         running=int(running),
         last_request_at=last_at,
+        last_request_units=int(last_units or 1),
         now=now,
     )
 
@@ -130,30 +147,98 @@ def _snapshot(s: Session, member: Member, now: float, global_default: int, polic
 # -- admission -------------------------------------------------------------------------------------
 
 
-def reserve(s: Session, tx: Tx, usage: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    """Write the usage row and the job pointing at each other; the job row as written. On PostgreSQL
-    in one statement (round trips are most of an admission's time there: 8 became 6); SQLite, which
+def reserve(
+    s: Session, tx: Tx, usage: dict[str, Any], job: dict[str, Any], request_id: int | None = None
+) -> dict[str, Any]:
+    """Write one task's usage row and job pointing at each other; the job row as written. Both carry
+    the request's id: `request_id`, or for a request's first task (None) the job's own id. On
+    PostgreSQL in one statement (round trips are most of an admission's time there); SQLite, which
     has no data-modifying CTEs and no round trips, writes them one by one."""
     if s.dialect != "postgresql":
-        usage_id = tx.insert("usage", usage)
-        row = {**job, "usage_id": usage_id}
+        usage_id = tx.insert("usage", {**usage, "request_id": request_id})
+        row = {**job, "usage_id": usage_id, "request_id": request_id}
         [written] = tx.dicts(
             f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join(f':{c}' for c in row)}) RETURNING *", row
         )
-        tx.execute("UPDATE usage SET job_id = :job WHERE id = :id", {"job": written["id"], "id": usage_id})
+        if request_id is None:
+            written["request_id"] = written["id"]
+            tx.execute("UPDATE jobs SET request_id = id WHERE id = :id", {"id": written["id"]})
+        tx.execute(
+            "UPDATE usage SET job_id = :job, request_id = :request WHERE id = :id",
+            {"job": written["id"], "request": written["request_id"], "id": usage_id},
+        )
         return written
     # The sub-statements of one WITH cannot see each other's rows, so the job's id is drawn first and
     # both rows are written already pointing at each other.
     params = {f"u_{c}": v for c, v in usage.items()} | {f"j_{c}": v for c, v in job.items()}
+    params["request"] = request_id
+    request = "COALESCE(CAST(:request AS BIGINT), ids.job_id)"
     [written] = tx.dicts(
         "WITH ids AS (SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS job_id),"
-        f" u AS (INSERT INTO usage ({', '.join(usage)}, job_id)"
-        f" SELECT {', '.join(f':u_{c}' for c in usage)}, ids.job_id FROM ids RETURNING id)"
-        f" INSERT INTO jobs (id, {', '.join(job)}, usage_id)"
-        f" SELECT ids.job_id, {', '.join(f':j_{c}' for c in job)}, u.id FROM ids, u RETURNING *",
+        f" u AS (INSERT INTO usage ({', '.join(usage)}, job_id, request_id)"
+        f" SELECT {', '.join(f':u_{c}' for c in usage)}, ids.job_id, {request} FROM ids RETURNING id)"
+        f" INSERT INTO jobs (id, {', '.join(job)}, usage_id, request_id)"
+        f" SELECT ids.job_id, {', '.join(f':j_{c}' for c in job)}, u.id, {request} FROM ids, u RETURNING *",
         params,
     )
     return written
+
+
+def credit_shares(count: int, units_per_task: int, credit_units: int) -> list[int]:
+    """The credits each task pays for, the last tasks first: the quota covers the first units, so a
+    refunded task gives back exactly the credits it used."""
+    shares = [0] * count
+    for index in reversed(range(count)):
+        shares[index] = min(units_per_task, credit_units)
+        credit_units -= shares[index]
+    return shares
+
+
+def reserve_tasks(
+    s: Session,
+    tx: Tx,
+    usage: dict[str, Any],
+    job: dict[str, Any],
+    count: int,
+    units_per_task: int,
+    credit_units: int = 0,
+) -> list[Job]:
+    """The request's `count` tasks: a usage row and a job each, numbered 1..count, all with the first
+    job's id as the request's, each counting `units_per_task` units."""
+    jobs: list[Job] = []
+    request_id: int | None = None
+    for index, credit in enumerate(credit_shares(count, units_per_task, credit_units), start=1):
+        task_usage = {**usage, "outcome": "submitted", "counted": units_per_task, "used_credit": credit}
+        task = {**job, "request_index": index, "request_size": count, "units": units_per_task}
+        written = reserve(s, tx, task_usage, task, request_id)
+        request_id = int(written["request_id"])
+        jobs.append(Job.from_row(written))
+    return jobs
+
+
+def usage_row(request: ImageRequest, origin: Origin, user_id: int, now: float) -> dict[str, Any]:
+    """The usage row's columns every task of a request (or its refusal) shares."""
+    return {
+        "guild_id": origin.guild_id,
+        "context": origin.context,
+        "channel_id": origin.channel_id,
+        "user_id": user_id,
+        "created_at": now,
+        # As sent (with the style's text): what the prompt rules were checked against.
+        "prompt": request.full_prompt,
+        "style": request.style,
+        "aspect_ratio": request.aspect_ratio,
+        "ref_count": len(request.reference_urls),
+        "media": request.media,
+        "video_seconds": request.video_seconds,
+        "source_job_id": request.source_job_id,
+        "source_image_index": request.source_image_index,
+    }
+
+
+def check_count(count: int, units_per_task: int) -> None:
+    if not 1 <= count <= MAX_COUNT or units_per_task < 1:
+        raise ValueError(f"a request is 1-{MAX_COUNT} tasks of at least 1 unit ({count} x {units_per_task})")
 
 
 def admit(
@@ -164,10 +249,16 @@ def admit(
     now: float,
     global_default: int,
     rule_match: RuleMatch | None = None,
-) -> tuple[Decision, Job | None]:
-    """Check bans and quotas and, if allowed, reserve a use and write the job: one transaction, so
-    simultaneous requests can never overspend a quota, even from other processes. The prompt rules
-    were checked before, outside the transaction (`bot.rulebook`); `rule_match` is what they found."""
+    *,
+    count: int = 1,
+    units_per_task: int = 1,
+) -> tuple[Decision, list[Job]]:
+    """Check bans and quotas for `count` tasks of `units_per_task` units and, if they all fit,
+    reserve them and write their jobs: one transaction, so simultaneous requests can never overspend
+    a quota, even from other processes. The prompt rules were checked before, outside the
+    transaction (`bot.rulebook`); `rule_match` is what they found. Refused: no job, one usage row
+    saying why, and `Decision.fits` tells how many tasks would have fitted."""
+    check_count(count, units_per_task)
     with s.write() as tx:
         policy = read_policy(s, member.guild_id)
         # Everything the decision reads is the member's own rows, plus the guild's count when the
@@ -176,38 +267,22 @@ def admit(
             s.lock(tx, "admit-guild", member.guild_id)
         else:
             s.lock(tx, "admit", member.guild_id, member.user_id)
-        decision = decide(_snapshot(s, member, now, global_default, policy), rule_match)
-        usage = {
-            "guild_id": member.guild_id,
-            "context": origin.context,
-            "channel_id": origin.channel_id,
-            "user_id": member.user_id,
-            "created_at": now,
-            # As sent (with the style's text): what the prompt rules were checked against.
-            "prompt": request.full_prompt,
-            "style": request.style,
-            "aspect_ratio": request.aspect_ratio,
-            "ref_count": len(request.reference_urls),
-        }
-        job: Job | None = None
-        if decision.allowed:
-            if decision.uses_credit:
-                tx.execute(
-                    "UPDATE user_quotas SET credits = credits - 1"
-                    " WHERE guild_id = :guild AND user_id = :user",
-                    {"guild": member.guild_id, "user": member.user_id},
-                )
-            reserved = {
-                **usage,
-                "outcome": "submitted",
-                "counted": 1,
-                "used_credit": int(decision.uses_credit),
-            }
-            job = Job.from_row(reserve(s, tx, reserved, job_row(request, origin, now, s.owner, s.lease)))
-        else:
+        snapshot = _snapshot(s, member, now, global_default, policy)
+        decision = decide(snapshot, rule_match, count, units_per_task)
+        usage = {**usage_row(request, origin, member.user_id, now), "guild_id": member.guild_id}
+        if not decision.allowed:
             detail = decision.matched_rule.describe() if decision.matched_rule else None
             tx.insert("usage", {**usage, "outcome": "refused", "reason": decision.reason, "detail": detail})
-    return decision, job
+            return decision, []
+        if decision.credit_units:
+            tx.execute(
+                "UPDATE user_quotas SET credits = credits - :units"
+                " WHERE guild_id = :guild AND user_id = :user",
+                {"units": decision.credit_units, "guild": member.guild_id, "user": member.user_id},
+            )
+        job = job_row(request, origin, now, s.owner, s.lease)
+        jobs = reserve_tasks(s, tx, usage, job, count, units_per_task, decision.credit_units)
+    return decision, jobs
 
 
 def log_refusal(
@@ -250,8 +325,8 @@ def usage_summary(s: Session, member: Member, now: float, global_default: int) -
     _, reset = day_bounds(now, snapshot.policy.timezone)
     month = _count(
         s,
-        f"SELECT COUNT(*) FROM usage{indexed_by(s.dialect, 'usage_user_time')}"
-        " WHERE guild_id = :guild AND user_id = :user AND created_at >= :start AND counted = 1",
+        f"SELECT COALESCE(SUM(counted), 0) FROM usage{indexed_by(s.dialect, 'usage_user_time')}"
+        " WHERE guild_id = :guild AND user_id = :user AND created_at >= :start AND counted > 0",
         {
             "guild": member.guild_id,
             "user": member.user_id,

@@ -79,18 +79,44 @@ class Snapshot:
     guild_used_today: int = 0
     running: int = 0
     last_request_at: float | None = None
+    last_request_units: int = 1  # the cooldown after a request grows with its units
     now: float = 0.0
+
+
+MAX_COUNT = 4
+"""The most tasks (images) one request may ask for: Discord shows up to four images as one mosaic."""
 
 
 @dataclass(frozen=True)
 class Decision:
+    """What admission decided about a request of `count` tasks of `units_per_task` units each.
+
+    `fits` is how many of the asked tasks would be admitted right now: all of them when allowed; when
+    refused because the amount does not fit (the running cap, the daily quota with its credits, the
+    server's daily cap) the largest smaller count that would, so the command can offer it; 0 for any
+    other refusal (a ban, a blocked prompt, the cooldown...). A task fits only whole: a video of 3 units
+    with 2 units left does not fit, and a request of N images with k left fits k."""
+
     allowed: bool
     reason: str | None = None  # one of the refusal reasons above
     message: Text | None = None  # what the member reads when refused, rendered in their language
-    uses_credit: bool = False
     limit: int | None = None  # None: unlimited
     matched_rule: RuleMatch | None = None
     retry_at: float | None = None
+    fits: int = 0
+    credit_units: int = 0  # of the units reserved, how many one-off credits pay for (the last tasks')
+
+    @property
+    def uses_credit(self) -> bool:
+        return self.credit_units > 0
+
+
+def tasks_fitting(room: int, units_per_task: int, *, alone: bool = False) -> int:
+    """How many whole tasks of `units_per_task` fit in `room` units. With `alone` (nothing of the
+    member's is running) one task fits even if it alone is larger than the room: a video that costs
+    more than the running cap may still run, by itself."""
+    whole = max(0, room) // max(1, units_per_task)
+    return max(whole, 1) if alone else whole
 
 
 def zone(name: str) -> ZoneInfo:
@@ -174,10 +200,15 @@ def ban_text(ban: Ban) -> Text:
     return msg("You cannot use the image bot in this server.")
 
 
-def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
-    """The decision, given what the prompt rules said about the prompt (checked beforehand, outside
-    the transaction, because matching is CPU work that must not hold the database)."""
+def decide(
+    snapshot: Snapshot, rule_match: RuleMatch | None, count: int = 1, units_per_task: int = 1
+) -> Decision:
+    """The decision on a request of `count` tasks of `units_per_task` units each (an image is 1, a
+    video `video_contract.video_cost`), given what the prompt rules said about the prompt (checked
+    beforehand, outside the transaction, because matching is CPU work that must not hold the
+    database). Quotas, credits, the server's cap, the cooldown and the running cap count units."""
     now = snapshot.now
+    asked = count * units_per_task
     _, reset = day_bounds(now, snapshot.policy.timezone)
     resets = msg(
         "Your quota resets {when} ({time}).", when=discord_time(reset), time=discord_time(reset, "t")
@@ -193,29 +224,20 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
 
     limit = effective_limit(snapshot)
     exempt = is_exempt(snapshot)
-    if limit == 0 and snapshot.override.credits <= 0:
+    credits = max(0, snapshot.override.credits)
+    if limit == 0 and credits <= 0:
         return Decision(
             False, DISABLED, msg("Image generation is not enabled for you in this server."), limit=0
         )
 
-    if not exempt and snapshot.running >= snapshot.policy.max_running:
-        return Decision(
-            False,
-            CONCURRENCY,
-            plural_msg(
-                "You already have an image in progress (the limit is {limit}). Please wait for it "
-                "to finish; see it with /queue.",
-                "You already have {count} images in progress (the limit is {limit}). Please wait "
-                "for one to finish; see them with /queue.",
-                snapshot.running,
-                limit=snapshot.policy.max_running,
-            ),
-            limit=limit,
-        )
+    max_running = snapshot.policy.max_running
+    if not exempt and snapshot.running >= max_running:
+        return Decision(False, CONCURRENCY, busy_text(snapshot.running, max_running), limit=limit)
 
     cooldown = snapshot.policy.cooldown_seconds
     if not exempt and cooldown > 0 and snapshot.last_request_at is not None:
-        ready = snapshot.last_request_at + cooldown
+        # Four images at once wait as long as four requests of one would have.
+        ready = snapshot.last_request_at + cooldown * max(1, snapshot.last_request_units)
         if ready > now:
             return Decision(
                 False,
@@ -229,34 +251,97 @@ def decide(snapshot: Snapshot, rule_match: RuleMatch | None) -> Decision:
                 retry_at=ready,
             )
 
-    uses_credit = False
-    if limit is not None and snapshot.used_today >= limit:
-        if snapshot.override.credits > 0:
-            uses_credit = True
-        else:
-            return Decision(
-                False,
-                QUOTA,
-                msg("You have used all {limit} of today's images. {resets}", limit=limit, resets=resets),
-                limit=limit,
-                retry_at=reset,
-            )
-
+    # What fits of the amount: each limit in whole tasks; the smallest one binds.
+    left = None if limit is None else max(0, limit - snapshot.used_today)
+    room = {
+        QUOTA: count if left is None else tasks_fitting(left + credits, units_per_task),
+        GUILD_CAP: count,
+        CONCURRENCY: count,
+    }
     cap = snapshot.policy.daily_cap
-    if not exempt and cap is not None and snapshot.guild_used_today >= cap:
-        return Decision(
-            False,
-            GUILD_CAP,
-            msg(
+    if not exempt and cap is not None:
+        room[GUILD_CAP] = tasks_fitting(cap - snapshot.guild_used_today, units_per_task)
+    if not exempt:
+        room[CONCURRENCY] = tasks_fitting(
+            max_running - snapshot.running, units_per_task, alone=snapshot.running == 0
+        )
+    fits = min(count, *room.values())
+    if fits >= count:
+        credit_units = 0 if left is None else max(0, asked - left)
+        return Decision(True, limit=limit, fits=count, credit_units=credit_units)
+    binding = min(room, key=lambda reason: room[reason])  # ties: quota, then the cap, then running
+    if binding == QUOTA:
+        assert left is not None and limit is not None
+        if left + credits <= 0:
+            text = msg("You have used all {limit} of today's images. {resets}", limit=limit, resets=resets)
+        else:
+            text = plural_msg(
+                "You have 1 image left today, and this request needs {asked}. {resets}",
+                "You have {count} images left today, and this request needs {asked}. {resets}",
+                left + credits,
+                asked=asked,
+                resets=resets,
+            )
+        return Decision(False, QUOTA, text, limit=limit, retry_at=reset, fits=fits)
+    if binding == GUILD_CAP:
+        assert cap is not None
+        remaining = max(0, cap - snapshot.guild_used_today)
+        when = {"when": discord_time(reset), "time": discord_time(reset, "t")}
+        if remaining <= 0:
+            text = msg(
                 "This server has used all {cap} of today's images. The count resets {when} ({time}).",
                 cap=cap,
-                when=discord_time(reset),
-                time=discord_time(reset, "t"),
-            ),
-            limit=limit,
-            retry_at=reset,
-        )
-    return Decision(True, limit=limit, uses_credit=uses_credit)
+                **when,
+            )
+        else:
+            text = plural_msg(
+                "This server has 1 of today's {cap} images left, and this request needs {asked}. The "
+                "count resets {when} ({time}).",
+                "This server has {count} of today's {cap} images left, and this request needs {asked}. "
+                "The count resets {when} ({time}).",
+                remaining,
+                cap=cap,
+                asked=asked,
+                **when,
+            )
+        return Decision(False, GUILD_CAP, text, limit=limit, retry_at=reset, fits=fits)
+    text = running_text(snapshot.running, max_running, asked)
+    return Decision(False, CONCURRENCY, text, limit=limit, fits=fits)
+
+
+def running_text(running: int, max_running: int, asked: int) -> Text:
+    """The running cap has room, but not for the whole request."""
+    return msg(
+        "You may have {limit} images in progress at once and have {running}; this request needs "
+        "{asked}. Please wait for some to finish; see them with /queue.",
+        limit=max_running,
+        running=running,
+        asked=asked,
+    )
+
+
+def personal_left_text(left: int, asked: int, resets_at: float) -> Text:
+    return plural_msg(
+        "You have 1 personal image left today, and this request needs {asked}. They reset {when} ({time}).",
+        "You have {count} personal images left today, and this request needs {asked}. They reset {when} "
+        "({time}).",
+        left,
+        asked=asked,
+        when=discord_time(resets_at),
+        time=discord_time(resets_at, "t"),
+    )
+
+
+def busy_text(running: int, max_running: int) -> Text:
+    """The member's running tasks already fill the running cap."""
+    return plural_msg(
+        "You already have an image in progress (the limit is {limit}). Please wait for it "
+        "to finish; see it with /queue.",
+        "You already have {count} images in progress (the limit is {limit}). Please wait "
+        "for one to finish; see them with /queue.",
+        running,
+        limit=max_running,
+    )
 
 
 @dataclass(frozen=True)
@@ -273,8 +358,12 @@ class PersonalSnapshot:
     now: float = 0.0
 
 
-def decide_personal(snapshot: PersonalSnapshot, rule_match: RuleMatch | None = None) -> Decision:
+def decide_personal(
+    snapshot: PersonalSnapshot, rule_match: RuleMatch | None = None, count: int = 1, units_per_task: int = 1
+) -> Decision:
+    """Personal use's decision on `count` tasks of `units_per_task` units (see `decide`)."""
     now = snapshot.now
+    asked = count * units_per_task
     _, reset = day_bounds(now, "UTC")
     ban = snapshot.ban
     if ban is not None and (ban.expires_at is None or ban.expires_at > now):
@@ -287,7 +376,19 @@ def decide_personal(snapshot: PersonalSnapshot, rule_match: RuleMatch | None = N
     if snapshot.running >= snapshot.max_running:
         text = messages.personal_busy_text(snapshot.running, snapshot.max_running)
         return Decision(False, CONCURRENCY, text, limit=snapshot.limit)
-    if snapshot.used_today >= snapshot.limit:
-        text = messages.personal_quota_text(snapshot.limit, reset)
-        return Decision(False, QUOTA, text, limit=snapshot.limit, retry_at=reset)
-    return Decision(True, limit=snapshot.limit)
+    left = max(0, snapshot.limit - snapshot.used_today)
+    by_quota = tasks_fitting(left, units_per_task)
+    by_running = tasks_fitting(
+        snapshot.max_running - snapshot.running, units_per_task, alone=snapshot.running == 0
+    )
+    fits = min(count, by_quota, by_running)
+    if fits >= count:
+        return Decision(True, limit=snapshot.limit, fits=count)
+    if by_quota <= by_running:
+        if left <= 0:
+            text = messages.personal_quota_text(snapshot.limit, reset)
+        else:
+            text = personal_left_text(left, asked, reset)
+        return Decision(False, QUOTA, text, limit=snapshot.limit, retry_at=reset, fits=fits)
+    text = running_text(snapshot.running, snapshot.max_running, asked)
+    return Decision(False, CONCURRENCY, text, limit=snapshot.limit, fits=fits)

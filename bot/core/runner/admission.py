@@ -6,7 +6,9 @@ store makes in a single transaction, so a crash leaves a job either before or af
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.core import messages
@@ -50,64 +52,101 @@ class Admission:
         return job
 
     async def admit(
-        self, request: ImageRequest, origin: Origin, member: Member, default_quota: int
-    ) -> tuple[Decision, Job | None]:
+        self,
+        request: ImageRequest,
+        origin: Origin,
+        member: Member,
+        default_quota: int,
+        *,
+        count: int = 1,
+        units_per_task: int = 1,
+    ) -> tuple[Decision, list[Job]]:
         """Check the prompt rules (off the database thread, outside any transaction), then bans and
-        quotas and reserve a use, in one transaction. An admitted job is written QUEUED but not sent:
-        `launch` sends it once the requester has been acknowledged."""
+        quotas for `count` tasks of `units_per_task` units, and reserve them all in one transaction.
+        Admitted jobs (request_index 1..count, one request_id) are written QUEUED but not sent:
+        `launch` sends them once the requester has been acknowledged. Refused: no jobs, and
+        `Decision.fits` says how many tasks would have fitted."""
         p = self.parts
         rule_match = await self.rules.check(member.guild_id or None, request.full_prompt)
-        decision, job = await p.store.usage.admit(
-            member, request, origin, p.clock.time(), default_quota, rule_match=rule_match
+        decision, jobs = await p.store.usage.admit(
+            member,
+            request,
+            origin,
+            p.clock.time(),
+            default_quota,
+            rule_match=rule_match,
+            count=count,
+            units_per_task=units_per_task,
         )
-        if job is not None:
+        for job in jobs:
             p.registry.acknowledging(job.id)
-        return decision, job
+        return decision, jobs
 
     async def admit_personal(
-        self, request: ImageRequest, origin: Origin, limit: int
-    ) -> tuple[Decision, Job | None]:
+        self, request: ImageRequest, origin: Origin, limit: int, *, count: int = 1, units_per_task: int = 1
+    ) -> tuple[Decision, list[Job]]:
         """Personal use (no server): the operator's ban, the personal daily quota and concurrency,
-        checked and reserved in one transaction. No server's prompt rules apply."""
+        checked and reserved for every task in one transaction. No server's prompt rules apply."""
         assert origin.user_id is not None
         p = self.parts
-        decision, job = await p.store.personal.admit(
-            origin.user_id, request, origin, p.clock.time(), limit, DEFAULT_MAX_RUNNING
+        decision, jobs = await p.store.personal.admit(
+            origin.user_id,
+            request,
+            origin,
+            p.clock.time(),
+            limit,
+            DEFAULT_MAX_RUNNING,
+            count=count,
+            units_per_task=units_per_task,
         )
-        if job is not None:
+        for job in jobs:
             p.registry.acknowledging(job.id)
-        return decision, job
+        return decision, jobs
 
-    async def launch(self, job: Job, message_id: int | None, *, followups: int = 0) -> None:
+    async def launch(self, jobs: Job | Sequence[Job], message_id: int | None, *, followups: int = 0) -> None:
         """The requester was acknowledged: record the status message and the follow-ups the
-        acknowledgement used (one transaction), then send the job."""
-        with job_context(job):
-            await self._launch(job, message_id, followups)
+        acknowledgement used on every job of the request (one transaction), then send them all."""
+        batch = [jobs] if isinstance(jobs, Job) else list(jobs)
+        if not batch:
+            return
+        with job_context(batch[0]):
+            await self._launch(batch, message_id, followups)
 
-    async def _launch(self, job: Job, message_id: int | None, followups: int) -> None:
+    async def _launch(self, jobs: list[Job], message_id: int | None, followups: int) -> None:
         p = self.parts
         try:
             if followups or message_id is not None:
-                await p.store.jobs.launch(job.id, message_id, followups)
-                job.followups_used = followups or job.followups_used
-                job.message_id = message_id if message_id is not None else job.message_id
+                await p.store.jobs.launch([job.id for job in jobs], message_id, followups)
+                for job in jobs:
+                    job.followups_used = followups or job.followups_used
+                    job.message_id = message_id if message_id is not None else job.message_id
             if p.closing:
-                log.info("job %s admitted during shutdown; it will be submitted after the restart", job.id)
-                return
-            self.submitter.start(job)
-        finally:
-            p.registry.acknowledged(job.id)
-
-    async def abandon(self, job: Job, reason: str) -> None:
-        """An admitted job that could not be acknowledged: refunded, and nobody left to tell."""
-        p = self.parts
-        try:
-            with job_context(job):
-                await p.persist(
-                    job, "abandon it", lambda: p.store.jobs.abandon(job.id, reason, p.clock.time())
+                log.info(
+                    "request %s admitted during shutdown; its %d job(s) will be submitted after the restart",
+                    jobs[0].request,
+                    len(jobs),
                 )
+                return
+            for job in jobs:
+                self.submitter.start(job)
         finally:
-            p.registry.acknowledged(job.id)
+            for job in jobs:
+                p.registry.acknowledged(job.id)
+
+    async def abandon(self, jobs: Job | Sequence[Job], reason: str) -> None:
+        """Admitted jobs that could not be acknowledged: each refunded, and nobody left to tell."""
+        p = self.parts
+        batch = [jobs] if isinstance(jobs, Job) else list(jobs)
+        try:
+            for job in batch:
+                with job_context(job):
+                    await p.persist(job, "abandon it", functools.partial(self._abandon_one, job, reason))
+        finally:
+            for job in batch:
+                p.registry.acknowledged(job.id)
+
+    async def _abandon_one(self, job: Job, reason: str) -> None:
+        await self.parts.store.jobs.abandon(job.id, reason, self.parts.clock.time())
 
     async def cancel(
         self, job: Job, by_user: int, *, refund: bool | None = None, announce: bool = False

@@ -144,7 +144,7 @@ class JobRows(Protocol):
 
     async def create(self, request: ImageRequest, origin: Origin, now: float) -> Job: ...
 
-    async def launch(self, job_id: int, message_id: int | None, followups: int) -> None: ...
+    async def launch(self, job_id: int | Sequence[int], message_id: int | None, followups: int) -> None: ...
 
     async def abandon(self, job_id: int, reason: str, now: float) -> None: ...
 
@@ -214,7 +214,10 @@ class ServerAdmission(Protocol):
         now: float,
         global_default: int,
         rule_match: RuleMatch | None = None,
-    ) -> tuple[Decision, Job | None]: ...
+        *,
+        count: int = 1,
+        units_per_task: int = 1,
+    ) -> tuple[Decision, list[Job]]: ...
 
     async def log_refusal(
         self,
@@ -244,7 +247,10 @@ class PersonalAdmission(Protocol):
         limit: int,
         max_running: int,
         rule_match: RuleMatch | None = None,
-    ) -> tuple[Decision, Job | None]: ...
+        *,
+        count: int = 1,
+        units_per_task: int = 1,
+    ) -> tuple[Decision, list[Job]]: ...
 
 
 class ServerSettings(Protocol):

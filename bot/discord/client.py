@@ -86,7 +86,10 @@ class MeasuredSink(DiscordSink):
             metrics.delivery_delay.observe(max(0.0, self.clock.time() - finished))
         if receipt.message_id is not None or receipt.delivery in ("interaction", "dm"):
             # The web gallery's thumbnails, made in the background: never a delay or a failure here.
-            self.thumbnails.keep_soon(job.id, [image.data for image in images])
+            try:
+                self.thumbnails.keep_soon(job.id, [image.data for image in images])
+            except Exception:
+                log.warning("job %s: could not start making its thumbnails", job.id, exc_info=True)
         return receipt
 
 

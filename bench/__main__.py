@@ -79,6 +79,17 @@ async def _gallery(profile: Profile) -> dict[str, float | None]:
     return result.figures()
 
 
+async def _gallery_browser(profile: Profile) -> dict[str, float | None]:
+    from bench.gallery import run_gallery_browser
+
+    # The page's own cost does not grow with the database (keyset pages): a hundredth of the query
+    # benchmark's images is plenty, and keeps the load short.
+    rows = max(3_000, profile.gallery_rows // 100)
+    runs = max(1, profile.gallery_samples // 20)  # 20 page loads in the full run, 1 in the smoke run
+    result = await run_gallery_browser(rows=rows, runs=runs, seed=profile.seed)
+    return result.figures()
+
+
 async def _rules(profile: Profile) -> dict[str, float | None]:
     from bench.rules import run_rules
 
@@ -151,6 +162,7 @@ SCENARIOS: dict[str, Scenario] = {
     "memory": _memory,
     "history": _history,
     "gallery": _gallery,
+    "gallery_browser": _gallery_browser,
     "rules": _rules,
     "rules_ack": _rules_ack,
     "outage": _outage,
@@ -178,6 +190,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
         "gallery_page_pg_p95_ms",
         "gallery_search_pg_p95_ms",
     ),
+    "gallery_browser": ("gallery_lcp_p95_ms", "gallery_page_kb"),
     "rules": ("rules_check_p99_ms_500", "rules_check_p99_ms_1000"),
     "rules_ack": ("rules_ack_others_max_ms",),
     "outage": ("outage_requests_per_s", "outage_recovery_max_s"),

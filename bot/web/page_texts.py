@@ -57,6 +57,22 @@ PAGE_TEXTS = {
     "error_title": N_("Something went wrong"),
     "error": N_("Something went wrong on our side. Please try again in a moment."),
     **DASHBOARD_TEXTS,  # the moderators' dashboard (bot/web/dashboard/)
+    "server_galleries": N_("Server galleries"),
+    "server_gallery": N_("Gallery of {name}"),
+    "search_server": N_("Search the prompts"),
+    "none_in_server": N_("No images here yet. Images posted in the server with /imagine appear here."),
+    "video": N_("Video"),
+    "references": N_("References"),
+    "no_references": N_("None"),
+    "delete": N_("Delete"),
+    "delete_hint": N_("Deletes the image from Discord and from the gallery. This cannot be undone."),
+    "remove": N_("Remove from gallery"),
+    "remove_hint": N_("Moderators: takes the image out of the server's gallery; it stays in Discord."),
+    "removed": N_("Removed from the server's gallery by a moderator."),
+    "back_server": N_("Back to the server's gallery"),
+    "a_member": N_("A member of the server"),
+    "delete_failed_title": N_("Not deleted"),
+    "delete_failed": N_("The image could not be deleted from Discord. Please try again in a moment."),
 }
 SHIPPED = {"zh": "zh-CN", "en": "en"}
 

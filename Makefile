@@ -6,7 +6,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 
-.PHONY: run test lint format bench sandbox clean lock messages settings-doc
+.PHONY: run test lint format bench sandbox clean lock messages settings-doc screenshots
 
 # What `make run` runs on is what the Docker image runs on: every dependency at the version and hash
 # requirements.lock pins, then the bot itself with nothing resolved again (--no-deps).
@@ -67,3 +67,11 @@ lock:
 
 clean:
 	rm -rf $(VENV) .lock-venv .pytest_cache .mypy_cache .ruff_cache
+
+# The README's screenshots of the web gallery (docs/web.md), taken with the tests' fixtures (fake Discord,
+# seeded store, the gallery's server) and the same chromium; they are committed, so run it after a change
+# to the pages. (Tests never write tracked files.)
+screenshots: $(DEV_STAMP)
+	@test -x /usr/bin/chromium && test -e $(CJK_FONT) || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk)
+	$(BIN)/python -m tests.make_screenshots docs/screenshots

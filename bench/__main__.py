@@ -79,6 +79,17 @@ async def _gallery(profile: Profile) -> dict[str, float | None]:
     return result.figures()
 
 
+async def _gallery_browser(profile: Profile) -> dict[str, float | None]:
+    from bench.gallery import run_gallery_browser
+
+    # The page's own cost does not grow with the database (keyset pages): a hundredth of the query
+    # benchmark's images is plenty, and keeps the load short.
+    rows = max(3_000, profile.gallery_rows // 100)
+    runs = max(1, profile.gallery_samples // 20)  # 20 page loads in the full run, 1 in the smoke run
+    result = await run_gallery_browser(rows=rows, runs=runs, seed=profile.seed)
+    return result.figures()
+
+
 async def _rules(profile: Profile) -> dict[str, float | None]:
     from bench.rules import run_rules
 
@@ -115,6 +126,12 @@ async def _fairness(profile: Profile) -> dict[str, float | None]:
     return (await run_delivery_fairness(profile)).figures()
 
 
+async def _video(profile: Profile) -> dict[str, float | None]:
+    from bench.videos import run_video
+
+    return (await run_video(profile)).figures()
+
+
 async def _mixes(profile: Profile) -> dict[str, float | None]:
     from bench.mix import adaptive_schedule_args
     from bench.mixes import evaluate_all, figures, table
@@ -128,6 +145,14 @@ async def _mixes(profile: Profile) -> dict[str, float | None]:
     return figures(rows)
 
 
+async def _counts(profile: Profile) -> dict[str, float | None]:
+    from bench.request_count import run_request_counts
+
+    result = await run_request_counts(profile)
+    print(result.table(), flush=True)
+    return result.figures()
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ack": _ack,
     "overhead": _overhead,
@@ -137,13 +162,16 @@ SCENARIOS: dict[str, Scenario] = {
     "memory": _memory,
     "history": _history,
     "gallery": _gallery,
+    "gallery_browser": _gallery_browser,
     "rules": _rules,
     "rules_ack": _rules_ack,
     "outage": _outage,
     "fairness": _fairness,
     "mixes": _mixes,
     "multiproc": _multiproc,
+    "counts": _counts,
     "capacity": _capacity,
+    "video": _video,
 }
 
 
@@ -162,12 +190,14 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
         "gallery_page_pg_p95_ms",
         "gallery_search_pg_p95_ms",
     ),
+    "gallery_browser": ("gallery_lcp_p95_ms", "gallery_page_kb"),
     "rules": ("rules_check_p99_ms_500", "rules_check_p99_ms_1000"),
     "rules_ack": ("rules_ack_others_max_ms",),
     "outage": ("outage_requests_per_s", "outage_recovery_max_s"),
     "fairness": ("delivery_fast_host_delay_s",),
     "mixes": ("mix_worst_vs_oracle", "mix_switch_window2_vs_oracle"),
     "multiproc": ("mp_polls_per_s", "mp_double_claims", "mp_failover_s"),
+    "counts": (),
     "capacity": (
         "cap_cpu_per_poll_ms",
         "cap_polls_per_s_per_core",
@@ -177,6 +207,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
         "cap_images_shown_twice",
         "cap_loop_lag_p99_ms",
     ),
+    "video": ("video_eta_error_pct", "video_polls_per_job", "video_fetch_ms", "video_reencode_s"),
 }
 
 

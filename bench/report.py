@@ -39,6 +39,8 @@ ROWS: tuple[Row, ...] = (
     Row("gallery_search_p95_ms", "gallery prompt search p95, 1M images", "ms", 2, 100),
     Row("gallery_page_pg_p95_ms", "gallery page p95, 1M images, PostgreSQL", "ms", 2, 50),
     Row("gallery_search_pg_p95_ms", "gallery prompt search p95, 1M, PostgreSQL", "ms", 2, 100),
+    Row("gallery_lcp_p95_ms", "gallery largest contentful paint p95, Chromium", "ms", 0, 1000),
+    Row("gallery_page_kb", "gallery page before its images", "KB", 1, 200),
     Row("rules_check_p99_ms_500", "prompt-rule check p99, 500 rules", "ms", 2, 5),
     Row("rules_check_p99_ms_1000", "prompt-rule check p99, 1000 rules", "ms", 2, 5),
     Row("rules_ack_others_max_ms", "others' ack max, 8 hostile prompts", "ms", 0, 1000),
@@ -61,6 +63,10 @@ ROWS: tuple[Row, ...] = (
     Row("cap_double_claims", "capacity runs: tasks polled by two at once", "", 0, 0),
     Row("cap_images_shown_twice", "capacity runs: images shown twice", "", 0, 0),
     Row("cap_loop_lag_p99_ms", "event-loop lag p99, worst process, up to capacity", "ms", 1, 20),
+    Row("video_eta_error_pct", "video ETA vs true median, learned apart", "%", 1, 25),
+    Row("video_polls_per_job", "polls per video job, 5-90 s", "", 2, 8),
+    Row("video_fetch_ms", "fetching a 720P clip (safe fetch + MP4 check)", "ms", 1),
+    Row("video_reencode_s", "re-encoding that clip to half its size", "s", 2),
 )
 REQUIRED_KEYS = tuple(row.key for row in ROWS)
 
@@ -96,6 +102,8 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("huge_png_mb", "huge PNG: file size", "MB", 1),
     ("huge_answer_mb", "huge answer: size sent", "MB", 0),
     ("history_page_p50_ms", "/history page p50", "ms", 2),
+    ("gallery_server_page_p95_ms", "a server's gallery page p95, 1M images", "ms", 2),
+    ("gallery_server_page_pg_p95_ms", "the same on PostgreSQL", "ms", 2),
     ("history_rows", "posted images of the member", "", 0),
     ("history_samples", "/history pages timed", "", 0),
     ("history_build_s", "building the jobs table", "s", 1),
@@ -141,6 +149,13 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("cap_polls_needed_per_s_10000", "model: polls/s needed for 10,000 in flight", "/s", 0),
     ("cap_runner_cores_needed_10000", "model: runner cores needed for them", "", 2),
     ("cap_pg_cores_needed_10000", "model: PostgreSQL cores needed for them", "", 2),
+    ("video_eta_s", "video ETA learned (median of the latest)", "s", 1),
+    ("video_true_median_s", "true median of the video durations", "s", 1),
+    ("video_image_eta_error_pct", "image ETA vs its true median, videos beside", "%", 1),
+    ("video_jobs", "video jobs (as many image jobs beside)", "", 0),
+    ("video_clip_seconds", "the fetched clip's length", "s", 1),
+    ("video_clip_mb", "the fetched clip's size", "MB", 2),
+    ("video_reencoded_mb", "its size re-encoded", "MB", 2),
 )
 
 

@@ -43,6 +43,7 @@ class AdminReports(AdminCog):
         locale = private_locale(interaction)
         policy = await store.settings.guild_policy(guild_id)
         roles = await store.settings.role_quotas(guild_id)
+        count_roles = await store.settings.role_count_limits(guild_id)
         overview = await store.ops.quota_overview(guild_id)
         rules = await store.settings.rules(guild_id)
         bans = await store.settings.bans(guild_id, self.now())
@@ -88,6 +89,12 @@ class AdminReports(AdminCog):
             ),
             t(locale, "Cooldown: {cooldown}", cooldown=cooldown),
             t(locale, "Images at once per member: {count}", count=policy.max_running),
+            t(
+                locale,
+                "Images per request (count-limit): at most {count}; roles with their own: {roles}",
+                count=policy.count_limit,
+                roles=", ".join(f"<@&{role}> {limit}" for role, limit in sorted(count_roles.items())) or none,
+            ),
             t(locale, "Time zone (days and reports): {zone}", zone=policy.timezone),
             t(
                 locale,

@@ -14,8 +14,9 @@ from bot.core.image_contract import MAX_PROMPT_CHARS
 from bot.core.policy.quotas import MAX_COUNT
 from bot.core.policy.validation import AttachmentInfo
 from bot.discord.choices import ASPECT_CHOICES
-from bot.discord.requests import Draft, start_request
+from bot.discord.requests import Draft
 from bot.discord.style_autocomplete import style_choices
+from bot.discord.variations_preview import PREVIEW_ITEMS, start_or_preview
 
 if TYPE_CHECKING:
     from bot.discord.bot_base import ImagineBotBase
@@ -44,7 +45,8 @@ class Imagine(commands.Cog):
     @app_commands.allowed_installs(guilds=True, users=True)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(
-        prompt="What the image should show",
+        # Prompt variations: the braces are explained where members type them (Discord allows 100 chars).
+        prompt="What the image should show; {red, blue} makes one per choice, \\{red\\} keeps the braces",
         aspect_ratio="Shape of the image (ignored when reference images decide the size)",
         image1="A reference image to edit or draw from",
         image2="Another reference image",
@@ -74,8 +76,10 @@ class Imagine(commands.Cog):
         # The member's /settings fill in what they left out, and a style they name must exist: both
         # read the database, so they are part of the admission (see start_request).
         draft = Draft(prompt, ratio, tuple(_attachment_info(a) for a in attachments), style, count=count)
-        await start_request(interaction, draft)
+        # Prompt variations (`a {red, blue} car`) get a private preview first (variations_preview.py).
+        await start_or_preview(interaction, draft)
 
 
 async def setup(bot: ImagineBotBase) -> None:
+    bot.add_dynamic_items(*PREVIEW_ITEMS)  # prompt variations: the preview's Confirm and Cancel
     await bot.add_cog(Imagine(bot))

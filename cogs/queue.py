@@ -8,8 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.adapters.store.jobs_repo import MAX_REQUEST_SIZE
 from bot.core import messages
 from bot.core.i18n import N_, t
+from bot.core.models import Job
+from bot.core.request_texts import request_queue_line
 from bot.discord.checks import is_moderator
 from bot.discord.places import server_of
 from bot.discord.replies import NO_PINGS, private_locale, say_privately
@@ -40,7 +43,8 @@ class Queue(commands.Cog):
             return
         locale = private_locale(interaction)
         user_id = None if everyone else interaction.user.id
-        jobs = await self.bot.store.jobs.unfinished(server, user_id, MAX_LISTED + 1)
+        # One entry per request: a request of several images lists each image's state.
+        jobs = await self.bot.store.jobs.unfinished(server, user_id, MAX_LISTED * MAX_REQUEST_SIZE + 1)
         if not jobs:
             text = (
                 N_("Nothing is in progress in this server.")
@@ -49,18 +53,25 @@ class Queue(commands.Cog):
             )
             await say_privately(interaction, text)
             return
+        groups: dict[int, list[Job]] = {}
+        for job in jobs:
+            groups.setdefault(job.request, []).append(job)
+        listed = list(groups.values())[:MAX_LISTED]
         now = self.bot.clock.time()
-        lines = [
-            messages.queue_line(
-                job, now - job.created_at, self.bot.runner.typical_duration(job.has_references), locale
-            )
-            for job in jobs[:MAX_LISTED]
-        ]
-        if len(jobs) > MAX_LISTED:
-            lines.append(t(locale, "…and more; the oldest {count} are shown.", count=MAX_LISTED))
+        lines = []
         view = discord.ui.View(timeout=None)
-        for job in jobs[:MAX_LISTED]:
-            view.add_item(CancelButton(job.id, label=t(locale, "Cancel #{id}", id=job.id)))
+        for group in listed:
+            job = group[0]
+            if job.request_size > 1:
+                whole = await self.bot.store.jobs.of_request(job.request)
+                lines.append(request_queue_line(whole, now - job.created_at, locale))
+            else:
+                typical = self.bot.runner.typical_duration(job.kind)
+                lines.append(messages.queue_line(job, now - job.created_at, typical, locale))
+            # Cancelling any image of a request cancels every one of it not finished.
+            view.add_item(CancelButton(job.id, label=t(locale, "Cancel #{id}", id=job.request)))
+        if len(groups) > MAX_LISTED:
+            lines.append(t(locale, "…and more; the oldest {count} are shown.", count=MAX_LISTED))
         header = (
             t(locale, "⏱️ In progress in this server:")
             if everyone

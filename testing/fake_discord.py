@@ -220,6 +220,11 @@ def _check_embeds(embeds: list[dict[str, Any]]) -> None:
         raise _form_error("embeds", "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
 
 
+def creating_new(key: str, uploads: Mapping[int, Any]) -> bool:
+    """Whether an edit's attachment entry names an upload of this call (its `files[n]` index)."""
+    return key.isdigit() and int(key) in uploads
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -1321,6 +1326,7 @@ class FakeDiscord:
         r.add_get(channel + "/messages", self._channel_history)
         r.add_post(channel + "/typing", self._typing)
         r.add_route("*", channel + r"/messages/{message_id:\d+}", self._channel_message)
+        r.add_get(a + r"/guilds/{guild_id:\d+}", self._get_guild)
         r.add_get(a + r"/guilds/{guild_id:\d+}/members/{user_id:\d+}", self._get_member)
         r.add_get(a + "/users/@me/guilds", self._my_guilds)
         r.add_get(a + r"/guilds/{guild_id:\d+}/channels", self._guild_channels)
@@ -1469,6 +1475,11 @@ class FakeDiscord:
                 for g in sorted(mine, key=lambda g: g.id)
             ]
         )
+
+    async def _get_guild(self, request: web.Request) -> web.Response:
+        """GET /guilds/{id}: the server object (no members or channels), as the bot token reads it."""
+        payload = self._guild_create_payload(self._guild(request), 0)
+        return self._json(_without(payload, "members", "channels", "joined_at", "large", "member_count"))
 
     async def _guild_channels(self, request: web.Request) -> web.Response:
         guild = self._guild(request)
@@ -1640,11 +1651,15 @@ class FakeDiscord:
             )
         kept = {a["id"]: a for a in message["attachments"]}
         result = []
-        for entry in spec:
+        for position, entry in enumerate(spec):
             key = str(entry.get("id"))
             if key in kept:
                 result.append(kept[key])
-            elif key.isdigit() and int(key) in uploads:
+            elif not creating_new(key, uploads):
+                # An id that is neither one of the message's attachments nor an upload of this call
+                # (an attachment of another message, one dropped by an earlier edit): Discord refuses.
+                raise _form_error(f"attachments.{position}.id", "ATTACHMENT_NOT_FOUND", "Unknown attachment")
+            else:
                 upload = uploads[int(key)]
                 name = entry.get("filename") or upload.filename
                 stored = self._store_blob(int(message["channel_id"]), name, upload.data, ephemeral=ephemeral)
@@ -1652,6 +1667,14 @@ class FakeDiscord:
                     stored["description"] = entry["description"]
                 result.append(stored)
         return result
+
+    def message_attachments(self, message_id: int) -> list[dict[str, Any]]:
+        """A stored message's attachments as they are now, in the order Discord shows them."""
+        return list(self.messages[message_id]["attachments"])
+
+    def message_files(self, message_id: int) -> list[tuple[str, bytes]]:
+        """A stored message's attachments now: each file name with its bytes, in the order shown."""
+        return [(a["filename"], self.attachment_bytes(a)) for a in self.message_attachments(message_id)]
 
     @staticmethod
     def _embed(embed: dict[str, Any], attachments: list[dict[str, Any]]) -> dict[str, Any]:

@@ -20,10 +20,22 @@ async def post_image(
     deliver_to: str | None = None,
     url: str = "http://127.0.0.1:9/none.png",
     message_id: int | None = 7777,
+    media: str = "image",
+    source_job_id: int | None = None,
+    reference_urls: tuple[str, ...] = (),
 ) -> int:
-    """One posted image of `user_id`; returns its job id."""
+    """One posted image (or video) of `user_id`; returns its job id."""
     job = await store.jobs.create(
-        ImageRequest(prompt, aspect_ratio, style=style, style_text=style and f"in {style} style"),
+        ImageRequest(
+            prompt,
+            aspect_ratio,
+            reference_urls=reference_urls,
+            style=style,
+            style_text=style and f"in {style} style",
+            media=media,
+            source_job_id=source_job_id,
+            source_image_index=1 if source_job_id else None,
+        ),
         Origin(
             guild_id=guild_id,
             channel_id=channel_id,

@@ -66,14 +66,10 @@ async def test_count_four_makes_four_tasks_of_one_request_and_every_image_reache
         ]
         summary = await bot.store.usage.summary(Member(fake.guild_id, fake.user_id), bot.clock.time(), 10)
         assert summary.used_today == 4
-        # Each image is in a message the member can see (today's sink: one message per task).
-        images = {
-            message["id"]
-            for message in fake.messages.values()
-            if any(a["filename"].endswith(".png") for a in message.get("attachments", []))
-        }
-        assert {str(j.result_message_id) for j in jobs if j} <= images
-        assert len({j.result_message_id for j in jobs if j}) == 4
+        # Every image is in the request's one message, in its order (bot/discord/request_message.py).
+        [message_id] = {j.result_message_id for j in jobs if j}
+        names = [a["filename"] for a in fake.messages[message_id or 0]["attachments"]]
+        assert names == [f"imagine-{n}-1.png" for n in (1, 2, 3, 4)]
     assert len(world.submits()) == 4
 
 
@@ -163,6 +159,9 @@ async def test_count_limits_per_server_role_and_member_and_the_settings_default(
         log = [(e.action, e.target, e.details) for e in await store.admin_log(guild)]
         assert ("count_limit_role", f"role:{painter}", {"limit": 3}) in log
         assert ("policy", None, {"count_limit": 1}) in log
+        report = (await admin(fake, "settings")).text
+        roles = ", ".join(f"<@&{role}> {limit}" for role, limit in sorted({artist: 2, painter: 3}.items()))
+        assert f"Images per request (count-limit): at most 1; roles with their own: {roles}" in report
 
         # The highest of the member's roles wins over the server's.
         assert "at most 3 images" in (await imagine(fake, {"count": 4}))["data"]["content"]
@@ -264,3 +263,23 @@ async def test_the_terminal_refuses_a_count_to_standard_output(sandbox: Sandbox,
     )  # fmt: skip
     assert code == 2 and "--out - writes one image" in stream.getvalue()
     assert not sandbox.tasks
+
+
+async def test_an_offer_clicked_after_a_restart_says_it_is_gone_and_bills_nothing(world: World) -> None:
+    """The offer lives in the memory of the process that made it; another process (here the bot after
+    a restart) still answers its button, by the custom_id's template, and says what to do."""
+    fake = world.fake
+    async with world.bot(default_daily_quota=2) as bot:
+        await roomy(bot, fake)
+        offer = (await imagine(fake, {"count": 4}))["data"]
+        [button] = [c for row in offer["components"] for c in row["components"]]
+        [message_id] = [
+            int(m["id"]) for m in fake.messages.values() if "instead?" in (m.get("content") or "")
+        ]
+    async with world.bot(default_daily_quota=2) as bot:
+        click = await fake.invoke_component(button["custom_id"], message_id, locale="zh-CN")
+        answer = (await fake.wait_for_callback(click, timeout=10)).json["data"]
+        assert answer["flags"] & EPHEMERAL and "这个提议已失效" in answer["content"]
+        await world.settle(bot)
+        assert [r["outcome"] for r in await usage_rows(bot, fake.guild_id)] == ["refused"]
+    assert world.submits() == []

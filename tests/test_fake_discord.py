@@ -159,6 +159,64 @@ async def test_faults_forbidden_rate_limit_and_expired_token(fake: FakeDiscord) 
         assert (expired.value.status, expired.value.code) == (401, 50027)
 
 
+def png_file(name: str, tag: int) -> discord.File:
+    return discord.File(io.BytesIO(PNG_BYTES + bytes([tag])), name)
+
+
+async def test_edits_keep_attachments_by_id_and_add_new_files_on_every_kind_of_message(
+    fake: FakeDiscord,
+) -> None:
+    """An edit's `attachments` list is the message's attachments afterwards, in that order: kept ones
+    by id, new ones as uploads of the call; one left out is gone, an unknown id is refused."""
+    client = PingClient()
+    async with run_client(fake, client):
+        await fake.invoke_slash("ping", {"text": "x"}, attachments={"image": fake.make_attachment("in.png")})
+        call = await asyncio.wait_for(client.calls.get(), 5)
+        # The interaction's own message: one image, then a second one put before it, the first kept.
+        first = await call.interaction.edit_original_response(
+            content="1 of 2", attachments=[png_file("b.png", 2)]
+        )
+        both = await call.interaction.edit_original_response(
+            content="2 of 2", attachments=[png_file("a.png", 1), *first.attachments]
+        )
+        assert [a.filename for a in both.attachments] == ["a.png", "b.png"]
+        assert both.attachments[1].id == first.attachments[0].id  # kept, not uploaded again
+        assert fake.message_files(both.id) == [("a.png", PNG_BYTES + b"\x01"), ("b.png", PNG_BYTES + b"\x02")]
+        # Left out: gone. Kept by an edit through the webhook route too.
+        only_b = await call.interaction.edit_original_response(attachments=[both.attachments[1]])
+        assert [a["filename"] for a in fake.message_attachments(only_b.id)] == ["b.png"]
+        # An attachment the message does not have (another message's) is refused, and nothing changes.
+        other = await call.interaction.followup.send("other", file=png_file("c.png", 3), wait=True)
+        with pytest.raises(discord.HTTPException) as refused:
+            await call.interaction.edit_original_response(
+                attachments=[*only_b.attachments, *other.attachments]
+            )
+        assert (refused.value.status, refused.value.code) == (400, 50035)
+        assert [name for name, _ in fake.message_files(only_b.id)] == ["b.png"]
+
+        # A follow-up message only the requester sees: its new attachments are ephemeral ones too.
+        private = await call.interaction.followup.send(
+            "mine", file=png_file("p1.png", 4), ephemeral=True, wait=True
+        )
+        edited = await call.interaction.followup.edit_message(
+            private.id, attachments=[*private.attachments, png_file("p2.png", 5)]
+        )
+        assert [a.filename for a in edited.attachments] == ["p1.png", "p2.png"]
+        assert all(a.get("ephemeral") for a in fake.message_attachments(private.id))
+        assert fake.message_files(private.id)[1] == ("p2.png", PNG_BYTES + b"\x05")
+
+        # A channel message the bot posted: a new file added after the kept one, then the order swapped.
+        channel = client.get_channel(fake.channel_id)
+        assert isinstance(channel, discord.TextChannel)
+        posted = await channel.send("grid", file=png_file("g1.png", 6))
+        grown = await posted.edit(attachments=[*posted.attachments, png_file("g2.png", 7)])
+        swapped = await grown.edit(attachments=list(reversed(grown.attachments)))
+        assert [a.filename for a in swapped.attachments] == ["g2.png", "g1.png"]
+        assert [name for name, _ in fake.message_files(posted.id)] == ["g2.png", "g1.png"]
+        read = await channel.fetch_message(posted.id)
+        assert [await a.read() for a in read.attachments] == [PNG_BYTES + b"\x07", PNG_BYTES + b"\x06"]
+
+
 async def test_dm_component_and_modal_interactions(fake: FakeDiscord) -> None:
     client = PingClient()
     seen: asyncio.Queue[discord.Interaction] = asyncio.Queue()

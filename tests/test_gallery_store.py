@@ -139,3 +139,46 @@ async def test_images_posted_before_the_gallery_are_indexed_by_the_backfill(tmp_
         assert [image.id for image in await store.gallery.page(ME, words("水彩"))] == [old]
     finally:
         await store.close()
+
+
+async def test_a_server_gallery_shows_public_images_only(any_store: Store) -> None:
+    """Both backends: a server's public posts, newest first in keyset pages; never a private one, a
+    removed one, another server's, or (unless the server says otherwise) a banned member's."""
+    ids = await seed(any_store)
+    banned, now = 333, START + 100 * DAY
+    private = await post_image(
+        any_store, user_id=SOMEONE, prompt="a private cat", guild_id=SERVER, deliver_to="dm"
+    )
+    by_banned = await post_image(any_store, user_id=banned, prompt="a banned cat 水彩", guild_id=SERVER)
+    await any_store.settings.ban(SERVER, banned, reason=None, expires_at=None, actor_id=ME, now=now)
+    assert (await any_store.gallery.switches(SERVER)).enabled is False
+    switches = await any_store.gallery.set_switches(SERVER, ME, now, enabled=True)
+    assert switches.enabled and switches.hide_banned  # hidden unless the server says not
+    assert await any_store.gallery.open_galleries([SERVER, OTHER_SERVER]) == [SERVER]
+
+    async def shown(flt: GalleryFilter | None = None, hide: bool = True, **page: int) -> list[int]:
+        images = await any_store.gallery.server_page(
+            SERVER, flt or GalleryFilter(), hide_banned=hide, now=now, **page
+        )
+        return [image.id for image in images]
+
+    public = sorted([ids["cat"], ids["fox"], ids["shuicai"], ids["theirs"]], reverse=True)
+    assert await shown() == public
+    assert await shown(limit=2) + await shown(before_id=public[1]) == public
+    assert private not in await shown() and by_banned in await shown(hide=False)
+    assert await shown(words("水彩")) == sorted([ids["shuicai"], ids["theirs"]], reverse=True)
+    assert await shown(words("水彩"), hide=False) == sorted(
+        [by_banned, ids["shuicai"], ids["theirs"]], reverse=True
+    )
+    assert await shown(words("watercolor cat")) == sorted([ids["cat"], ids["theirs"]], reverse=True)
+    # A moderator removes one: gone from the server's gallery, still its maker's.
+    assert await any_store.gallery.remove(SERVER, ids["fox"], SOMEONE, now)
+    assert not await any_store.gallery.remove(OTHER_SERVER, ids["cat"], SOMEONE, now)  # not that server's
+    assert ids["fox"] not in await shown()
+    assert await any_store.gallery.server_image(SERVER, ids["fox"], hide_banned=True, now=now) is None
+    mine = await any_store.gallery.image(ME, ids["fox"])
+    assert mine is not None and mine.removed
+    # A ban that ran out no longer hides anything.
+    await any_store.settings.unban(SERVER, banned, ME, now)
+    await any_store.settings.ban(SERVER, banned, reason=None, expires_at=now - 1, actor_id=ME, now=now - 10)
+    assert by_banned in await shown()

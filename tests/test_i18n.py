@@ -393,7 +393,7 @@ async def test_a_whole_imagine_in_simplified_chinese(world: World) -> None:
     [post] = world.bot_posts()
     content = post.json["content"]
     assert "这是你的图片" in content and "宽高比：16:9" in content and "a red fox in snow" in content
-    assert _labels(post.json) == ["重新生成", "编辑", "删除"]
+    assert _labels(post.json) == ["重新生成", "编辑", "删除", "制作视频"]
     final = fake.messages[interaction.original_message_id or 0]["content"]
     assert final.startswith("✅ **完成**")
 
@@ -427,8 +427,9 @@ async def test_a_private_image_is_in_the_requesters_language_and_its_pointer_in_
     only they see (and its buttons) is in Chinese, the status message the channel sees in English."""
     fake = world.fake
     async with world.bot() as bot:
-        [menu] = [c for c in fake.commands[fake.guild_id] if c.get("type") == 3]
-        assert menu["name"] == "Use as reference" and menu["name_localizations"]["zh-CN"] == "用作参考图"
+        menus = {c["name"]: c for c in fake.commands[fake.guild_id] if c.get("type") == 3}
+        assert menus["Use as reference"]["name_localizations"]["zh-CN"] == "用作参考图"
+        assert menus["Animate"]["name_localizations"]["zh-CN"] == "制作视频"
         allowed = await fake.invoke_slash(
             "imagine-admin", {"enabled": True}, subcommand="private-images", user_id=fake.moderator_id
         )
@@ -440,7 +441,7 @@ async def test_a_private_image_is_in_the_requesters_language_and_its_pointer_in_
         job = await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED)
     assert job.delivery == "ephemeral" and job.result_message_id is not None
     private = fake.messages[job.result_message_id]
-    assert "这是你的图片" in private["content"] and _labels(private) == ["重新生成", "编辑"]
+    assert "这是你的图片" in private["content"] and _labels(private) == ["重新生成", "编辑", "制作视频"]
     pointer = fake.messages[status.original_message_id or 0]["content"]
     assert pointer.startswith("✅ **Done**") and "sent to the requester privately" in pointer
 
@@ -462,7 +463,7 @@ async def test_personal_use_is_all_in_the_requesters_language(world: World) -> N
     assert (job.locale, job.guild_locale) == ("zh-CN", "zh-CN")
     path = f"/webhooks/{fake.application_id}/{interaction.token}"
     [image] = [r.json for r in fake.requests if r.method == "POST" and r.path.startswith(path) and r.files]
-    assert "这是你的图片" in image["content"] and _labels(image) == ["重新生成", "编辑", "删除"]
+    assert "这是你的图片" in image["content"] and _labels(image) == ["重新生成", "编辑", "删除", "制作视频"]
     assert fake.messages[interaction.original_message_id or 0]["content"].startswith("✅ **完成**")
     assert refused.startswith("你今天的 1 张个人图片已全部用完")
 

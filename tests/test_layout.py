@@ -117,6 +117,10 @@ STORE_READS = {
     "styles.request_defaults",
     "styles.member_settings",
     "deliveries.of",
+    "deliveries.of_jobs",
+    "deliveries.message",
+    "jobs.of_request",
+    "jobs.delivered_requests",
 }
 # A member's own /settings are theirs to write, not a job event: the one write a member command makes.
 # The sink writes its own ledger: the intent before each send and what became of it (and the count of
@@ -125,6 +129,13 @@ MEMBER_WRITES = {
     "cogs/settings.py": {"styles.save_member_settings"},
     "bot/discord/sink.py": {"deliveries.intend", "deliveries.settle", "jobs.use_followup"},
     "bot/discord/delivery_routes.py": {"jobs.use_followup"},
+    # A request's message: the claim that serialises its edits, and the same ledger per image.
+    "bot/discord/request_message.py": {
+        "deliveries.claim_message",
+        "deliveries.release_message",
+        "deliveries.intend",
+        "deliveries.settle",
+    },
 }
 
 

@@ -49,6 +49,7 @@ async def test_result_message_has_buttons_that_reroll_after_a_restart(world: Wor
         f"imagine:reroll:{job.id}",
         f"imagine:edit:{job.id}",
         f"imagine:delete:{job.id}",
+        f"imagine:animate:{job.id}:1",
     ]
     fake.expire_url(reference["url"])  # a day later the signed link no longer works
 

@@ -64,7 +64,7 @@ async def test_check_says_everything_is_in_order(world: World, caplog: pytest.Lo
     text = out.getvalue()
     assert f"logged in as imagine-bot#4821 (application id {world.fake.application_id})" in text
     assert "MOUNTSEA_API_KEY: accepted" in text
-    assert "commands: all 7 are synced to the dev server" in text
+    assert "commands: all 9 are synced to the dev server" in text
     assert "every permission in 1 visible channel\n" in text
     assert f"client_id={world.fake.application_id}" in text and "permissions=274878024704" in text
     assert "everything is in order" in text
@@ -83,7 +83,8 @@ async def test_check_lists_what_is_wrong(world: World) -> None:
     assert "PROBLEM  MOUNTSEA_API_KEY:" in text and "refused the key" in text
     assert (
         "PROBLEM  commands on the dev server" in text
-        and '(missing: the "Use as reference" message menu, /history, /imagine, ' in text
+        and '(missing: the "Animate" message menu, the "Use as reference" message menu, /animate, /history, '
+        in text
     )
     assert f"#art ({art}): Attach Files" in text
     assert "#general" not in text and "#staff" not in text

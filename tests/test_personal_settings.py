@@ -60,7 +60,7 @@ async def test_private_images_only_where_the_server_allows_them(world: World) ->
     assert job.delivery == "ephemeral" and job.result_message_id is not None
     private = fake.messages[job.result_message_id]
     assert private["flags"] & EPHEMERAL and private["attachments"]
-    assert custom_ids(private) == ["imagine:reroll:2", "imagine:edit:2"]
+    assert custom_ids(private) == ["imagine:reroll:2", "imagine:edit:2", "imagine:animate:2:1"]
     assert len(world.bot_posts()) == 1  # nothing more in the channel
     pointer = fake.messages[status.original_message_id or 0]
     assert not pointer["flags"] & EPHEMERAL and "sent to the requester privately" in pointer["content"]

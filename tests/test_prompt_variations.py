@@ -12,6 +12,7 @@ from bot.core.policy.prompt_variations import (
     count,
     expand,
     has_variations,
+    literal_prompt,
     parse,
     variations,
 )
@@ -86,3 +87,11 @@ def test_combinations_times_count_may_not_exceed_the_server_limit() -> None:
 def test_huge_nesting_counts_exactly() -> None:
     prompt = "{a, b {c, d {e, f}}} {g, h}"
     assert count(parse(prompt)) == len(prompts(prompt)) == 8
+
+
+def test_a_prompt_with_only_escaped_braces_is_sent_with_the_braces_themselves() -> None:
+    assert literal_prompt(r"a sign saying \{open\}, a \\ slash") == r"a sign saying {open}, a \ slash"
+    # No brace at all: exactly as before, backslashes included.
+    assert literal_prompt(r"C:\path\, a \\ b") == r"C:\path\, a \\ b"
+    # Variations are not literal: they go through the preview.
+    assert literal_prompt("a {red, blue} car") == "a {red, blue} car"

@@ -165,6 +165,7 @@ def test_a_member_never_reaches_another_members_images(browser: Any, web_world: 
     seeded, fake = web_world.seeded, web_world.fake
 
     async def scenario(page: Any) -> None:
+        await web_world.gallery(False)  # with the server's gallery on, its public images are for members
         await sign_in(page, web_world)
         for path in (f"/images/{seeded.theirs}", f"/images/{seeded.theirs}/picture/0"):
             response = await page.goto(web_world.url(path))

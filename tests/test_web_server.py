@@ -10,11 +10,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image
 
 from bot.core.models import JobStatus
 from bot.ops import cli
 from bot.ops.config import ConfigError, Secret, load_settings
 from tests.bot_harness import World, wait_for_job
+from tests.test_admin_commands import admin
 from tests.web_harness import SESSION_SECRET, WebWorld, free_port
 
 WEB_ENV = {
@@ -48,6 +50,11 @@ async def test_the_bot_serves_the_gallery_and_finds_what_it_posted(world: World)
         interaction = await fake.invoke_slash("imagine", {"prompt": "灯塔和水彩的海 at dusk"})
         await fake.wait_for_callback(interaction)
         job = await wait_for_job(bot, lambda j: j.status is JobStatus.DELIVERED)
+        # The thumbnail was made after the delivery, beside the database (THUMBNAIL_DIR's default).
+        await bot.thumbnails.settle()
+        assert bot.settings.thumbnail_path == world.db_path.parent / "thumbnails"
+        with Image.open(bot.thumbnails.path(job.id, 0)) as thumbnail:
+            assert thumbnail.format == "WEBP" and max(thumbnail.size) <= 512
         async with client() as browser:
             async with browser.get(base + "/login/discord") as signed_in:  # through the fake's OAuth2
                 assert signed_in.url.path == "/me"
@@ -175,3 +182,53 @@ async def test_python_m_bot_web_serves_alone_on_postgresql(pg_url: str, tmp_path
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_server_admins_turn_the_gallery_on_and_off(world: World) -> None:
+    fake = world.fake
+    async with world.bot() as bot:
+        refused = await fake.invoke_slash(
+            "imagine-admin", {"state": "on"}, subcommand="gallery", user_id=fake.user_id
+        )
+        await fake.wait_for_callback(refused)
+        assert not (await bot.store.gallery.switches(fake.guild_id)).enabled
+        answer = await admin(fake, "gallery", {"state": "on"}, user_id=fake.owner_id)
+        assert "is **on**" in answer.text and "are hidden" in answer.text
+        switches = await bot.store.gallery.switches(fake.guild_id)
+        assert switches.enabled and switches.hide_banned
+        answer = await admin(fake, "gallery", {"state": "on", "hide_banned": False}, user_id=fake.owner_id)
+        assert "stay visible" in answer.text
+        assert not (await bot.store.gallery.switches(fake.guild_id)).hide_banned
+        answer = await admin(fake, "gallery", {"state": "off"}, user_id=fake.owner_id)
+        assert "is **off**" in answer.text
+        assert not (await bot.store.gallery.switches(fake.guild_id)).enabled
+        # Recorded like every admin command.
+        entries = await bot.store.settings.admin_log(fake.guild_id)
+        logged = [e.details for e in entries if e.action == "gallery"]
+        assert logged == [
+            {"gallery_enabled": 0},
+            {"gallery_enabled": 1, "gallery_hide_banned": 0},
+            {"gallery_enabled": 1},
+        ]
+        assert all(e.actor_id == fake.owner_id for e in entries if e.action == "gallery")
+
+
+async def test_without_a_bot_token_a_stale_membership_means_signing_in_again(
+    web_world: WebWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.web import membership
+
+    tokenless = web_world.run(web_world.start_server(discord_token=None))
+    guild = web_world.fake.guild_id
+    web_world.run(web_world.gallery(True))
+    web_world.fake.oauth.signed_in_as = None
+    async with client() as browser:
+        async with browser.get(web_world.url("/login/discord", tokenless)) as signed_in:
+            assert signed_in.url.path == "/me"
+        async with browser.get(web_world.url(f"/servers/{guild}", tokenless)) as page:
+            assert page.status == 200  # what sign-in said, while it is fresh
+        monkeypatch.setattr(membership, "MEMBERSHIP_TTL", 0.0)
+        async with browser.get(web_world.url(f"/servers/{guild}", tokenless), allow_redirects=False) as page:
+            assert page.status == 303 and page.headers["Location"] == "/login/discord"
+        async with browser.get(web_world.url(f"/servers/{web_world.seeded.elsewhere_id}", tokenless)) as page:
+            assert page.status == 404  # never listed: nothing to ask Discord with, so no

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import socket
 import threading
 from collections.abc import Coroutine
@@ -14,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import web
 from PIL import Image
 
 from bot.adapters.store import Store
 from bot.ops.config import Secret, Settings
 from bot.web.gallery_server import WebServer
-from testing.fake_discord import FakeDiscord
+from testing.fake_discord import MANAGE_MESSAGES, FakeDiscord
 from tests.gallery_seed import post_image
 
 T = TypeVar("T")
@@ -64,6 +66,16 @@ class Seeded:
     private_mine: int = 0
     theirs: int = 0  # the moderator's image in the same server
     other_server_id: int = 0
+    # The server galleries (seed_server_gallery): images by other members of the test guild.
+    carol: int = 0  # a member of the test guild (and Carol's images are real Discord messages)
+    carol_images: list[int] = field(default_factory=list)  # newest last; posted as Discord messages
+    carol_private: int = 0  # delivered by DM: never in the server's gallery
+    carol_video: int = 0  # an Animate of carol_images[0]
+    banned: int = 0  # a member banned from the bot in the test guild
+    banned_image: int = 0
+    elsewhere_id: int = 0  # a server plain-pat is not in, with its gallery on
+    elsewhere_image: int = 0
+    attachments: dict[int, str] = field(default_factory=dict)  # job id -> its Discord attachment link
 
 
 class WebWorld:
@@ -92,6 +104,7 @@ class WebWorld:
         self.pictures_port = self._pictures_runner.addresses[0][1]
         self.store = await Store.open(self.root / "web.db")
         await self._seed()
+        await self._seed_server_gallery()
         self.server = await self.start_server()
 
     async def _picture(self, request: web.Request) -> web.Response:
@@ -102,7 +115,6 @@ class WebWorld:
     def settings(self, **overrides: Any) -> Settings:
         port = free_port()
         base: dict[str, Any] = {
-            "discord_token": None,
             "api_key": Secret("web-test-api-key-never-shown"),
             "base_url": f"http://127.0.0.1:{self.pictures_port}",
             "database_path": self.root / "web.db",
@@ -111,6 +123,9 @@ class WebWorld:
             "web_session_secret": Secret(SESSION_SECRET),
             "discord_client_id": self.fake.application_id,
             "discord_client_secret": Secret(self.fake.oauth.client_secret),
+            # The bot's token: memberships, pictures and Delete (discord_rest.py); the dashboard's role
+            # checks and mod-log posts (dashboard/bot_rest.py).
+            "discord_token": Secret(self.fake.token),
             "discord_authorize_url": self.fake.oauth.authorize_url,
         }
         # Built anew rather than copied: model_copy would take a misspelt or unchecked override silently.
@@ -138,6 +153,9 @@ class WebWorld:
     async def _seed(self) -> None:
         fake, s = self.fake, self.seeded
         me = fake.user_id
+        # A moderator by Manage Messages alone (the fake's moderator also has Manage Server).
+        self.helper_role_id = fake.add_role(fake.guild_id, "Helper", MANAGE_MESSAGES)
+        self.helper_id = fake.add_member(fake.guild_id, username="helper-hana", roles=[self.helper_role_id])
         s.other_server_id = fake.add_guild("Second Home", owner_id=fake.owner_id)
         fake.add_member(s.other_server_id, me)
         english = ["a lighthouse at dusk", "a watercolor cat", "mountains in fog", "a red bicycle"]
@@ -186,6 +204,77 @@ class WebWorld:
             guild_id=fake.guild_id,
             created_at=START + DAY / 2,
             url=f"http://127.0.0.1:{self.pictures_port}/img/9.png",
+        )
+
+    async def post_message(self, channel_id: int, data: bytes, filename: str = "image.png") -> dict[str, Any]:
+        """A message with one attachment, posted through the fake's REST API with the bot's token (as
+        the bot posts its images): a real message whose attachment link the fake signs and expires."""
+        form = aiohttp.FormData()
+        form.add_field("payload_json", json.dumps({"content": "", "attachments": [{"id": 0}]}))
+        form.add_field("files[0]", data, filename=filename, content_type="image/png")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{self.fake.api_base}/channels/{channel_id}/messages",
+                data=form,
+                headers={"Authorization": f"Bot {self.fake.token}"},
+            ) as response,
+        ):
+            assert response.status == 200, await response.text()
+            return dict(await response.json())
+
+    async def _seed_server_gallery(self) -> None:
+        """Other members' images in the test guild, for the server galleries: Carol's are real Discord
+        messages (their service links are dead, so pictures must come from Discord), one is private, one
+        a video; a banned member's; and a server plain-pat is not in, with its gallery on."""
+        fake, s = self.fake, self.seeded
+        s.carol = fake.add_member(fake.guild_id, username="carol")
+        dead = f"http://127.0.0.1:{self.pictures_port}/gone.png"
+        for n, prompt in enumerate(["a harbour of paper boats", "纸船的港口，水彩", "a glass greenhouse"]):
+            message = await self.post_message(fake.channel_id, png((200, 40 * n, 90), (600, 400)))
+            job = await post_image(
+                self.store,
+                user_id=s.carol,
+                prompt=prompt,
+                guild_id=fake.guild_id,
+                channel_id=fake.channel_id,
+                created_at=START + (60 + n) * DAY,
+                url=dead,
+                message_id=int(message["id"]),
+                reference_urls=("https://cdn.example/ref.png",) if n == 0 else (),
+            )
+            s.carol_images.append(job)
+            s.attachments[job] = message["attachments"][0]["url"]
+        s.carol_private = await post_image(
+            self.store, user_id=s.carol, prompt="carol's private sketch", guild_id=fake.guild_id,
+            created_at=START + 64 * DAY, deliver_to="dm", url=dead,
+        )  # fmt: skip
+        s.carol_video = await post_image(
+            self.store, user_id=s.carol, prompt="paper boats drifting (video)", guild_id=fake.guild_id,
+            created_at=START + 65 * DAY, url=dead, media="video", source_job_id=s.carol_images[0],
+        )  # fmt: skip
+        s.banned = fake.add_member(fake.guild_id, username="banned-bo")
+        s.banned_image = await post_image(
+            self.store, user_id=s.banned, prompt="an image by a banned member", guild_id=fake.guild_id,
+            created_at=START + 66 * DAY, url=f"http://127.0.0.1:{self.pictures_port}/img/3.png",
+        )  # fmt: skip
+        await self.store.settings.ban(
+            fake.guild_id, s.banned, reason="spam", expires_at=None, actor_id=fake.moderator_id, now=START
+        )
+        s.elsewhere_id = fake.add_guild("Elsewhere")
+        s.elsewhere_image = await post_image(
+            self.store, user_id=fake.owner_id, prompt="elsewhere secret", guild_id=s.elsewhere_id,
+            created_at=START + 67 * DAY, url=f"http://127.0.0.1:{self.pictures_port}/img/5.png",
+        )  # fmt: skip
+        await self.store.gallery.set_switches(s.elsewhere_id, fake.owner_id, START, enabled=True)
+
+    async def gallery(
+        self, enabled: bool, hide_banned: bool | None = None, guild_id: int | None = None
+    ) -> None:
+        """Turn a server's gallery on or off (the test guild's unless told), as its admin would."""
+        guild = guild_id or self.fake.guild_id
+        await self.store.gallery.set_switches(
+            guild, self.fake.owner_id, START, enabled=enabled, hide_banned=hide_banned
         )
 
     async def start_browser(self) -> tuple[Any, Any]:

@@ -19,6 +19,7 @@ from bot.adapters.image_api import (
     TaskNotFoundError,
     TransientError,
     extract_images,
+    extract_videos,
 )
 from bot.core.runner.ports import (
     ServiceBusy,
@@ -59,16 +60,35 @@ class ApiImageService:
         except ApiError as error:
             raise service_error(error) from error
 
+    async def submit_video(
+        self,
+        prompt: str,
+        *,
+        duration: int,
+        aspect_ratio: str | None,
+        resolution: str | None,
+        image: str | None,
+    ) -> str:
+        try:
+            return await self.api.submit_video(
+                prompt, duration=duration, aspect_ratio=aspect_ratio, resolution=resolution, image=image
+            )
+        except ApiError as error:
+            raise service_error(error) from error
+
     async def poll(self, task_id: str) -> TaskReport:
         try:
             status = await self.api.poll(task_id)
         except ApiError as error:
             raise service_error(error) from error
         refs = [] if status.is_running else [image.ref for image in extract_images(status.result)]
+        # The task does not say whether it made images or a video: both readings go to the runner.
+        videos = [] if status.is_running else extract_videos(status.result)
         return TaskReport(
             status=status.status,
             is_running=status.is_running,
             trace_id=status.trace_id,
             error_message=status.error_message,
             image_refs=refs,
+            video_refs=videos,
         )

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 from bot.core.texts import Text
 
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+_EXTENSIONS = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "video/mp4": "mp4",  # a finished video travels the same way (bot/discord/video_delivery.py)
+}
 
 
 @dataclass(frozen=True)

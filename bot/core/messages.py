@@ -174,11 +174,33 @@ def status_text(job: Job, stage: Stage, elapsed: float, typical: float | None, l
         )
     else:
         head = t(locale, "📦 **Almost there** — uploading the image for {who}…", who=who)
-    lines = [head, quote_prompt(job.prompt, 150), details_line(job, locale)]
+    details = video_details(job, locale) if job.media == "video" else details_line(job, locale)
+    lines = [head, quote_prompt(job.prompt, 150), details]
     note = size_note(job, locale)
     if note:
         lines.append(note)
     return "\n".join(lines)
+
+
+def video_details(job: Job, locale: Locale = None) -> str:
+    """A video's length, what it is made from and what it counts as: shown from the acknowledgement on."""
+    if job.reference_urls:
+        made = t(locale, "from an image")
+    else:
+        made = t(
+            locale,
+            "{resolution}, aspect ratio {ratio}",
+            resolution=job.video_resolution or "720P",
+            ratio=job.aspect_ratio or t(locale, "default"),
+        )
+    return nt(
+        locale,
+        "🎬 A {seconds} s video, {made} · counts as 1 image",
+        "🎬 A {seconds} s video, {made} · counts as {count} images",
+        job.units,
+        seconds=job.video_seconds or 0,
+        made=made,
+    )
 
 
 def done_text(job: Job, elapsed: float, count: int, locale: Locale = None) -> str:
@@ -309,36 +331,6 @@ def queue_line(job: Job, elapsed: float, typical: float | None, locale: Locale =
     eta = t(locale, " · usually about {time}", time=duration(typical, locale)) if typical else ""
     who = f" · <@{job.user_id}>" if job.user_id else ""
     return f"`#{job.id}` {state} · {duration(elapsed, locale)}{eta}{who}\n{quote_prompt(job.prompt, 80)}"
-
-
-def history_text(
-    jobs: list[Job],
-    member_id: int,
-    page: int,
-    pages: int,
-    total: int,
-    *,
-    capped: bool = False,
-    locale: Locale = None,
-) -> str:
-    who = f"<@{member_id}>"
-    if not jobs:
-        return t(locale, "No images yet for {who} in this server.", who=who)
-    if capped:  # counting further would cost more than the page itself
-        header = t(locale, "page {page} (more than {total} in all)", page=page + 1, total=f"{total:,}")
-    else:
-        header = t(locale, "page {page} of {pages} ({total} in all)", page=page + 1, pages=pages, total=total)
-    lines = [t(locale, "🖼️ Images of {who} — {header}", who=who, header=header)]
-    for job in jobs:
-        when = f"<t:{int(job.delivered_at or job.created_at)}:f>"
-        link = ""
-        if job.result_message_id and job.result_deleted_at is None and job.guild_id:
-            channel = job.result_channel_id or job.channel_id
-            link = f" — https://discord.com/channels/{job.guild_id}/{channel}/{job.result_message_id}"
-        elif job.result_deleted_at is not None:
-            link = t(locale, " — (message deleted)")
-        lines.append(f"`#{job.id}` {when}{link}\n{quote_prompt(job.prompt, 100)}")
-    return "\n".join(lines)
 
 
 def links_note(failed: list[tuple[str, Text]], budget: int = MESSAGE_LIMIT, locale: Locale = None) -> str:

@@ -179,7 +179,10 @@ class Job:
 
     @property
     def kind(self) -> str:
-        """Jobs of one kind take alike long; the poll schedule learns per kind."""
+        """Jobs of one kind take alike long; the poll schedule and the ETA learn per kind. A video takes
+        far longer than an image (with or without a reference), so it is a kind of its own."""
+        if self.media == "video":
+            return "video"
         return "edit" if self.reference_urls else "text"
 
     def token_usable(self, now: float, margin: float = 30.0) -> bool:

@@ -20,6 +20,7 @@ from discord.ext import commands
 from bot.adapters.image_api import ImageApi
 from bot.adapters.safe_fetch import open_session, pooled_connector
 from bot.adapters.store import Store, open_store
+from bot.adapters.thumbnails import ThumbnailStore
 from bot.core.clock import Clock, SystemClock
 from bot.core.i18n import N_
 from bot.core.image_file import ImageFile
@@ -27,6 +28,7 @@ from bot.core.models import Job, JobStatus
 from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.core.texts import Text, msg
 from bot.discord.bot_base import ImagineBotBase
+from bot.discord.image_buttons import IMAGE_ITEMS
 from bot.discord.replies import NO_PINGS, say_privately
 from bot.discord.sink import DiscordSink
 from bot.discord.stopping import admit
@@ -48,8 +50,11 @@ EXTENSIONS = (
     "cogs.admin_moderation",
     "cogs.admin_reports",
     "cogs.admin_styles",
+    "cogs.admin_gallery",
     "cogs.settings",
     "cogs.reference",
+    "cogs.animate",
+    "cogs.admin_videos",
 )
 DATABASE_PING_TIMEOUT = 3.0
 REFUSAL_SETTLE = 2.0
@@ -65,7 +70,14 @@ def point_discord_at(api_base: str, gateway_url: str) -> None:
 
 
 class MeasuredSink(DiscordSink):
-    """The Discord sink, timing "task finished → image posted" for /metrics."""
+    """The Discord sink, timing "task finished → image posted" for /metrics, and keeping a thumbnail of
+    each posted image for the web gallery."""
+
+    def __init__(
+        self, client: discord.Client, store: Store, clock: Clock, thumbnails: ThumbnailStore
+    ) -> None:
+        super().__init__(client, store, clock)
+        self.thumbnails = thumbnails
 
     async def deliver(self, job: Job, images: list[ImageFile], elapsed: float) -> DeliveryReceipt:
         receipt = await super().deliver(job, images, elapsed)
@@ -75,6 +87,12 @@ class MeasuredSink(DiscordSink):
             finished = current.finished_at if current else None
         if finished is not None and receipt.delivery in ("channel", "interaction", "dm"):
             metrics.delivery_delay.observe(max(0.0, self.clock.time() - finished))
+        if receipt.message_id is not None or receipt.delivery in ("interaction", "dm"):
+            # The web gallery's thumbnails, made in the background: never a delay or a failure here.
+            try:
+                self.thumbnails.keep_soon(job.id, [image.data for image in images])
+            except Exception:
+                log.warning("job %s: could not start making its thumbnails", job.id, exc_info=True)
         return receipt
 
 
@@ -121,6 +139,7 @@ class ImagineBot(ImagineBotBase):
     api: ImageApi
     runner: JobRunner
     sink: DiscordSink
+    thumbnails: ThumbnailStore
 
     def __init__(
         self,
@@ -188,8 +207,9 @@ class ImagineBot(ImagineBotBase):
         if s.web_port is not None:  # the web gallery, on this process's store (docs/web.md)
             self.web_server = WebServer(s, self.store)
             await self.web_server.start()
+        self.thumbnails = ThumbnailStore(s.thumbnail_path)
         self.api = wiring.image_api(s, self.session)
-        self.sink = MeasuredSink(self, self.store, self.clock)
+        self.sink = MeasuredSink(self, self.store, self.clock, self.thumbnails)
         self.runner = build_runner(
             self.store,
             self.api,
@@ -202,7 +222,7 @@ class ImagineBot(ImagineBotBase):
         # Command names and descriptions in every shipped language (bot/locales), before the sync.
         await self.tree.set_translator(CatalogTranslator())
         # Buttons are matched by their custom_id template: they keep working after a restart.
-        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        self.add_dynamic_items(*DYNAMIC_ITEMS, *IMAGE_ITEMS)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if s.syncs_commands:
@@ -329,6 +349,8 @@ class ImagineBot(ImagineBotBase):
         await super().close()
         if self.web_server is not None:
             await self.web_server.stop()
+        if hasattr(self, "thumbnails"):
+            await self.thumbnails.settle()
         if hasattr(self, "session"):
             await self.session.close()
         if hasattr(self, "store"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import discord
@@ -17,8 +18,8 @@ from bot.core.clock import Clock
 from bot.core.i18n import N_, t
 from bot.core.models import Job
 from bot.core.runner import DeliveryReceipt
+from bot.discord.animate_dialog import private_result_buttons, result_buttons
 from bot.discord.replies import NO_PINGS
-from bot.discord.views import private_result_view, result_view
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,10 @@ class Parcel:
     uploads: list[Upload] = field(default_factory=list)
     indexes: list[int] = field(default_factory=list)  # the job's images this message stands for
     failure: bool = False
+    # A request's message (several images) brings its own buttons and its own status-message pointer.
+    public_view: discord.ui.View | None = None
+    private_view: discord.ui.View | None = None
+    pointer: Callable[[str], str] | None = None  # the status message's text, given the message's link
 
     def files(self) -> list[discord.File]:
         return [discord.File(io.BytesIO(u.data), filename=u.filename) for u in self.uploads]
@@ -196,7 +201,9 @@ class ChannelRoute(Route):
     async def _post(self, bot: SinkBot, parcel: Parcel, content: str) -> discord.Message:
         job = parcel.job
         channel = bot.client.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
-        view = result_view(job.id, public_language(job)) if parcel.uploads else discord.utils.MISSING
+        view = parcel.public_view or (
+            result_buttons(job, public_language(job)) if parcel.uploads else discord.utils.MISSING
+        )
         if job.message_id is None:
             # No status message to reply to (a job taken over before it was acknowledged). discord.py's
             # send() refuses a `reference` it cannot read, MISSING included: leave the argument out.
@@ -226,7 +233,11 @@ class ChannelRoute(Route):
     async def after(self, bot: SinkBot, parcel: Parcel, sent: Sent) -> None:
         if not parcel.failure:
             job = parcel.job
-            pointer = messages.done_pointer(parcel.elapsed, sent.jump_url, public_language(job))
+            pointer = (
+                parcel.pointer(sent.jump_url)
+                if parcel.pointer
+                else messages.done_pointer(parcel.elapsed, sent.jump_url, public_language(job))
+            )
             await edit_status_quietly(bot, job, pointer)
 
     async def find(self, bot: SinkBot, job: Job) -> DeliveryReceipt | None:
@@ -258,7 +269,7 @@ class StatusRoute(Route):
 
     async def send(self, bot: SinkBot, parcel: Parcel) -> Sent:
         job = parcel.job
-        view = result_view(job.id, public_language(job)) if parcel.uploads else None
+        view = parcel.public_view or (result_buttons(job, public_language(job)) if parcel.uploads else None)
         message = await edit_status(bot, job, parcel.public_text, parcel.files(), view=view)
         return Sent(DeliveryReceipt(self.delivery, message.id, job.channel_id), message.jump_url)
 
@@ -296,7 +307,7 @@ class FollowupRoute(Route):
         posted = await interaction_webhook(bot, job).send(
             messages.clip(parcel.public_text),
             files=parcel.files(),
-            view=result_view(job.id, public_language(job)),
+            view=parcel.public_view or result_buttons(job, public_language(job)),
             wait=True,
             allowed_mentions=NO_PINGS,
         )
@@ -305,7 +316,11 @@ class FollowupRoute(Route):
     async def after(self, bot: SinkBot, parcel: Parcel, sent: Sent) -> None:
         job = parcel.job
         await edit_status_quietly(
-            bot, job, messages.done_pointer(parcel.elapsed, sent.jump_url, public_language(job))
+            bot,
+            job,
+            parcel.pointer(sent.jump_url)
+            if parcel.pointer
+            else messages.done_pointer(parcel.elapsed, sent.jump_url, public_language(job)),
         )
 
 
@@ -323,7 +338,7 @@ class EphemeralRoute(Route):
         sent = await interaction_webhook(bot, job).send(
             messages.clip(parcel.private_text),
             files=parcel.files(),
-            view=private_result_view(job.id, job.locale),
+            view=parcel.private_view or private_result_buttons(job, job.locale) or discord.utils.MISSING,
             ephemeral=True,
             wait=True,
             allowed_mentions=NO_PINGS,
@@ -374,6 +389,59 @@ class DmRoute(Route):
             log.info("job %s: cannot look for an earlier DM (%s)", job.id, exc.status)
             raise CannotTell from exc
         return None
+
+
+# Routes whose messages are reached through the interaction's webhook (while its token lives).
+WEBHOOK_KINDS = frozenset({"status", "followup", "ephemeral"})
+
+
+class TokenGone(Exception):
+    """The message is reached through the interaction's webhook, and its token has expired."""
+
+
+def _messageable(bot: SinkBot, job: Job, kind: str, channel_id: int | None) -> discord.PartialMessageable:
+    guild_id = job.guild_id if kind == "channel" else None
+    return bot.client.get_partial_messageable(channel_id or job.channel_id or 0, guild_id=guild_id)
+
+
+async def fetch_on_route(
+    bot: SinkBot, job: Job, kind: str, message_id: int, channel_id: int | None
+) -> discord.Message:
+    """A message the bot sent on route `kind`, as it is now (its attachments freshly listed)."""
+    if kind in WEBHOOK_KINDS:
+        if not job.token_usable(bot.clock.time()):
+            raise TokenGone
+        return await interaction_webhook(bot, job).fetch_message(message_id)
+    return await _messageable(bot, job, kind, channel_id).fetch_message(message_id)
+
+
+async def edit_on_route(
+    bot: SinkBot,
+    job: Job,
+    kind: str,
+    message_id: int,
+    channel_id: int | None,
+    *,
+    content: str,
+    attachments: list[discord.Attachment | discord.File],
+    view: discord.ui.View | None,
+) -> discord.Message:
+    """Edit a message the bot sent on route `kind`: its text, its attachments (kept ones by id, new
+    files uploaded) and its buttons."""
+    if kind in WEBHOOK_KINDS:
+        if not job.token_usable(bot.clock.time()):
+            raise TokenGone
+        return await interaction_webhook(bot, job).edit_message(
+            message_id,
+            content=messages.clip(content),
+            attachments=attachments,
+            view=view,
+            allowed_mentions=NO_PINGS,
+        )
+    partial = _messageable(bot, job, kind, channel_id).get_partial_message(message_id)
+    return await partial.edit(
+        content=messages.clip(content), attachments=attachments, view=view, allowed_mentions=NO_PINGS
+    )
 
 
 def jump_url(guild_id: int | None, channel_id: int | None, message_id: int | None) -> str:

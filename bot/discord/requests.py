@@ -144,6 +144,7 @@ async def start_request(
     request: ImageRequest | Draft,
     *,
     count: int | None = None,
+    units_per_task: int = 1,
 ) -> None:
     """Admit, acknowledge, launch. Admission normally takes milliseconds and the acknowledgement is
     then the public "thinking…" that becomes the status message. If it has not finished within
@@ -154,13 +155,14 @@ async def start_request(
     A Draft asks for its own `count` of images (tasks), or the member's /settings default; an
     ImageRequest (a button's) for `count`, else 1. Above the member's limit it is refused, and a
     request that does not fit what they have left is offered with the count that does
-    (`FewerButton`)."""
+    (`FewerButton`). `units_per_task`: what each task counts as against quotas (a video: its seconds
+    at the server's rate, bot/discord/animate_dialog.py)."""
     bot = interaction.client
     if isinstance(request, Draft):
         count = request.count  # None: the member's default
     elif count is None:
         count = 1  # a button's request (Reroll, Edit): one image unless it says otherwise
-    admission = asyncio.ensure_future(_admit(interaction, request, count))
+    admission = asyncio.ensure_future(_admit(interaction, request, count, units_per_task))
     done, _ = await asyncio.wait({admission}, timeout=ADMISSION_BUDGET)
     acknowledged = True
     if not done:
@@ -198,7 +200,9 @@ async def start_request(
         detail = decision.matched_rule.describe() if decision.matched_rule else None
         text: Text | str | None = decision.message or REFUSED
         if 0 < decision.fits < asked:
-            await offer_fewer(interaction, admitted, decision.message or REFUSED, decision.fits)
+            await offer_fewer(
+                interaction, admitted, decision.message or REFUSED, decision.fits, units_per_task
+            )
             text = None  # answered, with the offer
         await refuse(
             interaction, text, reason=decision.reason or "refused", prompt=admitted.full_prompt, detail=detail
@@ -230,7 +234,10 @@ async def start_request(
 
 
 async def _admit(
-    interaction: discord.Interaction[ImagineBotBase], request: ImageRequest | Draft, count: int | None
+    interaction: discord.Interaction[ImagineBotBase],
+    request: ImageRequest | Draft,
+    count: int | None,
+    units_per_task: int = 1,
 ) -> tuple[ImageRequest, int, Decision, list[Job]]:
     """Admission, with the member's /settings: a Draft's defaults, where the image goes (a private
     way only if the server allows it) and how many images (within the member's count limit)."""
@@ -257,10 +264,15 @@ async def _admit(
         await check_linked_references(bot.session, links, max_bytes=bot.settings.max_attachment_bytes)
     if origin.is_personal:
         personal = bot.settings.default_personal_quota
-        decision, jobs = await bot.runner.admit_personal(request, origin, personal, count=count)
+        decision, jobs = await bot.runner.admit_personal(
+            request, origin, personal, count=count, units_per_task=units_per_task
+        )
     else:
         quota = bot.settings.default_daily_quota
-        decision, jobs = await bot.runner.admit(request, origin, member_of(interaction), quota, count=count)
+        member = member_of(interaction)
+        decision, jobs = await bot.runner.admit(
+            request, origin, member, quota, count=count, units_per_task=units_per_task
+        )
     return request, count, decision, jobs
 
 
@@ -318,6 +330,7 @@ class Offer:
     request: ImageRequest
     user_id: int
     expires_at: float  # time.monotonic()
+    units_per_task: int = 1
 
 
 class Offers:
@@ -336,23 +349,23 @@ class Offers:
         self.most = most
         self._offers: collections.OrderedDict[str, Offer] = collections.OrderedDict()
 
-    def put(self, request: ImageRequest, user_id: int) -> str:
+    def put(self, request: ImageRequest, user_id: int, units_per_task: int = 1) -> str:
         now = time.monotonic()
         while self._offers and (
             len(self._offers) >= self.most or next(iter(self._offers.values())).expires_at <= now
         ):
             self._offers.popitem(last=False)
         token = secrets.token_hex(8)
-        self._offers[token] = Offer(request, user_id, now + self.lifetime)
+        self._offers[token] = Offer(request, user_id, now + self.lifetime, units_per_task)
         return token
 
-    def take(self, token: str, user_id: int) -> ImageRequest | None:
-        """The offered request, once: a second click (or another member's) finds nothing."""
+    def take(self, token: str, user_id: int) -> Offer | None:
+        """The offer, once: a second click (or another member's) finds nothing."""
         offer = self._offers.get(token)
         if offer is None or offer.user_id != user_id:
             return None
         del self._offers[token]
-        return offer.request if offer.expires_at > time.monotonic() else None
+        return offer if offer.expires_at > time.monotonic() else None
 
 
 # One cache per bot (a bot is one process in production; tests run several in one process).
@@ -367,11 +380,15 @@ def offers_of(bot: object) -> Offers:
 
 
 async def offer_fewer(
-    interaction: discord.Interaction[ImagineBotBase], request: ImageRequest, text: Text | str, fits: int
+    interaction: discord.Interaction[ImagineBotBase],
+    request: ImageRequest,
+    text: Text | str,
+    fits: int,
+    units_per_task: int = 1,
 ) -> None:
     """The refusal, privately, with a button that makes the request with the count that fits."""
     locale = private_locale(interaction)
-    token = offers_of(interaction.client).put(request, interaction.user.id)
+    token = offers_of(interaction.client).put(request, interaction.user.id, units_per_task)
     refusal = text.render(locale) if isinstance(text, Text) else t(locale, text)
     question = nt(locale, "Make 1 image instead?", "Make {count} images instead?", fits)
     view = discord.ui.View(timeout=None)
@@ -411,9 +428,9 @@ class FewerButton(
         return await admit_while_running(interaction)  # while the bot stops, a click starts nothing
 
     async def callback(self, interaction: discord.Interaction[ImagineBotBase]) -> None:  # type: ignore[override]
-        request = offers_of(interaction.client).take(self.token, interaction.user.id)
-        if request is None:
+        offer = offers_of(interaction.client).take(self.token, interaction.user.id)
+        if offer is None:
             await say_privately(interaction, OFFER_GONE)
             return
         # Admitted anew: if the quota changed since the offer, this says so (or offers again).
-        await start_request(interaction, request, count=self.count)
+        await start_request(interaction, offer.request, count=self.count, units_per_task=offer.units_per_task)

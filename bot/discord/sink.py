@@ -20,7 +20,8 @@ from bot.core import messages
 from bot.core.clock import Clock
 from bot.core.i18n import N_, t
 from bot.core.image_file import ImageFile
-from bot.core.models import Job, Stage
+from bot.core.models import Job, JobStatus, Stage
+from bot.core.request_texts import request_cancelled_text
 from bot.core.runner import UNDELIVERABLE, DeliveryReceipt
 from bot.core.texts import Text, msg, stored
 from bot.discord.delivery_routes import (
@@ -42,7 +43,9 @@ from bot.discord.delivery_routes import (
 )
 from bot.discord.rate_limit import RateLimiter
 from bot.discord.replies import NO_PINGS
+from bot.discord.request_message import RequestMessages, find_carrying
 from bot.discord.route_planner import image_routes, notice_routes
+from bot.discord.video_delivery import upload_limit, video_parcel
 from bot.discord.views import status_view
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,7 @@ class DiscordSink:
         self.store = store
         self.clock = clock
         self.modlog_throttle = RateLimiter(clock, MODLOG_THROTTLE)
+        self.requests = RequestMessages(self.bot, self._try_routes)
 
     def _token_ok(self, job: Job) -> bool:
         return job.message_id is not None and job.token_usable(self.clock.time())
@@ -74,6 +78,14 @@ class DiscordSink:
     async def progress(self, job: Job, stage: Stage, elapsed: float, typical: float | None) -> None:
         if not self._token_ok(job):
             return  # after 15 minutes the status message can no longer be edited; the result still comes
+        if job.request_size > 1:
+            # A request of several images: its first job speaks for it on the status message, until
+            # the request's message exists (which may be the status message itself).
+            if job.request_index > 1:
+                return
+            placed = await self.store.deliveries.message(job.request)
+            if placed is not None and placed.message_id is not None:
+                return
         locale = public_language(job)
         try:
             await edit_status(
@@ -88,6 +100,22 @@ class DiscordSink:
 
     async def show_cancelled(self, job: Job, text: str) -> None:
         """A job cancelled from elsewhere (e.g. /queue): its status message says so and loses its button."""
+        if job.request_size > 1:
+            # The request's message says which images were cancelled; the status message says how many.
+            await self.requests.refresh(job)
+            placed = await self.store.deliveries.message(job.request)
+            if placed is not None and placed.route == "status":
+                return  # the status message is the request's message: the refresh said it all
+            jobs = await self.store.jobs.of_request(job.request)
+            stopped = [j for j in jobs if j.status is JobStatus.CANCELLED]
+            editor = job if self._token_ok(job) else next((j for j in jobs if self._token_ok(j)), None)
+            if editor is None or not stopped:
+                return
+            by = job.cancelled_by or job.user_id or 0
+            text = request_cancelled_text(
+                jobs, by, len(stopped), self.clock.time() - jobs[0].created_at, locale=public_language(job)
+            )
+            job = editor
         if not self._token_ok(job):
             return
         try:
@@ -102,6 +130,12 @@ class DiscordSink:
         earlier, _ = await self._resume(job)
         if earlier is not None:
             return earlier
+        if job.media == "video":
+            # Its own way to Discord (bot/discord/video_delivery.py): uploaded, re-encoded to fit, or
+            # refused with what the member can do (VideoRefused: the runner fails it, refunded).
+            limit = upload_limit(self.bot.client, job, DEFAULT_UPLOAD_LIMIT)
+            video = await video_parcel(job, images[0], elapsed, limit)
+            return await self._try(video, image_routes(job, self.clock.time()))
         parcel = await self._prepare(job, images, elapsed)
         if parcel is None:
             # Each image's error is member-safe text (details of the host went to the log only).
@@ -110,10 +144,21 @@ class DiscordSink:
                 return await self.fail(job, stored(msg("The image could not be downloaded: {why}.", why=why)))
             failed = msg("The image could not be downloaded from the image service.")
             return await self.fail(job, stored(failed))
+        if job.request_size > 1:
+            shown = await self.requests.show(job, parcel)
+            if shown is not None:
+                return shown
+            # The request's message cannot take it (deleted, or its token expired): a message of its own.
         return await self._try(parcel, image_routes(job, self.clock.time()))
 
     async def fail(self, job: Job, reason: str) -> DeliveryReceipt:
         await self.bot.client.wait_until_ready()
+        if job.request_size > 1:
+            # The request's message says which image failed and why (the job's stored reason).
+            job.error = job.error or reason
+            shown = await self.requests.show(job, None)
+            if shown is not None:
+                return shown
         content = messages.failure_text(job, reason, public_language(job))
         parcel = Parcel(job, content, content, 0.0, failure=True)
         return await self._try(parcel, notice_routes(job, self.clock.time()))
@@ -124,7 +169,9 @@ class DiscordSink:
         status message."""
         await self.bot.client.wait_until_ready()
         earlier, recorded = await self._resume(job)
-        if earlier is not None or recorded:
+        if earlier is not None or recorded or job.request_size > 1:
+            # A request of several images records every intent: nothing recorded, nothing sent. (A reply
+            # to the status message may be the request's message without this job's image.)
             return earlier
         for route in [STATUS] if job.is_personal else [CHANNEL, STATUS]:
             try:
@@ -176,9 +223,14 @@ class DiscordSink:
     # -- the one loop -------------------------------------------------------------------------------
 
     async def _try(self, parcel: Parcel, routes: list[Route]) -> DeliveryReceipt:
+        receipt, _ = await self._try_routes(parcel, routes)
+        return receipt
+
+    async def _try_routes(self, parcel: Parcel, routes: list[Route]) -> tuple[DeliveryReceipt, Route | None]:
         """Each route in turn until one takes the parcel. The intent is written before each send; a route
         Discord refused (4xx) is marked so and the next is tried. Any other error leaves the intent in
-        place and propagates: whether it arrived is looked up before anything is sent again."""
+        place and propagates: whether it arrived is looked up before anything is sent again. Returns
+        the receipt and the route that took it (None: none did)."""
         job = parcel.job
         for route in routes:
             if parcel.indexes and not await self.store.deliveries.intend(
@@ -200,9 +252,9 @@ class DiscordSink:
                 continue
             await self._record_sent(parcel, route, sent)
             await self._after(parcel, route, sent)
-            return sent.receipt
+            return sent.receipt, route
         log.warning("job %s: no route could take its outcome", job.id)
-        return DeliveryReceipt(UNDELIVERABLE)
+        return DeliveryReceipt(UNDELIVERABLE), None
 
     async def _after(self, parcel: Parcel, route: Route, sent: Sent) -> None:
         """What follows a recorded delivery: the status message points at it, the mod-log notes it."""
@@ -258,7 +310,12 @@ class DiscordSink:
     async def _look_for(self, job: Job, route: Route, indexes: list[int]) -> None:
         now = self.clock.time()
         try:
-            found = await route.find(self.bot, job)
+            if job.request_size > 1:
+                # In the request's message (by id, when it is recorded), by the job's own files.
+                placed = await self.requests.placed(job)
+                found = await find_carrying(self.bot, job, route.kind, placed)
+            else:
+                found = await route.find(self.bot, job)
         except CannotTell:
             log.warning(
                 "job %s: cannot tell whether its %s delivery arrived; not sending it again",
@@ -277,6 +334,10 @@ class DiscordSink:
         await self.store.deliveries.settle(
             job.id, indexes, SENT, now, message_id=found.message_id, channel_id=found.channel_id
         )
+        if job.request_size > 1:
+            # The edit got in, but its process died before the message's text said so: say it now.
+            await self.requests.refresh(job)
+            return
         # The earlier process died before the status message pointed at it.
         elapsed = (job.finished_at or now) - job.created_at
         url = jump_url(job.guild_id, found.channel_id or job.channel_id, found.message_id)

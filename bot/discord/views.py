@@ -20,11 +20,13 @@ from discord.http import Route
 from bot.adapters.media import DownloadError, download_image
 from bot.adapters.store.jobs_repo import HISTORY_COUNT_CAP
 from bot.core import messages
-from bot.core.i18n import N_, t
+from bot.core.i18n import N_, nt, t
 from bot.core.image_contract import ASPECT_RATIOS
-from bot.core.models import ImageRequest, Job
+from bot.core.models import ImageRequest, Job, JobStatus
 from bot.core.policy.styles import Style
 from bot.core.policy.validation import InputRefused, validate_request
+from bot.core.request_texts import history_requests_text, request_cancelled_text
+from bot.core.runner import job_states
 from bot.core.texts import msg
 from bot.discord.checks import NOT_YOURS, may_act_on
 from bot.discord.places import server_of
@@ -41,6 +43,11 @@ log = logging.getLogger(__name__)
 Interaction = discord.Interaction["ImagineBotBase"]
 MODAL_PROMPT_MAX = 4000  # Discord's cap for a text input
 NOT_FOUND = N_("That request no longer exists (it may have been removed from the bot's records).")
+
+
+async def load_job(interaction: Interaction, job_id: int) -> Job | None:
+    """The job a button acts on, if it belongs to the server it is clicked in; otherwise they are told."""
+    return await _load(interaction, job_id)
 
 
 async def _load(interaction: Interaction, job_id: int) -> Job | None:
@@ -103,8 +110,17 @@ async def finished_image(bot: ImagineBotBase, job: Job) -> discord.Attachment | 
     except discord.HTTPException as exc:
         log.info("job %s: cannot fetch its image message (%s)", job.id, exc.status)
         return None
+    return image_of_job(message, job)
+
+
+def image_of_job(message: discord.Message, job: Job) -> discord.Attachment | None:
+    """The job's (first) image among a message's attachments: a request's message holds several jobs'
+    images, each named `imagine-<job>-<n>`; an older message's only image is its job's."""
     images = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
-    return images[0] if images else None
+    own = [a for a in images if a.filename.startswith(f"imagine-{job.id}-")]
+    if own:
+        return own[0]
+    return images[0] if images and job.request_size <= 1 else None
 
 
 # -- buttons on a running job's status message ------------------------------------------------------
@@ -148,6 +164,9 @@ class CancelButton(JobButton, template=r"imagine:cancel:(?P<job>\d+)"):
         job = await _load_own(interaction, self.job_id)
         if job is None:
             return
+        if job.request_size > 1:
+            await cancel_request(interaction, job)
+            return
         on_status_message = interaction.message is not None and interaction.message.id == job.message_id
         # The runner decides the refund, ends the job and, for a click elsewhere (/queue), updates the
         # status message through the sink; a click on the status message edits it in the answer.
@@ -164,6 +183,48 @@ class CancelButton(JobButton, template=r"imagine:cancel:(?P<job>\d+)"):
             await say_privately(
                 interaction, t(private_locale(interaction), "Cancelled request #{id}.", id=job.id)
             )
+
+
+async def cancel_request(interaction: Interaction, job: Job) -> None:
+    """Cancel every image of the job's request that has not finished, each refunded by the usual rules
+    (the runner decides per image). The request's message then shows them as cancelled (the sink, after
+    the last one), and the status message says how many were stopped."""
+    bot = interaction.client
+    jobs = await bot.store.jobs.of_request(job.request)
+    open_jobs = [j for j in jobs if job_states.allowed(j.status, JobStatus.CANCELLED)]
+    cancelled = 0
+    for n, each in enumerate(open_jobs):
+        # The last one announces it: the sink refreshes the request's message and the status message.
+        if await bot.runner.cancel(each, interaction.user.id, announce=n == len(open_jobs) - 1) is not None:
+            cancelled += 1
+    if not cancelled:
+        await say_privately(interaction, N_("Too late to cancel: this request has already finished."))
+        return
+    placed = await bot.store.deliveries.message(job.request)
+    # The status message may be the request's message itself (the channel refused the bot): then it
+    # keeps its images, and the sink's refresh shows the cancellation there.
+    on_request_message = (
+        placed is not None and interaction.message is not None and placed.message_id == interaction.message.id
+    )
+    on_status_message = interaction.message is not None and interaction.message.id == job.message_id
+    if on_status_message and not on_request_message:
+        now = bot.clock.time()
+        text = request_cancelled_text(
+            jobs, interaction.user.id, cancelled, now - jobs[0].created_at, locale=job.guild_locale
+        )
+        await interaction.response.edit_message(content=text, view=None, allowed_mentions=NO_PINGS)
+        return
+    locale = private_locale(interaction)
+    await say_privately(
+        interaction,
+        nt(
+            locale,
+            "Cancelled {count} image of request #{id}.",
+            "Cancelled {count} images of request #{id}.",
+            cancelled,
+            id=job.request,
+        ),
+    )
 
 
 def status_view(job_id: int, locale: str | None = None) -> discord.ui.View:
@@ -189,7 +250,8 @@ class RerollButton(JobButton, template=r"imagine:reroll:(?P<job>\d+)"):
         # The same request, style included (its text as it was: a later change of the style does not
         # change what a Reroll makes).
         request = ImageRequest(job.prompt, job.aspect_ratio, tuple(references), job.style, job.style_text)
-        await start_request(interaction, request)
+        # A request of several images is made again with as many.
+        await start_request(interaction, request, count=job.request_size)
 
 
 class EditButton(JobButton, template=r"imagine:edit:(?P<job>\d+)"):
@@ -219,9 +281,9 @@ class EditModal(Dialog):
         # later: the clicked message's own image, freshly signed, is the reference then.
         clicked = opened_by.message
         self.clicked_image: str | None = None
-        if clicked is not None and clicked.id == job.result_message_id:
-            images = [a for a in clicked.attachments if (a.content_type or "").startswith("image/")]
-            self.clicked_image = images[0].url if images else None
+        if clicked is not None:
+            image = image_of_job(clicked, job)
+            self.clicked_image = image.url if image is not None else None
         self.prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
             label=t(locale, "Prompt"),
             style=discord.TextStyle.paragraph,
@@ -297,8 +359,11 @@ class DeleteButton(JobButton, template=r"imagine:delete:(?P<job>\d+)"):
             )
             await say_privately(interaction, N_("The message could not be deleted. Please try again."))
             return
-        if interaction.message.id == job.result_message_id:
-            await interaction.client.runner.record_deleted(job.id)
+        # A request's message holds the images of all its jobs: each of them is recorded as deleted.
+        jobs = await interaction.client.store.jobs.of_request(job.request) if job.request_size > 1 else [job]
+        for each in jobs:
+            if interaction.message.id == each.result_message_id:
+                await interaction.client.runner.record_deleted(each.id)
 
 
 def result_view(job_id: int, locale: str | None = None) -> discord.ui.View:
@@ -377,6 +442,18 @@ async def _image_bytes(bot: ImagineBotBase, job: Job, private: bool, locale: str
     return fetched.data, filename
 
 
+async def _request_files(bot: ImagineBotBase, job: Job, private: bool, locale: str) -> list[discord.File]:
+    """The posted images of the job's request, in its order: each fetched as Post again fetches one."""
+    files = []
+    for each in await bot.store.jobs.of_request(job.request):
+        if each.status is not JobStatus.DELIVERED or each.result_message_id is None:
+            continue
+        got = await _image_bytes(bot, each, private, locale)
+        if not isinstance(got, str):
+            files.append(discord.File(io.BytesIO(got[0]), filename=got[1]))
+    return files
+
+
 class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
     """Post a public image again in the channel, or send a private one again to its requester alone."""
 
@@ -411,12 +488,15 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
             await interaction.followup.send(got, ephemeral=True, allowed_mentions=NO_PINGS)
             return
         data, filename = got
-        file = discord.File(io.BytesIO(data), filename=filename)
+        files = [discord.File(io.BytesIO(data), filename=filename)]
+        if job.request_size > 1:
+            # The request's other posted images come along, in its order, in the one message.
+            files = await _request_files(bot, job, private, private_locale(interaction)) or files
         if private:
             locale = private_locale(interaction)
             await interaction.followup.send(
-                t(locale, "Here is the image of request #{id} again, for your eyes only.", id=job.id),
-                file=file,
+                t(locale, "Here is the image of request #{id} again, for your eyes only.", id=job.request),
+                files=files,
                 view=private_result_view(job.id, locale),
                 ephemeral=True,
                 allowed_mentions=NO_PINGS,
@@ -424,7 +504,7 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
             return
         await interaction.followup.send(
             messages.reposted_text(job, interaction.user.id, public_locale(interaction)),
-            file=file,
+            files=files,
             view=result_view(job.id, public_locale(interaction)),
             allowed_mentions=NO_PINGS,
         )
@@ -506,25 +586,28 @@ async def history_page(
     costs what page 1 does. Post again is offered where the image was public, and for a private image
     only to its requester (who gets it privately)."""
     viewer = member_id if viewer_id is None else viewer_id
-    jobs, total = await bot.store.jobs.delivered_history(
+    store = bot.store
+    groups, total, more = await store.jobs.delivered_requests(
         guild_id, member_id, HISTORY_PAGE_SIZE, older_than=older_than, newer_than=newer_than
     )
-    if newer_than is not None and len(jobs) < HISTORY_PAGE_SIZE:
+    if newer_than is not None and len(groups) < HISTORY_PAGE_SIZE:
         # Newer images were deleted meanwhile: this is the newest page now.
         page = 0
-        jobs, total = await bot.store.jobs.delivered_history(guild_id, member_id, HISTORY_PAGE_SIZE)
-    pages = max(page + 1, -(-total // HISTORY_PAGE_SIZE))
+        groups, total, more = await store.jobs.delivered_requests(guild_id, member_id, HISTORY_PAGE_SIZE)
+    # The Older button appears when older requests follow; the page count is reckoned from the images.
+    pages = max(page + 1 + (1 if more else 0), -(-total // HISTORY_PAGE_SIZE))
     view = discord.ui.View(timeout=None)
-    for job in jobs:
-        if may_post_again(job, viewer):
-            view.add_item(PostAgainButton(job.id, locale=locale))
-    if page > 0 and jobs:
-        view.add_item(HistoryPageButton(member_id, page - 1, "prev", jobs[0].id, locale))
-    if page + 1 < pages and jobs:
-        view.add_item(HistoryPageButton(member_id, page + 1, "next", jobs[-1].id, locale))
+    for jobs in groups:
+        posted = [j for j in jobs if j.status is JobStatus.DELIVERED and j.result_message_id]
+        if posted and may_post_again(posted[0], viewer):
+            view.add_item(PostAgainButton(posted[0].id, locale=locale))
+    if page > 0 and groups:
+        view.add_item(HistoryPageButton(member_id, page - 1, "prev", max(j.id for j in groups[0]), locale))
+    if more and groups:
+        view.add_item(HistoryPageButton(member_id, page + 1, "next", groups[-1][0].request, locale))
     capped = total >= HISTORY_COUNT_CAP
     return messages.clip(
-        messages.history_text(jobs, member_id, page, pages, total, capped=capped, locale=locale)
+        history_requests_text(groups, member_id, page, pages, total, capped=capped, locale=locale)
     ), view
 
 

@@ -1,5 +1,5 @@
-"""Command line: `python -m bot [run|check|web|imagine|sandbox|stats|export|backup|migrate-db|healthcheck]`,
-and the operator's bans from personal use: `ban`, `unban`, `bans`.
+"""Command line: `python -m bot [run|check|web|imagine|animate|sandbox|stats|export|backup|migrate-db|
+healthcheck]`, and the operator's bans from personal use: `ban`, `unban`, `bans`.
 
 Exit codes: 0 ok, 1 failed, 2 bad configuration or bad arguments."""
 
@@ -26,15 +26,17 @@ from bot.core import reports
 from bot.core.image_contract import ASPECT_RATIOS
 from bot.core.policy.quotas import day_bounds
 from bot.core.redaction import database_error, redact
+from bot.core.video_contract import VIDEO_ASPECT_RATIOS, VIDEO_DURATIONS, VIDEO_RESOLUTIONS
 from bot.discord.launch import run_bot
-from bot.ops import backup, personal_cli, terminal_imagine
+from bot.ops import backup, personal_cli, terminal_animate, terminal_imagine
 from bot.ops.config import ConfigError, Settings, load_settings
 from bot.ops.health import probe
 from bot.ops.logs import setup_logging
 from bot.ops.migrate_db import run_migrate_db
 from bot.ops.output_file import OutputRefused, database_files, writable_problem, write_output
 from bot.ops.preflight import PreflightError
-from bot.ops.terminal_imagine import run_imagine
+from bot.ops.terminal_animate import run_animate
+from bot.ops.terminal_variations import run_imagine_variations
 from sandbox import server as sandbox
 
 log = logging.getLogger("bot")
@@ -140,6 +142,25 @@ def build_parser() -> argparse.ArgumentParser:
     imagine.add_argument(
         "--count", type=int, choices=range(1, 5), default=1, metavar="N", help=terminal_imagine.COUNT_HELP
     )
+    # Prompt variations (bot/ops/terminal_variations.py): a prompt with braces asks before it bills.
+    imagine.add_argument(
+        "--yes", action="store_true", help="make a prompt's variations ({red, blue}) without asking first"
+    )
+
+    animate = sub.add_parser("animate", help="make one short video from the terminal, without Discord")
+    animate.add_argument("prompt", help="what should happen in the video (at most 1000 characters)")
+    animate.add_argument(
+        "--image",
+        metavar="URL",
+        help="an image to animate (an http(s) URL the API can reach): the video takes its size",
+    )
+    animate.add_argument("--duration", type=int, choices=VIDEO_DURATIONS, help="seconds (default 6)")
+    animate.add_argument(
+        "--resolution", choices=VIDEO_RESOLUTIONS, help="without --image only (default 720P)"
+    )
+    animate.add_argument("--aspect", choices=VIDEO_ASPECT_RATIOS, help="aspect ratio, without --image only")
+    animate.add_argument("--out", type=Path, metavar="FILE", help=terminal_animate.OUT_HELP)
+    animate.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     sandbox_parser = sub.add_parser("sandbox", help="run the offline stand-in for the image API")
     sandbox.build_arg_parser(sandbox_parser)
@@ -395,8 +416,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "imagine":
             return asyncio.run(
-                run_imagine(
-                    settings, args.prompt, args.aspect, args.ref, args.out, force=args.force, count=args.count
+                run_imagine_variations(
+                    settings,
+                    args.prompt,
+                    args.aspect,
+                    args.ref,
+                    args.out,
+                    force=args.force,
+                    count=args.count,
+                    yes=args.yes,
+                )
+            )
+        if command == "animate":
+            return asyncio.run(
+                run_animate(
+                    settings,
+                    args.prompt,
+                    image=args.image,
+                    duration=args.duration,
+                    resolution=args.resolution,
+                    aspect_ratio=args.aspect,
+                    out=args.out,
+                    force=args.force,
                 )
             )
         if command == "stats":

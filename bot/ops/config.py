@@ -148,6 +148,14 @@ class Settings(BaseSettings):
     database_path: Path = setting(
         Path("data/bot.db"), "DATABASE_PATH", "Where the SQLite database lives.", group="Data"
     )
+    thumbnail_dir: Path | None = setting(
+        None,
+        "THUMBNAIL_DIR",
+        "Where the web gallery's thumbnails (small WebP copies of posted images) live, shared by every "
+        "process of a deployment (unset: a `thumbnails` folder beside DATABASE_PATH).",
+        group="Data",
+        see=("Web gallery", "web.md#thumbnails"),
+    )
     database_url: Secret | None = setting(
         None,
         "DATABASE_URL",
@@ -604,6 +612,11 @@ class Settings(BaseSettings):
     @property
     def max_result_pixels(self) -> int:
         return int(self.max_result_megapixels * 1_000_000)
+
+    @property
+    def thumbnail_path(self) -> Path:
+        """THUMBNAIL_DIR, else `thumbnails` beside the SQLite file."""
+        return self.thumbnail_dir or self.database_path.parent / "thumbnails"
 
     @property
     def web_url(self) -> str:

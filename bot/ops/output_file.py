@@ -1,4 +1,4 @@
-"""Writing a file an operator named (`backup`, `export --out`, `imagine --out`, and `animate` to come).
+"""Writing a file an operator named (`backup`, `export --out`, `imagine --out`, `animate --out`).
 
 The same rules for every command: the path is resolved first (a symlink is written through, to the
 file it names); a folder, a device, a FIFO or a socket is refused, and so is any path that resolves to

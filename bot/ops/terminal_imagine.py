@@ -429,7 +429,25 @@ async def run_imagine(
         print(problem, file=stream)
         return 2
     request = ImageRequest(request.prompt, request.aspect_ratio, tuple(refs))
+    return await run_job(
+        settings, request, output, image_out, count=count, stream=stream, stdout=stdout, clock=clock
+    )
 
+
+async def run_job(
+    settings: Settings,
+    request: ImageRequest,
+    output: Output,
+    image_out: BinaryIO | None,
+    *,
+    count: int = 1,
+    stream: TextIO,
+    stdout: TextIO,
+    clock: Clock | None,
+) -> int:
+    """A checked request (`count` images, or a video: `python -m bot animate`) run to its files: its
+    references read as the API will read them, the API reached, the jobs run by the bot's own runner."""
+    refs = list(request.reference_urls)
     sink = FileSink(output, stream, image_out, api=settings.base_url)
     sink.count = count
     async with open_session(wiring.fetch_policy(settings)) as session:

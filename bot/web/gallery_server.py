@@ -20,12 +20,16 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from bot.adapters.safe_fetch import open_session
 from bot.adapters.store import Store, open_store
+from bot.adapters.thumbnails import ThumbnailStore
 from bot.ops import wiring
 from bot.ops.config import Settings
 from bot.ops.preflight import DISCORD_API
-from bot.web import pages
+from bot.web import image_pages, membership, pages, server_pages
+from bot.web.dashboard.dashboard_pages import setup_dashboard
+from bot.web.discord_rest import DiscordRest
 from bot.web.guard import RateLimiter, security_headers
 from bot.web.oauth import CALLBACK_PATH, DiscordOAuth
+from bot.web.pictures import Pictures
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +88,20 @@ def build_app(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    thumbnails = ThumbnailStore(settings.thumbnail_path)
+    api_base = settings.discord_api_base or DISCORD_API
+    # The bot's token, for the few REST calls of discord_rest.py; without it (a web process given no
+    # DISCORD_TOKEN) memberships are trusted as sign-in found them and pictures come from the service.
+    discord = (
+        DiscordRest(http, api_base, settings.discord_token.reveal(), settings.max_result_bytes)
+        if settings.discord_token
+        else None
+    )
     app[pages.CONTEXT] = pages.WebContext(
         store=store,
         oauth=DiscordOAuth(
             http,
-            api_base=settings.discord_api_base or DISCORD_API,
+            api_base=api_base,
             authorize_url=settings.discord_authorize_url,
             client_id=settings.discord_client_id,
             client_secret=settings.discord_client_secret.reveal(),
@@ -98,6 +111,10 @@ def build_app(
         max_media_bytes=settings.max_result_bytes,
         login_limit=RateLimiter(*login_rate),
         search_limit=RateLimiter(*search_rate),
+        thumbnails=thumbnails,
+        discord=discord,
+        pictures=Pictures(thumbnails, discord, media, settings.max_result_bytes),
+        lookups=membership.Lookups(),
     )
     r = app.router
     r.add_get("/", pages.home)
@@ -106,9 +123,22 @@ def build_app(
     r.add_get(CALLBACK_PATH, pages.oauth_callback)
     r.add_post("/logout", pages.logout)
     r.add_get("/me", pages.my_images)
-    r.add_get("/images/{image_id}", pages.image_page)
-    r.add_get("/images/{image_id}/picture/{index}", pages.image_bytes)
+    r.add_get("/servers/{guild_id}", server_pages.server_gallery)
+    r.add_get("/images/{image_id}", image_pages.image_page)
+    r.add_get("/images/{image_id}/picture/{index}", image_pages.image_bytes)
+    r.add_get("/images/{image_id}/thumb/{index}", image_pages.thumbnail)
+    r.add_post("/images/{image_id}/delete", image_pages.delete_image)
+    r.add_post("/images/{image_id}/remove", image_pages.remove_from_gallery)
     r.add_static("/static/", HERE / "static", append_version=True)
+    # The moderators' dashboard (bot/web/dashboard/): Discord's API with the bot's token, for roles.
+    setup_dashboard(
+        app,
+        store,
+        http,
+        api_base=settings.discord_api_base or DISCORD_API,
+        bot_token=settings.discord_token.reveal() if settings.discord_token else None,
+        bot_default_quota=settings.default_daily_quota,
+    )
     return app
 
 

@@ -28,6 +28,7 @@ class DiscordUser:
     name: str
     locale: str | None
     guilds: dict[int, str]  # the member's servers: id -> name
+    permissions: dict[int, int]  # the member's permissions in each (Discord's `permissions` field)
 
 
 def new_state() -> str:
@@ -105,6 +106,7 @@ class DiscordOAuth:
                 name=str(name),
                 locale=user.get("locale"),
                 guilds={int(g["id"]): str(g.get("name") or g["id"]) for g in guilds},
+                permissions={int(g["id"]): int(g.get("permissions") or 0) for g in guilds},
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise OAuthError("unexpected answer") from None

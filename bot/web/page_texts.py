@@ -4,6 +4,7 @@ language: the browser's first supported language, else their Discord locale, els
 from __future__ import annotations
 
 from bot.core.i18n import N_, language_for, t
+from bot.web.dashboard.dashboard_texts import DASHBOARD_TEXTS
 
 # Each page reads these by key; a template never holds a sentence of its own.
 PAGE_TEXTS = {
@@ -55,6 +56,23 @@ PAGE_TEXTS = {
     "expired": N_("This form has expired. Please reload the page and try again."),
     "error_title": N_("Something went wrong"),
     "error": N_("Something went wrong on our side. Please try again in a moment."),
+    **DASHBOARD_TEXTS,  # the moderators' dashboard (bot/web/dashboard/)
+    "server_galleries": N_("Server galleries"),
+    "server_gallery": N_("Gallery of {name}"),
+    "search_server": N_("Search the prompts"),
+    "none_in_server": N_("No images here yet. Images posted in the server with /imagine appear here."),
+    "video": N_("Video"),
+    "references": N_("References"),
+    "no_references": N_("None"),
+    "delete": N_("Delete"),
+    "delete_hint": N_("Deletes the image from Discord and from the gallery. This cannot be undone."),
+    "remove": N_("Remove from gallery"),
+    "remove_hint": N_("Moderators: takes the image out of the server's gallery; it stays in Discord."),
+    "removed": N_("Removed from the server's gallery by a moderator."),
+    "back_server": N_("Back to the server's gallery"),
+    "a_member": N_("A member of the server"),
+    "delete_failed_title": N_("Not deleted"),
+    "delete_failed": N_("The image could not be deleted from Discord. Please try again in a moment."),
 }
 SHIPPED = {"zh": "zh-CN", "en": "en"}
 

@@ -1,6 +1,7 @@
-"""The gallery's pages: sign-in and sign-out, My images (with its infinite-scroll pages), an image's
-page, and the image bytes behind them. Every handler reads the member from the encrypted session and
-asks the store for that member's images only: ids in the address never reach anyone else's."""
+"""The gallery's pages: sign-in and sign-out, and My images (with its infinite-scroll pages). Every
+handler reads the member from the encrypted session and asks the store for that member's images only:
+ids in the address never reach anyone else's. A server's gallery is in server_pages.py, an image's page
+and its pictures in image_pages.py."""
 
 from __future__ import annotations
 
@@ -18,11 +19,16 @@ from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
 
 from bot.adapters.store import GalleryFilter, GalleryImage, Store
+from bot.adapters.thumbnails import ThumbnailStore
 from bot.core.image_contract import ASPECT_RATIOS
 from bot.core.prompt_words import query_terms
+from bot.web import membership
+from bot.web.dashboard.access import STAFF_KEY, staff_at_sign_in
+from bot.web.discord_rest import DiscordRest
 from bot.web.guard import CSRF_FIELD, RateLimiter, csrf_ok, csrf_token
 from bot.web.oauth import DiscordOAuth, OAuthError, new_state
 from bot.web.page_texts import page_texts, reader_language
+from bot.web.pictures import Pictures
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +39,8 @@ MAX_QUERY_CHARS = 200
 
 @dataclass
 class WebContext:
-    """What every handler shares: the store, Discord's sign-in, the media fetcher and the limits."""
+    """What every handler shares: the store, Discord's sign-in, the bot's REST calls (None without a
+    bot token), the pictures and the limits."""
 
     store: Store
     oauth: DiscordOAuth
@@ -41,6 +48,13 @@ class WebContext:
     max_media_bytes: int
     login_limit: RateLimiter
     search_limit: RateLimiter
+    thumbnails: ThumbnailStore
+    discord: DiscordRest | None
+    pictures: Pictures
+    lookups: membership.Lookups
+
+    def now(self) -> float:
+        return time.time()
 
 
 CONTEXT = web.AppKey("web_context", WebContext)
@@ -55,7 +69,7 @@ class PageError(Exception):
         self.key = key
 
 
-def _address(request: web.Request) -> str:
+def address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
@@ -68,6 +82,7 @@ async def page_context(request: web.Request, session: Session | None = None) -> 
         "csrf_field": CSRF_FIELD,
         "csrf": csrf_token(session),
         "member": session.get("name") if session.get("uid") else None,
+        "galleries": membership.listed(session) if session.get("uid") else [],
     }
 
 
@@ -77,7 +92,7 @@ def render_error(request: web.Request, context: dict[str, Any], status: int, key
     )
 
 
-async def _member(request: web.Request) -> tuple[Session, int]:
+async def signed_in(request: web.Request) -> tuple[Session, int]:
     """The signed-in member, or a redirect to the sign-in page."""
     session = await get_session(request)
     uid = session.get("uid")
@@ -101,7 +116,7 @@ async def login_page(request: web.Request) -> web.Response:
 async def login_start(request: web.Request) -> web.Response:
     """Off to Discord's authorize page, with a fresh `state` this browser must bring back."""
     ctx = request.app[CONTEXT]
-    if not ctx.login_limit.allow(_address(request)):
+    if not ctx.login_limit.allow(address(request)):
         raise PageError(429, "too_many")
     session = await get_session(request)
     state = new_state()
@@ -111,7 +126,7 @@ async def login_start(request: web.Request) -> web.Response:
 
 async def oauth_callback(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    if not ctx.login_limit.allow(_address(request)):
+    if not ctx.login_limit.allow(address(request)):
         raise PageError(429, "too_many")
     session = await get_session(request)
     expected = session.pop("oauth_state", None)
@@ -128,6 +143,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
         log.warning("web sign-in failed: %s", error)
         raise PageError(502, "sign_in_failed") from None
     facets = await ctx.store.gallery.facets(user.id)
+    open_galleries = await ctx.store.gallery.open_galleries(sorted(user.guilds))
     # A new session (and cookie) at sign-in: a session fixed by someone else before is worthless.
     session = await new_session(request)
     session["uid"] = user.id
@@ -135,6 +151,9 @@ async def oauth_callback(request: web.Request) -> web.Response:
     session["locale"] = user.locale
     # Names of the member's servers that their images come from (kept small: it lives in the cookie).
     session["guilds"] = {str(g): user.guilds[g][:100] for g in facets.servers if g in user.guilds}
+    # The servers whose dashboard they may open (bot/web/dashboard/access.py).
+    session[STAFF_KEY] = staff_at_sign_in(user.permissions, time.time())
+    membership.remember(session, {g: (user.guilds[g], user.permissions.get(g, 0)) for g in open_galleries})
     csrf_token(session)
     log.info("web sign-in: member %s", user.id)
     raise web.HTTPSeeOther("/me")
@@ -159,7 +178,7 @@ def _day(raw: str) -> float | None:
         return None
 
 
-def _filter(query: Any) -> tuple[GalleryFilter, dict[str, str]]:
+def read_filter(query: Any) -> tuple[GalleryFilter, dict[str, str]]:
     """The filter an address asks for, and the parameters it understood (to build the next page's)."""
     kept: dict[str, str] = {}
     server: int | None = None
@@ -198,21 +217,35 @@ def _filter(query: Any) -> tuple[GalleryFilter, dict[str, str]]:
     return flt, kept
 
 
-def _card(image: GalleryImage) -> dict[str, Any]:
+def card(image: GalleryImage, thumbnails: ThumbnailStore) -> dict[str, Any]:
     return {
         "id": image.id,
         "prompt": image.prompt,
         "when": datetime.fromtimestamp(image.created_at, UTC),
         "aspect_class": "ar-" + (image.aspect_ratio or "1:1").replace(":", "x"),
         "private": image.private,
+        "video": image.is_video,
+        "poster": has_poster(image, thumbnails),
     }
+
+
+def poster_of(image: GalleryImage) -> tuple[int, int] | None:
+    """A video's poster: the thumbnail of the image it was made from (job, 0-based index)."""
+    if not image.is_video or image.source_job_id is None:
+        return None
+    return image.source_job_id, max((image.source_image_index or 1) - 1, 0)
+
+
+def has_poster(image: GalleryImage, thumbnails: ThumbnailStore) -> bool:
+    source = poster_of(image)
+    return source is not None and thumbnails.path(*source).exists()
 
 
 async def my_images(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    session, uid = await _member(request)
-    flt, kept = _filter(request.query)
-    if "q" in kept and not ctx.search_limit.allow(f"{uid}:{_address(request)}"):
+    session, uid = await signed_in(request)
+    flt, kept = read_filter(request.query)
+    if "q" in kept and not ctx.search_limit.allow(f"{uid}:{address(request)}"):
         raise PageError(429, "too_many")
     before = request.query.get("before", "")
     before_id = int(before) if before.isdigit() and len(before) <= 19 else None
@@ -221,9 +254,10 @@ async def my_images(request: web.Request) -> web.Response:
     images = images[:PAGE_SIZE]
     next_url = "/me?" + urlencode(kept | {"before": str(images[-1].id)}) if more and images else None
     values: dict[str, Any] = {
-        "cards": [_card(image) for image in images],
+        "cards": [card(image, ctx.thumbnails) for image in images],
         "next_url": next_url,
         "filtered": bool(kept),
+        "action": "/me",
     }
     if request.query.get("fragment") == "1":  # the next page for the infinite scroll
         return aiohttp_jinja2.render_template(
@@ -241,85 +275,4 @@ async def my_images(request: web.Request) -> web.Response:
     }
     return aiohttp_jinja2.render_template(
         "gallery.html", request, await page_context(request, session) | values
-    )
-
-
-# -- one image -----------------------------------------------------------------------------------------
-
-
-def copy_command(image: GalleryImage) -> str:
-    """The /imagine that makes this image again (its references are not part of it)."""
-    parts = [f"/imagine prompt:{image.prompt}"]
-    if image.aspect_ratio:
-        parts.append(f"aspect_ratio:{image.aspect_ratio}")
-    if image.style:
-        parts.append(f"style:{image.style}")
-    return " ".join(parts)
-
-
-def message_link(image: GalleryImage) -> str | None:
-    if image.message_id is None or image.message_channel_id is None or image.deliver_to == "ephemeral":
-        return None
-    place = image.guild_id or image.place_guild_id or "@me"
-    return DISCORD_MESSAGE_LINK.format(
-        place=place, channel=image.message_channel_id, message=image.message_id
-    )
-
-
-async def _own_image(request: web.Request) -> tuple[Session, GalleryImage]:
-    ctx = request.app[CONTEXT]
-    session, uid = await _member(request)
-    raw = request.match_info["image_id"]
-    image = await ctx.store.gallery.image(uid, int(raw)) if raw.isdigit() and len(raw) <= 19 else None
-    if image is None:
-        raise PageError(404, "not_found")
-    return session, image
-
-
-async def image_page(request: web.Request) -> web.Response:
-    session, image = await _own_image(request)
-    context = await page_context(request, session)
-    names: dict[str, str] = session.get("guilds") or {}
-    if image.guild_id is not None:
-        where = names.get(str(image.guild_id), str(image.guild_id))
-    else:
-        where = context["tx"]["personal_use"]
-    values = {
-        "image": image,
-        "when": datetime.fromtimestamp(image.created_at, UTC),
-        "where": where,
-        "command": copy_command(image),
-        "link": message_link(image),
-        "pictures": list(range(len(image.result_urls))),
-    }
-    return aiohttp_jinja2.render_template("image.html", request, context | values)
-
-
-async def image_bytes(request: web.Request) -> web.StreamResponse:
-    """The picture itself, fetched from where the image service left it, for its maker only (the
-    thumbnail store will serve this once it exists)."""
-    ctx = request.app[CONTEXT]
-    _, image = await _own_image(request)
-    index = request.match_info["index"]
-    if not index.isdigit() or int(index) >= len(image.result_urls):
-        raise PageError(404, "not_found")
-    started = time.monotonic()
-    try:
-        async with ctx.media.get(image.result_urls[int(index)], allow_redirects=False) as upstream:
-            kind = upstream.headers.get("Content-Type", "")
-            if upstream.status != 200 or not kind.startswith("image/"):
-                raise PageError(404, "not_found")
-            body = await upstream.content.read(ctx.max_media_bytes + 1)
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        log.info("gallery image %s could not be fetched", image.id)
-        raise PageError(404, "not_found") from None
-    if len(body) > ctx.max_media_bytes:
-        raise PageError(404, "not_found")
-    log.debug("gallery image %s fetched in %.3f s", image.id, time.monotonic() - started)
-    return web.Response(
-        body=body,
-        content_type=kind.split(";")[0],
-        # Cached by this browser only, and only for the same signed-in member (the cookie changes at
-        # every sign-in and sign-out): the next member at a shared computer gets it from the server.
-        headers={"Cache-Control": "private, max-age=3600", "Vary": "Cookie"},
     )

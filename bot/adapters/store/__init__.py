@@ -35,6 +35,7 @@ from bot.adapters.store.personal_repo import Personal, PersonalBan, PersonalStat
 from bot.adapters.store.postgres_backend import PostgresBackend
 from bot.adapters.store.settings_repo import AdminEntry, Settings
 from bot.adapters.store.sqlite_backend import SqliteBackend, StoreCorruptError, migrate
+from bot.adapters.store.stats_repo import Statistics
 from bot.adapters.store.styles_repo import Styles
 from bot.adapters.store.usage_repo import Usage
 from bot.core.redaction import redact
@@ -102,6 +103,7 @@ class Store:
         self.styles = Styles(backend)
         self.ops = Overview(backend)
         self.gallery = Gallery(backend)
+        self.stats = Statistics(backend)
 
     @classmethod
     async def open(

@@ -299,11 +299,25 @@ def mark_ended(
         return _end_in(s, tx, job_id, status, error, finished_at, refund)
 
 
+def mark_video_refused(s: Session, job_id: int, error: str, finished_at: float) -> bool:
+    """A finished video whose file proved unusable (not a video, too large, an internal address):
+    it was not made after all, so the job fails from `completed` and is refunded like any failure."""
+    with s.write() as tx:
+        return _end_in(s, tx, job_id, JobStatus.FAILED, error, finished_at, True, (JobStatus.COMPLETED,))
+
+
 def _end_in(
-    s: Session, tx: Tx, job_id: int, status: JobStatus, error: str, finished_at: float, refund: bool
+    s: Session,
+    tx: Tx,
+    job_id: int,
+    status: JobStatus,
+    error: str,
+    finished_at: float,
+    refund: bool,
+    ending: tuple[JobStatus, ...] = _UNFINISHED,
 ) -> bool:
     outcome = {JobStatus.TIMED_OUT: "timed_out", JobStatus.CANCELLED: "cancelled"}.get(status, "failed")
-    unfinished, states = listed("state", [st.value for st in _UNFINISHED])
+    unfinished, states = listed("state", [st.value for st in ending])
     cursor = tx.execute(
         "UPDATE jobs SET status = :status, error = :error, finished_at = :finished, next_poll_at = NULL,"
         f" lease_owner = :owner, leased_until = :until WHERE id = :id AND status IN ({unfinished})",
@@ -599,6 +613,77 @@ def delivered_history(
     return jobs, int(total[0]) if total else 0
 
 
+MAX_REQUEST_SIZE = 4  # the most images one request holds (/imagine count)
+
+
+def delivered_requests(
+    s: Session,
+    guild_id: int | None,
+    user_id: int,
+    limit: int,
+    *,
+    older_than: int | None = None,
+    newer_than: int | None = None,
+) -> tuple[list[list[Job]], int, bool]:
+    """A page of a member's posted requests, newest first, each with all its jobs in its order (the
+    images not posted included, to show their state); how many images were posted in all (counted up to
+    HISTORY_COUNT_CAP, on the index alone); and whether older requests follow. Keyset-paged by request
+    id (its first job's id, the smallest): the page just older than request `older_than`, or just newer
+    than job `newer_than`, or the newest page."""
+    server, server_params = _server(guild_id)
+    where = f"{server} AND user_id = :user AND status = 'delivered' AND result_message_id IS NOT NULL"
+    posts = "jobs" + indexed_by(s.dialect, "jobs_history_posts")
+    params = {**server_params, "user": user_id, "cap": HISTORY_COUNT_CAP}
+    total = s.row(f"SELECT COUNT(*) FROM (SELECT 1 FROM {posts} WHERE {where} LIMIT :cap) AS h", params)
+    if newer_than is not None:
+        page, params["edge"] = "AND id > :edge ORDER BY id ASC LIMIT :limit", newer_than
+    elif older_than is not None:
+        page, params["edge"] = "AND id < :edge ORDER BY id DESC LIMIT :limit", older_than
+    else:
+        page = "ORDER BY id DESC LIMIT :limit"
+    # One row more than the page first (requests of one image: as cheap as a page of images); if
+    # requests of several images make fewer than a page of requests of them, as many as can hold one.
+    for fetch in (limit + 1, limit * MAX_REQUEST_SIZE + 1):
+        rows = s.dicts(f"SELECT * FROM {posts} WHERE {where} {page}", {**params, "limit": fetch})
+        keys: list[int] = []
+        by_key: dict[int, list[Job]] = {}
+        for row in rows:
+            job = Job.from_row(row)
+            if job.request not in by_key:
+                keys.append(job.request)
+                by_key[job.request] = []
+            by_key[job.request].append(job)
+        if len(keys) > limit or len(rows) < fetch:
+            break
+    more = len(keys) > limit if newer_than is None else True  # paging newer: the page it came from
+    keys = keys[:limit]
+    if newer_than is not None:
+        keys.reverse()
+    # A request of several images: all its jobs, posted or not (on the jobs_request index).
+    several = [key for key in keys if by_key[key][0].request_size > 1]
+    if several:
+        marks, ids = listed("key", several)
+        for key in several:
+            by_key[key] = []
+        for row in s.dicts(
+            f"SELECT * FROM jobs WHERE request_id IN ({marks}) ORDER BY request_index, id", ids
+        ):
+            job = Job.from_row(row)
+            by_key[job.request].append(job)
+    groups = [sorted(by_key[key], key=lambda j: j.request_index) for key in keys]
+    return groups, int(total[0]) if total else 0, more
+
+
+def request_jobs(s: Session, request_id: int) -> list[Job]:
+    """The jobs of one request, in its order (1..N); a request of one is its job alone."""
+    rows = s.dicts(
+        "SELECT * FROM jobs WHERE request_id = :req ORDER BY request_index, id", {"req": request_id}
+    )
+    if not rows:
+        rows = s.dicts("SELECT * FROM jobs WHERE id = :req", {"req": request_id})
+    return [Job.from_row(row) for row in rows]
+
+
 def next_poll_time(s: Session, source: str) -> float | None:
     row = s.row(
         "SELECT MIN(next_poll_at) FROM jobs WHERE source = :source AND status = :running",
@@ -615,15 +700,20 @@ def running_count(s: Session, source: str) -> int:
     return int(row[0]) if row else 0
 
 
-def recent_durations(s: Session, has_refs: bool, limit: int = 50) -> list[float]:
+def recent_durations(
+    s: Session, has_refs: bool | None, limit: int = 50, *, media: str = "image"
+) -> list[float]:
     """Seconds from submit to finish of the latest successful jobs of one kind, newest first, across
-    every process sharing the database."""
+    every process sharing the database. Videos learn apart from images (`media`); `has_refs` None
+    takes jobs with and without references alike (a video's kind)."""
     marks, states = listed("state", [st.value for st in _DONE_OK])
+    refs = "has_refs IN (0, 1)" if has_refs is None else "has_refs = :refs"
     rows = s.rows(
         f"SELECT finished_at - submitted_at FROM jobs{indexed_by(s.dialect, 'jobs_durations')}"
-        " WHERE has_refs = :refs AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
-        f" AND status IN ({marks}) ORDER BY finished_at DESC LIMIT :limit",
-        {"refs": 1 if has_refs else 0, **states, "limit": limit},
+        f" WHERE {refs} AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
+        f" AND COALESCE(media, 'image') = :media AND status IN ({marks})"
+        " ORDER BY finished_at DESC LIMIT :limit",
+        {"refs": 1 if has_refs else 0, "media": media, **states, "limit": limit},
     )
     return [float(r[0]) for r in rows if r[0] is not None and r[0] >= 0]
 
@@ -647,11 +737,14 @@ class Jobs(Repository):
     record_polls = call(record_polls)
     mark_completed = call(mark_completed)
     mark_ended = call(mark_ended)
+    mark_video_refused = call(mark_video_refused)
     mark_delivered = call(mark_delivered)
     mark_undeliverable = call(mark_undeliverable)
     abandon = call(abandon)
     unfinished = call(unfinished_jobs)
     delivered_history = call(delivered_history)
+    of_request = call(request_jobs)
+    delivered_requests = call(delivered_requests)
     claim_due = call(claim_due_jobs)
     next_poll_time = call(next_poll_time)
     to_resume = call(jobs_to_resume)

@@ -39,6 +39,8 @@ POLICY_COLUMNS = (
     "modlog_finished",
     "refund_cancelled",
     "private_images",
+    "video_rate",
+    "videos_enabled",
     "count_limit",
 )
 
@@ -63,6 +65,8 @@ def read_policy(s: Session, guild_id: int) -> GuildPolicy:
         modlog_finished=bool(values["modlog_finished"]),
         refund_cancelled=bool(values["refund_cancelled"]),
         private_images=bool(values["private_images"]),
+        video_rate=values["video_rate"] if values["video_rate"] is not None else defaults.video_rate,
+        videos_enabled=values["videos_enabled"] is None or bool(values["videos_enabled"]),
         count_limit=values["count_limit"] if values["count_limit"] is not None else defaults.count_limit,
     )
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
 
-from bot.core.texts import Text, msg
+from bot.core.texts import Text, msg, plural_msg
 
 # Nesting deeper than this is refused rather than parsed: no prompt needs it, and recursion stays bounded.
 MAX_DEPTH = 8
@@ -178,6 +178,15 @@ def has_variations(prompt: str) -> bool:
     return False
 
 
+def literal_prompt(prompt: str) -> str:
+    """A prompt whose braces are all escaped (`a \\{b\\}`) as it is sent: one prompt, the escapes resolved.
+    A prompt with no brace at all is returned unchanged (its backslashes mean what they meant before),
+    and so is one with variations (those go through `variations`)."""
+    if ("{" not in prompt and "}" not in prompt) or has_variations(prompt):
+        return prompt
+    return _unescape(prompt)
+
+
 @dataclass(frozen=True)
 class Variations:
     prompts: tuple[str, ...]
@@ -190,11 +199,13 @@ def variations(prompt: str, *, images_each: int, most_images: int) -> Variations
     combinations = count(tree)
     if combinations * images_each > most_images:
         raise VariationError(
-            msg(
-                "This prompt makes {combinations} prompts × {each} images = {total} images, and this "
+            plural_msg(
+                "This prompt makes {combinations} prompts × 1 image = {total} images, and this server "
+                "allows at most {most} images per request. Use fewer choices.",
+                "This prompt makes {combinations} prompts × {count} images = {total} images, and this "
                 "server allows at most {most} images per request. Use fewer choices or a smaller count.",
+                images_each,
                 combinations=combinations,
-                each=images_each,
                 total=combinations * images_each,
                 most=most_images,
             )

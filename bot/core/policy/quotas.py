@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.core import messages
 from bot.core.policy.prompt_rules import RuleMatch
 from bot.core.texts import Text, Verbatim, msg, plural_msg
+from bot.core.video_contract import DEFAULT_IMAGES_PER_VIDEO_SECOND
 
 MAX_COUNT = 4
 """The most tasks (images) one request may ask for: Discord shows up to four images as one mosaic."""
@@ -53,6 +54,8 @@ class GuildPolicy:
     modlog_finished: bool = False
     refund_cancelled: bool = False  # a cancelled job counts unless the guild says otherwise
     private_images: bool = False  # members may have their images delivered privately (/settings)
+    video_rate: float = DEFAULT_IMAGES_PER_VIDEO_SECOND  # images a second of video counts as
+    videos_enabled: bool = True  # /imagine-admin videos on|off
     count_limit: int = MAX_COUNT  # the most images one request may ask for (/imagine-admin count-limit)
 
 

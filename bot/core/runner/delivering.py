@@ -12,11 +12,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.core.delivery_pool import MSG_FAILED, DeliveryPool
+from bot.core.image_file import ImageFile
 from bot.core.log_context import bind_job
 from bot.core.models import Job, JobStatus
 from bot.core.runner import job_states
-from bot.core.runner.outcome_texts import MSG_NOT_MADE, UNDELIVERABLE
-from bot.core.runner.ports import DeliveryReceipt, FetchFailed
+from bot.core.runner.outcome_texts import MSG_NOT_MADE, UNDELIVERABLE, msg_video_unusable
+from bot.core.runner.ports import DeliveryReceipt, FetchFailed, VideoRefused
 from bot.core.runner.retrying import growing, retry
 from bot.core.runner.shared import Parts
 from bot.core.texts import Text, stored
@@ -64,9 +65,21 @@ class Deliverer:
     async def _deliver_now(self, job: Job) -> None:
         bind_job(job)
         try:
-            images = await self.pool.fetch_all(job.id, job.result_urls, lambda ref: self._download(job, ref))
+            if job.media == "video":
+                video = await self._fetch_video(job)
+                if video is None:
+                    return  # refused, refunded and told
+                images = [video]
+            else:
+                images = await self.pool.fetch_all(
+                    job.id, job.result_urls, lambda ref: self._download(job, ref)
+                )
             elapsed = (job.finished_at or self.parts.clock.time()) - job.created_at
-            receipt = await self._tell(job, lambda: self.parts.sink.deliver(job, images, elapsed))
+            try:
+                receipt = await self._tell(job, lambda: self.parts.sink.deliver(job, images, elapsed))
+            except VideoRefused as refused:
+                await self._refuse_video(job, refused.text)
+                return
             await self.record(job, receipt)
         except Exception:
             # Whatever broke (a bug, a file no check caught), the job must not stay in limbo: it is
@@ -76,6 +89,31 @@ class Deliverer:
         finally:
             self.parts.registry.end_delivery(job.id)
             self.parts.last_progress.pop(job.id, None)
+
+    async def _fetch_video(self, job: Job) -> ImageFile | None:
+        """The finished clip: the task's video links in turn (the likeliest first) until one gives an
+        MP4. None when none does: the job is then failed, refunded and the member told why, for a
+        video is only ever posted as a file, never as a link that expires."""
+        why: Text = MSG_FAILED
+        for ref in job.result_urls:
+            [video] = await self.pool.fetch_all(job.id, [ref], lambda r: self._download(job, r))
+            if video.data is not None:
+                return video
+            why = video.error or why
+        await self._refuse_video(job, msg_video_unusable(why))
+        return None
+
+    async def _refuse_video(self, job: Job, reason: Text) -> None:
+        p = self.parts
+        kept = stored(reason)
+        refused = lambda: p.store.jobs.mark_video_refused(job.id, kept, p.clock.time())  # noqa: E731
+        if not await p.persist(job, "record that its video was refused", refused):
+            log.info("job %s: its video was refused, but the job had already ended", job.id)
+            return
+        job_states.refuse_video(job)
+        job.error = kept
+        log.info("job %s: its video could not be used; refunded", job.id)
+        await self.tell_failure(job)
 
     async def _download(self, job: Job, ref: str) -> Any:
         """One image, with retries for what may pass; its pixels checked before anything decodes it.
@@ -88,7 +126,7 @@ class Deliverer:
         async def attempt() -> Any:
             nonlocal tried
             tried += 1
-            return await fetcher.fetch(ref)
+            return await (fetcher.fetch_video(ref) if job.media == "video" else fetcher.fetch(ref))
 
         def log_failure(attempt: int, error: Exception) -> None:
             detail = error.detail if isinstance(error, FetchFailed) else error
@@ -126,12 +164,14 @@ class Deliverer:
         try:
             return await retry(
                 once,
-                retry_on=lambda _: True,
+                retry_on=lambda error: not isinstance(error, VideoRefused),
                 attempts=config.tell_attempts,
                 delay=growing(config.tell_backoff),
                 pause=self.parts.sleep,
                 on_retry=debug,
             )
+        except VideoRefused:
+            raise  # the sink's answer, not a failure to tell: the job is refused and refunded
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.debug("job %s: telling the requester failed (last attempt)", job.id, exc_info=True)

@@ -17,7 +17,7 @@ from bot.core.models import Job, JobStatus
 from bot.core.outage import OutagePolicy
 from bot.core.runner.admission import Admission
 from bot.core.runner.delivering import Deliverer
-from bot.core.runner.job_durations import JobDurations
+from bot.core.runner.job_durations import KINDS, JobDurations
 from bot.core.runner.outcome_texts import MSG_INTERRUPTED
 from bot.core.runner.polling import Poller
 from bot.core.runner.ports import ImageService, JobSink, JobStore, ResultFetcher
@@ -94,16 +94,21 @@ class JobRunner(Admission):
         """Jobs this process finished, by outcome: what /metrics exports as imagine_jobs_finished."""
         return self.parts.finished
 
-    def typical_duration(self, has_refs: bool) -> float | None:
-        return self.parts.durations.typical(has_refs)
+    def typical_duration(self, kind: str) -> float | None:
+        """The ETA of a job of this kind (`Job.kind`)."""
+        return self.parts.durations.typical(kind)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Resume what a previous process left, then start the poll loop."""
-        for has_refs in (False, True):
-            durations = await self.store.jobs.recent_durations(has_refs, self.config.history_size)
-            self.parts.durations.load(has_refs, durations)
+        for kind in KINDS:
+            durations = await self.store.jobs.recent_durations(
+                None if kind == "video" else kind == "edit",
+                self.config.history_size,
+                media="video" if kind == "video" else "image",
+            )
+            self.parts.durations.load(kind, durations)
         await self._resume()
         self._loop_task = asyncio.create_task(self.poller.run(), name="job-poll-loop")
         if not self.store.exclusive:

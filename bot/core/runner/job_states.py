@@ -44,3 +44,12 @@ def advance(job: Job, target: JobStatus) -> None:
     """Record in memory a move the store has made (checked against the table first)."""
     check(job, target)
     job.status = target
+
+
+def refuse_video(job: Job) -> None:
+    """A finished video whose file proved unusable was not made after all: the one way from
+    `completed` to `failed` (refunded; the store's `mark_video_refused` makes the same move). An image
+    once made is never failed, so this is for videos only."""
+    if job.status is not JobStatus.COMPLETED or job.media != "video":
+        raise IllegalTransition(f"job {job.id}: only a completed video may be refused")
+    job.status = JobStatus.FAILED

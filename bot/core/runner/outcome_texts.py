@@ -29,6 +29,9 @@ MSG_INTERRUPTED = msg(
     "it. It was not sent again, so that you are not charged twice. Please try again."
 )
 MSG_NO_IMAGE = msg("The image service finished but returned no image.")
+MSG_NO_VIDEO = msg(
+    "The image service finished but returned no usable video. It does not count against your quota."
+)
 MSG_LOST = msg("The image service no longer knows this request.")
 MSG_OUTAGE = msg(
     "The image service has not been answering for a while, so this request was not sent. "
@@ -70,3 +73,12 @@ def end_text(report: TaskReport) -> Text:
     if why:
         return msg("The image service could not make this image: {why}", why=why)
     return msg("The image service could not make this image.")
+
+
+def msg_video_unusable(why: Text) -> Text:
+    """A finished video whose file could not be used (not a video, too large, an internal address)."""
+    return msg(
+        "The image service finished, but its video could not be used ({why}). It does not count against "
+        "your quota.",
+        why=why,
+    )

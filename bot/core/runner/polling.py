@@ -20,6 +20,7 @@ from bot.core.runner.delivering import Deliverer
 from bot.core.runner.outcome_texts import (
     MSG_LOST,
     MSG_NO_IMAGE,
+    MSG_NO_VIDEO,
     MSG_NOT_MADE,
     end_text,
     refused_poll_text,
@@ -172,7 +173,7 @@ class Poller:
             await self.deliverer.end(job, JobStatus.TIMED_OUT, timed_out_text(p.config.time_limit))
             return
         p.durations.started(job, job.submitted_at)
-        history = p.durations.sample(job.has_references)
+        history = p.durations.sample(job.kind)
         report = await self._ask(job)
         if report is None:
             return
@@ -237,17 +238,21 @@ class Poller:
         if report.status != "completed":
             await self.deliverer.end(job, JobStatus.FAILED, end_text(report))
             return
-        if not report.image_refs:
-            await self.deliverer.end(job, JobStatus.FAILED, MSG_NO_IMAGE)
+        # A video task's result is read for video links (the bytes are checked when fetched).
+        refs = report.video_refs if job.media == "video" else report.image_refs
+        if not refs:
+            await self.deliverer.end(
+                job, JobStatus.FAILED, MSG_NO_VIDEO if job.media == "video" else MSG_NO_IMAGE
+            )
             return
         job_states.check(job, JobStatus.COMPLETED)
-        if not await p.store.jobs.mark_completed(job.id, report.image_refs, now, report.trace_id):
+        if not await p.store.jobs.mark_completed(job.id, refs, now, report.trace_id):
             log.info("job %s finished upstream after it was cancelled; not delivering", job.id)
             p.durations.dropped(job)
             return
         assert job.submitted_at is not None
         p.durations.finished(job, now - job.submitted_at)
-        job.status, job.result_urls, job.finished_at = JobStatus.COMPLETED, report.image_refs, now
+        job.status, job.result_urls, job.finished_at = JobStatus.COMPLETED, refs, now
         self.deliverer.deliver(job)
 
     async def _retry(self, job: Job, retry_after: float | None) -> None:

@@ -62,13 +62,15 @@ class ServiceMalformed(ServiceError):
 
 @dataclass(frozen=True)
 class TaskReport:
-    """One poll's answer: the task's status and, once completed, its images (URLs or data: URIs)."""
+    """One poll's answer: the task's status and, once completed, its images (URLs or data: URIs) and
+    the video links found in it (the runner reads the one that fits the job's media)."""
 
     status: str
     is_running: bool
     trace_id: str | None = None
     error_message: str | None = None
     image_refs: list[str] = field(default_factory=list)
+    video_refs: list[str] = field(default_factory=list)
 
 
 class ImageService(Protocol):
@@ -76,6 +78,18 @@ class ImageService(Protocol):
     is treated as an unreadable answer)."""
 
     async def submit(self, prompt: str, aspect_ratio: str | None, images: Sequence[str]) -> str: ...
+
+    async def submit_video(
+        self,
+        prompt: str,
+        *,
+        duration: int,
+        aspect_ratio: str | None,
+        resolution: str | None,
+        image: str | None,
+    ) -> str:
+        """Start a video task; with `image` the clip animates it (its size decides the video's)."""
+        ...
 
     async def poll(self, task_id: str) -> TaskReport: ...
 
@@ -100,6 +114,11 @@ class ResultFetcher(Protocol):
         """One attempt at one image, its pixels limited; raises FetchFailed."""
         ...
 
+    async def fetch_video(self, ref: str) -> Any:
+        """One attempt at one video (public addresses only, size capped, an MP4 by its bytes);
+        raises FetchFailed."""
+        ...
+
     def unfetched(self, url: str | None, error: Text) -> Any:
         """The file handed to the sink for an image that could not be fetched."""
         ...
@@ -115,6 +134,15 @@ class DeliveryReceipt:
     delivery: str
     message_id: int | None = None
     channel_id: int | None = None
+
+
+class VideoRefused(Exception):
+    """Raised by a sink's `deliver` for a video it cannot post as made (larger than the upload limit
+    even re-encoded): the job fails, refunded, and the requester reads `text` (what they can do)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text)
+        self.text = text
 
 
 class JobSink(Protocol):
@@ -152,7 +180,9 @@ class PollRecord:
 class JobRows(Protocol):
     """The jobs repository (`store.jobs`) as the runner uses it: every method is one transaction."""
 
-    async def recent_durations(self, has_refs: bool, limit: int = 50) -> list[float]: ...
+    async def recent_durations(
+        self, has_refs: bool | None, limit: int = 50, *, media: str = "image"
+    ) -> list[float]: ...
 
     async def create(self, request: ImageRequest, origin: Origin, now: float) -> Job: ...
 
@@ -191,6 +221,8 @@ class JobRows(Protocol):
     async def mark_ended(
         self, job_id: int, status: JobStatus, error: str, finished_at: float, *, refund: bool = True
     ) -> bool: ...
+
+    async def mark_video_refused(self, job_id: int, error: str, finished_at: float) -> bool: ...
 
     async def mark_delivered(
         self,

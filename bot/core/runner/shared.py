@@ -76,7 +76,7 @@ class Parts:
             return
         self.last_progress[job.id] = now
         try:
-            typical = self.durations.typical(job.has_references)
+            typical = self.durations.typical(job.kind)
             await self.sink.progress(job, stage, now - job.created_at, typical)
         except Exception:
             log.exception("job %s: progress update failed", job.id)

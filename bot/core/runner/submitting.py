@@ -35,8 +35,24 @@ from bot.core.runner.ports import (
 )
 from bot.core.runner.retrying import retry
 from bot.core.runner.shared import Parts
+from bot.core.video_contract import DEFAULT_VIDEO_DURATION
 
 log = logging.getLogger("bot.core.runner")
+
+
+async def _send(p: Parts, job: Job) -> str:
+    """One submit: an image task, or a video task (its length, and its shape only without a reference
+    image, whose size then decides the video's)."""
+    if job.media != "video":
+        return await p.service.submit(job.full_prompt, job.aspect_ratio, job.reference_urls)
+    image = job.reference_urls[0] if job.reference_urls else None
+    return await p.service.submit_video(
+        job.full_prompt,
+        duration=job.video_seconds or DEFAULT_VIDEO_DURATION,
+        aspect_ratio=None if image else job.aspect_ratio,
+        resolution=None if image else job.video_resolution,
+        image=image,
+    )
 
 
 class JobGone(Exception):
@@ -122,7 +138,7 @@ class Submitter:
 
         async def send() -> str:
             try:
-                task_id = await p.service.submit(job.full_prompt, job.aspect_ratio, job.reference_urls)
+                task_id = await _send(p, job)
             except ServiceUnreachable:
                 p.watch.failed()
                 raise
@@ -209,7 +225,7 @@ class Submitter:
 
         async def write() -> bool:
             now = p.clock.time()
-            delay = p.schedule.next_delay(now - submitted_at, p.durations.sample(job.has_references))
+            delay = p.schedule.next_delay(now - submitted_at, p.durations.sample(job.kind))
             return await p.store.jobs.mark_running(job.id, task_id, submitted_at, now + delay)
 
         with log_context(task_id=task_id):

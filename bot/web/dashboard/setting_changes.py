@@ -1,0 +1,591 @@
+"""What the dashboard's forms change: one function per form, each checking its fields as the
+`/imagine-admin` command checks its options and then making the very store call the command makes
+(which writes the admin_log row in the same transaction). Each returns how to say what changed, so the
+same sentence goes on the page (with names) and in the mod-log channel (with mentions).
+
+Every form here needs the server admin role, as every `/imagine-admin` command does."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.adapters.store import Store
+from bot.core import reports
+from bot.core.durations import DurationError, describe_seconds, parse_duration
+from bot.core.i18n import nt, t
+from bot.core.policy.prompt_rules import MAX_PATTERN_CHARS, RuleError, check_rule
+from bot.core.policy.quotas import MAX_COUNT, valid_timezone
+from bot.core.policy.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT, StyleError, clean_style
+from bot.core.texts import Text, msg
+from bot.web.dashboard.bot_rest import BotRest, GuildInfo
+
+# The bounds of the /imagine-admin options (cogs/admin_limits.py; tests check they agree).
+MAX_LIMIT = 1000
+MAX_GUILD_CAP = 100_000
+MAX_COOLDOWN = 86_400
+MAX_RUNNING = 20
+MAX_REASON = 200
+RULE_KINDS = ("word", "regex")
+
+
+class Problem(Exception):
+    """A field the form cannot take; nothing was changed. The text is for the reader."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.msgid)
+        self.text = text
+
+
+@dataclass
+class Names:
+    """How a sentence names members, roles and channels: by name on a page, by mention in Discord
+    (which shows the name to each reader and, with no pings allowed, notifies no one)."""
+
+    mentions: bool
+    known: dict[tuple[str, int], str] = field(default_factory=dict)
+
+    def member(self, user_id: int) -> str:
+        return f"<@{user_id}>" if self.mentions else "@" + self.known.get(("member", user_id), str(user_id))
+
+    def role(self, role_id: int) -> str:
+        return f"<@&{role_id}>" if self.mentions else "@" + self.known.get(("role", role_id), str(role_id))
+
+    def channel(self, channel_id: int) -> str:
+        return f"<#{channel_id}>" if self.mentions else "#" + self.known.get(("channel", channel_id), "?")
+
+
+Describe = Callable[[Names, str], str]
+
+
+@dataclass
+class Change:
+    """A form's result: the sentence, and the mod-log channel it goes to (None: the server's)."""
+
+    describe: Describe
+    modlog_channel: int | None = None
+
+
+@dataclass
+class FormInput:
+    store: Store
+    rest: BotRest
+    guild: GuildInfo
+    actor_id: int
+    now: float
+    bot_default_quota: int
+    form: Mapping[str, Any]
+    known: dict[tuple[str, int], str] = field(default_factory=dict)
+
+    @property
+    def guild_id(self) -> int:
+        return self.guild.id
+
+    def text(self, name: str, most: int) -> str:
+        value = self.form.get(name, "")
+        return " ".join(value.split())[:most] if isinstance(value, str) else ""
+
+    def number(self, name: str, low: int, high: int, *, optional: bool = False) -> int | None:
+        raw = self.text(name, 12)
+        if not raw and optional:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise Problem(
+                msg(
+                    "{name} must be from {low} to {high}. Nothing was changed.", name=name, low=low, high=high
+                )
+            )
+        return value
+
+    def switch(self, name: str) -> bool:
+        return self.text(name, 5) == "on"
+
+    async def member(self, name: str = "member") -> int:
+        """A Discord user by id (as Developer Mode's Copy User ID gives it), known to Discord."""
+        raw = self.text(name, 25)
+        user_id = int(raw) if raw.isdigit() and len(raw) <= 20 else 0
+        found = await self.rest.member(self.guild_id, user_id) if user_id else None
+        shown = found.name if found is not None else None
+        if shown is None and user_id:
+            shown = await self.rest.user_name(user_id)
+        if shown is None:
+            raise Problem(
+                msg("There is no Discord member with the id {id}. Nothing was changed.", id=raw or "-")
+            )
+        self.known[("member", user_id)] = shown
+        return user_id
+
+    def role(self) -> int:
+        raw = self.text("role", 25)
+        listed = {r.id: r for r in self.guild.listed_roles()}
+        role = listed.get(int(raw)) if raw.isdigit() and len(raw) <= 20 else None
+        if role is None:
+            raise Problem(msg("Choose one of the server's roles. Nothing was changed."))
+        self.known[("role", role.id)] = role.name
+        return role.id
+
+
+# -- limits ----------------------------------------------------------------------------------------------
+
+
+def _default_text(default: int | None, bot_default: int, locale: str) -> str:
+    if default is None:
+        return t(locale, "the bot default, {limit}", limit=reports.limit_text(bot_default, locale))
+    return reports.limit_text(default, locale)
+
+
+async def server_limit(f: FormInput) -> Change:
+    limit = f.number("limit", 0, MAX_LIMIT, optional=True)
+    before = await f.store.settings.guild_policy(f.guild_id)
+    await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, default_quota=limit)
+    bot = f.bot_default_quota
+    return Change(
+        lambda n, lo: t(
+            lo,
+            "The server's daily limit is now {limit} (was {was}).",
+            limit=_default_text(limit, bot, lo),
+            was=_default_text(before.default_quota, bot, lo),
+        )
+    )
+
+
+async def role_limit(f: FormInput) -> Change:
+    role = f.role()
+    limit = f.number("limit", 0, MAX_LIMIT, optional=True)
+    before = (await f.store.settings.role_quotas(f.guild_id)).get(role)
+    await f.store.settings.set_role_quota(f.guild_id, role, limit, f.actor_id, f.now)
+
+    def describe(n: Names, lo: str) -> str:
+        was = reports.optional_limit(before, none=t(lo, "none"), locale=lo)
+        if limit is None:
+            return t(
+                lo, "{role} no longer has a daily limit of its own (was {was}).", role=n.role(role), was=was
+            )
+        return t(
+            lo,
+            "Daily limit for {role} is now {limit} (was {was}).",
+            role=n.role(role),
+            limit=reports.limit_text(limit, lo),
+            was=was,
+        )
+
+    return Change(describe)
+
+
+async def member_limit(f: FormInput) -> Change:
+    member = await f.member()
+    mode = f.text("mode", 10)
+    limit = f.number("limit", 0, MAX_LIMIT) if mode == "limit" else None
+    unlimited = mode == "unlimited"
+    await f.store.settings.set_user_quota(
+        f.guild_id, member, limit=limit, unlimited=unlimited, actor_id=f.actor_id, now=f.now
+    )
+
+    def describe(n: Names, lo: str) -> str:
+        if unlimited:
+            return t(lo, "{member} now has no daily limit in this server.", member=n.member(member))
+        if limit is not None:
+            return t(
+                lo,
+                "{member} now has a personal limit of {limit}.",
+                member=n.member(member),
+                limit=reports.limit_text(limit, lo),
+            )
+        return t(
+            lo,
+            "{member}'s personal limit is cleared: they follow their roles and the server default again.",
+            member=n.member(member),
+        )
+
+    return Change(describe)
+
+
+async def credits(f: FormInput) -> Change:
+    member = await f.member()
+    given = f.number("credits", -MAX_LIMIT, MAX_LIMIT)
+    assert given is not None
+    if given == 0:
+        raise Problem(msg("Nothing to change: give a positive number to add credits, negative to take back."))
+    balance = await f.store.settings.grant_credits(f.guild_id, member, given, f.actor_id, f.now)
+
+    def describe(n: Names, lo: str) -> str:
+        if given > 0:
+            change = nt(
+                lo,
+                "Gave {member} 1 one-off credit",
+                "Gave {member} {count} one-off credits",
+                given,
+                member=n.member(member),
+            )
+        else:
+            change = nt(
+                lo,
+                "Took back 1 credit from {member}",
+                "Took back {count} credits from {member}",
+                -given,
+                member=n.member(member),
+            )
+        return t(lo, "{change}; they now have {balance}.", change=change, balance=balance)
+
+    return Change(describe)
+
+
+async def reset_today(f: FormInput) -> Change:
+    member = await f.member()
+    given = await f.store.settings.reset_today(f.guild_id, member, f.actor_id, f.now)
+
+    def describe(n: Names, lo: str) -> str:
+        if given:
+            return nt(
+                lo,
+                "Gave {member} back 1 use of today.",
+                "Gave {member} back {count} uses of today.",
+                given,
+                member=n.member(member),
+            )
+        return t(lo, "{member} had no finished uses today to give back.", member=n.member(member))
+
+    return Change(describe)
+
+
+async def server_cap(f: FormInput) -> Change:
+    cap = f.number("cap", 1, MAX_GUILD_CAP, optional=True)
+    before = await f.store.settings.guild_policy(f.guild_id)
+    await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, daily_cap=cap)
+
+    def describe(n: Names, lo: str) -> str:
+        was = (
+            t(lo, "none")
+            if before.daily_cap is None
+            else nt(lo, "1 image", "{count} images", before.daily_cap)
+        )
+        if cap is None:
+            return t(lo, "The server has no daily cap any more (was {was}).", was=was)
+        return t(
+            lo,
+            "The whole server can now make {count} a day together (was {was}).",
+            count=nt(lo, "1 image", "{count} images", cap),
+            was=was,
+        )
+
+    return Change(describe)
+
+
+async def exempt(f: FormInput) -> Change:
+    enabled = f.switch("enabled")
+    await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, exempt_managers=enabled)
+    if enabled:
+        return Change(
+            lambda n, lo: t(
+                lo, "The server owner and members with Manage Server are now exempt from the limits."
+            )
+        )
+    return Change(
+        lambda n, lo: t(
+            lo, "The server owner and members with Manage Server now follow the same limits as everyone."
+        )
+    )
+
+
+async def refund_cancelled(f: FormInput) -> Change:
+    enabled = f.switch("enabled")
+    await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, refund_cancelled=enabled)
+    if enabled:
+        return Change(
+            lambda n, lo: t(lo, "A job its requester cancels is now given back: it does not count.")
+        )
+    return Change(lambda n, lo: t(lo, "A job its requester cancels now counts against the limit."))
+
+
+# -- pacing and time zone ----------------------------------------------------------------------------------
+
+
+async def cooldown(f: FormInput) -> Change:
+    seconds = f.number("seconds", 0, MAX_COOLDOWN)
+    assert seconds is not None
+    before = await f.store.settings.guild_policy(f.guild_id)
+    await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, cooldown_seconds=seconds)
+
+    def describe(n: Names, lo: str) -> str:
+        was = describe_seconds(before.cooldown_seconds, lo) if before.cooldown_seconds else t(lo, "none")
+        if seconds:
+            return t(
+                lo,
+                "Members now wait {time} between two requests (was {was}).",
+                time=describe_seconds(seconds, lo),
+                was=was,
+            )
+        return t(lo, "There is no cooldown any more (was {was}).", was=was)
+
+    return Change(describe)
+
+
+async def running(f: FormInput) -> Change:
+    jobs = f.number("jobs", 1, MAX_RUNNING)
+    assert jobs is not None
+    before = await f.store.settings.guild_policy(f.guild_id)
+    await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, max_running=jobs)
+    return Change(
+        lambda n, lo: t(
+            lo,
+            "A member may now have {count} running at once (was {was}).",
+            count=nt(lo, "1 image", "{count} images", jobs),
+            was=before.max_running,
+        )
+    )
+
+
+async def timezone(f: FormInput) -> Change:
+    zone = f.text("zone", 64)
+    if not valid_timezone(zone):
+        raise Problem(
+            msg(
+                "{zone} is not a time zone I know. Pick one from the list, such as `Europe/Paris`, "
+                "`America/New_York` or `UTC`. Nothing was changed.",
+                zone=reports.code(zone),
+            )
+        )
+    before = await f.store.settings.guild_policy(f.guild_id)
+    await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, timezone=zone)
+    return Change(
+        lambda n, lo: t(
+            lo, "The server's day now starts at 00:00 in {zone} (was {was}).", zone=zone, was=before.timezone
+        )
+    )
+
+
+# -- moderation: bans, prompt rules, mod-log, styles, private images ---------------------------------------
+
+
+async def ban(f: FormInput) -> Change:
+    member = await f.member()
+    reason = f.text("reason", MAX_REASON) or None
+    duration = f.text("duration", 40)
+    expires_at: float | None = None
+    if duration:
+        try:
+            expires_at = f.now + parse_duration(duration)
+        except DurationError as error:
+            raise Problem(msg("The member was not banned: {error}.", error=error.text)) from None
+    await f.store.settings.ban(
+        f.guild_id, member, reason=reason, expires_at=expires_at, actor_id=f.actor_id, now=f.now
+    )
+
+    def describe(n: Names, lo: str) -> str:
+        if expires_at is None:
+            text = t(
+                lo,
+                "{member} cannot use the image bot in this server until unbanned.",
+                member=n.member(member),
+            )
+        else:
+            text = t(
+                lo,
+                "{member} cannot use the image bot in this server for {time}.",
+                member=n.member(member),
+                time=describe_seconds(int(expires_at - f.now), lo),
+            )
+        return text + (t(lo, " Reason: {reason}.", reason=reports.code(reason)) if reason else "")
+
+    return Change(describe)
+
+
+async def unban(f: FormInput) -> Change:
+    member = await f.member()
+    lifted = await f.store.settings.unban(f.guild_id, member, f.actor_id, f.now)
+    if lifted:
+        return Change(lambda n, lo: t(lo, "{member} can use the image bot again.", member=n.member(member)))
+    return Change(lambda n, lo: t(lo, "{member} was not banned; nothing to lift.", member=n.member(member)))
+
+
+async def rule_add(f: FormInput) -> Change:
+    kind = f.text("kind", 10)
+    pattern = str(f.form.get("pattern", "")).strip()
+    if kind not in RULE_KINDS or not pattern or len(pattern) > MAX_PATTERN_CHARS:
+        raise Problem(
+            msg(
+                "A rule is a word or a regular expression of 1 to {most} characters. Nothing was changed.",
+                most=MAX_PATTERN_CHARS,
+            )
+        )
+    try:
+        rule = await f.store.settings.add_rule(f.guild_id, kind, check_rule(kind, pattern), f.actor_id, f.now)
+    except RuleError as error:
+        raise Problem(msg("That rule was not added: {error}.", error=error.text)) from None
+    return Change(lambda n, lo: t(lo, "Added prompt rule {rule}.", rule=reports.rule_text(rule)))
+
+
+async def rule_remove(f: FormInput) -> Change:
+    rule_id = f.number("rule", 1, 2**53)
+    assert rule_id is not None
+    removed = await f.store.settings.remove_rule(f.guild_id, rule_id, f.actor_id, f.now)
+    if removed is None:
+        raise Problem(msg("There is no rule #{id} in this server. Nothing was changed.", id=rule_id))
+    return Change(lambda n, lo: t(lo, "Removed prompt rule {rule}.", rule=reports.rule_text(removed)))
+
+
+async def modlog(f: FormInput) -> Change:
+    raw = f.text("channel", 25)
+    before = await f.store.settings.guild_policy(f.guild_id)
+    if not raw:
+        await f.store.settings.update_policy(
+            f.guild_id, f.actor_id, f.now, modlog_channel_id=None, modlog_finished=False
+        )
+        # Said where the mod-log was: the last entry that channel gets.
+        return Change(lambda n, lo: t(lo, "The mod-log is off."), modlog_channel=before.modlog_channel_id)
+    channels = dict(await f.rest.text_channels(f.guild_id))
+    channel = int(raw) if raw.isdigit() and len(raw) <= 20 else 0
+    if channel not in channels:
+        raise Problem(msg("Choose one of the server's text channels. Nothing was changed."))
+    f.known[("channel", channel)] = channels[channel]
+    finished = f.switch("finished")
+    await f.store.settings.update_policy(
+        f.guild_id, f.actor_id, f.now, modlog_channel_id=channel, modlog_finished=finished
+    )
+    if finished:
+        return Change(
+            lambda n, lo: t(
+                lo, "The mod-log is now {channel}: refusals and finished images.", channel=n.channel(channel)
+            )
+        )
+    return Change(lambda n, lo: t(lo, "The mod-log is now {channel}: refusals.", channel=n.channel(channel)))
+
+
+async def style_add(f: FormInput) -> Change:
+    name = f.text("name", MAX_STYLE_NAME * 2)
+    text = str(f.form.get("text", "")).strip()[: MAX_STYLE_TEXT * 2]
+    try:
+        style = clean_style(name, text)
+        replaced = await f.store.styles.add(f.guild_id, style, f.actor_id, f.now)
+    except StyleError as error:
+        raise Problem(msg("The style was not saved: {reason}.", reason=error.text)) from None
+    if replaced:
+        return Change(lambda n, lo: t(lo, "Style {name} updated.", name=reports.code(style.name)))
+    return Change(lambda n, lo: t(lo, "Style {name} added.", name=reports.code(style.name)))
+
+
+async def style_remove(f: FormInput) -> Change:
+    name = f.text("name", 100)
+    removed = await f.store.styles.remove(f.guild_id, name, f.actor_id, f.now)
+    if removed is None:
+        raise Problem(
+            msg("There is no style called {name}; nothing was removed.", name=reports.code(name[:40]))
+        )
+    return Change(lambda n, lo: t(lo, "Style {name} removed.", name=reports.code(removed.name)))
+
+
+async def private_images(f: FormInput) -> Change:
+    enabled = f.switch("enabled")
+    await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, private_images=enabled)
+    if enabled:
+        return Change(lambda n, lo: t(lo, "Members may now have their images sent to them privately."))
+    return Change(lambda n, lo: t(lo, "Finished images are now always posted in the channel."))
+
+
+# -- images per request (units: /imagine-admin count-limit) -------------------------------------------------
+
+
+def _images(count: int | None, lo: str) -> str:
+    return t(lo, "none") if count is None else nt(lo, "1 image", "{count} images", count)
+
+
+async def count_limit(f: FormInput) -> Change:
+    limit = f.number("limit", 1, MAX_COUNT, optional=True)
+    server = (await f.store.settings.guild_policy(f.guild_id)).count_limit
+    await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, count_limit=limit)
+    return Change(
+        lambda n, lo: t(
+            lo,
+            "Members may now ask for up to **{count}** per request (was {was}). Role and member limits "
+            "still take precedence.",
+            count=_images(limit or MAX_COUNT, lo),
+            was=_images(server, lo),
+        )
+    )
+
+
+async def role_count_limit(f: FormInput) -> Change:
+    role = f.role()
+    limit = f.number("limit", 1, MAX_COUNT, optional=True)
+    server = (await f.store.settings.guild_policy(f.guild_id)).count_limit
+    before = (await f.store.settings.role_count_limits(f.guild_id)).get(role)
+    await f.store.settings.set_role_count_limit(f.guild_id, role, limit, f.actor_id, f.now)
+
+    def describe(n: Names, lo: str) -> str:
+        if limit is None:
+            return t(
+                lo,
+                "{role} no longer has a count limit of its own (was {was}); its members follow their "
+                "other roles or the server's, {server}.",
+                role=n.role(role),
+                was=_images(before, lo),
+                server=_images(server, lo),
+            )
+        return t(
+            lo,
+            "Members of {role} may now ask for up to **{count}** per request (was {was}). A member "
+            "with several such roles gets the highest; a member's own limit wins.",
+            role=n.role(role),
+            count=_images(limit, lo),
+            was=_images(before, lo),
+        )
+
+    return Change(describe)
+
+
+async def member_count_limit(f: FormInput) -> Change:
+    member = await f.member()
+    limit = f.number("limit", 1, MAX_COUNT, optional=True)
+    before = await f.store.settings.user_count_limit(f.guild_id, member)
+    await f.store.settings.set_user_count_limit(f.guild_id, member, limit, f.actor_id, f.now)
+
+    def describe(n: Names, lo: str) -> str:
+        if limit is None:
+            return t(
+                lo,
+                "{member}'s own count limit is cleared (was {was}): they follow their roles or the "
+                "server's again.",
+                member=n.member(member),
+                was=_images(before, lo),
+            )
+        return t(
+            lo,
+            "{member} may now ask for up to **{count}** per request (was {was}).",
+            member=n.member(member),
+            count=_images(limit, lo),
+            was=_images(before, lo),
+        )
+
+    return Change(describe)
+
+
+# Each form's name in the address (POST /dashboard/{server}/change/{name}) and what it does.
+CHANGES: dict[str, Callable[[FormInput], Awaitable[Change]]] = {
+    "server-limit": server_limit,
+    "role-limit": role_limit,
+    "member-limit": member_limit,
+    "credits": credits,
+    "reset-today": reset_today,
+    "server-cap": server_cap,
+    "exempt": exempt,
+    "refund-cancelled": refund_cancelled,
+    "cooldown": cooldown,
+    "running": running,
+    "timezone": timezone,
+    "ban": ban,
+    "unban": unban,
+    "rule-add": rule_add,
+    "rule-remove": rule_remove,
+    "modlog": modlog,
+    "style-add": style_add,
+    "style-remove": style_remove,
+    "private-images": private_images,
+    "count-limit": count_limit,
+    "role-count-limit": role_count_limit,
+    "member-count-limit": member_count_limit,
+}

@@ -19,7 +19,7 @@ from bot.core.schedule import PollSchedule
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.timeout(120)  # the whole benchmark, shortened: ~25 s on a loaded machine
+@pytest.mark.timeout(180)  # the whole benchmark, shortened: ~60 s on a loaded machine
 def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     done = subprocess.run(
@@ -27,7 +27,7 @@ def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,  # a loaded CI machine: two PostgreSQL starts (quotas, gallery) take most of it
+        timeout=180,  # a loaded CI machine: PostgreSQL starts and the runner processes take most of it
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -154,6 +154,8 @@ async def test_queue_lists_running_jobs_with_cancel_buttons(world: World) -> Non
     async with world.bot() as bot:
         await roomy(bot, world)
         await fake.invoke_slash("imagine", {"prompt": "first slow one"})
+        # Admitted before the second is asked for, so the two jobs' ids follow the order of the asks.
+        await wait_for_job(bot, lambda j: j.prompt == "first slow one", job_id=1)
         await fake.invoke_slash("imagine", {"prompt": "second slow one"}, user_id=fake.moderator_id)
         for job_id in (1, 2):
             await wait_for_job(bot, lambda j: j.status is JobStatus.RUNNING, job_id=job_id)

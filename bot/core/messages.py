@@ -333,36 +333,6 @@ def queue_line(job: Job, elapsed: float, typical: float | None, locale: Locale =
     return f"`#{job.id}` {state} · {duration(elapsed, locale)}{eta}{who}\n{quote_prompt(job.prompt, 80)}"
 
 
-def history_text(
-    jobs: list[Job],
-    member_id: int,
-    page: int,
-    pages: int,
-    total: int,
-    *,
-    capped: bool = False,
-    locale: Locale = None,
-) -> str:
-    who = f"<@{member_id}>"
-    if not jobs:
-        return t(locale, "No images yet for {who} in this server.", who=who)
-    if capped:  # counting further would cost more than the page itself
-        header = t(locale, "page {page} (more than {total} in all)", page=page + 1, total=f"{total:,}")
-    else:
-        header = t(locale, "page {page} of {pages} ({total} in all)", page=page + 1, pages=pages, total=total)
-    lines = [t(locale, "🖼️ Images of {who} — {header}", who=who, header=header)]
-    for job in jobs:
-        when = f"<t:{int(job.delivered_at or job.created_at)}:f>"
-        link = ""
-        if job.result_message_id and job.result_deleted_at is None and job.guild_id:
-            channel = job.result_channel_id or job.channel_id
-            link = f" — https://discord.com/channels/{job.guild_id}/{channel}/{job.result_message_id}"
-        elif job.result_deleted_at is not None:
-            link = t(locale, " — (message deleted)")
-        lines.append(f"`#{job.id}` {when}{link}\n{quote_prompt(job.prompt, 100)}")
-    return "\n".join(lines)
-
-
 def links_note(failed: list[tuple[str, Text]], budget: int = MESSAGE_LIMIT, locale: Locale = None) -> str:
     """For images that could not be uploaded: the link, with why, as many as fit in `budget`
     characters. A link is never cut (half a URL is a broken one): those that do not fit are counted."""

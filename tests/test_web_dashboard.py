@@ -25,7 +25,7 @@ from tests.web_harness import WebWorld
 async def open_dashboard(page: Any, world: WebWorld, user: int, guild: int) -> None:
     await sign_in(page, world, as_user=user)
     await page.goto(world.url("/dashboard"))
-    await page.get_by_role("link", name=world.fake.guilds[guild].name).click()
+    await page.get_by_role("link", name=world.fake.guilds[guild].name, exact=True).click()
     await page.wait_for_url(re.compile(rf"/dashboard/{guild}$"))
 
 
@@ -407,5 +407,81 @@ def test_count_limits_for_the_server_a_role_and_a_member(browser: Any, web_world
             guild, web_world.helper_role_id, None, fake.owner_id, time.time()
         )
         await store.settings.set_user_count_limit(guild, fake.user_id, None, fake.owner_id, time.time())
+
+    web_world.run(check())
+
+
+def test_videos_and_the_server_gallery_from_the_settings_page(browser: Any, web_world: WebWorld) -> None:
+    fake, store = web_world.fake, web_world.store
+    guild = fake.guild_id
+    before = web_world.run(store.settings.guild_policy(guild))
+    was = web_world.run(store.gallery.switches(guild))
+
+    async def scenario(page: Any) -> None:
+        await open_dashboard(page, web_world, fake.moderator_id, guild)
+        # What a second of video counts as, with the command's bounds and its sentence.
+        await page.fill("#video-rate", "1.5")
+        await page.locator("#form-video-rate button").click()
+        assert (
+            "A second of video now counts as 1.5 images here (rounded up per video): 6 s = 9 images"
+            in await page.locator("#flash").inner_text()
+        )
+        assert await page.locator("#now-video-rate").inner_text() == "1.5"
+        await page.fill("#video-rate", "11")
+        await page.locator("#video-rate").evaluate("e => e.removeAttribute('max')")
+        await page.locator("#form-video-rate button").click()
+        assert (
+            "The rate must be from 0.1 to 10 images per second"
+            in await page.locator("#flash.problem").inner_text()
+        )
+        # Videos off.
+        await page.select_option("#videos", "off")
+        await page.locator("#form-videos button").click()
+        assert "Videos are off" in await page.locator("#flash").inner_text()
+        assert await page.locator("#now-videos").inner_text() == "Off"
+        # The server's gallery on, banned members' images left visible.
+        await page.select_option("#gallery", "on")
+        await page.locator("#gallery-hide-banned").uncheck()
+        await page.locator("#form-gallery button").click()
+        flash = await page.locator("#flash").inner_text()
+        assert "The web gallery of this server is on" in flash and "stay visible" in flash
+        assert await page.locator("#now-gallery").inner_text() == "On"
+
+    async def as_moderator(page: Any) -> None:
+        # A moderator posting the same forms with a valid token is refused on the server.
+        await open_dashboard(page, web_world, web_world.helper_id, guild)
+        csrf = await csrf_of(page)
+        for change, form in (
+            ("video-rate", {"rate": "3"}),
+            ("videos", {"enabled": "on"}),
+            ("gallery", {"enabled": "off"}),
+        ):
+            answer = await page.request.post(
+                web_world.url(f"/dashboard/{guild}/change/{change}"), form={CSRF_FIELD: csrf, **form}
+            )
+            assert answer.status == 403
+            assert "Only server admins (Manage Server) can change this" in await answer.text()
+
+    play(web_world, browser, scenario)
+    play(web_world, browser, as_moderator)
+
+    async def check() -> None:
+        policy = await store.settings.guild_policy(guild)
+        assert policy.video_rate == 1.5 and not policy.videos_enabled
+        switches = await store.gallery.switches(guild)
+        assert switches.enabled and not switches.hide_banned
+        entries = await store.settings.admin_log(guild, 3)
+        assert [(e.action, e.actor_id, e.details) for e in reversed(entries)] == [
+            ("policy", fake.moderator_id, {"video_rate": 1.5}),
+            ("policy", fake.moderator_id, {"videos_enabled": False}),
+            ("gallery", fake.moderator_id, {"gallery_enabled": 1, "gallery_hide_banned": 0}),
+        ]
+        now = time.time()
+        await store.settings.update_policy(
+            guild, fake.owner_id, now, video_rate=before.video_rate, videos_enabled=before.videos_enabled
+        )
+        await store.gallery.set_switches(
+            guild, fake.owner_id, now, enabled=was.enabled, hide_banned=was.hide_banned
+        )
 
     web_world.run(check())

@@ -25,7 +25,7 @@ from bot.web.dashboard.access import (
 )
 from bot.web.dashboard.chart_svg import Chart, nice_ceiling
 from bot.web.dashboard.stats_charts import window
-from cogs import admin_limits
+from cogs import admin_limits, admin_videos
 
 GUILD, OTHER = 111, 222
 # 2026-03-28 23:30 UTC: already the 29th in Paris (UTC+1), the day before its clocks move to summer time.
@@ -129,6 +129,10 @@ def test_the_forms_take_what_the_commands_take() -> None:
     assert setting_changes.MAX_GUILD_CAP == admin_limits.MAX_GUILD_CAP
     assert setting_changes.MAX_COOLDOWN == admin_limits.MAX_COOLDOWN
     assert setting_changes.MAX_RUNNING == admin_limits.MAX_RUNNING
+    assert (setting_changes.MIN_VIDEO_RATE, setting_changes.MAX_VIDEO_RATE) == (
+        admin_videos.MIN_RATE,
+        admin_videos.MAX_RATE,
+    )
 
 
 def test_the_session_keeps_a_small_list_of_the_servers_one_moderates() -> None:

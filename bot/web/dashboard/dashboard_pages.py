@@ -43,6 +43,8 @@ from bot.web.dashboard.setting_changes import (
     MAX_LIMIT,
     MAX_REASON,
     MAX_RUNNING,
+    MAX_VIDEO_RATE,
+    MIN_VIDEO_RATE,
     FormInput,
     Names,
     Problem,
@@ -198,6 +200,7 @@ async def settings_page(request: web.Request) -> web.Response:
     actors = {e.actor_id: await dash.rest.member_name(gid, e.actor_id) for e in entries}
     values = {
         "policy": policy,
+        "gallery": await dash.store.gallery.switches(gid),
         "bot_default": dash.bot_default_quota,
         "default_text": reports.limit_text(
             policy.default_quota if policy.default_quota is not None else dash.bot_default_quota,
@@ -221,6 +224,8 @@ async def settings_page(request: web.Request) -> web.Response:
             "cap": MAX_GUILD_CAP,
             "cooldown": MAX_COOLDOWN,
             "running": MAX_RUNNING,
+            "rate_low": MIN_VIDEO_RATE,
+            "rate_high": MAX_VIDEO_RATE,
         },
     }
     return await _page(request, session, access, "settings", values)

@@ -7,6 +7,7 @@ Every form here needs the server admin role, as every `/imagine-admin` command d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from bot.core.policy.prompt_rules import MAX_PATTERN_CHARS, RuleError, check_rul
 from bot.core.policy.quotas import MAX_COUNT, valid_timezone
 from bot.core.policy.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT, StyleError, clean_style
 from bot.core.texts import Text, msg
+from bot.core.video_contract import VIDEO_DURATIONS, video_cost
 from bot.web.dashboard.bot_rest import BotRest, GuildInfo
 
 # The bounds of the /imagine-admin options (cogs/admin_limits.py; tests check they agree).
@@ -27,6 +29,8 @@ MAX_GUILD_CAP = 100_000
 MAX_COOLDOWN = 86_400
 MAX_RUNNING = 20
 MAX_REASON = 200
+MIN_VIDEO_RATE = 0.1  # images per second of video (cogs/admin_videos.py)
+MAX_VIDEO_RATE = 10.0
 RULE_KINDS = ("word", "regex")
 
 
@@ -564,6 +568,75 @@ async def member_count_limit(f: FormInput) -> Change:
     return Change(describe)
 
 
+# -- videos and the server's gallery (/imagine-admin cost video, videos, gallery) ---------------------------
+
+
+def _cost_line(rate: float, lo: str) -> str:
+    """What each offered duration counts as, as /imagine-admin cost video says it (bot/discord's
+    animate_dialog.cost_line, which the web cannot import)."""
+    return " · ".join(
+        t(lo, "{seconds} s = {count} images", seconds=seconds, count=video_cost(seconds, rate))
+        if index == 0
+        else f"{seconds} s = {video_cost(seconds, rate)}"
+        for index, seconds in enumerate(VIDEO_DURATIONS)
+    )
+
+
+async def video_rate(f: FormInput) -> Change:
+    try:
+        given = float(f.text("rate", 12))
+    except ValueError:
+        given = math.nan
+    if not math.isfinite(given) or not MIN_VIDEO_RATE <= given <= MAX_VIDEO_RATE:
+        raise Problem(
+            msg(
+                "The rate must be from {low} to {high} images per second. Nothing was changed.",
+                low=f"{MIN_VIDEO_RATE:g}",
+                high=f"{MAX_VIDEO_RATE:g}",
+            )
+        )
+    rate = round(given, 3)
+    await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, video_rate=rate)
+    return Change(
+        lambda n, lo: t(
+            lo,
+            "A second of video now counts as {rate} images here (rounded up per video): {costs}.",
+            rate=f"{rate:g}",
+            costs=_cost_line(rate, lo),
+        )
+    )
+
+
+async def videos(f: FormInput) -> Change:
+    enabled = f.switch("enabled")
+    await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, videos_enabled=enabled)
+    if enabled:
+        return Change(lambda n, lo: t(lo, "Videos are on: members may use /animate and the Animate button."))
+    return Change(
+        lambda n, lo: t(lo, "Videos are off: /animate and the Animate button are refused in this server.")
+    )
+
+
+async def gallery(f: FormInput) -> Change:
+    switches = await f.store.gallery.set_switches(
+        f.guild_id, f.actor_id, f.now, enabled=f.switch("enabled"), hide_banned=f.switch("hide_banned")
+    )
+
+    def describe(n: Names, lo: str) -> str:
+        if not switches.enabled:
+            return t(lo, "The web gallery of this server is **off**.")
+        text = t(
+            lo,
+            "The web gallery of this server is **on**: its members see the images posted here (never "
+            "private ones) after signing in with Discord.",
+        )
+        if switches.hide_banned:
+            return text + " " + t(lo, "Images of members banned from the image bot are hidden.")
+        return text + " " + t(lo, "Images of members banned from the image bot stay visible.")
+
+    return Change(describe)
+
+
 # Each form's name in the address (POST /dashboard/{server}/change/{name}) and what it does.
 CHANGES: dict[str, Callable[[FormInput], Awaitable[Change]]] = {
     "server-limit": server_limit,
@@ -588,4 +661,7 @@ CHANGES: dict[str, Callable[[FormInput], Awaitable[Change]]] = {
     "count-limit": count_limit,
     "role-count-limit": role_count_limit,
     "member-count-limit": member_count_limit,
+    "video-rate": video_rate,
+    "videos": videos,
+    "gallery": gallery,
 }

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from discord import app_commands
 
+from bot.core import messages
 from bot.core.i18n import t
 from bot.discord.admin import AdminCog, Interaction
-from bot.discord.animate_dialog import cost_line
 from bot.discord.replies import private_locale, reply
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class AdminVideos(AdminCog):
                 locale,
                 "A second of video now counts as {rate} images here (rounded up per video): {costs}.",
                 rate=f"{rate:g}",
-                costs=cost_line(rate, locale),
+                costs=messages.video_cost_line(rate, locale),
             ),
         )
 

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from bot.core.i18n import N_, nt, t
 from bot.core.models import Job, Stage
 from bot.core.texts import Text, Verbatim, from_stored, msg, plural_msg, render
+from bot.core.video_contract import VIDEO_DURATIONS, video_cost
 
 Locale = object  # a discord.Locale, its value ("zh-CN"), or None for English
 
@@ -620,3 +621,14 @@ REFERENCE_NO_IMAGES = N_(
 REFERENCE_TOO_MANY = N_("That message has more than 5 images; its first 5 are used as references.")
 REFERENCE_DIALOG_TITLE = N_("Use as reference")
 GUILD_ONLY_REFERENCE = N_("“Use as reference” works on messages in a server channel, not in DMs.")
+
+
+def video_cost_line(rate: float, locale: Locale = None) -> str:
+    """Each offered video duration and what it counts as: `6 s = 3 images · 10 s = 5 · 15 s = 8`. Said
+    by the Animate dialog, /imagine-admin cost video and the web dashboard alike."""
+    return " · ".join(
+        t(locale, "{seconds} s = {count} images", seconds=seconds, count=video_cost(seconds, rate))
+        if index == 0
+        else f"{seconds} s = {video_cost(seconds, rate)}"
+        for index, seconds in enumerate(VIDEO_DURATIONS)
+    )

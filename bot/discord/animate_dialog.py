@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 
 from bot.adapters.reference_check import check_linked_references
+from bot.core import messages
 from bot.core.i18n import N_, t
 from bot.core.models import ImageRequest, Job
 from bot.core.policy.quotas import GuildPolicy
@@ -63,17 +64,6 @@ async def policy_of(bot: ImagineBotBase, guild_id: int | None) -> GuildPolicy | 
 
 def rate_of(policy: GuildPolicy | None) -> float:
     return policy.video_rate if policy is not None else DEFAULT_IMAGES_PER_VIDEO_SECOND
-
-
-def cost_line(rate: float, locale: str | None) -> str:
-    """Each offered duration and what it counts as: `6 s = 3 images · 10 s = 5 · 15 s = 8`."""
-    parts = [
-        t(locale, "{seconds} s = {count} images", seconds=seconds, count=video_cost(seconds, rate))
-        if index == 0
-        else f"{seconds} s = {video_cost(seconds, rate)}"
-        for index, seconds in enumerate(VIDEO_DURATIONS)
-    ]
-    return " · ".join(parts)
 
 
 async def allowed_rate(interaction: Interaction) -> float | None:
@@ -179,7 +169,7 @@ class AnimateModal(Dialog):
         seconds = ", ".join(str(d) for d in VIDEO_DURATIONS)
         self.duration: discord.ui.TextInput[AnimateModal] = discord.ui.TextInput(
             label=t(locale, "Duration in seconds ({durations})", durations=seconds),
-            placeholder=cost_line(rate, locale)[:100],
+            placeholder=messages.video_cost_line(rate, locale)[:100],
             default=str(DEFAULT_VIDEO_DURATION),
             max_length=3,
             required=True,

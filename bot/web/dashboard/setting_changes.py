@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.adapters.store import Store
-from bot.core import reports
+from bot.core import messages, reports
 from bot.core.durations import DurationError, describe_seconds, parse_duration
 from bot.core.i18n import nt, t
 from bot.core.policy.prompt_rules import MAX_PATTERN_CHARS, RuleError, check_rule
 from bot.core.policy.quotas import MAX_COUNT, valid_timezone
 from bot.core.policy.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT, StyleError, clean_style
 from bot.core.texts import Text, msg
-from bot.core.video_contract import VIDEO_DURATIONS, video_cost
 from bot.web.dashboard.bot_rest import BotRest, GuildInfo
 
 # The bounds of the /imagine-admin options (cogs/admin_limits.py; tests check they agree).
@@ -571,17 +570,6 @@ async def member_count_limit(f: FormInput) -> Change:
 # -- videos and the server's gallery (/imagine-admin cost video, videos, gallery) ---------------------------
 
 
-def _cost_line(rate: float, lo: str) -> str:
-    """What each offered duration counts as, as /imagine-admin cost video says it (bot/discord's
-    animate_dialog.cost_line, which the web cannot import)."""
-    return " · ".join(
-        t(lo, "{seconds} s = {count} images", seconds=seconds, count=video_cost(seconds, rate))
-        if index == 0
-        else f"{seconds} s = {video_cost(seconds, rate)}"
-        for index, seconds in enumerate(VIDEO_DURATIONS)
-    )
-
-
 async def video_rate(f: FormInput) -> Change:
     try:
         given = float(f.text("rate", 12))
@@ -602,7 +590,7 @@ async def video_rate(f: FormInput) -> Change:
             lo,
             "A second of video now counts as {rate} images here (rounded up per video): {costs}.",
             rate=f"{rate:g}",
-            costs=_cost_line(rate, lo),
+            costs=messages.video_cost_line(rate, lo),
         )
     )
 

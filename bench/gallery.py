@@ -293,7 +293,7 @@ async def run_gallery_browser(rows: int, runs: int, seed: int = 7) -> BrowserRes
                 measured = await page.evaluate(SETTLED)
                 # Candidates are reported a little after their paint (its time is what counts): wait for
                 # one, then a moment for a later, larger one.
-                await page.wait_for_function("window.__lcp > 0", timeout=10_000)
+                await page.wait_for_function("() => window.__lcp > 0", timeout=10_000)
                 await page.wait_for_timeout(250)
                 measured["lcp"] = await page.evaluate("window.__lcp")
                 await context.close()

@@ -5,7 +5,8 @@ Every handler asks `access.check_access` first, on the server side, whatever the
 not in the member's staff list is refused whatever id the address carries, a moderator may read but
 not change, and a change asks Discord for the member's role again just before it is made. Every form
 posts its CSRF token; a change goes through the `/imagine-admin` command's own store call (which writes
-its admin_log row), then is posted in the server's mod-log channel with the bot's token."""
+its admin_log row), then is posted in the server's mod-log channel with the bot's token
+(bot/web/discord_rest.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import available_timezones
 
-import aiohttp
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import Session, get_session
@@ -35,7 +35,6 @@ from bot.web.dashboard.access import (
     check_access,
     staff_servers,
 )
-from bot.web.dashboard.bot_rest import BotRest, DiscordUnavailable
 from bot.web.dashboard.setting_changes import (
     CHANGES,
     MAX_COOLDOWN,
@@ -50,6 +49,7 @@ from bot.web.dashboard.setting_changes import (
     Problem,
 )
 from bot.web.dashboard.stats_charts import CHART_KEYS, DEFAULT_WINDOW, WINDOWS, StatsBuilder
+from bot.web.discord_rest import DiscordRest, DiscordUnavailable
 from bot.web.guard import CSRF_FIELD, RateLimiter, csrf_ok
 from bot.web.pages import PageError, page_context
 
@@ -67,7 +67,7 @@ ZONES = sorted(available_timezones())
 @dataclass
 class Dashboard:
     store: Store
-    rest: BotRest
+    rest: DiscordRest
     rulebook: RuleBook
     bot_default_quota: int
     change_limit: RateLimiter
@@ -80,17 +80,15 @@ DASHBOARD = web.AppKey("dashboard", Dashboard)
 def setup_dashboard(
     app: web.Application,
     store: Store,
-    http: aiohttp.ClientSession,
+    rest: DiscordRest,
     *,
-    api_base: str,
-    bot_token: str | None,
     bot_default_quota: int,
     change_rate: tuple[int, float] = CHANGE_RATE,
     read_rate: tuple[int, float] = READ_RATE,
 ) -> None:
     app[DASHBOARD] = Dashboard(
         store=store,
-        rest=BotRest(http, api_base, bot_token),
+        rest=rest,
         rulebook=RuleBook(store.settings),  # the same rule book /imagine checks prompts with
         bot_default_quota=bot_default_quota,
         change_limit=RateLimiter(*change_rate),

@@ -20,7 +20,7 @@ from bot.core.policy.prompt_rules import MAX_PATTERN_CHARS, RuleError, check_rul
 from bot.core.policy.quotas import MAX_COUNT, valid_timezone
 from bot.core.policy.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT, StyleError, clean_style
 from bot.core.texts import Text, msg
-from bot.web.dashboard.bot_rest import BotRest, GuildInfo
+from bot.web.discord_rest import DiscordRest, GuildInfo
 
 # The bounds of the /imagine-admin options (cogs/admin_limits.py; tests check they agree).
 MAX_LIMIT = 1000
@@ -73,7 +73,7 @@ class Change:
 @dataclass
 class FormInput:
     store: Store
-    rest: BotRest
+    rest: DiscordRest
     guild: GuildInfo
     actor_id: int
     now: float

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from bot.core import change_sentences as say
 from bot.core import reports
 from bot.core.durations import describe_seconds
 from bot.core.i18n import N_, nt, t
@@ -59,6 +60,10 @@ class AdminLimits(AdminCog):
                 was=self.default_text(before.default_quota, locale),
             ),
         )
+        await self.log_change(
+            interaction,
+            say.server_limit(limit, before.default_quota, self.bot.settings.default_daily_quota),
+        )
 
     @quota.command(name="role", description="Give a role its own daily limit, or clear it")
     @app_commands.describe(role="The role", limit="Images per day for its members (leave out to clear)")
@@ -98,6 +103,7 @@ class AdminLimits(AdminCog):
                 was=was,
             )
         await reply(interaction, text)
+        await self.log_change(interaction, say.role_limit(role.id, limit, before))
 
     @quota.command(name="user", description="Give a member a personal daily limit or no limit, or clear it")
     @app_commands.describe(
@@ -148,6 +154,7 @@ class AdminLimits(AdminCog):
                 limit=effective,
             )
         await reply(interaction, text)
+        await self.log_change(interaction, say.member_limit(member.id, limit, bool(unlimited)))
 
     @quota.command(name="grant", description="Give a member one-off credits (negative takes them back)")
     @app_commands.describe(member="The member", credits="Extra images, used after the daily limit")
@@ -195,6 +202,7 @@ class AdminLimits(AdminCog):
                 balance=balance,
             ),
         )
+        await self.log_change(interaction, say.credits(member.id, credits, balance))
 
     @quota.command(name="reset", description="Give a member back today's uses")
     @app_commands.describe(member="The member")
@@ -215,6 +223,7 @@ class AdminLimits(AdminCog):
         else:
             text = t(locale, "{member} had no finished uses today to give back.", member=member.mention)
         await reply(interaction, text + t(locale, " Images still running count until they finish."))
+        await self.log_change(interaction, say.reset_today(member.id, given))
 
     @quota.command(name="guildcap", description="A daily cap for the whole server, or no cap")
     @app_commands.describe(limit="Images per day for all members together (leave out for no cap)")
@@ -242,6 +251,7 @@ class AdminLimits(AdminCog):
                 was=was,
             )
         await reply(interaction, text)
+        await self.log_change(interaction, say.server_cap(limit, before.daily_cap))
 
     @quota.command(name="exempt", description="Whether the owner and Manage Server members skip the limits")
     @app_commands.describe(enabled="True: the owner and members with Manage Server have no limits")
@@ -260,6 +270,7 @@ class AdminLimits(AdminCog):
                 "The server owner and members with Manage Server now follow **the same limits** as everyone."
             )
         await reply(interaction, text)
+        await self.log_change(interaction, say.exempt(enabled))
 
     @quota.command(name="refund-cancelled", description="Whether a job its requester cancels still counts")
     @app_commands.describe(enabled="True: cancelled jobs are given back; False (default): they count")
@@ -278,6 +289,7 @@ class AdminLimits(AdminCog):
                 "bill it). Jobs cancelled before they were sent, or by a moderator, never count."
             )
         await reply(interaction, text)
+        await self.log_change(interaction, say.refund_cancelled(enabled))
 
     # -- pacing and time zone ----------------------------------------------------------------------------
 
@@ -309,6 +321,7 @@ class AdminLimits(AdminCog):
         else:
             text = t(locale, "There is **no cooldown** any more (was {was}).", was=was)
         await reply(interaction, text)
+        await self.log_change(interaction, say.cooldown(seconds, before.cooldown_seconds))
 
     @app_commands.command(
         name="concurrency", description="How many images one member may have running at once"
@@ -333,6 +346,7 @@ class AdminLimits(AdminCog):
                 was=before.max_running,
             ),
         )
+        await self.log_change(interaction, say.running(jobs, before.max_running))
 
     # -- images per request ------------------------------------------------------------------------------
 
@@ -367,6 +381,7 @@ class AdminLimits(AdminCog):
         if role is not None:
             before = (await store.role_count_limits(guild_id)).get(role.id)
             await store.set_role_count_limit(guild_id, role.id, limit, interaction.user.id, now)
+            change = say.role_count_limit(role.id, limit, before, server)
             if limit is None:
                 text = t(
                     locale,
@@ -388,6 +403,7 @@ class AdminLimits(AdminCog):
         elif member is not None:
             before = await store.user_count_limit(guild_id, member.id)
             await store.set_user_count_limit(guild_id, member.id, limit, interaction.user.id, now)
+            change = say.member_count_limit(member.id, limit, before)
             if limit is None:
                 text = t(
                     locale,
@@ -406,6 +422,7 @@ class AdminLimits(AdminCog):
                 )
         else:
             await store.update_policy(guild_id, interaction.user.id, now, count_limit=limit)
+            change = say.count_limit(limit, server)
             text = t(
                 locale,
                 "Members may now ask for up to **{count}** per request (was {was}). Role and member limits "
@@ -414,6 +431,7 @@ class AdminLimits(AdminCog):
                 was=images(server),
             )
         await reply(interaction, text)
+        await self.log_change(interaction, change)
 
     @app_commands.command(name="timezone", description="The time zone in which the server's day starts")
     @app_commands.describe(name="An IANA time zone such as Europe/Paris or America/New_York")
@@ -446,6 +464,7 @@ class AdminLimits(AdminCog):
                 time=discord_time(reset, "f"),
             ),
         )
+        await self.log_change(interaction, say.timezone(zone_name, before.timezone))
 
     @timezone.autocomplete("name")
     async def timezone_autocomplete(

@@ -23,7 +23,7 @@ from aiohttp_session import Session, get_session
 
 from bot.adapters.store import Store
 from bot.core import reports
-from bot.core.i18n import t
+from bot.core.change_sentences import IN_DISCORD, Names, modlog_entry
 from bot.core.policy.quotas import MAX_COUNT
 from bot.core.policy.rulebook import RuleBook
 from bot.core.policy.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT
@@ -45,7 +45,6 @@ from bot.web.dashboard.setting_changes import (
     MAX_VIDEO_RATE,
     MIN_VIDEO_RATE,
     FormInput,
-    Names,
     Problem,
 )
 from bot.web.dashboard.stats_charts import CHART_KEYS, DEFAULT_WINDOW, WINDOWS, StatsBuilder
@@ -397,9 +396,7 @@ async def change(request: web.Request) -> web.Response:
     )
     session[FLASH] = {"ok": True, "text": shown}
     log.info("dashboard: member %s changed %s in server %s", uid, name, gid)
-    await _post_modlog(
-        dash, access, uid, done.modlog_channel, done.describe(Names(mentions=True), access.guild.locale)
-    )
+    await _post_modlog(dash, access, uid, done.modlog_channel, done.describe(IN_DISCORD, access.guild.locale))
     raise web.HTTPSeeOther(target)
 
 
@@ -410,7 +407,5 @@ async def _post_modlog(dash: Dashboard, access: Access, actor: int, channel: int
         channel = (await dash.store.settings.guild_policy(access.guild.id)).modlog_channel_id
     if channel is None:
         return
-    entry = t(
-        access.guild.locale, "🛠️ {actor} on the web dashboard: {change}", actor=f"<@{actor}>", change=text
-    )
+    entry = modlog_entry(access.guild.locale, actor, text, on_dashboard=True)
     await dash.rest.post(channel, entry[:2000])

@@ -14,6 +14,7 @@ from discord import app_commands
 
 from bot.core import change_sentences as say
 from bot.core import reports
+from bot.core.change_sentences import IN_DISCORD, Describe
 from bot.core.durations import describe_seconds
 from bot.core.i18n import N_, nt, t
 from bot.core.policy.quotas import MAX_COUNT, day_bounds, discord_time, valid_timezone
@@ -372,64 +373,22 @@ class AdminLimits(AdminCog):
         if role is not None and role.is_default():
             await reply(interaction, N_("For everyone, use `/imagine-admin count-limit` without a role."))
             return
-        store, locale, now = self.bot.store.settings, private_locale(interaction), self.now()
+        store, now = self.bot.store.settings, self.now()
         server = (await store.guild_policy(guild_id)).count_limit
-
-        def images(count: int | None) -> str:
-            return t(locale, "none") if count is None else nt(locale, "1 image", "{count} images", count)
-
+        change: Describe
         if role is not None:
             before = (await store.role_count_limits(guild_id)).get(role.id)
             await store.set_role_count_limit(guild_id, role.id, limit, interaction.user.id, now)
             change = say.role_count_limit(role.id, limit, before, server)
-            if limit is None:
-                text = t(
-                    locale,
-                    "{role} no longer has a count limit of its own (was {was}); its members follow their "
-                    "other roles or the server's, {server}.",
-                    role=role.mention,
-                    was=images(before),
-                    server=images(server),
-                )
-            else:
-                text = t(
-                    locale,
-                    "Members of {role} may now ask for up to **{count}** per request (was {was}). A member "
-                    "with several such roles gets the highest; a member's own limit wins.",
-                    role=role.mention,
-                    count=images(limit),
-                    was=images(before),
-                )
         elif member is not None:
             before = await store.user_count_limit(guild_id, member.id)
             await store.set_user_count_limit(guild_id, member.id, limit, interaction.user.id, now)
             change = say.member_count_limit(member.id, limit, before)
-            if limit is None:
-                text = t(
-                    locale,
-                    "{member}'s own count limit is cleared (was {was}): they follow their roles or the "
-                    "server's again.",
-                    member=member.mention,
-                    was=images(before),
-                )
-            else:
-                text = t(
-                    locale,
-                    "{member} may now ask for up to **{count}** per request (was {was}).",
-                    member=member.mention,
-                    count=images(limit),
-                    was=images(before),
-                )
         else:
             await store.update_policy(guild_id, interaction.user.id, now, count_limit=limit)
             change = say.count_limit(limit, server)
-            text = t(
-                locale,
-                "Members may now ask for up to **{count}** per request (was {was}). Role and member limits "
-                "still take precedence.",
-                count=images(limit or MAX_COUNT),
-                was=images(server),
-            )
+        # The answer is the mod-log's sentence: it already says how the limits combine.
+        text = change(IN_DISCORD, private_locale(interaction))
         await reply(interaction, text)
         await self.log_change(interaction, change)
 

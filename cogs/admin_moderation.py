@@ -11,6 +11,7 @@ from discord import app_commands
 
 from bot.core import change_sentences as say
 from bot.core import reports
+from bot.core.change_sentences import IN_DISCORD
 from bot.core.durations import DurationError, parse_duration
 from bot.core.i18n import N_, t
 from bot.core.policy.prompt_rules import MAX_PATTERN_CHARS, RuleError, check_rule
@@ -94,12 +95,9 @@ class AdminModeration(AdminCog):
     async def unban(self, interaction: Interaction, member: Target) -> None:
         guild_id = self.gid(interaction)
         lifted = await self.bot.store.settings.unban(guild_id, member.id, interaction.user.id, self.now())
-        if lifted:
-            text = msg("{member} can use the image bot again.", member=member.mention)
-        else:
-            text = msg("{member} was not banned; nothing to lift.", member=member.mention)
-        await reply(interaction, text)
-        await self.log_change(interaction, say.unban(member.id, lifted))
+        change = say.unban(member.id, lifted)
+        await reply(interaction, change(IN_DISCORD, private_locale(interaction)))
+        await self.log_change(interaction, change)
 
     @app_commands.command(name="bans", description="Members banned from the image bot, and until when")
     async def bans(self, interaction: Interaction) -> None:

@@ -256,7 +256,8 @@ class DiscordRest:
                 if known and cached is not None:
                     return cached
                 member = await self.member(guild_id, user_id)
-                guild = await self.guild(guild_id) if member is not None else None
+                # The roles' permissions read with the member, as a permission check should be.
+                guild = await self.guild(guild_id, fresh=True) if member is not None else None
                 answer: tuple[list[int] | None, int] = (
                     (list(member.role_ids), guild.permissions_of(member))
                     if member is not None and guild is not None

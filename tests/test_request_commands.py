@@ -76,7 +76,7 @@ async def test_history_shows_a_request_as_one_entry_with_its_images(world: World
         asked = await fake.invoke_slash("history", {})
         answer = (await fake.wait_for_callback(asked)).json["data"]
     content = answer["content"]
-    assert "page 1 of 1 (3 in all)" in content  # the images posted; the entries are the two requests
+    assert "page 1 of 1 (2 requests in all)" in content  # the two requests, not the three images posted
     assert content.count(f"`#{jobs[0].id}`") == 1 and "2 of 3 images" in content
     assert "**1** ✅ · **2** ❌ · **3** ✅" in content
     assert content.index("three together") < content.index("one alone")  # newest first

@@ -20,7 +20,8 @@ _RESUMABLE = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.COMPLETED)
 _DONE_OK = (JobStatus.COMPLETED, JobStatus.DELIVERED)
 _UNFINISHED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
 _ENDED = (JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED, JobStatus.UNKNOWN)
-# /history counts a member's images up to this many; beyond it, the count says "more than".
+# /history counts a member's requests (delivered_history: images) up to this many; beyond it, the count
+# says "more than".
 HISTORY_COUNT_CAP = 10_000
 # How long a process holds a job it submits or delivers, unless the store is opened with another
 # lease (JOB_LEASE_SECONDS). A live process renews the leases of the jobs it works on (the runner,
@@ -626,15 +627,21 @@ def delivered_requests(
     newer_than: int | None = None,
 ) -> tuple[list[list[Job]], int, bool]:
     """A page of a member's posted requests, newest first, each with all its jobs in its order (the
-    images not posted included, to show their state); how many images were posted in all (counted up to
-    HISTORY_COUNT_CAP, on the index alone); and whether older requests follow. Keyset-paged by request
-    id (its first job's id, the smallest): the page just older than request `older_than`, or just newer
-    than job `newer_than`, or the newest page."""
+    images not posted included, to show their state); how many requests have a posted image (counted up
+    to HISTORY_COUNT_CAP, as the pages list them: a request of four images is one); and whether older
+    requests follow. Keyset-paged by request id (its first job's id, the smallest): the page just older
+    than request `older_than`, or just newer than job `newer_than`, or the newest page."""
     server, server_params = _server(guild_id)
     where = f"{server} AND user_id = :user AND status = 'delivered' AND result_message_id IS NOT NULL"
     posts = "jobs" + indexed_by(s.dialect, "jobs_history_posts")
     params = {**server_params, "user": user_id, "cap": HISTORY_COUNT_CAP}
-    total = s.row(f"SELECT COUNT(*) FROM (SELECT 1 FROM {posts} WHERE {where} LIMIT :cap) AS h", params)
+    # The posted jobs come off the index; their request (a row older than revision 0014 is a request of
+    # its own) costs a look at each row, which the cap bounds.
+    total = s.row(
+        f"SELECT COUNT(*) FROM (SELECT DISTINCT COALESCE(request_id, id) FROM {posts} WHERE {where}"
+        " LIMIT :cap) AS h",
+        params,
+    )
     if newer_than is not None:
         page, params["edge"] = "AND id > :edge ORDER BY id ASC LIMIT :limit", newer_than
     elif older_than is not None:

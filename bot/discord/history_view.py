@@ -6,6 +6,7 @@ Each button's custom_id carries what it needs (`imagine:history:<member>:<page>:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import re
@@ -202,6 +203,11 @@ class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
         await interaction.response.defer(thinking=True, ephemeral=private)
         files = await _posted_files(bot, job, private, locale)
         if isinstance(files, str):
+            if not private:
+                # The first follow-up would become the public "thinking…" message: it goes instead,
+                # and the member alone reads why nothing was posted.
+                with contextlib.suppress(discord.HTTPException):
+                    await interaction.delete_original_response()
             await interaction.followup.send(files, ephemeral=True, allowed_mentions=NO_PINGS)
             return
         if private:

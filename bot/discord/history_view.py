@@ -11,6 +11,8 @@ import io
 import math
 import re
 import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -20,6 +22,7 @@ from bot.adapters.result_files import download_video
 from bot.adapters.store.jobs_repo import HISTORY_COUNT_CAP
 from bot.core import messages
 from bot.core.i18n import N_, t
+from bot.core.image_file import ImageFile
 from bot.core.models import Job, JobStatus
 from bot.core.request_texts import history_requests_text
 from bot.discord.animate_dialog import private_result_buttons, result_buttons
@@ -30,7 +33,7 @@ from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_pri
 from bot.discord.sink import DEFAULT_UPLOAD_LIMIT
 from bot.discord.stopping import admit
 from bot.discord.video_delivery import MEGABYTE, fit_video, upload_limit, video_filename
-from bot.discord.views import JobButton, finished_image, load_job, result_message
+from bot.discord.views import JobButton, image_of_job, load_job, result_message
 
 if TYPE_CHECKING:
     from bot.discord.bot_base import ImagineBotBase
@@ -77,72 +80,75 @@ def may_post_again(job: Job, viewer_id: int) -> bool:
 # -- what Post again uploads -------------------------------------------------------------------------
 
 
-async def _image_bytes(bot: ImagineBotBase, job: Job, private: bool, locale: str) -> tuple[bytes, str] | str:
-    """The image's bytes and file name, or what the member reads when it cannot be had. A public image
-    comes from its message (a freshly signed link); a private one, whose message the bot cannot fetch
-    (a message only its requester saw), from the image service's link while that still answers."""
-    image = await finished_image(bot, job)
-    if image is not None:
-        url, filename = image.url, image.filename
-    elif private and job.result_urls:
-        url, filename = job.result_urls[0], f"imagine-{job.id}-1.png"
-    else:
-        return t(
-            locale,
-            "That image is no longer on Discord (its message was deleted), so it cannot be posted again.",
-        )
-    try:
-        # The bytes are uploaded again, not linked.
-        fetched = await download_image(bot.session, url, max_bytes=bot.settings.max_result_bytes)
-    except DownloadError as exc:
-        why = messages.inert(exc.text.render(locale))
-        return t(locale, "The image could not be fetched again ({why}).", why=why)
-    assert fetched.data is not None
-    if image is None:
-        filename = f"imagine-{job.id}-1.{fetched.extension}"
-    return fetched.data, filename
-
-
 def video_of_job(message: discord.Message, job: Job) -> discord.Attachment | None:
     """The job's clip among a message's attachments (named as video_delivery names it)."""
     name = video_filename(job)
     return next((a for a in message.attachments if a.filename == name), None)
 
 
-async def _video_bytes(bot: ImagineBotBase, job: Job, private: bool, locale: str) -> tuple[bytes, str] | str:
-    """The video's MP4 and file name, fitted to the server's upload limit, or what the member reads
-    when it cannot be had. Fetched as a finished video is (the same safe fetch, the bytes checked to be
-    an MP4): from its message, or for a private one from the image service's link while that answers."""
+@dataclass(frozen=True)
+class _Kind:
+    """How Post again finds, fetches and speaks of one kind of result."""
+
+    find: Callable[[discord.Message, Job], discord.Attachment | None]
+    download: Callable[..., Awaitable[ImageFile]]  # the safe fetch, the bytes checked for the kind
+    gone: str
+    unfetched: str
+
+
+_IMAGE = _Kind(
+    image_of_job,
+    download_image,
+    N_("That image is no longer on Discord (its message was deleted), so it cannot be posted again."),
+    N_("The image could not be fetched again ({why})."),
+)
+_VIDEO = _Kind(
+    video_of_job,
+    download_video,
+    N_("That video is no longer on Discord (its message was deleted), so it cannot be posted again."),
+    N_("The video could not be fetched again ({why})."),
+)
+
+
+async def _fetched_again(
+    bot: ImagineBotBase, job: Job, private: bool, locale: str
+) -> tuple[bytes, str] | str:
+    """The result's bytes and file name, or what the member reads when it cannot be had. A public result
+    comes from its message (a freshly signed link); a private one, whose message the bot cannot fetch
+    (a message only its requester saw), from the image service's link while that still answers. The
+    bytes are uploaded again, not linked, so they go through the checks a finished result does."""
+    kind = _VIDEO if job.media == "video" else _IMAGE
     message = await result_message(bot, job)
-    clip = video_of_job(message, job) if message is not None else None
-    if clip is not None:
-        url = clip.url
+    found = kind.find(message, job) if message is not None else None
+    if found is not None:
+        url = found.url
     elif private and job.result_urls:
         url = job.result_urls[0]
     else:
-        return t(
-            locale,
-            "That video is no longer on Discord (its message was deleted), so it cannot be posted again.",
-        )
+        return t(locale, kind.gone)
     try:
-        fetched = await download_video(bot.session, url, max_bytes=bot.settings.max_result_bytes)
+        fetched = await kind.download(bot.session, url, max_bytes=bot.settings.max_result_bytes)
     except DownloadError as exc:
-        why = messages.inert(exc.text.render(locale))
-        return t(locale, "The video could not be fetched again ({why}).", why=why)
+        return t(locale, kind.unfetched, why=messages.inert(exc.text.render(locale)))
     assert fetched.data is not None
-    # The server's limit may have fallen since it was posted (a boost ended): fitted again, or refused.
+    return fetched.data, found.filename if found is not None else f"imagine-{job.id}-1.{fetched.extension}"
+
+
+async def _fitted(bot: ImagineBotBase, job: Job, clip: bytes, locale: str) -> bytes | str:
+    """The clip within the server's upload limit, which may have fallen since it was posted (a boost
+    ended): itself, re-encoded to fit, or what the member reads when even that does not fit."""
     limit = upload_limit(bot, job, DEFAULT_UPLOAD_LIMIT)
-    data = await fit_video(job, fetched.data, limit)
-    if data is None:
-        return t(
-            locale,
-            "The video is {size} MB, more than the {limit} MB this server accepts now, and could not be made "
-            "small enough, so it cannot be posted again. Its original message (linked in /history) still "
-            "shows it.",
-            size=f"{len(fetched.data) / MEGABYTE:.1f}",
-            limit=f"{limit / MEGABYTE:.0f}",
-        )
-    return data, video_filename(job)
+    data = await fit_video(job, clip, limit)
+    if data is not None:
+        return data
+    return t(
+        locale,
+        "The video is {size} MB, more than the {limit} MB this server accepts now, and could not be made "
+        "small enough, so it cannot be posted again. Its original message (linked in /history) still "
+        "shows it.",
+        size=f"{len(clip) / MEGABYTE:.1f}",
+        limit=f"{limit / MEGABYTE:.0f}",
+    )
 
 
 async def _posted_files(
@@ -150,10 +156,12 @@ async def _posted_files(
 ) -> list[discord.File] | str:
     """What Post again uploads: the video, or the image with, for a request of several, the request's
     other posted images in its order; or what the member reads when the clicked one cannot be had."""
-    fetch = _video_bytes if job.media == "video" else _image_bytes
-    got = await fetch(bot, job, private, locale)
+    got = await _fetched_again(bot, job, private, locale)
     if isinstance(got, str):
         return got
+    if job.media == "video":
+        fitted = await _fitted(bot, job, got[0], locale)
+        return fitted if isinstance(fitted, str) else [discord.File(io.BytesIO(fitted), filename=got[1])]
     files = [discord.File(io.BytesIO(got[0]), filename=got[1])]
     if job.request_size <= 1:
         return files
@@ -161,7 +169,7 @@ async def _posted_files(
     for each in await bot.store.jobs.of_request(job.request):
         if each.status is not JobStatus.DELIVERED or each.result_message_id is None:
             continue
-        also = await _image_bytes(bot, each, private, locale)
+        also = await _fetched_again(bot, each, private, locale)
         if not isinstance(also, str):
             together.append(discord.File(io.BytesIO(also[0]), filename=also[1]))
     return together or files

@@ -27,8 +27,11 @@ class SeededUsage:
     failed: int = 0
 
 
-async def seed_usage(world: WebWorld, name: str = "Stats Guild") -> SeededUsage:
-    """A server of its own (the fake's moderator is its server admin) with the use above."""
+async def seed_usage(
+    world: WebWorld, name: str = "Stats Guild", finished: list[tuple[str, int, int]] | None = None
+) -> SeededUsage:
+    """A server of its own (the fake's moderator is its server admin) with the use above (`finished`
+    in place of FINISHED: the screenshots show a busier month)."""
     fake, store = world.fake, world.store
     guild = fake.add_guild(name, owner_id=fake.owner_id)
     fake.add_member(guild, fake.moderator_id, roles=[fake.add_role(guild, "Mods", MANAGE_GUILD)])
@@ -38,13 +41,13 @@ async def seed_usage(world: WebWorld, name: str = "Stats Guild") -> SeededUsage:
 
     async def admitted(user: int, prompt: str, at: float) -> int:
         origin = Origin(guild_id=guild, channel_id=1, user_id=user)
-        _, jobs = await store.usage.admit(Member(guild, user), ImageRequest(prompt, "1:1"), origin, at, 10)
-        assert len(jobs) == 1
+        _, jobs = await store.usage.admit(Member(guild, user), ImageRequest(prompt, "1:1"), origin, at, 100)
+        assert len(jobs) == 1, _
         job = jobs[0]
         await store.jobs.mark_running(job.id, f"task-{job.id}", at + 1, at + 2)
         return job.id
 
-    for n, (who, ago, seconds) in enumerate(FINISHED):
+    for n, (who, ago, seconds) in enumerate(FINISHED if finished is None else finished):
         user = fake.user_id if who == "pat" else fake.moderator_id
         at = now - ago * DAY - 10 - n  # seconds before now: today stays today
         job = await admitted(user, f"stats image {n}", at)

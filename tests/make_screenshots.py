@@ -3,9 +3,9 @@ fake Discord, a seeded store, the gallery's server) and browser (Debian's chromi
 
     python -m tests.make_screenshots docs/screenshots
 
-Writes gallery-en.png and gallery-zh-CN.png (My images), server-gallery.png, image-page.png and, once
-the dashboard exists (a /dashboard page answering 200), dashboard.png. The seeded images are drawn here:
-soft gradients with a few shapes, so the pages look like pages of pictures."""
+Writes gallery-en.png and gallery-zh-CN.png (My images), server-gallery.png, image-page.png, and the
+dashboard's settings (dashboard.png) and statistics (dashboard-stats.png) pages. The seeded images are
+drawn here: soft gradients with a few shapes, so the pages look like pages of pictures."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from PIL import Image, ImageDraw, ImageFilter
 
+from tests.dashboard_seed import seed_usage
 from tests.web_harness import WebWorld
 
 VIEWPORT = {"width": 1280, "height": 860}
@@ -66,6 +67,16 @@ class ScreenshotWorld(WebWorld):
         return await super().post_message(channel_id, painting(self._painted, (600, 400)), filename)
 
 
+def busy_month(rng: random.Random) -> list[tuple[str, int, int]]:
+    """Finished images over the last 30 days for the statistics' screenshot: (member, days ago,
+    seconds to image), busier at weekends."""
+    month = []
+    for ago in range(29, -1, -1):  # oldest first: a day counts the rows from its start on
+        for _ in range(rng.randrange(2, 9) + (5 if ago % 7 in (0, 1) else 0)):
+            month.append((rng.choice(("pat", "pat", "mia")), ago, rng.randrange(8, 70)))
+    return month
+
+
 async def pictures_loaded(page: Any) -> None:
     await page.wait_for_function(
         "() => [...document.images].filter(i => i.getBoundingClientRect().top < innerHeight)"
@@ -103,15 +114,26 @@ async def shoot(world: WebWorld, folder: Path) -> list[Path]:
                 await page.screenshot(path=folder / "image-page.png", full_page=True)
                 written.append(folder / "image-page.png")
             await context.close()
+        # The dashboard as the server's owner sees it: its settings forms, and its statistics.
         context = await chromium.new_context(locale="en-US", viewport=VIEWPORT)
+        context.set_default_timeout(TIMEOUT_MS)
         page = await context.new_page()
         await sign_in(page, world, as_user=world.fake.owner_id)
-        for path in (f"/dashboard/{world.fake.guild_id}", "/dashboard"):  # once the dashboard has landed
-            response = await page.goto(world.url(path))
-            if response is not None and response.status == 200:
-                await page.screenshot(path=folder / "dashboard.png", full_page=True)
-                written.append(folder / "dashboard.png")
-                break
+        response = await page.goto(world.url(f"/dashboard/{world.fake.guild_id}"))
+        assert response is not None and response.status == 200, response
+        await page.screenshot(path=folder / "dashboard.png")
+        written.append(folder / "dashboard.png")
+        await context.close()
+        # Its statistics, for a server with a month of use (its server admin is the fake's moderator).
+        busy = await seed_usage(world, "Pixel Painters", finished=busy_month(random.Random(7)))
+        context = await chromium.new_context(locale="en-US", viewport=VIEWPORT)
+        context.set_default_timeout(TIMEOUT_MS)
+        page = await context.new_page()
+        await sign_in(page, world, as_user=world.fake.moderator_id)
+        response = await page.goto(world.url(f"/dashboard/{busy.guild_id}/stats"))
+        assert response is not None and response.status == 200, response
+        await page.screenshot(path=folder / "dashboard-stats.png", full_page=True)
+        written.append(folder / "dashboard-stats.png")
         await context.close()
     finally:
         await world.stop_browser(playwright, chromium)

@@ -75,7 +75,7 @@ async def run_history(rows: int = 300_000, samples: int = 600, seed: int = 7) ->
         store = await Store.open(path)
         timings: list[float] = []
         try:
-            newest, total, _ = await store.jobs.delivered_requests(GUILD, MEMBER, PAGE)
+            newest, total, _, _ = await store.jobs.delivered_requests(GUILD, MEMBER, PAGE)
             assert total > 0 and len(newest) == PAGE
             top = newest[0][0].id
             cursor: int | None = None
@@ -83,7 +83,9 @@ async def run_history(rows: int = 300_000, samples: int = 600, seed: int = 7) ->
                 kind = index % 3
                 begin = time.perf_counter()
                 if kind == 0:  # the next older page of a walk from the newest
-                    groups, _, _ = await store.jobs.delivered_requests(GUILD, MEMBER, PAGE, older_than=cursor)
+                    groups, _, _, _ = await store.jobs.delivered_requests(
+                        GUILD, MEMBER, PAGE, older_than=cursor
+                    )
                     cursor = groups[-1][0].request if groups else None
                 elif kind == 1:  # "Older" from anywhere in the history
                     await store.jobs.delivered_requests(

@@ -129,17 +129,25 @@ async def test_history_counts_requests_not_images(any_store: Store, monkeypatch:
             job_id, delivery="channel", result_message_id=9000 + job_id, now=NOW + 102
         )
     await posted_request(store, 4, NOW + 200, posted=0)  # nothing posted: not in the history
-    newest, total, more = await store.jobs.delivered_requests(GUILD, 1, 5)
-    assert total == 7  # requests, where the posted images are 1 + 4 + 1 + 4 + 4 + 1 + 2 = 17
+    newest, total, capped, more = await store.jobs.delivered_requests(GUILD, 1, 5)
+    # Requests, where the posted images are 1 + 4 + 1 + 4 + 4 + 1 + 2 = 17.
+    assert (total, capped) == (7, False)
     assert [group[0].request for group in newest] == [partial[0], *[r[0] for r in requests[:1:-1]]]
     assert more
-    older, total, more = await store.jobs.delivered_requests(GUILD, 1, 5, older_than=newest[-1][0].request)
+    older, total, capped, more = await store.jobs.delivered_requests(
+        GUILD, 1, 5, older_than=newest[-1][0].request
+    )
     assert [group[0].request for group in older] == [requests[1][0], requests[0][0]]
-    assert [len(group) for group in older] == [4, 1] and (total, more) == (7, False)
-    # Past the cap the count stops there, counting requests as well.
-    monkeypatch.setattr(jobs_repo, "HISTORY_COUNT_CAP", 3)
-    _, capped, _ = await store.jobs.delivered_requests(GUILD, 1, 5)
-    assert capped == 3
+    assert [len(group) for group in older] == [4, 1] and (total, capped, more) == (7, False, False)
+    # The count reads at most HISTORY_COUNT_CAP posted images: the requests among them, "at least".
+    monkeypatch.setattr(jobs_repo, "HISTORY_COUNT_CAP", 6)
+    page = await store.jobs.delivered_requests(GUILD, 1, 5)
+    assert page.capped and 2 <= page.total <= 6
+    monkeypatch.setattr(jobs_repo, "HISTORY_COUNT_CAP", 17)  # exactly as many as were posted
+    page = await store.jobs.delivered_requests(GUILD, 1, 5)
+    assert page.capped and page.total == 7
+    monkeypatch.setattr(jobs_repo, "HISTORY_COUNT_CAP", 18)
+    assert not (await store.jobs.delivered_requests(GUILD, 1, 5)).capped
 
 
 async def test_endings_refund_and_delivery_retries(any_store: Store) -> None:

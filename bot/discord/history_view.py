@@ -19,7 +19,6 @@ import discord
 
 from bot.adapters.media import DownloadError, download_image
 from bot.adapters.result_files import download_video
-from bot.adapters.store.jobs_repo import HISTORY_COUNT_CAP
 from bot.core import messages
 from bot.core.i18n import N_, t
 from bot.core.image_file import ImageFile
@@ -318,13 +317,15 @@ async def history_page(
     only to its requester (who gets it privately)."""
     viewer = member_id if viewer_id is None else viewer_id
     store = bot.store
-    groups, total, more = await store.jobs.delivered_requests(
+    groups, total, capped, more = await store.jobs.delivered_requests(
         guild_id, member_id, HISTORY_PAGE_SIZE, older_than=older_than, newer_than=newer_than
     )
     if newer_than is not None and len(groups) < HISTORY_PAGE_SIZE:
         # Newer requests were deleted meanwhile: this is the newest page now.
         page = 0
-        groups, total, more = await store.jobs.delivered_requests(guild_id, member_id, HISTORY_PAGE_SIZE)
+        groups, total, capped, more = await store.jobs.delivered_requests(
+            guild_id, member_id, HISTORY_PAGE_SIZE
+        )
     # `total` counts requests, as the pages list them; past the cap (or after requests were posted or
     # deleted since the first page) the Older button's page still counts.
     pages = max(page + 1 + (1 if more else 0), -(-total // HISTORY_PAGE_SIZE))
@@ -337,7 +338,6 @@ async def history_page(
         view.add_item(HistoryPageButton(member_id, page - 1, "prev", max(j.id for j in groups[0]), locale))
     if more and groups:
         view.add_item(HistoryPageButton(member_id, page + 1, "next", groups[-1][0].request, locale))
-    capped = total >= HISTORY_COUNT_CAP
     return messages.clip(
         history_requests_text(groups, member_id, page, pages, total, capped=capped, locale=locale)
     ), view

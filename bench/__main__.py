@@ -197,7 +197,7 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "fairness": ("delivery_fast_host_delay_s",),
     "mixes": ("mix_worst_vs_oracle", "mix_switch_window2_vs_oracle"),
     "multiproc": ("mp_polls_per_s", "mp_double_claims", "mp_failover_s"),
-    "counts": (),
+    "counts": ("count4_vs_count1_ack_p99", "count4_last_vs_count1_visible_p95"),
     "capacity": (
         "cap_cpu_per_poll_ms",
         "cap_polls_per_s_per_core",

@@ -8,6 +8,9 @@ process (so its CPU is not the runners'):
   each polled every second: more polls are due than it can make, so it polls as fast as it can. CPU
   seconds of that process per poll (client, store, schedule, everything) give the polls per second one
   core sustains; PostgreSQL's and the sandbox's CPU per poll are measured beside it (/proc).
+- **Round trip**: the same single process against a sandbox that answers each poll after ROUND_TRIP
+  seconds, as a gateway far away does, at POLL_CONCURRENCY 16 (the old default) and 64 (the new): one
+  process makes at most concurrency / round trip polls a second whatever its CPU.
 - **Loads**: for each count in `cap_loads`, three runner processes on one PostgreSQL keep that many
   jobs in flight (5-90 s, `bench.multiproc`), with JOB_LEASE_SECONDS 10. In a steady window: polls per
   second, the schedule's overhead (task finished in the sandbox -> a poll saw it), CPU per poll and
@@ -37,12 +40,15 @@ NEVER_ENDS = 10_000_000.0  # seconds: the poll-cost run's tasks run for ever
 # and the mean of a log-uniform 5-90 s duration, (90 - 5) / ln(90 / 5).
 POLLS_PER_TASK = 7.4
 MEAN_DURATION = 29.4
+ROUND_TRIP = 0.1  # seconds a poll takes to be answered in the round-trip part
+CONCURRENCIES = (16, 64)  # POLL_CONCURRENCY before and after this release
 
 
 @dataclass(frozen=True)
 class CapacityResult:
     cost: LoadResult
     loads: list[LoadResult]
+    round_trip: dict[int, LoadResult]  # by POLL_CONCURRENCY
 
     @property
     def capacity(self) -> int:
@@ -79,6 +85,8 @@ class CapacityResult:
             "cap_images_shown_twice": float(sum(r.images_twice for r in self.loads)),
             "cap_loop_lag_p99_ms": max(max(r.loop_lag_p99_ms, default=0.0) for r in carried),
         }
+        for concurrency, r in self.round_trip.items():
+            figures[f"cap_rtt_polls_per_s_{concurrency}"] = r.polls_per_s
         for r in self.loads:
             n = r.load.jobs
             figures |= {
@@ -111,6 +119,11 @@ class CapacityResult:
             f" ({self.cost.polls_per_s:.0f} polls/s on {self.cost.runner_cpu_per_s:.2f} cores),"
             f" PostgreSQL {self.cost.postgres_cpu_per_poll_ms:.3f} ms, sandbox"
             f" {self.cost.sandbox_cpu_per_poll_ms:.3f} ms",
+            f"round trip {ROUND_TRIP * 1000:.0f} ms, one process: "
+            + ", ".join(
+                f"POLL_CONCURRENCY {c}: {r.polls_per_s:.0f} polls/s (at most {c / ROUND_TRIP:.0f})"
+                for c, r in self.round_trip.items()
+            ),
             "| in flight | polls/s | polls/task | overhead p50 / p95 | runner CPU/poll | runner cores"
             " | PostgreSQL CPU/poll | take-over (held) | lag p99 per process | double claims | shown twice |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -158,6 +171,24 @@ async def run_capacity(profile: Profile) -> CapacityResult:
             cost = await run_load(cost_load, sandbox, url, history)
         finally:
             await sandbox.stop()
+    round_trip: dict[int, LoadResult] = {}
+    for concurrency in CONCURRENCIES:
+        far_load = Load(
+            profile.cap_cost_jobs,
+            processes=1,
+            seconds=profile.cap_cost_seconds,
+            warmup=profile.cap_warmup,
+            interval=1.0,
+            kill=False,
+            concurrency=concurrency,
+        )
+        async with fresh_schema(f"bench_cap_rtt_{concurrency}") as url:
+            far = Sandbox(SandboxConfig(duration=NEVER_ENDS, request_log_size=1000, poll_delay=ROUND_TRIP))
+            await far.start()
+            try:
+                round_trip[concurrency] = await run_load(far_load, far, url, history)
+            finally:
+                await far.stop()
     loads: list[LoadResult] = []
     for n, jobs in enumerate(profile.cap_loads):
         load = Load(
@@ -179,6 +210,6 @@ async def run_capacity(profile: Profile) -> CapacityResult:
             finally:
                 await sandbox.stop()
         print(f"[bench] capacity: {jobs} in flight measured", flush=True)
-    result = CapacityResult(cost, loads)
+    result = CapacityResult(cost, loads, round_trip)
     print(result.table(), flush=True)
     return result

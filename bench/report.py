@@ -55,6 +55,10 @@ ROWS: tuple[Row, ...] = (
     Row("mp_double_claims", "tasks polled by two processes at once", "", 0, 0),
     # JOB_LEASE_SECONDS as `make bench` sets it (10 s) + POLL_MAX_INTERVAL (15 s)
     Row("mp_failover_s", "SIGKILL of one -> its jobs taken over", "s", 2, 25),
+    # Issue 20: a four-image request is acknowledged as fast as a one-image one, and its last image is
+    # shown as soon after its task as a single image is (the two kinds interleaved in one run).
+    Row("count4_vs_count1_ack_p99", "ack p99, count:4 / count:1, same run", "x", 2, 1.1),
+    Row("count4_last_vs_count1_visible_p95", "last of 4 shown / 1 shown, p95 after task", "x", 2, 1.1),
     Row("cap_cpu_per_poll_ms", "runner CPU per poll (polling flat out)", "ms", 3),
     Row("cap_polls_per_s_per_core", "polls/s one core sustains (runner)", "/s", 0),
     Row("cap_capacity_jobs", "tasks in flight, overhead within 10 % of 1000's", "", 0),
@@ -145,6 +149,12 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("cap_sandbox_cpu_per_poll_ms", "sandbox CPU per poll", "ms", 3),
     ("cap_cost_polls_per_s", "polls/s of one process polling flat out", "/s", 0),
     ("cap_cost_runner_cores", "cores that process used", "", 2),
+    ("count4_ack_p99_ms", "ack p99, count:4", "ms", 1),
+    ("count1_ack_p99_ms", "ack p99, count:1", "ms", 1),
+    ("count4_last_visible_p95_ms", "last image of a count:4 request shown, p95", "ms", 1),
+    ("count1_visible_p95_ms", "a count:1 image shown, p95", "ms", 1),
+    ("cap_rtt_polls_per_s_16", "polls/s, one process, 100 ms round trip, concurrency 16", "/s", 0),
+    ("cap_rtt_polls_per_s_64", "polls/s, one process, 100 ms round trip, concurrency 64", "/s", 0),
     ("cap_takeover_goal_s", "take-over goal (lease + poll max)", "s", 0),
     ("cap_polls_needed_per_s_10000", "model: polls/s needed for 10,000 in flight", "/s", 0),
     ("cap_runner_cores_needed_10000", "model: runner cores needed for them", "", 2),

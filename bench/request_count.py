@@ -29,6 +29,10 @@ KINDS = (4, 1)  # images per request, interleaved in every burst
 FILE = re.compile(r"imagine-(\d+)-\d+\.")
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
 @dataclass
 class CountResult:
     ack_ms: dict[int, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
@@ -49,6 +53,9 @@ class CountResult:
             "count4_visible_p95_ms": p(self.visible_ms[4], 95),
             "count4_last_visible_p95_ms": p(self.last_visible_ms, 95),
             "count1_visible_p95_ms": p(self.visible_ms[1], 95),
+            "count4_last_vs_count1_visible_p95": _ratio(
+                p(self.last_visible_ms, 95), p(self.visible_ms[1], 95)
+            ),
             "count_ack_samples": float(sum(len(v) for v in self.ack_ms.values())),
             "count_not_deferred": float(self.not_deferred),
             "count_images_not_shown": float(self.not_shown),

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from discord import app_commands
 
-from bot.core.i18n import t
+from bot.core import change_sentences as say
+from bot.core.change_sentences import IN_DISCORD
 from bot.discord.admin import AdminCog, Interaction
 from bot.discord.replies import private_locale, reply
 
@@ -36,23 +37,13 @@ class AdminGallery(AdminCog):
             enabled=state.value == "on",
             hide_banned=hide_banned,
         )
-        locale = private_locale(interaction)
-        if not switches.enabled:
-            await reply(interaction, t(locale, "The web gallery of this server is **off**."))
-            return
-        text = t(
-            locale,
-            "The web gallery of this server is **on**: its members see the images posted here (never "
-            "private ones) after signing in with Discord.",
-        )
-        if switches.hide_banned:
-            text += " " + t(locale, "Images of members banned from the image bot are hidden.")
-        else:
-            text += " " + t(locale, "Images of members banned from the image bot stay visible.")
+        change = say.gallery(switches.enabled, switches.hide_banned)
+        text = change(IN_DISCORD, private_locale(interaction))
         url = self.bot.settings.web_url if self.bot.settings.web_port is not None else None
-        if url is not None:
+        if switches.enabled and url is not None:
             text += "\n" + url
         await reply(interaction, text)
+        await self.log_change(interaction, change)
 
 
 async def setup(bot: ImagineBotBase) -> None:

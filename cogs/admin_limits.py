@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from bot.core import change_sentences as say
 from bot.core import reports
+from bot.core.change_sentences import IN_DISCORD, Describe
 from bot.core.durations import describe_seconds
 from bot.core.i18n import N_, nt, t
 from bot.core.policy.quotas import MAX_COUNT, day_bounds, discord_time, valid_timezone
@@ -59,6 +61,10 @@ class AdminLimits(AdminCog):
                 was=self.default_text(before.default_quota, locale),
             ),
         )
+        await self.log_change(
+            interaction,
+            say.server_limit(limit, before.default_quota, self.bot.settings.default_daily_quota),
+        )
 
     @quota.command(name="role", description="Give a role its own daily limit, or clear it")
     @app_commands.describe(role="The role", limit="Images per day for its members (leave out to clear)")
@@ -98,6 +104,7 @@ class AdminLimits(AdminCog):
                 was=was,
             )
         await reply(interaction, text)
+        await self.log_change(interaction, say.role_limit(role.id, limit, before))
 
     @quota.command(name="user", description="Give a member a personal daily limit or no limit, or clear it")
     @app_commands.describe(
@@ -148,6 +155,7 @@ class AdminLimits(AdminCog):
                 limit=effective,
             )
         await reply(interaction, text)
+        await self.log_change(interaction, say.member_limit(member.id, limit, bool(unlimited)))
 
     @quota.command(name="grant", description="Give a member one-off credits (negative takes them back)")
     @app_commands.describe(member="The member", credits="Extra images, used after the daily limit")
@@ -195,6 +203,7 @@ class AdminLimits(AdminCog):
                 balance=balance,
             ),
         )
+        await self.log_change(interaction, say.credits(member.id, credits, balance))
 
     @quota.command(name="reset", description="Give a member back today's uses")
     @app_commands.describe(member="The member")
@@ -215,6 +224,7 @@ class AdminLimits(AdminCog):
         else:
             text = t(locale, "{member} had no finished uses today to give back.", member=member.mention)
         await reply(interaction, text + t(locale, " Images still running count until they finish."))
+        await self.log_change(interaction, say.reset_today(member.id, given))
 
     @quota.command(name="guildcap", description="A daily cap for the whole server, or no cap")
     @app_commands.describe(limit="Images per day for all members together (leave out for no cap)")
@@ -242,6 +252,7 @@ class AdminLimits(AdminCog):
                 was=was,
             )
         await reply(interaction, text)
+        await self.log_change(interaction, say.server_cap(limit, before.daily_cap))
 
     @quota.command(name="exempt", description="Whether the owner and Manage Server members skip the limits")
     @app_commands.describe(enabled="True: the owner and members with Manage Server have no limits")
@@ -260,6 +271,7 @@ class AdminLimits(AdminCog):
                 "The server owner and members with Manage Server now follow **the same limits** as everyone."
             )
         await reply(interaction, text)
+        await self.log_change(interaction, say.exempt(enabled))
 
     @quota.command(name="refund-cancelled", description="Whether a job its requester cancels still counts")
     @app_commands.describe(enabled="True: cancelled jobs are given back; False (default): they count")
@@ -278,6 +290,7 @@ class AdminLimits(AdminCog):
                 "bill it). Jobs cancelled before they were sent, or by a moderator, never count."
             )
         await reply(interaction, text)
+        await self.log_change(interaction, say.refund_cancelled(enabled))
 
     # -- pacing and time zone ----------------------------------------------------------------------------
 
@@ -309,6 +322,7 @@ class AdminLimits(AdminCog):
         else:
             text = t(locale, "There is **no cooldown** any more (was {was}).", was=was)
         await reply(interaction, text)
+        await self.log_change(interaction, say.cooldown(seconds, before.cooldown_seconds))
 
     @app_commands.command(
         name="concurrency", description="How many images one member may have running at once"
@@ -333,6 +347,7 @@ class AdminLimits(AdminCog):
                 was=before.max_running,
             ),
         )
+        await self.log_change(interaction, say.running(jobs, before.max_running))
 
     # -- images per request ------------------------------------------------------------------------------
 
@@ -358,62 +373,24 @@ class AdminLimits(AdminCog):
         if role is not None and role.is_default():
             await reply(interaction, N_("For everyone, use `/imagine-admin count-limit` without a role."))
             return
-        store, locale, now = self.bot.store.settings, private_locale(interaction), self.now()
+        store, now = self.bot.store.settings, self.now()
         server = (await store.guild_policy(guild_id)).count_limit
-
-        def images(count: int | None) -> str:
-            return t(locale, "none") if count is None else nt(locale, "1 image", "{count} images", count)
-
+        change: Describe
         if role is not None:
             before = (await store.role_count_limits(guild_id)).get(role.id)
             await store.set_role_count_limit(guild_id, role.id, limit, interaction.user.id, now)
-            if limit is None:
-                text = t(
-                    locale,
-                    "{role} no longer has a count limit of its own (was {was}); its members follow their "
-                    "other roles or the server's, {server}.",
-                    role=role.mention,
-                    was=images(before),
-                    server=images(server),
-                )
-            else:
-                text = t(
-                    locale,
-                    "Members of {role} may now ask for up to **{count}** per request (was {was}). A member "
-                    "with several such roles gets the highest; a member's own limit wins.",
-                    role=role.mention,
-                    count=images(limit),
-                    was=images(before),
-                )
+            change = say.role_count_limit(role.id, limit, before, server)
         elif member is not None:
             before = await store.user_count_limit(guild_id, member.id)
             await store.set_user_count_limit(guild_id, member.id, limit, interaction.user.id, now)
-            if limit is None:
-                text = t(
-                    locale,
-                    "{member}'s own count limit is cleared (was {was}): they follow their roles or the "
-                    "server's again.",
-                    member=member.mention,
-                    was=images(before),
-                )
-            else:
-                text = t(
-                    locale,
-                    "{member} may now ask for up to **{count}** per request (was {was}).",
-                    member=member.mention,
-                    count=images(limit),
-                    was=images(before),
-                )
+            change = say.member_count_limit(member.id, limit, before)
         else:
             await store.update_policy(guild_id, interaction.user.id, now, count_limit=limit)
-            text = t(
-                locale,
-                "Members may now ask for up to **{count}** per request (was {was}). Role and member limits "
-                "still take precedence.",
-                count=images(limit or MAX_COUNT),
-                was=images(server),
-            )
+            change = say.count_limit(limit, server)
+        # The answer is the mod-log's sentence: it already says how the limits combine.
+        text = change(IN_DISCORD, private_locale(interaction))
         await reply(interaction, text)
+        await self.log_change(interaction, change)
 
     @app_commands.command(name="timezone", description="The time zone in which the server's day starts")
     @app_commands.describe(name="An IANA time zone such as Europe/Paris or America/New_York")
@@ -446,6 +423,7 @@ class AdminLimits(AdminCog):
                 time=discord_time(reset, "f"),
             ),
         )
+        await self.log_change(interaction, say.timezone(zone_name, before.timezone))
 
     @timezone.autocomplete("name")
     async def timezone_autocomplete(

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from bot.core import change_sentences as say
 from bot.core import reports
+from bot.core.change_sentences import IN_DISCORD
 from bot.core.durations import DurationError, parse_duration
 from bot.core.i18n import N_, t
 from bot.core.policy.prompt_rules import MAX_PATTERN_CHARS, RuleError, check_rule
@@ -85,17 +87,17 @@ class AdminModeration(AdminCog):
             until=until,
         )
         await reply(interaction, text + why)
+        seconds = None if expires_at is None else round(expires_at - now)
+        await self.log_change(interaction, say.ban(member.id, cleaned, seconds))
 
     @app_commands.command(name="unban", description="Let a banned member use the image bot again")
     @app_commands.describe(member="The member")
     async def unban(self, interaction: Interaction, member: Target) -> None:
         guild_id = self.gid(interaction)
         lifted = await self.bot.store.settings.unban(guild_id, member.id, interaction.user.id, self.now())
-        if lifted:
-            text = msg("{member} can use the image bot again.", member=member.mention)
-        else:
-            text = msg("{member} was not banned; nothing to lift.", member=member.mention)
-        await reply(interaction, text)
+        change = say.unban(member.id, lifted)
+        await reply(interaction, change(IN_DISCORD, private_locale(interaction)))
+        await self.log_change(interaction, change)
 
     @app_commands.command(name="bans", description="Members banned from the image bot, and until when")
     async def bans(self, interaction: Interaction) -> None:
@@ -132,6 +134,7 @@ class AdminModeration(AdminCog):
                 rule=reports.rule_text(rule),
             ),
         )
+        await self.log_change(interaction, say.rule_added(rule))
 
     @blocklist.command(name="remove", description="Remove a prompt rule by its number")
     @app_commands.describe(rule="The rule's number, as `blocklist list` shows it")
@@ -148,6 +151,7 @@ class AdminModeration(AdminCog):
             )
             return
         await reply(interaction, msg("Removed rule {rule}.", rule=reports.rule_text(removed)))
+        await self.log_change(interaction, say.rule_removed(removed))
 
     @blocklist.command(name="list", description="The server's prompt rules")
     async def blocklist_list(self, interaction: Interaction) -> None:
@@ -175,13 +179,16 @@ class AdminModeration(AdminCog):
     ) -> None:
         guild_id = self.gid(interaction)
         actor, now = interaction.user.id, self.now()
+        before = await self.bot.store.settings.guild_policy(guild_id)
         if channel is None:
             await self.bot.store.settings.update_policy(
                 guild_id, actor, now, modlog_channel_id=None, modlog_finished=False
             )
             await reply(interaction, N_("The mod-log is **off**: refusals are no longer posted anywhere."))
+            # Said where the mod-log was: the last entry that channel gets.
+            if before.modlog_channel_id is not None:
+                await self.log_change(interaction, say.modlog_off(), channel_id=before.modlog_channel_id)
             return
-        before = await self.bot.store.settings.guild_policy(guild_id)
         log_finished = before.modlog_finished if finished is None else finished
         await self.bot.store.settings.update_policy(
             guild_id, actor, now, modlog_channel_id=channel.id, modlog_finished=log_finished
@@ -210,6 +217,7 @@ class AdminModeration(AdminCog):
                     channel=channel.mention,
                 )
         await reply(interaction, text)
+        await self.log_change(interaction, say.modlog_set(channel.id, log_finished))
 
 
 async def setup(bot: ImagineBotBase) -> None:

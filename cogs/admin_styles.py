@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from discord import app_commands
 
+from bot.core import change_sentences as say
 from bot.core import messages
 from bot.core.policy.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT, MAX_STYLES, StyleError, clean_style
 from bot.discord.admin import AdminCog, Interaction
@@ -47,6 +48,7 @@ class AdminStyles(AdminCog):
                 style.name, style.text, replaced=replaced, locale=private_locale(interaction)
             ),
         )
+        await self.log_change(interaction, say.style_saved(style.name, replaced))
 
     @style.command(name="remove", description="Remove a style")
     @app_commands.describe(name="The style's name")
@@ -61,6 +63,8 @@ class AdminStyles(AdminCog):
                 removed.name if removed else name, found=bool(removed), locale=private_locale(interaction)
             ),
         )
+        if removed is not None:
+            await self.log_change(interaction, say.style_removed(removed.name))
 
     @style.command(name="list", description="The server's styles and their texts")
     async def style_list(self, interaction: Interaction) -> None:
@@ -81,6 +85,7 @@ class AdminStyles(AdminCog):
             self.gid(interaction), interaction.user.id, self.now(), private_images=enabled
         )
         await reply(interaction, messages.private_images_switched(enabled, private_locale(interaction)))
+        await self.log_change(interaction, say.private_images(enabled))
 
 
 async def setup(bot: ImagineBotBase) -> None:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from discord import app_commands
 
-from bot.core import messages
+from bot.core import change_sentences as say
+from bot.core.change_sentences import IN_DISCORD
 from bot.core.i18n import t
 from bot.discord.admin import AdminCog, Interaction
 from bot.discord.replies import private_locale, reply
@@ -47,15 +48,9 @@ class AdminVideos(AdminCog):
         await self.bot.store.settings.update_policy(
             self.gid(interaction), interaction.user.id, self.now(), video_rate=rate
         )
-        await reply(
-            interaction,
-            t(
-                locale,
-                "A second of video now counts as {rate} images here (rounded up per video): {costs}.",
-                rate=f"{rate:g}",
-                costs=messages.video_cost_line(rate, locale),
-            ),
-        )
+        change = say.video_rate(rate)
+        await reply(interaction, change(IN_DISCORD, locale))
+        await self.log_change(interaction, change)
 
     @app_commands.command(name="videos", description="Whether members may make videos (/animate, Animate)")
     @app_commands.describe(state="on (default) or off")
@@ -67,13 +62,9 @@ class AdminVideos(AdminCog):
         await self.bot.store.settings.update_policy(
             self.gid(interaction), interaction.user.id, self.now(), videos_enabled=enabled
         )
-        locale = private_locale(interaction)
-        text = (
-            t(locale, "Videos are on: members may use /animate and the Animate button.")
-            if enabled
-            else t(locale, "Videos are off: /animate and the Animate button are refused in this server.")
-        )
-        await reply(interaction, text)
+        change = say.videos(enabled)
+        await reply(interaction, change(IN_DISCORD, private_locale(interaction)))
+        await self.log_change(interaction, change)
 
 
 async def setup(bot: ImagineBotBase) -> None:

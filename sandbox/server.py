@@ -134,6 +134,8 @@ class SandboxConfig:
     """Seconds for fetching one reference image, connection and body together."""
     submit_delay: float = 0.0
     """Seconds the submit handler waits after creating the task and before answering."""
+    poll_delay: float = 0.0
+    """Seconds each poll waits before it is answered: a gateway's round trip (bench/capacity.py)."""
     public_base_url: str | None = None
     """Base of result URLs; by default they are built from the Host of the poll request."""
     clock: Callable[[], float] = time.monotonic
@@ -720,6 +722,8 @@ class Sandbox:
         return None if problem is None else f"images[{index}]: the reference image {problem}"
 
     async def _handle_poll(self, request: web.Request) -> web.Response:
+        if self.config.poll_delay:
+            await asyncio.sleep(self.config.poll_delay)
         await self._record(request)
         refusal = self._refusal(request)
         if refusal is not None:

@@ -303,7 +303,11 @@ async def test_modlog_gets_refusals_and_finished_images_without_pings(world: Wor
         await admin(fake, "blocklist add", {"kind": "word", "pattern": "forbidden"})
         await imagine(fake, "forbidden fruit @everyone")
         entry = await fake.wait_for_request(
-            lambda r: r.method == "POST" and r.path == f"/channels/{modlog}/messages"
+            lambda r: (
+                r.method == "POST"
+                and r.path == f"/channels/{modlog}/messages"
+                and "blocked_prompt" in r.json["content"]
+            )
         )
         assert entry.json["allowed_mentions"] == {"parse": []}
         assert "blocked_prompt" in entry.json["content"] and f"<@{fake.user_id}>" in entry.json["content"]
@@ -324,7 +328,19 @@ async def test_modlog_gets_refusals_and_finished_images_without_pings(world: Wor
         assert "**off**" in (await admin(fake, "modlog")).text
         policy = await bot.store.settings.guild_policy(fake.guild_id)
         assert (policy.modlog_channel_id, policy.modlog_finished) == (None, False)
-    assert len(world.bot_posts(modlog)) == 2
+        # Each change was said there too (the last one in the channel the mod-log leaves).
+        await fake.wait_for_request(
+            lambda r: r.path == f"/channels/{modlog}/messages" and "The mod-log is off." in r.json["content"]
+        )
+    entries = [r.json["content"] for r in world.bot_posts(modlog)]
+    changes = [e for e in entries if e.startswith(f"🛠️ <@{fake.moderator_id}> with /imagine-admin: ")]
+    assert [e.split(": ", 1)[1] for e in changes] == [
+        f"The mod-log is now <#{modlog}>: refusals.",
+        "Added prompt rule #1 word `forbidden`.",
+        f"The mod-log is now <#{modlog}>: refusals and finished images.",
+        "The mod-log is off.",
+    ]
+    assert len(entries) - len(changes) == 2  # the refusal and the finished image
 
 
 # -- reports -------------------------------------------------------------------------------------------
@@ -487,7 +503,9 @@ async def test_repeated_refusals_of_one_member_do_not_flood_the_modlog(world: Wo
         await fake.wait_for_request(
             lambda r: r.path == f"/channels/{modlog}/messages" and "banned" in r.json["content"]
         )
-    entries = [r.json["content"] for r in world.bot_posts(modlog)]
+    entries = [
+        r.json["content"] for r in world.bot_posts(modlog) if "/imagine-admin" not in r.json["content"]
+    ]
     assert len(entries) == 2  # one per member and reason a minute, not one per attempt
     assert "`#1 regex 'b[a4]d_*thing'`" in entries[0]  # the rule shows as code, not as markdown
 

@@ -123,8 +123,8 @@ class WebWorld:
             "web_session_secret": Secret(SESSION_SECRET),
             "discord_client_id": self.fake.application_id,
             "discord_client_secret": Secret(self.fake.oauth.client_secret),
-            # The bot's token: memberships, pictures and Delete (discord_rest.py); the dashboard's role
-            # checks and mod-log posts (dashboard/bot_rest.py).
+            # The bot's token, for bot/web/discord_rest.py: memberships, pictures and Delete; the
+            # dashboard's role checks and mod-log posts.
             "discord_token": Secret(self.fake.token),
             "discord_authorize_url": self.fake.oauth.authorize_url,
         }

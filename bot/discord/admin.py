@@ -10,7 +10,9 @@ override that in its integration settings, so every invocation is checked again 
 
 Admin commands are settings writes, not job events: they call the store directly (each write is one
 transaction together with its admin_log row). Job events (cancel, delete, refusals, mod-log entries)
-go through the JobRunner instead.
+go through the JobRunner instead. A change that was made is also said in the server's mod-log channel
+(`log_change`), with the sentence the web dashboard posts for the same change
+(bot/core/change_sentences.py), so moderators see every change however it was made.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core import reports
-from bot.core.i18n import t
+from bot.core.change_sentences import IN_DISCORD, Describe, default_limit_text, modlog_entry
 from bot.core.texts import msg
 from bot.discord.checks import NEEDS_MANAGE_SERVER, is_server_admin
 from bot.discord.members import member_view
-from bot.discord.replies import reply
+from bot.discord.replies import public_locale, reply
 
 if TYPE_CHECKING:
     from bot.discord.bot_base import ImagineBotBase
@@ -109,6 +111,16 @@ class AdminCog(commands.Cog):
         assert interaction.guild_id is not None  # interaction_check refused DMs
         return interaction.guild_id
 
+    async def log_change(
+        self, interaction: Interaction, describe: Describe, *, channel_id: int | None = None
+    ) -> None:
+        """A settings change in the server's mod-log channel, if it has one: the actor mentioned, in
+        the server's language, pinging no one. Never raises (the sink's poster); `channel_id` for the
+        mod-log being turned off, said in the channel it leaves."""
+        locale = public_locale(interaction)
+        entry = modlog_entry(locale, interaction.user.id, describe(IN_DISCORD, locale), on_dashboard=False)
+        await self.bot.sink.modlog(self.gid(interaction), entry, channel_id=channel_id)
+
     async def describe_limit(self, interaction: Interaction, member: Target) -> str:
         summary = await self.bot.store.usage.summary(
             member_view(interaction, member), self.now(), self.bot.settings.default_daily_quota
@@ -128,8 +140,5 @@ class AdminCog(commands.Cog):
         await reply(interaction, text)
         return True
 
-    def default_text(self, default: int | None, locale: object = None) -> str:
-        if default is None:
-            bot_default = reports.limit_text(self.bot.settings.default_daily_quota, locale)
-            return t(locale, "the bot default, {limit}", limit=bot_default)
-        return reports.limit_text(default, locale)
+    def default_text(self, default: int | None, locale: str) -> str:
+        return default_limit_text(default, self.bot.settings.default_daily_quota, locale)

@@ -1,5 +1,5 @@
-"""What the Discord side uses of the bot: its settings, clock, session, store and runner, declared on a
-base class apart from the bot class (bot/discord/client.py).
+"""What the Discord side uses of the bot: its settings, clock, session, store, runner and mod-log,
+declared on a base class apart from the bot class (bot/discord/client.py).
 
 The views, requests, menus and commands that the bot class loads type their interactions with this base
 (`discord.Interaction[ImagineBotBase]`), so none of them imports the bot class back: there is no import
@@ -7,6 +7,8 @@ circle, not even one for type checking. `tests/test_layout.py` checks that.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import aiohttp
 from discord.ext import commands
@@ -17,6 +19,19 @@ from bot.core.runner import JobRunner
 from bot.ops.config import Settings
 
 
+class ModLog(Protocol):
+    """The sink's mod-log poster (bot/discord/sink.py), which the admin commands post changes with."""
+
+    async def modlog(
+        self,
+        guild_id: int | None,
+        text: str,
+        *,
+        throttle: tuple[object, ...] | None = None,
+        channel_id: int | None = None,
+    ) -> None: ...
+
+
 class ImagineBotBase(commands.AutoShardedBot):
     """The attributes commands and buttons read; the bot class sets them up (`setup_hook`)."""
 
@@ -25,4 +40,5 @@ class ImagineBotBase(commands.AutoShardedBot):
     session: aiohttp.ClientSession
     store: Store
     runner: JobRunner
+    sink: ModLog
     stopping: bool  # True once a stop began: new work is turned away

@@ -369,24 +369,36 @@ class DiscordSink:
     # -- the mod-log --------------------------------------------------------------------------------
 
     async def modlog(
-        self, guild_id: int | None, text: str, *, throttle: tuple[object, ...] | None = None
+        self,
+        guild_id: int | None,
+        text: str,
+        *,
+        throttle: tuple[object, ...] | None = None,
+        channel_id: int | None = None,
     ) -> None:
         """Post a short entry in the guild's mod-log channel, if it has one. Never raises.
 
         With `throttle`, entries with the same key come at most once a minute: a member hammering
-        /imagine while refused must not flood the channel (every refusal is in the usage log anyway)."""
+        /imagine while refused must not flood the channel (every refusal is in the usage log anyway).
+        `channel_id` names the channel instead of the server's setting: the mod-log being turned off
+        says so in the channel it leaves."""
         if guild_id is None:
             return
         if throttle is not None and self.modlog_throttle.wait_needed((guild_id, *throttle)) > 0:
             return
         try:
-            policy = await self.store.settings.guild_policy(guild_id)
-            if policy.modlog_channel_id is None:
+            if channel_id is None:
+                channel_id = (await self.store.settings.guild_policy(guild_id)).modlog_channel_id
+            if channel_id is None:
                 return
-            channel = self.bot.client.get_partial_messageable(policy.modlog_channel_id, guild_id=guild_id)
+            channel = self.bot.client.get_partial_messageable(channel_id, guild_id=guild_id)
             await channel.send(messages.clip(text), allowed_mentions=NO_PINGS)
         except discord.HTTPException as exc:
             log.warning("guild %s: cannot post in the mod-log channel (%s)", guild_id, exc.status)
+        except StoreError as exc:
+            log.warning(
+                "guild %s: mod-log entry not posted, its channel could not be read (%s)", guild_id, exc
+            )
 
     async def _modlog_finished(self, job: Job, jump_url: str) -> None:
         if job.guild_id is None:

@@ -279,9 +279,10 @@ class Settings(BaseSettings):
         le=3600,
     )
     poll_concurrency: int = setting(
-        16,
+        64,
         "POLL_CONCURRENCY",
-        "How many status polls may be in flight at once.",
+        "How many status polls may be in flight at once, per process. A process makes at most this many"
+        " divided by a poll's round trip polls a second (docs/performance.md, Capacity).",
         group="Polling the image API",
         ge=1,
         le=1000,

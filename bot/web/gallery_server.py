@@ -24,7 +24,7 @@ from bot.adapters.thumbnails import ThumbnailStore
 from bot.ops import wiring
 from bot.ops.config import Settings
 from bot.ops.preflight import DISCORD_API
-from bot.web import image_pages, membership, pages, server_pages
+from bot.web import image_pages, pages, server_pages
 from bot.web.dashboard.dashboard_pages import setup_dashboard
 from bot.web.discord_rest import DiscordRest
 from bot.web.guard import RateLimiter, security_headers
@@ -90,13 +90,16 @@ def build_app(
     )
     thumbnails = ThumbnailStore(settings.thumbnail_path)
     api_base = settings.discord_api_base or DISCORD_API
-    # The bot's token, for the few REST calls of discord_rest.py; without it (a web process given no
-    # DISCORD_TOKEN) memberships are trusted as sign-in found them and pictures come from the service.
-    discord = (
-        DiscordRest(http, api_base, settings.discord_token.reveal(), settings.max_result_bytes)
-        if settings.discord_token
-        else None
+    # The bot's token, for the REST calls of the gallery and the dashboard (discord_rest.py); without it
+    # (a web process given no DISCORD_TOKEN) memberships are trusted as sign-in found them, pictures
+    # come from the service and the dashboard says it needs the token.
+    rest = DiscordRest(
+        http,
+        api_base,
+        settings.discord_token.reveal() if settings.discord_token else None,
+        settings.max_result_bytes,
     )
+    discord = rest if rest.usable else None
     app[pages.CONTEXT] = pages.WebContext(
         store=store,
         oauth=DiscordOAuth(
@@ -114,7 +117,6 @@ def build_app(
         thumbnails=thumbnails,
         discord=discord,
         pictures=Pictures(thumbnails, discord, media, settings.max_result_bytes),
-        lookups=membership.Lookups(),
     )
     r = app.router
     r.add_get("/", pages.home)
@@ -131,14 +133,7 @@ def build_app(
     r.add_post("/images/{image_id}/remove", image_pages.remove_from_gallery)
     r.add_static("/static/", HERE / "static", append_version=True)
     # The moderators' dashboard (bot/web/dashboard/): Discord's API with the bot's token, for roles.
-    setup_dashboard(
-        app,
-        store,
-        http,
-        api_base=settings.discord_api_base or DISCORD_API,
-        bot_token=settings.discord_token.reveal() if settings.discord_token else None,
-        bot_default_quota=settings.default_daily_quota,
-    )
+    setup_dashboard(app, store, rest, bot_default_quota=settings.default_daily_quota)
     return app
 
 

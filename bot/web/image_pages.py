@@ -54,7 +54,7 @@ async def in_server_gallery(
     switches = await ctx.store.gallery.switches(image.guild_id)
     if not switches.enabled:
         return None
-    access = await membership.server_access(session, user_id, image.guild_id, ctx.discord, ctx.lookups)
+    access = await membership.server_access(session, user_id, image.guild_id, ctx.discord)
     if access is None:
         return None
     shown = await ctx.store.gallery.server_image(
@@ -112,7 +112,7 @@ async def image_page(request: web.Request) -> web.Response:
         "image": image,
         "when": datetime.fromtimestamp(image.created_at, UTC),
         "where": where,
-        "maker": context["member"] if seen.mine else await ctx.lookups.user_name(ctx.discord, image.user_id),
+        "maker": context["member"] if seen.mine else await membership.maker_name(ctx.discord, image.user_id),
         "command": copy_command(image),
         "link": message_link(image),
         "pictures": list(range(max(len(image.result_urls), 1))),

@@ -3,15 +3,14 @@ member belongs to the server.
 
 At sign-in Discord lists the member's servers (and their permissions in each); the session keeps the
 ones whose gallery is on. That knowledge goes stale: after MEMBERSHIP_TTL seconds, or for a server not
-in the list (its gallery turned on later), the member is looked up again with the bot's token. Someone
+in the list (its gallery turned on later), the member is looked up again with the bot's token (the
+answer is shared for a minute by the pictures of a page: bot/web/discord_rest.py). Someone
 who left, or who edits a server id into the address, gets "Not found" like any other missing page."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from aiohttp_session import Session
@@ -52,50 +51,15 @@ def listed(session: Session) -> list[tuple[int, str]]:
     )
 
 
-class Lookups:
-    """Answers Discord gave this process, kept for a short while and asked once at a time per member
-    and server: a page of thirty pictures must not ask Discord thirty times."""
-
-    def __init__(self, ttl: float = 60.0, max_entries: int = 10_000) -> None:
-        self.ttl = ttl
-        self._max = max_entries
-        self._answers: OrderedDict[tuple[int, int], tuple[float, list[int] | None, int]] = OrderedDict()
-        self._locks: dict[tuple[int, int], asyncio.Lock] = {}
-        self._names: OrderedDict[int, str | None] = OrderedDict()
-
-    async def user_name(self, discord: DiscordRest | None, user_id: int) -> str | None:
-        """Who made an image, for the members who see it in a server's gallery (kept by this process)."""
-        if user_id in self._names:
-            return self._names[user_id]
-        if discord is None:
-            return None
-        try:
-            name = await discord.user_name(user_id)
-        except DiscordUnavailable:
-            return None
-        self._names[user_id] = name
-        while len(self._names) > self._max:
-            self._names.popitem(last=False)
-        return name
-
-    async def roles_and_permissions(
-        self, discord: DiscordRest, guild_id: int, user_id: int, now: float
-    ) -> tuple[list[int] | None, int]:
-        key = (guild_id, user_id)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            known = self._answers.get(key)
-            if known is not None and now - known[0] < self.ttl:
-                return known[1], known[2]
-            roles = await discord.member_roles(guild_id, user_id)
-            permissions = 0 if roles is None else await discord.permissions(guild_id, roles)
-            self._answers[key] = (now, roles, permissions)
-            self._answers.move_to_end(key)
-            while len(self._answers) > self._max:
-                self._answers.popitem(last=False)
-        if not lock.locked():
-            self._locks.pop(key, None)
-        return roles, permissions
+async def maker_name(discord: DiscordRest | None, user_id: int) -> str | None:
+    """Who made an image, for the members who see it in a server's gallery; None when Discord cannot
+    say (no bot token, or not answering): the page shows the image without a name."""
+    if discord is None:
+        return None
+    try:
+        return await discord.user_name(user_id)
+    except DiscordUnavailable:
+        return None
 
 
 async def server_access(
@@ -103,7 +67,6 @@ async def server_access(
     user_id: int,
     guild_id: int,
     discord: DiscordRest | None,
-    lookups: Lookups,
     now: float | None = None,
 ) -> ServerAccess | None:
     """The member's access to a server (whose gallery the caller checked is on), or None."""
@@ -115,7 +78,7 @@ async def server_access(
     if discord is None:
         return None  # no bot token to ask with: only a fresh sign-in vouches for the member
     try:
-        roles, permissions = await lookups.roles_and_permissions(discord, guild_id, user_id, now)
+        roles, permissions = await discord.member_access(guild_id, user_id)
     except DiscordUnavailable as error:
         log.warning("could not check membership of server %s: %s", guild_id, error)
         return None

@@ -51,7 +51,6 @@ class WebContext:
     thumbnails: ThumbnailStore
     discord: DiscordRest | None
     pictures: Pictures
-    lookups: membership.Lookups
 
     def now(self) -> float:
         return time.time()

@@ -24,11 +24,7 @@ async def server_gallery(request: web.Request) -> web.Response:
         raise PageError(404, "not_found")
     guild_id = int(raw)
     switches = await ctx.store.gallery.switches(guild_id)
-    access = (
-        await membership.server_access(session, uid, guild_id, ctx.discord, ctx.lookups)
-        if switches.enabled
-        else None
-    )
+    access = await membership.server_access(session, uid, guild_id, ctx.discord) if switches.enabled else None
     if access is None:
         if ctx.discord is None and str(guild_id) in (session.get(membership.GALLERIES) or {}):
             # No bot token to ask Discord with: a fresh sign-in (instant for a member who authorised

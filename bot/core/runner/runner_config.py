@@ -8,7 +8,10 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class RunnerConfig:
     time_limit: float = 600.0
-    concurrency: int = 16
+    # Polls in flight at once. One process makes at most concurrency / (a poll's round trip + its
+    # record) polls a second whatever its CPU: at 16 and a 100 ms round trip, 160 polls/s, about 600
+    # tasks in flight of the 5-90 s mix (docs/performance.md, "Capacity").
+    concurrency: int = 64
     max_result_bytes: int = 50 * 1024 * 1024
     status_update_interval: float = 3.0
     submit_attempts: int = 3

@@ -18,11 +18,15 @@ from dataclasses import dataclass
 
 from aiohttp_session import Session
 
-from bot.web.dashboard.bot_rest import BotRest, GuildInfo, MemberInfo
+from bot.web.discord_rest import (
+    ADMINISTRATOR,
+    MANAGE_GUILD,
+    MANAGE_MESSAGES,
+    DiscordRest,
+    GuildInfo,
+    MemberInfo,
+)
 
-ADMINISTRATOR = 1 << 3
-MANAGE_GUILD = 1 << 5
-MANAGE_MESSAGES = 1 << 13
 ACCESS_TTL = 180.0  # seconds a role read from Discord is trusted for reading pages
 MAX_STAFF_SERVERS = 25  # kept in the encrypted cookie, so bounded
 STAFF_KEY = "staff"
@@ -42,19 +46,8 @@ def role_for(permissions: int, *, owner: bool = False) -> Role:
     return Role.NONE
 
 
-def member_permissions(guild: GuildInfo, member: MemberInfo) -> int:
-    """Server-wide permissions: @everyone's (the role whose id is the server's) and the member's roles."""
-    everyone = guild.roles.get(guild.id)
-    permissions = everyone.permissions if everyone else 0
-    for role_id in member.role_ids:
-        role = guild.roles.get(role_id)
-        if role is not None:
-            permissions |= role.permissions
-    return permissions
-
-
 def member_role(guild: GuildInfo, member: MemberInfo) -> Role:
-    return role_for(member_permissions(guild, member), owner=guild.owner_id == member.user_id)
+    return role_for(guild.permissions_of(member), owner=guild.owner_id == member.user_id)
 
 
 def staff_at_sign_in(permissions: dict[int, int], now: float) -> dict[str, list[int]]:
@@ -100,7 +93,7 @@ def _entry(value: object) -> tuple[Role, float] | None:
 
 
 async def check_access(
-    session: Session, rest: BotRest, user_id: int, guild_id: int, *, admin: bool, write: bool
+    session: Session, rest: DiscordRest, user_id: int, guild_id: int, *, admin: bool, write: bool
 ) -> Access:
     """The member's role in the server, asked of Discord again when stale or before a write."""
     staff = staff_servers(session)

@@ -5,7 +5,8 @@ Every handler asks `access.check_access` first, on the server side, whatever the
 not in the member's staff list is refused whatever id the address carries, a moderator may read but
 not change, and a change asks Discord for the member's role again just before it is made. Every form
 posts its CSRF token; a change goes through the `/imagine-admin` command's own store call (which writes
-its admin_log row), then is posted in the server's mod-log channel with the bot's token."""
+its admin_log row), then is posted in the server's mod-log channel with the bot's token
+(bot/web/discord_rest.py)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import available_timezones
 
-import aiohttp
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import Session, get_session
 
 from bot.adapters.store import Store
 from bot.core import reports
-from bot.core.i18n import t
+from bot.core.change_sentences import IN_DISCORD, Names, modlog_entry
 from bot.core.policy.quotas import MAX_COUNT
 from bot.core.policy.rulebook import RuleBook
 from bot.core.policy.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT
@@ -35,7 +35,6 @@ from bot.web.dashboard.access import (
     check_access,
     staff_servers,
 )
-from bot.web.dashboard.bot_rest import BotRest, DiscordUnavailable
 from bot.web.dashboard.setting_changes import (
     CHANGES,
     MAX_COOLDOWN,
@@ -46,10 +45,10 @@ from bot.web.dashboard.setting_changes import (
     MAX_VIDEO_RATE,
     MIN_VIDEO_RATE,
     FormInput,
-    Names,
     Problem,
 )
 from bot.web.dashboard.stats_charts import CHART_KEYS, DEFAULT_WINDOW, WINDOWS, StatsBuilder
+from bot.web.discord_rest import DiscordRest, DiscordUnavailable
 from bot.web.guard import CSRF_FIELD, RateLimiter, csrf_ok
 from bot.web.pages import PageError, page_context
 
@@ -67,7 +66,7 @@ ZONES = sorted(available_timezones())
 @dataclass
 class Dashboard:
     store: Store
-    rest: BotRest
+    rest: DiscordRest
     rulebook: RuleBook
     bot_default_quota: int
     change_limit: RateLimiter
@@ -80,17 +79,15 @@ DASHBOARD = web.AppKey("dashboard", Dashboard)
 def setup_dashboard(
     app: web.Application,
     store: Store,
-    http: aiohttp.ClientSession,
+    rest: DiscordRest,
     *,
-    api_base: str,
-    bot_token: str | None,
     bot_default_quota: int,
     change_rate: tuple[int, float] = CHANGE_RATE,
     read_rate: tuple[int, float] = READ_RATE,
 ) -> None:
     app[DASHBOARD] = Dashboard(
         store=store,
-        rest=BotRest(http, api_base, bot_token),
+        rest=rest,
         rulebook=RuleBook(store.settings),  # the same rule book /imagine checks prompts with
         bot_default_quota=bot_default_quota,
         change_limit=RateLimiter(*change_rate),
@@ -399,9 +396,7 @@ async def change(request: web.Request) -> web.Response:
     )
     session[FLASH] = {"ok": True, "text": shown}
     log.info("dashboard: member %s changed %s in server %s", uid, name, gid)
-    await _post_modlog(
-        dash, access, uid, done.modlog_channel, done.describe(Names(mentions=True), access.guild.locale)
-    )
+    await _post_modlog(dash, access, uid, done.modlog_channel, done.describe(IN_DISCORD, access.guild.locale))
     raise web.HTTPSeeOther(target)
 
 
@@ -412,7 +407,5 @@ async def _post_modlog(dash: Dashboard, access: Access, actor: int, channel: int
         channel = (await dash.store.settings.guild_policy(access.guild.id)).modlog_channel_id
     if channel is None:
         return
-    entry = t(
-        access.guild.locale, "🛠️ {actor} on the web dashboard: {change}", actor=f"<@{actor}>", change=text
-    )
+    entry = modlog_entry(access.guild.locale, actor, text, on_dashboard=True)
     await dash.rest.post(channel, entry[:2000])

@@ -1,7 +1,8 @@
 """What the dashboard's forms change: one function per form, each checking its fields as the
 `/imagine-admin` command checks its options and then making the very store call the command makes
-(which writes the admin_log row in the same transaction). Each returns how to say what changed, so the
-same sentence goes on the page (with names) and in the mod-log channel (with mentions).
+(which writes the admin_log row in the same transaction). Each returns how to say what changed
+(bot/core/change_sentences.py, which the commands' mod-log entries use too), so the same sentence goes
+on the page (with names) and in the mod-log channel (with mentions).
 
 Every form here needs the server admin role, as every `/imagine-admin` command does."""
 
@@ -13,14 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.adapters.store import Store
-from bot.core import messages, reports
-from bot.core.durations import DurationError, describe_seconds, parse_duration
-from bot.core.i18n import nt, t
+from bot.core import change_sentences as say
+from bot.core import reports
+from bot.core.change_sentences import Describe
+from bot.core.durations import DurationError, parse_duration
 from bot.core.policy.prompt_rules import MAX_PATTERN_CHARS, RuleError, check_rule
 from bot.core.policy.quotas import MAX_COUNT, valid_timezone
 from bot.core.policy.styles import MAX_STYLE_NAME, MAX_STYLE_TEXT, StyleError, clean_style
 from bot.core.texts import Text, msg
-from bot.web.dashboard.bot_rest import BotRest, GuildInfo
+from bot.web.discord_rest import DiscordRest, GuildInfo
 
 # The bounds of the /imagine-admin options (cogs/admin_limits.py; tests check they agree).
 MAX_LIMIT = 1000
@@ -42,27 +44,6 @@ class Problem(Exception):
 
 
 @dataclass
-class Names:
-    """How a sentence names members, roles and channels: by name on a page, by mention in Discord
-    (which shows the name to each reader and, with no pings allowed, notifies no one)."""
-
-    mentions: bool
-    known: dict[tuple[str, int], str] = field(default_factory=dict)
-
-    def member(self, user_id: int) -> str:
-        return f"<@{user_id}>" if self.mentions else "@" + self.known.get(("member", user_id), str(user_id))
-
-    def role(self, role_id: int) -> str:
-        return f"<@&{role_id}>" if self.mentions else "@" + self.known.get(("role", role_id), str(role_id))
-
-    def channel(self, channel_id: int) -> str:
-        return f"<#{channel_id}>" if self.mentions else "#" + self.known.get(("channel", channel_id), "?")
-
-
-Describe = Callable[[Names, str], str]
-
-
-@dataclass
 class Change:
     """A form's result: the sentence, and the mod-log channel it goes to (None: the server's)."""
 
@@ -73,7 +54,7 @@ class Change:
 @dataclass
 class FormInput:
     store: Store
-    rest: BotRest
+    rest: DiscordRest
     guild: GuildInfo
     actor_id: int
     now: float
@@ -136,25 +117,11 @@ class FormInput:
 # -- limits ----------------------------------------------------------------------------------------------
 
 
-def _default_text(default: int | None, bot_default: int, locale: str) -> str:
-    if default is None:
-        return t(locale, "the bot default, {limit}", limit=reports.limit_text(bot_default, locale))
-    return reports.limit_text(default, locale)
-
-
 async def server_limit(f: FormInput) -> Change:
     limit = f.number("limit", 0, MAX_LIMIT, optional=True)
     before = await f.store.settings.guild_policy(f.guild_id)
     await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, default_quota=limit)
-    bot = f.bot_default_quota
-    return Change(
-        lambda n, lo: t(
-            lo,
-            "The server's daily limit is now {limit} (was {was}).",
-            limit=_default_text(limit, bot, lo),
-            was=_default_text(before.default_quota, bot, lo),
-        )
-    )
+    return Change(say.server_limit(limit, before.default_quota, f.bot_default_quota))
 
 
 async def role_limit(f: FormInput) -> Change:
@@ -162,22 +129,7 @@ async def role_limit(f: FormInput) -> Change:
     limit = f.number("limit", 0, MAX_LIMIT, optional=True)
     before = (await f.store.settings.role_quotas(f.guild_id)).get(role)
     await f.store.settings.set_role_quota(f.guild_id, role, limit, f.actor_id, f.now)
-
-    def describe(n: Names, lo: str) -> str:
-        was = reports.optional_limit(before, none=t(lo, "none"), locale=lo)
-        if limit is None:
-            return t(
-                lo, "{role} no longer has a daily limit of its own (was {was}).", role=n.role(role), was=was
-            )
-        return t(
-            lo,
-            "Daily limit for {role} is now {limit} (was {was}).",
-            role=n.role(role),
-            limit=reports.limit_text(limit, lo),
-            was=was,
-        )
-
-    return Change(describe)
+    return Change(say.role_limit(role, limit, before))
 
 
 async def member_limit(f: FormInput) -> Change:
@@ -188,24 +140,7 @@ async def member_limit(f: FormInput) -> Change:
     await f.store.settings.set_user_quota(
         f.guild_id, member, limit=limit, unlimited=unlimited, actor_id=f.actor_id, now=f.now
     )
-
-    def describe(n: Names, lo: str) -> str:
-        if unlimited:
-            return t(lo, "{member} now has no daily limit in this server.", member=n.member(member))
-        if limit is not None:
-            return t(
-                lo,
-                "{member} now has a personal limit of {limit}.",
-                member=n.member(member),
-                limit=reports.limit_text(limit, lo),
-            )
-        return t(
-            lo,
-            "{member}'s personal limit is cleared: they follow their roles and the server default again.",
-            member=n.member(member),
-        )
-
-    return Change(describe)
+    return Change(say.member_limit(member, limit, unlimited))
 
 
 async def credits(f: FormInput) -> Change:
@@ -215,94 +150,32 @@ async def credits(f: FormInput) -> Change:
     if given == 0:
         raise Problem(msg("Nothing to change: give a positive number to add credits, negative to take back."))
     balance = await f.store.settings.grant_credits(f.guild_id, member, given, f.actor_id, f.now)
-
-    def describe(n: Names, lo: str) -> str:
-        if given > 0:
-            change = nt(
-                lo,
-                "Gave {member} 1 one-off credit",
-                "Gave {member} {count} one-off credits",
-                given,
-                member=n.member(member),
-            )
-        else:
-            change = nt(
-                lo,
-                "Took back 1 credit from {member}",
-                "Took back {count} credits from {member}",
-                -given,
-                member=n.member(member),
-            )
-        return t(lo, "{change}; they now have {balance}.", change=change, balance=balance)
-
-    return Change(describe)
+    return Change(say.credits(member, given, balance))
 
 
 async def reset_today(f: FormInput) -> Change:
     member = await f.member()
     given = await f.store.settings.reset_today(f.guild_id, member, f.actor_id, f.now)
-
-    def describe(n: Names, lo: str) -> str:
-        if given:
-            return nt(
-                lo,
-                "Gave {member} back 1 use of today.",
-                "Gave {member} back {count} uses of today.",
-                given,
-                member=n.member(member),
-            )
-        return t(lo, "{member} had no finished uses today to give back.", member=n.member(member))
-
-    return Change(describe)
+    return Change(say.reset_today(member, given))
 
 
 async def server_cap(f: FormInput) -> Change:
     cap = f.number("cap", 1, MAX_GUILD_CAP, optional=True)
     before = await f.store.settings.guild_policy(f.guild_id)
     await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, daily_cap=cap)
-
-    def describe(n: Names, lo: str) -> str:
-        was = (
-            t(lo, "none")
-            if before.daily_cap is None
-            else nt(lo, "1 image", "{count} images", before.daily_cap)
-        )
-        if cap is None:
-            return t(lo, "The server has no daily cap any more (was {was}).", was=was)
-        return t(
-            lo,
-            "The whole server can now make {count} a day together (was {was}).",
-            count=nt(lo, "1 image", "{count} images", cap),
-            was=was,
-        )
-
-    return Change(describe)
+    return Change(say.server_cap(cap, before.daily_cap))
 
 
 async def exempt(f: FormInput) -> Change:
     enabled = f.switch("enabled")
     await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, exempt_managers=enabled)
-    if enabled:
-        return Change(
-            lambda n, lo: t(
-                lo, "The server owner and members with Manage Server are now exempt from the limits."
-            )
-        )
-    return Change(
-        lambda n, lo: t(
-            lo, "The server owner and members with Manage Server now follow the same limits as everyone."
-        )
-    )
+    return Change(say.exempt(enabled))
 
 
 async def refund_cancelled(f: FormInput) -> Change:
     enabled = f.switch("enabled")
     await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, refund_cancelled=enabled)
-    if enabled:
-        return Change(
-            lambda n, lo: t(lo, "A job its requester cancels is now given back: it does not count.")
-        )
-    return Change(lambda n, lo: t(lo, "A job its requester cancels now counts against the limit."))
+    return Change(say.refund_cancelled(enabled))
 
 
 # -- pacing and time zone ----------------------------------------------------------------------------------
@@ -313,19 +186,7 @@ async def cooldown(f: FormInput) -> Change:
     assert seconds is not None
     before = await f.store.settings.guild_policy(f.guild_id)
     await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, cooldown_seconds=seconds)
-
-    def describe(n: Names, lo: str) -> str:
-        was = describe_seconds(before.cooldown_seconds, lo) if before.cooldown_seconds else t(lo, "none")
-        if seconds:
-            return t(
-                lo,
-                "Members now wait {time} between two requests (was {was}).",
-                time=describe_seconds(seconds, lo),
-                was=was,
-            )
-        return t(lo, "There is no cooldown any more (was {was}).", was=was)
-
-    return Change(describe)
+    return Change(say.cooldown(seconds, before.cooldown_seconds))
 
 
 async def running(f: FormInput) -> Change:
@@ -333,14 +194,7 @@ async def running(f: FormInput) -> Change:
     assert jobs is not None
     before = await f.store.settings.guild_policy(f.guild_id)
     await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, max_running=jobs)
-    return Change(
-        lambda n, lo: t(
-            lo,
-            "A member may now have {count} running at once (was {was}).",
-            count=nt(lo, "1 image", "{count} images", jobs),
-            was=before.max_running,
-        )
-    )
+    return Change(say.running(jobs, before.max_running))
 
 
 async def timezone(f: FormInput) -> Change:
@@ -355,11 +209,7 @@ async def timezone(f: FormInput) -> Change:
         )
     before = await f.store.settings.guild_policy(f.guild_id)
     await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, timezone=zone)
-    return Change(
-        lambda n, lo: t(
-            lo, "The server's day now starts at 00:00 in {zone} (was {was}).", zone=zone, was=before.timezone
-        )
-    )
+    return Change(say.timezone(zone, before.timezone))
 
 
 # -- moderation: bans, prompt rules, mod-log, styles, private images ---------------------------------------
@@ -369,41 +219,23 @@ async def ban(f: FormInput) -> Change:
     member = await f.member()
     reason = f.text("reason", MAX_REASON) or None
     duration = f.text("duration", 40)
-    expires_at: float | None = None
+    seconds: int | None = None
     if duration:
         try:
-            expires_at = f.now + parse_duration(duration)
+            seconds = parse_duration(duration)
         except DurationError as error:
             raise Problem(msg("The member was not banned: {error}.", error=error.text)) from None
+    expires_at = None if seconds is None else f.now + seconds
     await f.store.settings.ban(
         f.guild_id, member, reason=reason, expires_at=expires_at, actor_id=f.actor_id, now=f.now
     )
-
-    def describe(n: Names, lo: str) -> str:
-        if expires_at is None:
-            text = t(
-                lo,
-                "{member} cannot use the image bot in this server until unbanned.",
-                member=n.member(member),
-            )
-        else:
-            text = t(
-                lo,
-                "{member} cannot use the image bot in this server for {time}.",
-                member=n.member(member),
-                time=describe_seconds(int(expires_at - f.now), lo),
-            )
-        return text + (t(lo, " Reason: {reason}.", reason=reports.code(reason)) if reason else "")
-
-    return Change(describe)
+    return Change(say.ban(member, reason, seconds))
 
 
 async def unban(f: FormInput) -> Change:
     member = await f.member()
     lifted = await f.store.settings.unban(f.guild_id, member, f.actor_id, f.now)
-    if lifted:
-        return Change(lambda n, lo: t(lo, "{member} can use the image bot again.", member=n.member(member)))
-    return Change(lambda n, lo: t(lo, "{member} was not banned; nothing to lift.", member=n.member(member)))
+    return Change(say.unban(member, lifted))
 
 
 async def rule_add(f: FormInput) -> Change:
@@ -420,7 +252,7 @@ async def rule_add(f: FormInput) -> Change:
         rule = await f.store.settings.add_rule(f.guild_id, kind, check_rule(kind, pattern), f.actor_id, f.now)
     except RuleError as error:
         raise Problem(msg("That rule was not added: {error}.", error=error.text)) from None
-    return Change(lambda n, lo: t(lo, "Added prompt rule {rule}.", rule=reports.rule_text(rule)))
+    return Change(say.rule_added(rule))
 
 
 async def rule_remove(f: FormInput) -> Change:
@@ -429,7 +261,7 @@ async def rule_remove(f: FormInput) -> Change:
     removed = await f.store.settings.remove_rule(f.guild_id, rule_id, f.actor_id, f.now)
     if removed is None:
         raise Problem(msg("There is no rule #{id} in this server. Nothing was changed.", id=rule_id))
-    return Change(lambda n, lo: t(lo, "Removed prompt rule {rule}.", rule=reports.rule_text(removed)))
+    return Change(say.rule_removed(removed))
 
 
 async def modlog(f: FormInput) -> Change:
@@ -440,7 +272,7 @@ async def modlog(f: FormInput) -> Change:
             f.guild_id, f.actor_id, f.now, modlog_channel_id=None, modlog_finished=False
         )
         # Said where the mod-log was: the last entry that channel gets.
-        return Change(lambda n, lo: t(lo, "The mod-log is off."), modlog_channel=before.modlog_channel_id)
+        return Change(say.modlog_off(), modlog_channel=before.modlog_channel_id)
     channels = dict(await f.rest.text_channels(f.guild_id))
     channel = int(raw) if raw.isdigit() and len(raw) <= 20 else 0
     if channel not in channels:
@@ -450,13 +282,7 @@ async def modlog(f: FormInput) -> Change:
     await f.store.settings.update_policy(
         f.guild_id, f.actor_id, f.now, modlog_channel_id=channel, modlog_finished=finished
     )
-    if finished:
-        return Change(
-            lambda n, lo: t(
-                lo, "The mod-log is now {channel}: refusals and finished images.", channel=n.channel(channel)
-            )
-        )
-    return Change(lambda n, lo: t(lo, "The mod-log is now {channel}: refusals.", channel=n.channel(channel)))
+    return Change(say.modlog_set(channel, finished))
 
 
 async def style_add(f: FormInput) -> Change:
@@ -467,9 +293,7 @@ async def style_add(f: FormInput) -> Change:
         replaced = await f.store.styles.add(f.guild_id, style, f.actor_id, f.now)
     except StyleError as error:
         raise Problem(msg("The style was not saved: {reason}.", reason=error.text)) from None
-    if replaced:
-        return Change(lambda n, lo: t(lo, "Style {name} updated.", name=reports.code(style.name)))
-    return Change(lambda n, lo: t(lo, "Style {name} added.", name=reports.code(style.name)))
+    return Change(say.style_saved(style.name, replaced))
 
 
 async def style_remove(f: FormInput) -> Change:
@@ -479,37 +303,23 @@ async def style_remove(f: FormInput) -> Change:
         raise Problem(
             msg("There is no style called {name}; nothing was removed.", name=reports.code(name[:40]))
         )
-    return Change(lambda n, lo: t(lo, "Style {name} removed.", name=reports.code(removed.name)))
+    return Change(say.style_removed(removed.name))
 
 
 async def private_images(f: FormInput) -> Change:
     enabled = f.switch("enabled")
     await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, private_images=enabled)
-    if enabled:
-        return Change(lambda n, lo: t(lo, "Members may now have their images sent to them privately."))
-    return Change(lambda n, lo: t(lo, "Finished images are now always posted in the channel."))
+    return Change(say.private_images(enabled))
 
 
 # -- images per request (units: /imagine-admin count-limit) -------------------------------------------------
-
-
-def _images(count: int | None, lo: str) -> str:
-    return t(lo, "none") if count is None else nt(lo, "1 image", "{count} images", count)
 
 
 async def count_limit(f: FormInput) -> Change:
     limit = f.number("limit", 1, MAX_COUNT, optional=True)
     server = (await f.store.settings.guild_policy(f.guild_id)).count_limit
     await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, count_limit=limit)
-    return Change(
-        lambda n, lo: t(
-            lo,
-            "Members may now ask for up to **{count}** per request (was {was}). Role and member limits "
-            "still take precedence.",
-            count=_images(limit or MAX_COUNT, lo),
-            was=_images(server, lo),
-        )
-    )
+    return Change(say.count_limit(limit, server))
 
 
 async def role_count_limit(f: FormInput) -> Change:
@@ -518,27 +328,7 @@ async def role_count_limit(f: FormInput) -> Change:
     server = (await f.store.settings.guild_policy(f.guild_id)).count_limit
     before = (await f.store.settings.role_count_limits(f.guild_id)).get(role)
     await f.store.settings.set_role_count_limit(f.guild_id, role, limit, f.actor_id, f.now)
-
-    def describe(n: Names, lo: str) -> str:
-        if limit is None:
-            return t(
-                lo,
-                "{role} no longer has a count limit of its own (was {was}); its members follow their "
-                "other roles or the server's, {server}.",
-                role=n.role(role),
-                was=_images(before, lo),
-                server=_images(server, lo),
-            )
-        return t(
-            lo,
-            "Members of {role} may now ask for up to **{count}** per request (was {was}). A member "
-            "with several such roles gets the highest; a member's own limit wins.",
-            role=n.role(role),
-            count=_images(limit, lo),
-            was=_images(before, lo),
-        )
-
-    return Change(describe)
+    return Change(say.role_count_limit(role, limit, before, server))
 
 
 async def member_count_limit(f: FormInput) -> Change:
@@ -546,25 +336,7 @@ async def member_count_limit(f: FormInput) -> Change:
     limit = f.number("limit", 1, MAX_COUNT, optional=True)
     before = await f.store.settings.user_count_limit(f.guild_id, member)
     await f.store.settings.set_user_count_limit(f.guild_id, member, limit, f.actor_id, f.now)
-
-    def describe(n: Names, lo: str) -> str:
-        if limit is None:
-            return t(
-                lo,
-                "{member}'s own count limit is cleared (was {was}): they follow their roles or the "
-                "server's again.",
-                member=n.member(member),
-                was=_images(before, lo),
-            )
-        return t(
-            lo,
-            "{member} may now ask for up to **{count}** per request (was {was}).",
-            member=n.member(member),
-            count=_images(limit, lo),
-            was=_images(before, lo),
-        )
-
-    return Change(describe)
+    return Change(say.member_count_limit(member, limit, before))
 
 
 # -- videos and the server's gallery (/imagine-admin cost video, videos, gallery) ---------------------------
@@ -585,44 +357,20 @@ async def video_rate(f: FormInput) -> Change:
         )
     rate = round(given, 3)
     await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, video_rate=rate)
-    return Change(
-        lambda n, lo: t(
-            lo,
-            "A second of video now counts as {rate} images here (rounded up per video): {costs}.",
-            rate=f"{rate:g}",
-            costs=messages.video_cost_line(rate, lo),
-        )
-    )
+    return Change(say.video_rate(rate))
 
 
 async def videos(f: FormInput) -> Change:
     enabled = f.switch("enabled")
     await f.store.settings.update_policy(f.guild_id, f.actor_id, f.now, videos_enabled=enabled)
-    if enabled:
-        return Change(lambda n, lo: t(lo, "Videos are on: members may use /animate and the Animate button."))
-    return Change(
-        lambda n, lo: t(lo, "Videos are off: /animate and the Animate button are refused in this server.")
-    )
+    return Change(say.videos(enabled))
 
 
 async def gallery(f: FormInput) -> Change:
     switches = await f.store.gallery.set_switches(
         f.guild_id, f.actor_id, f.now, enabled=f.switch("enabled"), hide_banned=f.switch("hide_banned")
     )
-
-    def describe(n: Names, lo: str) -> str:
-        if not switches.enabled:
-            return t(lo, "The web gallery of this server is **off**.")
-        text = t(
-            lo,
-            "The web gallery of this server is **on**: its members see the images posted here (never "
-            "private ones) after signing in with Discord.",
-        )
-        if switches.hide_banned:
-            return text + " " + t(lo, "Images of members banned from the image bot are hidden.")
-        return text + " " + t(lo, "Images of members banned from the image bot stay visible.")
-
-    return Change(describe)
+    return Change(say.gallery(switches.enabled, switches.hide_banned))
 
 
 # Each form's name in the address (POST /dashboard/{server}/change/{name}) and what it does.

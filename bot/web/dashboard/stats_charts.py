@@ -18,9 +18,8 @@ from bot.adapters.store.stats_repo import SLOT_SECONDS
 from bot.core.i18n import t
 from bot.core.policy.quotas import GuildPolicy, Member, day_bounds
 from bot.core.texts import from_stored, render
-from bot.web.dashboard.access import MANAGE_GUILD, member_permissions
-from bot.web.dashboard.bot_rest import BotRest, GuildInfo, MemberInfo
 from bot.web.dashboard.chart_svg import Chart
+from bot.web.discord_rest import MANAGE_GUILD, DiscordRest, GuildInfo, MemberInfo
 
 T = TypeVar("T")
 
@@ -90,7 +89,7 @@ class StatsBuilder:
     def __init__(
         self,
         store: Store,
-        rest: BotRest,
+        rest: DiscordRest,
         guild: GuildInfo,
         policy: GuildPolicy,
         locale: str,
@@ -266,7 +265,7 @@ class StatsBuilder:
                 uid,
                 role_ids=info.role_ids if info else (),
                 is_owner=uid == self.guild.owner_id,
-                can_manage_guild=bool(info and member_permissions(self.guild, info) & MANAGE_GUILD),
+                can_manage_guild=bool(info and self.guild.permissions_of(info) & MANAGE_GUILD),
             )
             # Today's use and limit as /usage shows them to the member: the same policy and store call.
             summary = await self.store.usage.summary(member, now, self.bot_default)

@@ -1,9 +1,11 @@
-"""/history paging on a member with 300,000 posted images: one page (five images and the count) through
-the store's async interface, as the /history command and its buttons ask for it.
+"""/history paging on a member with 300,000 posted images: one page (five requests and the count of
+requests, up to HISTORY_COUNT_CAP) through the store's async interface, as the /history command and its
+buttons ask for it (`jobs.delivered_requests`).
 
-The pages are keyset-paged by job id on a partial index, so a page deep in the history costs what the
-first one does: the timed pages are the newest, a walk of consecutive older pages, and jumps to random
-points (older and newer) across the whole history."""
+The pages are keyset-paged by request id on a partial index, so a page deep in the history costs what
+the first one does: the timed pages are the newest, a walk of consecutive older pages, and jumps to
+random points (older and newer) across the whole history. The count reads each counted row's request
+(the index does not hold it), bounded by the cap."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from bot.adapters.store import Store
 
 GUILD = 4242
 MEMBER = 1001
-PAGE = 5  # cogs.components.HISTORY_PAGE_SIZE
+PAGE = 5  # bot.discord.history_view.HISTORY_PAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -73,22 +75,24 @@ async def run_history(rows: int = 300_000, samples: int = 600, seed: int = 7) ->
         store = await Store.open(path)
         timings: list[float] = []
         try:
-            newest, total = await store.jobs.delivered_history(GUILD, MEMBER, PAGE)
+            newest, total, _, _ = await store.jobs.delivered_requests(GUILD, MEMBER, PAGE)
             assert total > 0 and len(newest) == PAGE
-            top = newest[0].id
+            top = newest[0][0].id
             cursor: int | None = None
             for index in range(samples):
                 kind = index % 3
                 begin = time.perf_counter()
                 if kind == 0:  # the next older page of a walk from the newest
-                    jobs, _ = await store.jobs.delivered_history(GUILD, MEMBER, PAGE, older_than=cursor)
-                    cursor = jobs[-1].id if jobs else None
+                    groups, _, _, _ = await store.jobs.delivered_requests(
+                        GUILD, MEMBER, PAGE, older_than=cursor
+                    )
+                    cursor = groups[-1][0].request if groups else None
                 elif kind == 1:  # "Older" from anywhere in the history
-                    await store.jobs.delivered_history(
+                    await store.jobs.delivered_requests(
                         GUILD, MEMBER, PAGE, older_than=rng.randrange(PAGE, top)
                     )
                 else:  # "Newer" from anywhere
-                    await store.jobs.delivered_history(GUILD, MEMBER, PAGE, newer_than=rng.randrange(1, top))
+                    await store.jobs.delivered_requests(GUILD, MEMBER, PAGE, newer_than=rng.randrange(1, top))
                 timings.append((time.perf_counter() - begin) * 1000.0)
         finally:
             await store.close()

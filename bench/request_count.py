@@ -2,8 +2,9 @@
 acknowledged next to count:1 (bursts of simultaneous invocations, the two kinds interleaved), and how
 soon each image is visible in its request's message once its task finished.
 
-The real ImagineBot runs against the fake Discord and the in-process sandbox, as in `bench.ack`. An
-acknowledgement is timed on the fake's clock (INTERACTION_CREATE sent → the bot's callback arrived).
+The real ImagineBot runs against the fake Discord and the in-process sandbox, set up and invoked in
+bursts by `bench.ack`'s `bench_bot` and `run_bursts`. An acknowledgement is timed on the fake's clock
+(INTERACTION_CREATE sent → the bot's callback arrived).
 "Visible" is when Discord received the call that put the image's file in a message (the post that
 created the request's message, or the edit that added it), against the job's `finished_at` (the poll
 that saw the task complete): the bot's own cost of showing it, download included.
@@ -13,19 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.ack import bench_bot, quiet, run_bursts, warm_up
 from bench.profiles import Profile
 from bench.stats import percentile
 
 if TYPE_CHECKING:
     from testing.fake_discord import FakeDiscord
 
-DEFERRED = 5
 KINDS = (4, 1)  # images per request, interleaved in every burst
 FILE = re.compile(r"imagine-(\d+)-\d+\.")
 
@@ -84,10 +83,7 @@ class CountResult:
 
 
 async def run_request_counts(profile: Profile) -> CountResult:
-    from bot.discord.client import ImagineBot
-    from bot.ops.config import Secret, Settings
     from sandbox.server import Sandbox, SandboxConfig, log_uniform
-    from testing.fake_discord import FakeInteraction, run_client, running_fake
 
     # Tasks of 2-20 s: they finish after the burst's acknowledgements, spread out as real ones are (all
     # of a burst's 125 images finishing within a second would measure the delivery queue, the same for
@@ -97,58 +93,38 @@ async def run_request_counts(profile: Profile) -> CountResult:
     await sandbox.start()
     result = CountResult()
     wall_minus_monotonic = time.time() - time.monotonic()
+    burst, rounds = profile.ack_burst, profile.ack_rounds
+
+    def options(round_no: int, i: int) -> dict[str, Any]:
+        count = kind_of(i)
+        return {"prompt": f"round {round_no} #{i} of {count}", "count": count}
+
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-count-") as tmp:
-            async with running_fake() as fake:
-                burst, rounds = profile.ack_burst, profile.ack_rounds
-                members = [fake.add_user(f"member-{i}") for i in range(burst * rounds + 1)]
-                for user_id in members:
-                    fake.add_member(fake.guild_id, user_id)
-                settings = Settings(
-                    discord_token=Secret(fake.token),
-                    api_key=Secret(sandbox.config.api_key),
-                    base_url=sandbox.base_url or "",
-                    database_path=Path(tmp) / "counts.db",
-                    dev_guild_id=fake.guild_id,
-                    default_daily_quota=100,
-                    log_level="WARNING",
-                )
-                bot = ImagineBot(settings, guild_ready_timeout=0.05)
-                async with run_client(fake, bot):
-                    await bot.wait_until_ready()
-                    await bot.store.settings.update_policy(
-                        fake.guild_id, fake.owner_id, time.time(), max_running=10
-                    )
-                    warm = await fake.invoke_slash("imagine", {"prompt": "warm-up"}, user_id=members[0])
-                    await fake.wait_for_callback(warm, timeout=10.0)
-                    await _all_told(bot, timeout=30.0)
-                    await _quiet(fake)
-                    for round_no in range(rounds):
-                        users = members[1 + round_no * burst :][:burst]
-                        asked: list[tuple[int, dict[str, Any]]] = []
-                        for i in range(len(users)):
-                            count = KINDS[i % len(KINDS)]
-                            prompt = f"round {round_no} #{i} of {count}"
-                            asked.append((count, {"prompt": prompt, "count": count}))
-                        inters: list[FakeInteraction] = await asyncio.gather(
-                            *(
-                                fake.invoke_slash("imagine", options, user_id=u)
-                                for (_, options), u in zip(asked, users, strict=True)
-                            )
-                        )
-                        callbacks = await asyncio.gather(
-                            *(fake.wait_for_callback(inter, timeout=15.0) for inter in inters)
-                        )
-                        for (count, _), inter, callback in zip(asked, inters, callbacks, strict=True):
-                            result.ack_ms[count].append((callback.received_at - inter.sent_at) * 1000.0)
-                            if (callback.json or {}).get("type") != DEFERRED:
-                                result.not_deferred += 1
-                        await _all_told(bot, timeout=60.0)
-                        await _quiet(fake)
-                    _visibility(fake, await _jobs(bot), wall_minus_monotonic, result)
+        async with bench_bot(sandbox, 1 + burst * rounds, "counts.db", default_daily_quota=100) as run:
+            fake, bot = run.fake, run.bot
+            await bot.store.settings.update_policy(fake.guild_id, fake.owner_id, time.time(), max_running=10)
+            await warm_up(fake, run.members[0])
+            await _all_told(bot, timeout=30.0)
+            await quiet(fake)
+
+            async def settle() -> None:
+                await _all_told(bot, timeout=60.0)
+                await quiet(fake)
+
+            acks = await run_bursts(fake, run.members[1:], burst, rounds, options, settle)
+            for each in acks:
+                for i, ack in enumerate(each):
+                    result.ack_ms[kind_of(i)].append(ack.ms)
+                    result.not_deferred += not ack.deferred
+            _visibility(fake, await _jobs(bot), wall_minus_monotonic, result)
     finally:
         await sandbox.stop()
     return result
+
+
+def kind_of(i: int) -> int:
+    """Invocation i's count: the kinds interleaved in every burst."""
+    return KINDS[i % len(KINDS)]
 
 
 async def _jobs(bot: Any) -> list[Any]:
@@ -189,16 +165,3 @@ def _visibility(fake: FakeDiscord, jobs: list[Any], offset: float, result: Count
         if kind == 4 and job.finished_at >= last.get(job.request, (0.0, 0.0))[0]:
             last[job.request] = (job.finished_at, delay)
     result.last_visible_ms.extend(delay for _, delay in last.values())
-
-
-async def _quiet(fake: FakeDiscord, idle: float = 0.3, timeout: float = 15.0) -> None:
-    """Until the fake has received no request for `idle` seconds (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    seen, since = len(fake.requests), loop.time()
-    while loop.time() < deadline:
-        await asyncio.sleep(0.05)
-        if len(fake.requests) != seen:
-            seen, since = len(fake.requests), loop.time()
-        elif loop.time() - since >= idle:
-            return

@@ -14,9 +14,10 @@ from bot.core.i18n import N_, t
 from bot.core.models import Job
 from bot.core.request_texts import request_queue_line
 from bot.discord.checks import is_moderator
+from bot.discord.history_view import history_page
 from bot.discord.places import server_of
 from bot.discord.replies import NO_PINGS, private_locale, say_privately
-from bot.discord.views import CancelButton, history_page
+from bot.discord.views import CancelButton
 
 if TYPE_CHECKING:
     from bot.discord.bot_base import ImagineBotBase

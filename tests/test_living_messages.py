@@ -190,7 +190,7 @@ async def test_history_pages_and_post_again_after_the_link_expired(world: World)
 
         first = (await fake.wait_for_callback(await fake.invoke_slash("history"))).json["data"]
         assert first["flags"] & EPHEMERAL
-        assert "page 1 of 2 (7 in all)" in first["content"]
+        assert "page 1 of 2 (7 requests in all)" in first["content"]
         assert "picture 7" in first["content"] and "picture 2" not in first["content"]
         ids = custom_ids(first)
         assert ids[:5] == [f"imagine:repost:{n}" for n in (7, 6, 5, 4, 3)]

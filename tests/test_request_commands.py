@@ -76,7 +76,7 @@ async def test_history_shows_a_request_as_one_entry_with_its_images(world: World
         asked = await fake.invoke_slash("history", {})
         answer = (await fake.wait_for_callback(asked)).json["data"]
     content = answer["content"]
-    assert "page 1 of 1 (3 in all)" in content  # the images posted; the entries are the two requests
+    assert "page 1 of 1 (2 requests in all)" in content  # the two requests, not the three images posted
     assert content.count(f"`#{jobs[0].id}`") == 1 and "2 of 3 images" in content
     assert "**1** ✅ · **2** ❌ · **3** ✅" in content
     assert content.index("three together") < content.index("one alone")  # newest first
@@ -121,3 +121,46 @@ async def test_post_again_posts_the_requests_images_and_delete_records_every_one
         assert message_id not in fake.messages
         after = [await bot.store.jobs.get(job.id) for job in jobs]
     assert [j.result_deleted_at is not None for j in after if j is not None] == [True, False, True]
+
+
+async def test_history_pages_count_requests_of_one_and_four_images(world: World) -> None:
+    """Six requests (three of one image, three of four: fifteen images) make two pages of five requests:
+    "page 1 of 2" with Older only, then "page 2 of 2" with Newer only, whose Newer leads back; the
+    buttons work after a restart."""
+    fake = world.fake
+    world.sandbox.config.duration = 0.05
+    sizes = [1, 4, 1, 4, 4, 1]
+    async with world.bot(default_daily_quota=50) as bot:
+        requests = []
+        for n, size in enumerate(sizes):
+            jobs = await launch_request(
+                bot.runner, bot.store, ImageRequest(f"request {n}"), channel_origin(fake), size
+            )
+            for job in jobs:
+                await wait_for_job(bot, lambda j: j.delivered_at is not None, job.id, timeout=30)
+            requests.append(jobs)
+        await world.settle(bot)
+
+        asked = await fake.invoke_slash("history", {})
+        first = (await fake.wait_for_callback(asked)).json["data"]
+        assert "page 1 of 2 (6 requests in all)" in first["content"]
+        assert "request 5" in first["content"] and "request 0" not in first["content"]
+        ids = custom_ids(first["components"])
+        assert ids[:5] == [f"imagine:repost:{jobs[0].id}" for jobs in requests[:0:-1]]
+        assert ids[5:] == [f"imagine:history:{fake.user_id}:1:next:{requests[1][0].id}"]  # Older only
+
+    async with world.bot():  # the page buttons need nothing the first process held
+        older = await fake.invoke_component(ids[5], asked.original_message_id or 0)
+        second = (await fake.wait_for_callback(older)).json["data"]
+        assert "page 2 of 2 (6 requests in all)" in second["content"]
+        assert "request 0" in second["content"] and "request 1" not in second["content"]
+        back = custom_ids(second["components"])
+        assert back == [
+            f"imagine:repost:{requests[0][0].id}",
+            f"imagine:history:{fake.user_id}:0:prev:{requests[0][0].id}",  # Newer only
+        ]
+
+        newer = await fake.invoke_component(back[1], asked.original_message_id or 0)
+        again = (await fake.wait_for_callback(newer)).json["data"]
+    assert "page 1 of 2 (6 requests in all)" in again["content"]
+    assert custom_ids(again["components"]) == ids

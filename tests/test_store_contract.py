@@ -97,6 +97,59 @@ async def test_history_and_the_unfinished_list(any_store: Store) -> None:
     assert (await store.jobs.get(waiting)).cancelled_by == MOD  # type: ignore[union-attr]
 
 
+async def posted_request(store: Store, size: int, at: float, *, posted: int | None = None) -> list[int]:
+    """A request of `size` images for ALICE, its first `posted` (all by default) images posted."""
+    decision, jobs = await store.usage.admit(ALICE, ImageRequest("a cat"), ORIGIN, at, 50, count=size)
+    assert decision.allowed and len(jobs) == size, decision
+    for job in jobs[: size if posted is None else posted]:
+        await store.jobs.mark_running(job.id, f"t{job.id}", at, at)
+        await store.jobs.mark_completed(job.id, ["https://x/1.png"], at + 1, None)
+        await store.jobs.mark_delivered(
+            job.id, delivery="channel", result_message_id=5000 + job.id, now=at + 2
+        )
+    return [job.id for job in jobs]
+
+
+async def test_history_counts_requests_not_images(any_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page lists requests; the total and so the page count count them too, a request of four images
+    being one, whichever of its images were posted."""
+    from bot.adapters.store import jobs_repo
+
+    store = any_store
+    sizes = [1, 4, 1, 4, 4, 1]
+    requests = [await posted_request(store, size, NOW + 10 * n) for n, size in enumerate(sizes)]
+    # A request whose first image failed still counts once, by its posted images.
+    partial = await posted_request(store, 4, NOW + 100, posted=0)
+    for job_id in partial[:2]:
+        assert await store.jobs.mark_ended(job_id, JobStatus.FAILED, "no", NOW + 101)
+    for job_id in partial[2:]:
+        await store.jobs.mark_running(job_id, f"t{job_id}", NOW + 100, NOW + 100)
+        await store.jobs.mark_completed(job_id, ["https://x/1.png"], NOW + 101, None)
+        await store.jobs.mark_delivered(
+            job_id, delivery="channel", result_message_id=9000 + job_id, now=NOW + 102
+        )
+    await posted_request(store, 4, NOW + 200, posted=0)  # nothing posted: not in the history
+    newest, total, capped, more = await store.jobs.delivered_requests(GUILD, 1, 5)
+    # Requests, where the posted images are 1 + 4 + 1 + 4 + 4 + 1 + 2 = 17.
+    assert (total, capped) == (7, False)
+    assert [group[0].request for group in newest] == [partial[0], *[r[0] for r in requests[:1:-1]]]
+    assert more
+    older, total, capped, more = await store.jobs.delivered_requests(
+        GUILD, 1, 5, older_than=newest[-1][0].request
+    )
+    assert [group[0].request for group in older] == [requests[1][0], requests[0][0]]
+    assert [len(group) for group in older] == [4, 1] and (total, capped, more) == (7, False, False)
+    # The count reads at most HISTORY_COUNT_CAP posted images: the requests among them, "at least".
+    monkeypatch.setattr(jobs_repo, "HISTORY_COUNT_CAP", 6)
+    page = await store.jobs.delivered_requests(GUILD, 1, 5)
+    assert page.capped and 2 <= page.total <= 6
+    monkeypatch.setattr(jobs_repo, "HISTORY_COUNT_CAP", 17)  # exactly as many as were posted
+    page = await store.jobs.delivered_requests(GUILD, 1, 5)
+    assert page.capped and page.total == 7
+    monkeypatch.setattr(jobs_repo, "HISTORY_COUNT_CAP", 18)
+    assert not (await store.jobs.delivered_requests(GUILD, 1, 5)).capped
+
+
 async def test_endings_refund_and_delivery_retries(any_store: Store) -> None:
     store = any_store
     await store.settings.set_user_quota(GUILD, 1, limit=0, unlimited=False, actor_id=MOD, now=NOW)

@@ -1,5 +1,6 @@
 """Results for the runner (`ResultFetcher`): one download attempt at an image, its pixels limited, or at
-a video, checked to be an MP4 by its bytes. Both through the same safe fetching and size cap."""
+a video, checked to be an MP4 by its bytes. Both through the same safe fetching and size cap; /history's
+Post again fetches a posted video through `download_video` too."""
 
 from __future__ import annotations
 
@@ -23,6 +24,24 @@ def is_mp4_video(data: bytes) -> bool:
     return looks_like_mp4(data) and data[8:12] not in _IMAGE_BRANDS
 
 
+async def download_video(
+    session: aiohttp.ClientSession, ref: str, *, max_bytes: int, timeout: float = 60.0
+) -> ImageFile:
+    """Fetch one video from a public (or allowed) host, with a size cap, checked to be an MP4 by its
+    bytes. Raises DownloadError."""
+    if not ref.startswith(("https://", "http://")):
+        raise DownloadError(_NOT_VIDEO, "a video that is not a web link", permanent=True)
+    fetched = await fetch_public(
+        session, ref, max_bytes=max_bytes, timeout=timeout, too_large=_VIDEO_TOO_LARGE
+    )
+    if not is_mp4_video(fetched.data):
+        # The header alone is not trusted: an error page served as video/mp4 must not be posted.
+        raise DownloadError(
+            _NOT_VIDEO, f"{fetched.content_type or 'untyped'} body that is not an MP4 video", permanent=True
+        )
+    return ImageFile(url=ref, data=fetched.data, content_type=MP4_TYPE)
+
+
 class HttpResultFetcher:
     def __init__(
         self, session: aiohttp.ClientSession, *, max_bytes: int, timeout: float, max_pixels: int
@@ -38,26 +57,10 @@ class HttpResultFetcher:
         return await limit_pixels_in_pool(image, self._max_pixels)
 
     async def fetch_video(self, ref: str) -> ImageFile:
-        if not ref.startswith(("https://", "http://")):
-            raise FetchFailed(_NOT_VIDEO, detail="a video result that is not a web link", permanent=True)
         try:
-            fetched = await fetch_public(
-                self._session,
-                ref,
-                max_bytes=self._max_bytes,
-                timeout=self._timeout,
-                too_large=_VIDEO_TOO_LARGE,
-            )
-        except FetchError as error:
+            return await download_video(self._session, ref, max_bytes=self._max_bytes, timeout=self._timeout)
+        except DownloadError as error:
             raise _failed(error) from error
-        if not is_mp4_video(fetched.data):
-            # The header alone is not trusted: an error page served as video/mp4 must not be posted.
-            raise FetchFailed(
-                _NOT_VIDEO,
-                detail=f"{fetched.content_type or 'untyped'} body that is not an MP4 video",
-                permanent=True,
-            )
-        return ImageFile(url=ref, data=fetched.data, content_type=MP4_TYPE)
 
     def unfetched(self, url: str | None, error: Text) -> ImageFile:
         return ImageFile(url=url, data=None, error=error)

@@ -173,6 +173,8 @@ def status_text(job: Job, stage: Stage, elapsed: float, typical: float | None, l
             time=duration(elapsed, locale),
             eta=eta,
         )
+    elif job.media == "video":
+        head = t(locale, "📦 **Almost there** — uploading the video for {who}…", who=who)
     else:
         head = t(locale, "📦 **Almost there** — uploading the image for {who}…", who=who)
     details = video_details(job, locale) if job.media == "video" else details_line(job, locale)
@@ -233,7 +235,15 @@ def result_text(
     return clip(text)
 
 
-def done_pointer(elapsed: float, jump_url: str, locale: Locale = None) -> str:
+def done_pointer(elapsed: float, jump_url: str, locale: Locale = None, *, video: bool = False) -> str:
+    """The status message once the result is posted elsewhere: where to find it."""
+    if video:
+        return t(
+            locale,
+            "✅ **Done** in {time} — your video is here: {link}",
+            time=duration(elapsed, locale),
+            link=jump_url,
+        )
     return t(
         locale,
         "✅ **Done** in {time} — your image is here: {link}",
@@ -247,7 +257,9 @@ def failure_text(job: Job, reason: str, locale: Locale = None) -> str:
     here in the reader's language, with the image API's words inside shown as they came; all inert."""
     head = t(
         locale,
-        "❌ Sorry {who}, no image this time. {reason}",
+        N_("❌ Sorry {who}, no video this time. {reason}")
+        if job.media == "video"
+        else N_("❌ Sorry {who}, no image this time. {reason}"),
         who=_who(job, locale),
         reason=inert(render(locale, from_stored(reason))),
     )
@@ -281,7 +293,10 @@ def modlog_refusal(
 
 
 def modlog_finished(job: Job, jump_url: str, locale: Locale = None) -> str:
-    head = t(locale, "🖼️ {who} made an image: {link}", who=f"<@{job.user_id}>", link=jump_url)
+    made = (
+        N_("🎬 {who} made a video: {link}") if job.media == "video" else N_("🖼️ {who} made an image: {link}")
+    )
+    head = t(locale, made, who=f"<@{job.user_id}>", link=jump_url)
     return f"{head}\n{quote_prompt(job.prompt, 200)}"
 
 
@@ -304,12 +319,17 @@ def cancelled_text(job: Job, by_user: int, elapsed: float, *, refunded: bool, lo
 
 
 def reposted_text(job: Job, by_user: int, locale: Locale = None) -> str:
+    """Above an image or a video that /history's Post again posted again."""
+    video = job.media == "video"
     if by_user == job.user_id:
-        head = t(locale, "🖼️ Image #{id} by {who}.", id=job.id, who=f"<@{job.user_id}>")
+        own = N_("🎬 Video #{id} by {who}.") if video else N_("🖼️ Image #{id} by {who}.")
+        head = t(locale, own, id=job.id, who=f"<@{job.user_id}>")
     else:
         head = t(
             locale,
-            "🖼️ Image #{id} by {who}, posted again by {by}.",
+            N_("🎬 Video #{id} by {who}, posted again by {by}.")
+            if video
+            else N_("🖼️ Image #{id} by {who}, posted again by {by}."),
             id=job.id,
             who=f"<@{job.user_id}>",
             by=f"<@{by_user}>",

@@ -193,15 +193,24 @@ def history_requests_text(
     locale: Locale = None,
 ) -> str:
     """/history's page: one entry per request (a request of several images with each image's state).
-    `total` counts the images (a request of four is four), as the index counts them, and `pages` is
-    reckoned from it: exact for requests of one image, an upper bound otherwise."""
+    `total` counts the requests, as the pages list them (a request of four images is one), and `pages`
+    is reckoned from it."""
     who = f"<@{member_id}>"
     if not groups:
         return t(locale, "No images yet for {who} in this server.", who=who)
     if capped:  # counting further would cost more than the page itself
-        header = t(locale, "page {page} (more than {total} in all)", page=page + 1, total=f"{total:,}")
+        header = t(
+            locale, "page {page} (more than {total} requests in all)", page=page + 1, total=f"{total:,}"
+        )
     else:
-        header = t(locale, "page {page} of {pages} ({total} in all)", page=page + 1, pages=pages, total=total)
+        header = nt(
+            locale,
+            "page {page} of {pages} ({count} request in all)",
+            "page {page} of {pages} ({count} requests in all)",
+            total,
+            page=page + 1,
+            pages=pages,
+        )
     lines = [t(locale, "🖼️ Images of {who} — {header}", who=who, header=header)]
     for jobs in groups:
         posted = [j for j in jobs if j.status is JobStatus.DELIVERED and j.result_message_id]

@@ -28,6 +28,7 @@ from bot.core.models import Job, JobStatus
 from bot.core.runner import DeliveryReceipt, JobRunner, RunnerConfig
 from bot.core.texts import Text, msg
 from bot.discord.bot_base import ImagineBotBase
+from bot.discord.history_view import HISTORY_ITEMS
 from bot.discord.image_buttons import IMAGE_ITEMS
 from bot.discord.replies import NO_PINGS, say_privately
 from bot.discord.sink import DiscordSink
@@ -222,7 +223,7 @@ class ImagineBot(ImagineBotBase):
         # Command names and descriptions in every shipped language (bot/locales), before the sync.
         await self.tree.set_translator(CatalogTranslator())
         # Buttons are matched by their custom_id template: they keep working after a restart.
-        self.add_dynamic_items(*DYNAMIC_ITEMS, *IMAGE_ITEMS)
+        self.add_dynamic_items(*DYNAMIC_ITEMS, *HISTORY_ITEMS, *IMAGE_ITEMS)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if s.syncs_commands:

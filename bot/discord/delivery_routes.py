@@ -236,7 +236,9 @@ class ChannelRoute(Route):
             pointer = (
                 parcel.pointer(sent.jump_url)
                 if parcel.pointer
-                else messages.done_pointer(parcel.elapsed, sent.jump_url, public_language(job))
+                else messages.done_pointer(
+                    parcel.elapsed, sent.jump_url, public_language(job), video=job.media == "video"
+                )
             )
             await edit_status_quietly(bot, job, pointer)
 
@@ -320,7 +322,9 @@ class FollowupRoute(Route):
             job,
             parcel.pointer(sent.jump_url)
             if parcel.pointer
-            else messages.done_pointer(parcel.elapsed, sent.jump_url, public_language(job)),
+            else messages.done_pointer(
+                parcel.elapsed, sent.jump_url, public_language(job), video=job.media == "video"
+            ),
         )
 
 

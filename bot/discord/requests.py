@@ -276,6 +276,24 @@ async def _admit(
     return request, count, decision, jobs
 
 
+async def post_status_message(
+    interaction: discord.Interaction[ImagineBotBase], jobs: list[Job]
+) -> int | None:
+    """The request's public status message, posted as a follow-up of the interaction: its id, or None
+    when Discord refused it (the job still runs; without a status message its result is posted in the
+    channel)."""
+    try:
+        status = await interaction.followup.send(
+            messages.status_text(jobs[0], Stage.QUEUED, 0.0, None, locale=jobs[0].guild_locale),
+            wait=True,
+            allowed_mentions=NO_PINGS,
+        )
+    except discord.HTTPException as exc:
+        log.warning("request %s: could not post the status message (%s)", jobs[0].request, exc.status)
+        return None
+    return status.id
+
+
 async def _launch_after_private_deferral(
     interaction: discord.Interaction[ImagineBotBase], jobs: list[Job]
 ) -> None:
@@ -284,22 +302,17 @@ async def _launch_after_private_deferral(
     bot = interaction.client
     message_id: int | None = None
     # Counted for personal use, where Discord allows only MAX_FOLLOWUPS per interaction.
-    followups = 0
+    followups = 1
     try:
-        followups += 1
         await interaction.followup.send(
             t(private_locale(interaction), ACCEPTED_LATE), ephemeral=True, allowed_mentions=NO_PINGS
         )
-        followups += 1
-        status = await interaction.followup.send(
-            messages.status_text(jobs[0], Stage.QUEUED, 0.0, None, locale=jobs[0].guild_locale),
-            wait=True,
-            allowed_mentions=NO_PINGS,
-        )
-        message_id = status.id
     except discord.HTTPException as exc:
         # The job still runs; without a status message its result is posted in the channel.
         log.warning("request %s: could not post the status message (%s)", jobs[0].request, exc.status)
+    else:
+        followups += 1
+        message_id = await post_status_message(interaction, jobs)
     await bot.runner.launch(jobs, message_id, followups=followups)
 
 

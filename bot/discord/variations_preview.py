@@ -21,7 +21,7 @@ import discord
 from bot.adapters.store import StoreError
 from bot.core import messages
 from bot.core.i18n import N_, t
-from bot.core.models import MAX_FOLLOWUPS, Stage
+from bot.core.models import MAX_FOLLOWUPS
 from bot.core.policy.prompt_variations import VariationError, has_variations, literal_prompt, variations
 from bot.core.policy.quotas import (
     BLOCKED_PROMPT,
@@ -44,6 +44,7 @@ from bot.discord.requests import (
     Draft,
     _admit,
     origin_of,
+    post_status_message,
     refuse_bad_input,
     start_request,
 )
@@ -325,17 +326,7 @@ async def _make_all(interaction: Interaction, pending: Pending) -> list[Outcome]
                 origin, reason=decision.reason or "refused", prompt=admitted.full_prompt, detail=detail
             )
             continue
-        message_id: int | None = None
-        try:
-            status = await interaction.followup.send(
-                messages.status_text(jobs[0], Stage.QUEUED, 0.0, None, locale=jobs[0].guild_locale),
-                wait=True,
-                allowed_mentions=NO_PINGS,
-            )
-            message_id = status.id
-        except discord.HTTPException as exc:
-            # The job still runs; without a status message its result is posted in the channel.
-            log.warning("request %s: could not post the status message (%s)", jobs[0].request, exc.status)
+        message_id = await post_status_message(interaction, jobs)
         followups = _followups_before(made, len(pending.drafts), origin.is_personal)
         await bot.runner.launch(jobs, message_id, followups=followups)
         made += 1

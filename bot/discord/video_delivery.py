@@ -36,20 +36,10 @@ async def video_parcel(job: Job, video: ImageFile, elapsed: float, limit: int) -
     """The message carrying the clip. VideoRefused (the runner fails the job, refunded) when it is
     larger than `limit` and cannot be re-encoded to fit."""
     assert video.data is not None, "the runner hands over only a fetched video"
-    data, reencoded = video.data, False
-    if len(data) > limit:
-        try:
-            fitted = await IMAGES.run(fit_to_limit, data, limit)
-        except VideoError as error:
-            log.warning("job %s: the video could not be re-encoded: %s", job.id, error)
-            fitted = None
-        if fitted is None:
-            log.warning(
-                "job %s: a %s-byte video does not fit the %s-byte upload limit", job.id, len(data), limit
-            )
-            raise VideoRefused(too_large_text(job, len(data), limit))
-        log.info("job %s: re-encoded a %s-byte video to %s bytes to fit", job.id, len(data), len(fitted))
-        data, reencoded = fitted, True
+    data = await fit_video(job, video.data, limit)
+    if data is None:
+        raise VideoRefused(too_large_text(job, len(video.data), limit))
+    reencoded = data is not video.data
     return Parcel(
         job,
         public_text=video_text(job, elapsed, reencoded, public_language(job)),
@@ -59,6 +49,23 @@ async def video_parcel(job: Job, video: ImageFile, elapsed: float, limit: int) -
         uploads=[Upload(1, video_filename(job), data)],
         indexes=[1],
     )
+
+
+async def fit_video(job: Job, data: bytes, limit: int) -> bytes | None:
+    """The clip within `limit` bytes: itself when it fits, else re-encoded (on the image pool); None when
+    even that does not fit."""
+    if len(data) <= limit:
+        return data
+    try:
+        fitted = await IMAGES.run(fit_to_limit, data, limit)
+    except VideoError as error:
+        log.warning("job %s: the video could not be re-encoded: %s", job.id, error)
+        return None
+    if fitted is None:
+        log.warning("job %s: a %s-byte video does not fit the %s-byte upload limit", job.id, len(data), limit)
+        return None
+    log.info("job %s: re-encoded a %s-byte video to %s bytes to fit", job.id, len(data), len(fitted))
+    return fitted
 
 
 def upload_limit(client: discord.Client, job: Job, default: int) -> int:

@@ -1,4 +1,5 @@
-"""Buttons, the Edit dialog and /history's pages on the bot's messages.
+"""The buttons on a job's messages (Cancel on its status message; Reroll, Edit and Delete under its
+result) and the Edit dialog. /history's pages and Post again are in history_view.py.
 
 Each button's custom_id carries the job id
 (`imagine:<action>:<job>`), and the job row holds the rest, so every button keeps working after a
@@ -7,31 +8,24 @@ restart with nothing in memory."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
-import math
 import re
-import weakref
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import discord
 from discord.http import Route
 
-from bot.adapters.media import DownloadError, download_image
-from bot.adapters.store.jobs_repo import HISTORY_COUNT_CAP
-from bot.core import messages
 from bot.core.i18n import N_, nt, t
 from bot.core.image_contract import ASPECT_RATIOS
 from bot.core.models import ImageRequest, Job, JobStatus
 from bot.core.policy.styles import Style
 from bot.core.policy.validation import InputRefused, validate_request
-from bot.core.request_texts import history_requests_text, request_cancelled_text
+from bot.core.request_texts import request_cancelled_text
 from bot.core.runner import job_states
 from bot.core.texts import msg
 from bot.discord.checks import NOT_YOURS, may_act_on
 from bot.discord.places import server_of
-from bot.discord.rate_limit import RateLimiter
-from bot.discord.replies import NO_PINGS, private_locale, public_locale, say_privately
+from bot.discord.replies import NO_PINGS, private_locale, say_privately
 from bot.discord.requests import FewerButton, refuse_bad_input, start_request
 from bot.discord.stopping import Dialog, admit
 
@@ -100,17 +94,23 @@ async def refresh_urls(bot: ImagineBotBase, urls: list[str]) -> list[str]:
     return [fresh.get(u, u) for u in urls]
 
 
-async def finished_image(bot: ImagineBotBase, job: Job) -> discord.Attachment | None:
-    """The delivered image as it is now on Discord: fetching its message gives a freshly signed link."""
+async def result_message(bot: ImagineBotBase, job: Job) -> discord.Message | None:
+    """The message the job's result was posted in, as it is now on Discord (fetching it gives freshly
+    signed links to its files); None when it is gone or cannot be fetched."""
     if job.result_message_id is None or job.result_deleted_at is not None:
         return None
     channel = bot.get_partial_messageable(job.result_channel_id or job.channel_id or 0, guild_id=job.guild_id)
     try:
-        message = await channel.fetch_message(job.result_message_id)
+        return await channel.fetch_message(job.result_message_id)
     except discord.HTTPException as exc:
-        log.info("job %s: cannot fetch its image message (%s)", job.id, exc.status)
+        log.info("job %s: cannot fetch its result message (%s)", job.id, exc.status)
         return None
-    return image_of_job(message, job)
+
+
+async def finished_image(bot: ImagineBotBase, job: Job) -> discord.Attachment | None:
+    """The delivered image as it is now on Discord, with a freshly signed link."""
+    message = await result_message(bot, job)
+    return None if message is None else image_of_job(message, job)
 
 
 def image_of_job(message: discord.Message, job: Job) -> discord.Attachment | None:
@@ -382,241 +382,10 @@ def private_result_view(job_id: int, locale: str | None = None) -> discord.ui.Vi
     return view
 
 
-# -- /history's buttons ------------------------------------------------------------------------------
-
-
-REPOST_INTERVAL = 10.0  # seconds between two "Post again" of one member: reposts are public messages
-# Where a delivered image was public: posted in a server's channel, or in the status message there.
-PUBLIC_DELIVERIES = ("channel", "interaction")
-ONLY_THE_REQUESTER = N_(
-    "This image was sent privately: only the member who asked for it can have it sent again."
-)
-
-_repost_limiters: weakref.WeakKeyDictionary[ImagineBotBase, RateLimiter] = weakref.WeakKeyDictionary()
-
-
-def _repost_limiter(bot: ImagineBotBase) -> RateLimiter:
-    limiter = _repost_limiters.get(bot)
-    if limiter is None:
-        limiter = _repost_limiters[bot] = RateLimiter(bot.clock, REPOST_INTERVAL)
-    return limiter
-
-
-def was_public(job: Job) -> bool:
-    """The image was shown in a server's channel (so posting it again there shows nothing new). A private
-    delivery (a message only the requester saw, a DM) and personal use (outside any server the bot
-    shares) were not: such an image is sent again only to its requester, privately."""
-    return (
-        job.guild_id is not None and not job.is_personal and (job.delivery or "channel") in PUBLIC_DELIVERIES
-    )
-
-
-def may_post_again(job: Job, viewer_id: int) -> bool:
-    """Whether /history offers Post again for the image to this viewer."""
-    return was_public(job) or viewer_id == job.user_id
-
-
-async def _image_bytes(bot: ImagineBotBase, job: Job, private: bool, locale: str) -> tuple[bytes, str] | str:
-    """The image's bytes and file name, or what the member reads when it cannot be had. A public image
-    comes from its message (a freshly signed link); a private one, whose message the bot cannot fetch
-    (a message only its requester saw), from the image service's link while that still answers."""
-    image = await finished_image(bot, job)
-    if image is not None:
-        url, filename = image.url, image.filename
-    elif private and job.result_urls:
-        url, filename = job.result_urls[0], f"imagine-{job.id}-1.png"
-    else:
-        return t(
-            locale,
-            "That image is no longer on Discord (its message was deleted), so it cannot be posted again.",
-        )
-    try:
-        # The bytes are uploaded again, not linked.
-        fetched = await download_image(bot.session, url, max_bytes=bot.settings.max_result_bytes)
-    except DownloadError as exc:
-        why = messages.inert(exc.text.render(locale))
-        return t(locale, "The image could not be fetched again ({why}).", why=why)
-    assert fetched.data is not None
-    if image is None:
-        filename = f"imagine-{job.id}-1.{fetched.extension}"
-    return fetched.data, filename
-
-
-async def _request_files(bot: ImagineBotBase, job: Job, private: bool, locale: str) -> list[discord.File]:
-    """The posted images of the job's request, in its order: each fetched as Post again fetches one."""
-    files = []
-    for each in await bot.store.jobs.of_request(job.request):
-        if each.status is not JobStatus.DELIVERED or each.result_message_id is None:
-            continue
-        got = await _image_bytes(bot, each, private, locale)
-        if not isinstance(got, str):
-            files.append(discord.File(io.BytesIO(got[0]), filename=got[1]))
-    return files
-
-
-class PostAgainButton(JobButton, template=r"imagine:repost:(?P<job>\d+)"):
-    """Post a public image again in the channel, or send a private one again to its requester alone."""
-
-    action = "repost"
-
-    def __init__(self, job_id: int, label: str | None = None, locale: str | None = None) -> None:
-        super().__init__(job_id, label or t(locale, "Post #{id} again", id=job_id))
-
-    async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
-        bot = interaction.client
-        job = await _load(interaction, self.job_id)
-        if job is None:
-            return
-        private = not was_public(job)
-        if private and interaction.user.id != job.user_id:
-            await say_privately(interaction, ONLY_THE_REQUESTER)
-            return
-        wait = _repost_limiter(bot).wait_needed((interaction.guild_id, interaction.user.id))
-        if wait > 0:
-            await say_privately(
-                interaction,
-                t(
-                    private_locale(interaction),
-                    "You just posted an image again. Please wait {seconds} s before the next one.",
-                    seconds=math.ceil(wait),
-                ),
-            )
-            return
-        await interaction.response.defer(thinking=True, ephemeral=private)
-        got = await _image_bytes(bot, job, private, private_locale(interaction))
-        if isinstance(got, str):
-            await interaction.followup.send(got, ephemeral=True, allowed_mentions=NO_PINGS)
-            return
-        data, filename = got
-        files = [discord.File(io.BytesIO(data), filename=filename)]
-        if job.request_size > 1:
-            # The request's other posted images come along, in its order, in the one message.
-            files = await _request_files(bot, job, private, private_locale(interaction)) or files
-        if private:
-            locale = private_locale(interaction)
-            await interaction.followup.send(
-                t(locale, "Here is the image of request #{id} again, for your eyes only.", id=job.request),
-                files=files,
-                view=private_result_view(job.id, locale),
-                ephemeral=True,
-                allowed_mentions=NO_PINGS,
-            )
-            return
-        await interaction.followup.send(
-            messages.reposted_text(job, interaction.user.id, public_locale(interaction)),
-            files=files,
-            view=result_view(job.id, public_locale(interaction)),
-            allowed_mentions=NO_PINGS,
-        )
-
-
-class HistoryPageButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"imagine:history:(?P<member>\d+):(?P<page>\d+):(?P<label>prev|next)(?::(?P<cursor>\d+))?",
-):
-    """`page` is the page it leads to (for the label); `cursor` the job id the page starts beyond. A
-    button from before keyset paging has no cursor and leads to the newest page."""
-
-    def __init__(
-        self, member_id: int, page: int, label: str, cursor: int | None = None, locale: str | None = None
-    ) -> None:
-        self.member_id = member_id
-        self.page = page
-        self.label = label
-        self.cursor = cursor
-        suffix = f":{cursor}" if cursor is not None else ""
-        text = t(locale, "◀ Newer") if label == "prev" else t(locale, "Older ▶")
-        super().__init__(
-            discord.ui.Button(
-                label=text,
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"imagine:history:{member_id}:{page}:{label}{suffix}",
-            )
-        )
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> HistoryPageButton:
-        cursor = int(match["cursor"]) if match["cursor"] else None
-        return cls(int(match["member"]), int(match["page"]), match["label"], cursor)
-
-    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
-        return await admit(interaction)  # while the bot stops, a click starts nothing
-
-    async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
-        if not may_act_on(interaction, self.member_id):
-            await say_privately(interaction, N_("Only moderators can page through another member's history."))
-            return
-        if self.cursor is None:
-            page, older_than, newer_than = 0, None, None
-        else:
-            page = self.page
-            older_than = self.cursor if self.label == "next" else None
-            newer_than = self.cursor if self.label == "prev" else None
-        content, view = await history_page(
-            interaction.client,
-            server_of(interaction),
-            self.member_id,
-            page,
-            older_than=older_than,
-            newer_than=newer_than,
-            locale=private_locale(interaction),
-            viewer_id=interaction.user.id,
-        )
-        await interaction.response.edit_message(content=content, view=view, allowed_mentions=NO_PINGS)
-
-
-HISTORY_PAGE_SIZE = 5
-
-
-async def history_page(
-    bot: ImagineBotBase,
-    guild_id: int | None,
-    member_id: int,
-    page: int,
-    *,
-    older_than: int | None = None,
-    newer_than: int | None = None,
-    locale: str | None = None,
-    viewer_id: int | None = None,
-) -> tuple[str, discord.ui.View]:
-    """One page of a member's images, as `viewer_id` (the member themselves by default) sees it. Pages
-    are keyset-paged by job id (the buttons carry the id the next page starts beyond), so page 5,000
-    costs what page 1 does. Post again is offered where the image was public, and for a private image
-    only to its requester (who gets it privately)."""
-    viewer = member_id if viewer_id is None else viewer_id
-    store = bot.store
-    groups, total, more = await store.jobs.delivered_requests(
-        guild_id, member_id, HISTORY_PAGE_SIZE, older_than=older_than, newer_than=newer_than
-    )
-    if newer_than is not None and len(groups) < HISTORY_PAGE_SIZE:
-        # Newer images were deleted meanwhile: this is the newest page now.
-        page = 0
-        groups, total, more = await store.jobs.delivered_requests(guild_id, member_id, HISTORY_PAGE_SIZE)
-    # The Older button appears when older requests follow; the page count is reckoned from the images.
-    pages = max(page + 1 + (1 if more else 0), -(-total // HISTORY_PAGE_SIZE))
-    view = discord.ui.View(timeout=None)
-    for jobs in groups:
-        posted = [j for j in jobs if j.status is JobStatus.DELIVERED and j.result_message_id]
-        if posted and may_post_again(posted[0], viewer):
-            view.add_item(PostAgainButton(posted[0].id, locale=locale))
-    if page > 0 and groups:
-        view.add_item(HistoryPageButton(member_id, page - 1, "prev", max(j.id for j in groups[0]), locale))
-    if more and groups:
-        view.add_item(HistoryPageButton(member_id, page + 1, "next", groups[-1][0].request, locale))
-    capped = total >= HISTORY_COUNT_CAP
-    return messages.clip(
-        history_requests_text(groups, member_id, page, pages, total, capped=capped, locale=locale)
-    ), view
-
-
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     CancelButton,
     RerollButton,
     EditButton,
     DeleteButton,
-    PostAgainButton,
-    HistoryPageButton,
     FewerButton,  # the count that fits, offered when a request of several images does not
 )

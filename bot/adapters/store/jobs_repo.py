@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.adapters.store import gallery_repo
 from bot.adapters.store.interface import Session, Tx
@@ -20,7 +20,8 @@ _RESUMABLE = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.COMPLETED)
 _DONE_OK = (JobStatus.COMPLETED, JobStatus.DELIVERED)
 _UNFINISHED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
 _ENDED = (JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED, JobStatus.UNKNOWN)
-# /history counts a member's images up to this many; beyond it, the count says "more than".
+# /history counts a member's posted images up to this many (delivered_requests: the requests among
+# them); beyond it, the count says "more than".
 HISTORY_COUNT_CAP = 10_000
 # How long a process holds a job it submits or delivers, unless the store is opened with another
 # lease (JOB_LEASE_SECONDS). A live process renews the leases of the jobs it works on (the runner,
@@ -616,6 +617,17 @@ def delivered_history(
 MAX_REQUEST_SIZE = 4  # the most images one request holds (/imagine count)
 
 
+class RequestsPage(NamedTuple):
+    """A page of /history: its requests, each with all its jobs in its order; how many requests have a
+    posted image in all (`capped`: at least that many, the count stopped at HISTORY_COUNT_CAP posted
+    images); and whether older requests follow."""
+
+    groups: list[list[Job]]
+    total: int
+    capped: bool
+    more: bool
+
+
 def delivered_requests(
     s: Session,
     guild_id: int | None,
@@ -624,17 +636,23 @@ def delivered_requests(
     *,
     older_than: int | None = None,
     newer_than: int | None = None,
-) -> tuple[list[list[Job]], int, bool]:
-    """A page of a member's posted requests, newest first, each with all its jobs in its order (the
-    images not posted included, to show their state); how many images were posted in all (counted up to
-    HISTORY_COUNT_CAP, on the index alone); and whether older requests follow. Keyset-paged by request
+) -> RequestsPage:
+    """A page of a member's posted requests, newest first (the images not posted included, to show
+    their state), and how many there are, a request of four images being one. Keyset-paged by request
     id (its first job's id, the smallest): the page just older than request `older_than`, or just newer
     than job `newer_than`, or the newest page."""
     server, server_params = _server(guild_id)
     where = f"{server} AND user_id = :user AND status = 'delivered' AND result_message_id IS NOT NULL"
     posts = "jobs" + indexed_by(s.dialect, "jobs_history_posts")
     params = {**server_params, "user": user_id, "cap": HISTORY_COUNT_CAP}
-    total = s.row(f"SELECT COUNT(*) FROM (SELECT 1 FROM {posts} WHERE {where} LIMIT :cap) AS h", params)
+    # The count reads at most HISTORY_COUNT_CAP posted images (the LIMIT comes before the DISTINCT, so
+    # neither backend reads more), and the request of each: the index holds guild, member and id only.
+    counted = s.row(
+        "SELECT COUNT(DISTINCT request), COUNT(*) FROM (SELECT COALESCE(request_id, id) AS request"
+        f" FROM {posts} WHERE {where} LIMIT :cap) AS h",
+        params,
+    )
+    total, images = (int(counted[0]), int(counted[1])) if counted else (0, 0)
     if newer_than is not None:
         page, params["edge"] = "AND id > :edge ORDER BY id ASC LIMIT :limit", newer_than
     elif older_than is not None:
@@ -671,7 +689,7 @@ def delivered_requests(
             job = Job.from_row(row)
             by_key[job.request].append(job)
     groups = [sorted(by_key[key], key=lambda j: j.request_index) for key in keys]
-    return groups, int(total[0]) if total else 0, more
+    return RequestsPage(groups, total, images >= HISTORY_COUNT_CAP, more)
 
 
 def request_jobs(s: Session, request_id: int) -> list[Job]:

@@ -646,7 +646,7 @@ def delivered_requests(
     posts = "jobs" + indexed_by(s.dialect, "jobs_history_posts")
     params = {**server_params, "user": user_id, "cap": HISTORY_COUNT_CAP}
     # The count reads at most HISTORY_COUNT_CAP posted images (the LIMIT comes before the DISTINCT, so
-    # neither backend reads more), and the request of each: the index holds guild, member and id only.
+    # neither backend reads more), and the request of each, all from the index (revision 0015).
     counted = s.row(
         "SELECT COUNT(DISTINCT request), COUNT(*) FROM (SELECT COALESCE(request_id, id) AS request"
         f" FROM {posts} WHERE {where} LIMIT :cap) AS h",

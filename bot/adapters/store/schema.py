@@ -92,12 +92,14 @@ jobs = sa.Table(
     sa.Index("jobs_durations", "has_refs", "finished_at"),
     sa.Index("jobs_user", "guild_id", "user_id", "created_at"),
     sa.Index("jobs_task", "task_id"),
-    # /history pages by job id on an index that holds exactly the listed rows.
+    # /history pages by job id on an index that holds exactly the listed rows, and counts their
+    # requests from it (revision 0015).
     sa.Index(
         "jobs_history_posts",
         "guild_id",
         "user_id",
         "id",
+        "request_id",
         sqlite_where=sa.text("status = 'delivered' AND result_message_id IS NOT NULL"),
         postgresql_where=sa.text("status = 'delivered' AND result_message_id IS NOT NULL"),
     ),

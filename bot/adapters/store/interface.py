@@ -83,6 +83,11 @@ class Backend(abc.ABC):
     async def run(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Run `fn(session, *args, **kwargs)` off the event loop."""
 
+    async def run_leases(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """`run` for the lease loop's calls (renewals, take-overs), which must not queue behind the
+        ordinary calls of a process that is behind: by default the same queue."""
+        return await self.run(fn, *args, **kwargs)
+
     @abc.abstractmethod
     async def schema_version(self) -> str | None:
         """The Alembic revision the database is at (None: not yet created)."""

@@ -22,10 +22,12 @@ class Repository:
 
 
 class call(Generic[P, R]):
-    """`name = call(fn)` in a Repository: `await repo.name(…)` runs `fn(session, …)` on the backend."""
+    """`name = call(fn)` in a Repository: `await repo.name(…)` runs `fn(session, …)` on the backend.
+    `leases=True`: on the backend's lease lane (`Backend.run_leases`), for the lease loop's calls."""
 
-    def __init__(self, fn: Callable[Concatenate[Session, P], R]) -> None:
+    def __init__(self, fn: Callable[Concatenate[Session, P], R], *, leases: bool = False) -> None:
         self._fn = fn
+        self._leases = leases
         self.__doc__ = fn.__doc__
 
     @overload
@@ -40,8 +42,9 @@ class call(Generic[P, R]):
         if repo is None:
             return self
         backend, fn = repo._backend, self._fn
+        run = backend.run_leases if self._leases else backend.run
 
         async def bound(*args: P.args, **kwargs: P.kwargs) -> R:
-            return await backend.run(fn, *args, **kwargs)
+            return await run(fn, *args, **kwargs)
 
         return bound

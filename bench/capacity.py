@@ -153,42 +153,36 @@ def _num(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-async def run_capacity(profile: Profile) -> CapacityResult:
-    rng = random.Random(profile.seed)
-    history = [draw(rng) for _ in range(profile.mp_history)]
-    cost_load = Load(
+async def _one_process(
+    profile: Profile, history: list[float], name: str, concurrency: int = 0, poll_delay: float = 0.0
+) -> LoadResult:
+    """One runner process following `cap_cost_jobs` tasks that never end, each due every second: more
+    polls are due than it makes, so it polls as fast as its CPU (or its round trip) allows."""
+    load = Load(
         profile.cap_cost_jobs,
         processes=1,
         seconds=profile.cap_cost_seconds,
         warmup=profile.cap_warmup,
         interval=1.0,
         kill=False,
+        concurrency=concurrency,
     )
-    async with fresh_schema("bench_cap_cost") as url:
-        sandbox = Sandbox(SandboxConfig(duration=NEVER_ENDS, request_log_size=1000))
+    async with fresh_schema(name) as url:
+        sandbox = Sandbox(SandboxConfig(duration=NEVER_ENDS, request_log_size=1000, poll_delay=poll_delay))
         await sandbox.start()
         try:
-            cost = await run_load(cost_load, sandbox, url, history)
+            return await run_load(load, sandbox, url, history)
         finally:
             await sandbox.stop()
-    round_trip: dict[int, LoadResult] = {}
-    for concurrency in CONCURRENCIES:
-        far_load = Load(
-            profile.cap_cost_jobs,
-            processes=1,
-            seconds=profile.cap_cost_seconds,
-            warmup=profile.cap_warmup,
-            interval=1.0,
-            kill=False,
-            concurrency=concurrency,
-        )
-        async with fresh_schema(f"bench_cap_rtt_{concurrency}") as url:
-            far = Sandbox(SandboxConfig(duration=NEVER_ENDS, request_log_size=1000, poll_delay=ROUND_TRIP))
-            await far.start()
-            try:
-                round_trip[concurrency] = await run_load(far_load, far, url, history)
-            finally:
-                await far.stop()
+
+
+async def run_capacity(profile: Profile) -> CapacityResult:
+    rng = random.Random(profile.seed)
+    history = [draw(rng) for _ in range(profile.mp_history)]
+    cost = await _one_process(profile, history, "bench_cap_cost")
+    round_trip = {
+        c: await _one_process(profile, history, f"bench_cap_rtt_{c}", c, ROUND_TRIP) for c in CONCURRENCIES
+    }
     loads: list[LoadResult] = []
     for n, jobs in enumerate(profile.cap_loads):
         load = Load(

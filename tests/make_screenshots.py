@@ -91,6 +91,15 @@ async def sign_in(page: Any, world: WebWorld, as_user: int | None = None) -> Non
     await page.wait_for_url(re.compile(r"/me$"))
 
 
+async def signed_in(chromium: Any, world: WebWorld, user_id: int) -> tuple[Any, Any]:
+    """A new English browser context and page, signed in as `user_id`."""
+    context = await chromium.new_context(locale="en-US", viewport=VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = await context.new_page()
+    await sign_in(page, world, as_user=user_id)
+    return context, page
+
+
 async def shoot(world: WebWorld, folder: Path) -> list[Path]:
     playwright, chromium = await world.start_browser()
     written: list[Path] = []
@@ -115,10 +124,7 @@ async def shoot(world: WebWorld, folder: Path) -> list[Path]:
                 written.append(folder / "image-page.png")
             await context.close()
         # The dashboard as the server's owner sees it: its settings forms, and its statistics.
-        context = await chromium.new_context(locale="en-US", viewport=VIEWPORT)
-        context.set_default_timeout(TIMEOUT_MS)
-        page = await context.new_page()
-        await sign_in(page, world, as_user=world.fake.owner_id)
+        context, page = await signed_in(chromium, world, world.fake.owner_id)
         response = await page.goto(world.url(f"/dashboard/{world.fake.guild_id}"))
         assert response is not None and response.status == 200, response
         await page.screenshot(path=folder / "dashboard.png")
@@ -126,10 +132,7 @@ async def shoot(world: WebWorld, folder: Path) -> list[Path]:
         await context.close()
         # Its statistics, for a server with a month of use (its server admin is the fake's moderator).
         busy = await seed_usage(world, "Pixel Painters", finished=busy_month(random.Random(7)))
-        context = await chromium.new_context(locale="en-US", viewport=VIEWPORT)
-        context.set_default_timeout(TIMEOUT_MS)
-        page = await context.new_page()
-        await sign_in(page, world, as_user=world.fake.moderator_id)
+        context, page = await signed_in(chromium, world, world.fake.moderator_id)
         response = await page.goto(world.url(f"/dashboard/{busy.guild_id}/stats"))
         assert response is not None and response.status == 200, response
         await page.screenshot(path=folder / "dashboard-stats.png", full_page=True)

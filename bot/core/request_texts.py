@@ -211,7 +211,7 @@ def history_requests_text(
             page=page + 1,
             pages=pages,
         )
-    lines = [t(locale, "🖼️ Images of {who} — {header}", who=who, header=header)]
+    lines = [t(locale, "🖼️ Made by {who} — {header}", who=who, header=header)]
     for jobs in groups:
         posted = [j for j in jobs if j.status is JobStatus.DELIVERED and j.result_message_id]
         job = posted[0] if posted else jobs[0]

@@ -22,6 +22,7 @@ from PIL import Image
 from bot.adapters.image_api import ImageApi
 from bot.adapters.safe_fetch import FetchPolicy, open_session
 from bot.adapters.store import Store
+from bot.adapters.store.jobs_repo import RequestsPage
 from bot.core.clock import Clock
 from bot.core.image_file import ImageFile
 from bot.core.models import Job, Stage
@@ -338,3 +339,8 @@ def fresh_pg_schema(server_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def posted_ids(page: RequestsPage) -> list[int]:
+    """The job ids of a /history page (`store.jobs.delivered_requests`), request after request."""
+    return [job.id for group in page.groups for job in group]

@@ -103,7 +103,6 @@ def test_no_module_of_cogs_imports_another_cog() -> None:
 STORE_READS = {
     "jobs.get",
     "settings.guild_policy",
-    "jobs.delivered_history",
     "jobs.unfinished",
     "usage.summary",
     "personal.summary",

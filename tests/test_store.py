@@ -9,6 +9,7 @@ import pytest
 
 from bot.adapters.store import SCHEMA_HEAD, Store
 from bot.core.models import ImageRequest, JobStatus, Origin
+from tests.helpers import posted_ids
 from tests.legacy_fixtures import sqlite_legacy
 
 
@@ -79,12 +80,14 @@ async def test_history_is_keyset_paged_by_job_id(db_path: Path) -> None:
                 job.id, delivery="channel", result_message_id=message, now=n + 0.9
             )
         listed = [j for j in range(12, 0, -1) if (j - 1) % 3 != 2]
-        first, total = await store.jobs.delivered_history(1, 3, 5)
-        assert [j.id for j in first] == listed[:5] and total == len(listed)
-        second, _ = await store.jobs.delivered_history(1, 3, 5, older_than=first[-1].id)
-        assert [j.id for j in second] == listed[5:]
-        back, _ = await store.jobs.delivered_history(1, 3, 5, newer_than=second[0].id)
-        assert [j.id for j in back] == listed[:5]
-        assert (await store.jobs.delivered_history(1, 4, 5)) == ([], 0)
+        # Requests of one image each: a page of requests is a page of these images.
+        first = await store.jobs.delivered_requests(1, 3, 5)
+        assert posted_ids(first) == listed[:5] and first.total == len(listed)
+        second = await store.jobs.delivered_requests(1, 3, 5, older_than=listed[4])
+        assert posted_ids(second) == listed[5:]
+        back = await store.jobs.delivered_requests(1, 3, 5, newer_than=listed[5])
+        assert posted_ids(back) == listed[:5]
+        nothing = await store.jobs.delivered_requests(1, 4, 5)
+        assert (nothing.groups, nothing.total) == ([], 0)
     finally:
         await store.close()

@@ -16,6 +16,7 @@ from bot.core.models import ImageRequest, JobStatus, Origin
 from bot.core.policy.prompt_rules import RuleError
 from bot.core.policy.quotas import QUOTA, Member
 from bot.core.redaction import redact
+from tests.helpers import posted_ids
 
 GUILD, MOD = 100, 999
 NOW = 1_800_000_000.0
@@ -84,12 +85,12 @@ async def test_history_and_the_unfinished_list(any_store: Store) -> None:
         )
         ids.append(job_id)
     waiting = await admitted(store, now=NOW + 9)
-    page, total = await store.jobs.delivered_history(GUILD, 1, 2)
-    assert ([j.id for j in page], total) == (ids[:-3:-1], 5)
-    older, _ = await store.jobs.delivered_history(GUILD, 1, 2, older_than=page[-1].id)
-    assert [j.id for j in older] == [ids[2], ids[1]]
-    newer, _ = await store.jobs.delivered_history(GUILD, 1, 2, newer_than=ids[0])
-    assert [j.id for j in newer] == [ids[2], ids[1]]
+    page = await store.jobs.delivered_requests(GUILD, 1, 2)
+    assert (posted_ids(page), page.total) == (ids[:-3:-1], 5)
+    older = await store.jobs.delivered_requests(GUILD, 1, 2, older_than=ids[3])
+    assert posted_ids(older) == [ids[2], ids[1]]
+    newer = await store.jobs.delivered_requests(GUILD, 1, 2, newer_than=ids[0])
+    assert posted_ids(newer) == [ids[2], ids[1]]
     assert [j.id for j in await store.jobs.unfinished(GUILD, 1)] == [waiting]
     assert [j.id for j in await store.jobs.unfinished(GUILD, None)] == [waiting]
     await store.jobs.mark_result_deleted(ids[0], NOW + 20)

@@ -584,36 +584,6 @@ def unfinished_jobs(s: Session, guild_id: int | None, user_id: int | None, limit
     return [Job.from_row(row) for row in rows]
 
 
-def delivered_history(
-    s: Session,
-    guild_id: int | None,
-    user_id: int,
-    limit: int,
-    *,
-    older_than: int | None = None,
-    newer_than: int | None = None,
-) -> tuple[list[Job], int]:
-    """A page of a member's posted images, newest first, and how many there are in all (counted up
-    to HISTORY_COUNT_CAP). Keyset-paged by job id: the page just older than job `older_than`, or
-    just newer than job `newer_than`, or the newest page."""
-    # The WHERE matches the partial index jobs_history_posts, so both queries stay on the index.
-    server, server_params = _server(guild_id)
-    where = f"{server} AND user_id = :user AND status = 'delivered' AND result_message_id IS NOT NULL"
-    posts = "jobs" + indexed_by(s.dialect, "jobs_history_posts")
-    params = {**server_params, "user": user_id, "cap": HISTORY_COUNT_CAP, "limit": limit}
-    total = s.row(f"SELECT COUNT(*) FROM (SELECT 1 FROM {posts} WHERE {where} LIMIT :cap) AS h", params)
-    if newer_than is not None:
-        page, params["edge"] = "AND id > :edge ORDER BY id ASC LIMIT :limit", newer_than
-    elif older_than is not None:
-        page, params["edge"] = "AND id < :edge ORDER BY id DESC LIMIT :limit", older_than
-    else:
-        page = "ORDER BY id DESC LIMIT :limit"
-    jobs = [Job.from_row(row) for row in s.dicts(f"SELECT * FROM {posts} WHERE {where} {page}", params)]
-    if newer_than is not None:
-        jobs.reverse()
-    return jobs, int(total[0]) if total else 0
-
-
 MAX_REQUEST_SIZE = 4  # the most images one request holds (/imagine count)
 
 
@@ -641,6 +611,7 @@ def delivered_requests(
     their state), and how many there are, a request of four images being one. Keyset-paged by request
     id (its first job's id, the smallest): the page just older than request `older_than`, or just newer
     than job `newer_than`, or the newest page."""
+    # The WHERE matches the partial index jobs_history_posts, so the count and the page stay on it.
     server, server_params = _server(guild_id)
     where = f"{server} AND user_id = :user AND status = 'delivered' AND result_message_id IS NOT NULL"
     posts = "jobs" + indexed_by(s.dialect, "jobs_history_posts")
@@ -760,7 +731,6 @@ class Jobs(Repository):
     mark_undeliverable = call(mark_undeliverable)
     abandon = call(abandon)
     unfinished = call(unfinished_jobs)
-    delivered_history = call(delivered_history)
     of_request = call(request_jobs)
     delivered_requests = call(delivered_requests)
     claim_due = call(claim_due_jobs)

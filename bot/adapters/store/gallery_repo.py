@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.adapters.store.admin_log import log_admin_change
 from bot.adapters.store.interface import Session, Tx
 from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.statements import indexed_by, listed
@@ -224,24 +225,6 @@ def any_image(s: Session, job_id: int) -> GalleryImage | None:
 class GallerySwitches:
     enabled: bool = False  # off until the server's admins turn it on
     hide_banned: bool = True  # images of members banned from the bot are hidden unless they say not
-
-
-def log_admin_change(
-    tx: Tx, guild_id: int, actor_id: int, action: str, target: str | None, details: dict[str, Any], now: float
-) -> None:
-    """The admin-log entry every server setting gets (as settings_repo writes them; importing it from
-    there would make an import circle through the jobs repository)."""
-    tx.insert(
-        "admin_log",
-        {
-            "guild_id": guild_id,
-            "actor_id": actor_id,
-            "action": action,
-            "target": target,
-            "details": json.dumps(details, sort_keys=True),
-            "created_at": now,
-        },
-    )
 
 
 def switches(s: Session, guild_id: int) -> GallerySwitches:

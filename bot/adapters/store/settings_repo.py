@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.adapters.store.interface import Backend, Session, Tx
+from bot.adapters.store.admin_log import log_admin_change
+from bot.adapters.store.interface import Backend, Session
 from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.usage_repo import POLICY_COLUMNS, read_policy
 from bot.adapters.store.usage_repo import count_limit as usage_count_limit
@@ -28,22 +29,6 @@ class AdminEntry:
     created_at: float
 
 
-def _log_admin(
-    tx: Tx, guild_id: int, actor_id: int, action: str, target: str | None, details: dict[str, Any], now: float
-) -> None:
-    tx.insert(
-        "admin_log",
-        {
-            "guild_id": guild_id,
-            "actor_id": actor_id,
-            "action": action,
-            "target": target,
-            "details": json.dumps(details, sort_keys=True, default=str),
-            "created_at": now,
-        },
-    )
-
-
 def update_policy(s: Session, /, guild_id: int, actor_id: int, now: float, **changes: Any) -> None:
     """Change guild settings (columns of GuildPolicy); None resets a setting to its default."""
     unknown = set(changes) - set(POLICY_COLUMNS)
@@ -58,7 +43,7 @@ def update_policy(s: Session, /, guild_id: int, actor_id: int, now: float, **cha
         tx.execute(
             f"UPDATE guild_settings SET {assignments} WHERE guild_id = :guild", {**changes, "guild": guild_id}
         )
-        _log_admin(tx, guild_id, actor_id, "policy", None, changes, now)
+        log_admin_change(tx, guild_id, actor_id, "policy", None, changes, now)
 
 
 def set_role_quota(
@@ -75,7 +60,7 @@ def set_role_quota(
                 " ON CONFLICT (guild_id, role_id) DO UPDATE SET daily_limit = excluded.daily_limit",
                 row,
             )
-        _log_admin(tx, guild_id, actor_id, "quota_role", f"role:{role_id}", {"limit": limit}, now)
+        log_admin_change(tx, guild_id, actor_id, "quota_role", f"role:{role_id}", {"limit": limit}, now)
 
 
 def role_quotas(s: Session, guild_id: int) -> dict[int, int]:
@@ -98,7 +83,7 @@ def set_role_count_limit(
                 " ON CONFLICT (guild_id, role_id) DO UPDATE SET count_limit = excluded.count_limit",
                 row,
             )
-        _log_admin(tx, guild_id, actor_id, "count_limit_role", f"role:{role_id}", {"limit": limit}, now)
+        log_admin_change(tx, guild_id, actor_id, "count_limit_role", f"role:{role_id}", {"limit": limit}, now)
 
 
 def role_count_limits(s: Session, guild_id: int) -> dict[int, int]:
@@ -119,7 +104,7 @@ def set_user_count_limit(
             " ON CONFLICT (guild_id, user_id) DO UPDATE SET count_limit = excluded.count_limit",
             {"guild": guild_id, "user": user_id, "limit": limit},
         )
-        _log_admin(tx, guild_id, actor_id, "count_limit_user", f"user:{user_id}", {"limit": limit}, now)
+        log_admin_change(tx, guild_id, actor_id, "count_limit_user", f"user:{user_id}", {"limit": limit}, now)
 
 
 def user_count_limit(s: Session, guild_id: int, user_id: int) -> int | None:
@@ -143,7 +128,7 @@ def set_user_quota(
             {"guild": guild_id, "user": user_id, "limit": limit, "unlimited": int(unlimited)},
         )
         details = {"limit": limit, "unlimited": unlimited}
-        _log_admin(tx, guild_id, actor_id, "quota_user", f"user:{user_id}", details, now)
+        log_admin_change(tx, guild_id, actor_id, "quota_user", f"user:{user_id}", details, now)
 
 
 def grant_credits(s: Session, guild_id: int, user_id: int, credits: int, actor_id: int, now: float) -> int:
@@ -159,7 +144,7 @@ def grant_credits(s: Session, guild_id: int, user_id: int, credits: int, actor_i
             "SELECT credits FROM user_quotas WHERE guild_id = :guild AND user_id = :user",
             {"guild": guild_id, "user": user_id},
         ).fetchone()
-        _log_admin(tx, guild_id, actor_id, "quota_grant", f"user:{user_id}", {"credits": credits}, now)
+        log_admin_change(tx, guild_id, actor_id, "quota_grant", f"user:{user_id}", {"credits": credits}, now)
     return int(row[0])
 
 
@@ -176,7 +161,7 @@ def reset_today(s: Session, guild_id: int, user_id: int, actor_id: int, now: flo
         row = tx.execute(f"SELECT COALESCE(SUM(counted), 0) FROM usage {where}", today).fetchone()
         given = int(row[0]) if row else 0
         tx.execute(f"UPDATE usage SET counted = 0 {where}", today)
-        _log_admin(tx, guild_id, actor_id, "quota_reset", f"user:{user_id}", {"uses": given}, now)
+        log_admin_change(tx, guild_id, actor_id, "quota_reset", f"user:{user_id}", {"uses": given}, now)
     return int(given)
 
 
@@ -207,7 +192,7 @@ def ban(
             },
         )
         details = {"reason": reason, "expires_at": expires_at}
-        _log_admin(tx, guild_id, actor_id, "ban", f"user:{user_id}", details, now)
+        log_admin_change(tx, guild_id, actor_id, "ban", f"user:{user_id}", details, now)
 
 
 def unban(s: Session, guild_id: int, user_id: int, actor_id: int, now: float) -> bool:
@@ -217,7 +202,7 @@ def unban(s: Session, guild_id: int, user_id: int, actor_id: int, now: float) ->
             {"guild": guild_id, "user": user_id},
         )
         lifted = cursor.rowcount > 0
-        _log_admin(tx, guild_id, actor_id, "unban", f"user:{user_id}", {"was_banned": lifted}, now)
+        log_admin_change(tx, guild_id, actor_id, "unban", f"user:{user_id}", {"was_banned": lifted}, now)
     return lifted
 
 
@@ -255,7 +240,7 @@ def add_rule(s: Session, guild_id: int, kind: str, pattern: str, actor_id: int, 
             "prompt_rules",
             {"guild_id": guild_id, "kind": kind, "pattern": pattern, "added_by": actor_id, "created_at": now},
         )
-        _log_admin(
+        log_admin_change(
             tx, guild_id, actor_id, "rule_add", f"rule:{rule_id}", {"kind": kind, "pattern": pattern}, now
         )
     return PromptRule(rule_id, kind, pattern)
@@ -270,7 +255,7 @@ def remove_rule(s: Session, guild_id: int, rule_id: int, actor_id: int, now: flo
         if row is None:
             return None
         tx.execute("DELETE FROM prompt_rules WHERE id = :id", {"id": rule_id})
-        _log_admin(tx, guild_id, actor_id, "rule_remove", f"rule:{rule_id}", {"pattern": row[2]}, now)
+        log_admin_change(tx, guild_id, actor_id, "rule_remove", f"rule:{rule_id}", {"pattern": row[2]}, now)
     return PromptRule(int(row[0]), str(row[1]), str(row[2]))
 
 

@@ -3,10 +3,10 @@ same transaction, like every other server setting."""
 
 from __future__ import annotations
 
+from bot.adapters.store.admin_log import log_admin_change
 from bot.adapters.store.folding import name_key
 from bot.adapters.store.interface import Session
 from bot.adapters.store.repository import Repository, call
-from bot.adapters.store.settings_repo import _log_admin
 from bot.adapters.store.usage_repo import count_limit, read_policy
 from bot.core.policy.styles import MAX_STYLES, MemberSettings, RequestDefaults, Style, StyleError
 from bot.core.texts import msg
@@ -60,7 +60,7 @@ def add_style(s: Session, guild_id: int, style: Style, actor_id: int, now: float
                 },
             )
         action = "style_update" if existing is not None else "style_add"
-        _log_admin(tx, guild_id, actor_id, action, f"style:{style.name}", {"text": style.text}, now)
+        log_admin_change(tx, guild_id, actor_id, action, f"style:{style.name}", {"text": style.text}, now)
     return existing is not None
 
 
@@ -77,7 +77,7 @@ def remove_style(s: Session, guild_id: int, name: str, actor_id: int, now: float
         if row is None:
             return None
         tx.execute("DELETE FROM styles WHERE id = :id", {"id": row[0]})
-        _log_admin(tx, guild_id, actor_id, "style_remove", f"style:{row[1]}", {"text": row[2]}, now)
+        log_admin_change(tx, guild_id, actor_id, "style_remove", f"style:{row[1]}", {"text": row[2]}, now)
     return Style(str(row[1]), str(row[2]), row[3], row[4])
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import random
 import statistics
 import tempfile
@@ -25,7 +24,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 from aiohttp import web
 from PIL import Image
 
@@ -43,6 +41,7 @@ from bot.core.models import ImageRequest, Origin
 from bot.core.runner import RunnerConfig
 from bot.core.schedule import PollSchedule
 from bot.ops.runner_wiring import build_runner
+from sandbox.clips import encode_mp4
 from sandbox.server import SandboxConfig, log_uniform
 
 SOURCE = "bench"
@@ -202,27 +201,18 @@ def _learned_from(sink: TimingSink, planned: dict[str, float]) -> float:
 def make_clip(size: Size) -> bytes:
     """A clip of the size's length and frame size: a moving gradient under fine noise, so that it weighs
     about what a real 720P clip does (the sandbox's own clips are tiny on purpose)."""
-    out = io.BytesIO()
     width, height = size.clip_width, size.clip_height
-    with av.open(out, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=size.clip_fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "26"}
-        frames = size.clip_seconds * size.clip_fps
-        base = Image.linear_gradient("L").resize((width, height))
-        # Fine grain, drawn once and cycled: a clean picture would shrink to almost nothing, while
-        # this grain weighs about what a generated clip does (some 5 MB for 15 s at 720P).
-        grain = [Image.effect_noise((width, height), GRAIN) for _ in range(GRAIN_FRAMES)]
-        for index in range(frames):
-            noise = grain[index % GRAIN_FRAMES]
-            shifted = base.transform(base.size, Image.Transform.AFFINE, (1, 0, -index * 4, 0, 1, 0))
-            picture = Image.merge("RGB", (shifted, noise, base))
-            frame = av.VideoFrame.from_image(picture)  # type: ignore[no-untyped-call]  # PyAV leaves it untyped
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return out.getvalue()
+    base = Image.linear_gradient("L").resize((width, height))
+    # Fine grain, drawn once and cycled: a clean picture would shrink to almost nothing, while this
+    # grain weighs about what a generated clip does (some 5 MB for 15 s at 720P).
+    grain = [Image.effect_noise((width, height), GRAIN) for _ in range(GRAIN_FRAMES)]
+
+    def picture(index: int) -> Image.Image:
+        shifted = base.transform(base.size, Image.Transform.AFFINE, (1, 0, -index * 4, 0, 1, 0))
+        return Image.merge("RGB", (shifted, grain[index % GRAIN_FRAMES], base))
+
+    pictures = (picture(index) for index in range(size.clip_seconds * size.clip_fps))
+    return encode_mp4(pictures, width, height, size.clip_fps, {"preset": "veryfast", "crf": "26"})
 
 
 @contextlib.asynccontextmanager

@@ -9,6 +9,7 @@ Frames are few per second and the picture is simple, so a clip is made in a frac
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 
 import av
 from PIL import Image, ImageDraw
@@ -24,15 +25,23 @@ def make_video(prompt: str, duration: int, width: int, height: int, *, scale_dow
     """An MP4 of `duration` seconds whose frames have the shape of width by height (scaled down)."""
     w = max(16, (width // scale_down) // 2 * 2)
     h = max(16, (height // scale_down) // 2 * 2)
+    frames = duration * FRAMES_PER_SECOND
+    pictures = (_frame(prompt, index, frames, w, h) for index in range(frames))
+    return encode_mp4(pictures, w, h, FRAMES_PER_SECOND, {"preset": "ultrafast"})
+
+
+def encode_mp4(
+    pictures: Iterable[Image.Image], width: int, height: int, fps: int, options: dict[str, object]
+) -> bytes:
+    """The pictures (each width by height) as an H.264 MP4 at `fps` frames a second; `options` are
+    libx264's (preset, crf). The benchmarks make their heavier clips with it too."""
     out = io.BytesIO()
     with av.open(out, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=FRAMES_PER_SECOND)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"preset": "ultrafast"}
-        frames = duration * FRAMES_PER_SECOND
-        for index in range(frames):
-            image = _frame(prompt, index, frames, w, h)
-            frame = av.VideoFrame.from_image(image)  # type: ignore[no-untyped-call]  # PyAV leaves it untyped
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = options
+        for picture in pictures:
+            frame = av.VideoFrame.from_image(picture)  # type: ignore[no-untyped-call]  # PyAV leaves it untyped
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

@@ -8,26 +8,51 @@ those slots into local days. A month is at most 2,976 slots, a small answer."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.adapters.store.interface import Session
 from bot.adapters.store.repository import Repository, call
 from bot.adapters.store.statements import indexed_by
 
 SLOT_SECONDS = 900
-FINISHED_JOBS = ("failed", "timed_out")
 
 
 def _slot(dialect: str) -> str:
     # SQLite truncates toward zero when casting; PostgreSQL rounds, so it needs FLOOR (times are positive).
-    return "FLOOR(created_at / 900)" if dialect == "postgresql" else "CAST(created_at / 900 AS INTEGER)"
+    if dialect == "postgresql":
+        return f"FLOOR(created_at / {SLOT_SECONDS})"
+    return f"CAST(created_at / {SLOT_SECONDS} AS INTEGER)"
+
+
+def _in_window(
+    s: Session,
+    columns: str,
+    condition: str,
+    rest: str,
+    guild_id: int,
+    since: float,
+    until: float,
+    **more: Any,
+) -> list[tuple[Any, ...]]:
+    """`SELECT columns` from the server's usage rows of [since, until) that meet `condition`, on the
+    guild-and-time index, then `rest` (GROUP BY, ORDER BY, LIMIT)."""
+    return s.rows(
+        f"SELECT {columns} FROM usage{indexed_by(s.dialect, 'usage_guild_time')}"
+        f" WHERE guild_id = :guild AND created_at >= :since AND created_at < :until AND {condition} {rest}",
+        {"guild": guild_id, "since": since, "until": until, **more},
+    )
 
 
 def completed_by_slot(s: Session, guild_id: int, since: float, until: float) -> list[tuple[int, int]]:
     """(slot, finished images) with slot = floor(created_at / SLOT_SECONDS), for the window."""
-    rows = s.rows(
-        f"SELECT {_slot(s.dialect)} AS slot, COUNT(*) FROM usage{indexed_by(s.dialect, 'usage_guild_time')}"
-        " WHERE guild_id = :guild AND created_at >= :since AND created_at < :until"
-        " AND outcome = 'completed' GROUP BY slot",
-        {"guild": guild_id, "since": since, "until": until},
+    rows = _in_window(
+        s,
+        f"{_slot(s.dialect)} AS slot, COUNT(*)",
+        "outcome = 'completed'",
+        "GROUP BY slot",
+        guild_id,
+        since,
+        until,
     )
     return [(int(slot), int(count)) for slot, count in rows]
 
@@ -36,26 +61,34 @@ def completed_by_member(
     s: Session, guild_id: int, since: float, until: float, limit: int
 ) -> list[tuple[int, int]]:
     """(member, finished images), most first, at most `limit` members."""
-    rows = s.rows(
-        f"SELECT user_id, COUNT(*) AS n FROM usage{indexed_by(s.dialect, 'usage_guild_time')}"
-        " WHERE guild_id = :guild AND created_at >= :since AND created_at < :until"
-        " AND outcome = 'completed' GROUP BY user_id ORDER BY n DESC, user_id LIMIT :limit",
-        {"guild": guild_id, "since": since, "until": until, "limit": limit},
+    rows = _in_window(
+        s,
+        "user_id, COUNT(*) AS n",
+        "outcome = 'completed'",
+        "GROUP BY user_id ORDER BY n DESC, user_id LIMIT :limit",
+        guild_id,
+        since,
+        until,
+        limit=limit,
     )
     return [(int(user), int(count)) for user, count in rows]
 
 
 def refusals_by_reason(s: Session, guild_id: int, since: float, until: float) -> list[tuple[str, int]]:
     """(reason, refused requests), most first: quota, cooldown, banned, blocked_prompt, ..."""
-    rows = s.rows(
-        f"SELECT reason, COUNT(*) AS n FROM usage{indexed_by(s.dialect, 'usage_guild_time')}"
-        " WHERE guild_id = :guild AND created_at >= :since AND created_at < :until"
-        " AND outcome = 'refused' GROUP BY reason ORDER BY n DESC",
-        {"guild": guild_id, "since": since, "until": until},
+    rows = _in_window(
+        s,
+        "reason, COUNT(*) AS n",
+        "outcome = 'refused'",
+        "GROUP BY reason ORDER BY n DESC",
+        guild_id,
+        since,
+        until,
     )
     found: dict[str, int] = {}
     for reason, count in rows:
-        found[str(reason or "other")] = found.get(str(reason or "other"), 0) + int(count)
+        key = str(reason or "other")
+        found[key] = found.get(key, 0) + int(count)
     return sorted(found.items(), key=lambda item: (-item[1], item[0]))
 
 
@@ -75,11 +108,15 @@ def failures_by_error(
 
 def durations(s: Session, guild_id: int, since: float, until: float, limit: int) -> list[float]:
     """Seconds from request to image of the window's finished images (the newest `limit`)."""
-    rows = s.rows(
-        f"SELECT duration FROM usage{indexed_by(s.dialect, 'usage_guild_time')}"
-        " WHERE guild_id = :guild AND created_at >= :since AND created_at < :until"
-        " AND outcome = 'completed' AND duration IS NOT NULL ORDER BY created_at DESC LIMIT :limit",
-        {"guild": guild_id, "since": since, "until": until, "limit": limit},
+    rows = _in_window(
+        s,
+        "duration",
+        "outcome = 'completed' AND duration IS NOT NULL",
+        "ORDER BY created_at DESC LIMIT :limit",
+        guild_id,
+        since,
+        until,
+        limit=limit,
     )
     return [float(value) for (value,) in rows]
 

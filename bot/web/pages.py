@@ -72,9 +72,14 @@ def address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
+def page_language(request: web.Request, session: Session) -> str:
+    """The reader's language: their browser's, else their Discord locale's."""
+    return reader_language(request.headers.get("Accept-Language", ""), session.get("locale"))
+
+
 async def page_context(request: web.Request, session: Session | None = None) -> dict[str, Any]:
     session = session or await get_session(request)
-    language = reader_language(request.headers.get("Accept-Language", ""), session.get("locale"))
+    language = page_language(request, session)
     return {
         "lang": language,
         "tx": page_texts(language),

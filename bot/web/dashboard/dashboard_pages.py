@@ -50,7 +50,7 @@ from bot.web.dashboard.setting_changes import (
 from bot.web.dashboard.stats_charts import CHART_KEYS, DEFAULT_WINDOW, WINDOWS, StatsBuilder
 from bot.web.discord_rest import DiscordRest, DiscordUnavailable
 from bot.web.guard import CSRF_FIELD, RateLimiter, csrf_ok
-from bot.web.pages import PageError, page_context
+from bot.web.pages import PageError, page_context, page_language
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ async def settings_page(request: web.Request) -> web.Response:
     access = await _access(request, session, uid)
     gid = access.guild.id
     policy = await dash.store.settings.guild_policy(gid)
-    context_locale = (await page_context(request, session))["lang"]
+    context_locale = page_language(request, session)
     channels: list[tuple[int, str]] = []
     try:
         channels = await dash.rest.text_channels(gid)
@@ -285,7 +285,7 @@ def _days(request: web.Request) -> int:
 async def _stats_builder(request: web.Request, session: Session, access: Access) -> StatsBuilder:
     dash = request.app[DASHBOARD]
     policy = await dash.store.settings.guild_policy(access.guild.id)
-    locale = (await page_context(request, session))["lang"]
+    locale = page_language(request, session)
     return StatsBuilder(dash.store, dash.rest, access.guild, policy, locale, dash.bot_default_quota)
 
 
@@ -377,23 +377,19 @@ async def change(request: web.Request) -> web.Response:
     access = await _access(request, session, uid, admin=True, write=True)
     _limited(dash.change_limit, request, uid)
     gid = access.guild.id
-    context = await page_context(request, session)
+    lang = page_language(request, session)
     f = FormInput(dash.store, dash.rest, access.guild, uid, time.time(), dash.bot_default_quota, form)
     section = SECTION_OF.get(name, "settings")
     target = f"/dashboard/{gid}" + ("" if section == "settings" else f"/{section}")
     try:
         done = await make(f)
     except Problem as problem:
-        session[FLASH] = {"ok": False, "text": problem.text.render(context["lang"])}
+        session[FLASH] = {"ok": False, "text": problem.text.render(lang)}
         raise web.HTTPSeeOther(target) from None
     except DiscordUnavailable:
         raise PageError(503, "dash_discord_down") from None
     # The page shows the sentence plain; Discord shows its Markdown.
-    shown = (
-        done.describe(Names(mentions=False, known=f.known), context["lang"])
-        .replace("`", "")
-        .replace("**", "")
-    )
+    shown = done.describe(Names(mentions=False, known=f.known), lang).replace("`", "").replace("**", "")
     session[FLASH] = {"ok": True, "text": shown}
     log.info("dashboard: member %s changed %s in server %s", uid, name, gid)
     await _post_modlog(dash, access, uid, done.modlog_channel, done.describe(IN_DISCORD, access.guild.locale))
